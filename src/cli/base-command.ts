@@ -1,0 +1,96 @@
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
+import { INTERNAL, USAGE, isMagflockError, type MagflockError } from '../errors/index.js'
+import { resolveStateDir, stateLayout, type StateLayout } from '../platform/paths.js'
+import { KernelClient } from '../client/index.js'
+
+/**
+ * The only place that knows about output envelopes, exit codes and error rendering.
+ *
+ * `--json` output is always one of:
+ *   { "ok": true,  "data": <the command's typed result> }
+ *   { "ok": false, "error": { "code": "E_…", "class": "…", "message": "…", "hint": "…" } }
+ * on stdout, with the exit code from EXIT_CODES (0 on success). Human output goes to stdout,
+ * errors to stderr as "Error [E_CODE]: message" and "Hint: …".
+ */
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof MagflockCommand)['baseFlags'] & T['flags']>
+
+export abstract class MagflockCommand<T> extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    'state-dir': Flags.string({
+      summary: 'State directory of the flock.',
+      description: 'Defaults to ./.magflock. Also MAGFLOCK_STATE_DIR.',
+      helpGroup: 'GLOBAL',
+    }),
+    token: Flags.string({
+      summary: 'Control API token (default: <state>/admin.token). Also MAGFLOCK_TOKEN.',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  abstract override run(): Promise<T>
+
+  private _stateDirFlag: string | undefined
+  private _tokenFlag: string | undefined
+
+  protected layout(): StateLayout {
+    return stateLayout(resolveStateDir(this._stateDirFlag))
+  }
+
+  /** Typed control-API client for this flock. */
+  protected kernel(): KernelClient {
+    return new KernelClient(this.layout(), { token: this._tokenFlag ?? process.env.MAGFLOCK_TOKEN })
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override async parse<F extends Record<string, any>, B extends Record<string, any>, A extends Record<string, any>>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const out = await super.parse(options, argv)
+    const f = out.flags as Record<string, unknown>
+    this._stateDirFlag = f['state-dir'] as string | undefined
+    this._tokenFlag = f.token as string | undefined
+    return out
+  }
+
+  protected override toSuccessJson(result: unknown): unknown {
+    return { ok: true, data: result }
+  }
+
+  protected override logJson(json: unknown): void {
+    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+  }
+
+  /** Progress lines for long operations: plain lines on stderr, silent under --json. */
+  protected progressLine(msg: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(msg + '\n')
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
+    const e = toMagflockError(err)
+    process.exitCode = e.exitCode
+    if (this.jsonEnabled()) {
+      this.logJson({ ok: false, error: e.toWire() })
+      return
+    }
+    process.stderr.write(renderError(e))
+  }
+}
+
+export function renderError(e: MagflockError): string {
+  let out = `Error [${e.code}]: ${e.message}\n`
+  if (e.hint) out += `Hint: ${e.hint}\n`
+  return out
+}
+
+/** Anything thrown becomes a MagflockError; oclif's parse errors become E_USAGE (exit 2). */
+export function toMagflockError(err: unknown): MagflockError {
+  if (isMagflockError(err)) return err
+  if (err instanceof Errors.CLIError || (err as { oclif?: unknown })?.oclif) {
+    const msg = (err as Error).message.split('\n')[0] ?? 'invalid usage'
+    return USAGE({ message: msg.replace(/\u001b\[[0-9;]*m/g, '') }, { cause: err })
+  }
+  return INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
+}

@@ -1,0 +1,140 @@
+import http from 'node:http'
+import { readFileSync } from 'node:fs'
+import type { z } from 'zod'
+import { MagflockError, type WireError } from '../errors/index.js'
+import type { StateLayout } from '../platform/paths.js'
+import { API_HOST, ProgressEvent, WireErrorSchema, type RouteDef } from '../api/route.js'
+import { BAD_RESPONSE, KERNEL_NOT_RUNNING, TOKEN_MISSING } from './errors.js'
+
+export interface CallOptions {
+  onProgress?: (e: ProgressEvent) => void
+  timeoutMs?: number
+}
+
+/**
+ * Typed control-API client over the kernel's Unix socket. Failing to reach the kernel gives
+ * E_KERNEL_NOT_RUNNING with a hint, never a raw ECONNREFUSED.
+ */
+export class KernelClient {
+  constructor(
+    readonly layout: StateLayout,
+    private readonly opts: { token?: string | undefined; socket?: string } = {},
+  ) {}
+
+  get socketPath(): string {
+    return this.opts.socket ?? this.layout.socket
+  }
+
+  token(): string {
+    if (this.opts.token) return this.opts.token
+    try {
+      return readFileSync(this.layout.adminToken, 'utf8').trim()
+    } catch {
+      throw TOKEN_MISSING({ file: this.layout.adminToken })
+    }
+  }
+
+  async call<I extends z.ZodType, O extends z.ZodType>(
+    route: RouteDef<I, O>,
+    input: z.input<I>,
+    opts: CallOptions = {},
+  ): Promise<z.infer<O>> {
+    const token = this.token()
+    const body = route.method === 'GET' ? undefined : JSON.stringify(input ?? {})
+    let path = route.path
+    if (route.method === 'GET' && input && Object.keys(input).length > 0) {
+      const qs = new URLSearchParams()
+      for (const [k, v] of Object.entries(input as Record<string, unknown>)) if (v !== undefined) qs.set(k, String(v))
+      path += `?${qs.toString()}`
+    }
+    const raw = await this.request(route.method, path, token, body, opts)
+    const parsed = route.output.safeParse(raw)
+    if (!parsed.success) throw BAD_RESPONSE({ route: route.id, reason: parsed.error.issues[0]?.message ?? 'invalid' })
+    return parsed.data
+  }
+
+  private request(method: string, path: string, token: string, body: string | undefined, opts: CallOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          method,
+          path,
+          headers: {
+            host: API_HOST,
+            authorization: `Bearer ${token}`,
+            ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
+          },
+          timeout: opts.timeoutMs ?? 0,
+        },
+        (res) => {
+          res.setEncoding('utf8')
+          const streaming = (res.headers['content-type'] ?? '').includes('ndjson')
+          let buf = ''
+          let settled = false
+          const handleLine = (line: string) => {
+            if (!line.trim() || settled) return
+            let ev: { type?: string; data?: unknown; error?: unknown }
+            try {
+              ev = JSON.parse(line)
+            } catch {
+              settled = true
+              reject(BAD_RESPONSE({ route: path, reason: 'malformed event line' }))
+              return
+            }
+            if (ev.type === 'progress') {
+              const p = ProgressEvent.safeParse(ev)
+              if (p.success) opts.onProgress?.(p.data)
+            } else if (ev.type === 'result') {
+              settled = true
+              resolve(ev.data)
+            } else if (ev.type === 'error') {
+              settled = true
+              reject(toError(ev.error, path))
+            }
+          }
+          res.on('data', (chunk: string) => {
+            buf += chunk
+            if (!streaming) return
+            let i: number
+            while ((i = buf.indexOf('\n')) >= 0) {
+              handleLine(buf.slice(0, i))
+              buf = buf.slice(i + 1)
+            }
+          })
+          res.on('end', () => {
+            if (streaming) {
+              handleLine(buf)
+              if (!settled) reject(BAD_RESPONSE({ route: path, reason: 'stream ended without a result' }))
+              return
+            }
+            let json: unknown
+            try {
+              json = JSON.parse(buf)
+            } catch {
+              reject(BAD_RESPONSE({ route: path, reason: `HTTP ${res.statusCode} with a non-JSON body` }))
+              return
+            }
+            if ((res.statusCode ?? 500) >= 400) reject(toError((json as { error?: unknown }).error, path))
+            else resolve(json)
+          })
+          res.on('error', reject)
+        },
+      )
+      req.on('timeout', () => req.destroy(new Error('timeout')))
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') {
+          reject(KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: err.code === 'ENOENT' ? 'no control socket' : 'socket refuses connections' }, { cause: err }))
+        } else reject(err)
+      })
+      if (body !== undefined) req.write(body)
+      req.end()
+    })
+  }
+}
+
+function toError(raw: unknown, route: string): MagflockError {
+  const w = WireErrorSchema.safeParse(raw)
+  if (!w.success) return BAD_RESPONSE({ route, reason: 'error without a code' })
+  return MagflockError.fromWire(w.data as WireError)
+}

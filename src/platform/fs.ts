@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto'
+import { promises as fsp, constants } from 'node:fs'
+import path from 'node:path'
+import { CORRUPT_STATE } from '../errors/index.js'
+
+/**
+ * Writes a file so that a crash at any moment leaves either the old or the new content,
+ * never a mix: temp file in the same directory, fsync, rename, fsync the directory.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  opts: { mode?: number; uid?: number; gid?: number } = {},
+): Promise<void> {
+  const dir = path.dirname(file)
+  await fsp.mkdir(dir, { recursive: true })
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
+  const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644)
+  try {
+    await fh.writeFile(data)
+    if (opts.mode !== undefined) await fh.chmod(opts.mode)
+    if (opts.uid !== undefined && opts.gid !== undefined) await fh.chown(opts.uid, opts.gid)
+    await fh.sync()
+  } catch (err) {
+    await fh.close()
+    await fsp.rm(tmp, { force: true })
+    throw err
+  }
+  await fh.close()
+  await fsp.rename(tmp, file)
+  await fsyncDir(dir)
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const dh = await fsp.open(dir, constants.O_RDONLY)
+  try {
+    await dh.sync()
+  } finally {
+    await dh.close()
+  }
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Reads a JSON state file; a missing file is `undefined`, a corrupt one is E_CORRUPT_STATE. */
+export async function readJsonFile<T>(file: string, parse: (v: unknown) => T): Promise<T | undefined> {
+  let text: string
+  try {
+    text = await fsp.readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw CORRUPT_STATE({ file, reason: 'not valid JSON' }, { cause: err })
+  }
+  try {
+    return parse(raw)
+  } catch (err) {
+    throw CORRUPT_STATE({ file, reason: 'unexpected content' }, { cause: err })
+  }
+}
+
+export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { mode })
+}

@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process'
+import { OS_USER_MISSING } from '../errors/index.js'
+
+export interface OsUser {
+  name: string
+  uid: number
+  gid: number
+  home: string
+}
+
+/**
+ * Postgres refuses to run as root. When the kernel is root, every Postgres tool runs as an
+ * unprivileged OS user (`postgres` by default, `postgres.osUser` in config); otherwise as
+ * ourselves. Returns undefined when no switch is needed.
+ */
+export function postgresRunAs(configured?: string): OsUser | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined
+  const name = configured ?? 'postgres'
+  return lookupUser(name)
+}
+
+export function lookupUser(name: string): OsUser {
+  let line: string
+  try {
+    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim()
+  } catch {
+    throw OS_USER_MISSING({ user: name })
+  }
+  const [, , uid, gid, , home] = line.split(':')
+  return { name, uid: Number(uid), gid: Number(gid), home: home ?? '/' }
+}

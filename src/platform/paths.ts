@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto'
+import os from 'node:os'
+import path from 'node:path'
+
+/** Linux caps sun_path at 108 bytes including the NUL. */
+export const MAX_SOCKET_PATH = 107
+
+/** Where one flock keeps everything (see docs/architecture.md, "State directory"). */
+export interface StateLayout {
+  root: string
+  kernelJson: string
+  kernelLog: string
+  socket: string
+  adminToken: string
+  tokens: string
+  instancesDir: string
+  instanceDir(name: string): string
+  dataDir(name: string): string
+  instanceLog(name: string): string
+  walDir: string
+  backupsDir: string
+  auditDir: string
+  auditLog: string
+  auditHead: string
+  secretsVault: string
+  masterKey: string
+  lockFile: string
+}
+
+export function resolveStateDir(flag?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  const dir = flag ?? env.MAGFLOCK_STATE_DIR ?? '.magflock'
+  return path.resolve(cwd, dir)
+}
+
+/**
+ * The control socket lives in the state dir when its path fits; otherwise a short,
+ * deterministic path under $XDG_RUNTIME_DIR or /tmp derived from the state dir, so the
+ * CLI finds it again without reading kernel.json first.
+ */
+export function socketPathFor(root: string, env: NodeJS.ProcessEnv = process.env): string {
+  const preferred = path.join(root, 'magflock.sock')
+  if (Buffer.byteLength(preferred) <= MAX_SOCKET_PATH) return preferred
+  const hash = createHash('sha256').update(root).digest('hex').slice(0, 16)
+  const base = env.XDG_RUNTIME_DIR && Buffer.byteLength(env.XDG_RUNTIME_DIR) < 60 ? env.XDG_RUNTIME_DIR : os.tmpdir()
+  return path.join(base, `magflock-${hash}.sock`)
+}
+
+export function stateLayout(root: string): StateLayout {
+  const instancesDir = path.join(root, 'instances')
+  const auditDir = path.join(root, 'audit')
+  return {
+    root,
+    kernelJson: path.join(root, 'kernel.json'),
+    kernelLog: path.join(root, 'kernel.log'),
+    socket: socketPathFor(root),
+    adminToken: path.join(root, 'admin.token'),
+    tokens: path.join(root, 'tokens.json'),
+    instancesDir,
+    instanceDir: (name) => path.join(instancesDir, name),
+    dataDir: (name) => path.join(instancesDir, name, 'data'),
+    instanceLog: (name) => path.join(instancesDir, name, 'postgres.log'),
+    walDir: path.join(root, 'wal'),
+    backupsDir: path.join(root, 'backups'),
+    auditDir,
+    auditLog: path.join(auditDir, 'audit.jsonl'),
+    auditHead: path.join(auditDir, 'head.json'),
+    secretsVault: path.join(root, 'secrets.vault'),
+    masterKey: path.join(root, 'master.key'),
+    lockFile: path.join(root, 'kernel.lock'),
+  }
+}
