@@ -1,0 +1,98 @@
+import { z } from 'zod'
+
+/**
+ * The single source of truth for MagFlock's configuration: keys, types, defaults and the
+ * text `magflock config show --explain` and docs/configuration.md print. Every key has a
+ * default, so an empty magflock.yaml is a valid one.
+ *
+ * A string value of the form `secret:NAME` is a reference into the vault, resolved only in
+ * the kernel at the moment of use.
+ */
+const port = z.number().int().min(1).max(65535)
+
+export const PostgresConfig = z
+  .object({
+    port: port.default(5433).describe('TCP port of the primary instance (127.0.0.1).'),
+    host: z.literal('127.0.0.1').default('127.0.0.1').describe('Listen address; loopback only for now.'),
+    binDir: z.string().optional().describe('Directory holding postgres, initdb, pg_ctl…; discovered when unset.'),
+    osUser: z.string().default('postgres').describe('Unprivileged OS user Postgres runs as when the kernel is root.'),
+    superuser: z.string().default('postgres').describe('Name of the bootstrap superuser role.'),
+    database: z.string().default('postgres').describe('Database that status and metrics connect to.'),
+    startTimeoutSeconds: z.number().int().min(1).max(3600).default(60).describe('How long to wait for Postgres to accept connections.'),
+    settings: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+      .default({})
+      .describe('Extra postgresql.conf settings, written to the instance config.'),
+  })
+  .strict()
+
+export const KernelConfig = z
+  .object({
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Kernel log level.'),
+    restart: z
+      .object({
+        maxRestarts: z.number().int().min(0).max(1000).default(5),
+        windowSeconds: z.number().int().min(1).max(86_400).default(60),
+        initialBackoffMs: z.number().int().min(10).max(600_000).default(200),
+        maxBackoffMs: z.number().int().min(10).max(600_000).default(10_000),
+      })
+      .strict()
+      .default({ maxRestarts: 5, windowSeconds: 60, initialBackoffMs: 200, maxBackoffMs: 10_000 })
+      .describe('Restart policy for supervised Postgres instances.'),
+  })
+  .strict()
+
+export const MetricsConfig = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve Prometheus metrics on 127.0.0.1.'),
+    port: port.default(9187).describe('Port of the Prometheus endpoint.'),
+  })
+  .strict()
+
+export const MigrationsConfig = z
+  .object({
+    dir: z.string().default('./migrations').describe('Folder of numbered migration files.'),
+    lockTimeoutSeconds: z.number().int().min(1).max(3600).default(60).describe('How long `db migrate` waits for the migration lock.'),
+  })
+  .strict()
+
+export const BackupConfig = z
+  .object({
+    compression: z.enum(['lz4', 'zstd', 'gzip', 'none']).default('lz4').describe('Compression for backups.'),
+    schedule: z.string().optional().describe('Cron expression for scheduled backups, e.g. "0 3 * * *".'),
+    encryptionKey: z.string().optional().describe('Vault reference (secret:NAME) of the key-encryption key.'),
+    walArchiving: z.boolean().default(true).describe('Stream WAL into <state>/wal for point-in-time recovery.'),
+  })
+  .strict()
+
+export const ReplicationConfig = z
+  .object({
+    failover: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** How long the primary may be down (and not restartable) before a replica is promoted. */
+        graceSeconds: z.number().min(0).max(3600).default(1),
+      })
+      .strict()
+      .default({ enabled: true, graceSeconds: 1 }),
+    basePort: port.default(5434).describe('First port for replicas; each new replica takes the next free one.'),
+  })
+  .strict()
+
+export const MagflockConfig = z
+  .object({
+    flock: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).default('default').describe('Name of this flock (lowercase).'),
+    postgres: PostgresConfig.default(PostgresConfig.parse({})),
+    kernel: KernelConfig.default(KernelConfig.parse({})),
+    metrics: MetricsConfig.default(MetricsConfig.parse({})),
+    migrations: MigrationsConfig.default(MigrationsConfig.parse({})),
+    backup: BackupConfig.default(BackupConfig.parse({})),
+    replication: ReplicationConfig.default(ReplicationConfig.parse({})),
+  })
+  .strict()
+
+export type MagflockConfig = z.infer<typeof MagflockConfig>
+
+export function defaultConfig(): MagflockConfig {
+  return MagflockConfig.parse({})
+}

@@ -1,0 +1,8 @@
+import type { BoundRoute } from '../services.js'
+import { coreRoutes } from './core.js'
+
+/**
+ * Every control-API route the kernel serves. Each area keeps its handlers in its own file
+ * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
+ */
+export const allRoutes: BoundRoute[] = [...coreRoutes]
