@@ -1,0 +1,66 @@
+import { defineError } from '../errors/index.js'
+
+/**
+ * Config errors. Messages name the key path, the offending value, what was expected and
+ * where the value came from (file:line or the variable name), so an operator can fix it
+ * without reading code. Values of keys that look sensitive are never echoed (see describeValue).
+ */
+
+export interface ConfigProblem {
+  /** Dotted key path, `(root)` for the document itself. */
+  path: string
+  /** Human text: `expected an integer 1–65535, got "abc"` or `unknown key; did you mean "port"?` */
+  problem: string
+  /** Where the offending value came from, rendered: `magflock.production.yaml:7`, `MAGFLOCK_POSTGRES__PORT`, `--postgres.port`, `default`. */
+  where: string
+  suggestion?: string
+}
+
+export const CONFIG_INVALID = defineError<{ problems: ConfigProblem[]; env: string }>({
+  code: 'E_CONFIG_INVALID',
+  class: 'invalid_argument',
+  area: 'config',
+  message: (a) => {
+    const lines = a.problems.map((p) => `${p.path}: ${p.problem} (${p.where})`)
+    const head = a.problems.length === 1 ? 'Invalid configuration' : `Invalid configuration (${a.problems.length} problems)`
+    return `${head} for env "${a.env}":\n  ${lines.join('\n  ')}`
+  },
+  hint: (a) => {
+    const first = a.problems[0]
+    return first
+      ? `Fix the value at its source, or set it with \`magflock config set ${first.path === '(root)' ? 'KEY' : first.path} VALUE\`; \`magflock config validate --env ${a.env}\` re-checks.`
+      : '`magflock config validate` re-checks the configuration.'
+  },
+})
+
+export const CONFIG_SYNTAX = defineError<{ file: string; line: number; column: number; reason: string }>({
+  code: 'E_CONFIG_SYNTAX',
+  class: 'invalid_argument',
+  area: 'config',
+  message: (a) => `YAML syntax error in ${a.file} at line ${a.line}, column ${a.column}: ${a.reason}`,
+  hint: (a) => `Fix ${a.file} near line ${a.line}; \`magflock config validate\` re-checks it.`,
+})
+
+export const CONFIG_BAD_ENV = defineError<{ env: string }>({
+  code: 'E_CONFIG_BAD_ENV',
+  class: 'invalid_argument',
+  area: 'config',
+  message: (a) => `"${a.env}" is not a valid environment name (letters, digits, "-" and "_", at most 32).`,
+  hint: () => 'Pass e.g. `--env production` or set MAGFLOCK_ENV=staging.',
+})
+
+export const CONFIG_UNKNOWN_KEY = defineError<{ key: string; suggestion?: string | undefined }>({
+  code: 'E_CONFIG_UNKNOWN_KEY',
+  class: 'invalid_argument',
+  area: 'config',
+  message: (a) => `"${a.key}" is not a configuration key${a.suggestion ? `; did you mean "${a.suggestion}"?` : '.'}`,
+  hint: () => '`magflock config show --explain` lists every key; docs/configuration.md describes them.',
+})
+
+export const CONFIG_READ_FAILED = defineError<{ file: string; reason: string }>({
+  code: 'E_CONFIG_READ_FAILED',
+  class: 'failed_precondition',
+  area: 'config',
+  message: (a) => `Cannot read ${a.file}: ${a.reason}.`,
+  hint: (a) => `Check that ${a.file} is a readable file.`,
+})
