@@ -1,0 +1,80 @@
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
+import path from 'node:path'
+import { pino, type DestinationStream, type Logger } from 'pino'
+import { REDACTED, isSecretKey, redactString, redactValue } from './redact.js'
+
+/**
+ * The kernel logger: pino JSON lines with `flock` and `env` on every line, to kernel.log
+ * (appended, 0600, written synchronously so a crash loses nothing already logged) or stdout.
+ * Components and instance supervisors log through child loggers:
+ * `log.child({ component: 'postgres' })`, `log.child({ instance: 'primary' })`.
+ *
+ * Secrets: the well-known secret field names are redacted by path (cheap, top levels), and a
+ * formatter scrubs the same keys at any depth plus token- and URL-password-shaped strings.
+ */
+export interface LoggerOptions {
+  file?: string
+  level?: string
+  base: { flock: string; env: string }
+  stdout?: boolean
+  /** For tests: write here instead of a file or stdout. */
+  destination?: DestinationStream
+}
+
+const SECRET_FIELDS = ['password', 'pass', 'passwd', 'secret', 'token', 'apiKey', 'masterKey', 'privateKey', 'authorization']
+
+export const REDACT_PATHS = [
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `*.${f}`),
+  ...SECRET_FIELDS.map((f) => `*.*.${f}`),
+  'req.headers.authorization',
+  'headers.authorization',
+  'env.PGPASSWORD',
+  '*.env.PGPASSWORD',
+]
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const options = {
+    level: opts.level ?? 'info',
+    base: { pid: process.pid, flock: opts.base.flock, env: opts.base.env },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: REDACTED },
+    formatters: {
+      level: (label: string) => ({ level: label }),
+      log: (obj: Record<string, unknown>) => scrub(obj),
+    },
+    serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
+  }
+  if (opts.destination !== undefined) return pino(options, opts.destination)
+  if (opts.file !== undefined && opts.stdout !== true) {
+    mkdirSync(path.dirname(opts.file), { recursive: true })
+    // Create with 0600 (and tighten an existing file): the log names users, databases and hosts.
+    closeSync(openSync(opts.file, 'a', 0o600))
+    chmodSync(opts.file, 0o600)
+    return pino(options, pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true }))
+  }
+  return pino(options, pino.destination({ dest: 1, sync: true }))
+}
+
+function scrub(obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(obj)) {
+    if (isSecretKey(k)) out[k] = REDACTED
+    else if (v instanceof Error) out[k] = serializeError(v)
+    else out[k] = redactValue(v)
+  }
+  return out
+}
+
+/** pino's err serializer shape, with message and stack scrubbed. */
+function serializeError(err: Error, depth = 0): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    type: err.name,
+    message: redactString(err.message),
+    stack: err.stack === undefined ? undefined : redactString(err.stack),
+  }
+  const code = (err as { code?: unknown }).code
+  if (code !== undefined) out.code = code
+  if (err.cause instanceof Error && depth < 5) out.cause = serializeError(err.cause, depth + 1)
+  return out
+}
