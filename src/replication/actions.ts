@@ -1,0 +1,321 @@
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+import { TIMEOUT } from '../errors/index.js'
+import { run } from '../platform/process.js'
+import { exists } from '../platform/fs.js'
+import { CATCHUP_TIMEOUT, NOT_A_STANDBY, REWIND_FAILED, SWITCHOVER_TARGET } from './errors.js'
+import { clearFence, fence } from './fence.js'
+import { compareLsn } from './lsn.js'
+import {
+  chownTree,
+  clientConfig,
+  createSlot,
+  dropSlot,
+  quoteIdent,
+  sleep,
+  sql,
+  standbySettings,
+  writeAutoConf,
+  writePassfile,
+  writeStandbySignal,
+  type PgNode,
+  type ReplicationEnv,
+} from './pg.js'
+import { currentTimeline, primaryStatus, standbyStatus } from './status.js'
+
+/**
+ * Local replication actions, one concern each (after Patroni's postgresql/ package). They
+ * take explicit inputs and do exactly what they say; choosing *when* belongs to decide()
+ * and to the ReplicationManager.
+ */
+
+export type Progress = (phase: string, message: string, fraction?: number) => void
+const quiet: Progress = () => undefined
+
+export const REPLICA_NAME = /^[a-z][a-z0-9_]{0,39}$/
+
+/** Slot name for a standby: its instance name (already a valid slot name). */
+export function slotName(name: string): string {
+  return name
+}
+
+/** Waits until `standby` streams from `primary` (pg_stat_replication state = streaming). */
+export async function waitStreaming(env: ReplicationEnv, primary: PgNode, standby: string, timeoutMs = 60_000, wantSync = false): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const st = await primaryStatus(clientConfig(env, primary))
+      const s = st.senders.find((x) => x.name === standby)
+      if (s && s.state === 'streaming' && (!wantSync || s.syncState === 'sync')) return
+    } catch {
+      // The primary may be restarting; keep polling until the deadline.
+    }
+    if (Date.now() > deadline) throw TIMEOUT({ what: `${standby} to stream from ${primary.name}`, ms: timeoutMs })
+    await sleep(50)
+  }
+}
+
+/**
+ * Clones `primary` into `replica.dataDir` with pg_basebackup -R -S <slot> -C (a slot so the
+ * primary keeps the WAL the replica still needs), writes the replica's own settings, starts
+ * it and waits until it streams.
+ */
+export async function createReplica(
+  env: ReplicationEnv,
+  primary: PgNode,
+  replica: PgNode,
+  opts: { noSync?: boolean; progress?: Progress; timeoutMs?: number } = {},
+): Promise<{ slot: string }> {
+  const progress = opts.progress ?? quiet
+  const slot = slotName(replica.name)
+  if (await exists(path.join(replica.dataDir, 'PG_VERSION'))) {
+    throw SWITCHOVER_TARGET({ reason: `${replica.dataDir} already holds a data directory` })
+  }
+  await fsp.mkdir(replica.instanceDir, { recursive: true, mode: 0o700 })
+  await chownTree(env, replica.instanceDir)
+  await fsp.rm(replica.dataDir, { recursive: true, force: true })
+  await writePassfile(env, replica)
+  // A slot left by an earlier replica of the same name would make -C fail.
+  await dropSlot(clientConfig(env, primary), slot)
+  progress('clone', `cloning ${primary.name} into ${replica.name} with pg_basebackup`, 0.1)
+  await run(
+    env.bins.tool('pg_basebackup'),
+    [
+      '-h', primary.host, '-p', String(primary.port), '-U', env.superuser,
+      '-D', replica.dataDir, '-R', '-S', slot, '-C', '-X', 'stream', '-c', 'fast',
+      ...(opts.noSync ? ['--no-sync'] : []),
+    ],
+    { runAs: env.runAs, env: { PGPASSWORD: env.password, PGAPPNAME: 'pg_basebackup' }, secrets: [env.password], timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+  )
+  progress('configure', `configuring ${replica.name} as a standby of ${primary.name}`, 0.8)
+  await writeAutoConf(env, replica.dataDir, standbySettings(env, primary, replica, slot))
+  await writeStandbySignal(env, replica.dataDir)
+  await fsp.rm(path.join(replica.dataDir, 'postmaster.opts'), { force: true })
+  progress('start', `starting ${replica.name} on port ${replica.port}`, 0.9)
+  await env.lifecycle.start(replica)
+  await waitStreaming(env, primary, replica.name, opts.timeoutMs ?? 60_000)
+  progress('done', `${replica.name} is streaming from ${primary.name}`, 1)
+  return { slot }
+}
+
+/** Stops a replica, drops its slot on the primary and deletes its directory. */
+export async function removeReplica(env: ReplicationEnv, primary: PgNode | undefined, replica: PgNode): Promise<{ slotDropped: boolean }> {
+  await env.lifecycle.stop(replica, 'fast').catch(() => undefined)
+  let slotDropped = false
+  if (primary) slotDropped = await dropSlot(clientConfig(env, primary), slotName(replica.name))
+  await fsp.rm(replica.instanceDir, { recursive: true, force: true })
+  return { slotDropped }
+}
+
+/**
+ * synchronous_standby_names for a list of synchronous standbys: FIRST 1 of them, in order.
+ * An empty list clears it: a name left behind for a standby that is gone makes every commit
+ * wait forever (a classic Patroni-era outage), so callers recompute this on every change.
+ */
+export function syncStandbyNamesValue(names: string[]): string {
+  return names.length === 0 ? '' : `FIRST 1 (${names.map(quoteIdent).join(', ')})`
+}
+
+export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, names: string[]): Promise<string> {
+  const value = syncStandbyNamesValue(names)
+  const cfg = clientConfig(env, primary)
+  const cur = await sql<{ v: string }>(cfg, `select current_setting('synchronous_standby_names') as v`)
+  if (cur[0]?.v === value) return value
+  // ALTER SYSTEM takes no bind parameters; the value is built from validated names only.
+  await sql(cfg, `alter system set synchronous_standby_names = '${value.replace(/'/g, "''")}'`)
+  await sql(cfg, `select pg_reload_conf()`)
+  // pg_reload_conf() only signals the postmaster; wait until our backend sees the new value.
+  for (let i = 0; i < 100; i++) {
+    const r = await sql<{ v: string }>(cfg, `select current_setting('synchronous_standby_names') as v`)
+    if (r[0]?.v === value) break
+    await sleep(10)
+  }
+  return value
+}
+
+/** Promotes a standby and waits until it accepts writes; returns its new timeline. */
+export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60): Promise<{ timeline: number }> {
+  const cfg = clientConfig(env, node)
+  const st = await standbyStatus(cfg)
+  if (st.inRecovery) {
+    const r = await sql<{ ok: boolean }>(cfg, `select pg_promote(true, $1) as ok`, [timeoutS])
+    if (!r[0]?.ok) throw TIMEOUT({ what: `${node.name} to finish promotion`, ms: timeoutS * 1000 })
+  }
+  // Inherited or stale names would make the new primary's commits wait for nobody.
+  await sql(cfg, `alter system reset primary_conninfo`)
+  await sql(cfg, `alter system reset primary_slot_name`)
+  return { timeline: await currentTimeline(cfg) }
+}
+
+/**
+ * Points a running standby at a new primary: slot on the new primary first (so it keeps the
+ * WAL), then primary_conninfo/primary_slot_name by ALTER SYSTEM + reload (both reloadable
+ * since PostgreSQL 13; the WAL receiver restarts and follows the new timeline).
+ */
+export async function repoint(env: ReplicationEnv, standby: PgNode, newPrimary: PgNode): Promise<void> {
+  const slot = slotName(standby.name)
+  await createSlot(clientConfig(env, newPrimary), slot)
+  const cfg = clientConfig(env, standby)
+  const st = await standbyStatus(cfg)
+  if (!st.inRecovery) throw NOT_A_STANDBY({ name: standby.name })
+  const s = standbySettings(env, newPrimary, standby, slot)
+  await sql(cfg, `alter system set primary_conninfo = '${String(s.primary_conninfo).replace(/'/g, "''")}'`)
+  await sql(cfg, `alter system set primary_slot_name = '${slot}'`)
+  await sql(cfg, `select pg_reload_conf()`)
+}
+
+export type RejoinMethod = 'none' | 'rewind' | 'reclone'
+
+/**
+ * Turns a stopped (or fenced) old primary into a standby of `newPrimary`: pg_rewind against
+ * the new primary when the timelines diverged ("no rewind required" when it was shut down
+ * cleanly in a switchover), a fresh clone when rewind is impossible; then standby settings,
+ * a slot on the new primary, start, wait for streaming, and only then lift the fence.
+ */
+export async function rejoin(
+  env: ReplicationEnv,
+  node: PgNode,
+  newPrimary: PgNode,
+  opts: { progress?: Progress; noSync?: boolean; timeoutMs?: number; allowReclone?: boolean } = {},
+): Promise<{ method: RejoinMethod }> {
+  const progress = opts.progress ?? quiet
+  await env.lifecycle.stop(node, 'fast').catch(() => undefined)
+  const slot = slotName(node.name)
+  let method: RejoinMethod = 'none'
+  const usable = await exists(path.join(node.dataDir, 'global', 'pg_control'))
+  let rewindError: string | undefined
+  if (usable) {
+    // pg_rewind finishes crash recovery in single-user mode first, and a single-user server
+    // refuses standby.signal; the fence marker keeps the instance from starting meanwhile.
+    await fsp.rm(path.join(node.dataDir, 'standby.signal'), { force: true })
+    progress('rewind', `resynchronising ${node.name} from ${newPrimary.name} with pg_rewind`)
+    const conn = `host=${newPrimary.host} port=${newPrimary.port} user=${env.superuser} dbname=postgres connect_timeout=5`
+    const res = await run(
+      env.bins.tool('pg_rewind'),
+      ['--target-pgdata', node.dataDir, '--source-server', conn, ...(opts.noSync ? ['--no-sync'] : [])],
+      { runAs: env.runAs, env: { PGPASSWORD: env.password }, secrets: [env.password], reject: false, timeoutMs: opts.timeoutMs ?? 10 * 60_000 },
+    )
+    if (res.exitCode === 0) method = /no rewind required/i.test(res.stdout + res.stderr) ? 'none' : 'rewind'
+    else rewindError = (res.stderr.trim().split('\n').pop() ?? `exit ${res.exitCode}`).slice(0, 300)
+  } else {
+    rewindError = 'the data directory is missing or unreadable'
+  }
+  if (rewindError !== undefined) {
+    if (opts.allowReclone === false) throw REWIND_FAILED({ name: node.name, reason: rewindError })
+    env.log?.('pg_rewind failed; re-cloning', { instance: node.name, reason: rewindError })
+    progress('reclone', `pg_rewind impossible (${rewindError}); re-cloning ${node.name}`)
+    await fsp.rm(node.dataDir, { recursive: true, force: true })
+    await dropSlot(clientConfig(env, newPrimary), slot)
+    await writePassfile(env, node)
+    await run(
+      env.bins.tool('pg_basebackup'),
+      ['-h', newPrimary.host, '-p', String(newPrimary.port), '-U', env.superuser, '-D', node.dataDir, '-X', 'stream', '-c', 'fast', ...(opts.noSync ? ['--no-sync'] : [])],
+      { runAs: env.runAs, env: { PGPASSWORD: env.password, PGAPPNAME: 'pg_basebackup' }, secrets: [env.password], timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+    )
+    method = 'reclone'
+  }
+  // Slots of the old primary would pin WAL on what is now a standby.
+  const slotsDir = path.join(node.dataDir, 'pg_replslot')
+  for (const e of await fsp.readdir(slotsDir).catch(() => [] as string[])) await fsp.rm(path.join(slotsDir, e), { recursive: true, force: true })
+  await fsp.rm(path.join(node.dataDir, 'postmaster.opts'), { force: true })
+  await writePassfile(env, node)
+  await writeAutoConf(env, node.dataDir, standbySettings(env, newPrimary, node, slot))
+  await writeStandbySignal(env, node.dataDir)
+  await createSlot(clientConfig(env, newPrimary), slot)
+  progress('start', `starting ${node.name} as a standby of ${newPrimary.name}`)
+  await env.lifecycle.start(node)
+  await waitStreaming(env, newPrimary, node.name, opts.timeoutMs ?? 60_000)
+  await clearFence(node.instanceDir)
+  return { method }
+}
+
+export interface SwitchoverResult {
+  from: string
+  to: string
+  /** From the moment the old primary stopped accepting writes to the new one accepting them. */
+  writeOutageMs: number
+  durationMs: number
+  timeline: number
+  finalLsn: string
+  repointed: string[]
+  rejoin: RejoinMethod
+}
+
+/** "Latest checkpoint location" of a stopped cluster (its shutdown checkpoint). */
+async function checkpointLsn(env: ReplicationEnv, dataDir: string): Promise<string> {
+  const r = await run(env.bins.tool('pg_controldata'), ['-D', dataDir], { runAs: env.runAs, env: { LC_ALL: 'C' } })
+  const m = /Latest checkpoint location:\s+([0-9A-F]+\/[0-9A-F]+)/i.exec(r.stdout)
+  const state = /Database cluster state:\s+(.+)/.exec(r.stdout)?.[1]?.trim()
+  if (!m) throw new Error('pg_controldata printed no checkpoint location')
+  if (state !== 'shut down') throw new Error(`old primary is "${state}", not cleanly shut down`)
+  return m[1] as string
+}
+
+/**
+ * Planned role swap with zero acknowledged writes lost:
+ *  1. CHECKPOINT on the primary (so the shutdown checkpoint is short);
+ *  2. stop the primary with -m fast: from here no write is accepted, and Postgres' walsenders
+ *     ship everything up to and including the shutdown checkpoint before it exits;
+ *  3. wait until the target has replayed past that shutdown checkpoint (all acknowledged
+ *     commits are before it); on timeout, restart the old primary and report;
+ *  4. promote the target; 5. set its synchronous_standby_names; 6. repoint the other
+ *     replicas; 7. restart the old primary as a standby (no rewind needed: it stopped cleanly
+ *     at a point the new primary has).
+ */
+export async function switchover(
+  env: ReplicationEnv,
+  primary: PgNode,
+  target: PgNode,
+  others: PgNode[],
+  opts: { catchupTimeoutMs?: number; syncNames?: (newPrimary: string) => string[]; progress?: Progress; noSync?: boolean; onPromoted?: () => Promise<void> | void } = {},
+): Promise<SwitchoverResult> {
+  const progress = opts.progress ?? quiet
+  const t0 = Date.now()
+  const tcfg = clientConfig(env, target)
+  const st = await standbyStatus(tcfg).catch((err: Error) => {
+    throw SWITCHOVER_TARGET({ reason: `${target.name} is unreachable (${err.message})` }, { cause: err })
+  })
+  if (!st.inRecovery) throw SWITCHOVER_TARGET({ reason: `${target.name} is not a standby` })
+  const pst = await primaryStatus(clientConfig(env, primary))
+  if (!pst.senders.some((s) => s.name === target.name && s.state === 'streaming')) {
+    throw SWITCHOVER_TARGET({ reason: `${target.name} is not streaming from ${primary.name}` })
+  }
+  progress('checkpoint', `checkpoint on ${primary.name}`, 0.1)
+  await sql(clientConfig(env, primary), 'checkpoint')
+
+  progress('stop', `stopping writes: shutting ${primary.name} down cleanly`, 0.2)
+  const tStop = Date.now()
+  await env.lifecycle.stop(primary, 'fast')
+  const finalLsn = await checkpointLsn(env, primary.dataDir)
+
+  progress('catchup', `waiting for ${target.name} to replay past ${finalLsn}`, 0.4)
+  const deadline = Date.now() + (opts.catchupTimeoutMs ?? 30_000)
+  for (;;) {
+    const replay = (await standbyStatus(tcfg).catch(() => undefined))?.replayLsn ?? null
+    if (compareLsn(replay, finalLsn) > 0) break
+    if (Date.now() > deadline) {
+      await env.lifecycle.start(primary)
+      throw CATCHUP_TIMEOUT({ name: target.name, targetLsn: finalLsn, replayLsn: replay ?? 'none', ms: opts.catchupTimeoutMs ?? 30_000 })
+    }
+    await sleep(10)
+  }
+
+  progress('promote', `promoting ${target.name}`, 0.6)
+  // The old primary must not be started as a primary again by anyone until it has rejoined.
+  await fence(env, primary, `switchover to ${target.name}`, target.name)
+  const { timeline } = await promote(env, target)
+  const writeOutageMs = Date.now() - tStop
+  await opts.onPromoted?.()
+  await setSyncStandbys(env, target, opts.syncNames?.(target.name) ?? [])
+
+  progress('repoint', `repointing ${others.length} other replica(s)`, 0.7)
+  const repointed: string[] = []
+  for (const o of others) {
+    await repoint(env, o, target)
+    repointed.push(o.name)
+  }
+  progress('rejoin', `restarting ${primary.name} as a standby of ${target.name}`, 0.8)
+  const { method } = await rejoin(env, primary, target, { noSync: opts.noSync ?? false })
+  progress('done', `${target.name} is the primary; ${primary.name} follows it`, 1)
+  return { from: primary.name, to: target.name, writeOutageMs, durationMs: Date.now() - t0, timeline, finalLsn, repointed, rejoin: method }
+}

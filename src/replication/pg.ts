@@ -1,0 +1,244 @@
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import type { OsUser } from '../platform/os-user.js'
+import { run } from '../platform/process.js'
+import { writeFileAtomic } from '../platform/fs.js'
+import type { PgBinaries } from '../postgres/binaries.js'
+import { processesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
+
+/**
+ * The replication area's narrow adapter to Postgres: SQL as small functions, pg_ctl, and the
+ * files a standby needs (standby.signal, postgresql.auto.conf, a passfile). Everything takes
+ * explicit inputs (binaries, OS user, connection) so it runs the same in the kernel and in
+ * tests against real Postgres.
+ */
+
+/** One Postgres instance as the replication code sees it. */
+export interface PgNode {
+  name: string
+  host: string
+  port: number
+  instanceDir: string
+  dataDir: string
+  logFile: string
+}
+
+export interface ReplicationEnv {
+  bins: PgBinaries
+  runAs: OsUser | undefined
+  superuser: string
+  /** The superuser password; used through PGPASSWORD and the 0600 passfile, never argv. */
+  password: string
+  lifecycle: InstanceLifecycle
+  log?: (msg: string, fields?: Record<string, unknown>) => void
+}
+
+/**
+ * How actions start and stop instances. The default drives pg_ctl directly; inside the
+ * kernel the lead passes one that goes through the instance supervisor, so that a planned
+ * stop is not mistaken for a crash (pause supervision → stop → …) and a started standby is
+ * supervised.
+ */
+export interface InstanceLifecycle {
+  start(node: PgNode): Promise<void>
+  stop(node: PgNode, mode: 'fast' | 'immediate'): Promise<void>
+}
+
+export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, timeoutS = 60): InstanceLifecycle {
+  return {
+    async start(node) {
+      await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', String(timeoutS), 'start'], { runAs, timeoutMs: (timeoutS + 5) * 1000 })
+    },
+    async stop(node, mode) {
+      const pid = await readPostmasterPid(node.dataDir)
+      if (!pid) return
+      await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-m', mode, '-w', '-t', String(timeoutS), 'stop'], { runAs, reject: false, timeoutMs: (timeoutS + 5) * 1000 })
+    },
+  }
+}
+
+export function clientConfig(env: Pick<ReplicationEnv, 'superuser' | 'password'>, node: Pick<PgNode, 'host' | 'port'>, database = 'postgres'): pg.ClientConfig {
+  return {
+    host: node.host,
+    port: node.port,
+    user: env.superuser,
+    password: env.password,
+    database,
+    connectionTimeoutMillis: 2000,
+    application_name: 'magflock-replication',
+  }
+}
+
+export async function withClient<T>(cfg: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client(cfg)
+  // A server that dies under us emits 'error' on an idle client; without a listener that is an uncaught exception.
+  c.on('error', () => undefined)
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end().catch(() => undefined)
+  }
+}
+
+export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(cfg: pg.ClientConfig, text: string, params: unknown[] = []): Promise<R[]> {
+  return withClient(cfg, async (c) => (await c.query<R>(text, params)).rows)
+}
+
+/** Quotes an identifier for SQL and synchronous_standby_names. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`
+}
+
+/** A postgresql.conf string literal. */
+export function confString(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
+}
+
+export function passfilePath(node: Pick<PgNode, 'instanceDir'>): string {
+  return path.join(node.instanceDir, 'replication.pgpass')
+}
+
+/**
+ * primary_conninfo for a standby of `primary`. The password lives in a 0600 passfile owned by
+ * the Postgres OS user (as with Patroni's pgpass), so it never appears in postgresql.auto.conf,
+ * pg_stat_wal_receiver or a log line.
+ */
+export function primaryConninfo(env: Pick<ReplicationEnv, 'superuser'>, primary: Pick<PgNode, 'host' | 'port'>, standby: PgNode): string {
+  return [
+    `host=${primary.host}`,
+    `port=${primary.port}`,
+    `user=${env.superuser}`,
+    `passfile=${passfilePath(standby)}`,
+    `application_name=${standby.name}`,
+    'connect_timeout=2',
+    'keepalives_idle=2',
+  ].join(' ')
+}
+
+export async function writePassfile(env: ReplicationEnv, node: PgNode): Promise<void> {
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:')
+  await writeFileAtomic(passfilePath(node), `*:*:*:${esc(env.superuser)}:${esc(env.password)}\n`, {
+    mode: 0o600,
+    ...(env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}),
+  })
+}
+
+/** Settings that belong to one instance and must not be inherited from a cloned primary. */
+const PER_INSTANCE = new Set([
+  'port',
+  'listen_addresses',
+  'unix_socket_directories',
+  'primary_conninfo',
+  'primary_slot_name',
+  'synchronous_standby_names',
+  'restore_command',
+  'recovery_target_timeline',
+])
+
+/**
+ * Rewrites postgresql.auto.conf: keeps the settings that are not per-instance (ALTER SYSTEM
+ * of the operator) and sets ours. A clone carries the primary's port and, worse, its
+ * synchronous_standby_names: a promoted standby that waits for itself hangs every commit.
+ */
+export async function writeAutoConf(env: ReplicationEnv, dataDir: string, settings: Record<string, string | number>): Promise<void> {
+  const file = path.join(dataDir, 'postgresql.auto.conf')
+  let old = ''
+  try {
+    old = await fsp.readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const keep = old.split('\n').filter((line) => {
+    const m = /^\s*([A-Za-z_.]+)\s*=/.exec(line)
+    return !m || (!PER_INSTANCE.has(m[1] as string) && !(m[1] as string in settings))
+  })
+  const lines = keep.filter((l, i) => l.trim() !== '' || i < keep.length - 1)
+  for (const [k, v] of Object.entries(settings)) lines.push(`${k} = ${typeof v === 'number' ? v : confString(v)}`)
+  await writeFileAtomic(file, lines.join('\n') + '\n', { mode: 0o600, ...(env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}) })
+}
+
+export async function writeStandbySignal(env: ReplicationEnv, dataDir: string): Promise<void> {
+  await writeFileAtomic(path.join(dataDir, 'standby.signal'), '', { mode: 0o600, ...(env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}) })
+}
+
+/** Socket dir for a node: its instance dir when the socket path fits, else TCP only. */
+export function socketDir(node: PgNode): string {
+  return Buffer.byteLength(path.join(node.instanceDir, `.s.PGSQL.${node.port}.lock`)) < 100 ? node.instanceDir : ''
+}
+
+/** The standby settings of `standby` following `primary`. */
+export function standbySettings(env: ReplicationEnv, primary: PgNode, standby: PgNode, slot: string): Record<string, string | number> {
+  return {
+    port: standby.port,
+    listen_addresses: standby.host,
+    unix_socket_directories: socketDir(standby),
+    primary_conninfo: primaryConninfo(env, primary, standby),
+    primary_slot_name: slot,
+    synchronous_standby_names: '',
+    recovery_target_timeline: 'latest',
+  }
+}
+
+export async function chownTree(env: ReplicationEnv, dir: string): Promise<void> {
+  if (!env.runAs) return
+  await fsp.chown(dir, env.runAs.uid, env.runAs.gid)
+}
+
+export async function createSlot(cfg: pg.ClientConfig, slot: string): Promise<void> {
+  await sql(
+    cfg,
+    `select pg_create_physical_replication_slot($1, true) where not exists (select 1 from pg_replication_slots where slot_name = $1)`,
+    [slot],
+  )
+}
+
+export async function dropSlot(cfg: pg.ClientConfig, slot: string): Promise<boolean> {
+  // An active slot cannot be dropped; its walsender is terminated first.
+  const rows = await sql<{ dropped: boolean }>(
+    cfg,
+    `select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active_pid is not null`,
+    [slot],
+  )
+  void rows
+  for (let i = 0; i < 50; i++) {
+    try {
+      const r = await sql<{ n: number }>(cfg, `select count(pg_drop_replication_slot(slot_name))::int as n from pg_replication_slots where slot_name = $1`, [slot])
+      return (r[0]?.n ?? 0) > 0
+    } catch (err) {
+      // "replication slot is active": the walsender has not exited yet.
+      if (!/is active/.test((err as Error).message)) throw err
+      await sleep(100)
+    }
+  }
+  return false
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/**
+ * Stops every process of an instance for certain: pg_ctl stop -m immediate, then SIGKILL any
+ * process still working in its data directory, including backends orphaned by a postmaster
+ * killed with SIGKILL (they could otherwise still commit a transaction already in flight).
+ */
+export async function killInstance(env: ReplicationEnv, node: PgNode): Promise<number[]> {
+  await env.lifecycle.stop(node, 'immediate').catch(() => undefined)
+  const killed: number[] = []
+  for (let round = 0; round < 20; round++) {
+    const pids = await processesInDataDir(node.dataDir).catch(() => [] as number[])
+    if (pids.length === 0) break
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL')
+        killed.push(pid)
+      } catch {
+        // Already gone.
+      }
+    }
+    await sleep(20)
+  }
+  return killed
+}
