@@ -63,7 +63,7 @@ function versionOf(dir: string): string {
 function systemCandidates(): string[] {
   const found: Array<{ dir: string; v: number }> = []
   const scan = (parent: string, pattern: RegExp) => {
-    let entries: string[] = []
+    let entries: string[]
     try {
       entries = readdirSync(parent)
     } catch {

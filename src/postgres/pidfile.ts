@@ -1,0 +1,146 @@
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+
+/**
+ * postmaster.pid is Postgres' own lock file and the only record of a running postmaster that
+ * survives the kernel. MagFlock reads it to re-adopt instances after a kernel restart, and
+ * never trusts the PID in it blindly: PIDs are recycled, so a PID is "ours" only when that
+ * process is a postmaster whose working directory (Postgres chdirs into its data directory)
+ * or `-D` argument is this data directory.
+ *
+ * Layout (PostgreSQL 10+, src/include/utils/pidfile.h): one value per line —
+ *   1 pid, 2 data directory, 3 start time (epoch s), 4 port, 5 first socket directory,
+ *   6 first listen address, 7 shared memory key and id, 8 status (starting|stopping|ready|standby).
+ */
+export interface PostmasterPid {
+  pid: number
+  dataDir: string
+  startedAt: number
+  port: number
+  socketDir: string
+  listen: string
+  status: string
+}
+
+export function parsePostmasterPid(text: string): PostmasterPid | undefined {
+  const lines = text.split('\n')
+  const pid = Number.parseInt(lines[0] ?? '', 10)
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  return {
+    pid,
+    dataDir: (lines[1] ?? '').trim(),
+    startedAt: Number.parseInt(lines[2] ?? '', 10) || 0,
+    port: Number.parseInt(lines[3] ?? '', 10) || 0,
+    socketDir: (lines[4] ?? '').trim(),
+    listen: (lines[5] ?? '').trim(),
+    // Status is space-padded ("ready   ") and absent while the postmaster is very young.
+    status: (lines[7] ?? '').trim(),
+  }
+}
+
+export function postmasterPidPath(dataDir: string): string {
+  return path.join(dataDir, 'postmaster.pid')
+}
+
+/** The parsed lock file, or undefined when it is absent or unparsable (a half-written one). */
+export async function readPostmasterPid(dataDir: string): Promise<PostmasterPid | undefined> {
+  let text: string
+  try {
+    text = await fsp.readFile(postmasterPidPath(dataDir), 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+    throw err
+  }
+  return parsePostmasterPid(text)
+}
+
+/**
+ * True when the PID names a live process. A zombie (dead but not yet reaped: our container's
+ * PID 1 may never reap orphans) counts as dead, because it holds no resources and never answers.
+ */
+export async function isProcessAlive(pid: number): Promise<boolean> {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  try {
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8')
+    // "pid (comm) S ..." — comm may contain spaces and parentheses, so split at the last ')'.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    // No /proc (not Linux) or the process just went away.
+    return process.platform !== 'linux'
+  }
+}
+
+async function realpathOrSelf(p: string): Promise<string> {
+  try {
+    return await fsp.realpath(p)
+  } catch {
+    return path.resolve(p)
+  }
+}
+
+async function cmdlineOf(pid: number): Promise<string[] | undefined> {
+  try {
+    const raw = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')
+    return raw.split('\0').filter((s) => s.length > 0)
+  } catch {
+    return undefined
+  }
+}
+
+async function cwdOf(pid: number): Promise<string | undefined> {
+  try {
+    return await fsp.readlink(`/proc/${pid}/cwd`)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * True only when `pid` is a live postmaster serving `dataDir`. Backends share the postmaster's
+ * cwd but rewrite their command line ("postgres: checkpointer"), so argv[0] must be exactly
+ * the postgres binary; then either the cwd or the `-D` argument must be this data directory.
+ */
+export async function isOurPostmaster(pid: number, dataDir: string): Promise<boolean> {
+  if (!(await isProcessAlive(pid))) return false
+  const argv = await cmdlineOf(pid)
+  if (!argv || argv.length === 0) return false
+  const exe = path.basename(argv[0] ?? '')
+  if (exe !== 'postgres' && exe !== 'postmaster') return false
+  const want = await realpathOrSelf(dataDir)
+  const cwd = await cwdOf(pid)
+  if (cwd !== undefined) return (await realpathOrSelf(cwd)) === want
+  const d = argv.indexOf('-D')
+  const arg = d >= 0 ? argv[d + 1] : argv.find((a) => a.startsWith('-D'))?.slice(2)
+  return arg !== undefined && (await realpathOrSelf(arg)) === want
+}
+
+/**
+ * Every live process whose working directory is `dataDir`: the postmaster and its children,
+ * including backends orphaned by a postmaster that was killed with SIGKILL. Those orphans keep
+ * the old shared memory segment attached, and a new postmaster must not start beside them.
+ */
+export async function processesInDataDir(dataDir: string): Promise<number[]> {
+  const want = await realpathOrSelf(dataDir)
+  let entries: string[]
+  try {
+    entries = await fsp.readdir('/proc')
+  } catch {
+    return []
+  }
+  const found: number[] = []
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue
+    const pid = Number(e)
+    if (pid === process.pid) continue
+    const cwd = await cwdOf(pid)
+    if (cwd === undefined || cwd !== want) continue
+    if (await isProcessAlive(pid)) found.push(pid)
+  }
+  return found
+}
