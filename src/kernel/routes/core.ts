@@ -1,4 +1,63 @@
-import type { BoundRoute } from '../services.js'
+import { promises as fsp } from 'node:fs'
+import * as core from '../../api/core.js'
+import { AuditLog } from '../audit.js'
+import type { CoreServices } from '../daemon.js'
+import { handle, type BoundRoute, type KernelServices } from '../services.js'
+import { VERSION } from '../version.js'
 
-// Filled in by the kernel integration (status, shutdown, tokens, audit, metrics, logs).
-export const coreRoutes: BoundRoute[] = []
+const kernelOf = (k: KernelServices) => (k as CoreServices).kernel
+
+export const coreRoutes: BoundRoute[] = [
+  handle(core.status, async (_in, _ctx, k) => {
+    const kernel = kernelOf(k)
+    const cfg = k.config()
+    return {
+      kernel: {
+        pid: process.pid,
+        version: VERSION,
+        startedAt: kernel.startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - kernel.startedAt.getTime()) / 1000),
+        stateDir: k.layout.root,
+        socket: k.layout.socket,
+        env: k.env,
+        metricsUrl: cfg.metrics.enabled ? `http://127.0.0.1:${cfg.metrics.port}/metrics` : null,
+      },
+      components: await kernel.components.status(),
+      instances: kernel.instances.statuses(),
+    }
+  }),
+
+  handle(core.shutdown, async (input, ctx, k) => {
+    ctx.auditDetails.keepPostgres = input.keepPostgres
+    // Answer first, then stop: the caller waits for kernel.json to disappear.
+    setImmediate(() => void kernelOf(k).shutdown({ keepPostgres: input.keepPostgres, reason: `requested by ${ctx.actor.name}` }))
+    return { stopping: true }
+  }),
+
+  handle(core.tokenCreate, async (input, ctx, k) => {
+    const t = await kernelOf(k).tokens.create({ role: input.role, name: input.name })
+    ctx.auditDetails.tokenId = t.id
+    ctx.auditDetails.role = input.role
+    return t
+  }),
+
+  handle(core.tokenList, async (_in, _ctx, k) => ({ tokens: await kernelOf(k).tokens.list() })),
+
+  handle(core.tokenRevoke, async (input, ctx, k) => {
+    await kernelOf(k).tokens.revoke(input.id)
+    ctx.auditDetails.tokenId = input.id
+    return { revoked: input.id }
+  }),
+
+  handle(core.auditVerify, async (_in, _ctx, k) =>
+    AuditLog.verify({ auditLog: k.layout.auditLog, auditHead: k.layout.auditHead }),
+  ),
+
+  handle(core.metrics, async (_in, _ctx, k) => ({ contentType: k.metrics.contentType, text: await k.metrics.metrics() })),
+
+  handle(core.logs, async (input, _ctx, k) => {
+    const text = await fsp.readFile(k.layout.kernelLog, 'utf8').catch(() => '')
+    const lines = text.split('\n').filter(Boolean)
+    return { lines: lines.slice(-input.lines) }
+  }),
+]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System packages the test suite needs, installed only when missing (Debian/Ubuntu, as root):
+#   - PostgreSQL server binaries (initdb, postgres, pg_dump, pg_basebackup, pg_rewind, …)
+#   - promtool (package `prometheus`), which checks our /metrics output
+# On a machine where they are present this prints one line and changes nothing.
+set -euo pipefail
+need=()
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v pg_config >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system-deps: postgres and promtool present"
+  exit 0
+fi
+if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing ${need[*]}; install them (Debian: apt-get install -y ${need[*]})" >&2
+  exit 1
+fi
+echo "system-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,15 @@
+import type { StatusOutput } from '../api/core.js'
+
+/** Human renderers shared by up/status (plain text; ink views live in src/ui). */
+export function renderStatus(s: StatusOutput): string {
+  const lines: string[] = []
+  lines.push(`kernel   pid ${s.kernel.pid}  env ${s.kernel.env}  up ${s.kernel.uptimeSeconds}s  v${s.kernel.version}`)
+  for (const i of s.instances) {
+    lines.push(`${i.role.padEnd(8)} ${i.name.padEnd(12)} ${i.state.padEnd(10)} ${i.host}:${i.port}  pid ${i.pid ?? '-'}${i.adopted ? '  (adopted)' : ''}${i.restarts ? `  restarts ${i.restarts}` : ''}`)
+  }
+  for (const c of s.components) {
+    lines.push(`component ${c.name.padEnd(18)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy' : 'UNHEALTHY'}${c.detail ? `  ${c.detail}` : ''}`)
+  }
+  if (s.kernel.metricsUrl) lines.push(`metrics  ${s.kernel.metricsUrl}`)
+  return lines.join('\n')
+}

@@ -1,0 +1,16 @@
+import { MagflockCommand } from '../cli/base-command.js'
+import { metrics } from '../api/core.js'
+
+export type MetricsResult = { contentType: string; text: string }
+
+export default class Metrics extends MagflockCommand<MetricsResult> {
+  static override summary = 'Print the kernel\'s Prometheus metrics (the same text /metrics serves).'
+  static override examples = ['<%= config.bin %> metrics', '<%= config.bin %> metrics | promtool check metrics']
+
+  async run(): Promise<MetricsResult> {
+    await this.parse(Metrics)
+    const r = await this.kernel().call(metrics, {})
+    if (!this.jsonEnabled()) process.stdout.write(r.text)
+    return r
+  }
+}

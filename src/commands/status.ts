@@ -1,0 +1,26 @@
+import { Flags } from '@oclif/core'
+import { MagflockCommand } from '../cli/base-command.js'
+import { renderStatus } from '../cli/render.js'
+import { status, type StatusOutput } from '../api/core.js'
+
+export default class Status extends MagflockCommand<StatusOutput> {
+  static override summary = 'Show the kernel, its components and every instance of the flock.'
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --watch']
+  static override flags = {
+    watch: Flags.boolean({ summary: 'Keep a live view open (refreshes every second; q or Ctrl-C quits).', default: false }),
+    interval: Flags.integer({ summary: 'Refresh interval for --watch, in milliseconds.', default: 1000, min: 200 }),
+  }
+
+  async run(): Promise<StatusOutput> {
+    const { flags } = await this.parse(Status)
+    const client = this.kernel()
+    const s = await client.call(status, {})
+    if (flags.watch && !this.jsonEnabled()) {
+      const { watchStatus } = await import('../ui/status-view.js')
+      await watchStatus(() => client.call(status, {}), flags.interval, s)
+      return s
+    }
+    this.log(renderStatus(s))
+    return s
+  }
+}

@@ -1,0 +1,37 @@
+import { MagflockCommand } from '../cli/base-command.js'
+import { renderStatus } from '../cli/render.js'
+import { status, type StatusOutput } from '../api/core.js'
+import { envFlag } from '../config/flags.js'
+import { ensureKernel } from '../kernel/launcher.js'
+import { SUPERUSER_SECRET } from '../secrets/names.js'
+
+export type UpResult = StatusOutput & { launched: boolean; cleaned: string[]; adminTokenFile: string; passwordSecret: string }
+
+export default class Up extends MagflockCommand<UpResult> {
+  static override summary = 'Bring the flock up: start the kernel if needed, provision and start the primary.'
+  static override description =
+    'Idempotent. On a fresh state directory it initialises the primary (initdb with data checksums and scram-sha-256), ' +
+    'starts it as the unprivileged postgres OS user and prints how to connect. When a kernel already runs, it reports it. ' +
+    'After a kernel crash it re-adopts the running Postgres without restarting it.'
+  static override examples = ['<%= config.bin %> up', '<%= config.bin %> up --env production --json', 'MAGFLOCK_POSTGRES__PORT=6543 <%= config.bin %> up']
+  static override flags = { env: envFlag }
+
+  async run(): Promise<UpResult> {
+    const { flags } = await this.parse(Up)
+    const layout = this.layout()
+    this.progressLine('Starting the MagFlock kernel…')
+    const ensured = await ensureKernel(layout, { projectDir: process.cwd(), env: flags.env })
+    const s = await this.kernel().call(status, {})
+    const primary = s.instances.find((i) => i.role === 'primary')
+    this.log(`MagFlock is up${ensured.launched ? '' : ' (kernel already running)'}.`)
+    for (const c of ensured.cleaned) this.log(`  cleaned up: ${c}`)
+    this.log(renderStatus(s))
+    if (primary) {
+      this.log('')
+      this.log(`Connect:  psql "${primary.url}"`)
+      this.log(`Password: magflock secrets get ${SUPERUSER_SECRET} --reveal`)
+      this.log(`API:      curl --unix-socket ${s.kernel.socket} -H "Authorization: Bearer $(cat ${layout.adminToken})" http://magflock/v1/status`)
+    }
+    return { ...s, launched: ensured.launched, cleaned: ensured.cleaned, adminTokenFile: layout.adminToken, passwordSecret: SUPERUSER_SECRET }
+  }
+}

@@ -1,0 +1,89 @@
+import { defineComponent } from '../component.js'
+import type { KernelServices } from '../services.js'
+import type { FlockInstances } from '../instances.js'
+import type { KernelMetrics } from '../../telemetry/metrics.js'
+import { initInstance, instanceState } from '../../postgres/instance.js'
+import { InstanceSupervisor } from '../../postgres/supervisor.js'
+import { SUPERUSER_SECRET } from '../../secrets/names.js'
+import { generateSecret } from '../../secrets/generate.js'
+import { PORT_IN_USE } from '../../errors/index.js'
+import { isPortFree } from '../../platform/ports.js'
+
+export interface PostgresComponentDeps {
+  services: KernelServices
+  instances: FlockInstances
+  metrics: KernelMetrics
+}
+
+/**
+ * The `postgres` component: provisions the primary on first boot (initdb with checksums and
+ * scram, a generated superuser password kept in the vault), then adopts or starts every
+ * instance of the flock and supervises it. Postgres outlives the kernel: stopping this
+ * component with keepRunningOnStop (kernel stop, or a kernel killed) leaves it serving.
+ */
+export const postgresComponent = defineComponent<PostgresComponentDeps>({
+  name: 'postgres',
+  dependsOn: [],
+  // The instance supervisors restart Postgres themselves; the component itself is not retried
+  // at boot, so a port in use or a broken data dir is reported at once.
+  restart: { policy: 'never' },
+  stopTimeoutMs: 60_000,
+  async start(ctx) {
+    const { services: k, instances, metrics } = ctx.services
+    const cfg = k.config()
+    const topology = await instances.readTopology()
+    const members = topology?.instances ?? [{ name: 'primary', role: 'primary' as const, port: cfg.postgres.port }]
+    const started: InstanceSupervisor[] = []
+    try {
+      for (const m of members) {
+        const port = m.role === 'primary' && m.name === 'primary' ? cfg.postgres.port : m.port
+        const spec = instances.specFor(m.name, port, k.bins, k.runAs)
+        if (m.role === 'primary') {
+          const state = await instanceState(spec)
+          if (state !== 'ready') {
+            // Check before initdb, so a taken port leaves no data dir behind.
+            if (!(await isPortFree(spec.port, spec.host))) throw PORT_IN_USE({ port: spec.port, what: 'postgres.port' })
+            let password = await k.secrets.get(SUPERUSER_SECRET)
+            if (!password) {
+              password = generateSecret()
+              await k.secrets.set(SUPERUSER_SECRET, password)
+            }
+            ctx.log.info({ instance: spec.name, leftover: state === 'initializing-leftover' }, 'initialising primary')
+            await initInstance(spec, password)
+          }
+        }
+        const r = cfg.kernel.restart
+        const sup = new InstanceSupervisor(spec, {
+          log: ctx.log.child({ instance: spec.name }),
+          events: ctx.events,
+          restart: {
+            policy: 'always',
+            maxRestarts: r.maxRestarts,
+            windowMs: r.windowSeconds * 1000,
+            initialBackoffMs: r.initialBackoffMs,
+            maxBackoffMs: r.maxBackoffMs,
+          },
+          onRestart: () => metrics.instanceRestarted(spec.name),
+          role: m.role === 'replica' ? 'replica' : 'primary',
+        })
+        await sup.start()
+        started.push(sup)
+        instances.add(spec, m.role, sup)
+      }
+      await instances.saveTopology()
+    } catch (err) {
+      for (const s of started.reverse()) await s.stop({ keepRunning: false }).catch(() => {})
+      throw err
+    }
+    return {
+      async stop() {
+        for (const s of instances.supervisors().reverse()) await s.stop({ keepRunning: instances.keepRunningOnStop })
+      },
+      health() {
+        const all = instances.supervisors().map((s) => s.health())
+        const bad = all.find((h) => !h.ready)
+        return { live: all.every((h) => h.live), ready: !bad, detail: bad?.detail ?? `${all.length} instance(s) ready` }
+      },
+    }
+  },
+})

@@ -1,0 +1,185 @@
+import { promises as fsp } from 'node:fs'
+import type { Logger } from 'pino'
+import { isMagflockError, INTERNAL, type MagflockError } from '../errors/index.js'
+import type { MagflockConfig } from '../config/schema.js'
+import { loadConfig } from '../config/load.js'
+import { openSecretStore } from '../secrets/store.js'
+import { migrateLegacySuperuserPassword } from '../secrets/migrate.js'
+import { redactor } from '../secrets/redact.js'
+import { writeJsonAtomic } from '../platform/fs.js'
+import { postgresRunAs } from '../platform/os-user.js'
+import { stateLayout, type StateLayout } from '../platform/paths.js'
+import { findPgBinaries } from '../postgres/binaries.js'
+import { createLogger } from '../telemetry/logger.js'
+import { createKernelMetrics } from '../telemetry/metrics.js'
+import { AuditLog } from './audit.js'
+import { EventBus } from './event-bus.js'
+import { ComponentManager } from './lifecycle.js'
+import { acquireKernelLock } from './lock.js'
+import { InMemoryLocks } from './locks.js'
+import { FlockInstances } from './instances.js'
+import { postgresComponent } from './components/postgres.js'
+import { metricsComponent } from './components/metrics.js'
+import { allRoutes } from './routes/index.js'
+import { ControlServer } from './server.js'
+import { removeKernelInfo, writeKernelInfo } from './state.js'
+import { TokenStore } from './tokens.js'
+import type { KernelServices } from './services.js'
+import { VERSION } from './version.js'
+
+export interface DaemonOptions {
+  stateDir: string
+  projectDir: string
+  env?: string | undefined
+  /** Also log to stdout (kernel start --foreground). */
+  foreground?: boolean
+}
+
+export interface RunningKernel {
+  services: KernelServices
+  components: ComponentManager
+  instances: FlockInstances
+  tokens: TokenStore
+  startedAt: Date
+  /** Stop everything; with keepPostgres the instances keep serving for the next kernel. */
+  shutdown(opts: { keepPostgres: boolean; reason: string }): Promise<void>
+  /** Resolves when the kernel has fully stopped. */
+  stopped: Promise<void>
+  reload(): Promise<{ applied: string[]; restartRequired: string[]; env: string }>
+}
+
+/**
+ * Boots a kernel for one state directory: lock → config → logging, metrics, events, audit,
+ * tokens, vault → components in dependency order → control socket → kernel.json.
+ * Any failure before serving stops what started, in reverse, and leaves
+ * <state>/kernel.start-error.json for the launcher (`magflock up`) to report.
+ */
+export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
+  const layout = stateLayout(opts.stateDir)
+  await fsp.mkdir(layout.root, { recursive: true, mode: 0o700 })
+  await fsp.chmod(layout.root, 0o700)
+  const startErrorFile = `${layout.root}/kernel.start-error.json`
+  await fsp.rm(startErrorFile, { force: true })
+  const releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
+  const undo: Array<() => Promise<void>> = [releaseLock]
+  let log: Logger | undefined
+  try {
+    const loaded = await loadConfig({ cwd: opts.projectDir, env: opts.env, environ: process.env })
+    let config: MagflockConfig = loaded.config
+    const env = loaded.env
+    log = createLogger({
+      file: layout.kernelLog,
+      level: config.kernel.logLevel,
+      base: { flock: config.flock, env },
+      stdout: opts.foreground ?? false,
+    })
+    const metrics = createKernelMetrics()
+    const events = new EventBus({ metrics, log })
+    const audit = new AuditLog({ auditLog: layout.auditLog, auditHead: layout.auditHead })
+    const tokens = new TokenStore(layout.tokens)
+    await tokens.ensureAdmin(layout.adminToken)
+    const secrets = await openSecretStore({ layout, environ: process.env })
+    await migrateLegacySuperuserPassword(layout, secrets)
+    const bins = findPgBinaries(config.postgres.binDir)
+    const runAs = postgresRunAs(config.postgres.osUser)
+    const locks = new InMemoryLocks()
+    const instances = new FlockInstances(layout, secrets, () => config)
+
+    const services: KernelServices = {
+      layout,
+      env,
+      config: () => config,
+      log,
+      events,
+      metrics: metrics.registry,
+      audit,
+      bins,
+      runAs,
+      secrets,
+      instances,
+      locks,
+    }
+    const components = new ComponentManager({ log, events, metrics, audit })
+    components.register(postgresComponent, { services, instances, metrics })
+    if (config.metrics.enabled) components.register(metricsComponent, { services, instances })
+    await components.startAll()
+    undo.unshift(() => components.stopAll())
+
+    const startedAt = new Date()
+    let resolveStopped!: () => void
+    const stopped = new Promise<void>((r) => (resolveStopped = r))
+    let shuttingDown: Promise<void> | undefined
+
+    const kernel: RunningKernel = {
+      services,
+      components,
+      instances,
+      tokens,
+      startedAt,
+      stopped,
+      shutdown({ keepPostgres, reason }) {
+        shuttingDown ??= (async () => {
+          log?.info({ reason, keepPostgres }, 'kernel stopping')
+          events.publish('kernel.stopping', { reason })
+          instances.keepRunningOnStop = keepPostgres
+          await server.close().catch(() => {})
+          await components.stopAll()
+          await removeKernelInfo(layout)
+          await releaseLock()
+          log?.info('kernel stopped')
+          log?.flush?.()
+          resolveStopped()
+        })()
+        return shuttingDown
+      },
+      async reload() {
+        const { reloadConfig } = await import('../config/reload.js')
+        const res = await reloadConfig(config, () => loadConfig({ cwd: opts.projectDir, env, environ: process.env }))
+        config = res.next
+        log?.level && (log.level = config.kernel.logLevel)
+        events.publish('config.reloaded', { applied: res.applied, restartRequired: res.restartRequired })
+        log?.info({ applied: res.applied, restartRequired: res.restartRequired }, 'config reloaded')
+        return { applied: res.applied, restartRequired: res.restartRequired, env }
+      },
+    }
+
+    const server = new ControlServer({
+      socketPath: layout.socket,
+      routes: allRoutes,
+      tokens,
+      services: Object.assign(services, { kernel }),
+      audit,
+      metrics,
+      log,
+    })
+    await server.listen()
+    undo.unshift(() => server.close())
+
+    const metricsUrl = config.metrics.enabled ? `http://127.0.0.1:${config.metrics.port}/metrics` : null
+    await writeKernelInfo(layout, {
+      pid: process.pid,
+      socket: layout.socket,
+      version: VERSION,
+      startedAt: startedAt.toISOString(),
+      env,
+      projectDir: opts.projectDir,
+      metricsUrl,
+    })
+    events.publish('kernel.started', { pid: process.pid, version: VERSION, env })
+    log.info({ pid: process.pid, socket: layout.socket, env }, 'kernel serving')
+    return kernel
+  } catch (err) {
+    const e: MagflockError = isMagflockError(err) ? err : INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
+    log?.error({ code: e.code, err: redactor.scrub(String((err as Error)?.stack ?? err)) }, 'kernel failed to start')
+    for (const u of undo) await u().catch(() => {})
+    await writeJsonAtomic(startErrorFile, { error: e.toWire() }).catch(() => {})
+    throw e
+  }
+}
+
+/** Kernel services as route handlers see them: the running kernel is reachable for core routes. */
+export type CoreServices = KernelServices & { kernel: RunningKernel }
+
+export function layoutFor(stateDir: string): StateLayout {
+  return stateLayout(stateDir)
+}

@@ -1,0 +1,145 @@
+import type pg from 'pg'
+import { z } from 'zod'
+import type { MagflockConfig } from '../config/schema.js'
+import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
+import type { OsUser } from '../platform/os-user.js'
+import type { StateLayout } from '../platform/paths.js'
+import type { PgBinaries } from '../postgres/binaries.js'
+import type { InstanceSpec } from '../postgres/instance.js'
+import type { InstanceSupervisor } from '../postgres/supervisor.js'
+import { SUPERUSER_SECRET } from '../secrets/names.js'
+import type { InstanceHandle, InstanceRegistry, SecretStore } from './services.js'
+import { NO_PRIMARY } from './errors.api.js'
+import type { z as zod } from 'zod'
+import type { InstanceStatus } from '../api/core.js'
+
+export type InstanceRole = 'primary' | 'replica' | 'fenced'
+
+/** `<state>/topology.json`: which instances the flock has and their roles (survives kernels). */
+const Topology = z.object({
+  instances: z.array(z.object({ name: z.string(), role: z.enum(['primary', 'replica', 'fenced']), port: z.number().int() })),
+})
+export type Topology = z.infer<typeof Topology>
+
+interface Entry {
+  spec: InstanceSpec
+  role: InstanceRole
+  supervisor: InstanceSupervisor | undefined
+}
+
+/** The kernel's registry of the flock's instances and their supervisors. */
+export class FlockInstances implements InstanceRegistry {
+  /** Set by shutdown: `kernel stop` leaves Postgres serving for the next kernel to adopt. */
+  keepRunningOnStop = false
+  private readonly entries = new Map<string, Entry>()
+
+  constructor(
+    private readonly layout: StateLayout,
+    private readonly secrets: SecretStore,
+    private readonly config: () => MagflockConfig,
+  ) {}
+
+  specFor(name: string, port: number, bins: PgBinaries, runAs: OsUser | undefined): InstanceSpec {
+    const cfg = this.config()
+    return {
+      name,
+      instanceDir: this.layout.instanceDir(name),
+      dataDir: this.layout.dataDir(name),
+      logFile: this.layout.instanceLog(name),
+      host: '127.0.0.1',
+      port,
+      superuser: cfg.postgres.superuser,
+      bins,
+      runAs,
+      settings: cfg.postgres.settings,
+      startTimeoutMs: cfg.postgres.startTimeoutSeconds * 1000,
+    }
+  }
+
+  async readTopology(): Promise<Topology | undefined> {
+    return readJsonFile(`${this.layout.root}/topology.json`, (v) => Topology.parse(v))
+  }
+
+  async saveTopology(): Promise<void> {
+    const t: Topology = {
+      instances: [...this.entries.values()].map((e) => ({ name: e.spec.name, role: e.role, port: e.spec.port })),
+    }
+    await writeJsonAtomic(`${this.layout.root}/topology.json`, t, 0o600)
+  }
+
+  add(spec: InstanceSpec, role: InstanceRole, supervisor: InstanceSupervisor | undefined): void {
+    this.entries.set(spec.name, { spec, role, supervisor })
+  }
+
+  remove(name: string): void {
+    this.entries.delete(name)
+  }
+
+  setRole(name: string, role: InstanceRole): void {
+    const e = this.entries.get(name)
+    if (e) e.role = role
+  }
+
+  supervisor(name: string): InstanceSupervisor | undefined {
+    return this.entries.get(name)?.supervisor
+  }
+
+  supervisors(): InstanceSupervisor[] {
+    return [...this.entries.values()].flatMap((e) => (e.supervisor ? [e.supervisor] : []))
+  }
+
+  private handle(e: Entry): InstanceHandle {
+    const cfg = this.config()
+    return {
+      name: e.spec.name,
+      role: e.role,
+      port: e.spec.port,
+      host: e.spec.host,
+      dataDir: e.spec.dataDir,
+      connection: async (database?: string): Promise<pg.ClientConfig> => ({
+        host: e.spec.host,
+        port: e.spec.port,
+        user: cfg.postgres.superuser,
+        password: (await this.secrets.get(SUPERUSER_SECRET)) ?? '',
+        database: database ?? cfg.postgres.database,
+        application_name: 'magflock-kernel',
+      }),
+    }
+  }
+
+  list(): InstanceHandle[] {
+    return [...this.entries.values()].map((e) => this.handle(e))
+  }
+
+  get(name: string): InstanceHandle | undefined {
+    const e = this.entries.get(name)
+    return e ? this.handle(e) : undefined
+  }
+
+  primary(): InstanceHandle {
+    const e = [...this.entries.values()].find((x) => x.role === 'primary')
+    if (!e) throw NO_PRIMARY()
+    return this.handle(e)
+  }
+
+  statuses(): Array<zod.infer<typeof InstanceStatus>> {
+    const cfg = this.config()
+    return [...this.entries.values()].map((e) => {
+      const s = e.supervisor?.status()
+      return {
+        name: e.spec.name,
+        role: e.role,
+        state: s?.state ?? 'unknown',
+        pid: s?.pid ?? null,
+        port: e.spec.port,
+        host: e.spec.host,
+        dataDir: e.spec.dataDir,
+        user: cfg.postgres.superuser,
+        database: cfg.postgres.database,
+        url: `postgres://${encodeURIComponent(cfg.postgres.superuser)}@${e.spec.host}:${e.spec.port}/${encodeURIComponent(cfg.postgres.database)}`,
+        adopted: s?.adopted ?? false,
+        restarts: s?.restarts ?? 0,
+      }
+    })
+  }
+}

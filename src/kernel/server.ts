@@ -1,0 +1,254 @@
+import http from 'node:http'
+import net from 'node:net'
+import { promises as fsp } from 'node:fs'
+import type { Logger } from 'pino'
+import { INVALID_REQUEST, MagflockError, isMagflockError, INTERNAL } from '../errors/index.js'
+import { API_HOST, type Role } from '../api/route.js'
+import type { AuditWriter } from './component.js'
+import type { BoundRoute, KernelServices, RequestContext } from './services.js'
+import { BAD_HOST, FORBIDDEN, ROUTE_NOT_FOUND, SOCKET_IN_USE, UNAUTHENTICATED } from './errors.api.js'
+
+export interface TokenVerifier {
+  verify(token: string): Promise<{ id: string; name: string; role: Role } | undefined>
+}
+
+export interface ApiMetrics {
+  apiRequest(route: string, method: string, status: number, seconds: number): void
+}
+
+const MAX_BODY = 1024 * 1024
+const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
+
+/**
+ * The control API: HTTP/1.1 + JSON on a Unix socket (0600). Each request is checked in this
+ * order, and every refusal is a JSON error:
+ *   Host/Origin (a browser page reaching us through a local proxy is refused) →
+ *   route → bearer token (401) → role (403) → body schema (400) → handler.
+ * Mutating calls, and every 401/403, are appended to the audit log.
+ */
+export class ControlServer {
+  private server: http.Server | undefined
+  private readonly inflight = new Set<AbortController>()
+
+  constructor(
+    private readonly opts: {
+      socketPath: string
+      routes: BoundRoute[]
+      tokens: TokenVerifier
+      services: KernelServices
+      audit: AuditWriter
+      metrics: ApiMetrics
+      log: Logger
+    },
+  ) {}
+
+  async listen(): Promise<void> {
+    await removeStaleSocket(this.opts.socketPath)
+    const server = http.createServer((req, res) => void this.handle(req, res))
+    server.keepAliveTimeout = 5_000
+    this.server = server
+    // The socket is created 0600 (umask), so no other user can connect in the window
+    // between bind and chmod; the chmod states the intent.
+    const oldMask = process.umask(0o177)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(this.opts.socketPath, () => resolve())
+      })
+    } finally {
+      process.umask(oldMask)
+    }
+    await fsp.chmod(this.opts.socketPath, 0o600)
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.inflight) c.abort()
+    const s = this.server
+    if (!s) return
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve())
+      s.closeAllConnections()
+    })
+    await fsp.rm(this.opts.socketPath, { force: true })
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint()
+    const url = new URL(req.url ?? '/', 'http://magflock')
+    const method = req.method ?? 'GET'
+    let routeId = 'unknown'
+    let status = 200
+    const finish = () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      this.opts.metrics.apiRequest(routeId, method, status, seconds)
+    }
+    const sendError = (err: MagflockError) => {
+      status = err.httpStatus
+      if (!res.headersSent) {
+        res.writeHead(status, { 'content-type': 'application/json' })
+      }
+      res.end(JSON.stringify({ error: err.toWire() }))
+      finish()
+    }
+
+    const host = (req.headers.host ?? '').split(':')[0] ?? ''
+    if ((req.headers.host !== undefined && !ALLOWED_HOSTS.has(host)) || req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined) {
+      sendError(BAD_HOST({ host: String(req.headers.origin ?? req.headers.host ?? '') }))
+      return
+    }
+    const bound = this.opts.routes.find((r) => r.def.method === method && r.def.path === url.pathname)
+    if (!bound) {
+      sendError(ROUTE_NOT_FOUND({ method, path: url.pathname }))
+      return
+    }
+    const def = bound.def
+    routeId = def.id
+
+    const auth = req.headers.authorization ?? ''
+    const m = auth.match(/^Bearer\s+(\S+)$/i)
+    const token = m?.[1] ? await this.opts.tokens.verify(m[1]) : undefined
+    if (!token) {
+      const err = UNAUTHENTICATED({ reason: m ? 'unknown or revoked token' : 'no bearer token' })
+      await this.audit({ actor: 'anonymous', action: def.id, result: 'denied', details: { code: err.code } })
+      sendError(err)
+      return
+    }
+    if (!def.roles.includes(token.role)) {
+      const err = FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles })
+      await this.audit({ actor: token.name, role: token.role, action: def.id, result: 'denied', details: { code: err.code } })
+      sendError(err)
+      return
+    }
+
+    let raw: unknown
+    try {
+      raw = method === 'GET' ? Object.fromEntries(url.searchParams) : await readJson(req)
+    } catch (err) {
+      sendError(isMagflockError(err) ? err : INVALID_REQUEST({ message: 'body is not valid JSON' }))
+      return
+    }
+    const parsed = def.input.safeParse(raw ?? {})
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      sendError(INVALID_REQUEST({ message: `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}` }))
+      return
+    }
+
+    const abort = new AbortController()
+    this.inflight.add(abort)
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort()
+    })
+    const ctx: RequestContext = {
+      actor: { tokenId: token.id, name: token.name, role: token.role },
+      signal: abort.signal,
+      auditDetails: {},
+      progress: () => {},
+    }
+    if (def.streaming) {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+      ctx.progress = (ev) => {
+        if (!res.writableEnded) res.write(JSON.stringify({ type: 'progress', ...ev }) + '\n')
+      }
+    }
+
+    let result: unknown
+    let failure: MagflockError | undefined
+    try {
+      result = await bound.handler(parsed.data, ctx, this.opts.services)
+      const out = def.output.safeParse(result)
+      if (!out.success) {
+        this.opts.log.error({ route: def.id, issues: out.error.issues.slice(0, 3) }, 'handler returned an invalid response')
+        failure = INTERNAL({ message: `route ${def.id} produced an invalid response` })
+      } else result = out.data
+    } catch (err) {
+      failure = isMagflockError(err) ? err : INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
+      if (!isMagflockError(err)) this.opts.log.error({ err, route: def.id }, 'route handler failed')
+    } finally {
+      this.inflight.delete(abort)
+    }
+
+    if (def.mutating) {
+      await this.audit({
+        actor: token.name,
+        role: token.role,
+        action: def.id,
+        result: failure ? 'error' : 'ok',
+        details: { ...ctx.auditDetails, ...(failure ? { code: failure.code } : {}) },
+      })
+    }
+
+    if (def.streaming) {
+      res.end(JSON.stringify(failure ? { type: 'error', error: failure.toWire() } : { type: 'result', data: result }) + '\n')
+      status = failure ? failure.httpStatus : 200
+      finish()
+      return
+    }
+    if (failure) {
+      sendError(failure)
+      return
+    }
+    const body = JSON.stringify(result)
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+    finish()
+  }
+
+  private async audit(rec: Parameters<AuditWriter['append']>[0]): Promise<void> {
+    try {
+      await this.opts.audit.append(rec)
+    } catch (err) {
+      // An audit failure must be loud: it is logged as an error and the metric shows it.
+      this.opts.log.error({ err, action: rec.action }, 'audit append failed')
+    }
+  }
+}
+
+function readJson(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let size = 0
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_BODY) {
+        reject(INVALID_REQUEST({ message: `body larger than ${MAX_BODY} bytes` }))
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8')
+      if (!text.trim()) return resolve({})
+      try {
+        resolve(JSON.parse(text))
+      } catch {
+        reject(INVALID_REQUEST({ message: 'body is not valid JSON' }))
+      }
+    })
+    req.on('error', reject)
+  })
+}
+
+/**
+ * A socket file left by a kernel that died (kill -9) refuses connections; one that answers
+ * belongs to a live kernel and must not be taken over.
+ */
+export async function removeStaleSocket(socketPath: string): Promise<'absent' | 'removed'> {
+  try {
+    await fsp.lstat(socketPath)
+  } catch {
+    return 'absent'
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(socketPath)
+    c.once('connect', () => {
+      c.destroy()
+      resolve(true)
+    })
+    c.once('error', () => resolve(false))
+  })
+  if (alive) throw SOCKET_IN_USE({ socket: socketPath })
+  await fsp.rm(socketPath, { force: true })
+  return 'removed'
+}
