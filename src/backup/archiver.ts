@@ -1,0 +1,103 @@
+import { promises as fsp } from 'node:fs'
+import type pg from 'pg'
+import type { OsUser } from '../platform/os-user.js'
+import { spawnLong } from '../platform/process.js'
+import type { PgBinaries } from '../postgres/binaries.js'
+import { lsnToBigInt } from './manifest.js'
+import { withClient } from './sql.js'
+import { pgEnv } from './tools.js'
+import { listArchive, segmentNo } from './wal.js'
+
+/**
+ * Continuous WAL archiving with a supervised `pg_receivewal` and a physical replication slot
+ * (why not archive_command: docs/backup.md). The slot guarantees no gap while the receiver
+ * is down; the price is WAL piling up in pg_wal, which archiveLag() measures and the
+ * wal-archiver component alerts on.
+ */
+export const ARCHIVE_SLOT = 'magflock_wal_archive'
+
+export async function ensureArchiveSlot(conn: pg.ClientConfig, slot = ARCHIVE_SLOT): Promise<void> {
+  await withClient(conn, async (c) => {
+    const r = await c.query('select 1 from pg_replication_slots where slot_name = $1', [slot])
+    if ((r.rowCount ?? 0) === 0) await c.query('select pg_create_physical_replication_slot($1, true)', [slot])
+  })
+}
+
+export interface WalReceiver {
+  pid: number | undefined
+  /** Resolves with the exit once pg_receivewal ends (for supervision). */
+  exited: Promise<{ exitCode: number | undefined; signal: string | undefined }>
+  stop(): Promise<void>
+}
+
+export async function startWalReceiver(o: {
+  walDir: string
+  conn: pg.ClientConfig
+  bins: PgBinaries
+  runAs?: OsUser | undefined
+  slot?: string
+}): Promise<WalReceiver> {
+  const slot = o.slot ?? ARCHIVE_SLOT
+  await fsp.mkdir(o.walDir, { recursive: true, mode: 0o700 })
+  if (o.runAs) await fsp.chown(o.walDir, o.runAs.uid, o.runAs.gid)
+  await ensureArchiveSlot(o.conn, slot)
+  const child = spawnLong(o.bins.tool('pg_receivewal'), ['-D', o.walDir, '-S', slot, '--no-loop', '--no-password', '-s', '1'], {
+    runAs: o.runAs,
+    env: pgEnv(o.conn),
+    detached: false,
+    stdio: ['ignore', 'ignore', 'ignore'],
+  })
+  const exited = child.then(
+    (r) => ({ exitCode: r.exitCode, signal: r.signal }),
+    (e: { exitCode?: number; signal?: string }) => ({ exitCode: e.exitCode, signal: e.signal }),
+  )
+  let stopped = false
+  return {
+    pid: child.pid,
+    exited,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      child.kill('SIGTERM')
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(t)
+    },
+  }
+}
+
+export interface ArchiveLag {
+  /** Bytes between the server's current WAL position and what the archive slot confirmed. */
+  lagBytes: number
+  /** Newest fully archived segment, if any. */
+  newestSegment: string | undefined
+  slotActive: boolean
+}
+
+export async function archiveLag(conn: pg.ClientConfig, walDir: string, slot = ARCHIVE_SLOT): Promise<ArchiveLag> {
+  const r = await withClient(conn, (c) =>
+    c.query<{ cur: string; flushed: string | null; active: boolean | null }>(
+      `select pg_current_wal_lsn()::text as cur,
+              (select coalesce(restart_lsn, '0/0')::text from pg_replication_slots where slot_name = $1) as flushed,
+              (select active from pg_replication_slots where slot_name = $1) as active`,
+      [slot],
+    ),
+  )
+  const row = r.rows[0]
+  const archive = (await listArchive(walDir)).filter((s) => !s.partial)
+  const cur = lsnToBigInt(row?.cur ?? '0/0')
+  const flushed = lsnToBigInt(row?.flushed ?? '0/0')
+  return { lagBytes: Number(cur > flushed ? cur - flushed : 0n), newestSegment: archive[archive.length - 1]?.name, slotActive: Boolean(row?.active) }
+}
+
+/** Waits until the archive holds the segment containing `lsn` completely (after pg_switch_wal). */
+export async function waitForArchived(walDir: string, lsn: string, timeoutMs = 30_000): Promise<void> {
+  const want = segmentNo(lsn)
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const done = (await listArchive(walDir)).some((s) => !s.partial && s.segNo >= want)
+    if (done) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`WAL up to ${lsn} did not reach the archive within ${timeoutMs} ms`)
+}

@@ -1,0 +1,165 @@
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+import type pg from 'pg'
+import type { OsUser } from '../platform/os-user.js'
+import type { PgBinaries } from '../postgres/binaries.js'
+import { FRAME_SIZE, keyIdOf, newDataKey, wrapKey } from './crypto.js'
+import { BACKUP_INVALID, BACKUP_TOOL_FAILED } from './errors.js'
+import {
+  beginBackup,
+  completeBackup,
+  describeFiles,
+  failBackup,
+  newBackupId,
+  type BackupManifest,
+  type Compression,
+  type EncryptionInfo,
+} from './manifest.js'
+import { sourceInfo, withClient } from './sql.js'
+import { chownTo, encryptFileInPlace, pgEnv, runTool, secretsOf, type OnProgress } from './tools.js'
+
+/**
+ * Physical backup of the whole instance with pg_basebackup, tar format, compressed on the
+ * server (lz4 by default; see docs/backup.md for the measurements behind that choice), WAL
+ * streamed alongside (-X stream) so the backup is self-contained, and pg_basebackup's own
+ * backup_manifest kept for pg_verifybackup.
+ *
+ * Layout of `<backupsDir>/<id>/`:
+ *   base/base.tar.lz4   base/pg_wal.tar   base/backup_manifest   manifest.json
+ * (each with `.mfenc` appended when encrypted).
+ */
+export interface EncryptionRequest {
+  kek: Buffer
+  secretName: string
+}
+
+export interface PhysicalBackupOptions {
+  backupsDir: string
+  conn: pg.ClientConfig
+  bins: PgBinaries
+  runAs?: OsUser | undefined
+  compression?: Compression
+  label?: string
+  encryption?: EncryptionRequest | undefined
+  onProgress?: OnProgress
+  signal?: AbortSignal
+  /** For tests: override the id (still must be unique). */
+  id?: string
+}
+
+export const PHYSICAL_SUBDIR = 'base'
+
+function compressArgs(c: Compression): string[] {
+  switch (c) {
+    case 'lz4':
+      return ['--compress=server-lz4']
+    case 'zstd':
+      return ['--compress=server-zstd']
+    case 'gzip':
+      return ['--compress=client-gzip']
+    case 'none':
+      return []
+  }
+}
+
+interface PgManifest {
+  'WAL-Ranges'?: Array<{ Timeline: number; 'Start-LSN': string; 'End-LSN': string }>
+  Files?: unknown[]
+}
+
+export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<BackupManifest> {
+  const compression = o.compression ?? 'lz4'
+  const id = o.id ?? newBackupId('physical')
+  const label = o.label ?? `magflock ${id}`
+  if (label.length > 100) throw BACKUP_INVALID({ message: 'The backup label is longer than 100 characters.' })
+  const progress = o.onProgress ?? (() => undefined)
+  const info = await withClient(o.conn, sourceInfo)
+  await fsp.mkdir(o.backupsDir, { recursive: true })
+  await chownTo(o.backupsDir, o.runAs)
+  const partial = await beginBackup(o.backupsDir, id)
+  try {
+    await chownTo(partial, o.runAs)
+    const target = path.join(partial, PHYSICAL_SUBDIR)
+    const startTime = new Date().toISOString()
+    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, bytesTotal: info.totalBytes, fraction: 0 })
+    await runTool(
+      o.bins.tool('pg_basebackup'),
+      ['-D', target, '-Ft', '-X', 'stream', '-c', 'fast', '-P', '-l', label, '--no-password', ...compressArgs(compression)],
+      {
+        runAs: o.runAs,
+        env: pgEnv(o.conn),
+        secrets: secretsOf(o.conn),
+        ...(o.signal ? { signal: o.signal } : {}),
+        onLine: (line) => {
+          // "123456/794000 kB (15%), 0/1 tablespace"
+          const m = line.match(/^\s*(\d+)\/(\d+) kB \((\d+)%\)/)
+          if (m) {
+            const done = Number(m[1]) * 1024
+            const total = Math.max(Number(m[2]) * 1024, done)
+            progress({ phase: 'backup', message: `copied ${Math.round(done / 1048576)} of ${Math.round(total / 1048576)} MiB`, bytesDone: done, bytesTotal: total, fraction: Math.min(1, done / total) })
+          }
+        },
+      },
+    )
+    const stopTime = new Date().toISOString()
+    // Exit 0 is necessary, not sufficient: the files must be there and the manifest must parse.
+    const names = await fsp.readdir(target)
+    const baseTar = names.find((n) => n.startsWith('base.tar'))
+    if (!baseTar || !names.includes('backup_manifest')) {
+      throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: `incomplete output: found ${names.join(', ') || 'nothing'}` })
+    }
+    const st = await fsp.stat(path.join(target, baseTar))
+    if (st.size === 0) throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: `${baseTar} is empty` })
+    const pgm = JSON.parse(await fsp.readFile(path.join(target, 'backup_manifest'), 'utf8')) as PgManifest
+    const range = pgm['WAL-Ranges']?.[0]
+    if (!range) throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: 'backup_manifest has no WAL range' })
+
+    let encryption: EncryptionInfo | null = null
+    if (o.encryption) {
+      const dataKey = newDataKey()
+      encryption = {
+        algorithm: 'aes-256-gcm-frames-v1',
+        keyId: keyIdOf(o.encryption.kek),
+        secretName: o.encryption.secretName,
+        wrappedKey: wrapKey(o.encryption.kek, dataKey, id),
+        frameSize: FRAME_SIZE,
+      }
+      let done = 0
+      for (const n of await fsp.readdir(target)) {
+        await encryptFileInPlace(path.join(target, n), dataKey, (b) => {
+          done += b
+        })
+      }
+      progress({ phase: 'encrypt', message: `encrypted ${Math.round(done / 1048576)} MiB` })
+    }
+    progress({ phase: 'manifest', message: 'hashing files' })
+    const files = await describeFiles(partial)
+    const manifest: BackupManifest = {
+      formatVersion: 1,
+      id,
+      type: 'physical',
+      label,
+      format: 'tar',
+      startLsn: range['Start-LSN'],
+      stopLsn: range['End-LSN'],
+      startTime,
+      stopTime,
+      timeline: range.Timeline,
+      pgVersion: info.pgVersion,
+      systemIdentifier: info.systemIdentifier,
+      databases: info.databases,
+      compression,
+      encryption,
+      tool: `pg_basebackup ${o.bins.version}`,
+      sourceBytes: info.totalBytes,
+      totalBytes: files.reduce((s, f) => s + f.size, 0),
+      files,
+    }
+    await completeBackup(o.backupsDir, partial, manifest)
+    progress({ phase: 'done', message: `backup ${id} complete`, fraction: 1, bytesDone: info.totalBytes, bytesTotal: info.totalBytes })
+    return manifest
+  } catch (err) {
+    await failBackup(partial, err instanceof Error ? err.message : String(err))
+    throw err
+  }
+}
