@@ -6,7 +6,8 @@ import { postgresRunAs } from '../../../src/platform/os-user.js'
 import { freePort } from '../../../src/platform/ports.js'
 import { tempDir } from '../../helpers/tmp.js'
 
-/** An InstanceSpec in a fresh temp state dir on a free port (fsync off: tests, not durability). */
+/** An InstanceSpec in a fresh temp state dir on a free port. fsync off (only an OS crash loses
+ * data then); synchronous_commit stays on, or a kill -9 would rightly lose recent commits. */
 export async function testSpec(opts: { name?: string; settings?: InstanceSpec['settings'] } = {}): Promise<{
   spec: InstanceSpec
   root: string
@@ -25,7 +26,7 @@ export async function testSpec(opts: { name?: string; settings?: InstanceSpec['s
     superuser: 'postgres',
     bins: findPgBinaries(process.env.MAGFLOCK_TEST_PG_BINDIR),
     runAs: postgresRunAs(),
-    settings: { fsync: false, synchronous_commit: false, full_page_writes: false, ...(opts.settings ?? {}) },
+    settings: { fsync: false, full_page_writes: false, ...(opts.settings ?? {}) },
     startTimeoutMs: 30_000,
   }
   return { spec, root: tmp.dir, cleanup: tmp.cleanup }

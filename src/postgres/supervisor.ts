@@ -1,0 +1,321 @@
+import type { Logger } from 'pino'
+import { z } from 'zod'
+import type { EventPublisher } from '../kernel/component.js'
+import { decideRestart, type RestartPolicy } from '../kernel/restart-policy.js'
+import { isMagflockError } from '../errors/index.js'
+import { INSTANCE_STOP_TIMEOUT } from './errors.js'
+import { isProcessAlive } from './pidfile.js'
+import { adoptInstance, startInstance, type InstanceSpec, type PostgresExit, type PostgresProcess } from './instance.js'
+
+/**
+ * Keeps one Postgres instance running (the kernel's `postgres` component holds one per
+ * instance). It adopts a running postmaster or starts one, watches it, and when it dies
+ * without being asked to, restarts it by the restart policy:
+ *
+ *   postmaster dies → `instance.crashed` → backoff (decideRestart) → startInstance, which
+ *   stops backends orphaned by the dead postmaster and replaces the stale postmaster.pid →
+ *   `instance.restarted` + onRestart(); a failed attempt counts as a restart, and once the
+ *   policy gives up → `instance.failed`, state `failed`, onFailed(reason).
+ *
+ * Invariants: a stopped supervisor never starts Postgres (stop() cancels a pending backoff and
+ * waits for an attempt in flight); a paused one neither (switchover stops and starts the
+ * instance itself between pauseSupervision() and resumeSupervision()). Every decision is one
+ * sentence in `lastDecision`, which health().detail shows.
+ */
+export type SupervisorState = 'running' | 'starting' | 'stopped' | 'crashed' | 'restarting' | 'failed'
+
+export interface SupervisorOptions {
+  log: Logger
+  events: EventPublisher
+  restart: RestartPolicy
+  /** Called after each successful restart (the kernel counts the metric there). */
+  onRestart?: () => void
+  /** Called once when the policy gives up (state `failed`). */
+  onFailed?: (reason: string) => void
+  now?: () => number
+  role?: 'primary' | 'replica'
+  /** How long a fast shutdown may take in stop() before it escalates to immediate. */
+  stopTimeoutMs?: number
+}
+
+export interface SupervisorStatus {
+  name: string
+  state: SupervisorState
+  pid: number | null
+  adopted: boolean
+  restarts: number
+  port: number
+}
+
+/** Payload schemas of the events the supervisor publishes, for the kernel's event registry. */
+export const instanceEventSchemas = {
+  'instance.crashed': z.object({
+    instance: z.string(),
+    pid: z.number().int(),
+    signal: z.string().optional(),
+    exitCode: z.number().int().optional(),
+  }),
+  'instance.restarted': z.object({ instance: z.string(), pid: z.number().int(), attempt: z.number().int() }),
+  'instance.failed': z.object({ instance: z.string(), reason: z.string() }),
+} as const
+
+export class InstanceSupervisor {
+  /** Mutable on purpose: a switchover may change port or settings while supervision is paused. */
+  spec: InstanceSpec
+  role: 'primary' | 'replica'
+  private readonly opts: SupervisorOptions
+  private readonly now: () => number
+  private state: SupervisorState = 'stopped'
+  private proc: PostgresProcess | undefined
+  private restarts = 0
+  private readonly restartTimes: number[] = []
+  private stopped = false
+  private paused = false
+  /** Bumped whenever a watched process is replaced or abandoned, so stale exits are ignored. */
+  private generation = 0
+  private starting: Promise<void> | undefined
+  private loop: Promise<void> | undefined
+  private stopping: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  private decision = 'not started'
+
+  constructor(spec: InstanceSpec, opts: SupervisorOptions) {
+    this.spec = spec
+    this.opts = opts
+    this.role = opts.role ?? 'primary'
+    this.now = opts.now ?? Date.now
+  }
+
+  /** Adopts the running postmaster or starts one; resolves once it accepts connections. Idempotent. */
+  start(): Promise<void> {
+    if (this.starting) return this.starting
+    if (this.state === 'running' && this.proc) return Promise.resolve()
+    this.stopped = false
+    this.stopping = undefined
+    this.starting = this.launch().finally(() => {
+      this.starting = undefined
+    })
+    return this.starting
+  }
+
+  private async launch(): Promise<void> {
+    this.state = 'starting'
+    let proc: PostgresProcess
+    try {
+      proc = (await adoptInstance(this.spec)) ?? (await startInstance(this.spec))
+    } catch (err) {
+      this.state = 'stopped'
+      this.note(`could not start: ${describe(err)}`, 'error')
+      throw err
+    }
+    if (this.stopped) {
+      // stop() arrived while we were starting; it waits for us and then deals with this.proc.
+      this.watch(proc)
+      return
+    }
+    this.watch(proc)
+    this.state = 'running'
+    this.note(proc.adopted ? `adopted running postgres (pid ${proc.pid})` : `started postgres (pid ${proc.pid}) on port ${this.spec.port}`)
+  }
+
+  /**
+   * Stops supervising. keepRunning leaves Postgres up (kernel stop, kernel shutdown) and
+   * only forgets the process; otherwise a fast shutdown, escalated to immediate if it overruns.
+   */
+  stop(opts: { keepRunning: boolean }): Promise<void> {
+    if (this.stopping) return this.stopping
+    this.stopped = true
+    this.wake?.()
+    this.stopping = (async () => {
+      await this.starting?.catch(() => undefined)
+      await this.loop?.catch(() => undefined)
+      const proc = this.proc
+      this.generation++
+      this.proc = undefined
+      if (proc) {
+        if (opts.keepRunning) {
+          proc.detach()
+          this.note(`stopped supervising; postgres keeps running (pid ${proc.pid})`)
+        } else {
+          try {
+            await proc.stop('fast', this.opts.stopTimeoutMs)
+          } catch (err) {
+            if (!INSTANCE_STOP_TIMEOUT.is(err)) throw err
+            this.note(`fast shutdown overran; immediate shutdown of pid ${proc.pid}`, 'warn')
+            await proc.stop('immediate')
+          } finally {
+            proc.detach()
+          }
+          this.note(`stopped postgres (pid ${proc.pid})`)
+        }
+      }
+      this.state = 'stopped'
+    })()
+    return this.stopping
+  }
+
+  /**
+   * Hands the instance to someone else (switchover): after this resolves no restart is
+   * pending or in flight, and an exit of the postmaster is not treated as a crash.
+   */
+  async pauseSupervision(): Promise<void> {
+    this.paused = true
+    this.wake?.()
+    await this.loop?.catch(() => undefined)
+    this.note('supervision paused')
+  }
+
+  /**
+   * Takes the instance back: adopts what runs in the data dir now, or starts it. When that
+   * fails the error is thrown and the restart policy takes over, as after a crash.
+   */
+  async resumeSupervision(): Promise<void> {
+    this.paused = false
+    if (this.stopped) return
+    // The old postmaster may have been stopped a moment ago, before our watcher noticed.
+    if (this.proc && !(await isProcessAlive(this.proc.pid))) {
+      this.generation++
+      this.proc.detach()
+      this.proc = undefined
+    }
+    if (this.proc) {
+      this.state = 'running'
+      this.note(`supervision resumed (pid ${this.proc.pid})`)
+      return
+    }
+    this.state = 'starting'
+    try {
+      const proc = (await adoptInstance(this.spec)) ?? (await startInstance(this.spec))
+      if (this.stopped || this.paused) {
+        this.watch(proc)
+        return
+      }
+      this.watch(proc)
+      this.state = 'running'
+      this.note(`supervision resumed (pid ${proc.pid})`)
+    } catch (err) {
+      this.state = 'crashed'
+      this.note(`could not start on resume: ${describe(err)}`, 'error')
+      this.loop = this.restartLoop(true)
+      throw err
+    }
+  }
+
+  status(): SupervisorStatus {
+    return {
+      name: this.spec.name,
+      state: this.state,
+      pid: this.proc?.pid ?? null,
+      adopted: this.proc?.adopted ?? false,
+      restarts: this.restarts,
+      port: this.spec.port,
+    }
+  }
+
+  health(): { live: boolean; ready: boolean; detail: string } {
+    const live = this.state !== 'failed' && this.state !== 'stopped'
+    const where = `${this.role} ${this.spec.name} on ${this.spec.host}:${this.spec.port}`
+    return { live, ready: this.state === 'running', detail: `${where} is ${this.state}: ${this.decision}` }
+  }
+
+  /** The last thing the supervisor decided, as one sentence. */
+  lastDecision(): string {
+    return this.decision
+  }
+
+  private halted(): boolean {
+    return this.stopped || this.paused
+  }
+
+  private note(sentence: string, level: 'info' | 'warn' | 'error' = 'info'): void {
+    this.decision = sentence
+    this.opts.log[level]({ instance: this.spec.name, role: this.role }, sentence)
+  }
+
+  private watch(proc: PostgresProcess): void {
+    const gen = ++this.generation
+    this.proc = proc
+    void proc.exited.then((exit) => this.onExit(gen, proc, exit))
+  }
+
+  private onExit(gen: number, proc: PostgresProcess, exit: PostgresExit): void {
+    if (gen !== this.generation) return
+    this.proc = undefined
+    proc.detach()
+    if (this.halted()) {
+      this.state = 'stopped'
+      this.note(`postgres (pid ${proc.pid}) exited while supervision was ${this.stopped ? 'stopped' : 'paused'}; not restarting`)
+      return
+    }
+    this.state = 'crashed'
+    const how = exit.signal ? `signal ${exit.signal}` : exit.code !== null ? `exit code ${exit.code}` : 'unknown cause'
+    this.note(`postgres (pid ${proc.pid}) died unexpectedly (${how})`, 'error')
+    this.opts.events.publish('instance.crashed', {
+      instance: this.spec.name,
+      pid: proc.pid,
+      ...(exit.signal ? { signal: exit.signal } : {}),
+      ...(exit.code !== null ? { exitCode: exit.code } : {}),
+    })
+    this.loop = this.restartLoop(exit.code !== 0)
+  }
+
+  private async restartLoop(failed: boolean): Promise<void> {
+    for (;;) {
+      if (this.halted()) return
+      const d = decideRestart(this.opts.restart, { failed }, this.restartTimes, this.now())
+      if (d.action !== 'restart') {
+        this.state = 'failed'
+        const reason = `gave up restarting: ${d.reason}`
+        this.note(reason, 'error')
+        this.opts.events.publish('instance.failed', { instance: this.spec.name, reason })
+        this.opts.onFailed?.(reason)
+        return
+      }
+      this.state = 'restarting'
+      this.note(`restarting in ${d.delayMs} ms (${d.reason})`, 'warn')
+      await this.sleep(d.delayMs)
+      if (this.halted()) return
+      this.restartTimes.push(this.now())
+      let proc: PostgresProcess
+      try {
+        proc = await startInstance(this.spec)
+      } catch (err) {
+        failed = true
+        this.state = 'crashed'
+        this.note(`restart attempt ${d.attempt} failed: ${describe(err)}`, 'error')
+        continue
+      }
+      if (this.halted()) {
+        // stop()/pauseSupervision() is waiting for this loop and takes the process from here.
+        this.watch(proc)
+        return
+      }
+      this.restarts++
+      this.watch(proc)
+      this.state = 'running'
+      this.note(`restarted postgres (pid ${proc.pid}), attempt ${d.attempt}`)
+      this.opts.events.publish('instance.restarted', { instance: this.spec.name, pid: proc.pid, attempt: d.attempt })
+      this.opts.onRestart?.()
+      return
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined
+        resolve()
+      }, ms)
+      this.wake = () => {
+        clearTimeout(timer)
+        this.wake = undefined
+        resolve()
+      }
+    })
+  }
+}
+
+function describe(err: unknown): string {
+  if (isMagflockError(err)) return `${err.code}: ${err.message.split('\n')[0]}`
+  return err instanceof Error ? err.message : String(err)
+}
