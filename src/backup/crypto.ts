@@ -69,10 +69,10 @@ export function encryptFrames(key: Buffer, frameSize = FRAME_SIZE) {
     }
     const tail = Buffer.concat(pending)
     if (held && tail.length === 0) {
-      yield sealFrame(key, header, index++, true, held)
+      yield sealFrame(key, header, index, true, held)
     } else {
       if (held) yield sealFrame(key, header, index++, false, held)
-      yield sealFrame(key, header, index++, true, tail)
+      yield sealFrame(key, header, index, true, tail)
     }
   }
 }

@@ -1,4 +1,3 @@
-import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { writeJsonAtomic } from '../platform/fs.js'
 import { CryptoFailure, keyIdOf, kekFromSecret, unwrapKey, wrapKey } from './crypto.js'
@@ -89,6 +88,5 @@ export async function rekeyBackups(o: {
     await writeJsonAtomic(path.join(o.backupsDir, m.id, MANIFEST_FILE), next)
     res.rewrapped.push(m.id)
   }
-  await fsp.access(o.backupsDir).catch(() => undefined)
   return res
 }

@@ -166,7 +166,7 @@ export interface BackupListing {
 
 /** Complete backups ordered by stop LSN then stop time (never by name), plus leftovers. */
 export async function listBackups(backupsDir: string): Promise<BackupListing> {
-  let entries: string[] = []
+  let entries: string[]
   try {
     entries = await fsp.readdir(backupsDir)
   } catch (err) {
