@@ -1,8 +1,9 @@
 import type { BoundRoute } from '../services.js'
 import { coreRoutes } from './core.js'
+import { dbRoutes } from './db.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...dbRoutes]
