@@ -43,7 +43,9 @@ export function createLogger(opts: LoggerOptions): Logger {
       level: (label: string) => ({ level: label }),
       log: (obj: Record<string, unknown>) => scrub(obj),
     },
-    serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
+    // formatters.log runs before serializers and already serializes errors (scrubbed); the
+    // default err serializer would re-wrap that plain object, so pass it through.
+    serializers: { err: passThrough, error: passThrough },
   }
   if (opts.destination !== undefined) return pino(options, opts.destination)
   if (opts.file !== undefined && opts.stdout !== true) {
@@ -54,6 +56,10 @@ export function createLogger(opts: LoggerOptions): Logger {
     return pino(options, pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true }))
   }
   return pino(options, pino.destination({ dest: 1, sync: true }))
+}
+
+function passThrough(v: unknown): unknown {
+  return v
 }
 
 function scrub(obj: Record<string, unknown>): Record<string, unknown> {
