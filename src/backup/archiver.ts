@@ -6,7 +6,7 @@ import type { PgBinaries } from '../postgres/binaries.js'
 import { lsnToBigInt } from './manifest.js'
 import { withClient } from './sql.js'
 import { pgEnv } from './tools.js'
-import { listArchive, segmentNo } from './wal.js'
+import { listArchive, segmentNo, WAL_SEGMENT_BYTES } from './wal.js'
 
 /**
  * Continuous WAL archiving with a supervised `pg_receivewal` and a physical replication slot
@@ -92,7 +92,9 @@ export async function archiveLag(conn: pg.ClientConfig, walDir: string, slot = A
 
 /** Waits until the archive holds the segment containing `lsn` completely (after pg_switch_wal). */
 export async function waitForArchived(walDir: string, lsn: string, timeoutMs = 30_000): Promise<void> {
-  const want = segmentNo(lsn)
+  // The byte before `lsn` (pg_switch_wal may return the first byte of the next segment).
+  const b = lsnToBigInt(lsn)
+  const want = segmentNo(lsn) - (b > 0n && b % WAL_SEGMENT_BYTES === 0n ? 1n : 0n)
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const done = (await listArchive(walDir)).some((s) => !s.partial && s.segNo >= want)
