@@ -319,3 +319,49 @@ export async function switchover(
   progress('done', `${target.name} is the primary; ${primary.name} follows it`, 1)
   return { from: primary.name, to: target.name, writeOutageMs, durationMs: Date.now() - t0, timeline, finalLsn, repointed, rejoin: method }
 }
+
+export interface FailoverResult {
+  from: string
+  to: string
+  timeline: number
+  repointed: string[]
+  /** Replicas that could not be repointed now (unreachable); the monitor retries them. */
+  notRepointed: Array<{ name: string; error: string }>
+  durationMs: number
+  killed: number[]
+}
+
+/**
+ * Unplanned promotion: fence the old primary for certain (every process killed, standby.signal,
+ * fence marker) BEFORE promoting, so there is no instant with two writable primaries; then
+ * promote, set the new primary's synchronous standbys and repoint the others.
+ */
+export async function failover(
+  env: ReplicationEnv,
+  old: PgNode,
+  target: PgNode,
+  others: PgNode[],
+  opts: { reason: string; syncNames?: string[]; progress?: Progress },
+): Promise<FailoverResult> {
+  const progress = opts.progress ?? quiet
+  const t0 = Date.now()
+  progress('fence', `fencing ${old.name}`, 0.1)
+  const { killed } = await fence(env, old, opts.reason, target.name)
+  progress('promote', `promoting ${target.name}`, 0.4)
+  const { timeline } = await promote(env, target)
+  // Non-strict sync mode: only standbys that can follow the new primary are named; an empty
+  // list rather than a name nobody answers to (commits would hang).
+  await setSyncStandbys(env, target, opts.syncNames ?? [])
+  progress('repoint', `repointing ${others.length} other replica(s)`, 0.8)
+  const repointed: string[] = []
+  const notRepointed: FailoverResult['notRepointed'] = []
+  for (const o of others) {
+    try {
+      await repoint(env, o, target)
+      repointed.push(o.name)
+    } catch (err) {
+      notRepointed.push({ name: o.name, error: (err as Error).message })
+    }
+  }
+  return { from: old.name, to: target.name, timeline, repointed, notRepointed, durationMs: Date.now() - t0, killed }
+}

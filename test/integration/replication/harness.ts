@@ -6,6 +6,9 @@ import { freePort } from '../../../src/platform/ports.js'
 import { run } from '../../../src/platform/process.js'
 import { findPgBinaries } from '../../../src/postgres/binaries.js'
 import { pgCtlLifecycle, type PgNode, type ReplicationEnv } from '../../../src/replication/pg.js'
+import { ReplicationManager, type TopologyRegistry } from '../../../src/replication/manager.js'
+import { InMemoryLocks } from '../../../src/kernel/locks.js'
+import { stateLayout } from '../../../src/platform/paths.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
 import { tempDir } from '../../helpers/tmp.js'
 
@@ -149,5 +152,88 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`)
     await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** An in-memory TopologyRegistry over the flock's nodes (no kernel, no supervisor). */
+export function memoryRegistry(f: Flock, roles: Record<string, 'primary' | 'replica' | 'fenced'>): TopologyRegistry & { roles: Record<string, string> } {
+  const r = { ...roles }
+  return {
+    roles: r,
+    list: () => f.nodes.filter((n) => r[n.name]).map((n) => ({ name: n.name, role: r[n.name] as 'primary' | 'replica' | 'fenced', node: n })),
+    async addInstance(node, role) {
+      if (!f.nodes.includes(node)) f.nodes.push(node)
+      r[node.name] = role
+    },
+    async removeInstance(name) {
+      delete r[name]
+    },
+    async setRole(name, role) {
+      r[name] = role
+    },
+  }
+}
+
+export function managerFor(f: Flock, registry: TopologyRegistry, stateDir: string, events: Array<{ type: string; payload: unknown }> = []): ReplicationManager {
+  return new ReplicationManager({
+    layout: stateLayout(stateDir),
+    bins: f.env.bins,
+    runAs: f.env.runAs,
+    superuser: f.env.superuser,
+    password: async () => f.env.password,
+    registry,
+    locks: new InMemoryLocks(),
+    events: { publish: (type, payload) => (events.push({ type, payload }), true) },
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    lifecycle: f.env.lifecycle,
+    basePort: 20000,
+    noSync: true,
+  })
+}
+
+/**
+ * Split-brain hunt: samples every node every few ms and records any moment when more than
+ * one of them accepts writes (pg_is_in_recovery() = false).
+ */
+export class SplitBrainHunter {
+  readonly violations: string[] = []
+  samples = 0
+  private stopped = false
+  private done: Promise<void> | undefined
+  constructor(private readonly f: Flock) {}
+  start(): void {
+    this.done = (async () => {
+      const clients = new Map<string, pg.Client>()
+      while (!this.stopped) {
+        const writable: string[] = []
+        await Promise.all(
+          this.f.nodes.map(async (n) => {
+            try {
+              let c = clients.get(n.name)
+              if (!c) {
+                c = new pg.Client({ ...conn(this.f, n), connectionTimeoutMillis: 300 })
+                c.on('error', () => undefined)
+                clients.set(n.name, c)
+                await c.connect()
+              }
+              const r = await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')
+              if (r.rows[0]?.rec === false) writable.push(n.name)
+            } catch {
+              const c = clients.get(n.name)
+              clients.delete(n.name)
+              await c?.end().catch(() => undefined)
+            }
+          }),
+        )
+        this.samples++
+        if (writable.length > 1) this.violations.push(`${new Date().toISOString()} ${writable.join('+')}`)
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      for (const c of clients.values()) await c.end().catch(() => undefined)
+    })()
+  }
+  async stop(): Promise<void> {
+    this.stopped = true
+    await this.done
   }
 }

@@ -1,0 +1,414 @@
+import path from 'node:path'
+import type { EventPublisher, AuditRecordInput } from '../kernel/component.js'
+import type { OperationLocks } from '../kernel/services.js'
+import { isPortFree } from '../platform/ports.js'
+import type { OsUser } from '../platform/os-user.js'
+import type { StateLayout } from '../platform/paths.js'
+import type { PgBinaries } from '../postgres/binaries.js'
+import * as actions from './actions.js'
+import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
+import { decide, rankCandidates, type ReplicaObservation } from './decide.js'
+import { readFence } from './fence.js'
+import { clientConfig, pgCtlLifecycle, type InstanceLifecycle, type PgNode, type ReplicationEnv } from './pg.js'
+import { ReplicationStateFile, type ReplicationState } from './state.js'
+import { primaryStatus, standbyStatus, type PrimaryStatus } from './status.js'
+
+export type Role = 'primary' | 'replica' | 'fenced'
+
+export interface TopologyMember {
+  name: string
+  role: Role
+  node: PgNode
+}
+
+/**
+ * What the manager needs from the kernel's instance registry. The kernel owns instances and
+ * their supervisors; the manager asks it to take a new instance under supervision, drop one,
+ * or record a role change. `pause`/`resume` keep a supervisor from restarting an instance the
+ * manager stops on purpose (switchover, fencing).
+ */
+export interface TopologyRegistry {
+  list(): TopologyMember[]
+  addInstance(node: PgNode, role: Role): Promise<void>
+  removeInstance(name: string): Promise<void>
+  setRole(name: string, role: Role): Promise<void>
+  pauseSupervision?(name: string): Promise<void> | void
+  resumeSupervision?(name: string): Promise<void> | void
+}
+
+export interface Logger {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+export interface ReplicationDeps {
+  layout: StateLayout
+  bins: PgBinaries
+  runAs: OsUser | undefined
+  superuser: string
+  /** Resolves the superuser password (vault) at call time. */
+  password(): Promise<string>
+  registry: TopologyRegistry
+  locks: OperationLocks
+  events: EventPublisher
+  log: Logger
+  audit?: { append(rec: AuditRecordInput): Promise<void> }
+  lifecycle?: InstanceLifecycle
+  basePort: number
+  /** Skip fsync in clones (tests, benchmarks). */
+  noSync?: boolean
+}
+
+export interface ReplicaInfo {
+  name: string
+  role: Role
+  port: number
+  host: string
+  sync: boolean
+  state: string
+  syncState: string | null
+  replayLsn: string | null
+  lagBytes: number | null
+  lagSeconds: number | null
+  timeline: number | null
+  fenced: boolean
+}
+
+export type ProgressFn = (phase: string, message: string, fraction?: number) => void
+
+export class ReplicationManager {
+  readonly state: ReplicationStateFile
+  private readonly lifecycle: InstanceLifecycle
+
+  constructor(readonly deps: ReplicationDeps) {
+    this.state = new ReplicationStateFile(path.join(deps.layout.root, 'replication.json'))
+    this.lifecycle = deps.lifecycle ?? pgCtlLifecycle(deps.bins, deps.runAs)
+  }
+
+  async env(): Promise<ReplicationEnv> {
+    const password = await this.deps.password()
+    return {
+      bins: this.deps.bins,
+      runAs: this.deps.runAs,
+      superuser: this.deps.superuser,
+      password,
+      lifecycle: this.supervisedLifecycle(),
+      log: (msg, fields) => this.deps.log.info(fields ?? {}, msg),
+    }
+  }
+
+  /** Stops pause supervision first (a planned stop is not a crash); starts resume it after. */
+  private supervisedLifecycle(): InstanceLifecycle {
+    const reg = this.deps.registry
+    return {
+      start: async (node) => {
+        await this.lifecycle.start(node)
+        await reg.resumeSupervision?.(node.name)
+      },
+      stop: async (node, mode) => {
+        await reg.pauseSupervision?.(node.name)
+        await this.lifecycle.stop(node, mode)
+      },
+    }
+  }
+
+  primary(): TopologyMember {
+    const p = this.deps.registry.list().find((m) => m.role === 'primary')
+    if (!p) throw NO_CANDIDATE({ reason: 'the flock has no primary' })
+    return p
+  }
+
+  member(name: string): TopologyMember {
+    const m = this.deps.registry.list().find((x) => x.name === name)
+    if (!m) throw REPLICA_NOT_FOUND({ name })
+    return m
+  }
+
+  replicas(): TopologyMember[] {
+    return this.deps.registry.list().filter((m) => m.role !== 'primary')
+  }
+
+  /** Synchronous standbys the primary `primaryName` should wait for. */
+  syncNames(s: ReplicationState, primaryName: string, streaming?: Set<string>): string[] {
+    return Object.entries(s.replicas)
+      .filter(([name, r]) => r.sync && name !== primaryName && (!streaming || streaming.has(name)))
+      .map(([name]) => name)
+      .sort()
+  }
+
+  private async nextPort(): Promise<number> {
+    const used = new Set(this.deps.registry.list().map((m) => m.node.port))
+    for (let p = this.deps.basePort; p < this.deps.basePort + 1000; p++) {
+      if (!used.has(p) && (await isPortFree(p))) return p
+    }
+    throw SWITCHOVER_TARGET({ reason: `no free port from ${this.deps.basePort} (replication.basePort)` })
+  }
+
+  nodeFor(name: string, port: number): PgNode {
+    const l = this.deps.layout
+    return { name, host: '127.0.0.1', port, instanceDir: l.instanceDir(name), dataDir: l.dataDir(name), logFile: l.instanceLog(name) }
+  }
+
+  private publish(type: string, payload: unknown): void {
+    this.deps.events.publish(type, payload)
+  }
+
+  async add(input: { name?: string | undefined; sync?: boolean | undefined }, progress?: ProgressFn): Promise<ReplicaInfo> {
+    const existing = new Set(this.deps.registry.list().map((m) => m.name))
+    let name = input.name
+    if (!name) for (let i = 1; !name; i++) if (!existing.has(`r${i}`)) name = `r${i}`
+    if (!actions.REPLICA_NAME.test(name)) throw INVALID_REPLICA_NAME({ name })
+    if (existing.has(name)) throw REPLICA_EXISTS({ name })
+    const release = this.deps.locks.acquire('topology', `replica add ${name}`)
+    try {
+      const t0 = Date.now()
+      const env = await this.env()
+      const primary = this.primary()
+      const node = this.nodeFor(name, await this.nextPort())
+      const { slot } = await actions.createReplica(env, primary.node, node, { noSync: this.deps.noSync ?? false, ...(progress ? { progress } : {}) })
+      await this.deps.registry.addInstance(node, 'replica')
+      const s = await this.state.update((st) => {
+        st.replicas[node.name] = { sync: input.sync === true, addedAt: new Date().toISOString() }
+      })
+      if (input.sync) {
+        progress?.('sync', `making ${name} a synchronous standby`)
+        await actions.setSyncStandbys(env, primary.node, this.syncNames(s, primary.name))
+        await actions.waitStreaming(env, primary.node, name, 30_000, this.syncNames(s, primary.name)[0] === name)
+      }
+      this.publish('replica.added', { name, port: node.port, sync: input.sync === true, slot, durationMs: Date.now() - t0 })
+      return (await this.list()).find((r) => r.name === name) as ReplicaInfo
+    } finally {
+      release()
+    }
+  }
+
+  async remove(name: string): Promise<{ name: string; slotDropped: boolean }> {
+    const m = this.member(name)
+    if (m.role === 'primary') throw SWITCHOVER_TARGET({ reason: `${name} is the primary; switch over first (\`magflock switchover\`)` })
+    const release = this.deps.locks.acquire('topology', `replica remove ${name}`)
+    try {
+      const env = await this.env()
+      const primary = this.deps.registry.list().find((x) => x.role === 'primary')
+      // Clear the name from synchronous_standby_names BEFORE the standby goes away, or every
+      // commit on the primary would wait for it forever.
+      const s = await this.state.update((st) => {
+        delete st.replicas[name]
+      })
+      if (primary) await actions.setSyncStandbys(env, primary.node, this.syncNames(s, primary.name)).catch(() => undefined)
+      await this.deps.registry.removeInstance(name)
+      const res = await actions.removeReplica(env, primary?.node, m.node)
+      this.publish('replica.removed', { name, slotDropped: res.slotDropped })
+      return { name, ...res }
+    } finally {
+      release()
+    }
+  }
+
+  async list(): Promise<ReplicaInfo[]> {
+    const env = await this.env()
+    const s = await this.state.read()
+    const members = this.deps.registry.list()
+    const p = members.find((m) => m.role === 'primary')
+    let ps: PrimaryStatus | undefined
+    if (p) ps = await primaryStatus(clientConfig(env, p.node)).catch(() => undefined)
+    const out: ReplicaInfo[] = []
+    for (const m of members) {
+      const fenced = (await readFence(m.node.instanceDir).catch(() => undefined)) !== undefined
+      const base = { name: m.name, role: m.role, port: m.node.port, host: m.node.host, sync: s.replicas[m.name]?.sync ?? false, fenced }
+      if (m.role === 'primary') {
+        out.push({ ...base, state: ps ? 'running' : 'unreachable', syncState: null, replayLsn: ps?.currentLsn ?? null, lagBytes: 0, lagSeconds: 0, timeline: ps?.timeline ?? null })
+        continue
+      }
+      const sender = ps?.senders.find((x) => x.name === m.name)
+      const st = await standbyStatus(clientConfig(env, m.node)).catch(() => undefined)
+      out.push({
+        ...base,
+        state: fenced ? 'fenced' : st ? (sender?.state ?? (st.inRecovery ? 'disconnected' : 'not in recovery')) : 'unreachable',
+        syncState: sender?.syncState ?? null,
+        replayLsn: st?.replayLsn ?? sender?.replayLsn ?? null,
+        lagBytes: sender ? sender.lagBytes : null,
+        lagSeconds: sender ? (sender.replayLagSeconds ?? 0) : null,
+        timeline: st?.timeline ?? null,
+      })
+    }
+    return out
+  }
+
+  async switchover(input: { to?: string | undefined }, progress?: ProgressFn): Promise<actions.SwitchoverResult> {
+    const primary = this.primary()
+    const candidates = this.replicas().filter((m) => m.role === 'replica')
+    const release = this.deps.locks.acquire('topology', 'switchover')
+    try {
+      const env = await this.env()
+      let target: TopologyMember | undefined
+      if (input.to) {
+        target = this.member(input.to)
+        if (target.role !== 'replica') throw SWITCHOVER_TARGET({ reason: `${input.to} is ${target.role}, not a replica` })
+      } else {
+        // The most caught-up streaming replica; in sync mode a synchronous one.
+        const ps = await primaryStatus(clientConfig(env, primary.node))
+        const s = await this.state.read()
+        const sync = this.syncNames(s, primary.name).length > 0
+        const obs: ReplicaObservation[] = candidates.map((c) => {
+          const snd = ps.senders.find((x) => x.name === c.name)
+          return { name: c.name, reachable: !!snd, inRecovery: true, replayLsn: snd?.replayLsn ?? undefined, lastSyncState: snd?.syncState, fenced: false }
+        })
+        const ranked = rankCandidates(obs, { syncMode: sync })
+        const best = ranked.find((r) => r.eligible)
+        if (!best) throw SWITCHOVER_TARGET({ reason: ranked.map((r) => r.why).join(', ') || 'there are no replicas' })
+        target = this.member(best.name)
+      }
+      const others = candidates.filter((c) => c.name !== target.name).map((c) => c.node)
+      await this.state.update((st) => {
+        st.inProgress = { op: 'switchover', from: primary.name, to: target.name, startedAt: new Date().toISOString() }
+        const wasSync = st.replicas[target.name]?.sync ?? false
+        delete st.replicas[target.name]
+        st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
+      })
+      const s = await this.state.read()
+      const res = await actions.switchover(env, primary.node, target.node, others, {
+        noSync: this.deps.noSync ?? false,
+        syncNames: (np) => this.syncNames(s, np),
+        ...(progress ? { progress } : {}),
+        onPromoted: async () => {
+          await this.deps.registry.setRole(primary.name, 'fenced')
+          await this.deps.registry.setRole(target.name, 'primary')
+        },
+      })
+      await this.deps.registry.setRole(primary.name, 'replica')
+      await this.state.update((st) => {
+        delete st.inProgress
+      })
+      this.publish('switchover.completed', { from: res.from, to: res.to, writeOutageMs: res.writeOutageMs, durationMs: res.durationMs, timeline: res.timeline })
+      return res
+    } finally {
+      release()
+    }
+  }
+
+  /**
+   * Operator or automatic failover. The decision goes through the same decide() the monitor
+   * uses, so a manual `failover` obeys the same safety rules (sync mode, LSN order) unless
+   * --force. `observe` supplies fresh observations.
+   */
+  async failover(
+    input: { to?: string | undefined; force?: boolean | undefined; automatic?: boolean; reason?: string; lockHeld?: boolean },
+    progress?: ProgressFn,
+  ): Promise<actions.FailoverResult & { reason: string }> {
+    const release = input.lockHeld ? () => undefined : this.deps.locks.acquire('topology', 'failover')
+    try {
+      const env = await this.env()
+      const primary = this.primary()
+      const s = await this.state.read()
+      const obs = await this.observeReplicas(env)
+      const d = decide(
+        { now: Date.now(), primary: { name: primary.name, reachable: false, writable: false, processAlive: undefined, downSince: 0, restartFailed: true, fenced: false }, replicas: obs, topologyLockHolder: undefined, isLeader: true },
+        { failoverEnabled: true, graceMs: 0, syncMode: this.syncNames(s, primary.name).length > 0, target: input.to, force: input.force, manual: true },
+      )
+      if (d.action !== 'failover') throw FAILOVER_REFUSED({ sentence: d.sentence })
+      const reason = input.reason ?? (input.automatic ? d.reason : `operator failover: ${d.sentence}`)
+      const target = this.member(d.to)
+      const others = this.replicas().filter((m) => m.name !== target.name && m.role === 'replica').map((m) => m.node)
+      await this.state.update((st) => {
+        st.inProgress = { op: 'failover', from: primary.name, to: target.name, startedAt: new Date().toISOString() }
+      })
+      this.publish('failover.started', { from: primary.name, to: target.name, reason, automatic: input.automatic === true })
+      this.deps.log.warn({ from: primary.name, to: target.name }, d.sentence)
+      const st2 = await this.state.update((st) => {
+        delete st.replicas[target.name]
+        st.replicas[primary.name] = { sync: false, addedAt: new Date().toISOString() }
+      })
+      let res: actions.FailoverResult
+      try {
+        await this.deps.registry.pauseSupervision?.(primary.name)
+        res = await actions.failover(env, primary.node, target.node, others, { reason, syncNames: this.syncNames(st2, target.name, new Set(others.map((o) => o.name))), ...(progress ? { progress } : {}) })
+      } catch (err) {
+        this.publish('failover.failed', { from: primary.name, to: target.name, error: (err as Error).message })
+        throw err
+      }
+      await this.deps.registry.setRole(primary.name, 'fenced')
+      await this.deps.registry.setRole(target.name, 'primary')
+      const done = await this.state.update((st) => {
+        delete st.inProgress
+        st.failoversTotal += 1
+        st.lastFailover = { from: primary.name, to: target.name, reason, at: new Date().toISOString(), durationMs: res.durationMs, automatic: input.automatic === true }
+      })
+      void done
+      this.publish('instance.fenced', { name: primary.name, reason })
+      this.publish('failover.completed', { from: primary.name, to: target.name, reason, automatic: input.automatic === true, durationMs: res.durationMs, timeline: res.timeline, repointed: res.repointed })
+      if (input.automatic) {
+        await this.deps.audit
+          ?.append({ actor: 'failover-monitor', action: 'failover', target: target.name, result: 'ok', details: { from: primary.name, to: target.name, reason, durationMs: res.durationMs, timeline: res.timeline } })
+          .catch(() => undefined)
+      }
+      return { ...res, reason }
+    } finally {
+      release()
+    }
+  }
+
+  /** Standby observations for decide(); sync state comes from the primary when it answers. */
+  async observeReplicas(env: ReplicationEnv, lastSync?: Map<string, ReplicaObservation['lastSyncState']>): Promise<ReplicaObservation[]> {
+    const out: ReplicaObservation[] = []
+    const s = await this.state.read()
+    for (const m of this.replicas()) {
+      const fenced = m.role === 'fenced' || (await readFence(m.node.instanceDir).catch(() => undefined)) !== undefined
+      const st = await standbyStatus({ ...clientConfig(env, m.node), connectionTimeoutMillis: 1000 }).catch(() => undefined)
+      out.push({
+        name: m.name,
+        reachable: !!st,
+        inRecovery: st?.inRecovery,
+        replayLsn: st?.replayLsn ?? undefined,
+        receiveLsn: st?.receiveLsn ?? undefined,
+        // Without a recent primary observation, the configured flag stands in for sync_state.
+        lastSyncState: lastSync ? lastSync.get(m.name) : s.replicas[m.name]?.sync ? 'sync' : 'async',
+        fenced,
+      })
+    }
+    return out
+  }
+
+  /** Old primary (fenced) back as a standby of the current primary. */
+  async rejoin(name: string, opts: { allowReclone?: boolean } = {}, progress?: ProgressFn): Promise<{ name: string; method: actions.RejoinMethod; durationMs: number }> {
+    const m = this.member(name)
+    if (m.role === 'primary') throw SWITCHOVER_TARGET({ reason: `${name} is the primary` })
+    const release = this.deps.locks.acquire('topology', `rejoin ${name}`)
+    try {
+      const t0 = Date.now()
+      const env = await this.env()
+      const p = this.primary()
+      const { method } = await actions.rejoin(env, m.node, p.node, { noSync: this.deps.noSync ?? false, allowReclone: opts.allowReclone ?? true, ...(progress ? { progress } : {}) })
+      await this.deps.registry.setRole(name, 'replica')
+      const durationMs = Date.now() - t0
+      this.publish('instance.rejoined', { name, primary: p.name, method, durationMs })
+      return { name, method, durationMs }
+    } finally {
+      release()
+    }
+  }
+}
+
+/**
+ * Client routing: a libpq multi-host URL over every instance of the flock. With
+ * target_session_attrs=read-write libpq tries the hosts in order and keeps the one that
+ * accepts writes, so clients find the new primary after a failover without any proxy.
+ * `role: 'any'` lets reads land on any instance. No password in it (use PGPASSWORD/pgpass).
+ */
+export function flockUrl(opts: {
+  members: Array<{ host: string; port: number; role: Role }>
+  user: string
+  database: string
+  role: 'primary' | 'any'
+  connectTimeoutS?: number
+}): string {
+  const live = opts.members.filter((m) => m.role !== 'fenced')
+  // Primary first: the common case connects on the first try.
+  const ordered = [...live.filter((m) => m.role === 'primary'), ...live.filter((m) => m.role !== 'primary')]
+  const hosts = ordered.map((m) => `${m.host}:${m.port}`).join(',')
+  const params = new URLSearchParams({
+    target_session_attrs: opts.role === 'primary' ? 'read-write' : 'any',
+    connect_timeout: String(opts.connectTimeoutS ?? 2),
+  })
+  return `postgresql://${encodeURIComponent(opts.user)}@${hosts}/${encodeURIComponent(opts.database)}?${params.toString()}`
+}

@@ -1,0 +1,322 @@
+import pg from 'pg'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { OperationLocks } from '../kernel/services.js'
+import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
+import { decide, type Decision, type Observed, type PrimaryObservation, type ReplicaObservation } from './decide.js'
+import type { Leadership } from './leadership.js'
+import { lsnDiff } from './lsn.js'
+import type { Logger, ReplicationManager, TopologyMember } from './manager.js'
+import { clientConfig, sleep } from './pg.js'
+import { setSyncStandbys } from './actions.js'
+
+/**
+ * The failover loop: observe → decide() → act, one sentence per tick.
+ *
+ * Observation is local and fast: the postmaster PID from postmaster.pid (a dead postmaster is
+ * seen at once, no connect timeout to wait out), a persistent connection to the primary with a
+ * write probe (a transaction with an xid, synchronous_commit=local so a stalled sync standby
+ * does not read as a dead primary), and the supervisor's `instance.crashed`/`instance.failed`
+ * events, which wake the loop immediately.
+ */
+export interface MonitorOptions {
+  manager: ReplicationManager
+  leadership: Leadership
+  locks: OperationLocks
+  log: Logger
+  config(): { enabled: boolean; graceMs: number }
+  /** Kernel event subscription (supervisor events wake the loop). */
+  subscribe?: ((fn: (ev: { type: string; payload: unknown }) => void) => () => void) | undefined
+  /** True when a supervisor restarts a crashed primary in place (then the grace period applies). */
+  supervised: boolean
+  metrics?: Registry | undefined
+  intervalMs?: number
+  leaseTtlMs?: number
+  clock?: () => number
+  /** After a failover, try to bring the old primary back with pg_rewind (never a re-clone). */
+  autoRejoin?: boolean
+  onDecision?: (d: Decision, o: Observed) => void
+}
+
+interface Metrics {
+  failovers: Counter
+  lastDuration: Gauge
+  timeline: Gauge
+  lagBytes: Gauge
+  lagSeconds: Gauge
+}
+
+function metricsOn(reg: Registry): Metrics {
+  const get = <T>(name: string, make: () => T): T => (reg.getSingleMetric(name) as T | undefined) ?? make()
+  return {
+    failovers: get('magflock_failovers_total', () => new Counter({ name: 'magflock_failovers_total', help: 'Failovers performed (automatic and operator).', labelNames: ['automatic'], registers: [reg] })),
+    lastDuration: get('magflock_last_failover_duration_seconds', () => new Gauge({ name: 'magflock_last_failover_duration_seconds', help: 'Duration of the last failover, from decision to promoted primary.', registers: [reg] })),
+    timeline: get('magflock_timeline', () => new Gauge({ name: 'magflock_timeline', help: 'Timeline of the current primary.', registers: [reg] })),
+    lagBytes: get('magflock_replication_lag_bytes', () => new Gauge({ name: 'magflock_replication_lag_bytes', help: 'Bytes of WAL the replica has not replayed yet.', labelNames: ['replica'], registers: [reg] })),
+    lagSeconds: get('magflock_replication_lag_seconds', () => new Gauge({ name: 'magflock_replication_lag_seconds', help: 'Replay lag of the replica in seconds.', labelNames: ['replica'], registers: [reg] })),
+  }
+}
+
+export class FailoverMonitor {
+  private stopped = false
+  private loopDone: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  private client: pg.Client | undefined
+  private clientFor: string | undefined
+  private downSince: number | undefined
+  private downFor: string | undefined
+  private readonly failed = new Set<string>()
+  private readonly lastSync = new Map<string, ReplicaObservation['lastSyncState']>()
+  private last: { decision: Decision; at: number } | undefined
+  private tickNo = 0
+  private unsubscribe: (() => void) | undefined
+  private readonly m: Metrics | undefined
+  private readonly clock: () => number
+  private acting: Promise<unknown> | undefined
+  private rejoining: Promise<unknown> | undefined
+  readonly history: string[] = []
+
+  constructor(private readonly o: MonitorOptions) {
+    this.clock = o.clock ?? Date.now
+    this.m = o.metrics ? metricsOn(o.metrics) : undefined
+  }
+
+  start(): void {
+    this.unsubscribe = this.o.subscribe?.((ev) => {
+      const inst = (ev.payload as { instance?: string } | undefined)?.instance
+      if (ev.type === 'instance.failed' && inst) this.failed.add(inst)
+      if ((ev.type === 'instance.crashed' || ev.type === 'instance.failed') && inst) this.wake?.()
+    })
+    this.loopDone = this.loop()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.wake?.()
+    this.unsubscribe?.()
+    await this.loopDone
+    await this.acting?.catch(() => undefined)
+    await this.rejoining?.catch(() => undefined)
+    await this.dropClient()
+    await this.o.leadership.release().catch(() => undefined)
+  }
+
+  lastDecision(): { decision: Decision; at: number } | undefined {
+    return this.last
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      let retry = this.o.intervalMs ?? 200
+      try {
+        const d = await this.tick()
+        if (d.action === 'wait') retry = Math.min(retry, Math.max(10, d.retryInMs))
+      } catch (err) {
+        this.o.log.error({ err: (err as Error).message }, 'failover monitor tick failed')
+      }
+      if (this.stopped) break
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, retry)
+        this.wake = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+      this.wake = undefined
+    }
+  }
+
+  private async dropClient(): Promise<void> {
+    const c = this.client
+    this.client = undefined
+    this.clientFor = undefined
+    await c?.end().catch(() => undefined)
+  }
+
+  /** One probe of the primary: is it up and does it commit a write? */
+  private async probePrimary(p: TopologyMember, password: string): Promise<{ reachable: boolean; writable: boolean; senders: Array<{ name: string; state: string; sync: string; replay: string | null; current: string; lag_s: number | null }> }> {
+    const timeoutMs = 1000
+    const attempt = async () => {
+      if (!this.client || this.clientFor !== `${p.name}:${p.node.port}`) {
+        await this.dropClient()
+        const c = new pg.Client({ ...clientConfig({ superuser: this.o.manager.deps.superuser, password }, p.node), connectionTimeoutMillis: timeoutMs, application_name: 'magflock-monitor' })
+        c.on('error', () => undefined)
+        await c.connect()
+        this.client = c
+        this.clientFor = `${p.name}:${p.node.port}`
+      }
+      const c = this.client
+      await c.query('begin')
+      await c.query('set local synchronous_commit = local')
+      const r = await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec, txid_current()')
+      await c.query('commit')
+      const rows = await c.query<{ name: string; state: string; sync: string; replay: string | null; current: string; lag_s: number | null }>(
+        `select application_name as name, state, sync_state as sync, replay_lsn::text as replay, pg_current_wal_lsn()::text as current,
+                extract(epoch from replay_lag)::float8 as lag_s
+           from pg_stat_replication where application_name <> 'pg_basebackup'`,
+      )
+      return { reachable: true, writable: r.rows[0]?.rec === false, senders: rows.rows }
+    }
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        attempt(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('probe timed out')), timeoutMs)
+        }),
+      ])
+    } catch {
+      // A hung or dead server: the client is in an unknown state, start afresh next time.
+      const c = this.client
+      this.client = undefined
+      this.clientFor = undefined
+      void c?.end().catch(() => undefined)
+      return { reachable: false, writable: false, senders: [] }
+    } finally {
+      if (timer) clearTimeout(timer)
+    }
+  }
+
+  /** Gathers what decide() needs. */
+  async observe(): Promise<Observed> {
+    const now = this.clock()
+    const mgr = this.o.manager
+    const members = mgr.deps.registry.list()
+    const p = members.find((m) => m.role === 'primary')
+    const ttl = this.o.leaseTtlMs ?? 3000
+    const isLeader = await this.o.leadership.acquire(ttl)
+    const env = await mgr.env()
+    let primary: PrimaryObservation | undefined
+    let replicas: ReplicaObservation[] = []
+    if (p) {
+      const pidFile = await readPostmasterPid(p.node.dataDir).catch(() => undefined)
+      const processAlive = pidFile ? await isOurPostmaster(pidFile.pid, p.node.dataDir) : false
+      // A dead postmaster needs no probe: its port may already be someone else's.
+      const probe = processAlive ? await this.probePrimary(p, env.password) : { reachable: false, writable: false, senders: [] }
+      const up = probe.reachable && probe.writable
+      if (up) {
+        this.downSince = undefined
+        this.failed.delete(p.name)
+        for (const s of probe.senders) this.lastSync.set(s.name, (['sync', 'potential', 'quorum'].includes(s.sync) ? s.sync : 'async') as ReplicaObservation['lastSyncState'])
+        for (const s of probe.senders) {
+          this.m?.lagBytes.set({ replica: s.name }, lsnDiff(s.current, s.replay))
+          this.m?.lagSeconds.set({ replica: s.name }, s.lag_s ?? 0)
+        }
+      } else if (this.downSince === undefined || this.downFor !== p.name) {
+        this.downSince = now
+        this.downFor = p.name
+        await this.dropClient()
+      }
+      primary = {
+        name: p.name,
+        reachable: probe.reachable,
+        writable: probe.writable,
+        processAlive,
+        downSince: up ? undefined : this.downSince,
+        // Nobody restarts an unsupervised primary; a supervised one that gave up is as good as gone.
+        restartFailed: this.failed.has(p.name) || (!this.o.supervised && !processAlive),
+        fenced: false,
+      }
+      // Replicas are probed every tick while the primary is down, otherwise once a second
+      // (to keep lag metrics and the split-brain hunt going without a connection storm).
+      if (!up || this.tickNo % 5 === 0) {
+        replicas = await mgr.observeReplicas(env, this.lastSync)
+        if (up) await this.reconcileSync(p, probe.senders.filter((s) => s.state === 'streaming').map((s) => s.name)).catch(() => undefined)
+      } else {
+        replicas = members
+          .filter((m) => m.role !== 'primary')
+          .map((m) => ({ name: m.name, reachable: true, inRecovery: true, replayLsn: probe.senders.find((s) => s.name === m.name)?.replay ?? undefined, lastSyncState: this.lastSync.get(m.name), fenced: m.role === 'fenced' }))
+      }
+    }
+    this.tickNo++
+    return { now, primary, replicas, topologyLockHolder: this.o.locks.holder('topology'), isLeader }
+  }
+
+  /**
+   * Non-strict synchronous mode (Patroni's default): the primary waits for the configured
+   * synchronous standbys that are connected; when none of them is, the setting is cleared so
+   * commits never hang on a name nobody answers to, and restored when one is back.
+   */
+  private async reconcileSync(p: TopologyMember, streaming: string[]): Promise<void> {
+    const mgr = this.o.manager
+    const s = await mgr.state.read()
+    const configured = mgr.syncNames(s, p.name)
+    if (configured.length === 0) return
+    const live = configured.filter((n) => streaming.includes(n))
+    await setSyncStandbys(await mgr.env(), p.node, live.length > 0 ? configured : [])
+  }
+
+  async tick(): Promise<Decision> {
+    if (this.acting) return { action: 'none', sentence: 'a failover is in progress' }
+    const o = await this.observe()
+    const cfg = this.o.config()
+    const s = await this.o.manager.state.read()
+    const syncMode = o.primary ? this.o.manager.syncNames(s, o.primary.name).length > 0 : false
+    const d = decide(o, { failoverEnabled: cfg.enabled, graceMs: cfg.graceMs, syncMode })
+    this.record(d)
+    this.o.onDecision?.(d, o)
+    if (d.action === 'failover') {
+      this.acting = this.act(d).finally(() => {
+        this.acting = undefined
+      })
+      await this.acting
+    } else if (d.action === 'fence') {
+      const m = this.o.manager.member(d.target)
+      const env = await this.o.manager.env()
+      const { fence } = await import('./fence.js')
+      await fence(env, m.node, d.sentence)
+      await this.o.manager.deps.registry.setRole(d.target, 'fenced')
+      this.o.manager.deps.events.publish('instance.fenced', { name: d.target, reason: d.sentence })
+    }
+    return d
+  }
+
+  private record(d: Decision): void {
+    const prev = this.last?.decision.sentence
+    this.last = { decision: d, at: this.clock() }
+    // Log a sentence when it changes, not every 200 ms.
+    if (prev !== d.sentence && d.action !== 'none') this.o.log.warn({ action: d.action }, d.sentence)
+    else if (prev !== d.sentence) this.o.log.info({ action: d.action }, d.sentence)
+    if (prev !== d.sentence) {
+      this.history.push(d.sentence)
+      if (this.history.length > 100) this.history.shift()
+      this.o.manager.deps.events.publish('failover.decision', { action: d.action, sentence: d.sentence })
+    }
+  }
+
+  private async act(d: Extract<Decision, { action: 'failover' }>): Promise<void> {
+    const mgr = this.o.manager
+    let release: () => void
+    try {
+      release = this.o.locks.acquire('topology', 'failover')
+    } catch {
+      return // someone took the topology a moment ago; decide again next tick
+    }
+    try {
+      const res = await mgr.failover({ to: d.to, force: true, automatic: true, reason: d.reason, lockHeld: true })
+      const sentence = `promoted ${res.to}: ${d.reason}; ${res.repointed.length} replica(s) repointed in ${res.durationMs} ms`
+      this.record({ action: 'none', sentence })
+      this.m?.failovers.inc({ automatic: 'true' })
+      this.m?.lastDuration.set(res.durationMs / 1000)
+      this.m?.timeline.set(res.timeline)
+      this.downSince = undefined
+      this.failed.delete(d.from)
+      await this.dropClient()
+    } finally {
+      release()
+    }
+    if (this.o.autoRejoin ?? true) {
+      // Best effort, in the background: pg_rewind only. A re-clone destroys the old data dir,
+      // which an operator may want to inspect; that takes `magflock replica rejoin NAME`.
+      this.rejoining = (async () => {
+        await sleep(200)
+        if (this.stopped) return
+        try {
+          const r = await mgr.rejoin(d.from, { allowReclone: false })
+          this.record({ action: 'none', sentence: `${d.from} rejoined as a replica of ${d.to} (${r.method}) in ${r.durationMs} ms` })
+        } catch (err) {
+          this.record({ action: 'none', sentence: `${d.from} stays fenced: ${(err as Error).message.slice(0, 200)}` })
+        }
+      })()
+    }
+  }
+}
