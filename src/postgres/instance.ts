@@ -19,7 +19,7 @@ import {
   INSTANCE_START_TIMEOUT,
   INSTANCE_STOP_TIMEOUT,
 } from './errors.js'
-import { isOurPostmaster, isProcessAlive, postmasterPidPath, processesInDataDir, readPostmasterPid } from './pidfile.js'
+import { isOurPostmaster, isProcessAlive, postmasterPidPath, processesInDataDir, processesWithArg, readPostmasterPid } from './pidfile.js'
 
 /**
  * One Postgres instance on this host: its data directory, how it is initialised, started,
@@ -81,6 +81,15 @@ export function initializingDir(spec: Pick<InstanceSpec, 'dataDir'>): string {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > deadline) return false
+    await sleep(POLL_MS)
+  }
+  return true
+}
 
 /**
  * 'ready' when the data dir holds a cluster (PG_VERSION is written by initdb and copied by
@@ -157,6 +166,15 @@ export async function initInstance(spec: InstanceSpec, password: string): Promis
   const initDir = initializingDir(spec)
   if (await exists(initDir)) {
     spec.log?.warn({ instance: spec.name, dir: initDir }, 'removing the leftover of an interrupted initdb')
+    // An initdb orphaned by a dead kernel may still be writing there.
+    for (const pid of await processesWithArg(initDir)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    await until(async () => (await processesWithArg(initDir)).length === 0, 5_000)
     await fsp.rm(initDir, { recursive: true, force: true })
   }
   await fsp.mkdir(initDir, { mode: 0o700 })

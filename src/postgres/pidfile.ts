@@ -144,3 +144,23 @@ export async function processesInDataDir(dataDir: string): Promise<number[]> {
   }
   return found
 }
+
+/**
+ * Live processes whose argv holds `arg` as one whole argument (e.g. an initdb still writing
+ * into a data.initializing whose kernel died: it is an orphan now, not gone).
+ */
+export async function processesWithArg(arg: string): Promise<number[]> {
+  let entries: string[]
+  try {
+    entries = await fsp.readdir('/proc')
+  } catch {
+    return []
+  }
+  const found: number[] = []
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue
+    const argv = await cmdlineOf(Number(e))
+    if (argv?.includes(arg) && (await isProcessAlive(Number(e)))) found.push(Number(e))
+  }
+  return found
+}
