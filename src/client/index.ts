@@ -123,7 +123,9 @@ export class KernelClient {
       )
       req.on('timeout', () => req.destroy(new Error('timeout')))
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') {
+        if (err.code === 'ECONNRESET') {
+          reject(KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: 'the kernel closed the connection (stopping or crashed)' }, { cause: err }))
+        } else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') {
           reject(KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: err.code === 'ENOENT' ? 'no control socket' : 'socket refuses connections' }, { cause: err }))
         } else reject(err)
       })

@@ -6,7 +6,7 @@ import { isPortFree } from '../platform/ports.js'
 import { lookupUser } from '../platform/os-user.js'
 import { discoverySteps, findPgBinaries } from '../postgres/binaries.js'
 import { kernelLiveness } from '../kernel/state.js'
-import { describeSecretStore } from '../secrets/store.js'
+import { openSecretStore } from '../secrets/store.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 export interface Check {
@@ -74,16 +74,20 @@ export async function runChecks(layout: StateLayout, config: MagflockConfig, env
     else checks.push({ name: `port ${key}`, status: 'fail', detail: `${port} is in use by another process`, hint: `magflock config set ${key} ${port + 1}` })
   }
 
-  const store = await describeSecretStore({ layout, environ })
-  checks.push({ name: 'secrets store', status: 'ok', detail: `${store.kind}: ${store.reason}` })
+  try {
+    const store = await openSecretStore({ layout, environ })
+    checks.push({ name: 'secrets store', status: 'ok', detail: `${store.kind === 'file' ? 'encrypted vault file' : 'OS keychain'} (${store.location}): ${store.reason}` })
+  } catch (err) {
+    checks.push({ name: 'secrets store', status: 'fail', detail: (err as Error).message, hint: (err as { hint?: string }).hint ?? '' })
+  }
 
   try {
     const st = await fsp.stat(layout.root)
     const mode = st.mode & 0o777
     checks.push(
-      mode === 0o700
-        ? { name: 'state dir', status: 'ok', detail: `${layout.root} (0700)` }
-        : { name: 'state dir', status: 'warn', detail: `${layout.root} has mode ${mode.toString(8)}`, hint: `chmod 700 ${layout.root}` },
+      (mode & 0o066) === 0
+        ? { name: 'state dir', status: 'ok', detail: `${layout.root} (${mode.toString(8)})` }
+        : { name: 'state dir', status: 'warn', detail: `${layout.root} has mode ${mode.toString(8)}: others can read it`, hint: `chmod 711 ${layout.root}` },
     )
     const fs = statfsSync(layout.root)
     const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30

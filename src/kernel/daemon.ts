@@ -56,8 +56,10 @@ export interface RunningKernel {
  */
 export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
   const layout = stateLayout(opts.stateDir)
-  await fsp.mkdir(layout.root, { recursive: true, mode: 0o700 })
-  await fsp.chmod(layout.root, 0o700)
+  // 0711: the postgres OS user must traverse to instances/<name>/data (its own 0700 dir)
+  // without being able to list or read the kernel's files (tokens, vault: all 0600).
+  await fsp.mkdir(layout.root, { recursive: true, mode: 0o711 })
+  await fsp.chmod(layout.root, 0o711)
   const startErrorFile = `${layout.root}/kernel.start-error.json`
   await fsp.rm(startErrorFile, { force: true })
   const releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
@@ -169,7 +171,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     log.info({ pid: process.pid, socket: layout.socket, env }, 'kernel serving')
     return kernel
   } catch (err) {
-    const e: MagflockError = isMagflockError(err) ? err : INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
+    // A component that failed to boot wraps its cause; the operator needs the cause
+    // (E_PORT_IN_USE, E_BINARY_MISSING, …) with its own hint, not the wrapper.
+    const cause = (err as { cause?: unknown })?.cause
+    const root = isMagflockError(err) && err.code === 'E_COMPONENT_START_FAILED' && isMagflockError(cause) ? cause : err
+    const e: MagflockError = isMagflockError(root) ? root : INTERNAL({ message: root instanceof Error ? root.message : String(root) }, { cause: root })
     log?.error({ code: e.code, err: redactor.scrub(String((err as Error)?.stack ?? err)) }, 'kernel failed to start')
     for (const u of undo) await u().catch(() => {})
     await writeJsonAtomic(startErrorFile, { error: e.toWire() }).catch(() => {})

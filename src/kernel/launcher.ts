@@ -46,7 +46,7 @@ export async function ensureKernel(
     cleaned.push(`kernel.json (${live.reason})`)
     await removeKernelInfo(layout)
   }
-  await fsp.mkdir(layout.root, { recursive: true, mode: 0o700 })
+  await fsp.mkdir(layout.root, { recursive: true, mode: 0o711 })
   const startErrorFile = `${layout.root}/kernel.start-error.json`
   await fsp.rm(startErrorFile, { force: true })
   const outFile = `${layout.root}/kernel.out`

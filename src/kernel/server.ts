@@ -65,9 +65,15 @@ export class ControlServer {
     for (const c of this.inflight) c.abort()
     const s = this.server
     if (!s) return
+    // Let in-flight answers (e.g. the shutdown request's own) reach their callers, then
+    // cut what is left after a grace period.
     await new Promise<void>((resolve) => {
-      s.close(() => resolve())
-      s.closeAllConnections()
+      const force = setTimeout(() => s.closeAllConnections(), 2_000)
+      s.close(() => {
+        clearTimeout(force)
+        resolve()
+      })
+      s.closeIdleConnections()
     })
     await fsp.rm(this.opts.socketPath, { force: true })
   }

@@ -30,7 +30,7 @@ export const coreRoutes: BoundRoute[] = [
   handle(core.shutdown, async (input, ctx, k) => {
     ctx.auditDetails.keepPostgres = input.keepPostgres
     // Answer first, then stop: the caller waits for kernel.json to disappear.
-    setImmediate(() => void kernelOf(k).shutdown({ keepPostgres: input.keepPostgres, reason: `requested by ${ctx.actor.name}` }))
+    setTimeout(() => void kernelOf(k).shutdown({ keepPostgres: input.keepPostgres, reason: `requested by ${ctx.actor.name}` }), 20)
     return { stopping: true }
   }),
 

@@ -1,4 +1,5 @@
 import type { BoundRoute } from '../services.js'
+import { backupRoutes } from './backup.js'
 import { coreRoutes } from './core.js'
 import { dbRoutes } from './db.js'
 
@@ -6,4 +7,4 @@ import { dbRoutes } from './db.js'
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...dbRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...dbRoutes, ...backupRoutes]

@@ -1,0 +1,2 @@
+import { mergeBenchmarks } from './lib.mjs'
+mergeBenchmarks()

@@ -1,0 +1,70 @@
+import * as api from '../../api/backup.js'
+import type { backupEventSchemas } from '../../backup/events.js'
+import * as svc from '../../backup/service.js'
+import { isMagflockError } from '../../errors/index.js'
+import type { Progress } from '../../backup/tools.js'
+import { handle, type BoundRoute, type KernelServices, type RequestContext } from '../services.js'
+
+/**
+ * Backup routes: thin handlers over src/backup/service.ts. Progress is forwarded to the
+ * caller (at most ~4 events a second so a fast copy does not flood the socket); the audit
+ * record gets ids, types and targets, never key material.
+ */
+function throttled(ctx: RequestContext): (p: Progress) => void {
+  let last = 0
+  return (p) => {
+    const now = Date.now()
+    if (p.phase !== 'done' && p.fraction !== 1 && now - last < 250) return
+    last = now
+    ctx.progress(p)
+  }
+}
+
+function publish(k: KernelServices, type: keyof typeof backupEventSchemas, payload: unknown): void {
+  k.events.publish(type, payload)
+}
+
+export const backupRoutes: BoundRoute[] = [
+  handle(api.backupCreate, async (input, ctx, k) => {
+    Object.assign(ctx.auditDetails, { type: input.type, database: input.db, encrypt: input.encrypt })
+    try {
+      const r = await svc.createBackup(k, input, throttled(ctx), ctx.signal)
+      Object.assign(ctx.auditDetails, { id: r.id, bytes: r.sizeBytes, keyId: r.keyId })
+      publish(k, 'backup.completed', { id: r.id, type: r.type, ...(input.db ? { database: input.db } : {}), bytes: r.sizeBytes, seconds: r.seconds, encrypted: r.encrypted, scheduled: false })
+      return r
+    } catch (err) {
+      publish(k, 'backup.failed', { type: input.type, code: isMagflockError(err) ? err.code : 'E_INTERNAL', message: err instanceof Error ? err.message : String(err), scheduled: false })
+      throw err
+    }
+  }),
+
+  handle(api.backupList, async (_input, _ctx, k) => svc.listAll(k)),
+
+  handle(api.backupVerify, async (input, ctx, k) => {
+    const r = await svc.verify(k, input.id, input.deep, throttled(ctx))
+    return r
+  }),
+
+  handle(api.backupRestore, async (input, ctx, k) => {
+    Object.assign(ctx.auditDetails, { id: input.id, toInstance: input.toInstance, toDb: input.toDb, targetTime: input.targetTime, targetLsn: input.targetLsn, force: input.force })
+    const r = await svc.restore(k, input, throttled(ctx), ctx.signal)
+    Object.assign(ctx.auditDetails, { target: r.target, port: r.port })
+    publish(k, 'backup.restored', { id: r.id, target: r.target, pitr: r.pitr, seconds: r.seconds })
+    return r
+  }),
+
+  handle(api.backupPrune, async (input, ctx, k) => {
+    Object.assign(ctx.auditDetails, { keepLast: input.keepLast, keepDaily: input.keepDaily, keepWeekly: input.keepWeekly, dryRun: input.dryRun })
+    const r = await svc.prune(k, { keepLast: input.keepLast, keepDaily: input.keepDaily, keepWeekly: input.keepWeekly }, input.dryRun)
+    Object.assign(ctx.auditDetails, { removed: r.removed, walRemoved: r.walRemoved.length, leftoversRemoved: r.leftoversRemoved })
+    publish(k, 'backup.pruned', { removed: r.removed, walRemoved: r.walRemoved.length, dryRun: r.dryRun })
+    return r
+  }),
+
+  handle(api.backupRekey, async (input, ctx, k) => {
+    Object.assign(ctx.auditDetails, { fromSecret: input.fromSecret, toSecret: input.toSecret })
+    const r = await svc.rekey(k, input.fromSecret, input.toSecret)
+    Object.assign(ctx.auditDetails, { newKeyId: r.newKeyId, rewrapped: r.rewrapped.length, skipped: r.skipped.length })
+    return r
+  }),
+]
