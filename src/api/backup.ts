@@ -1,0 +1,145 @@
+import { z } from 'zod'
+import { ADMIN_ONLY, ALL_ROLES, defineRoute } from './route.js'
+
+/**
+ * Backups: `magflock backup create|list|verify|restore|prune|rekey`. Long operations stream
+ * NDJSON progress with bytesDone/bytesTotal so the CLI can show rate and ETA.
+ */
+const BACKUP_ROLES = ['admin', 'operator', 'ci'] as const
+const OPS = ['admin', 'operator'] as const
+
+export const BackupSummary = z.object({
+  id: z.string(),
+  type: z.enum(['physical', 'logical']),
+  label: z.string(),
+  databases: z.array(z.string()),
+  startTime: z.string(),
+  stopTime: z.string(),
+  startLsn: z.string(),
+  stopLsn: z.string(),
+  timeline: z.number(),
+  pgVersion: z.string(),
+  compression: z.string(),
+  encrypted: z.boolean(),
+  keyId: z.string().nullable(),
+  sizeBytes: z.number(),
+  sourceBytes: z.number(),
+  files: z.number(),
+})
+export type BackupSummary = z.infer<typeof BackupSummary>
+
+export const backupCreate = defineRoute({
+  id: 'backup.create',
+  method: 'POST',
+  path: '/v1/backups/create',
+  roles: BACKUP_ROLES,
+  mutating: true,
+  streaming: true,
+  input: z.object({
+    type: z.enum(['physical', 'logical']).default('physical'),
+    db: z.string().min(1).max(63).optional(),
+    encrypt: z.boolean().default(false),
+    label: z.string().max(100).optional(),
+  }),
+  output: BackupSummary.extend({ seconds: z.number() }),
+})
+
+export const backupList = defineRoute({
+  id: 'backup.list',
+  method: 'GET',
+  path: '/v1/backups',
+  roles: ALL_ROLES,
+  mutating: false,
+  input: z.object({}),
+  output: z.object({
+    backups: z.array(BackupSummary),
+    incomplete: z.array(z.object({ id: z.string(), state: z.enum(['running', 'interrupted', 'failed']), reason: z.string() })),
+  }),
+})
+
+export const VerifyOutput = z.object({
+  id: z.string(),
+  ok: z.boolean(),
+  filesChecked: z.number(),
+  bytesChecked: z.number(),
+  deep: z.boolean(),
+  problems: z.array(z.object({ file: z.string(), reason: z.string() })),
+})
+
+export const backupVerify = defineRoute({
+  id: 'backup.verify',
+  method: 'POST',
+  path: '/v1/backups/verify',
+  roles: ['admin', 'operator', 'ci', 'viewer'],
+  mutating: false,
+  streaming: true,
+  input: z.object({ id: z.string().min(1), deep: z.boolean().default(true) }),
+  output: VerifyOutput,
+})
+
+export const backupRestore = defineRoute({
+  id: 'backup.restore',
+  method: 'POST',
+  path: '/v1/backups/restore',
+  roles: OPS,
+  mutating: true,
+  streaming: true,
+  input: z.object({
+    id: z.string().min(1),
+    toInstance: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).optional(),
+    toDb: z.string().min(1).max(63).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    targetTime: z.string().optional(),
+    targetLsn: z.string().optional(),
+    force: z.boolean().default(false),
+  }),
+  output: z.object({
+    id: z.string(),
+    kind: z.enum(['instance', 'database']),
+    target: z.string(),
+    port: z.number().nullable(),
+    dataDir: z.string().nullable(),
+    pitr: z.boolean(),
+    seconds: z.number(),
+  }),
+})
+
+export const backupPrune = defineRoute({
+  id: 'backup.prune',
+  method: 'POST',
+  path: '/v1/backups/prune',
+  roles: OPS,
+  mutating: true,
+  input: z.object({
+    keepLast: z.number().int().min(0).optional(),
+    keepDaily: z.number().int().min(0).optional(),
+    keepWeekly: z.number().int().min(0).optional(),
+    dryRun: z.boolean().default(false),
+  }),
+  output: z.object({
+    dryRun: z.boolean(),
+    kept: z.array(z.object({ id: z.string(), reasons: z.array(z.string()) })),
+    removed: z.array(z.string()),
+    walRemoved: z.array(z.string()),
+    leftoversRemoved: z.array(z.string()),
+  }),
+})
+
+export const backupRekey = defineRoute({
+  id: 'backup.rekey',
+  method: 'POST',
+  path: '/v1/backups/rekey',
+  roles: ADMIN_ONLY,
+  mutating: true,
+  input: z.object({
+    /** Vault secret holding the OLD key-encryption key. */
+    fromSecret: z.string().min(1),
+    /** Vault secret holding the NEW one (default: backup.encryptionKey or backup.kek). */
+    toSecret: z.string().min(1).optional(),
+  }),
+  output: z.object({
+    newKeyId: z.string(),
+    rewrapped: z.array(z.string()),
+    skipped: z.array(z.object({ id: z.string(), reason: z.string() })),
+  }),
+})
