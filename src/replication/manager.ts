@@ -322,7 +322,16 @@ export class ReplicationManager {
       let res: actions.FailoverResult
       try {
         await this.deps.registry.pauseSupervision?.(primary.name)
-        res = await actions.failover(env, primary.node, target.node, others, { reason, syncNames: this.syncNames(st2, target.name, new Set(others.map((o) => o.name))), ...(progress ? { progress } : {}) })
+        res = await actions.failover(env, primary.node, target.node, others, {
+          reason,
+          syncNames: this.syncNames(st2, target.name, new Set(others.map((o) => o.name))),
+          ...(progress ? { progress } : {}),
+          // The registry follows at once, so status and `db url` name the new primary early.
+          onPromoted: async () => {
+            await this.deps.registry.setRole(primary.name, 'fenced')
+            await this.deps.registry.setRole(target.name, 'primary')
+          },
+        })
       } catch (err) {
         this.publish('failover.failed', { from: primary.name, to: target.name, error: (err as Error).message })
         throw err

@@ -293,7 +293,8 @@ export class FailoverMonitor {
     }
     try {
       const res = await mgr.failover({ to: d.to, force: true, automatic: true, reason: d.reason, lockHeld: true })
-      const sentence = `promoted ${res.to}: ${d.reason}; ${res.repointed.length} replica(s) repointed in ${res.durationMs} ms`
+      const ph = res.phases
+      const sentence = `promoted ${res.to}: ${d.reason}; ${res.repointed.length} replica(s) repointed in ${res.durationMs} ms (fence ${ph.fenceMs}, promote ${ph.promoteMs}, sync ${ph.syncMs}, repoint ${ph.repointMs})`
       this.record({ action: 'none', sentence })
       this.m?.failovers.inc({ automatic: 'true' })
       this.m?.lastDuration.set(res.durationMs / 1000)

@@ -5,7 +5,7 @@ import type { OsUser } from '../platform/os-user.js'
 import { run } from '../platform/process.js'
 import { writeFileAtomic } from '../platform/fs.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import { processesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
+import { isOurPostmaster, processesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
 
 /**
  * The replication area's narrow adapter to Postgres: SQL as small functions, pg_ctl, and the
@@ -51,8 +51,9 @@ export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, time
       await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', String(timeoutS), 'start'], { runAs, timeoutMs: (timeoutS + 5) * 1000 })
     },
     async stop(node, mode) {
-      const pid = await readPostmasterPid(node.dataDir)
-      if (!pid) return
+      const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
+      // A dead postmaster (kill -9) needs no pg_ctl; its orphans are killInstance's job.
+      if (!pid || !(await isOurPostmaster(pid.pid, node.dataDir))) return
       await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-m', mode, '-w', '-t', String(timeoutS), 'stop'], { runAs, reject: false, timeoutMs: (timeoutS + 5) * 1000 })
     },
   }
