@@ -4,7 +4,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
  * Postgres metrics, collected at scrape time from the flock's instances.
  *
  * On each scrape the collector asks `source()` for the instances, runs three small queries
- * per instance (in parallel, each instance bounded by timeoutMs) and publishes:
+ * per instance (instances in parallel, each bounded by timeoutMs) and publishes:
  *
  *   magflock_postgres_up{instance,role}                      1 reachable, 0 not
  *   magflock_postgres_in_recovery{instance}                  1 on a standby
@@ -195,7 +195,11 @@ async function takeSnapshot(
 }
 
 async function queryInstance(t: PostgresTarget, query: PgQuery): Promise<InstanceSnapshot> {
-  const [settings, conns, dbs] = await Promise.all([query(SETTINGS_SQL), query(CONNECTIONS_SQL), query(DATABASES_SQL)])
+  // One after the other: the query function may wrap a single pg.Client, which must not run
+  // overlapping queries (pg 8 warns, pg 9 refuses).
+  const settings = await query(SETTINGS_SQL)
+  const conns = await query(CONNECTIONS_SQL)
+  const dbs = await query(DATABASES_SQL)
   const row = settings.rows[0] as { in_recovery: boolean; max_connections: number | string } | undefined
   const connections = new Map<string, number>(CONNECTION_STATES.map((s) => [s, 0]))
   for (const r of conns.rows as Array<{ state: string; n: number | string }>) connections.set(r.state, num(r.n))
