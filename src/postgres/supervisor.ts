@@ -247,22 +247,37 @@ export class InstanceSupervisor {
       this.note(`postgres (pid ${proc.pid}) exited while supervision was ${this.stopped ? 'stopped' : 'paused'}; not restarting`)
       return
     }
-    this.state = 'crashed'
-    const how = exit.signal ? `signal ${exit.signal}` : exit.code !== null ? `exit code ${exit.code}` : 'unknown cause'
-    this.note(`postgres (pid ${proc.pid}) died unexpectedly (${how})`, 'error')
-    this.opts.events.publish('instance.crashed', {
-      instance: this.spec.name,
-      pid: proc.pid,
-      ...(exit.signal ? { signal: exit.signal } : {}),
-      ...(exit.code !== null ? { exitCode: exit.code } : {}),
-    })
-    this.loop = this.restartLoop(exit.code !== 0)
+    // Exit code 0 is a clean shutdown someone else asked for (pg_ctl stop, SIGTERM): not a
+    // crash, though policy `always` still brings it back. An adopted process's exit status is
+    // unknowable (code and signal null), so its death counts as a crash.
+    const clean = exit.code === 0 && !exit.signal
+    if (clean) {
+      this.state = 'stopped'
+      this.note(`postgres (pid ${proc.pid}) shut down cleanly without being asked by MagFlock`, 'warn')
+    } else {
+      this.state = 'crashed'
+      const how = exit.signal ? `signal ${exit.signal}` : exit.code !== null ? `exit code ${exit.code}` : 'unknown cause'
+      this.note(`postgres (pid ${proc.pid}) died unexpectedly (${how})`, 'error')
+      this.opts.events.publish('instance.crashed', {
+        instance: this.spec.name,
+        pid: proc.pid,
+        ...(exit.signal ? { signal: exit.signal } : {}),
+        ...(exit.code !== null ? { exitCode: exit.code } : {}),
+      })
+    }
+    this.loop = this.restartLoop(!clean)
   }
 
   private async restartLoop(failed: boolean): Promise<void> {
     for (;;) {
       if (this.halted()) return
       const d = decideRestart(this.opts.restart, { failed }, this.restartTimes, this.now())
+      if (d.action === 'stay-stopped' && !failed) {
+        // on-failure policy and a clean exit (someone ran pg_ctl stop): stay down, no alarm.
+        this.state = 'stopped'
+        this.note(`not restarting: ${d.reason}`, 'warn')
+        return
+      }
       if (d.action !== 'restart') {
         this.state = 'failed'
         const reason = `gave up restarting: ${d.reason}`

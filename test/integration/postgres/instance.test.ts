@@ -60,6 +60,13 @@ describe('postgres instance', () => {
     handles.push(h)
     expect(h.adopted).toBe(false)
     expect(await isProcessAlive(h.pid)).toBe(true)
+    // Its own session and process group: a signal to the kernel's group or a dying kernel
+    // does not reach it (it outlives the kernel).
+    const stat = await fsp.readFile(`/proc/${h.pid}/stat`, 'utf8')
+    const [pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(2, 4).map(Number)
+    expect(pgrp).toBe(h.pid)
+    expect(session).toBe(h.pid)
+    if (spec.runAs) expect(statSync(`/proc/${h.pid}`).uid).toBe(spec.runAs.uid)
     expect(await pgIsReady(spec)).toBe('running')
     const r = await query<{ data_checksums: string }>(spec, PASSWORD, 'SHOW data_checksums')
     expect(r.rows[0]?.data_checksums).toBe('on')

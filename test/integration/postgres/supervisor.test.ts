@@ -86,8 +86,10 @@ describe('InstanceSupervisor', () => {
     await sup.stop({ keepRunning: false })
     expect(sup.status().state).toBe('stopped')
     expect(events.list.map((e) => e.type)).toEqual(['instance.crashed'])
-    expect(await processesInDataDir(spec.dataDir)).toEqual([])
+    // The dead postmaster's children exit on their own; a restarted one would stay.
+    await until(async () => (await processesInDataDir(spec.dataDir)).length === 0, 'the orphaned backends to exit', 15_000)
     expect(await pgIsReady(spec)).toBe('no_response')
+    expect(sup.status()).toMatchObject({ state: 'stopped', pid: null, restarts: 0 })
   })
 
   it('pauseSupervision lets someone else stop the instance without a crash; resumeSupervision starts it again', async () => {
@@ -103,6 +105,18 @@ describe('InstanceSupervisor', () => {
     expect(second.pid).not.toBe(first)
     expect(await pgIsReady(spec)).toBe('running')
     expect(events.list).toEqual([])
+    await sup.stop({ keepRunning: false })
+  })
+
+  it('with policy on-failure, a clean external shutdown is not a crash and is not restarted', async () => {
+    const { sup, events } = make({ restart: { policy: 'on-failure', initialBackoffMs: 20, maxRestarts: 3, windowMs: 60_000 } })
+    await sup.start()
+    await stopInstance(spec, 'fast')
+    await until(() => sup.status().state !== 'running', 'the supervisor to notice the exit')
+    expect(sup.status().state).toBe('stopped')
+    expect(sup.lastDecision()).toMatch(/not restarting: exited cleanly/)
+    expect(events.list).toEqual([])
+    expect(await processesInDataDir(spec.dataDir)).toEqual([])
     await sup.stop({ keepRunning: false })
   })
 
