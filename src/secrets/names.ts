@@ -43,3 +43,12 @@ export function roleForSecret(name: string, superuserRole = 'postgres'): string 
   const m = /^postgres\.roles\.([A-Za-z_][A-Za-z0-9_$-]{0,62})\.password$/.exec(name)
   return m?.[1]
 }
+
+/**
+ * True for secrets that hold a database role's password: the superuser, postgres.roles.<role>.password
+ * and the database owners' db.<name>.owner.password. Rotating them must run ALTER ROLE in the
+ * kernel; the kernel handler maps the name to its role.
+ */
+export function isRolePasswordSecret(name: string): boolean {
+  return roleForSecret(name) !== undefined || /^db\.[^.@]+\.owner\.password$/.test(name)
+}
