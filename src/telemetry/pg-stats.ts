@@ -69,12 +69,44 @@ interface InstanceSnapshot {
   databases?: Array<{ datname: string; sizeBytes: number; counters: Record<DatabaseCounter, number> }>
 }
 
+export interface PostgresCollectorOptions {
+  timeoutMs?: number
+  onError?: (instance: string, err: unknown) => void
+}
+
+interface Registration {
+  source: () => Promise<PostgresTarget[]>
+  opts: PostgresCollectorOptions
+  names: string[]
+}
+
+const registrations = new WeakMap<Registry, Registration>()
+
+/**
+ * Registers the collector on `registry` and returns a function that removes it.
+ *
+ * Idempotent per registry: a component that registers again when it is restarted replaces
+ * the source and options instead of failing on prom-client's duplicate-name check.
+ */
 export function registerPostgresCollector(
   registry: Registry,
   source: () => Promise<PostgresTarget[]>,
-  opts: { timeoutMs?: number; onError?: (instance: string, err: unknown) => void } = {},
-): void {
-  const timeoutMs = opts.timeoutMs ?? 5_000
+  opts: PostgresCollectorOptions = {},
+): () => void {
+  const unregister = () => {
+    const r = registrations.get(registry)
+    if (r === undefined) return
+    for (const n of r.names) registry.removeSingleMetric(n)
+    registrations.delete(registry)
+  }
+  const existing = registrations.get(registry)
+  if (existing !== undefined) {
+    existing.source = source
+    existing.opts = opts
+    return unregister
+  }
+  const reg: Registration = { source, opts, names: [] }
+  registrations.set(registry, reg)
 
   // All metrics of one scrape share one snapshot: prom-client calls every collect() of a
   // registry.metrics() call synchronously before awaiting any, so they all see the same
@@ -82,7 +114,7 @@ export function registerPostgresCollector(
   let inflight: Promise<InstanceSnapshot[]> | undefined
   const snapshot = (): Promise<InstanceSnapshot[]> => {
     if (inflight === undefined) {
-      inflight = takeSnapshot(source, timeoutMs, opts.onError).finally(() => {
+      inflight = takeSnapshot(reg.source, reg.opts.timeoutMs ?? 5_000, reg.opts.onError).finally(() => {
         inflight = undefined
       })
     }
@@ -159,6 +191,11 @@ export function registerPostgresCollector(
       },
     })
   }
+  reg.names = registry
+    .getMetricsAsArray()
+    .map((m) => (m as unknown as { name: string }).name)
+    .filter((n) => n.startsWith('magflock_postgres_'))
+  return unregister
 }
 
 async function takeSnapshot(
