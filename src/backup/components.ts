@@ -1,0 +1,183 @@
+import { Counter, Gauge, type Registry } from 'prom-client'
+import { defineComponent, type ComponentHandle } from '../kernel/component.js'
+import type { KernelServices } from '../kernel/services.js'
+import { isMagflockError } from '../errors/index.js'
+import { archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
+import { nextRun, parseCron, type CronSpec } from './cron.js'
+import { createBackup } from './service.js'
+
+/**
+ * Kernel components of the backup area:
+ *   wal-archiver      supervised pg_receivewal into <state>/wal with a replication slot,
+ *                     archive-lag gauge, `wal.archive_lagging` / `wal.archiver_down` events;
+ *   backup-scheduler  runs backup.schedule (cron, UTC) and exports last success time,
+ *                     duration and size.
+ * The kernel constructs both with `{ services: KernelServices }`.
+ */
+function gauge(reg: Registry, name: string, help: string): Gauge {
+  return (reg.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [reg] })
+}
+function counter(reg: Registry, name: string, help: string): Counter {
+  return (reg.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, registers: [reg] })
+}
+
+/** 256 MiB of WAL not yet in the archive is worth waking someone (the slot keeps it in pg_wal). */
+export const LAG_ALERT_BYTES = 256 * 1024 * 1024
+
+/** Pure: should we raise the lag alert now? One alert per `every` ms while the lag lasts. */
+export function lagDecision(lagBytes: number, threshold: number, lastAlertAt: number | undefined, now: number, every = 60_000): { alert: boolean; sentence: string } {
+  const mib = (lagBytes / 1048576).toFixed(1)
+  if (lagBytes < threshold) return { alert: false, sentence: `archive lag ${mib} MiB, within ${threshold / 1048576} MiB` }
+  if (lastAlertAt !== undefined && now - lastAlertAt < every) return { alert: false, sentence: `archive lag ${mib} MiB, alert already raised` }
+  return { alert: true, sentence: `archive lag ${mib} MiB exceeds ${threshold / 1048576} MiB: raising wal.archive_lagging` }
+}
+
+export const walArchiverComponent = defineComponent<{ services: KernelServices }>({
+  name: 'wal-archiver',
+  dependsOn: ['postgres'],
+  restart: { policy: 'on-failure', maxRestarts: 10, windowMs: 300_000 },
+  async start(ctx): Promise<ComponentHandle> {
+    const k = ctx.services.services
+    if (!k.config().backup.walArchiving) {
+      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (backup.walArchiving=false)' }) }
+    }
+    const lagGauge = gauge(ctx.metrics, 'magflock_wal_archive_lag_bytes', 'Bytes of WAL written by the primary and not yet in the WAL archive.')
+    const upGauge = gauge(ctx.metrics, 'magflock_wal_archiver_up', '1 while pg_receivewal streams into the archive.')
+    const conn = await k.instances.primary().connection('postgres')
+    let receiver: WalReceiver | undefined = await startWalReceiver({ walDir: k.layout.walDir, conn, bins: k.bins, runAs: k.runAs })
+    upGauge.set(1)
+    let stopping = false
+    let lastAlert: number | undefined
+    let detail = `streaming into ${k.layout.walDir}`
+    void receiver.exited.then((e) => {
+      upGauge.set(0)
+      if (stopping) return
+      const reason = `pg_receivewal exited (${e.signal ?? `exit ${e.exitCode}`})`
+      ctx.events.publish('wal.archiver_down', { reason, restarts: 0 })
+      ctx.fail(new Error(reason))
+    })
+    const timer = setInterval(() => {
+      void (async () => {
+        try {
+          const lag = await archiveLag(await k.instances.primary().connection('postgres'), k.layout.walDir)
+          lagGauge.set(lag.lagBytes)
+          const d = lagDecision(lag.lagBytes, LAG_ALERT_BYTES, lastAlert, Date.now())
+          detail = d.sentence
+          if (d.alert) {
+            lastAlert = Date.now()
+            ctx.events.publish('wal.archive_lagging', { lagBytes: lag.lagBytes, thresholdBytes: LAG_ALERT_BYTES, slotActive: lag.slotActive })
+            ctx.log.warn({ lagBytes: lag.lagBytes }, d.sentence)
+          }
+        } catch (err) {
+          detail = `lag check failed: ${(err as Error).message}`
+        }
+      })()
+    }, 10_000)
+    timer.unref()
+    return {
+      async stop() {
+        stopping = true
+        clearInterval(timer)
+        await receiver?.stop()
+        receiver = undefined
+      },
+      health: () => ({ live: receiver !== undefined, ready: receiver !== undefined, detail }),
+    }
+  },
+})
+
+export interface SchedulerDeps {
+  spec: CronSpec
+  now(): Date
+  runBackup(): Promise<{ id: string; sizeBytes: number; seconds: number }>
+  metrics: Registry
+  onResult?(r: { ok: true; id: string; sizeBytes: number; seconds: number } | { ok: false; code: string; message: string }): void
+}
+
+/**
+ * The scheduler's loop, clock injected so tests move time instead of sleeping: `tick()` runs
+ * a backup when the next due minute has passed (never two at once) and returns a sentence.
+ */
+export class BackupScheduler {
+  private due: Date | undefined
+  private running = false
+  readonly lastSuccess: Gauge
+  readonly lastDuration: Gauge
+  readonly lastSize: Gauge
+  readonly failures: Counter
+
+  constructor(private readonly d: SchedulerDeps) {
+    this.due = nextRun(d.spec, d.now())
+    this.lastSuccess = gauge(d.metrics, 'magflock_backup_last_success_timestamp_seconds', 'Unix time of the last successful scheduled backup.')
+    this.lastDuration = gauge(d.metrics, 'magflock_backup_last_duration_seconds', 'Duration of the last successful scheduled backup.')
+    this.lastSize = gauge(d.metrics, 'magflock_backup_last_size_bytes', 'Size on disk of the last successful scheduled backup.')
+    this.failures = counter(d.metrics, 'magflock_backup_failures_total', 'Scheduled backups that failed.')
+  }
+
+  nextDue(): Date | undefined {
+    return this.due
+  }
+
+  async tick(): Promise<string> {
+    const now = this.d.now()
+    if (!this.due) return 'no future run matches the schedule'
+    if (now < this.due) return `next backup at ${this.due.toISOString()}`
+    if (this.running) return 'previous scheduled backup still running; skipping this slot'
+    this.running = true
+    this.due = nextRun(this.d.spec, now)
+    try {
+      const r = await this.d.runBackup()
+      this.lastSuccess.set(Math.floor(this.d.now().getTime() / 1000))
+      this.lastDuration.set(r.seconds)
+      this.lastSize.set(r.sizeBytes)
+      this.d.onResult?.({ ok: true, ...r })
+      return `scheduled backup ${r.id} done in ${r.seconds.toFixed(1)} s`
+    } catch (err) {
+      this.failures.inc()
+      const code = isMagflockError(err) ? err.code : 'E_INTERNAL'
+      this.d.onResult?.({ ok: false, code, message: (err as Error).message })
+      return `scheduled backup failed: ${code}`
+    } finally {
+      this.running = false
+    }
+  }
+}
+
+export const backupSchedulerComponent = defineComponent<{ services: KernelServices }>({
+  name: 'backup-scheduler',
+  dependsOn: ['postgres'],
+  restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 300_000 },
+  async start(ctx): Promise<ComponentHandle> {
+    const k = ctx.services.services
+    const cfg = k.config().backup
+    if (!cfg.schedule) return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'no backup.schedule configured' }) }
+    const encrypt = Boolean(cfg.encryptionKey)
+    const sched = new BackupScheduler({
+      spec: parseCron(cfg.schedule),
+      now: () => new Date(),
+      metrics: ctx.metrics,
+      runBackup: () => createBackup(k, { type: 'physical', encrypt }),
+      onResult: (r) => {
+        if (r.ok) {
+          ctx.events.publish('backup.completed', { id: r.id, type: 'physical', bytes: r.sizeBytes, seconds: r.seconds, encrypted: encrypt, scheduled: true })
+          void ctx.audit.append({ actor: 'backup-scheduler', action: 'backup.create', target: r.id, result: 'ok', details: { scheduled: true, bytes: r.sizeBytes } })
+        } else {
+          ctx.events.publish('backup.failed', { type: 'physical', code: r.code, message: r.message, scheduled: true })
+          void ctx.audit.append({ actor: 'backup-scheduler', action: 'backup.create', result: 'error', details: { scheduled: true, code: r.code } })
+        }
+      },
+    })
+    let detail = `next backup at ${sched.nextDue()?.toISOString() ?? 'never'}`
+    const timer = setInterval(() => {
+      void sched.tick().then((s) => {
+        detail = s
+        if (s.startsWith('scheduled')) ctx.log.info(s)
+      })
+    }, 15_000)
+    timer.unref()
+    return {
+      stop: async () => clearInterval(timer),
+      health: () => ({ live: true, ready: true, detail }),
+    }
+  },
+})
