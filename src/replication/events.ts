@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { registerEventType } from '../kernel/events.js'
 
 /**
  * The events the replication area publishes on the kernel bus. The kernel registers these
@@ -41,3 +42,5 @@ export const replicationEventSchemas = {
 } as const satisfies Record<string, z.ZodType>
 
 export type ReplicationEventType = keyof typeof replicationEventSchemas
+
+for (const [type, schema] of Object.entries(replicationEventSchemas)) registerEventType(type, schema)

@@ -1,0 +1,30 @@
+import { Flags } from '@oclif/core'
+import { switchover } from '../api/replication.js'
+import { MagflockCommand } from '../cli/base-command.js'
+
+export type SwitchoverResult = {
+  from: string
+  to: string
+  writeOutageMs: number
+  durationMs: number
+  timeline: number
+  finalLsn: string
+  repointed: string[]
+  rejoin: 'none' | 'rewind' | 'reclone'
+}
+
+export default class Switchover extends MagflockCommand<SwitchoverResult> {
+  static override summary = 'Planned role swap: promote a replica without losing any acknowledged write.'
+  static override description =
+    'Checkpoints and cleanly stops the primary (writes stop), waits until the target has replayed its final WAL, promotes it, ' +
+    'repoints the other replicas and restarts the old primary as a replica. Without --to the most caught-up (in sync mode: synchronous) replica is chosen.'
+  static override examples = ['<%= config.bin %> switchover', '<%= config.bin %> switchover --to r1 --json']
+  static override flags = { to: Flags.string({ summary: 'Replica to promote.' }) }
+
+  async run(): Promise<SwitchoverResult> {
+    const { flags } = await this.parse(Switchover)
+    const r = await this.kernel().call(switchover, flags.to ? { to: flags.to } : {}, { onProgress: (e) => this.progressLine(e.message) })
+    this.log(`${r.to} is the primary (timeline ${r.timeline}); writes were paused for ${r.writeOutageMs} ms. ${r.from} now follows it.`)
+    return r
+  }
+}

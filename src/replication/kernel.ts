@@ -1,0 +1,128 @@
+import path from 'node:path'
+import { defineComponent } from '../kernel/component.js'
+import type { CoreServices } from '../kernel/daemon.js'
+import type { FlockInstances } from '../kernel/instances.js'
+import type { KernelServices } from '../kernel/services.js'
+import { InstanceSupervisor } from '../postgres/supervisor.js'
+import { SUPERUSER_SECRET } from '../secrets/names.js'
+import { FileLeadership } from './leadership.js'
+import { ReplicationManager, type Role, type TopologyRegistry } from './manager.js'
+import { FailoverMonitor } from './monitor.js'
+import { pgCtlLifecycle, type InstanceLifecycle, type PgNode } from './pg.js'
+
+/**
+ * Kernel glue: the replication manager over the kernel's FlockInstances (registry +
+ * supervisors), and the `failover-monitor` component. Route handlers build a manager per call
+ * (its state is in files and in the kernel's locks, so that is cheap and race-free).
+ */
+
+function nodeOf(k: KernelServices, name: string, port: number, host: string, dataDir: string): PgNode {
+  return { name, host, port, instanceDir: k.layout.instanceDir(name), dataDir, logFile: k.layout.instanceLog(name) }
+}
+
+export function kernelRegistry(k: KernelServices, instances: FlockInstances): TopologyRegistry {
+  const supervisorOpts = (role: Role) => {
+    const r = k.config().kernel.restart
+    return {
+      log: k.log.child({ instance: 'replica' }),
+      events: k.events,
+      restart: { policy: 'always' as const, maxRestarts: r.maxRestarts, windowMs: r.windowSeconds * 1000, initialBackoffMs: r.initialBackoffMs, maxBackoffMs: r.maxBackoffMs },
+      role: role === 'primary' ? ('primary' as const) : ('replica' as const),
+    }
+  }
+  return {
+    list: () => instances.list().map((h) => ({ name: h.name, role: h.role, node: nodeOf(k, h.name, h.port, h.host, h.dataDir) })),
+    async addInstance(node, role) {
+      const spec = instances.specFor(node.name, node.port, k.bins, k.runAs)
+      spec.portConfigKey = 'replication.basePort'
+      const sup = new InstanceSupervisor(spec, supervisorOpts(role))
+      // The clone was started by pg_ctl; the supervisor adopts that postmaster.
+      await sup.start()
+      instances.add(spec, role, sup)
+      await instances.saveTopology()
+    },
+    async removeInstance(name) {
+      await instances.supervisor(name)?.stop({ keepRunning: true })
+      instances.remove(name)
+      await instances.saveTopology()
+    },
+    async setRole(name, role) {
+      instances.setRole(name, role)
+      const sup = instances.supervisor(name)
+      if (sup) sup.role = role === 'primary' ? 'primary' : 'replica'
+      await instances.saveTopology()
+    },
+    async pauseSupervision(name) {
+      await instances.supervisor(name)?.pauseSupervision()
+    },
+    async resumeSupervision(name) {
+      await instances.supervisor(name)?.resumeSupervision()
+    },
+  }
+}
+
+/** Starts through pg_ctl, then hands the postmaster back to its supervisor (which adopts it). */
+function kernelLifecycle(k: KernelServices): InstanceLifecycle {
+  return pgCtlLifecycle(k.bins, k.runAs, k.config().postgres.startTimeoutSeconds)
+}
+
+export function replicationManager(k: KernelServices, instances?: FlockInstances): ReplicationManager {
+  const inst = instances ?? (k as CoreServices).kernel?.instances
+  if (!inst) throw new Error('replication needs the kernel instance registry')
+  const cfg = k.config()
+  return new ReplicationManager({
+    layout: k.layout,
+    bins: k.bins,
+    runAs: k.runAs,
+    superuser: cfg.postgres.superuser,
+    password: async () => (await k.secrets.get(SUPERUSER_SECRET)) ?? '',
+    registry: kernelRegistry(k, inst),
+    locks: k.locks,
+    events: k.events,
+    log: k.log.child({ area: 'replication' }),
+    audit: k.audit,
+    lifecycle: kernelLifecycle(k),
+    basePort: cfg.replication.basePort,
+  })
+}
+
+/** The running monitor, for `replica list` / status to show its last sentence. */
+let current: FailoverMonitor | undefined
+export function currentMonitor(): FailoverMonitor | undefined {
+  return current
+}
+
+export const failoverMonitorComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
+  name: 'failover-monitor',
+  dependsOn: ['postgres'],
+  restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 60_000 },
+  async start(ctx) {
+    const k = ctx.services.services
+    const manager = replicationManager(k, ctx.services.instances)
+    const monitor = new FailoverMonitor({
+      manager,
+      leadership: new FileLeadership(path.join(k.layout.root, 'leader.json'), `kernel-${process.pid}`),
+      locks: k.locks,
+      log: ctx.log,
+      config: () => {
+        const f = k.config().replication.failover
+        return { enabled: f.enabled, graceMs: f.graceSeconds * 1000 }
+      },
+      subscribe: (fn) => k.events.subscribe(fn),
+      supervised: true,
+      metrics: ctx.metrics,
+    })
+    monitor.start()
+    current = monitor
+    return {
+      async stop() {
+        if (current === monitor) current = undefined
+        await monitor.stop()
+      },
+      health() {
+        const d = monitor.lastDecision()
+        return { live: true, ready: true, detail: d?.decision.sentence ?? 'starting' }
+      },
+    }
+  },
+})
