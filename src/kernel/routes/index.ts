@@ -2,9 +2,10 @@ import type { BoundRoute } from '../services.js'
 import { backupRoutes } from './backup.js'
 import { coreRoutes } from './core.js'
 import { dbRoutes } from './db.js'
+import { replicationRoutes } from './replication.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...dbRoutes, ...backupRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes]
