@@ -118,6 +118,7 @@ export function clientConfig(conn: Connection): pg.ClientConfig {
 
 /** user@host:port/db, never the password. */
 export function describeTarget(conn: Connection): string {
+  if (typeof conn !== 'string' && conn.connectionString) return describeTarget(conn.connectionString)
   if (typeof conn === 'string') {
     try {
       const u = new URL(conn)
@@ -139,6 +140,10 @@ async function connect(conn: Connection): Promise<{ client: pg.Client; database:
     await client.end().catch(() => {})
     throw MIGRATE_CONNECT({ target: describeTarget(conn), reason: (err as Error).message }, { cause: err })
   }
+  // If this process dies mid-statement (kill -9, CI job cancelled), have the backend notice
+  // within a second and roll back, releasing the migration lock, instead of running on.
+  // PostgreSQL 14+; older servers do not know the setting, and that is fine.
+  await client.query("SELECT set_config('client_connection_check_interval', '1000', false)").catch(() => {})
   const r = await client.query<{ db: string }>('SELECT current_database() AS db')
   return { client, database: r.rows[0]!.db }
 }

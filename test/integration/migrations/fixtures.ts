@@ -25,3 +25,29 @@ export async function freshDb(pg: TestPostgres, prefix = 'm'): Promise<string> {
   await pg.query(`CREATE DATABASE ${name} STRATEGY FILE_COPY`)
   return name
 }
+
+const ROOT = path.resolve(import.meta.dirname, '../../..')
+export const NODE = path.join(ROOT, 'node_modules/.bin/node')
+
+/**
+ * A `magflock` executable for subprocess tests: the BUILT CLI (dist/, build first with
+ * `npx tsc -p tsconfig.build.json`), loaded with ignoreManifest so a stale
+ * oclif.manifest.json in the shared tree cannot hide new commands.
+ * Returns the directory to put first on PATH.
+ */
+export function cliShim(dir: string): string {
+  const bin = path.join(dir, 'bin')
+  mkdirSync(bin, { recursive: true })
+  writeFileSync(
+    path.join(bin, 'magflock.mjs'),
+    [
+      "import { createRequire } from 'node:module'",
+      `const require = createRequire(${JSON.stringify(path.join(ROOT, 'package.json'))})`,
+      "const { execute } = require('@oclif/core')",
+      `await execute({ args: process.argv.slice(2), loadOptions: { root: ${JSON.stringify(ROOT)}, ignoreManifest: true } })`,
+      '',
+    ].join('\n'),
+  )
+  writeFileSync(path.join(bin, 'magflock'), `#!/bin/sh\nexec ${JSON.stringify(NODE)} ${JSON.stringify(path.join(bin, 'magflock.mjs'))} "$@"\n`, { mode: 0o755 })
+  return bin
+}

@@ -1,0 +1,22 @@
+import { Args, Flags } from '@oclif/core'
+import { dbUrl, type DbUrlResult } from '../../api/db.js'
+import { MagflockCommand } from '../../cli/base-command.js'
+
+export default class DbUrl extends MagflockCommand<DbUrlResult> {
+  static override summary = "Print a database's connection URL (the password only with --reveal)."
+  static override description = 'Without --reveal the URL carries no password. --reveal is recorded in the audit log; viewer tokens may not use it.'
+  static override examples = [
+    '<%= config.bin %> db url app',
+    'export DATABASE_URL=$(<%= config.bin %> db url app --reveal)',
+    '<%= config.bin %> db url app --reveal --json',
+  ]
+  static override args = { name: Args.string({ required: true, description: 'Database name.' }) }
+  static override flags = { reveal: Flags.boolean({ summary: 'Include the owner password from the vault.', default: false }) }
+
+  async run(): Promise<DbUrlResult> {
+    const { args, flags } = await this.parse(DbUrl)
+    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url' })
+    this.log(res.url)
+    return res
+  }
+}

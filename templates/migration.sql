@@ -1,0 +1,11 @@
+-- Migration {{id}}: {{name}}
+-- Created {{createdAt}} by `magflock migration new`.
+--
+-- This file runs in its own transaction: if any statement fails, all of it is rolled back
+-- and no later migration runs. Never edit it once applied: `magflock db migrate` refuses
+-- to run when an applied file changed; put the next change in a new file.
+--
+-- For statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make a file
+-- holding only that one statement, with this exact line in it:
+--   -- postgres-migrations disable-transaction
+
