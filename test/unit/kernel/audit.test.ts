@@ -213,4 +213,40 @@ describe('AuditLog', () => {
     })
     expect((await AuditLog.verify(p)).ok).toBe(true)
   })
+
+  it('accepts a head one record behind the log (crash between the append and the head update)', async () => {
+    const p = paths()
+    await writeRecords(p, 3)
+    const recs = lines(p).map((l) => JSON.parse(l) as AuditRecord)
+    writeFileSync(p.auditHead, JSON.stringify({ seq: 2, hash: recs[1]?.hash }))
+    expect(await AuditLog.verify(p)).toMatchObject({ ok: true, records: 3 })
+    // ...and the next kernel continues after the last record in the log.
+    await writeRecords(p, 1)
+    expect(await AuditLog.verify(p)).toMatchObject({ ok: true, records: 4 })
+  })
+
+  it('leaves out a final line still being written (no newline yet)', async () => {
+    const p = paths()
+    await writeRecords(p, 2)
+    writeFileSync(p.auditLog, readFileSync(p.auditLog, 'utf8') + '{"seq":3,"at":"20')
+    expect(await AuditLog.verify(p)).toMatchObject({ ok: true, records: 2, problems: [] })
+  })
+
+  it('verifies consistently while appends are in flight (instance verify is queued)', async () => {
+    const p = paths()
+    const log = new AuditLog(p)
+    const work: Array<Promise<unknown>> = []
+    const results: Array<Promise<{ ok: boolean }>> = []
+    for (let i = 0; i < 20; i++) {
+      work.push(log.append({ actor: 'a', action: `x${i}`, result: 'ok' }))
+      if (i % 5 === 4) {
+        results.push(log.verify())
+        results.push(AuditLog.verify(p))
+      }
+    }
+    await Promise.all(work)
+    for (const r of await Promise.all(results)) expect(r.ok).toBe(true)
+    await log.close()
+  })
 })
+
