@@ -6,6 +6,7 @@
 //   MAGFLOCK_DIST=/tmp/mf-dist node_modules/.bin/node bench/postgres-instance.mjs
 // Writes docs/benchmarks/postgres.md (`node bench/merge.mjs` folds it into docs/benchmarks.md).
 import { execFileSync } from 'node:child_process'
+import { setInterval, clearInterval } from 'node:timers'
 import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
