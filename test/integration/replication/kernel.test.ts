@@ -1,0 +1,109 @@
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { status } from '../../../src/api/core.js'
+import { failover, replicaAdd, replicaList, replicaRejoin, replicaRemove, switchover } from '../../../src/api/replication.js'
+import { KernelClient } from '../../../src/client/index.js'
+import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import { isMagflockError } from '../../../src/errors/index.js'
+import { stateLayout } from '../../../src/platform/paths.js'
+import { freePort } from '../../../src/platform/ports.js'
+import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
+import { tempDir } from '../../helpers/tmp.js'
+
+process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
+
+/**
+ * The replication routes through a real in-process kernel: its supervisors, registry,
+ * topology lock and audit log; commands' typed client calls exactly these routes.
+ */
+describe('replication through the kernel control API', () => {
+  let k: RunningKernel
+  let client: KernelClient
+  let t: { dir: string; cleanup(): void }
+  let password: string
+  const roles = async () => Object.fromEntries((await client.call(status, {})).instances.map((i) => [i.name, i.role]))
+  const write = async (port: number, v: number) => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
+    await c.connect()
+    try {
+      await c.query('create table if not exists kt(v int)')
+      await c.query('insert into kt values ($1)', [v])
+    } finally {
+      await c.end()
+    }
+  }
+
+  beforeAll(async () => {
+    t = tempDir('mf-krepl-')
+    const pgPort = await freePort()
+    const metricsPort = await freePort()
+    const basePort = await freePort()
+    writeFileSync(
+      path.join(t.dir, 'magflock.yaml'),
+      `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${metricsPort}\nreplication:\n  basePort: ${basePort}\n`,
+    )
+    k = await startKernel({ stateDir: path.join(t.dir, '.magflock'), projectDir: t.dir })
+    client = new KernelClient(stateLayout(path.join(t.dir, '.magflock')))
+    password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
+  })
+  afterAll(async () => {
+    await k?.shutdown({ keepPostgres: false, reason: 'test' })
+    t?.cleanup()
+  })
+
+  it('adds a replica (streamed progress) and a synchronous one, and lists them with lag and a routing URL', async () => {
+    const phases: string[] = []
+    const r1 = await client.call(replicaAdd, { name: 'r1' }, { onProgress: (e) => phases.push(e.phase) })
+    expect(r1).toMatchObject({ name: 'r1', role: 'replica', state: 'streaming', sync: false })
+    expect(phases).toEqual(expect.arrayContaining(['clone', 'start', 'done']))
+    const r2 = await client.call(replicaAdd, { sync: true })
+    expect(r2).toMatchObject({ name: 'r2', sync: true, syncState: 'sync' })
+    const l = await client.call(replicaList, {})
+    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual(['primary:primary', 'r1:replica', 'r2:replica'])
+    expect(l.members.find((m) => m.name === 'r1')?.lagBytes).toBeTypeOf('number')
+    expect(l.primaryUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/postgres\?target_session_attrs=read-write/)
+    expect(l.primaryUrl).not.toContain(password)
+    expect(await roles()).toEqual({ primary: 'primary', r1: 'replica', r2: 'replica' })
+    const dup = await client.call(replicaAdd, { name: 'r1' }).catch((e: unknown) => e)
+    expect(isMagflockError(dup) && dup.code).toBe('E_REPLICA_EXISTS')
+  })
+
+  it('switches over to r1 and back; the registry, topology file and audit log follow', async () => {
+    const a = await client.call(switchover, { to: 'r1' })
+    expect(a).toMatchObject({ from: 'primary', to: 'r1', rejoin: 'none' })
+    expect(await roles()).toEqual({ primary: 'replica', r1: 'primary', r2: 'replica' })
+    const l = await client.call(replicaList, {})
+    await write(l.members.find((m) => m.name === 'r1')!.port, 1)
+    // The synchronous flag stays with r2, which now follows r1 as its synchronous standby.
+    expect(l.members.find((m) => m.name === 'r2')).toMatchObject({ sync: true, syncState: 'sync' })
+    const b = await client.call(switchover, { to: 'primary' })
+    expect(b.to).toBe('primary')
+    expect(await roles()).toEqual({ primary: 'primary', r1: 'replica', r2: 'replica' })
+    const audit = await import('node:fs').then((fs) => fs.readFileSync(k.services.layout.auditLog, 'utf8'))
+    expect(audit).toContain('"action":"switchover"')
+  })
+
+  it('fails over on request, fences the old primary, and rejoins it', async () => {
+    const refused = await client.call(failover, { to: 'nope' }).catch((e: unknown) => e)
+    expect(isMagflockError(refused) && refused.code).toBe('E_FAILOVER_REFUSED')
+    const f = await client.call(failover, { to: 'r2' })
+    expect(f).toMatchObject({ from: 'primary', to: 'r2' })
+    expect(await roles()).toEqual({ primary: 'fenced', r1: 'replica', r2: 'primary' })
+    const l = await client.call(replicaList, {})
+    expect(l.members.find((m) => m.name === 'primary')).toMatchObject({ fenced: true, state: 'fenced' })
+    expect(l.lastFailover).toMatchObject({ from: 'primary', to: 'r2', automatic: false })
+    const rj = await client.call(replicaRejoin, { name: 'primary' })
+    expect(['rewind', 'none']).toContain(rj.method)
+    expect(await roles()).toEqual({ primary: 'replica', r1: 'replica', r2: 'primary' })
+  })
+
+  it('removes a replica and refuses to remove the primary', async () => {
+    const bad = await client.call(replicaRemove, { name: 'r2' }).catch((e: unknown) => e)
+    expect(isMagflockError(bad) && bad.code).toBe('E_SWITCHOVER_TARGET')
+    const r = await client.call(replicaRemove, { name: 'r1' })
+    expect(r.slotDropped).toBe(true)
+    expect(Object.keys(await roles()).sort()).toEqual(['primary', 'r2'])
+  })
+})
