@@ -5,6 +5,7 @@ import { isMagflockError } from '../errors/index.js'
 import { archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
 import { nextRun, parseCron, type CronSpec } from './cron.js'
 import { createBackup } from './service.js'
+import './events.js'
 
 /**
  * Kernel components of the backup area:

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { registerEventType } from '../kernel/events.js'
 
 /**
  * Event types the backup area publishes. The kernel registers these schemas with its event
@@ -29,3 +30,6 @@ export const backupEventSchemas = {
   'wal.archiver_down': WalArchiverDown,
 } as const
 export type BackupEventType = keyof typeof backupEventSchemas
+
+// Registered at module load, next to the code that publishes (src/kernel/events.ts contract).
+for (const [type, schema] of Object.entries(backupEventSchemas)) registerEventType(type, schema)

@@ -1,5 +1,6 @@
 import * as api from '../../api/backup.js'
 import type { backupEventSchemas } from '../../backup/events.js'
+import '../../backup/events.js'
 import * as svc from '../../backup/service.js'
 import { isMagflockError } from '../../errors/index.js'
 import type { Progress } from '../../backup/tools.js'
