@@ -5,7 +5,8 @@ import { REDACTED, isSecretKey, redactString, redactValue } from './redact.js'
 
 /**
  * The kernel logger: pino JSON lines with `flock` and `env` on every line, to kernel.log
- * (appended, 0600, written synchronously so a crash loses nothing already logged) or stdout.
+ * (appended, 0600, written synchronously so a crash loses nothing already logged), to stdout
+ * when there is no file, or to both when `stdout` is set with a file (foreground kernel).
  * Components and instance supervisors log through child loggers:
  * `log.child({ component: 'postgres' })`, `log.child({ instance: 'primary' })`.
  *
@@ -48,14 +49,16 @@ export function createLogger(opts: LoggerOptions): Logger {
     serializers: { err: passThrough, error: passThrough },
   }
   if (opts.destination !== undefined) return pino(options, opts.destination)
-  if (opts.file !== undefined && opts.stdout !== true) {
-    mkdirSync(path.dirname(opts.file), { recursive: true })
-    // Create with 0600 (and tighten an existing file): the log names users, databases and hosts.
-    closeSync(openSync(opts.file, 'a', 0o600))
-    chmodSync(opts.file, 0o600)
-    return pino(options, pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true }))
-  }
-  return pino(options, pino.destination({ dest: 1, sync: true }))
+  const stdout = pino.destination({ dest: 1, sync: true })
+  if (opts.file === undefined) return pino(options, stdout)
+  mkdirSync(path.dirname(opts.file), { recursive: true })
+  // Create with 0600 (and tighten an existing file): the log names users, databases and hosts.
+  closeSync(openSync(opts.file, 'a', 0o600))
+  chmodSync(opts.file, 0o600)
+  const file = pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true })
+  // In the foreground the operator watches stdout, and `magflock kernel logs` still reads the file.
+  if (opts.stdout === true) return pino(options, pino.multistream([{ level: 'trace', stream: file }, { level: 'trace', stream: stdout }]))
+  return pino(options, file)
 }
 
 function passThrough(v: unknown): unknown {

@@ -83,4 +83,15 @@ describe('createLogger', () => {
     expect(msgs).toEqual(['one', 'two'])
     expect(statSync(file).mode & 0o777).toBe(0o600)
   })
+
+  it('writes to the file and stdout when both are asked for (foreground), at every level', () => {
+    const tmp = tempDir('mf-log-')
+    cleanups.push(tmp.cleanup)
+    const file = path.join(tmp.dir, 'kernel.log')
+    const log = createLogger({ file, stdout: true, level: 'debug', base: { flock: 'demo', env: 'dev' } })
+    log.debug('foreground debug line')
+    const msgs = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg)
+    expect(msgs).toEqual(['foreground debug line'])
+  })
 })
+
