@@ -1,0 +1,130 @@
+import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { replicaAdd, replicaList } from '../../src/api/replication.js'
+import { KernelClient } from '../../src/client/index.js'
+import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
+import { stateLayout } from '../../src/platform/paths.js'
+import { freePort } from '../../src/platform/ports.js'
+import { readPostmasterPid } from '../../src/postgres/pidfile.js'
+import { failoverMonitorComponent } from '../../src/replication/kernel.js'
+import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
+import { tempDir } from '../helpers/tmp.js'
+
+process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
+
+/**
+ * The failover-monitor component inside a real kernel, with the kernel's own supervisors:
+ * kill -9 of the primary's postmaster with its data dir made unable to start. The supervisor
+ * tries to restart it and fails; after replication.failover.graceSeconds the monitor fences
+ * it and promotes the replica; a client looping over the flock's hosts keeps writing.
+ */
+describe('failover-monitor component in a kernel (chaos)', () => {
+  let k: RunningKernel
+  let t: { dir: string; cleanup(): void }
+  let client: KernelClient
+  let handle: { stop(): Promise<void>; health(): unknown } | undefined
+
+  beforeAll(async () => {
+    t = tempDir('mf-kfo-')
+    const pgPort = await freePort()
+    writeFileSync(
+      path.join(t.dir, 'magflock.yaml'),
+      `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${await freePort()}\nreplication:\n  basePort: ${await freePort()}\n  failover:\n    graceSeconds: 1\n`,
+    )
+    k = await startKernel({ stateDir: path.join(t.dir, '.magflock'), projectDir: t.dir })
+    client = new KernelClient(stateLayout(path.join(t.dir, '.magflock')))
+  })
+  afterAll(async () => {
+    await handle?.stop()
+    await k?.shutdown({ keepPostgres: false, reason: 'test' })
+    t?.cleanup()
+  })
+
+  it('promotes the replica within seconds of kill -9 and the writer goes on', async () => {
+    await client.call(replicaAdd, { name: 'r1', sync: true })
+    const ports = (await client.call(replicaList, {})).members.map((m) => m.port)
+    const password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
+    const ac = new AbortController()
+    handle = await failoverMonitorComponent.start({
+      name: 'failover-monitor',
+      services: { services: k.services, instances: k.instances },
+      log: pino({ level: 'silent' }),
+      events: k.services.events,
+      metrics: k.services.metrics,
+      audit: k.services.audit,
+      fail: () => undefined,
+      signal: ac.signal,
+    })
+    // A client like libpq with target_session_attrs=read-write over all hosts.
+    const acked: Array<{ seq: number; at: number; port: number }> = []
+    let stop = false
+    const writer = (async () => {
+      let c: pg.Client | undefined
+      let port = 0
+      for (let seq = 1; !stop; seq++) {
+        try {
+          if (!c) {
+            for (const p of ports) {
+              const x = new pg.Client({ host: '127.0.0.1', port: p, user: 'postgres', password, connectionTimeoutMillis: 500 })
+              x.on('error', () => undefined)
+              try {
+                await x.connect()
+                if (!(await x.query('select pg_is_in_recovery() as r')).rows[0].r) {
+                  c = x
+                  port = p
+                  break
+                }
+              } catch {
+                // next host
+              }
+              await x.end().catch(() => undefined)
+            }
+            if (!c) throw new Error('no writable host')
+            await c.query('create table if not exists kw(seq int primary key)')
+          }
+          await c.query('insert into kw values ($1)', [seq])
+          acked.push({ seq, at: Date.now(), port })
+        } catch {
+          await c?.end().catch(() => undefined)
+          c = undefined
+        }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      await c?.end().catch(() => undefined)
+    })()
+    await new Promise((r) => setTimeout(r, 1500))
+    const dataDir = k.services.layout.dataDir('primary')
+    const pm = await readPostmasterPid(dataDir)
+    const tKill = Date.now()
+    process.kill(pm!.pid, 'SIGKILL')
+    await fsp.rename(path.join(dataDir, 'global', 'pg_control'), path.join(dataDir, 'global', 'pg_control.gone'))
+    const r1Port = ports[1]
+    const deadline = Date.now() + 30_000
+    while (!acked.some((a) => a.at > tKill && a.port === r1Port) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    const first = acked.find((a) => a.at > tKill && a.port === r1Port)
+    await new Promise((r) => setTimeout(r, 500))
+    stop = true
+    await writer
+    expect(first).toBeDefined()
+    const rto = first!.at - tKill
+    const c = new pg.Client({ host: '127.0.0.1', port: r1Port, user: 'postgres', password })
+    await c.connect()
+    const present = new Set((await c.query<{ seq: number }>('select seq from kw')).rows.map((r) => r.seq))
+    await c.end()
+    const lost = acked.filter((a) => !present.has(a.seq))
+    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}; monitor: ${JSON.stringify(handle.health())}`)
+    expect(lost).toEqual([])
+    const l = await client.call(replicaList, {})
+    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual(['primary:fenced', 'r1:primary'])
+    expect(l.lastFailover).toMatchObject({ from: 'primary', to: 'r1', automatic: true })
+    expect(l.primaryUrl).toContain(`127.0.0.1:${r1Port}`)
+    const audit = readFileSync(k.services.layout.auditLog, 'utf8')
+    expect(audit).toMatch(/"actor":"failover-monitor".*"action":"failover"|"action":"failover".*"actor":"failover-monitor"/)
+    const metrics = await k.services.metrics.metrics()
+    expect(metrics).toMatch(/magflock_failovers_total\{automatic="true"\} 1/)
+    expect(metrics).toMatch(/magflock_timeline 2/)
+  }, 90_000)
+})
