@@ -129,6 +129,7 @@ export class ComponentManager {
     if (this.started) throw new Error('startAll() called twice')
     this.order = this.bootOrder()
     this.started = true
+    this.log.info({ order: this.order }, `booting components: ${this.order.join(' → ') || '(none)'}`)
     for (const name of this.order) {
       if (this.stopping) return
       const entry = this.entries.get(name) as Entry
