@@ -120,10 +120,18 @@ export async function isOurPostmaster(pid: number, dataDir: string): Promise<boo
   return arg !== undefined && (await realpathOrSelf(arg)) === want
 }
 
+/** argv[0] is the postgres binary (a postmaster) or its rewritten title ("postgres: walwriter"). */
+function isPostgresArgv(argv: string[] | undefined): boolean {
+  const first = path.basename(argv?.[0] ?? '')
+  return first === 'postgres' || first === 'postmaster' || first.startsWith('postgres:')
+}
+
 /**
- * Every live process whose working directory is `dataDir`: the postmaster and its children,
- * including backends orphaned by a postmaster that was killed with SIGKILL. Those orphans keep
- * the old shared memory segment attached, and a new postmaster must not start beside them.
+ * Every live Postgres process whose working directory is `dataDir`: the postmaster and its
+ * children, including backends orphaned by a postmaster that was killed with SIGKILL. Those
+ * orphans keep the old shared memory segment attached, and a new postmaster must not start
+ * beside them. Other processes sitting in the directory (an operator's shell after `cd data`)
+ * are not Postgres and are never returned, because callers signal what this returns.
  */
 export async function processesInDataDir(dataDir: string): Promise<number[]> {
   const want = await realpathOrSelf(dataDir)
@@ -140,6 +148,7 @@ export async function processesInDataDir(dataDir: string): Promise<number[]> {
     if (pid === process.pid) continue
     const cwd = await cwdOf(pid)
     if (cwd === undefined || cwd !== want) continue
+    if (!isPostgresArgv(await cmdlineOf(pid))) continue
     if (await isProcessAlive(pid)) found.push(pid)
   }
   return found

@@ -67,6 +67,10 @@ describe('postgres instance', () => {
     expect(pgrp).toBe(h.pid)
     expect(session).toBe(h.pid)
     if (spec.runAs) expect(statSync(`/proc/${h.pid}`).uid).toBe(spec.runAs.uid)
+    // The postmaster and its children (checkpointer, walwriter…) are found by their data dir.
+    const procs = await processesInDataDir(spec.dataDir)
+    expect(procs).toContain(h.pid)
+    expect(procs.length).toBeGreaterThan(2)
     expect(await pgIsReady(spec)).toBe('running')
     const r = await query<{ data_checksums: string }>(spec, PASSWORD, 'SHOW data_checksums')
     expect(r.rows[0]?.data_checksums).toBe('on')

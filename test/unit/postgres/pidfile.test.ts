@@ -41,13 +41,14 @@ describe('postgres/pidfile', () => {
     expect(await isProcessAlive(0)).toBe(false)
   })
 
-  it('does not take a live process that is not a postmaster of this data dir for ours', async () => {
+  it('does not take a live process that is not a postmaster of this data dir for ours, nor list it as Postgres', async () => {
     expect(await isOurPostmaster(process.pid, dir)).toBe(false)
-    // A process sitting in the data dir (as a backend would) but whose argv[0] is not postgres.
+    // A process sitting in the data dir (an operator's shell would) whose argv[0] is not postgres:
+    // callers signal what processesInDataDir returns, so it must not be there.
     const child = spawn('sleep', ['30'], { cwd: dir, stdio: 'ignore' })
     try {
       await new Promise((r) => child.once('spawn', r))
-      expect(await processesInDataDir(dir)).toEqual([child.pid])
+      expect(await processesInDataDir(dir)).toEqual([])
       expect(await isOurPostmaster(child.pid!, dir)).toBe(false)
     } finally {
       child.kill('SIGKILL')
