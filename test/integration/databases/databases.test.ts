@@ -195,7 +195,7 @@ describe('db drop', () => {
     await c.connect()
     try {
       await c.query('SELECT pg_advisory_lock(-8525285245963000605)')
-      const err = await dropDatabase(deps, { name: 'busy' }).catch((e: Error) => e)
+      const err: unknown = await dropDatabase(deps, { name: 'busy' }).catch((e: unknown) => e)
       expect((err as { code: string }).code).toBe('E_DB_BUSY')
       expect((err as Error).message).toContain('magflock-migrate')
     } finally {
