@@ -26,6 +26,12 @@ import { removeKernelInfo, writeKernelInfo } from './state.js'
 import { TokenStore } from './tokens.js'
 import type { KernelServices } from './services.js'
 import { VERSION } from './version.js'
+import { registerEventType } from './events.js'
+import { backupEventSchemas } from '../backup/events.js'
+import { replicationEventSchemas } from '../replication/events.js'
+
+/** Domain event types, registered with the bus's schema registry before anything publishes. */
+for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas })) registerEventType(type, schema)
 
 export interface DaemonOptions {
   stateDir: string
