@@ -27,9 +27,12 @@ export const CONFIG_INVALID = defineError<{ problems: ConfigProblem[]; env: stri
   },
   hint: (a) => {
     const first = a.problems[0]
-    return first
-      ? `Fix the value at its source, or set it with \`magflock config set ${first.path === '(root)' ? 'KEY' : first.path} VALUE\`; \`magflock config validate --env ${a.env}\` re-checks.`
-      : '`magflock config validate` re-checks the configuration.'
+    if (!first) return '`magflock config validate` re-checks the configuration.'
+    const recheck = `\`magflock config validate --env ${a.env}\` re-checks.`
+    if (first.suggestion) return `Rename "${first.path}" to "${first.suggestion}" at ${first.where}; ${recheck}`
+    if (first.problem.startsWith('unknown key')) return `Remove "${first.path}" at ${first.where} (\`magflock config show --explain\` lists every key); ${recheck}`
+    if (first.path === '(root)') return `Make ${first.where.split(':')[0]} a mapping of keys; ${recheck}`
+    return `Fix the value at ${first.where}, or set it with \`magflock config set ${first.path} VALUE\`; ${recheck}`
   },
 })
 
