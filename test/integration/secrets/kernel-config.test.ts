@@ -1,0 +1,108 @@
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isMagflockError } from '../../../src/errors/index.js'
+import { freePort } from '../../../src/platform/ports.js'
+import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
+import { rotateRolePassword } from '../../../src/secrets/rotate.js'
+import { tempDir } from '../../helpers/tmp.js'
+
+/**
+ * The real kernel (in-process, real Postgres) with layered config: --env production picks
+ * the overlay, reload applies live keys and refuses a bad file, rotating the superuser
+ * through the kernel's own services keeps the flock reachable, and the superuser password
+ * appears in no log or audit record.
+ */
+let tmp: ReturnType<typeof tempDir>
+let kernel: RunningKernel | undefined
+let project: string
+let state: string
+let port: number
+
+async function canLogin(password: string): Promise<boolean> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
+  c.on('error', () => undefined)
+  try {
+    await c.connect()
+    return true
+  } catch {
+    return false
+  } finally {
+    await c.end().catch(() => undefined)
+  }
+}
+
+beforeAll(async () => {
+  tmp = tempDir('mf-kcfg-')
+  project = path.join(tmp.dir, 'project')
+  state = path.join(tmp.dir, 'state')
+  const { mkdirSync } = await import('node:fs')
+  mkdirSync(project)
+  port = await freePort()
+  writeFileSync(path.join(project, 'magflock.yaml'), `postgres:\n  port: ${await freePort()}\n  settings:\n    fsync: "off"\nmetrics:\n  enabled: false\n`)
+  writeFileSync(path.join(project, 'magflock.production.yaml'), `# production\npostgres:\n  port: ${port}\nkernel:\n  logLevel: info\n`)
+  kernel = await startKernel({ stateDir: state, projectDir: project, env: 'production' })
+})
+afterAll(async () => {
+  await kernel?.shutdown({ keepPostgres: false, reason: 'test done' })
+  tmp?.cleanup()
+})
+
+describe('kernel with layered config and the vault', () => {
+  it('started with --env production, it uses the production overlay', () => {
+    const k = kernel!.services
+    expect(k.env).toBe('production')
+    expect(k.config().postgres.port).toBe(port)
+    expect(k.instances.primary().port).toBe(port)
+  })
+
+  it('reload applies a live setting, reports restart-only ones, and refuses a bad file keeping the running config', async () => {
+    const k = kernel!.services
+    writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: ${port + 1}\nkernel:\n  logLevel: debug\n`)
+    const r = await kernel!.reload()
+    expect(r).toEqual({ env: 'production', applied: ['kernel.logLevel'], restartRequired: ['postgres.port'] })
+    expect(k.config().kernel.logLevel).toBe('debug')
+
+    writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: ${port}\nkernel:\n  logLevel: shouting\n`)
+    const before = k.config()
+    try {
+      await kernel!.reload()
+      expect.fail('reload should refuse an invalid file')
+    } catch (err) {
+      expect(isMagflockError(err) && err.code).toBe('E_CONFIG_INVALID')
+    }
+    expect(k.config()).toBe(before)
+    expect(k.config().kernel.logLevel).toBe('debug')
+    writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: ${port}\n`)
+    await kernel!.reload()
+  })
+
+  it('rotates the superuser password through the kernel services; the flock stays reachable', async () => {
+    const k = kernel!.services
+    const old = (await k.secrets.get(SUPERUSER_SECRET))!
+    expect(old).toBeTruthy()
+    await rotateRolePassword({ connection: await k.instances.primary().connection('postgres'), role: k.config().postgres.superuser, secretName: SUPERUSER_SECRET, store: k.secrets })
+    const next = (await k.secrets.get(SUPERUSER_SECRET))!
+    expect(next).not.toBe(old)
+    expect(await canLogin(next)).toBe(true)
+    expect(await canLogin(old)).toBe(false)
+    // The kernel resolves the password at call time, so its own connections keep working.
+    const c = new pg.Client(await k.instances.primary().connection('postgres'))
+    await c.connect()
+    await c.end()
+    // Neither password appears in any log, audit record or state file outside the vault.
+    const scanned: string[] = []
+    for (const f of readdirSync(state, { recursive: true }) as string[]) {
+      const p = path.join(state, f)
+      if (!statSync(p).isFile() || p.includes(`${path.sep}data${path.sep}`)) continue
+      scanned.push(f)
+      const text = readFileSync(p, 'latin1')
+      expect(text.includes(old), p).toBe(false)
+      expect(text.includes(next), p).toBe(false)
+    }
+    expect(scanned).toContain('kernel.log')
+    expect(scanned.some((f) => f.startsWith('audit'))).toBe(true)
+  })
+})
