@@ -3,8 +3,8 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 /**
  * Postgres metrics, collected at scrape time from the flock's instances.
  *
- * On each scrape the collector asks `source()` for the instances, runs three small queries
- * per instance (instances in parallel, each bounded by timeoutMs) and publishes:
+ * On each scrape the collector asks `source()` for the instances, runs one snapshot query per
+ * instance (instances in parallel, each bounded by timeoutMs) and publishes:
  *
  *   magflock_postgres_up{instance,role}                      1 reachable, 0 not
  *   magflock_postgres_in_recovery{instance}                  1 on a standby
@@ -30,11 +30,6 @@ export interface PostgresTarget {
   query: PgQuery | undefined
 }
 
-export const SETTINGS_SQL = `select pg_is_in_recovery() as in_recovery, current_setting('max_connections')::int as max_connections`
-
-export const CONNECTIONS_SQL = `select coalesce(state, 'unknown') as state, count(*)::int as n
-  from pg_stat_activity where backend_type = 'client backend' group by 1`
-
 /** The pg_stat_database columns exported as counters (all exist in Postgres 12+). */
 export const DATABASE_COUNTERS = [
   'xact_commit',
@@ -53,9 +48,23 @@ export const DATABASE_COUNTERS = [
 ] as const
 type DatabaseCounter = (typeof DATABASE_COUNTERS)[number]
 
-export const DATABASES_SQL = `select d.datname, pg_database_size(d.oid)::bigint as size_bytes, ${DATABASE_COUNTERS.map((c) => `s.${c}`).join(', ')}
-  from pg_database d join pg_stat_database s on s.datid = d.oid
-  where d.datallowconn and not d.datistemplate`
+/**
+ * Everything one scrape needs from an instance, in one statement: one round trip, and one
+ * connection when the query function connects per call. Counters travel as JSON numbers
+ * (exact below 2^53, far beyond any pg_stat_database value in practice).
+ */
+export const SNAPSHOT_SQL = `select json_build_object(
+  'in_recovery', pg_is_in_recovery(),
+  'max_connections', current_setting('max_connections')::int,
+  'connections', (select coalesce(json_object_agg(state, n), '{}'::json) from (
+      select coalesce(state, 'unknown') as state, count(*) as n
+      from pg_stat_activity where backend_type = 'client backend' group by 1) c),
+  'databases', (select coalesce(json_agg(json_build_object(
+      'datname', d.datname, 'size_bytes', pg_database_size(d.oid),
+      ${DATABASE_COUNTERS.map((c) => `'${c}', s.${c}`).join(', ')})), '[]'::json)
+    from pg_database d join pg_stat_database s on s.datid = d.oid
+    where d.datallowconn and not d.datistemplate)
+) as snapshot`
 
 const CONNECTION_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled']
 
@@ -231,28 +240,37 @@ async function takeSnapshot(
   )
 }
 
+interface SnapshotRow {
+  in_recovery: boolean
+  max_connections: number
+  connections: Record<string, number>
+  databases: Array<Record<string, unknown>>
+}
+
 async function queryInstance(t: PostgresTarget, query: PgQuery): Promise<InstanceSnapshot> {
-  // One after the other: the query function may wrap a single pg.Client, which must not run
-  // overlapping queries (pg 8 warns, pg 9 refuses).
-  const settings = await query(SETTINGS_SQL)
-  const conns = await query(CONNECTIONS_SQL)
-  const dbs = await query(DATABASES_SQL)
-  const row = settings.rows[0] as { in_recovery: boolean; max_connections: number | string } | undefined
+  const res = await query(SNAPSHOT_SQL)
+  const raw = (res.rows[0] as { snapshot?: unknown } | undefined)?.snapshot
+  // pg parses json columns; a driver that hands back text gets parsed here.
+  const row = (typeof raw === 'string' ? JSON.parse(raw) : raw) as SnapshotRow | undefined
+  if (row === undefined || row === null || typeof row !== 'object') throw new Error('metrics snapshot query returned no row')
   const connections = new Map<string, number>(CONNECTION_STATES.map((s) => [s, 0]))
-  for (const r of conns.rows as Array<{ state: string; n: number | string }>) connections.set(r.state, num(r.n))
-  const databases = (dbs.rows as Array<Record<string, unknown>>)
+  for (const [state, n] of Object.entries(row.connections ?? {})) connections.set(state, num(n))
+  const databases = (row.databases ?? [])
     .filter((r) => typeof r.datname === 'string')
     .map((r) => {
       const counters = {} as Record<DatabaseCounter, number>
       for (const c of DATABASE_COUNTERS) counters[c] = Math.max(0, num(r[c]))
       return { datname: r.datname as string, sizeBytes: num(r.size_bytes), counters }
     })
-  const snap: InstanceSnapshot = { instance: t.instance, role: t.role, up: true, connections, databases }
-  if (row !== undefined) {
-    snap.inRecovery = row.in_recovery === true
-    snap.maxConnections = num(row.max_connections)
+  return {
+    instance: t.instance,
+    role: t.role,
+    up: true,
+    inRecovery: row.in_recovery === true,
+    maxConnections: num(row.max_connections),
+    connections,
+    databases,
   }
-  return snap
 }
 
 function num(v: unknown): number {
