@@ -316,9 +316,12 @@ export class ReplicationManager {
       })
       this.publish('failover.started', { from: primary.name, to: target.name, reason, automatic: input.automatic === true })
       this.deps.log.warn({ from: primary.name, to: target.name }, d.sentence)
+      // The old primary inherits the target's sync flag: once it has rejoined and streams, the
+      // monitor names it in synchronous_standby_names again (never before: no hanging commits).
       const st2 = await this.state.update((st) => {
+        const wasSync = st.replicas[target.name]?.sync ?? false
         delete st.replicas[target.name]
-        st.replicas[primary.name] = { sync: false, addedAt: new Date().toISOString() }
+        st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
       })
       let res: actions.FailoverResult
       try {
