@@ -8,6 +8,8 @@ import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
 import { rotateRolePassword } from '../../../src/secrets/rotate.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { KernelClient } from '../../../src/client/index.js'
+import { tokenCreate } from '../../../src/api/core.js'
 
 /**
  * The real kernel (in-process, real Postgres) with layered config: --env production picks
@@ -93,6 +95,8 @@ describe('kernel with layered config and the vault', () => {
     await c.connect()
     await c.end()
     // Neither password appears in any log, audit record or state file outside the vault.
+    // One audited (mutating) API call, so the audit log exists and is part of the sweep.
+    await new KernelClient(k.layout).call(tokenCreate, { role: 'viewer', name: 'sweep' })
     const scanned: string[] = []
     for (const f of readdirSync(state, { recursive: true }) as string[]) {
       const p = path.join(state, f)
