@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { KernelMetrics } from '../telemetry/metrics.js'
+import { redactString } from '../telemetry/redact.js'
 import type {
   AuditWriter,
   ComponentContext,
@@ -85,6 +86,7 @@ export class ComponentManager {
   private order: string[] = []
   private started = false
   private stopping = false
+  private stopAllPromise: Promise<void> | undefined
   private stopped!: Promise<void>
   private signalStopped!: () => void
 
@@ -145,12 +147,14 @@ export class ComponentManager {
     }
   }
 
-  async stopAll(): Promise<void> {
-    if (!this.stopping) {
+  /** Idempotent: concurrent and repeated calls share one shutdown. */
+  stopAll(): Promise<void> {
+    if (this.stopAllPromise === undefined) {
       this.stopping = true
       this.signalStopped()
+      this.stopAllPromise = this.stopStarted()
     }
-    await this.stopStarted()
+    return this.stopAllPromise
   }
 
   async status(): Promise<ComponentStatus[]> {
@@ -389,7 +393,7 @@ export class ComponentManager {
   }
 }
 
+/** An error's message for status, events and E_COMPONENT_START_FAILED, secret-shaped parts scrubbed. */
 function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message
-  return String(err)
+  return redactString(err instanceof Error ? err.message : String(err))
 }

@@ -340,4 +340,39 @@ describe('ComponentManager', () => {
     expect(seen).toEqual({ services: { port: 5432 }, name: 'svc', hasRegistry: true })
     await h.mgr.stopAll()
   })
+
+  it('shares one shutdown between concurrent stopAll() calls', async () => {
+    const h = harness()
+    let release: (() => void) | undefined
+    const c = comp(h.calls, 'slow', [], { stopImpl: () => new Promise<void>((r) => (release = r)) })
+    h.mgr.register(c.def, {})
+    await h.mgr.startAll()
+    const first = h.mgr.stopAll()
+    let secondDone = false
+    const second = h.mgr.stopAll().then(() => (secondDone = true))
+    await flush()
+    expect(secondDone).toBe(false)
+    release?.()
+    await Promise.all([first, second])
+    expect(c.ctl.stops).toBe(1)
+    expect(h.mgr.state('slow')).toBe('stopped')
+  })
+
+  it('scrubs secret-shaped text from the start error it reports', async () => {
+    const h = harness()
+    h.mgr.register(
+      comp(h.calls, 'db', [], {
+        restart: { policy: 'never' },
+        startImpl: () => {
+          throw new Error('cannot reach postgres://app:hunter2@127.0.0.1:5432/app')
+        },
+      }).def,
+      {},
+    )
+    const err = await h.mgr.startAll().catch((e: unknown) => e as Error)
+    expect(err?.message).toContain('cannot reach')
+    expect(err?.message).not.toContain('hunter2')
+    expect(JSON.stringify(h.failedEvents())).not.toContain('hunter2')
+  })
 })
+
