@@ -3,6 +3,7 @@
 // Run: npx tsc -p tsconfig.build.json && node_modules/.bin/node bench/config-vault.mjs
 //   (or MAGFLOCK_DIST=/path/to/other/dist to use a private build)
 // Writes docs/benchmarks/config.md (`node bench/merge.mjs` folds it into docs/benchmarks.md).
+import { Buffer } from 'node:buffer'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { mkdirSync, promises as fsp, writeFileSync } from 'node:fs'
 import path from 'node:path'
