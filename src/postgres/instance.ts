@@ -162,6 +162,8 @@ export async function writeInstanceConf(spec: InstanceSpec, dataDir = spec.dataD
  */
 export async function initInstance(spec: InstanceSpec, password: string): Promise<void> {
   if ((await instanceState(spec)) === 'ready') throw INSTANCE_ALREADY_INITIALIZED({ instance: spec.name, dataDir: spec.dataDir })
+  // A bad postgres.settings key fails here, before initdb, with its own code.
+  renderMagflockConf({ port: spec.port, instanceDir: spec.instanceDir, settings: spec.settings })
   await ensureInstanceDir(spec)
   const initDir = initializingDir(spec)
   if (await exists(initDir)) {

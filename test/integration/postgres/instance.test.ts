@@ -170,11 +170,13 @@ describe('postgres instance', () => {
     expect(await processesInDataDir(spec.dataDir)).toEqual([])
   })
 
-  it('refuses to start an instance that was never initialised', async () => {
-    const t = await testSpec({ name: 'never' })
+  it('refuses to start an instance that was never initialised, and to initialise one with a bad setting name', async () => {
+    const t = await testSpec({ name: 'never', settings: { 'bad name': 1 } })
     try {
       expect(await instanceState(t.spec)).toBe('absent')
       await expect(startInstance(t.spec)).rejects.toMatchObject({ code: 'E_INSTANCE_NOT_INITIALIZED' })
+      await expect(initInstance(t.spec, PASSWORD)).rejects.toMatchObject({ code: 'E_POSTGRES_INVALID_SETTING' })
+      expect(await instanceState(t.spec)).toBe('absent')
     } finally {
       t.cleanup()
     }
