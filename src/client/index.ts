@@ -1,5 +1,5 @@
 import http from 'node:http'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import type { z } from 'zod'
 import { MagflockError, type WireError } from '../errors/index.js'
 import type { StateLayout } from '../platform/paths.js'
@@ -30,6 +30,8 @@ export class KernelClient {
     try {
       return readFileSync(this.layout.adminToken, 'utf8').trim()
     } catch {
+      // No kernel ever ran here: that is the diagnosis, not the missing token.
+      if (!existsSync(this.socketPath)) throw KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: 'no control socket' })
       throw TOKEN_MISSING({ file: this.layout.adminToken })
     }
   }
