@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TokenStore, hashToken } from '../../../src/kernel/tokens.js'
@@ -95,7 +95,9 @@ describe('TokenStore', () => {
       const token = readFileSync(tokenFile, 'utf8').trim()
       expect(statSync(tokenFile).mode & 0o777).toBe(0o600)
       expect((await store.verify(token))?.role).toBe('admin')
+      chmodSync(tokenFile, 0o644)
       expect(await new TokenStore(path.join(d, 'tokens.json')).ensureAdmin(tokenFile)).toEqual({ created: false })
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600) // tightened again
       expect(readFileSync(tokenFile, 'utf8').trim()).toBe(token)
       expect((await store.list()).length).toBe(1)
     })
