@@ -8,6 +8,7 @@ import { lsnDiff } from './lsn.js'
 import type { Logger, ReplicationManager, TopologyMember } from './manager.js'
 import { clientConfig, sleep } from './pg.js'
 import { setSyncStandbys } from './actions.js'
+import { readFence } from './fence.js'
 
 /**
  * The failover loop: observe → decide() → act, one sentence per tick.
@@ -214,7 +215,8 @@ export class FailoverMonitor {
         downSince: up ? undefined : this.downSince,
         // Nobody restarts an unsupervised primary; a supervised one that gave up is as good as gone.
         restartFailed: this.failed.has(p.name) || (!this.o.supervised && !processAlive),
-        fenced: false,
+        // A fence marker on the registered primary: a failover was cut short (kernel killed).
+        fenced: !up && (await readFence(p.node.instanceDir).catch(() => undefined)) !== undefined,
       }
       // Replicas are probed every tick while the primary is down, otherwise once a second
       // (to keep lag metrics and the split-brain hunt going without a connection storm).

@@ -3,8 +3,8 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { InMemoryLocks } from '../../src/kernel/locks.js'
 import { readPostmasterPid, processesInDataDir } from '../../src/postgres/pidfile.js'
-import { createReplica, setSyncStandbys } from '../../src/replication/actions.js'
-import { readFence } from '../../src/replication/fence.js'
+import { createReplica, promote, setSyncStandbys } from '../../src/replication/actions.js'
+import { fence, readFence } from '../../src/replication/fence.js'
 import { MemoryLeadership } from '../../src/replication/leadership.js'
 import { FailoverMonitor } from '../../src/replication/monitor.js'
 import { clientConfig } from '../../src/replication/pg.js'
@@ -129,6 +129,43 @@ async function scenario(sync: boolean): Promise<void> {
 
 describe('failover monitor (chaos: kill -9 of the primary postmaster)', () => {
   afterAll(() => undefined)
+
+  it('finishes a failover that a killed kernel left half-done (old primary fenced, replica promoted, registry stale)', async () => {
+    const f = await startFlock()
+    const state = tempDir('mf-repl-state-')
+    let monitor: FailoverMonitor | undefined
+    try {
+      const r1 = await f.newNode('r1')
+      await createReplica(f.env, f.primary, r1, { noSync: true })
+      const registry = memoryRegistry(f, { p0: 'primary', r1: 'replica' })
+      const mgr = managerFor(f, registry, state.dir)
+      // What a kernel killed between "promote" and "record the new roles" leaves behind.
+      await fence(f.env, f.primary, 'failover to r1')
+      await promote(f.env, r1)
+      monitor = new FailoverMonitor({
+        manager: mgr,
+        leadership: new MemoryLeadership(`half-${Date.now()}`, 'next-kernel'),
+        locks: new InMemoryLocks(),
+        log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+        config: () => ({ enabled: true, graceMs: 1000 }),
+        supervised: false,
+        intervalMs: 100,
+        autoRejoin: false,
+      })
+      monitor.start()
+      await waitFor('r1 registered as primary', async () => registry.roles.r1 === 'primary' && monitor?.lastDecision()?.decision.sentence.startsWith('primary r1 is healthy'))
+      expect(monitor.history).toContain('finish failover to r1: primary p0 is fenced and r1 already accepts writes')
+      expect(registry.roles.p0).toBe('fenced')
+      // And the old primary can come back.
+      await monitor.stop()
+      monitor = undefined
+      expect((await mgr.rejoin('p0')).method).toBe('rewind')
+    } finally {
+      await monitor?.stop()
+      await f.cleanup()
+      state.cleanup()
+    }
+  }, 90_000)
 
   it('promotes a replica, the writer continues, and no two instances ever accept writes (async)', async () => {
     await scenario(false)
