@@ -7,6 +7,7 @@ import { freePort } from '../../../src/platform/ports.js'
 import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
 import { rotateRolePassword } from '../../../src/secrets/rotate.js'
+import { rotateSecretInKernel } from '../../../src/secrets/kernel-rotate.js'
 import { tempDir } from '../../helpers/tmp.js'
 import { KernelClient } from '../../../src/client/index.js'
 import { tokenCreate } from '../../../src/api/core.js'
@@ -79,6 +80,25 @@ describe('kernel with layered config and the vault', () => {
     expect(k.config().kernel.logLevel).toBe('debug')
     writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: ${port}\n`)
     await kernel!.reload()
+  })
+
+  it('rotateSecretInKernel rotates a database owner found in pg_database, and plain secrets', async () => {
+    const k = kernel!.services
+    const admin = new pg.Client(await k.instances.primary().connection('postgres'))
+    await admin.connect()
+    await admin.query(`CREATE ROLE shop_owner LOGIN PASSWORD 'shop-old-password'`)
+    await admin.query('CREATE DATABASE shop OWNER shop_owner')
+    await admin.end()
+    await k.secrets.set('db.shop.owner.password', 'shop-old-password')
+    const r = await rotateSecretInKernel(k, 'db.shop.owner.password')
+    expect(r.role).toBe('shop_owner')
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'shop_owner', password: (await k.secrets.get('db.shop.owner.password'))!, database: 'shop' })
+    await c.connect()
+    await c.end()
+    await k.secrets.set('plain-token', 'plain-old-value')
+    expect((await rotateSecretInKernel(k, 'plain-token')).role).toBeUndefined()
+    expect(await k.secrets.get('plain-token')).not.toBe('plain-old-value')
+    await expect(rotateSecretInKernel(k, 'db.nope.owner.password')).rejects.toThrow(/does not exist/)
   })
 
   it('rotates the superuser password through the kernel services; the flock stays reachable', async () => {
