@@ -232,6 +232,19 @@ export class InstanceSupervisor {
     this.opts.log[level]({ instance: this.spec.name, role: this.role }, sentence)
   }
 
+  /** An event bus or callback that throws must not stop supervision. */
+  private publish(type: keyof typeof instanceEventSchemas, payload: Record<string, unknown>): void {
+    this.callback(() => this.opts.events.publish(type, payload))
+  }
+
+  private callback(fn: () => unknown): void {
+    try {
+      fn()
+    } catch (err) {
+      this.opts.log.error({ instance: this.spec.name, err }, 'supervisor callback failed')
+    }
+  }
+
   private watch(proc: PostgresProcess): void {
     const gen = ++this.generation
     this.proc = proc
@@ -258,7 +271,7 @@ export class InstanceSupervisor {
       this.state = 'crashed'
       const how = exit.signal ? `signal ${exit.signal}` : exit.code !== null ? `exit code ${exit.code}` : 'unknown cause'
       this.note(`postgres (pid ${proc.pid}) died unexpectedly (${how})`, 'error')
-      this.opts.events.publish('instance.crashed', {
+      this.publish('instance.crashed', {
         instance: this.spec.name,
         pid: proc.pid,
         ...(exit.signal ? { signal: exit.signal } : {}),
@@ -282,8 +295,8 @@ export class InstanceSupervisor {
         this.state = 'failed'
         const reason = `gave up restarting: ${d.reason}`
         this.note(reason, 'error')
-        this.opts.events.publish('instance.failed', { instance: this.spec.name, reason })
-        this.opts.onFailed?.(reason)
+        this.publish('instance.failed', { instance: this.spec.name, reason })
+        this.callback(() => this.opts.onFailed?.(reason))
         return
       }
       this.state = 'restarting'
@@ -309,8 +322,8 @@ export class InstanceSupervisor {
       this.watch(proc)
       this.state = 'running'
       this.note(`restarted postgres (pid ${proc.pid}), attempt ${d.attempt}`)
-      this.opts.events.publish('instance.restarted', { instance: this.spec.name, pid: proc.pid, attempt: d.attempt })
-      this.opts.onRestart?.()
+      this.publish('instance.restarted', { instance: this.spec.name, pid: proc.pid, attempt: d.attempt })
+      this.callback(() => this.opts.onRestart?.())
       return
     }
   }
