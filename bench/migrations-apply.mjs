@@ -132,14 +132,14 @@ ${N} small migrations (a table and a row each, the anchor generator's), a fresh 
 PostgreSQL ${/\d+\.\d+/.exec(sh([`${BIN}/postgres`, '--version']))?.[0]} with fsync=off for both sides.
 
 ${table(['run', 'median', 'min', 'migrations/s (median)', 'vs baseline'], [
-  ['postgres-migrations \`migrate()\` directly (baseline)', fmt(sr.p50), fmt(sr.min), rate(sr.p50), '1.00×'],
-  ['MagFlock \`runMigrations()\` (lock + drift + lint + checks + library)', fmt(sm.p50), fmt(sm.min), rate(sm.p50), `${(sm.p50 / sr.p50).toFixed(2)}× (target ≤ 1.2×)`],
-  ['\`magflock db migrate --db-url\` (CLI process, once)', fmt(cliApply), '', rate(cliApply), `CLI start alone (\`--version\`): ${fmt(cliNoop)}`],
+  ['postgres-migrations `migrate()` directly (baseline)', fmt(sr.p50), fmt(sr.min), rate(sr.p50), '1.00×'],
+  ['MagFlock `runMigrations()` (lock + drift + lint + checks + library)', fmt(sm.p50), fmt(sm.min), rate(sm.p50), `${(sm.p50 / sr.p50).toFixed(2)}× (target ≤ 1.2×)`],
+  ['`magflock db migrate --db-url` (CLI process, once)', fmt(cliApply), '', rate(cliApply), `CLI start alone (\`--version\`): ${fmt(cliNoop)}`],
 ])}
 
 ${table([`\`migrate status\` on ${N} applied`, 'median', 'min', 'target'], [
-  ['in-process \`migrationStatus()\`', fmt(ss.p50), fmt(ss.min), '< 1 s'],
-  ['\`magflock db migrate status --db-url --json\` (CLI process)', fmt(sc.p50), fmt(sc.min), '< 1 s'],
+  ['in-process `migrationStatus()`', fmt(ss.p50), fmt(ss.min), '< 1 s'],
+  ['`magflock db migrate status --db-url --json` (CLI process)', fmt(sc.p50), fmt(sc.min), '< 1 s'],
 ])}
 `
   console.log(md)
