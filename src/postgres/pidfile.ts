@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, readFileSync } from 'node:fs'
 import path from 'node:path'
 
 /**
@@ -59,6 +59,11 @@ export async function readPostmasterPid(dataDir: string): Promise<PostmasterPid 
  * PID 1 may never reap orphans) counts as dead, because it holds no resources and never answers.
  */
 export async function isProcessAlive(pid: number): Promise<boolean> {
+  return isProcessAliveSync(pid)
+}
+
+/** The same check, synchronous (one small /proc read), for polling loops. */
+export function isProcessAliveSync(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false
   try {
     process.kill(pid, 0)
@@ -66,12 +71,10 @@ export async function isProcessAlive(pid: number): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
   }
   try {
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8')
-    // "pid (comm) S ..." — comm may contain spaces and parentheses, so split at the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
     return state !== 'Z' && state !== 'X'
   } catch {
-    // No /proc (not Linux) or the process just went away.
     return process.platform !== 'linux'
   }
 }

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { isOurPostmaster, isProcessAlive, parsePostmasterPid, processesInDataDir, readPostmasterPid } from '../../../src/postgres/pidfile.js'
+import { isOurPostmaster, isProcessAlive, isProcessAliveSync, parsePostmasterPid, processesInDataDir, readPostmasterPid } from '../../../src/postgres/pidfile.js'
 
 const SAMPLE = ['12345', '/var/lib/mf/instances/primary/data', '1764110000', '5433', '/var/lib/mf/instances/primary', '127.0.0.1', '  5432001     32768', 'ready   ', ''].join('\n')
 
@@ -39,6 +39,25 @@ describe('postgres/pidfile', () => {
     expect(await isProcessAlive(process.pid)).toBe(true)
     expect(await isProcessAlive(4194399)).toBe(false)
     expect(await isProcessAlive(0)).toBe(false)
+    expect(isProcessAliveSync(process.pid)).toBe(true)
+    expect(isProcessAliveSync(4194399)).toBe(false)
+  })
+
+  it('counts an unreaped (zombie) child as dead, though kill(pid, 0) still succeeds', () => {
+    const child = spawn('sh', ['-c', 'exit 0'], { stdio: 'ignore' })
+    const pid = child.pid!
+    // Wait synchronously: without an event-loop turn Node cannot reap the child, so it stays a zombie.
+    const state = () => {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)
+    }
+    const deadline = Date.now() + 10_000
+    while (state() !== 'Z' && Date.now() < deadline) {
+      // spin
+    }
+    expect(state()).toBe('Z')
+    expect(() => process.kill(pid, 0)).not.toThrow()
+    expect(isProcessAliveSync(pid)).toBe(false)
   })
 
   it('does not take a live process that is not a postmaster of this data dir for ours, nor list it as Postgres', async () => {
