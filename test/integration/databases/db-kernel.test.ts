@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createFlock, type Flock } from '../../helpers/flock.js'
+import { writeMigrations } from '../migrations/fixtures.js'
+
+/**
+ * The kernel path: `magflock db …` and `db migrate --db NAME` through a real kernel
+ * (built CLI, `magflock up` on a temp project), owner credentials from the vault.
+ */
+let f: Flock
+
+beforeAll(async () => {
+  f = await createFlock()
+  const up = await f.run(['up', '--json'])
+  if (!up.json?.ok) throw new Error(`magflock up failed: ${up.stdout} ${up.stderr}`)
+}, 180_000)
+afterAll(async () => {
+  await f?.destroy()
+})
+
+describe('db commands through the kernel', () => {
+  it('db create: exit 0, then exit 4 E_DB_EXISTS, and --if-not-exists exits 0', async () => {
+    const first = await f.run<{ created: boolean; owner: string; passwordSecret: string }>(['db', 'create', 'app', '--json'])
+    expect(first.exitCode, first.stdout + first.stderr).toBe(0)
+    expect(first.json).toMatchObject({ ok: true, data: { created: true, owner: 'app', passwordSecret: 'db.app.owner.password' } })
+    const again = await f.run(['db', 'create', 'app', '--json'])
+    expect(again.exitCode).toBe(4)
+    expect(again.json).toMatchObject({ ok: false, error: { code: 'E_DB_EXISTS' } })
+    const ok = await f.run(['db', 'create', 'app', '--if-not-exists', '--json'])
+    expect(ok.exitCode).toBe(0)
+    expect(ok.json).toMatchObject({ ok: true, data: { created: false } })
+    const bad = await f.run(['db', 'create', 'Bad-Name', '--json'])
+    expect(bad.exitCode).toBe(2)
+    expect(bad.json).toMatchObject({ ok: false, error: { code: 'E_DB_NAME_INVALID' } })
+  })
+
+  it('db list and db url (password only with --reveal)', async () => {
+    const list = await f.run<{ databases: Array<{ name: string; owner: string; managed: boolean }> }>(['db', 'list', '--json'])
+    expect(list.exitCode).toBe(0)
+    expect(list.json?.ok && list.json.data.databases.find((d) => d.name === 'app')).toMatchObject({ owner: 'app', managed: true })
+    const url = await f.run<{ url: string; password?: string }>(['db', 'url', 'app', '--json'])
+    expect(url.json).toMatchObject({ ok: true, data: { url: `postgres://app@127.0.0.1:${f.pgPort}/app`, revealed: false } })
+    const shown = await f.run<{ url: string }>(['db', 'url', 'app', '--reveal'])
+    expect(shown.exitCode).toBe(0)
+    const c = new pg.Client({ connectionString: shown.stdout.trim() })
+    await c.connect()
+    try {
+      expect((await c.query('SELECT current_user AS u')).rows[0]).toEqual({ u: 'app' })
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('db migrate --db applies as the owner, status shows it, and the audit log records it', async () => {
+    writeMigrations(path.join(f.projectDir, 'migrations'), {
+      '00001_users.sql': 'CREATE TABLE users (id bigint PRIMARY KEY);\n',
+      '00002_seed.sql': 'INSERT INTO users VALUES (1), (2);\n',
+    })
+    const res = await f.run<{ applied: Array<{ file: string }> }>(['db', 'migrate', '--db', 'app', '--json'])
+    expect(res.exitCode, res.stdout + res.stderr).toBe(0)
+    expect(res.json?.ok && res.json.data.applied.map((m) => m.file)).toEqual(['00001_users.sql', '00002_seed.sql'])
+    const st = await f.run<{ applied: unknown[]; ok: boolean }>(['db', 'migrate', 'status', '--db', 'app', '--json'])
+    expect(st.json).toMatchObject({ ok: true, data: { ok: true, applied: [expect.anything(), expect.anything()] } })
+    const c = await f.connect('app')
+    try {
+      expect((await c.query("SELECT tableowner FROM pg_tables WHERE tablename = 'users'")).rows[0]).toEqual({ tableowner: 'app' })
+    } finally {
+      await c.end()
+    }
+    const audit = readFileSync(f.layout.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+    const rec = audit.find((r) => JSON.stringify(r).includes('"db.migrate"'))
+    expect(JSON.stringify(rec)).toContain('00002_seed.sql')
+    expect(JSON.stringify(rec)).toContain('"database":"app"')
+    expect(readFileSync(f.layout.auditLog, 'utf8')).not.toMatch(/"password"/)
+  })
+
+  it('db psql connects with vault credentials', async () => {
+    const r = await f.run(['db', 'psql', 'app', '--', '-XAtc', 'SELECT current_user'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toBe('app')
+  })
+
+  it('db drop needs --force in scripts, then drops database and role', async () => {
+    const refused = await f.run(['db', 'drop', 'app', '--json'])
+    expect(refused.exitCode).toBe(5)
+    expect(refused.json).toMatchObject({ ok: false, error: { code: 'E_DB_CONFIRMATION_REQUIRED' } })
+    const dropped = await f.run(['db', 'drop', 'app', '--force', '--json'])
+    expect(dropped.exitCode, dropped.stdout).toBe(0)
+    expect(dropped.json).toMatchObject({ ok: true, data: { dropped: true, roleDropped: true } })
+    const list = await f.run<{ databases: Array<{ name: string }> }>(['db', 'list', '--json'])
+    expect(list.json?.ok && list.json.data.databases.some((d) => d.name === 'app')).toBe(false)
+  })
+})
