@@ -108,7 +108,7 @@ export function describeExpected(s: z.ZodType): string {
     case 'object':
       return 'a mapping of keys'
     case 'record':
-      return `a mapping of names to ${describeExpected(d.valueType!).replace(/^an? /, '')}s`
+      return `a mapping of names to values (${describeExpected(d.valueType!)})`
     case 'union':
       return (d.options ?? []).map((o) => describeExpected(o)).join(' or ')
     default:

@@ -31,10 +31,10 @@ export const KernelConfig = z
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Kernel log level.'),
     restart: z
       .object({
-        maxRestarts: z.number().int().min(0).max(1000).default(5),
-        windowSeconds: z.number().int().min(1).max(86_400).default(60),
-        initialBackoffMs: z.number().int().min(10).max(600_000).default(200),
-        maxBackoffMs: z.number().int().min(10).max(600_000).default(10_000),
+        maxRestarts: z.number().int().min(0).max(1000).default(5).describe('Restarts allowed within windowSeconds before an instance is marked failed.'),
+        windowSeconds: z.number().int().min(1).max(86_400).default(60).describe('Window for counting restarts.'),
+        initialBackoffMs: z.number().int().min(10).max(600_000).default(200).describe('Delay before the first restart; doubles each time.'),
+        maxBackoffMs: z.number().int().min(10).max(600_000).default(10_000).describe('Upper bound of the restart delay.'),
       })
       .strict()
       .default({ maxRestarts: 5, windowSeconds: 60, initialBackoffMs: 200, maxBackoffMs: 10_000 })
@@ -69,9 +69,9 @@ export const ReplicationConfig = z
   .object({
     failover: z
       .object({
-        enabled: z.boolean().default(true),
+        enabled: z.boolean().default(true).describe('Promote a replica automatically when the primary is lost.'),
         /** How long the primary may be down (and not restartable) before a replica is promoted. */
-        graceSeconds: z.number().min(0).max(3600).default(1),
+        graceSeconds: z.number().min(0).max(3600).default(1).describe('How long the primary may be down (and not restartable) before a replica is promoted.'),
       })
       .strict()
       .default({ enabled: true, graceSeconds: 1 }),
