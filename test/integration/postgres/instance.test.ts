@@ -13,6 +13,7 @@ import {
   type PostgresProcess,
 } from '../../../src/postgres/instance.js'
 import { isProcessAlive, processesInDataDir, readPostmasterPid } from '../../../src/postgres/pidfile.js'
+import { until } from './events.js'
 import { killLeftovers, query, testSpec } from './spec.js'
 
 const PASSWORD = "s3cret-'quote\"-pw"
@@ -160,6 +161,17 @@ describe('postgres instance', () => {
     expect(h2.adopted).toBe(false)
     expect(await pgIsReady(spec)).toBe('running')
     await h2.stop('fast')
+  })
+
+  it('times out with E_INSTANCE_START_TIMEOUT but leaves Postgres starting, and the next start adopts it', async () => {
+    const hurried: InstanceSpec = { ...spec, startTimeoutMs: 1 }
+    await expect(startInstance(hurried)).rejects.toMatchObject({ code: 'E_INSTANCE_START_TIMEOUT' })
+    await until(async () => (await readPostmasterPid(spec.dataDir)) !== undefined, 'postmaster.pid')
+    const pf = await readPostmasterPid(spec.dataDir)
+    expect(await isProcessAlive(pf!.pid)).toBe(true)
+    const h = await startInstance(spec)
+    expect(h).toMatchObject({ pid: pf?.pid, adopted: true })
+    await h.stop('fast')
   })
 
   it('fails with E_INSTANCE_START_FAILED and the log tail when Postgres rejects its settings', async () => {
