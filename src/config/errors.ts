@@ -29,6 +29,7 @@ export const CONFIG_INVALID = defineError<{ problems: ConfigProblem[]; env: stri
     const first = a.problems[0]
     if (!first) return '`magflock config validate` re-checks the configuration.'
     const recheck = `\`magflock config validate --env ${a.env}\` re-checks.`
+    if (first.suggestion && first.suggestion === first.path) return `Nest it: write "${first.path.split('.').join(':" then "')}:" one level per key at ${first.where}; ${recheck}`
     if (first.suggestion) return `Rename "${first.path}" to "${first.suggestion}" at ${first.where}; ${recheck}`
     if (first.problem.startsWith('unknown key')) return `Remove "${first.path}" at ${first.where} (\`magflock config show --explain\` lists every key); ${recheck}`
     if (first.path === '(root)') return `Make ${first.where.split(':')[0]} a mapping of keys; ${recheck}`

@@ -111,6 +111,11 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
       if (issue.code === 'unrecognized_keys') {
         for (const k of issue.keys) {
           const key = [...at, k].join('.')
+          if (k.includes('.') && schemaAt([...at, ...k.split('.')])) {
+            // `postgres.port: 5` at the top: YAML keys are not split on dots.
+            problems.push({ path: key, problem: `unknown key; did you mean "${key}" nested (one level per key)?`, where: where(key), suggestion: key })
+            continue
+          }
           const s = suggestKey([...at, k])
           problems.push({ path: key, problem: s ? `unknown key; did you mean "${s}"?` : 'unknown key', where: where(key), ...(s ? { suggestion: s } : {}) })
         }

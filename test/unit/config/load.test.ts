@@ -151,6 +151,13 @@ describe('config errors', () => {
     expect(ps).toContainEqual({ path: 'metrix', problem: 'unknown key; did you mean "metrics"?', where: 'magflock.yaml:3', suggestion: 'metrics' })
   })
 
+  it('explains that dotted keys must be nested', async () => {
+    write('magflock.yaml', 'postgres.port: 6000\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(problemsOf(e)[0]).toMatchObject({ path: 'postgres.port', where: 'magflock.yaml:1', suggestion: 'postgres.port' })
+    expect(problemsOf(e)[0]!.problem).toContain('nested')
+  })
+
   it('reports an unknown key without a suggestion when nothing is close', async () => {
     write('magflock.yaml', 'zzzzzzzz: 1\n')
     const e = await fails(loadConfig({ cwd: dir, environ: {} }))
