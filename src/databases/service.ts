@@ -251,3 +251,17 @@ export function psqlInvocation(
     env,
   }
 }
+
+/**
+ * `db migrate --db-url URL --create-db`: creates the URL's database first, connecting to
+ * the `postgres` maintenance database with the same credentials. (postgres-migrations'
+ * own ensureDatabaseExists races; this does not.)
+ */
+export async function ensureDatabaseFromUrl(url: string): Promise<{ database: string; created: boolean }> {
+  const u = new URL(url)
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''))
+  const maintenance = new URL(url)
+  maintenance.pathname = '/postgres'
+  const res = await ensureDatabase({ connectionString: maintenance.toString() }, database)
+  return { database, ...res }
+}

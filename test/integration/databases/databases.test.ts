@@ -236,3 +236,18 @@ describe('ensureDatabase', () => {
     expect((await server.query("SELECT 1 FROM pg_database WHERE datname = 'raced'")).rowCount).toBe(1)
   })
 })
+
+describe('migrate --db-url --create-db', () => {
+  it('several jobs creating and migrating a missing database at once all succeed, each file applied once', async () => {
+    const { ensureDatabaseFromUrl } = await import('../../../src/databases/service.js')
+    const d = writeMigrations(path.join(tmp.dir, 'created'), { '1_a.sql': 'CREATE TABLE a (id int);\n', '2_b.sql': 'CREATE TABLE b (id int);\n' })
+    const job = async () => {
+      await ensureDatabaseFromUrl(server.url('made_by_ci'))
+      return runMigrations({ connection: server.url('made_by_ci'), dir: d })
+    }
+    const results = await Promise.all([job(), job(), job(), job()])
+    expect(results.reduce((s, r) => s + r.applied.length, 0)).toBe(2)
+    const rows = await server.query<{ n: number }>('SELECT count(*)::int AS n FROM migrations WHERE id > 0', [], 'made_by_ci')
+    expect(rows.rows[0]?.n).toBe(2)
+  })
+})

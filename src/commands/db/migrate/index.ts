@@ -26,6 +26,11 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     }),
     dir: Flags.string({ summary: 'Migrations folder (config migrations.dir; default ./migrations).' }),
     'dry-run': Flags.boolean({ summary: 'List what would run; change nothing (still fails on drift or lint).', default: false }),
+    'create-db': Flags.boolean({
+      summary: 'With --db-url: create the database first when it does not exist (safe when several jobs race).',
+      dependsOn: ['db-url'],
+      default: false,
+    }),
     'lock-timeout': Flags.integer({
       summary: 'Seconds to wait for another migration to finish (config migrations.lockTimeoutSeconds; default 60).',
       min: 1,
@@ -42,6 +47,11 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     const sink = await progressSink({ json: this.jsonEnabled(), title, line: (m) => this.progressLine(m) })
     let res: MigrateResult
     try {
+      if (target.kind === 'url' && flags['create-db']) {
+        const { ensureDatabaseFromUrl } = await import('../../../databases/service.js')
+        const made = await ensureDatabaseFromUrl(target.url)
+        if (made.created) this.progressLine(`Created database ${made.database}.`)
+      }
       res =
         target.kind === 'url'
           ? await runMigrations({
