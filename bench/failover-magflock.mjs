@@ -27,7 +27,7 @@ const OUT = path.join(process.env.BENCH_OUT ?? '/tmp/mf-bench-failover', 'magflo
 const N = Number(process.env.BENCH_RUNS ?? 5)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
 const { startKernel } = await load('kernel/daemon.js')
-const { replicationManager, failoverMonitorComponent } = await load('replication/kernel.js')
+const { replicationManager, failoverMonitorComponent, currentMonitor } = await load('replication/kernel.js')
 const { readPostmasterPid } = await load('postgres/pidfile.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
 const { default: pino } = await import(pathToFileURL(path.join(ROOT, 'node_modules/pino/pino.js')).href)
@@ -185,7 +185,7 @@ async function failoverTrial(f, label, sync, trial, stallS) {
   const lost = await lostOf(f, run, acked)
   const rto = first ? Math.round((first.t1 - tKill) / 1000) : 'NA'
   const gap = first ? Math.round((first.t1 - lastOk) / 1000) : 'NA'
-  const sentence = f.handle.health().detail
+  const sentence = [...(currentMonitor()?.history ?? [])].reverse().find((x) => x.startsWith('promoted ')) ?? f.handle.health().detail
   // Rejoin: the node comes back (pg_control restored); pg_rewind against the new primary.
   await fsp.rename(path.join(old.node.dataDir, 'global', 'pg_control.bench'), path.join(old.node.dataDir, 'global', 'pg_control'))
   let rj

@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs'
+import type pg from 'pg'
 import path from 'node:path'
 import { TIMEOUT } from '../errors/index.js'
 import { run } from '../platform/process.js'
@@ -117,9 +118,9 @@ export function syncStandbyNamesValue(names: string[]): string {
   return names.length === 0 ? '' : `FIRST 1 (${names.map(quoteIdent).join(', ')})`
 }
 
-export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, names: string[]): Promise<string> {
+export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, names: string[], client?: pg.Client): Promise<string> {
   const value = syncStandbyNamesValue(names)
-  return withClient(clientConfig(env, primary), async (c) => {
+  const body = async (c: pg.Client) => {
     const cur = async () => (await c.query<{ v: string }>(`select current_setting('synchronous_standby_names') as v`)).rows[0]?.v
     if ((await cur()) === value) return value
     // ALTER SYSTEM takes no bind parameters; the value is built from validated names only.
@@ -128,7 +129,8 @@ export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, name
     // pg_reload_conf() only signals the postmaster; wait until a backend sees the new value.
     for (let i = 0; i < 200 && (await cur()) !== value; i++) await sleep(5)
     return value
-  })
+  }
+  return client ? body(client) : withClient(clientConfig(env, primary), body)
 }
 
 /**
@@ -136,8 +138,8 @@ export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, name
  * connection for the whole step (a SCRAM handshake costs more than the promotion itself on a
  * loaded host), and a 10 ms poll instead of pg_promote(wait)'s 100 ms one.
  */
-export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60): Promise<{ timeline: number }> {
-  return withClient(clientConfig(env, node), async (c) => {
+export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, client?: pg.Client): Promise<{ timeline: number }> {
+  const body = async (c: pg.Client) => {
     const rec = async () => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r
     if (await rec()) {
       await c.query('select pg_promote(false)')
@@ -152,7 +154,8 @@ export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60):
     await c.query('alter system reset primary_slot_name')
     const r = await c.query<{ tl: string }>(`select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) as tl`)
     return { timeline: Number.parseInt(r.rows[0]?.tl ?? '0', 16) }
-  })
+  }
+  return client ? body(client) : withClient(clientConfig(env, node), body)
 }
 
 /**
@@ -360,13 +363,16 @@ export async function failover(
   const { killed } = await fence(env, old, opts.reason, target.name)
   const t1 = Date.now()
   progress('promote', `promoting ${target.name}`, 0.4)
-  const { timeline } = await promote(env, target)
-  const t2 = Date.now()
-  await opts.onPromoted?.()
-  // Non-strict sync mode: only standbys that can follow the new primary are named; an empty
-  // list rather than a name nobody answers to (commits would hang).
-  await setSyncStandbys(env, target, opts.syncNames ?? [])
-  const t3 = Date.now()
+  // One connection for promotion and sync names: a handshake is dearer than the promotion.
+  const { timeline, t2, t3 } = await withClient(clientConfig(env, target), async (c) => {
+    const { timeline } = await promote(env, target, 60, c)
+    const t2 = Date.now()
+    await opts.onPromoted?.()
+    // Non-strict sync mode: only standbys that can follow the new primary are named; an empty
+    // list rather than a name nobody answers to (commits would hang).
+    await setSyncStandbys(env, target, opts.syncNames ?? [], c)
+    return { timeline, t2, t3: Date.now() }
+  })
   progress('repoint', `repointing ${others.length} other replica(s)`, 0.8)
   const repointed: string[] = []
   const notRepointed: FailoverResult['notRepointed'] = []

@@ -294,7 +294,15 @@ export class ReplicationManager {
    * --force. `observe` supplies fresh observations.
    */
   async failover(
-    input: { to?: string | undefined; force?: boolean | undefined; automatic?: boolean; reason?: string; lockHeld?: boolean },
+    input: {
+      to?: string | undefined
+      force?: boolean | undefined
+      automatic?: boolean
+      reason?: string
+      lockHeld?: boolean
+      /** Fresh observations from the monitor's tick (saves a connection per replica). */
+      observed?: ReplicaObservation[]
+    },
     progress?: ProgressFn,
   ): Promise<actions.FailoverResult & { reason: string }> {
     const release = input.lockHeld ? () => undefined : this.deps.locks.acquire('topology', 'failover')
@@ -302,7 +310,7 @@ export class ReplicationManager {
       const env = await this.env()
       const primary = this.primary()
       const s = await this.state.read()
-      const obs = await this.observeReplicas(env)
+      const obs = input.observed ?? (await this.observeReplicas(env))
       const d = decide(
         { now: Date.now(), primary: { name: primary.name, reachable: false, writable: false, processAlive: undefined, downSince: 0, restartFailed: true, fenced: false }, replicas: obs, topologyLockHolder: undefined, isLeader: true },
         { failoverEnabled: true, graceMs: 0, syncMode: this.syncNames(s, primary.name).length > 0, target: input.to, force: input.force, manual: true },

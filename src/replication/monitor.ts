@@ -257,7 +257,7 @@ export class FailoverMonitor {
     this.record(d)
     this.o.onDecision?.(d, o)
     if (d.action === 'failover') {
-      this.acting = this.act(d).finally(() => {
+      this.acting = this.act(d, o.replicas).finally(() => {
         this.acting = undefined
       })
       await this.acting
@@ -285,7 +285,7 @@ export class FailoverMonitor {
     }
   }
 
-  private async act(d: Extract<Decision, { action: 'failover' }>): Promise<void> {
+  private async act(d: Extract<Decision, { action: 'failover' }>, observed: ReplicaObservation[]): Promise<void> {
     const mgr = this.o.manager
     let release: () => void
     try {
@@ -294,7 +294,7 @@ export class FailoverMonitor {
       return // someone took the topology a moment ago; decide again next tick
     }
     try {
-      const res = await mgr.failover({ to: d.to, force: true, automatic: true, reason: d.reason, lockHeld: true })
+      const res = await mgr.failover({ to: d.to, force: true, automatic: true, reason: d.reason, lockHeld: true, observed })
       const ph = res.phases
       const sentence = `promoted ${res.to}: ${d.reason}; ${res.repointed.length} replica(s) repointed in ${res.durationMs} ms (fence ${ph.fenceMs}, promote ${ph.promoteMs}, sync ${ph.syncMs}, repoint ${ph.repointMs})`
       this.record({ action: 'none', sentence })

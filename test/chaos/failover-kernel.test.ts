@@ -9,7 +9,7 @@ import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { failoverMonitorComponent } from '../../src/replication/kernel.js'
+import { currentMonitor, failoverMonitorComponent } from '../../src/replication/kernel.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -115,7 +115,8 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     const present = new Set((await c.query<{ seq: number }>('select seq from kw')).rows.map((r) => r.seq))
     await c.end()
     const lost = acked.filter((a) => !present.has(a.seq))
-    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}; monitor: ${JSON.stringify(handle.health())}`)
+    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}\n${currentMonitor()?.history.join('\n')}`)
+    expect(currentMonitor()?.history.some((x) => /^promote r1: primary primary unreachable for \d\.\d s/.test(x))).toBe(true)
     expect(lost).toEqual([])
     const l = await client.call(replicaList, {})
     expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual(['primary:fenced', 'r1:primary'])
