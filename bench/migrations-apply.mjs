@@ -38,7 +38,8 @@ function ids() {
   const [, , uid, gid] = sh(['getent', 'passwd', 'postgres']).trim().split(':')
   return [Number(uid), Number(gid)]
 }
-const port = 20000 + Math.floor(Math.random() * 20000)
+const { freePort } = await import(pathToFileURL(path.join(DIST, 'platform/ports.js')).href)
+const port = await freePort()
 sh([...asPg, `${BIN}/initdb`, '-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8'])
 sh([...asPg, `${BIN}/pg_ctl`, '-D', data, '-l', path.join(dir, 'pg.log'), '-w', 'start', '-o',
   `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off -c max_connections=50`])
