@@ -154,6 +154,25 @@ describe('resolveSecretRefs', () => {
   })
 })
 
+describe('missingSecretProblems (config validate --check-secrets)', () => {
+  it('names each config key whose secret:NAME is not in the vault, with its source', async () => {
+    const { writeFileSync: w, mkdirSync } = await import('node:fs')
+    const project = path.join(layout.root, '..', 'project')
+    mkdirSync(project, { recursive: true })
+    w(path.join(project, 'magflock.yaml'), 'backup:\n  encryptionKey: secret:kek\npostgres:\n  settings:\n    x: secret:present\n')
+    const vault = new FileVault(layout, {})
+    await vault.set('present', 'present-value')
+    const { loadConfig } = await import('../../../src/config/load.js')
+    const { missingSecretProblems, assertSecretsPresent } = await import('../../../src/config/check-secrets.js')
+    const loaded = await loadConfig({ cwd: project, environ: {} })
+    expect(await missingSecretProblems(loaded, vault, project)).toEqual([
+      { path: 'backup.encryptionKey', problem: 'refers to secret "kek", which is not in the vault', where: 'magflock.yaml:2' },
+    ])
+    await vault.set('kek', 'kek-value-here')
+    await expect(assertSecretsPresent(loaded, vault, project)).resolves.toBeUndefined()
+  })
+})
+
 describe('migrateLegacySuperuserPassword', () => {
   it('moves superuser.password into the vault, deletes the file, and is idempotent', async () => {
     const vault = new FileVault(layout, {})
