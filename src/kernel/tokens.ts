@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, statSync } from 'node:fs'
 import { z } from 'zod'
 import { ROLES, type Role } from '../api/route.js'
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../platform/fs.js'
@@ -134,14 +134,14 @@ export class TokenStore {
     return data
   }
 
+  /**
+   * Identity of the file's current content. A synchronous stat on purpose: it runs on every
+   * request, costs a few microseconds, and the async one queues behind the libuv threadpool
+   * (pg, fs, crypto) — ten times slower under load.
+   */
   private async stamp(): Promise<string | undefined> {
-    try {
-      const st = await fsp.stat(this.file, { bigint: true })
-      return `${st.ino}:${st.size}:${st.mtimeNs}`
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
-    }
+    const st = statSync(this.file, { bigint: true, throwIfNoEntry: false })
+    return st === undefined ? undefined : `${st.ino}:${st.size}:${st.mtimeNs}`
   }
 
   /** Read-modify-write, serialized within this process; the file is replaced atomically. */
