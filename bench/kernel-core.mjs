@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chownSync, mkdirSync, promises as fsp, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ROOT, tmp, stats, fmt, table, machine, writeSection, pgBin } from './lib.mjs'
@@ -156,9 +157,10 @@ function timeBatch(n, fn) {
   }
 }
 
+const loadAvg = os.loadavg()[0].toFixed(1)
 const md = `## Kernel core and telemetry
 
-\`npm run build && node_modules/.bin/node bench/kernel-core.mjs\` (the file's header shows how to run it without touching dist/) — ${machine()}
+\`npm run build && node_modules/.bin/node bench/kernel-core.mjs\` (the file's header shows how to run it without touching dist/) — ${machine()}, load average ${loadAvg} at the end (other suites were running; the sides of each row are interleaved or back to back so both see the same load)
 
 ${table(['MagFlock', 'time', 'baseline (same run)', 'time', 'ratio'], rows)}
 
