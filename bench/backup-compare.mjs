@@ -41,7 +41,7 @@ function bytesOf(p) {
   else s = statSync(p).size
   return s
 }
-const psql = (sql, db = 'bench', port = PORT) => sh(`${PGBIN}/psql -X -h ${SOCK} -p ${port} -d ${db} -Atq -v ON_ERROR_STOP=1 -c "${sql.replace(/"/g, '\\"')}"`)
+const psql = (sql, db = 'bench', port = PORT) => sh(`${PGBIN}/psql -X -h 127.0.0.1 -p ${port} -d ${db} -Atq -v ON_ERROR_STOP=1 -c "${sql.replace(/"/g, '\\"')}"`)
 async function waitRw(port) {
   for (;;) {
     const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' })
@@ -59,7 +59,9 @@ async function waitRw(port) {
 function freshDir(d) {
   sh(`${PGBIN}/pg_ctl -D ${d} -m immediate -w stop`, { allowFail: true })
   rmSync(d, { recursive: true, force: true })
-  mkdirSync(d, { mode: 0o700, recursive: true })
+  mkdirSync(path.dirname(d), { mode: 0o755, recursive: true })
+  chownSync(path.dirname(d), 101, 104)
+  mkdirSync(d, { mode: 0o700 })
   chownSync(d, 101, 104)
 }
 const startRestored = (d, port) =>
@@ -68,7 +70,7 @@ const stop = (d) => sh(`${PGBIN}/pg_ctl -D ${d} -m immediate -w stop`, { allowFa
 const rows = (port, db = 'bench') => Number(psql('select count(*) from pgbench_accounts', db, port))
 
 // ---------- build our library into a private dir (never touches dist/) ----------
-spawnSync(NODE, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', OUT, '--sourceMap', 'false'], { stdio: 'ignore' })
+if (!process.env.SKIP_BUILD) spawnSync(NODE, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', OUT, '--sourceMap', 'false'], { stdio: 'ignore' })
 const lib = async (m) => import(pathToFileURL(path.join(OUT, m)).href)
 const { createPhysicalBackup } = await lib('backup/physical.js')
 const { createLogicalBackup, restoreLogical } = await lib('backup/logical.js')
@@ -83,6 +85,7 @@ const runAs = postgresRunAs()
 // ---------- source cluster ----------
 const PORT = 6301
 const RPORT = 6302
+const RS = path.join(BASE, 'restore', 'data')
 mkdirSync(SOCK, { recursive: true })
 for (const d of [BASE, SOCK]) chownSync(d, 101, 104)
 sh(`${PGBIN}/initdb -D ${SRC} --data-checksums --auth=trust -E UTF8 >/dev/null`)
@@ -103,6 +106,22 @@ const dbBytes = Number(psql("select pg_database_size('bench')"))
 const conn = { host: '127.0.0.1', port: PORT, user: 'postgres', database: 'postgres' }
 const walDir = path.join(BASE, 'wal')
 const receiver = await startWalReceiver({ walDir, conn, bins, runAs })
+async function cleanup() {
+  await receiver.stop()
+  stop(RS)
+  sh(`${PGBIN}/pg_ctl -D ${SRC} -m fast -w stop`, { allowFail: true })
+  rmSync(BASE, { recursive: true, force: true })
+}
+process.on('unhandledRejection', async (e) => {
+  console.error(e)
+  await cleanup().catch(() => {})
+  process.exit(1)
+})
+process.on('uncaughtException', async (e) => {
+  console.error(e)
+  await cleanup().catch(() => {})
+  process.exit(1)
+})
 
 // pgBackRest repo
 for (const d of ['repo', 'pgbr-log', 'pgbr-lock', 'pgbr-spool']) {
@@ -124,7 +143,6 @@ const rec = (op, tool, seconds, bytes) => {
   console.log(`${op.padEnd(10)} ${tool.padEnd(48)} ${seconds.toFixed(2)} s ${bytes ? (bytes / 1048576).toFixed(0) + ' MiB' : ''}`)
 }
 const checkpoint = () => psql('checkpoint', 'postgres')
-const RS = path.join(BASE, 'restore', 'data')
 
 // ---------- raw pg_basebackup, server lz4 ----------
 checkpoint()
@@ -143,14 +161,12 @@ rmSync(`${BASE}/raw-bb`, { recursive: true })
 // ---------- magflock physical lz4 and encrypted ----------
 const backupsDir = path.join(BASE, 'backups')
 const kek = kekFromSecret('bench-kek')
-let base
 for (const enc of [false, true]) {
   checkpoint()
   t0 = now()
   const m = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4', ...(enc ? { encryption: { kek, secretName: 'backup.kek' } } : {}) })
   const label = `magflock physical lz4${enc ? ' + AES-256-GCM' : ''}`
   rec('backup', label, secs(t0), m.totalBytes)
-  if (!enc) base = m
   stop(RS)
   rmSync(path.dirname(RS), { recursive: true, force: true })
   t0 = now()
@@ -194,6 +210,10 @@ if (havePgbr) {
 }
 
 // ---------- PITR to writable: a time between two writes after some load ----------
+// A fresh magflock base taken at the same point as pgBackRest's full backup above, so both
+// replay the same WAL (the logical restores above wrote ~2× the database into WAL).
+checkpoint()
+const base = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4' })
 sh(`${PGBIN}/pgbench -h ${SOCK} -p ${PORT} -c 2 -j 2 -T 10 -n bench >/dev/null 2>&1`)
 psql("create table pitr_marker(label text, ts timestamptz default clock_timestamp()); insert into pitr_marker(label) values ('before')")
 await new Promise((r) => setTimeout(r, 500))
@@ -221,9 +241,7 @@ if (havePgbr) {
   stop(RS)
 }
 
-await receiver.stop()
-sh(`${PGBIN}/pg_ctl -D ${SRC} -m fast -w stop`, { allowFail: true })
-rmSync(BASE, { recursive: true, force: true })
+await cleanup()
 
 // ---------- report ----------
 const find = (op, tool) => results.find((r) => r.op === op && r.tool.startsWith(tool))

@@ -88,12 +88,16 @@ export async function createLogicalBackup(o: LogicalBackupOptions): Promise<Back
     const names = await fsp.readdir(target).catch(() => [] as string[])
     if (!names.includes('toc.dat')) throw BACKUP_TOOL_FAILED({ tool: 'pg_dump', exit: 'exit 0', stderr: 'no toc.dat was written' })
     let encryption: EncryptionInfo | null = null
+    const known = new Map<string, { size: number; sha256: string }>()
     if (o.encryption) {
       const dataKey = newDataKey()
       encryption = { algorithm: 'aes-256-gcm-frames-v1', keyId: keyIdOf(o.encryption.kek), secretName: o.encryption.secretName, wrappedKey: wrapKey(o.encryption.kek, dataKey, id), frameSize: FRAME_SIZE }
-      for (const rel of await listFiles(target)) await encryptFileInPlace(path.join(target, rel), dataKey)
+      for (const rel of await listFiles(target)) {
+        const r = await encryptFileInPlace(path.join(target, rel), dataKey)
+        known.set(`${LOGICAL_SUBDIR}/${rel}${ENCRYPTED_SUFFIX}`, r)
+      }
     }
-    const files = await describeFiles(partial)
+    const files = await describeFiles(partial, undefined, known)
     const manifest: BackupManifest = {
       formatVersion: 1,
       id,

@@ -92,11 +92,12 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort()
 }
 
-/** fsync + sha256 every file (the "files" section). */
-export async function describeFiles(dir: string, onBytes?: (n: number) => void): Promise<ManifestFile[]> {
+/** fsync + sha256 every file (the "files" section); `known` hashes (computed while writing) are reused. */
+export async function describeFiles(dir: string, onBytes?: (n: number) => void, known?: Map<string, { size: number; sha256: string }>): Promise<ManifestFile[]> {
   const files: ManifestFile[] = []
   for (const rel of await listFiles(dir)) {
     const abs = path.join(dir, rel)
+    const k = known?.get(rel)
     const fh = await fsp.open(abs, 'r')
     try {
       await fh.sync()
@@ -104,7 +105,8 @@ export async function describeFiles(dir: string, onBytes?: (n: number) => void):
       await fh.close()
     }
     const st = await fsp.stat(abs)
-    files.push({ path: rel, size: st.size, sha256: await sha256File(abs, onBytes) })
+    if (k && k.size === st.size) files.push({ path: rel, size: st.size, sha256: k.sha256 })
+    else files.push({ path: rel, size: st.size, sha256: await sha256File(abs, onBytes) })
   }
   return files
 }

@@ -115,6 +115,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     if (!range) throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: 'backup_manifest has no WAL range' })
 
     let encryption: EncryptionInfo | null = null
+    const known = new Map<string, { size: number; sha256: string }>()
     if (o.encryption) {
       const dataKey = newDataKey()
       encryption = {
@@ -126,14 +127,15 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
       }
       let done = 0
       for (const n of await fsp.readdir(target)) {
-        await encryptFileInPlace(path.join(target, n), dataKey, (b) => {
+        const r = await encryptFileInPlace(path.join(target, n), dataKey, (b) => {
           done += b
         })
+        known.set(`${PHYSICAL_SUBDIR}/${path.basename(r.path)}`, r)
       }
       progress({ phase: 'encrypt', message: `encrypted ${Math.round(done / 1048576)} MiB` })
     }
     progress({ phase: 'manifest', message: 'hashing files' })
-    const files = await describeFiles(partial)
+    const files = await describeFiles(partial, undefined, known)
     const manifest: BackupManifest = {
       formatVersion: 1,
       id,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -75,13 +76,28 @@ export async function runTool(
 }
 
 /** Encrypts `file` into `file.mfenc` and removes the plaintext. */
-export async function encryptFileInPlace(file: string, key: Buffer, onBytes?: (n: number) => void): Promise<string> {
+export async function encryptFileInPlace(
+  file: string,
+  key: Buffer,
+  onBytes?: (n: number) => void,
+): Promise<{ path: string; size: number; sha256: string }> {
   const out = file + ENCRYPTED_SUFFIX
   const src = createReadStream(file, { highWaterMark: 1 << 20 })
   if (onBytes) src.on('data', (c) => onBytes((c as Buffer).length))
-  await pipeline(src, encryptFrames(key), createWriteStream(out, { mode: 0o600 }))
+  // Hash the ciphertext on its way to disk, so the manifest needs no second read.
+  const h = createHash('sha256')
+  let size = 0
+  const tap = async function* (frames: AsyncIterable<Buffer>) {
+    for await (const f of frames) {
+      h.update(f)
+      size += f.length
+      yield f
+    }
+  }
+  const ws = createWriteStream(out, { mode: 0o600 })
+  await pipeline(src, encryptFrames(key), tap, ws)
   await fsp.rm(file)
-  return out
+  return { path: out, size, sha256: h.digest('hex') }
 }
 
 /** Decrypts `file.mfenc` into `dest` (throws CryptoFailure on any tampering). */
