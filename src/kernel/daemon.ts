@@ -91,7 +91,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
     const locks = new InMemoryLocks()
-    const instances = new FlockInstances(layout, secrets, () => config)
+    const instances = new FlockInstances(layout, secrets, () => config, log)
 
     const services: KernelServices = {
       layout,
@@ -144,7 +144,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
         const { reloadConfig } = await import('../config/reload.js')
         const res = await reloadConfig(config, () => loadConfig({ cwd: opts.projectDir, env, environ: process.env }))
         config = res.next
-        log?.level && (log.level = config.kernel.logLevel)
+        if (log) log.level = config.kernel.logLevel
+        await instances.applyLiveConfig(config, res.applied)
         events.publish('config.reloaded', { applied: res.applied, restartRequired: res.restartRequired })
         log?.info({ applied: res.applied, restartRequired: res.restartRequired }, 'config reloaded')
         return { applied: res.applied, restartRequired: res.restartRequired, env }

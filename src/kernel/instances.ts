@@ -5,7 +5,10 @@ import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import type { OsUser } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import type { InstanceSpec } from '../postgres/instance.js'
+import { writeInstanceConf, type InstanceSpec } from '../postgres/instance.js'
+import type { RestartPolicy } from './restart-policy.js'
+import pgLib from 'pg'
+import type { Logger } from 'pino'
 import type { InstanceSupervisor } from '../postgres/supervisor.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
 import type { InstanceHandle, InstanceRegistry, SecretStore } from './services.js'
@@ -32,11 +35,17 @@ export class FlockInstances implements InstanceRegistry {
   /** Set by shutdown: `kernel stop` leaves Postgres serving for the next kernel to adopt. */
   keepRunningOnStop = false
   private readonly entries = new Map<string, Entry>()
+  /**
+   * One restart policy object shared by every instance supervisor (they read it at each
+   * decision), so `config reload` of kernel.restart.* applies without restarting anything.
+   */
+  readonly restartPolicy: RestartPolicy = { policy: 'always' }
 
   constructor(
     private readonly layout: StateLayout,
     private readonly secrets: SecretStore,
     private readonly config: () => MagflockConfig,
+    private readonly log?: Logger,
   ) {}
 
   specFor(name: string, port: number, bins: PgBinaries, runAs: OsUser | undefined): InstanceSpec {
@@ -53,6 +62,41 @@ export class FlockInstances implements InstanceRegistry {
       runAs,
       settings: cfg.postgres.settings,
       startTimeoutMs: cfg.postgres.startTimeoutSeconds * 1000,
+      ...(this.log ? { log: this.log.child({ instance: name }) } : {}),
+    }
+  }
+
+  /** Copies kernel.restart.* into the shared policy object. */
+  syncRestartPolicy(cfg: MagflockConfig): RestartPolicy {
+    const r = cfg.kernel.restart
+    Object.assign(this.restartPolicy, {
+      policy: 'always',
+      maxRestarts: r.maxRestarts,
+      windowMs: r.windowSeconds * 1000,
+      initialBackoffMs: r.initialBackoffMs,
+      maxBackoffMs: r.maxBackoffMs,
+    })
+    return this.restartPolicy
+  }
+
+  /**
+   * Applies a reloaded config to running instances: the restart policy, and reloadable
+   * postgres.settings (rewrites magflock.conf, then pg_reload_conf() on each instance).
+   * Settings that need a server restart are written too and take effect at the next start.
+   */
+  async applyLiveConfig(next: MagflockConfig, appliedKeys: string[]): Promise<void> {
+    this.syncRestartPolicy(next)
+    if (!appliedKeys.some((k) => k.startsWith('postgres.settings.'))) return
+    for (const e of this.entries.values()) {
+      e.spec.settings = next.postgres.settings
+      await writeInstanceConf(e.spec)
+      const c = new pgLib.Client(await this.handle(e).connection())
+      await c.connect()
+      try {
+        await c.query('select pg_reload_conf()')
+      } finally {
+        await c.end()
+      }
     }
   }
 

@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs'
 import { z } from 'zod'
 import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import type { StateLayout } from '../platform/paths.js'
+import { isProcessAliveSync } from '../postgres/pidfile.js'
 
 /** `<state>/kernel.json`: written by a kernel once it serves, removed on orderly exit. */
 export const KernelInfo = z.object({
@@ -24,13 +25,12 @@ export async function writeKernelInfo(layout: StateLayout, info: KernelInfo): Pr
   await writeJsonAtomic(layout.kernelJson, info, 0o600)
 }
 
+/**
+ * Alive and not a zombie: in a container whose PID 1 does not reap orphans, a dead process
+ * stays a zombie and kill(pid, 0) still succeeds.
+ */
 export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  return isProcessAliveSync(pid)
 }
 
 /**

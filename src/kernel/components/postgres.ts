@@ -52,17 +52,10 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
             await initInstance(spec, password)
           }
         }
-        const r = cfg.kernel.restart
         const sup = new InstanceSupervisor(spec, {
           log: ctx.log.child({ instance: spec.name }),
           events: ctx.events,
-          restart: {
-            policy: 'always',
-            maxRestarts: r.maxRestarts,
-            windowMs: r.windowSeconds * 1000,
-            initialBackoffMs: r.initialBackoffMs,
-            maxBackoffMs: r.maxBackoffMs,
-          },
+          restart: instances.syncRestartPolicy(cfg),
           onRestart: () => metrics.instanceRestarted(spec.name),
           role: m.role === 'replica' ? 'replica' : 'primary',
         })

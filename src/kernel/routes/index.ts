@@ -1,5 +1,6 @@
 import type { BoundRoute } from '../services.js'
 import { backupRoutes } from './backup.js'
+import { configRoutes } from './config.js'
 import { coreRoutes } from './core.js'
 import { dbRoutes } from './db.js'
 import { replicationRoutes } from './replication.js'
@@ -8,4 +9,4 @@ import { replicationRoutes } from './replication.js'
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes]

@@ -1,0 +1,23 @@
+import { configReload } from '../../api/config.js'
+import { secretsRotate } from '../../api/secrets.js'
+import { rotateSecretInKernel } from '../../secrets/kernel-rotate.js'
+import type { CoreServices } from '../daemon.js'
+import { handle, type BoundRoute } from '../services.js'
+
+export const configRoutes: BoundRoute[] = [
+  handle(configReload, async (_in, ctx, k) => {
+    const r = await (k as CoreServices).kernel.reload()
+    ctx.auditDetails.applied = r.applied
+    ctx.auditDetails.restartRequired = r.restartRequired
+    return r
+  }),
+
+  // ALTER ROLE and the vault update as one operation (src/secrets/kernel-rotate.ts); the new
+  // value never leaves the kernel.
+  handle(secretsRotate, async (input, ctx, k) => {
+    const r = await rotateSecretInKernel(k, input.name)
+    ctx.auditDetails.secret = input.name
+    if (r.role) ctx.auditDetails.role = r.role
+    return r
+  }),
+]
