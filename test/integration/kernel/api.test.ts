@@ -7,6 +7,8 @@ import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { KernelClient } from '../../../src/client/index.js'
 import { status, shutdown, tokenCreate, tokenRevoke, auditVerify } from '../../../src/api/core.js'
 import { stateLayout } from '../../../src/platform/paths.js'
+import { configReload } from '../../../src/api/config.js'
+import pg from 'pg'
 import { freePort } from '../../../src/platform/ports.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { tempDir } from '../../helpers/tmp.js'
@@ -105,6 +107,22 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
     const r2 = await raw(sock, { method: 'POST', path: '/v1/tokens', headers: auth, body: '{not json' })
     expect(r2.body.error?.code).toBe('E_INVALID_REQUEST')
     expect((await raw(sock, { path: '/v1/nope', headers: auth })).status).toBe(404)
+  })
+
+  it('config reload applies a reloadable postgres setting to the running instance', async () => {
+    writeFileSync(
+      path.join(p.dir, 'magflock.yaml'),
+      readFileSync(path.join(p.dir, 'magflock.yaml'), 'utf8').replace('    fsync: "off"\n', '    fsync: "off"\n    work_mem: "7MB"\n'),
+    )
+    const r = await admin.call(configReload, {})
+    expect(r.applied).toContain('postgres.settings.work_mem')
+    const c = new pg.Client(await k.instances.primary().connection())
+    await c.connect()
+    try {
+      expect((await c.query('show work_mem')).rows[0].work_mem).toBe('7MB')
+    } finally {
+      await c.end()
+    }
   })
 
   it('keeps a verifiable audit chain of what happened', async () => {
