@@ -2,6 +2,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import path from 'node:path'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import { REDACTED, isSecretKey, redactString, redactValue } from './redact.js'
+import { pinoRedactHooks } from '../secrets/redact.js'
 
 /**
  * The kernel logger: pino JSON lines with `flock` and `env` on every line, to kernel.log
@@ -47,6 +48,9 @@ export function createLogger(opts: LoggerOptions): Logger {
     // formatters.log runs before serializers and already serializes errors (scrubbed); the
     // default err serializer would re-wrap that plain object, so pass it through.
     serializers: { err: passThrough, error: passThrough },
+    // Value-based: every secret the vault has read or written this process is scrubbed from
+    // the serialized line, whatever field (or message text) it turns up in.
+    hooks: pinoRedactHooks(),
   }
   if (opts.destination !== undefined) return pino(options, opts.destination)
   const stdout = pino.destination({ dest: 1, sync: true })

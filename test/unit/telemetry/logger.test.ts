@@ -95,3 +95,19 @@ describe('createLogger', () => {
   })
 })
 
+
+describe('logger value redaction', () => {
+  it('scrubs a value the vault has seen, in any field or message', async () => {
+    const { redactor } = await import('../../../src/secrets/redact.js')
+    const { createLogger } = await import('../../../src/telemetry/logger.js')
+    const { Writable } = await import('node:stream')
+    const lines: string[] = []
+    const dest = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+    redactor.add('Marker-Secret-1234567')
+    const log = createLogger({ base: { flock: 'f', env: 'test' }, destination: dest })
+    log.info({ note: 'value is Marker-Secret-1234567' }, 'saw Marker-Secret-1234567 here')
+    await new Promise((r) => setTimeout(r, 10))
+    expect(lines.join('')).not.toContain('Marker-Secret-1234567')
+    expect(lines.join('')).toContain('saw')
+  })
+})
