@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,28 +27,54 @@ interface Run {
   json: { ok: boolean; data?: Record<string, unknown>; error?: { code: string; message: string; hint?: string; details?: Record<string, unknown> } }
 }
 
-function run(args: string[], opts: { input?: string; env?: Record<string, string>; keep?: boolean } = {}): Run {
-  const res = spawnSync(NODE, [cli, ...args], {
-    cwd: project,
-    input: opts.input ?? '',
-    encoding: 'utf8',
-    timeout: 60_000,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: tmp.dir,
-      MAGFLOCK_STATE_DIR: state,
-      MAGFLOCK_PREFS_DIR: path.join(tmp.dir, 'prefs'),
-      ...(opts.env ?? {}),
-    },
-  })
-  if (opts.keep !== false) outputs.push(res.stdout, res.stderr)
+const cliEnv = (extra: Record<string, string> = {}) => ({
+  PATH: process.env.PATH ?? '',
+  HOME: tmp.dir,
+  MAGFLOCK_STATE_DIR: state,
+  MAGFLOCK_PREFS_DIR: path.join(tmp.dir, 'prefs'),
+  ...extra,
+})
+
+function toRun(code: number | null, stdout: string, stderr: string, keep: boolean): Run {
+  if (keep) outputs.push(stdout, stderr)
   let json: Run['json'] = { ok: false }
   try {
-    json = JSON.parse(res.stdout) as Run['json']
+    json = JSON.parse(stdout) as Run['json']
   } catch {
     /* human output */
   }
-  return { code: res.status ?? -1, stdout: res.stdout, stderr: res.stderr, json }
+  return { code: code ?? -1, stdout, stderr, json }
+}
+
+function run(args: string[], opts: { input?: string; env?: Record<string, string>; keep?: boolean } = {}): Run {
+  const res = spawnSync(NODE, [cli, ...args], { cwd: project, input: opts.input ?? '', encoding: 'utf8', timeout: 120_000, env: cliEnv(opts.env) })
+  return toRun(res.status, res.stdout, res.stderr, opts.keep !== false)
+}
+
+/** The same, without blocking: independent commands run a few at a time on this small machine. */
+function runAsync(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [cli, ...args], { cwd: project, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve(toRun(code, stdout, stderr, true)))
+  })
+}
+
+async function runAll(list: string[][], concurrency = 3): Promise<Run[]> {
+  const out: Run[] = []
+  let next = 0
+  const worker = async () => {
+    while (next < list.length) {
+      const i = next++
+      out[i] = await runAsync(list[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return out
 }
 
 beforeAll(() => {
@@ -83,7 +109,7 @@ describe('magflock config (built CLI)', () => {
     expect(where['migrations.dir']).toBe('default')
   })
 
-  it('set keeps comments; validate exits 0, then 2 with the problem, its value and file:line', () => {
+  it('set keeps comments; validate exits 0, then 2 with the problem, its value and file:line', { timeout: 180_000 }, () => {
     const s = run(['config', 'set', 'postgres.database', 'app', '--json'])
     expect(s.code).toBe(0)
     const text = readFileSync(path.join(project, 'magflock.yaml'), 'utf8')
@@ -112,7 +138,7 @@ describe('magflock config (built CLI)', () => {
 })
 
 describe('magflock secrets (built CLI) and redaction', () => {
-  it('set/get/list/rm/rotate never print a value unless --reveal, and the marker appears nowhere else', () => {
+  it('set/get/list/rm/rotate never print a value unless --reveal, and the marker appears nowhere else', { timeout: 300_000 }, async () => {
     expect(run(['secrets', 'set', 'marker', '--from-stdin', '--json'], { input: MARKER + '\n' }).code).toBe(0)
     expect(run(['config', 'set', 'backup.encryptionKey', 'secret:marker', '--json']).code).toBe(0)
     const commands: string[][] = [
@@ -121,19 +147,18 @@ describe('magflock secrets (built CLI) and redaction', () => {
       ['config', 'get', 'backup.encryptionKey', '--json'],
       ['config', 'get', 'backup', '--json'],
       ['config', 'validate', '--json'],
+      ['config', 'validate', '--check-secrets', '--json'],
       ['config', 'reload', '--json'],
       ['secrets', 'get', 'marker', '--json'],
       ['secrets', 'get', 'marker'],
       ['secrets', 'list', '--json'],
-      ['secrets', 'set', 'other', '--generate', '--json'],
-      ['secrets', 'rotate', 'other', '--json'],
-      ['secrets', 'rm', 'other', '--json'],
       ['secrets', 'get', 'missing', '--json'],
       ['secrets', 'rotate', 'postgres.superuser.password', '--json'],
     ]
-    for (const c of commands) {
-      const r = run(c)
-      expect(r.stdout.trim().length + r.stderr.trim().length, c.join(' ')).toBeGreaterThan(0)
+    const results = await runAll(commands)
+    results.forEach((r, i) => expect(r.stdout.trim().length + r.stderr.trim().length, commands[i]!.join(' ')).toBeGreaterThan(0))
+    for (const c of [['secrets', 'set', 'other', '--generate', '--json'], ['secrets', 'rotate', 'other', '--json'], ['secrets', 'rm', 'other', '--json']]) {
+      expect(run(c).code, c.join(' ')).toBe(0)
     }
     const list = run(['secrets', 'list', '--json'])
     expect(list.json.data).toMatchObject({ store: 'file', secrets: [{ name: 'marker', pendingRotation: false }] })
@@ -156,7 +181,7 @@ describe('magflock secrets (built CLI) and redaction', () => {
     expect(revealed.stdout.trim()).toBe(MARKER)
   })
 
-  it('exit codes: missing secret 3, no value 2, wrong master key 9 with the vault untouched, tampered vault 11', () => {
+  it('exit codes: missing secret 3, no value 2, wrong master key 9 with the vault untouched, tampered vault 11', { timeout: 180_000 }, () => {
     expect(run(['secrets', 'get', 'nope', '--json']).code).toBe(3)
     expect(run(['secrets', 'set', 'x', '--json']).json.error!.code).toBe('E_SECRET_NO_VALUE')
     const before = readFileSync(path.join(state, 'secrets.vault'))
