@@ -90,7 +90,13 @@ export function toMagflockError(err: unknown): MagflockError {
   if (isMagflockError(err)) return err
   if (err instanceof Errors.CLIError || (err as { oclif?: unknown })?.oclif) {
     const msg = (err as Error).message.split('\n')[0] ?? 'invalid usage'
-    return USAGE({ message: msg.replace(/\u001b\[[0-9;]*m/g, '') }, { cause: err })
+    return USAGE({ message: stripAnsi(msg) }, { cause: err })
   }
   return INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
+}
+
+/** oclif colours some parse errors; the envelope carries plain text. */
+function stripAnsi(s: string): string {
+  const ESC = String.fromCharCode(27)
+  return s.split(ESC).map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*m/, ''))).join('')
 }
