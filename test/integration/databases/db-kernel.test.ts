@@ -20,7 +20,7 @@ afterAll(async () => {
   await f?.destroy()
 })
 
-describe('db commands through the kernel', () => {
+describe('db commands through the kernel', { timeout: 180_000 }, () => {
   it('db create: exit 0, then exit 4 E_DB_EXISTS, and --if-not-exists exits 0', async () => {
     const first = await f.run<{ created: boolean; owner: string; passwordSecret: string }>(['db', 'create', 'app', '--json'])
     expect(first.exitCode, first.stdout + first.stderr).toBe(0)

@@ -20,7 +20,7 @@ afterAll(async () => {
   tmp.cleanup()
 })
 
-describe('magflock db migrate, ten processes at once', () => {
+describe('magflock db migrate, processes racing', () => {
   it('applies every migration exactly once and all exit 0', async () => {
     const bin = cliShim(tmp.dir)
     const db = await freshDb(server, 'race')
@@ -47,5 +47,21 @@ describe('magflock db migrate, ten processes at once', () => {
     expect(tables.rows[0]?.n).toBe(40)
     const left = await server.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'")
     expect(left.rows[0]?.n).toBe(0)
+  }, 180_000)
+
+  it('--create-db: three jobs at once create the missing database once and all exit 0', async () => {
+    const bin = cliShim(tmp.dir)
+    const dir = writeMigrations(path.join(tmp.dir, 'migrations-create'), generated(3))
+    const runs = await Promise.all(
+      Array.from({ length: 3 }, () =>
+        run(path.join(bin, 'magflock'), ['db', 'migrate', '--db-url', server.url('created_by_ci'), '--create-db', '--dir', dir, '--json'], {
+          reject: false,
+          timeoutMs: 175_000,
+        }),
+      ),
+    )
+    expect(runs.map((r) => r.exitCode), runs.map((r) => r.stdout).join('\n')).toEqual([0, 0, 0])
+    const rows = await server.query<{ n: number }>('SELECT count(*)::int AS n FROM migrations WHERE id > 0', [], 'created_by_ci')
+    expect(rows.rows[0]?.n).toBe(3)
   }, 180_000)
 })

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import { migrate } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
+import { USAGE } from '../../../errors/index.js'
 import { driftLines, driftOf, migrateTarget, migrationsDir, progressSink } from '../../../migrations/cli-support.js'
 import { runMigrations, type MigrateResult } from '../../../migrations/runner.js'
 
@@ -28,7 +29,6 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     'dry-run': Flags.boolean({ summary: 'List what would run; change nothing (still fails on drift or lint).', default: false }),
     'create-db': Flags.boolean({
       summary: 'With --db-url: create the database first when it does not exist (safe when several jobs race).',
-      dependsOn: ['db-url'],
       default: false,
     }),
     'lock-timeout': Flags.integer({
@@ -41,6 +41,9 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
   async run(): Promise<MigrateResult> {
     const { flags } = await this.parse(DbMigrate)
     const target = migrateTarget(flags)
+    if (flags['create-db'] && target.kind !== 'url') {
+      throw USAGE({ message: '--create-db works with --db-url only; create a database of this flock with `magflock db create NAME`.' })
+    }
     const dir = migrationsDir(flags.dir)
     const dryRun = flags['dry-run']
     const title = `Migrating ${target.kind === 'url' ? 'database' : target.database}`
