@@ -200,6 +200,10 @@ export async function rejoin(
     // pg_rewind finishes crash recovery in single-user mode first, and a single-user server
     // refuses standby.signal; the fence marker keeps the instance from starting meanwhile.
     await fsp.rm(path.join(node.dataDir, 'standby.signal'), { force: true })
+    // pg_rewind reads the source's timeline from its pg_control, which a fresh promotion
+    // updates only at its first checkpoint; before that it reports "same timeline, no rewind
+    // required" and the old primary then cannot follow (Patroni checkpoints here too).
+    await sql(clientConfig(env, newPrimary), 'checkpoint')
     progress('rewind', `resynchronising ${node.name} from ${newPrimary.name} with pg_rewind`)
     const conn = `host=${newPrimary.host} port=${newPrimary.port} user=${env.superuser} dbname=postgres connect_timeout=5`
     const res = await run(
@@ -207,6 +211,7 @@ export async function rejoin(
       ['--target-pgdata', node.dataDir, '--source-server', conn, ...(opts.noSync ? ['--no-sync'] : [])],
       { runAs: env.runAs, env: { PGPASSWORD: env.password }, secrets: [env.password], reject: false, timeoutMs: opts.timeoutMs ?? 10 * 60_000 },
     )
+    env.log?.('pg_rewind finished', { instance: node.name, exitCode: res.exitCode, output: (res.stdout + '\n' + res.stderr).trim().split('\n').slice(-8).join(' | ') })
     if (res.exitCode === 0) method = /no rewind required/i.test(res.stdout + res.stderr) ? 'none' : 'rewind'
     else rewindError = (res.stderr.trim().split('\n').pop() ?? `exit ${res.exitCode}`).slice(0, 300)
   } else {

@@ -9,7 +9,7 @@ import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor, failoverMonitorComponent } from '../../src/replication/kernel.js'
+import { currentMonitor, failoverMonitorComponent, replicationManager } from '../../src/replication/kernel.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -127,5 +127,22 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     const metrics = await k.services.metrics.metrics()
     expect(metrics).toMatch(/magflock_failovers_total\{automatic="true"\} 1/)
     expect(metrics).toMatch(/magflock_timeline 2/)
-  }, 90_000)
+
+    // The node comes back (pg_control restored): it rejoins with pg_rewind and streams.
+    await fsp.rename(path.join(dataDir, 'global', 'pg_control.gone'), path.join(dataDir, 'global', 'pg_control'))
+    const mgr = replicationManager(k.services, k.instances)
+    let rj: { method: string } | undefined
+    for (let i = 0; i < 100 && !rj; i++) {
+      rj = await mgr.rejoin('primary', { allowReclone: false }).catch(async (err: { code?: string }) => {
+        if (err.code !== 'E_BUSY') {
+          console.log(readFileSync(k.services.layout.instanceLog('primary'), 'utf8').split('\n').slice(-30).join('\n'))
+          throw err
+        }
+        await new Promise((r) => setTimeout(r, 100))
+        return undefined
+      })
+    }
+    expect(rj?.method).toBe('rewind')
+    expect((await client.call(replicaList, {})).members.find((m) => m.name === 'primary')).toMatchObject({ role: 'replica', state: 'streaming', fenced: false })
+  }, 150_000)
 })
