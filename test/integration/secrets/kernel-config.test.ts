@@ -6,11 +6,12 @@ import { isMagflockError } from '../../../src/errors/index.js'
 import { freePort } from '../../../src/platform/ports.js'
 import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
-import { rotateRolePassword } from '../../../src/secrets/rotate.js'
 import { rotateSecretInKernel } from '../../../src/secrets/kernel-rotate.js'
 import { tempDir } from '../../helpers/tmp.js'
 import { KernelClient } from '../../../src/client/index.js'
 import { tokenCreate } from '../../../src/api/core.js'
+import { configReload } from '../../../src/api/config.js'
+import { secretsRotate } from '../../../src/api/secrets.js'
 
 /**
  * The real kernel (in-process, real Postgres) with layered config: --env production picks
@@ -82,6 +83,18 @@ describe('kernel with layered config and the vault', () => {
     await kernel!.reload()
   })
 
+  it('config reload over the control API applies a live key and refuses a bad file with E_CONFIG_INVALID', async () => {
+    const k = kernel!.services
+    const client = new KernelClient(k.layout)
+    writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: ${port}\nkernel:\n  logLevel: warn\n`)
+    expect(await client.call(configReload, {})).toMatchObject({ env: 'production', applied: ['kernel.logLevel'], restartRequired: [] })
+    expect(k.config().kernel.logLevel).toBe('warn')
+    writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: nope\n`)
+    await expect(client.call(configReload, {})).rejects.toMatchObject({ code: 'E_CONFIG_INVALID' })
+    expect(k.config().kernel.logLevel).toBe('warn')
+    writeFileSync(path.join(project, 'magflock.production.yaml'), `postgres:\n  port: ${port}\n`)
+  })
+
   it('rotateSecretInKernel rotates a database owner found in pg_database, and plain secrets', async () => {
     const k = kernel!.services
     const admin = new pg.Client(await k.instances.primary().connection('postgres'))
@@ -101,11 +114,13 @@ describe('kernel with layered config and the vault', () => {
     await expect(rotateSecretInKernel(k, 'db.nope.owner.password')).rejects.toThrow(/does not exist/)
   })
 
-  it('rotates the superuser password through the kernel services; the flock stays reachable', async () => {
+  it('secrets rotate of the superuser over the control API: old password stops, new works, the flock stays reachable', async () => {
     const k = kernel!.services
     const old = (await k.secrets.get(SUPERUSER_SECRET))!
     expect(old).toBeTruthy()
-    await rotateRolePassword({ connection: await k.instances.primary().connection('postgres'), role: k.config().postgres.superuser, secretName: SUPERUSER_SECRET, store: k.secrets })
+    // Through the control API, as `magflock secrets rotate` does: the kernel's handler, role check and audit.
+    const r = await new KernelClient(k.layout).call(secretsRotate, { name: SUPERUSER_SECRET })
+    expect(r).toMatchObject({ name: SUPERUSER_SECRET, role: 'postgres' })
     const next = (await k.secrets.get(SUPERUSER_SECRET))!
     expect(next).not.toBe(old)
     expect(await canLogin(next)).toBe(true)
