@@ -10,19 +10,20 @@ import { lockHolders, lockKeyParts, tryLock, unlock } from './sql.js'
 export interface LockHolder {
   pid: number
   applicationName: string
-  user: string
-  backendStart: string
+  user: string | null
+  backendStart: string | null
   state: string | null
 }
 
 export function describeHolder(h: LockHolder | undefined): string {
   if (!h) return 'a session that has since ended'
-  return `pid ${h.pid} (application "${h.applicationName || 'unknown'}", user ${h.user}, connected since ${h.backendStart}, ${h.state ?? 'unknown state'})`
+  // Fields of other roles' sessions can be NULL without pg_read_all_stats.
+  return `pid ${h.pid} (application "${h.applicationName || 'unknown'}", user ${h.user ?? 'unknown'}, connected since ${h.backendStart ?? 'unknown'}, ${h.state ?? 'unknown state'})`
 }
 
 export async function migrationLockHolder(client: pg.Client): Promise<LockHolder | undefined> {
   const { classid, objid } = lockKeyParts()
-  const r = await client.query<{ pid: number; application_name: string; usename: string; backend_start: string; state: string | null }>(
+  const r = await client.query<{ pid: number; application_name: string; usename: string | null; backend_start: string | null; state: string | null }>(
     lockHolders(),
     [classid, objid],
   )

@@ -11,6 +11,7 @@ import {
   type DatabaseDeps,
 } from '../../databases/service.js'
 import { isMagflockError } from '../../errors/index.js'
+import { MIGRATE_LOCK_TIMEOUT } from '../../migrations/errors.js'
 import { migrationStatus, runMigrations } from '../../migrations/runner.js'
 import { handle, type BoundRoute, type KernelServices } from '../services.js'
 
@@ -28,6 +29,38 @@ function deps(k: KernelServices): DatabaseDeps {
     host: p.host,
     port: p.port,
     protectedNames: [k.config().postgres.database],
+  }
+}
+
+/**
+ * `db:<name>` for a migration. Another migration through the kernel holds it: wait for it
+ * like for the advisory lock (so parallel CI jobs queue instead of failing); a drop or a
+ * backup holds it: refuse at once with E_BUSY.
+ */
+async function acquireMigrateLock(
+  k: KernelServices,
+  database: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+  tell: (msg: string) => void,
+): Promise<() => void> {
+  const deadline = Date.now() + timeoutMs
+  let told = false
+  for (;;) {
+    try {
+      return k.locks.acquire(`db:${database}`, 'migrate')
+    } catch (err) {
+      const holder = k.locks.holder(`db:${database}`)
+      if (holder !== 'migrate') throw err
+      if (Date.now() >= deadline || signal.aborted) {
+        throw MIGRATE_LOCK_TIMEOUT({ database, seconds: Math.round(timeoutMs / 100) / 10, holder: 'another `magflock db migrate` through this kernel' }, { cause: err })
+      }
+      if (!told) {
+        told = true
+        tell('waiting for another migration of this database (through the kernel) to finish')
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
   }
 }
 
@@ -67,13 +100,15 @@ export const dbRoutes: BoundRoute[] = [
   handle(migApi.migrate, async (input, ctx, k) => {
     const database = validateName(input.database, 'database')
     Object.assign(ctx.auditDetails, { database, dir: input.dir, dryRun: input.dryRun })
-    const release = input.dryRun ? () => {} : k.locks.acquire(`db:${database}`, 'migrate')
+    const lockTimeoutMs = (input.lockTimeoutSeconds ?? k.config().migrations.lockTimeoutSeconds) * 1000
+    const started = Date.now()
+    const release = input.dryRun ? () => {} : await acquireMigrateLock(k, database, lockTimeoutMs, ctx.signal, (m) => ctx.progress({ phase: 'lock', message: m }))
     try {
       const res = await runMigrations({
         connection: await ownerConnection(deps(k), database),
         dir: input.dir,
         dryRun: input.dryRun,
-        lockTimeoutMs: (input.lockTimeoutSeconds ?? k.config().migrations.lockTimeoutSeconds) * 1000,
+        lockTimeoutMs: Math.max(1000, lockTimeoutMs - (Date.now() - started)),
         onProgress: (ev) => ctx.progress(ev),
         signal: ctx.signal,
       })

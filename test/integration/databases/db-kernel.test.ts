@@ -79,6 +79,16 @@ describe('db commands through the kernel', { timeout: 180_000 }, () => {
     expect(readFileSync(f.layout.auditLog, 'utf8')).not.toMatch(/"password"/)
   })
 
+  it('two db migrate --db calls at once: the second waits for the first, both exit 0', async () => {
+    writeMigrations(path.join(f.projectDir, 'migrations'), { '00003_slow.sql': 'SELECT pg_sleep(4);\nCREATE TABLE slow (id int);\n' })
+    const both = await Promise.all([
+      f.run<{ applied: unknown[] }>(['db', 'migrate', '--db', 'app', '--json']),
+      f.run<{ applied: unknown[] }>(['db', 'migrate', '--db', 'app', '--json']),
+    ])
+    expect(both.map((r) => r.exitCode), both.map((r) => r.stdout).join('\n')).toEqual([0, 0])
+    expect(both.reduce((n, r) => n + (r.json?.ok ? r.json.data.applied.length : 0), 0)).toBe(1)
+  })
+
   it('db psql connects with vault credentials', async () => {
     const r = await f.run(['db', 'psql', 'app', '--', '-XAtc', 'SELECT current_user'])
     expect(r.exitCode, r.stderr).toBe(0)
