@@ -2,6 +2,7 @@ import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
 import { INTERNAL, USAGE, isMagflockError, type MagflockError } from '../errors/index.js'
 import { resolveStateDir, stateLayout, type StateLayout } from '../platform/paths.js'
 import { KernelClient } from '../client/index.js'
+import { redactor } from '../secrets/redact.js'
 
 /**
  * The only place that knows about output envelopes, exit codes and error rendering.
@@ -29,7 +30,22 @@ export abstract class MagflockCommand<T> extends Command {
     }),
   }
 
+  /**
+   * Output is scrubbed of every secret value this process has read from the vault, so a
+   * service that slips one into a message cannot leak it. Only a command whose purpose is to
+   * show a secret on request (`secrets get --reveal`) turns this off.
+   */
+  static allowSecretOutput = false
+
   abstract override run(): Promise<T>
+
+  private scrub(text: string): string {
+    return (this.constructor as typeof MagflockCommand).allowSecretOutput ? text : redactor.scrub(text)
+  }
+
+  override log(message = '', ...args: unknown[]): void {
+    super.log(this.scrub(message), ...args)
+  }
 
   private _stateDirFlag: string | undefined
   private _tokenFlag: string | undefined
@@ -60,7 +76,7 @@ export abstract class MagflockCommand<T> extends Command {
   }
 
   protected override logJson(json: unknown): void {
-    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+    process.stdout.write(this.scrub(JSON.stringify(json, null, 2)) + '\n')
   }
 
   /** Progress lines for long operations: plain lines on stderr, silent under --json. */
@@ -75,7 +91,7 @@ export abstract class MagflockCommand<T> extends Command {
       this.logJson({ ok: false, error: e.toWire() })
       return
     }
-    process.stderr.write(renderError(e))
+    process.stderr.write(this.scrub(renderError(e)))
   }
 }
 

@@ -1,5 +1,5 @@
 import { MagflockCommand } from '../cli/base-command.js'
-import { envFlag } from '../config/flags.js'
+import { effectiveEnv, envFlag } from '../config/flags.js'
 import { loadConfig } from '../config/load.js'
 import { runChecks, type Check } from '../doctor/checks.js'
 import { defineError } from '../errors/index.js'
@@ -22,7 +22,7 @@ export default class Doctor extends MagflockCommand<DoctorResult> {
 
   async run(): Promise<DoctorResult> {
     const { flags } = await this.parse(Doctor)
-    const { config } = await loadConfig({ cwd: process.cwd(), env: flags.env, environ: process.env })
+    const { config } = await loadConfig({ cwd: process.cwd(), env: effectiveEnv(flags.env), environ: process.env })
     const checks = await runChecks(this.layout(), config)
     for (const c of checks) {
       const mark = c.status === 'ok' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'

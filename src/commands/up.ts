@@ -1,7 +1,7 @@
 import { MagflockCommand } from '../cli/base-command.js'
 import { renderStatus } from '../cli/render.js'
 import { status, type StatusOutput } from '../api/core.js'
-import { envFlag } from '../config/flags.js'
+import { effectiveEnv, envFlag } from '../config/flags.js'
 import { ensureKernel } from '../kernel/launcher.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
 
@@ -20,7 +20,7 @@ export default class Up extends MagflockCommand<UpResult> {
     const { flags } = await this.parse(Up)
     const layout = this.layout()
     this.progressLine('Starting the MagFlock kernel…')
-    const ensured = await ensureKernel(layout, { projectDir: process.cwd(), env: flags.env })
+    const ensured = await ensureKernel(layout, { projectDir: process.cwd(), env: effectiveEnv(flags.env) })
     const s = await this.kernel().call(status, {})
     const primary = s.instances.find((i) => i.role === 'primary')
     this.log(`MagFlock is up${ensured.launched ? '' : ' (kernel already running)'}.`)

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { resolveEnvName } from './load.js'
-import { userPrefs } from './prefs.js'
+import { readUserPrefs } from './prefs-read.js'
 
 /** `--env NAME`: which magflock.<env>.yaml overlay to apply. Reusable by any command. */
 export const envFlag = Flags.string({
@@ -13,11 +13,5 @@ export const envFlag = Flags.string({
 export function effectiveEnv(flag: string | undefined, environ: NodeJS.ProcessEnv = process.env): string {
   if (flag) return resolveEnvName(flag, environ)
   if (environ.MAGFLOCK_ENV) return resolveEnvName(environ.MAGFLOCK_ENV, environ)
-  let pref: string | undefined
-  try {
-    pref = userPrefs(environ).get('defaultEnv')
-  } catch {
-    pref = undefined // unreadable prefs never block a command
-  }
-  return resolveEnvName(pref, environ)
+  return resolveEnvName(readUserPrefs(environ).defaultEnv, environ)
 }

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fsyncDir } from '../platform/fs.js'
 import { redactDetails } from '../telemetry/redact.js'
+import { redactor } from '../secrets/redact.js'
 import type { AuditRecordInput, AuditWriter } from './component.js'
 
 /**
@@ -101,7 +102,8 @@ export class AuditLog implements AuditWriter {
         target: input.target ?? null,
         result: input.result,
         // Round-trip through JSON so what we hash is exactly what a reader parses back.
-        details: JSON.parse(JSON.stringify(redactDetails(input.details), bigintSafe)) as Record<string, unknown>,
+        // By key (password, token, …) and by value (anything the vault has handed out).
+        details: JSON.parse(JSON.stringify(redactor.scrubValue(redactDetails(input.details)), bigintSafe)) as Record<string, unknown>,
         prevHash: prev?.hash ?? null,
       }
       const hash = hashRecord(body)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
+import { readUserPrefs } from '../config/prefs-read.js'
 
 /** Linux caps sun_path at 108 bytes including the NUL. */
 export const MAX_SOCKET_PATH = 107
@@ -27,8 +28,9 @@ export interface StateLayout {
   lockFile: string
 }
 
+/** --state-dir → MAGFLOCK_STATE_DIR → the user's `defaultStateDir` preference → ./.magflock */
 export function resolveStateDir(flag?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
-  const dir = flag ?? env.MAGFLOCK_STATE_DIR ?? '.magflock'
+  const dir = flag ?? env.MAGFLOCK_STATE_DIR ?? readUserPrefs(env).defaultStateDir ?? '.magflock'
   return path.resolve(cwd, dir)
 }
 

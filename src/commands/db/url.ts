@@ -11,6 +11,8 @@ export default class DbUrl extends MagflockCommand<DbUrlResult> {
     '<%= config.bin %> db url app --reveal --json',
   ]
   static override args = { name: Args.string({ required: true, description: 'Database name.' }) }
+  // Prints the owner password on request (--reveal): exempt from output scrubbing.
+  static override allowSecretOutput = true
   static override flags = { reveal: Flags.boolean({ summary: 'Include the owner password from the vault.', default: false }) }
 
   async run(): Promise<DbUrlResult> {

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { MagflockCommand } from '../../cli/base-command.js'
-import { envFlag } from '../../config/flags.js'
+import { effectiveEnv, envFlag } from '../../config/flags.js'
 import { ensureKernel } from '../../kernel/launcher.js'
 
 export type KernelStartResult = { pid: number; launched: boolean; foreground: boolean }
@@ -20,10 +20,10 @@ export default class KernelStart extends MagflockCommand<KernelStartResult> {
     const layout = this.layout()
     if (flags.foreground) {
       const { runForeground } = await import('../../kernel/main.js')
-      await runForeground({ stateDir: layout.root, projectDir: process.cwd(), env: flags.env, foreground: !this.jsonEnabled() && !process.env.MAGFLOCK_DAEMON })
+      await runForeground({ stateDir: layout.root, projectDir: process.cwd(), env: effectiveEnv(flags.env), foreground: !this.jsonEnabled() && !process.env.MAGFLOCK_DAEMON })
       return { pid: process.pid, launched: true, foreground: true }
     }
-    const r = await ensureKernel(layout, { projectDir: process.cwd(), env: flags.env })
+    const r = await ensureKernel(layout, { projectDir: process.cwd(), env: effectiveEnv(flags.env) })
     this.log(r.launched ? `Kernel started (pid ${r.pid}).` : `Kernel already running (pid ${r.pid}).`)
     return { pid: r.pid, launched: r.launched, foreground: false }
   }

@@ -13,6 +13,8 @@ export default class SecretsGet extends MagflockCommand<SecretsGetResult> {
     'PGPASSWORD="$(<%= config.bin %> secrets get postgres.superuser.password --reveal)" psql …',
     '<%= config.bin %> secrets get app.api-key --reveal --json',
   ]
+  // The one command whose job is to print a secret (only with --reveal): exempt from output scrubbing.
+  static override allowSecretOutput = true
   static override args = { name: Args.string({ required: true, description: 'Secret name.' }) }
   static override flags = { reveal: Flags.boolean({ summary: 'Print the value (to stdout, nothing else on the line).' }) }
 

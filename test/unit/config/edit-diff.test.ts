@@ -154,3 +154,30 @@ describe('user prefs', () => {
     expect(() => userPrefs({ MAGFLOCK_PREFS_DIR: dir }).set('defaultEnv', '../x')).toThrow()
   })
 })
+
+describe('readUserPrefs (the cheap reader every command uses)', () => {
+  it('reads exactly what userPrefs() (conf) wrote, and feeds resolveStateDir and effectiveEnv', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const os = await import('node:os')
+    const path = await import('node:path')
+    const { userPrefs } = await import('../../../src/config/prefs.js')
+    const { readUserPrefs } = await import('../../../src/config/prefs-read.js')
+    const { resolveStateDir } = await import('../../../src/platform/paths.js')
+    const { effectiveEnv } = await import('../../../src/config/flags.js')
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mf-prefs-'))
+    try {
+      const environ = { MAGFLOCK_PREFS_DIR: dir }
+      expect(readUserPrefs(environ)).toEqual({})
+      userPrefs(environ).set('defaultStateDir', '/srv/flock-a')
+      userPrefs(environ).set('defaultEnv', 'staging')
+      expect(readUserPrefs(environ)).toEqual({ defaultStateDir: '/srv/flock-a', defaultEnv: 'staging' })
+      expect(resolveStateDir(undefined, environ, '/x')).toBe('/srv/flock-a')
+      expect(resolveStateDir(undefined, { ...environ, MAGFLOCK_STATE_DIR: '/y' }, '/x')).toBe('/y')
+      expect(resolveStateDir('rel', environ, '/x')).toBe('/x/rel')
+      expect(effectiveEnv(undefined, environ)).toBe('staging')
+      expect(effectiveEnv('production', environ)).toBe('production')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
