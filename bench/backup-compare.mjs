@@ -142,7 +142,12 @@ const rec = (op, tool, seconds, bytes) => {
   results.push({ op, tool, seconds, bytes })
   console.log(`${op.padEnd(10)} ${tool.padEnd(48)} ${seconds.toFixed(2)} s ${bytes ? (bytes / 1048576).toFixed(0) + ' MiB' : ''}`)
 }
-const checkpoint = () => psql('checkpoint', 'postgres')
+// As the anchor does (checkpoint_sync): flush the previous step's dirty pages so that one
+// measurement does not pay for the writeback of the one before.
+const checkpoint = () => {
+  psql('checkpoint', 'postgres')
+  sh('sync', { asPg: false })
+}
 
 // ---------- raw pg_basebackup, server lz4 ----------
 checkpoint()
@@ -150,6 +155,7 @@ let t0 = now()
 sh(`${PGBIN}/pg_basebackup -h 127.0.0.1 -p ${PORT} -U postgres -D ${BASE}/raw-bb -Ft -X stream -c fast --compress=server-lz4`)
 rec('backup', 'pg_basebackup -Ft server-lz4 (raw)', secs(t0), bytesOf(`${BASE}/raw-bb`))
 freshDir(RS)
+checkpoint()
 t0 = now()
 sh(`lz4 -dc ${BASE}/raw-bb/base.tar.lz4 | tar -xf - -C ${RS} && tar -xf ${BASE}/raw-bb/pg_wal.tar -C ${RS}/pg_wal`)
 startRestored(RS, RPORT)
@@ -169,6 +175,7 @@ for (const enc of [false, true]) {
   rec('backup', label, secs(t0), m.totalBytes)
   stop(RS)
   rmSync(path.dirname(RS), { recursive: true, force: true })
+  checkpoint()
   t0 = now()
   await restorePhysical({ backupsDir, id: m.id, dataDir: RS, port: RPORT, bins, runAs, kek: enc ? kek : undefined, auth: { user: 'postgres' } })
   rec('restore', label + ' (verify+extract+start)', secs(t0))
@@ -177,18 +184,22 @@ for (const enc of [false, true]) {
 }
 
 // ---------- logical ----------
+checkpoint()
 t0 = now()
 sh(`${PGBIN}/pg_dump -h 127.0.0.1 -p ${PORT} -U postgres -Fd -j2 -f ${BASE}/raw-dump bench`)
 rec('backup', 'pg_dump -Fd -j2 (raw)', secs(t0), bytesOf(`${BASE}/raw-dump`))
+checkpoint()
 t0 = now()
 psql('create database raw_copy template template0', 'postgres')
 sh(`${PGBIN}/pg_restore -h 127.0.0.1 -p ${PORT} -U postgres -j2 -d raw_copy ${BASE}/raw-dump`)
 rec('restore', 'pg_restore -j2 (raw)', secs(t0))
 psql('drop database raw_copy', 'postgres')
 rmSync(`${BASE}/raw-dump`, { recursive: true })
+checkpoint()
 t0 = now()
 const lm = await createLogicalBackup({ backupsDir, conn, database: 'bench', bins, runAs, jobs: 2 })
 rec('backup', 'magflock logical (pg_dump -Fd -j2)', secs(t0), lm.totalBytes)
+checkpoint()
 t0 = now()
 await restoreLogical({ backupsDir, id: lm.id, conn, targetDb: 'mf_copy', bins, runAs, jobs: 2 })
 rec('restore', 'magflock logical (verify + pg_restore -j2)', secs(t0))
@@ -202,6 +213,7 @@ if (havePgbr) {
   sh(`${PGBR.join(' ')} backup --type=full --compress-type=lz4`)
   rec('backup', `${pgbrVersion} full lz4 (process-max 2)`, secs(t0), bytesOf(`${BASE}/repo/backup`))
   freshDir(RS)
+  checkpoint()
   t0 = now()
   sh(`${PGBR.join(' ')} --pg1-path=${RS} restore`)
   startRestored(RS, RPORT)
@@ -225,6 +237,7 @@ await waitForArchived(walDir, lsn, 120_000)
 if (havePgbr) sh(`${PGBR.join(' ')} check`)
 stop(RS)
 rmSync(path.dirname(RS), { recursive: true, force: true })
+checkpoint()
 t0 = now()
 await restorePhysical({ backupsDir, id: base.id, dataDir: RS, port: RPORT, bins, runAs, walDir, targetTime: target, auth: { user: 'postgres' } })
 rec('pitr', 'magflock PITR to a time, until writable', secs(t0))
@@ -232,6 +245,7 @@ if (psql("select string_agg(label, ',') from pitr_marker", 'bench', RPORT) !== '
 stop(RS)
 if (havePgbr) {
   freshDir(RS)
+  checkpoint()
   t0 = now()
   sh(`${PGBR.join(' ')} --pg1-path=${RS} restore --type=time "--target=${target}" --target-action=promote`)
   startRestored(RS, RPORT)
