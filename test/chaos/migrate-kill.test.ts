@@ -42,8 +42,10 @@ describe('db migrate killed with SIGKILL mid-migration', () => {
     })
     const args = ['db', 'migrate', '--db-url', server.url(db), '--dir', dir, '--json']
     const victim = spawnLong(path.join(bin, 'magflock'), args, { detached: false, stdio: ['ignore', 'ignore', 'inherit'] })
-    victim.catch(() => {})
+    let exited = false
+    victim.then(() => (exited = true), () => (exited = true))
     await waitFor(async () => {
+      if (exited) throw new Error('the migrate process ended before reaching pg_sleep (is dist/ built?)')
       const r = await server.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'magflock-migrate' AND query LIKE '%pg_sleep%'")
       return r.rowCount === 1
     }, 90_000)
