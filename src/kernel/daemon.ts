@@ -20,6 +20,7 @@ import { InMemoryLocks } from './locks.js'
 import { FlockInstances } from './instances.js'
 import { postgresComponent } from './components/postgres.js'
 import { metricsComponent } from './components/metrics.js'
+import { backupSchedulerComponent, walArchiverComponent } from '../backup/components.js'
 import { allRoutes } from './routes/index.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
@@ -110,6 +111,9 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const components = new ComponentManager({ log, events, metrics, audit })
     components.register(postgresComponent, { services, instances, metrics })
     if (config.metrics.enabled) components.register(metricsComponent, { services, instances })
+    // Both are no-ops when disabled (backup.walArchiving false, no backup.schedule).
+    components.register(walArchiverComponent, { services })
+    components.register(backupSchedulerComponent, { services })
     await components.startAll()
     undo.unshift(() => components.stopAll())
 

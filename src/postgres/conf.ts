@@ -49,6 +49,9 @@ export function magflockSettings(input: ConfInput): Record<string, SettingValue>
     max_wal_senders: 10,
     max_replication_slots: 10,
     wal_keep_size: '256MB',
+    // A replication slot whose consumer died (the WAL archiver, a removed replica) must not
+    // fill the disk: past this the slot is invalidated and an alert fires instead.
+    max_slot_wal_keep_size: '4GB',
     hot_standby: true,
     password_encryption: 'scram-sha-256',
     // ALTER ROLE … PASSWORD must never reach the log.

@@ -57,7 +57,8 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
   it('serves status to the admin token', async () => {
     const s = await admin.call(status, {})
     expect(s.instances[0]).toMatchObject({ name: 'primary', role: 'primary', state: 'running', port: p.pgPort })
-    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'metrics'])
+    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'metrics', 'wal-archiver'])
+    expect(s.components.every((c) => c.state === 'running' && c.healthy)).toBe(true)
   })
 
   it('refuses a missing or wrong token with 401 E_UNAUTHENTICATED, and audits it', async () => {
