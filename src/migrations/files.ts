@@ -92,17 +92,19 @@ export async function loadMigrationFolder(dir: string): Promise<LoadedFolder> {
     throw err
   }
   const problems: FileProblem[] = []
-  const files: MigrationFile[] = []
+  const candidates: Array<{ fileName: string; parsed: NonNullable<ReturnType<typeof parseFileName>> }> = []
   for (const fileName of names.filter((n) => MIGRATION_FILE.test(n)).sort()) {
     const parsed = parseFileName(fileName)
-    if (!parsed) {
-      problems.push({ fileName, reason: 'the name does not start with a number (expected <number>_<name>.sql)' })
-      continue
-    }
+    if (!parsed) problems.push({ fileName, reason: 'the name does not start with a number (expected <number>_<name>.sql)' })
+    else candidates.push({ fileName, parsed })
+  }
+  // Read in parallel (500 files: ~90 ms one by one, a fraction of that together).
+  const texts = await Promise.all(candidates.map((c) => fsp.readFile(path.join(abs, c.fileName), 'utf8')))
+  const files: MigrationFile[] = candidates.map(({ fileName, parsed }, i) => {
     const p = path.join(abs, fileName)
-    const contents = await fsp.readFile(p, 'utf8')
+    const contents = texts[i]!
     const sql = parsed.type === 'sql' ? contents : sqlFromJs(p)
-    files.push({
+    return {
       id: parsed.id,
       name: parsed.name,
       fileName,
@@ -112,8 +114,8 @@ export async function loadMigrationFolder(dir: string): Promise<LoadedFolder> {
       sql,
       hash: hashMigration(fileName, sql),
       transactional: !sql.includes(DISABLE_TRANSACTION_MARKER),
-    })
-  }
+    }
+  })
   files.sort((a, b) => a.id - b.id || a.fileName.localeCompare(b.fileName))
   const seen = new Map<number, string>()
   for (const f of files) {
