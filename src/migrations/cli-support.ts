@@ -20,6 +20,22 @@ export function migrationsDir(flag: string | undefined, configured?: string): st
   return path.resolve(flag ?? configured ?? './migrations')
 }
 
+/**
+ * Flags first, then the project's layered config (migrations.dir relative to the project,
+ * migrations.lockTimeoutSeconds). The config is loaded only when a flag leaves a gap, so an
+ * explicit `--dir … --lock-timeout …` works even next to an invalid magflock.yaml.
+ */
+export async function migrationSettings(flags: { dir?: string | undefined; lockTimeout?: number | undefined; env?: string | undefined }): Promise<{ dir: string; lockTimeoutSeconds: number }> {
+  if (flags.dir !== undefined && flags.lockTimeout !== undefined) return { dir: path.resolve(flags.dir), lockTimeoutSeconds: flags.lockTimeout }
+  const { loadConfig } = await import('../config/load.js')
+  const { effectiveEnv } = await import('../config/flags.js')
+  const { config } = await loadConfig({ cwd: process.cwd(), env: effectiveEnv(flags.env), environ: process.env })
+  return {
+    dir: migrationsDir(flags.dir, config.migrations.dir),
+    lockTimeoutSeconds: flags.lockTimeout ?? config.migrations.lockTimeoutSeconds,
+  }
+}
+
 /** Lines for a drift report, one per problem. */
 export function driftLines(items: DriftItem[]): string[] {
   return items.map((i) => `  ${i.kind.padEnd(12)} ${i.detail}`)

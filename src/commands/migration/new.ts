@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { MagflockCommand } from '../../cli/base-command.js'
-import { migrationsDir } from '../../migrations/cli-support.js'
+import { migrationSettings } from '../../migrations/cli-support.js'
 import { newMigration, type NewMigrationResult } from '../../migrations/new.js'
 
 export default class MigrationNew extends MagflockCommand<NewMigrationResult> {
@@ -18,7 +18,7 @@ export default class MigrationNew extends MagflockCommand<NewMigrationResult> {
 
   async run(): Promise<NewMigrationResult> {
     const { args, flags } = await this.parse(MigrationNew)
-    const res = await newMigration({ dir: migrationsDir(flags.dir), name: args.name, type: flags.js ? 'js' : 'sql' })
+    const res = await newMigration({ dir: (await migrationSettings({ dir: flags.dir, lockTimeout: 0 })).dir, name: args.name, type: flags.js ? 'js' : 'sql' })
     this.log(`Created ${res.path}`)
     return res
   }

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 import { migrate } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
 import { USAGE } from '../../../errors/index.js'
-import { driftLines, driftOf, migrateTarget, migrationsDir, progressSink } from '../../../migrations/cli-support.js'
+import { driftLines, driftOf, migrateTarget, migrationSettings, progressSink } from '../../../migrations/cli-support.js'
 import { runMigrations, type MigrateResult } from '../../../migrations/runner.js'
 
 export default class DbMigrate extends MagflockCommand<MigrateResult> {
@@ -44,7 +44,7 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     if (flags['create-db'] && target.kind !== 'url') {
       throw USAGE({ message: '--create-db works with --db-url only; create a database of this flock with `magflock db create NAME`.' })
     }
-    const dir = migrationsDir(flags.dir)
+    const { dir, lockTimeoutSeconds } = await migrationSettings({ dir: flags.dir, lockTimeout: flags['lock-timeout'] })
     const dryRun = flags['dry-run']
     const title = `Migrating ${target.kind === 'url' ? 'database' : target.database}`
     const sink = await progressSink({ json: this.jsonEnabled(), title, line: (m) => this.progressLine(m) })
@@ -61,12 +61,12 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
               connection: target.url,
               dir,
               dryRun,
-              lockTimeoutMs: (flags['lock-timeout'] ?? 60) * 1000,
+              lockTimeoutMs: lockTimeoutSeconds * 1000,
               onProgress: (e) => sink.onProgress(e),
             })
           : await this.kernel().call(
               migrate,
-              { database: target.database, dir, dryRun, ...(flags['lock-timeout'] ? { lockTimeoutSeconds: flags['lock-timeout'] } : {}) },
+              { database: target.database, dir, dryRun, lockTimeoutSeconds },
               { onProgress: (e) => sink.onProgress(e) },
             )
     } catch (err) {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { migrateStatus } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
-import { driftLines, migrateTarget, migrationsDir } from '../../../migrations/cli-support.js'
+import { driftLines, migrateTarget, migrationSettings } from '../../../migrations/cli-support.js'
 import { migrationStatus, type StatusResult } from '../../../migrations/runner.js'
 
 export default class DbMigrateStatus extends MagflockCommand<StatusResult> {
@@ -22,7 +22,7 @@ export default class DbMigrateStatus extends MagflockCommand<StatusResult> {
   async run(): Promise<StatusResult> {
     const { flags } = await this.parse(DbMigrateStatus)
     const target = migrateTarget(flags)
-    const dir = migrationsDir(flags.dir)
+    const dir = (await migrationSettings({ dir: flags.dir, lockTimeout: 0 })).dir
     const res =
       target.kind === 'url'
         ? await migrationStatus({ connection: target.url, dir })
