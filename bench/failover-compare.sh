@@ -42,7 +42,7 @@ magflock() {
   (cd "$ROOT" && npx tsc -p tsconfig.build.json --outDir "$dist")
   ln -sfn "$ROOT/node_modules" "$dist/node_modules"
   echo '{"type":"module"}' > "$dist/package.json"
-  MAGFLOCK_DIST=$dist BENCH_OUT="$OUT" BENCH_RUNS="$N" "$ROOT/node_modules/.bin/node" "$HERE/failover-magflock.mjs"
+  MAGFLOCK_DIST=$dist BENCH_ONLY="${BENCH_ONLY:-}" BENCH_OUT="$OUT" BENCH_RUNS="$N" "$ROOT/node_modules/.bin/node" "$HERE/failover-magflock.mjs"
 }
 
 report() {

@@ -1,4 +1,4 @@
-/* global Buffer, performance, AbortController */
+/* global performance, AbortController */
 // MagFlock side of bench/failover-compare.sh: an in-process kernel (its supervisors and the
 // failover-monitor component, default settings: graceSeconds 1), primary + one replica on
 // loopback, the anchor's psql writer (one INSERT every 50 ms, libpq multi-host with
@@ -223,6 +223,7 @@ async function failoverTrial(f, label, sync, trial, stallS) {
   }
   await waitStreaming(f)
   const rejoinMs = Date.now() - tRe
+  if (acked.length === 0) log(`writer acked nothing; its log ends with:\n${readFileSync(w.wlog, 'utf8').trim().split('\n').slice(-5).join('\n')}`)
   const lbl = stallS ? `${label}+stall${stallS}s` : label
   const line = ['failover', lbl, sync, trial, `${old.name}->${survivor.name}`, `rto_ms=${rto}`, `gap_ms=${gap}`, `acked=${acked.length}`, `acked_before_kill=${ackedBefore}`, `lost=${lost.length}`, `rejoin_ms=${rejoinMs}`, `pg_rewind=${rj.method === 'rewind' ? 'yes' : rj.method}`, `monitor=${sentence}`].join('\t')
   console.log(line)
@@ -283,16 +284,28 @@ async function switchoverTrial(f, label, sync, trial) {
   appendFileSync(path.join(OUT, 'switchover.tsv'), line + '\n')
 }
 
-for (const f of ['failover.tsv', 'pgcrash.tsv', 'switchover.tsv']) await fsp.rm(path.join(OUT, f), { force: true })
+const ONLY = process.env.BENCH_ONLY
+if (!ONLY) for (const f of ['failover.tsv', 'pgcrash.tsv', 'switchover.tsv']) await fsp.rm(path.join(OUT, f), { force: true })
 writeFileSync(path.join(OUT, 'env.txt'), `date: ${new Date().toISOString()}\n${execFileSync('uname', ['-srm'], { encoding: 'utf8' })}cpus: ${execFileSync('nproc', { encoding: 'utf8' })}`)
 
+if (ONLY === 'async-stall') {
+  const f = await up(false)
+  try {
+    for (let t = 1; t <= 3; t++) await failoverTrial(f, 'default', false, t, 2)
+    await pgcrashTrial(f, 'debug', false, 1)
+    await failoverTrial(f, 'debug-after-pgcrash', false, 1, 2)
+  } finally {
+    await down(f)
+  }
+  process.exit(0)
+}
 {
   const f = await up(false)
   try {
     for (let t = 1; t <= N; t++) await failoverTrial(f, 'default', false, t)
     for (let t = 1; t <= 3; t++) await switchoverTrial(f, 'default', false, t)
-    for (let t = 1; t <= 3; t++) await pgcrashTrial(f, 'default', false, t)
     for (let t = 1; t <= 3; t++) await failoverTrial(f, 'default', false, t, 2)
+    for (let t = 1; t <= 3; t++) await pgcrashTrial(f, 'default', false, t)
   } finally {
     await down(f)
   }
