@@ -69,6 +69,8 @@ export class FailoverMonitor {
   private readonly lastSync = new Map<string, ReplicaObservation['lastSyncState']>()
   private last: { decision: Decision; at: number } | undefined
   private tickNo = 0
+  private leader = false
+  private leaseAt = 0
   private unsubscribe: (() => void) | undefined
   private readonly m: Metrics | undefined
   private readonly clock: () => number
@@ -184,7 +186,12 @@ export class FailoverMonitor {
     const members = mgr.deps.registry.list()
     const p = members.find((m) => m.role === 'primary')
     const ttl = this.o.leaseTtlMs ?? 3000
-    const isLeader = await this.o.leadership.acquire(ttl)
+    // Renew at a third of the TTL, not every tick: the file lease fsyncs the state dir.
+    if (!this.leader || now - this.leaseAt > ttl / 3) {
+      this.leader = await this.o.leadership.acquire(ttl)
+      this.leaseAt = now
+    }
+    const isLeader = this.leader
     const env = await mgr.env()
     let primary: PrimaryObservation | undefined
     let replicas: ReplicaObservation[] = []
