@@ -41,6 +41,12 @@ export const StatusOutput = z.object({
   }),
   components: z.array(ComponentStatus),
   instances: z.array(InstanceStatus),
+  /**
+   * libpq multi-host URL (no password) that always reaches the current primary:
+   * every live instance, primary first, target_session_attrs=read-write. Clients keep it
+   * across failovers.
+   */
+  primaryUrl: z.string().nullable(),
 })
 export type StatusOutput = z.infer<typeof StatusOutput>
 

@@ -10,6 +10,7 @@ export function renderStatus(s: StatusOutput): string {
   for (const c of s.components) {
     lines.push(`component ${c.name.padEnd(18)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy' : 'UNHEALTHY'}${c.detail ? `  ${c.detail}` : ''}`)
   }
+  if (s.primaryUrl) lines.push(`clients  ${s.primaryUrl}`)
   if (s.kernel.metricsUrl) lines.push(`metrics  ${s.kernel.metricsUrl}`)
   return lines.join('\n')
 }

@@ -51,6 +51,7 @@ describe('magflock up / status / down (built CLI)', () => {
         kernel: { env: 'development', stateDir: f.stateDir },
         components: expect.arrayContaining([expect.objectContaining({ name: 'postgres', state: 'running', healthy: true })]),
         instances: [expect.objectContaining({ name: 'primary', role: 'primary', state: 'running' })],
+        primaryUrl: expect.stringContaining('target_session_attrs=read-write'),
       },
     })
   })

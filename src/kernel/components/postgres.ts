@@ -36,6 +36,12 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
     const started: InstanceSupervisor[] = []
     try {
       for (const m of members) {
+        // A fenced old primary must never run until `replica rejoin` turns it into a replica.
+        if (m.role === 'fenced') {
+          instances.add(instances.specFor(m.name, m.port, k.bins, k.runAs), 'fenced', undefined)
+          ctx.log.warn({ instance: m.name }, 'not starting a fenced instance; `magflock replica rejoin` brings it back')
+          continue
+        }
         const port = m.role === 'primary' && m.name === 'primary' ? cfg.postgres.port : m.port
         const spec = instances.specFor(m.name, port, k.bins, k.runAs)
         if (m.role === 'primary') {

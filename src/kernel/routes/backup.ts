@@ -48,7 +48,14 @@ export const backupRoutes: BoundRoute[] = [
 
   handle(api.backupRestore, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { id: input.id, toInstance: input.toInstance, toDb: input.toDb, targetTime: input.targetTime, targetLsn: input.targetLsn, force: input.force })
-    const r = await svc.restore(k, input, throttled(ctx), ctx.signal)
+    // No failover or switchover may start while a restore runs (and no restore during one).
+    const release = k.locks.acquire('topology', 'backup restore')
+    let r: Awaited<ReturnType<typeof svc.restore>>
+    try {
+      r = await svc.restore(k, input, throttled(ctx), ctx.signal)
+    } finally {
+      release()
+    }
     Object.assign(ctx.auditDetails, { target: r.target, port: r.port })
     publish(k, 'backup.restored', { id: r.id, target: r.target, pitr: r.pitr, seconds: r.seconds })
     return r

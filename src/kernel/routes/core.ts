@@ -4,6 +4,7 @@ import { AuditLog } from '../audit.js'
 import type { CoreServices } from '../daemon.js'
 import { handle, type BoundRoute, type KernelServices } from '../services.js'
 import { VERSION } from '../version.js'
+import { flockUrl } from '../../replication/manager.js'
 
 const kernelOf = (k: KernelServices) => (k as CoreServices).kernel
 
@@ -11,6 +12,7 @@ export const coreRoutes: BoundRoute[] = [
   handle(core.status, async (_in, _ctx, k) => {
     const kernel = kernelOf(k)
     const cfg = k.config()
+    const instances = kernel.instances.statuses()
     return {
       kernel: {
         pid: process.pid,
@@ -23,7 +25,10 @@ export const coreRoutes: BoundRoute[] = [
         metricsUrl: cfg.metrics.enabled ? `http://127.0.0.1:${cfg.metrics.port}/metrics` : null,
       },
       components: await kernel.components.status(),
-      instances: kernel.instances.statuses(),
+      instances,
+      primaryUrl: instances.length
+        ? flockUrl({ members: instances, user: cfg.postgres.superuser, database: cfg.postgres.database, role: 'primary' })
+        : null,
     }
   }),
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import http from 'node:http'
 import net from 'node:net'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { KernelClient } from '../../../src/client/index.js'
@@ -57,7 +57,9 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
   it('serves status to the admin token', async () => {
     const s = await admin.call(status, {})
     expect(s.instances[0]).toMatchObject({ name: 'primary', role: 'primary', state: 'running', port: p.pgPort })
-    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'metrics', 'wal-archiver'])
+    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'failover-monitor', 'metrics', 'wal-archiver'])
+    expect(s.primaryUrl).toContain(`127.0.0.1:${p.pgPort}`)
+    expect(s.primaryUrl).toContain('target_session_attrs=read-write')
     expect(s.components.every((c) => c.state === 'running' && c.healthy)).toBe(true)
   })
 
@@ -158,6 +160,24 @@ describe('kernel boot failures', () => {
       expect(existsSync(layout.lockFile)).toBe(false)
     } finally {
       blocker.close()
+      p.cleanup()
+    }
+  })
+
+  it('never starts an instance the topology records as fenced', async () => {
+    const p = await project()
+    const layout = stateLayout(p.stateDir)
+    mkdirSync(layout.root, { recursive: true })
+    // A fenced old primary whose data dir would not even start: booting it would fail the kernel.
+    writeFileSync(`${layout.root}/topology.json`, JSON.stringify({ instances: [{ name: 'primary', role: 'primary', port: p.pgPort }, { name: 'old', role: 'fenced', port: await freePort() }] }))
+    const k = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
+    try {
+      const s = await new KernelClient(layout).call(status, {})
+      expect(s.instances.find((i) => i.name === 'old')).toMatchObject({ role: 'fenced', pid: null })
+      expect(s.instances.find((i) => i.name === 'primary')).toMatchObject({ role: 'primary', state: 'running' })
+      expect(s.primaryUrl).not.toContain(',') // the fenced one is not a routing target
+    } finally {
+      await k.shutdown({ keepPostgres: false, reason: 'test' })
       p.cleanup()
     }
   })
