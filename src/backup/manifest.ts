@@ -4,6 +4,7 @@ import path from 'node:path'
 import { z } from 'zod'
 import { fsyncDir, readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import { BACKUP_INCOMPLETE, BACKUP_NOT_FOUND } from './errors.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * One backup = one directory `<backupsDir>/<id>` holding the backup files and `manifest.json`.
@@ -148,14 +149,6 @@ export interface IncompleteBackup {
   reason: string
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 export async function readManifest(dir: string): Promise<BackupManifest | undefined> {
   return readJsonFile(path.join(dir, MANIFEST_FILE), (v) => BackupManifest.parse(v))
@@ -181,7 +174,7 @@ export async function listBackups(backupsDir: string): Promise<BackupListing> {
     const dir = path.join(backupsDir, name)
     if (name.endsWith(PARTIAL_SUFFIX)) {
       const owner = await readJsonFile(path.join(dir, OWNER_FILE), (v) => z.object({ pid: z.number() }).parse(v)).catch(() => undefined)
-      const alive = owner !== undefined && owner.pid !== process.pid ? pidAlive(owner.pid) : owner?.pid === process.pid
+      const alive = owner !== undefined && owner.pid !== process.pid ? isProcessAliveSync(owner.pid) : owner?.pid === process.pid
       incomplete.push({
         id: name.slice(0, -PARTIAL_SUFFIX.length),
         dir,

@@ -10,6 +10,7 @@ import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
 import { assertVerified } from './verify.js'
 import { firstMissingSegment, listArchive, restoreCommand } from './wal.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * Physical restore into a NEW data dir (and port), optionally to a point in time:
@@ -66,11 +67,9 @@ const RESTORED_SETTINGS = (port: number, socketDir: string): Record<string, stri
 async function postmasterAlive(dataDir: string): Promise<boolean> {
   try {
     const pid = Number((await fsp.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
-    if (!pid) return false
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    return isProcessAliveSync(pid)
+  } catch {
+    return false
   }
 }
 

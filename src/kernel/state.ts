@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs'
 import { z } from 'zod'
 import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import type { StateLayout } from '../platform/paths.js'
-import { isProcessAliveSync } from '../postgres/pidfile.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /** `<state>/kernel.json`: written by a kernel once it serves, removed on orderly exit. */
 export const KernelInfo = z.object({

@@ -1,5 +1,6 @@
-import { promises as fsp, readFileSync } from 'node:fs'
+import { promises as fsp } from 'node:fs'
 import path from 'node:path'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * postmaster.pid is Postgres' own lock file and the only record of a running postmaster that
@@ -62,22 +63,8 @@ export async function isProcessAlive(pid: number): Promise<boolean> {
   return isProcessAliveSync(pid)
 }
 
-/** The same check, synchronous (one small /proc read), for polling loops. */
-export function isProcessAliveSync(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state !== 'Z' && state !== 'X'
-  } catch {
-    return process.platform !== 'linux'
-  }
-}
+/** The same check, synchronous: the platform's (see src/platform/pids.ts). */
+export { isProcessAliveSync }
 
 async function realpathOrSelf(p: string): Promise<string> {
   try {

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * Who may make failover decisions for a flock. Exactly one holder at a time; a holder that
@@ -40,14 +41,6 @@ function parseLease(v: unknown): Lease {
   return o as Lease
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /**
  * A lease in a JSON file of the state directory, for all monitors on this host (one kernel
@@ -100,7 +93,7 @@ export class FileLeadership implements Leadership {
   }
 
   private live(l: Lease | undefined): l is Lease {
-    return !!l && l.expiresAt > this.clock() && pidAlive(l.pid)
+    return !!l && l.expiresAt > this.clock() && isProcessAliveSync(l.pid)
   }
 
   async acquire(ttlMs: number): Promise<boolean> {

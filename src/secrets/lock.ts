@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { VAULT_BUSY } from './errors.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * A cross-process lock file around the vault's read-modify-write: the CLI and the kernel may
@@ -69,13 +70,7 @@ async function readHolder(lockPath: string): Promise<Holder | undefined> {
 }
 
 async function isStale(lockPath: string, h: Holder, staleMs: number): Promise<boolean> {
-  if (h.host === os.hostname() && h.pid > 0) {
-    try {
-      process.kill(h.pid, 0)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true
-    }
-  }
+  if (h.host === os.hostname() && h.pid > 0 && !isProcessAliveSync(h.pid)) return true
   const st = await fsp.stat(lockPath).catch(() => undefined)
   return st !== undefined && Date.now() - st.mtimeMs > staleMs
 }
