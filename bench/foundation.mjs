@@ -41,7 +41,7 @@ function buildMinimalOclif() {
   mkdirSync(path.join(dir, 'commands'), { recursive: true })
   mkdirSync(path.join(dir, 'node_modules/@oclif'), { recursive: true })
   symlinkSync(path.join(ROOT, 'node_modules/@oclif/core'), path.join(dir, 'node_modules/@oclif/core'))
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'mini', version: '1.0.0', type: 'module', oclif: { bin: 'mini', commands: './commands' } }))
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'mini', version: '1.0.0', type: 'module', files: ['commands', 'run.js'], oclif: { bin: 'mini', commands: './commands' } }))
   for (const name of ['hello', 'world']) {
     writeFileSync(path.join(dir, 'commands', `${name}.js`), `import { Command } from '@oclif/core'\nexport default class X extends Command { static enableJsonFlag = true; async run() { await this.parse(X); return { ${name}: true } } }\n`)
   }

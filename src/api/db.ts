@@ -63,7 +63,13 @@ export const dbUrl = defineRoute({
   roles: ['admin', 'operator', 'viewer', 'ci'],
   // Audited: with `reveal` it hands out a credential (viewers may not reveal).
   mutating: true,
-  input: z.object({ name, reveal: z.boolean().default(false), purpose: z.enum(['url', 'psql']).default('url') }),
+  input: z.object({
+    name,
+    reveal: z.boolean().default(false),
+    purpose: z.enum(['url', 'psql']).default('url'),
+    /** A libpq multi-host URL over every live instance that finds the primary (or any) after a failover. */
+    role: z.enum(['primary', 'any']).optional(),
+  }),
   output: DbUrlResult,
 })
 

@@ -7,7 +7,7 @@ import type { StateLayout } from '../platform/paths.js'
 import { KERNEL_START_FAILED } from './errors.api.js'
 import { kernelLiveness, removeKernelInfo, pidAlive, type KernelInfo } from './state.js'
 
-const RUN_JS = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+const ENTRY_JS = fileURLToPath(new URL('./entry.js', import.meta.url))
 
 export function socketAnswers(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -30,7 +30,7 @@ export interface EnsureResult {
 /**
  * Makes sure a kernel serves this state dir: reuses a live one, otherwise cleans what a dead
  * one left (kernel.json naming a dead pid, a socket nobody answers) and starts a detached
- * `magflock kernel start --foreground`, then waits until its socket answers, or reports the
+ * kernel (src/kernel/entry.ts), then waits until its socket answers, or reports the
  * error the kernel recorded when it could not boot (port in use, missing binary, …).
  */
 export async function ensureKernel(
@@ -51,13 +51,13 @@ export async function ensureKernel(
   await fsp.rm(startErrorFile, { force: true })
   const outFile = `${layout.root}/kernel.out`
   const out = openSync(outFile, 'a', 0o600)
-  const args = [RUN_JS, 'kernel', 'start', '--foreground', '--state-dir', layout.root]
+  const args = [ENTRY_JS, '--state-dir', layout.root]
   if (opts.env) args.push('--env', opts.env)
   const child = spawn(process.execPath, args, {
     cwd: opts.projectDir,
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, MAGFLOCK_DAEMON: '1' },
+    env: process.env,
   })
   closeSync(out)
   let exited: number | null | undefined

@@ -41,6 +41,8 @@ export function isKernelProcess(pid: number): boolean {
   if (!pidAlive(pid)) return false
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    // Either the detached kernel (dist/kernel/entry.js) or `magflock kernel start --foreground`.
+    if (cmd.some((a) => /kernel[/\\]entry\.js$/.test(a))) return true
     return cmd.includes('kernel') && cmd.includes('start') && cmd.some((a) => /run\.js$|magflock$/.test(a))
   } catch {
     return false

@@ -422,6 +422,8 @@ export function flockUrl(opts: {
   database: string
   role: 'primary' | 'any'
   connectTimeoutS?: number
+  /** Only for `db url --reveal`. */
+  password?: string | undefined
 }): string {
   const live = opts.members.filter((m) => m.role !== 'fenced')
   // Primary first: the common case connects on the first try.
@@ -431,5 +433,6 @@ export function flockUrl(opts: {
     target_session_attrs: opts.role === 'primary' ? 'read-write' : 'any',
     connect_timeout: String(opts.connectTimeoutS ?? 2),
   })
-  return `postgresql://${encodeURIComponent(opts.user)}@${hosts}/${encodeURIComponent(opts.database)}?${params.toString()}`
+  const auth = opts.password === undefined ? encodeURIComponent(opts.user) : `${encodeURIComponent(opts.user)}:${encodeURIComponent(opts.password)}`
+  return `postgresql://${auth}@${hosts}/${encodeURIComponent(opts.database)}?${params.toString()}`
 }

@@ -8,16 +8,23 @@ export default class DbUrl extends MagflockCommand<DbUrlResult> {
   static override examples = [
     '<%= config.bin %> db url app',
     'export DATABASE_URL=$(<%= config.bin %> db url app --reveal)',
+    '<%= config.bin %> db url app --role primary --reveal   # survives a failover (target_session_attrs=read-write)',
     '<%= config.bin %> db url app --reveal --json',
   ]
   static override args = { name: Args.string({ required: true, description: 'Database name.' }) }
   // Prints the owner password on request (--reveal): exempt from output scrubbing.
   static override allowSecretOutput = true
-  static override flags = { reveal: Flags.boolean({ summary: 'Include the owner password from the vault.', default: false }) }
+  static override flags = {
+    reveal: Flags.boolean({ summary: 'Include the owner password from the vault.', default: false }),
+    role: Flags.string({
+      summary: 'A multi-host URL over the whole flock that reaches the primary (read-write) or any instance, across failovers.',
+      options: ['primary', 'any'],
+    }),
+  }
 
   async run(): Promise<DbUrlResult> {
     const { args, flags } = await this.parse(DbUrl)
-    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url' })
+    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url', ...(flags.role ? { role: flags.role as 'primary' | 'any' } : {}) })
     this.log(res.url)
     return res
   }

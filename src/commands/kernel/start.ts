@@ -20,7 +20,7 @@ export default class KernelStart extends MagflockCommand<KernelStartResult> {
     const layout = this.layout()
     if (flags.foreground) {
       const { runForeground } = await import('../../kernel/main.js')
-      await runForeground({ stateDir: layout.root, projectDir: process.cwd(), env: effectiveEnv(flags.env), foreground: !this.jsonEnabled() && !process.env.MAGFLOCK_DAEMON })
+      await runForeground({ stateDir: layout.root, projectDir: process.cwd(), env: effectiveEnv(flags.env), foreground: !this.jsonEnabled() })
       return { pid: process.pid, launched: true, foreground: true }
     }
     const r = await ensureKernel(layout, { projectDir: process.cwd(), env: effectiveEnv(flags.env) })

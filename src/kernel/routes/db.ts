@@ -13,6 +13,7 @@ import {
 import { isMagflockError } from '../../errors/index.js'
 import { MIGRATE_LOCK_TIMEOUT } from '../../migrations/errors.js'
 import { migrationStatus, runMigrations } from '../../migrations/runner.js'
+import { flockUrl } from '../../replication/manager.js'
 import { handle, type BoundRoute, type KernelServices } from '../services.js'
 
 /**
@@ -82,7 +83,11 @@ export const dbRoutes: BoundRoute[] = [
   handle(dbApi.dbUrl, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { database: input.name, revealed: input.reveal, purpose: input.purpose })
     if (input.reveal && ctx.actor.role === 'viewer') throw DB_REVEAL_DENIED({ role: ctx.actor.role })
-    return databaseUrl(deps(k), input)
+    const r = await databaseUrl(deps(k), input)
+    if (!input.role) return r
+    ctx.auditDetails.routing = input.role
+    const url = flockUrl({ members: k.instances.list(), user: r.owner, database: input.name, role: input.role, password: r.revealed ? r.password : undefined })
+    return { ...r, url }
   }),
 
   handle(dbApi.dbDrop, async (input, ctx, k) => {

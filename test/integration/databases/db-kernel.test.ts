@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
+import { execa } from 'execa'
+import { findPgBinaries } from '../../../src/postgres/binaries.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFlock, type Flock } from '../../helpers/flock.js'
 import { writeMigrations } from '../migrations/fixtures.js'
@@ -51,6 +53,12 @@ describe('db commands through the kernel', { timeout: 180_000 }, () => {
     } finally {
       await c.end()
     }
+    // The failover-proof form: a libpq multi-host URL that only accepts a read-write server.
+    const routed = await f.run<{ url: string }>(['db', 'url', 'app', '--role', 'primary', '--reveal', '--json'])
+    expect(routed.json?.ok && routed.json.data.url).toContain('target_session_attrs=read-write')
+    const psql = findPgBinaries().tool('psql')
+    const q = await execa(psql, [routed.json?.ok ? routed.json.data.url : '', '-Atc', 'select current_user || pg_is_in_recovery()::text'], { reject: false })
+    expect(q.stdout.trim()).toBe('appfalse')
   })
 
   it('db migrate --db applies as the owner, status shows it, and the audit log records it', async () => {
