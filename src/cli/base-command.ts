@@ -21,7 +21,7 @@ export abstract class MagflockCommand<T> extends Command {
   static override baseFlags = {
     'state-dir': Flags.string({
       summary: 'State directory of the flock.',
-      description: 'Defaults to ./.magflock. Also MAGFLOCK_STATE_DIR.',
+      description: 'Order: this flag, MAGFLOCK_STATE_DIR, the defaultStateDir user preference (magflock prefs set), ./.magflock.',
       helpGroup: 'GLOBAL',
     }),
     token: Flags.string({
