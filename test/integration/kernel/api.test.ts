@@ -172,7 +172,7 @@ describe('kernel boot failures', () => {
     const conn = await first.instances.primary().connection()
     await first.shutdown({ keepPostgres: true, reason: 'test' })
     const pm = Number(readFileSync(`${layout.dataDir('primary')}/postmaster.pid`, 'utf8').split('\n')[0])
-    const metricsPort = Number(/metrics:\n  port: (\d+)/.exec(readFileSync(path.join(p.dir, 'magflock.yaml'), 'utf8'))?.[1])
+    const metricsPort = Number(/metrics:\n {2}port: (\d+)/.exec(readFileSync(path.join(p.dir, 'magflock.yaml'), 'utf8'))?.[1])
     const blocker = net.createServer()
     await new Promise<void>((r) => blocker.listen(metricsPort, '127.0.0.1', () => r()))
     try {
