@@ -1,4 +1,4 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
+import { scramVerifier } from '../postgres/sql.js'
 import pg from 'pg'
 import type { SecretStore } from '../kernel/services.js'
 import { ROTATE_FAILED, ROTATE_INCOMPLETE, SECRET_NOT_FOUND } from './errors.js'
@@ -129,20 +129,9 @@ async function canLogin(cfg: pg.ClientConfig): Promise<boolean> {
 }
 
 function alterRoleSql(client: pg.Client, role: string, password: string): string {
-  return `ALTER ROLE ${client.escapeIdentifier(role)} PASSWORD ${client.escapeLiteral(scramVerifier(password))}`
-}
-
-/**
- * The SCRAM-SHA-256 verifier Postgres stores for a password (RFC 5802/7677), in Postgres's
- * text form: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>. Postgres accepts it
- * in ALTER ROLE … PASSWORD and stores it as is. (No SASLprep: generated passwords are ASCII.)
- */
-export function scramVerifier(password: string, iterations = 4096, salt: Buffer = randomBytes(16)): string {
-  const salted = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, iterations, 32, 'sha256')
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest()
-  const storedKey = createHash('sha256').update(clientKey).digest()
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest()
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
+  // A verifier, so the plaintext never reaches the server (Postgres hashes non-ASCII input
+  // after SASLprep itself, so for those the literal is sent).
+  return `ALTER ROLE ${client.escapeIdentifier(role)} PASSWORD ${client.escapeLiteral(scramVerifier(password) ?? password)}`
 }
 
 function reasonOf(err: unknown): string {
