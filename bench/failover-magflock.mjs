@@ -1,4 +1,4 @@
-/* global performance, AbortController */
+/* global performance */
 // MagFlock side of bench/failover-compare.sh: an in-process kernel (its supervisors and the
 // failover-monitor component, default settings: graceSeconds 1), primary + one replica on
 // loopback, the anchor's psql writer (one INSERT every 50 ms, libpq multi-host with
@@ -27,10 +27,9 @@ const OUT = path.join(process.env.BENCH_OUT ?? '/tmp/mf-bench-failover', 'magflo
 const N = Number(process.env.BENCH_RUNS ?? 5)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
 const { startKernel } = await load('kernel/daemon.js')
-const { replicationManager, failoverMonitorComponent, currentMonitor } = await load('replication/kernel.js')
+const { replicationManager, currentMonitor } = await load('replication/kernel.js')
 const { readPostmasterPid } = await load('postgres/pidfile.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
-const { default: pino } = await import(pathToFileURL(path.join(ROOT, 'node_modules/pino/pino.js')).href)
 const { default: pg } = await import(pathToFileURL(path.join(ROOT, 'node_modules/pg/lib/index.js')).href)
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 5).toString('base64')
@@ -65,16 +64,7 @@ async function up(sync) {
   const k = await startKernel({ stateDir: path.join(dir, '.magflock'), projectDir: dir })
   const mgr = replicationManager(k.services, k.instances)
   await mgr.add({ name: 'r1', sync })
-  const handle = await failoverMonitorComponent.start({
-    name: 'failover-monitor',
-    services: { services: k.services, instances: k.instances },
-    log: pino({ level: 'silent' }),
-    events: k.services.events,
-    metrics: k.services.metrics,
-    audit: k.services.audit,
-    fail: () => undefined,
-    signal: new AbortController().signal,
-  })
+  // The kernel runs its own failover-monitor component (default settings).
   const password = await k.services.secrets.get(SUPERUSER_SECRET)
   const ports = mgr.deps.registry.list().map((m) => m.node.port)
   const dsn = `host=127.0.0.1,127.0.0.1 port=${ports.join(',')} user=postgres dbname=postgres connect_timeout=1 target_session_attrs=read-write application_name=anchor-writer`
@@ -90,11 +80,10 @@ async function up(sync) {
   const primary = () => mgr.deps.registry.list().find((m) => m.role === 'primary')
   await q(primary().node.port, 'create table if not exists anchor_bench(run text not null, seq int not null, ts timestamptz default clock_timestamp(), primary key(run, seq))')
   log(`up: sync=${sync} primary :${ports[0]} replica :${ports[1]} in ${Date.now() - t0} ms`)
-  return { dir, k, mgr, handle, password, dsn, q, primary, ports }
+  return { dir, k, mgr, password, dsn, q, primary, ports }
 }
 
 async function down(f) {
-  await f.handle.stop()
   await f.k.shutdown({ keepPostgres: false, reason: 'bench' })
   await fsp.rm(f.dir, { recursive: true, force: true })
 }
@@ -208,7 +197,7 @@ async function failoverTrial(f, label, sync, trial, stallS) {
   const lost = await lostOf(f, run, acked)
   const rto = first ? Math.round((first.t1 - tKill) / 1000) : 'NA'
   const gap = first ? Math.round((first.t1 - lastOk) / 1000) : 'NA'
-  const sentence = [...(currentMonitor()?.history ?? [])].reverse().find((x) => x.startsWith('promoted ')) ?? f.handle.health().detail
+  const sentence = [...(currentMonitor()?.history ?? [])].reverse().find((x) => x.startsWith('promoted ')) ?? currentMonitor()?.lastDecision()?.decision.sentence
   // Rejoin: the node comes back (pg_control restored); pg_rewind against the new primary.
   await fsp.rename(path.join(old.node.dataDir, 'global', 'pg_control.bench'), path.join(old.node.dataDir, 'global', 'pg_control'))
   let rj

@@ -1,7 +1,6 @@
 import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { replicaAdd, replicaList } from '../../src/api/replication.js'
 import { KernelClient } from '../../src/client/index.js'
@@ -9,7 +8,7 @@ import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor, failoverMonitorComponent, replicationManager } from '../../src/replication/kernel.js'
+import { currentMonitor, replicationManager } from '../../src/replication/kernel.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -25,7 +24,6 @@ describe('failover-monitor component in a kernel (chaos)', () => {
   let k: RunningKernel
   let t: { dir: string; cleanup(): void }
   let client: KernelClient
-  let handle: { stop(): Promise<void>; health(): unknown } | undefined
 
   beforeAll(async () => {
     t = tempDir('mf-kfo-')
@@ -38,7 +36,6 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     client = new KernelClient(stateLayout(path.join(t.dir, '.magflock')))
   })
   afterAll(async () => {
-    await handle?.stop()
     await k?.shutdown({ keepPostgres: false, reason: 'test' })
     t?.cleanup()
   })
@@ -47,17 +44,8 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     await client.call(replicaAdd, { name: 'r1', sync: true })
     const ports = (await client.call(replicaList, {})).members.map((m) => m.port)
     const password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
-    const ac = new AbortController()
-    handle = await failoverMonitorComponent.start({
-      name: 'failover-monitor',
-      services: { services: k.services, instances: k.instances },
-      log: pino({ level: 'silent' }),
-      events: k.services.events,
-      metrics: k.services.metrics,
-      audit: k.services.audit,
-      fail: () => undefined,
-      signal: ac.signal,
-    })
+    // The kernel runs the failover-monitor component itself (src/kernel/daemon.ts).
+    expect((await k.components.status()).find((c) => c.name === 'failover-monitor')).toMatchObject({ state: 'running' })
     // A client like libpq with target_session_attrs=read-write over all hosts.
     const acked: Array<{ seq: number; at: number; port: number }> = []
     let stop = false
