@@ -26,6 +26,11 @@ export const InstanceStatus = z.object({
   url: z.string(),
   adopted: z.boolean(),
   restarts: z.number(),
+  /** Replicas only, as the primary last reported them (null when not streaming or unknown). */
+  replication: z
+    .object({ state: z.string(), syncState: z.string(), lagBytes: z.number(), lagSeconds: z.number(), observedAt: z.string() })
+    .nullable()
+    .optional(),
 })
 
 export const StatusOutput = z.object({

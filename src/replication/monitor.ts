@@ -77,6 +77,11 @@ export class FailoverMonitor {
   private acting: Promise<unknown> | undefined
   private rejoining: Promise<unknown> | undefined
   readonly history: string[] = []
+  /**
+   * Per replica, what the primary last reported in pg_stat_replication (refreshed on every
+   * healthy tick): `magflock status` shows it without querying Postgres itself.
+   */
+  readonly replication = new Map<string, { lagBytes: number; lagSeconds: number; syncState: string; state: string; at: number }>()
 
   constructor(private readonly o: MonitorOptions) {
     this.clock = o.clock ?? Date.now
@@ -206,9 +211,12 @@ export class FailoverMonitor {
         this.failed.delete(p.name)
         for (const s of probe.senders) this.lastSync.set(s.name, (['sync', 'potential', 'quorum'].includes(s.sync) ? s.sync : 'async') as ReplicaObservation['lastSyncState'])
         for (const s of probe.senders) {
-          this.m?.lagBytes.set({ replica: s.name }, lsnDiff(s.current, s.replay))
+          const lagBytes = lsnDiff(s.current, s.replay)
+          this.m?.lagBytes.set({ replica: s.name }, lagBytes)
           this.m?.lagSeconds.set({ replica: s.name }, s.lag_s ?? 0)
+          this.replication.set(s.name, { lagBytes, lagSeconds: s.lag_s ?? 0, syncState: s.sync, state: s.state, at: now })
         }
+        for (const name of this.replication.keys()) if (!probe.senders.some((s) => s.name === name)) this.replication.delete(name)
       } else if (this.downSince === undefined || this.downFor !== p.name) {
         this.downSince = now
         this.downFor = p.name

@@ -1,7 +1,7 @@
 import React, { useEffect, useState } from 'react'
 import { Box, Text, render, useApp, useInput } from 'ink'
 import type { StatusOutput } from '../api/core.js'
-import { renderStatus } from '../cli/render.js'
+import { renderStatus, replicationText } from '../cli/render.js'
 
 /** Live topology view for `magflock status --watch` (ink is imported only here). */
 function StatusView(props: { fetch: () => Promise<StatusOutput>; intervalMs: number; initial: StatusOutput }) {
@@ -35,6 +35,7 @@ function StatusView(props: { fetch: () => Promise<StatusOutput>; intervalMs: num
           <Text color={i.role === 'primary' ? 'green' : i.role === 'fenced' ? 'red' : 'cyan'}>{i.role.padEnd(8)}</Text> {i.name.padEnd(12)}{' '}
           <Text color={i.state === 'running' ? 'green' : 'yellow'}>{i.state.padEnd(10)}</Text> {i.host}:{i.port} pid {i.pid ?? '-'}
           {i.restarts ? `  restarts ${i.restarts}` : ''}
+          {replicationText(i)}
         </Text>
       ))}
       {s.components.map((c) => (

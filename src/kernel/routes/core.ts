@@ -5,6 +5,7 @@ import type { CoreServices } from '../daemon.js'
 import { handle, type BoundRoute, type KernelServices } from '../services.js'
 import { VERSION } from '../version.js'
 import { flockUrl } from '../../replication/manager.js'
+import { currentMonitor } from '../../replication/kernel.js'
 
 const kernelOf = (k: KernelServices) => (k as CoreServices).kernel
 
@@ -12,7 +13,12 @@ export const coreRoutes: BoundRoute[] = [
   handle(core.status, async (_in, _ctx, k) => {
     const kernel = kernelOf(k)
     const cfg = k.config()
-    const instances = kernel.instances.statuses()
+    const lag = currentMonitor()?.replication
+    const instances = kernel.instances.statuses().map((i) => {
+      if (i.role !== 'replica') return i
+      const r = lag?.get(i.name)
+      return { ...i, replication: r ? { state: r.state, syncState: r.syncState, lagBytes: r.lagBytes, lagSeconds: r.lagSeconds, observedAt: new Date(r.at).toISOString() } : null }
+    })
     return {
       kernel: {
         pid: process.pid,

@@ -68,6 +68,17 @@ describe('replication through the kernel control API', () => {
     expect(await roles()).toEqual({ primary: 'primary', r1: 'replica', r2: 'replica' })
     const dup = await client.call(replicaAdd, { name: 'r1' }).catch((e: unknown) => e)
     expect(isMagflockError(dup) && dup.code).toBe('E_REPLICA_EXISTS')
+    // `magflock status` shows each replica's streaming state and lag from the monitor's last
+    // look at pg_stat_replication (refreshed about every 200 ms).
+    const deadline = Date.now() + 10_000
+    let s = await client.call(status, {})
+    while (Date.now() < deadline && s.instances.filter((i) => i.replication).length < 2) {
+      await new Promise((r) => setTimeout(r, 100))
+      s = await client.call(status, {})
+    }
+    expect(s.instances.find((i) => i.name === 'r1')?.replication).toMatchObject({ state: 'streaming', syncState: 'async', lagBytes: expect.any(Number) })
+    expect(s.instances.find((i) => i.name === 'r2')?.replication).toMatchObject({ state: 'streaming', syncState: 'sync' })
+    expect(s.instances.find((i) => i.name === 'primary')?.replication).toBeUndefined()
   })
 
   it('switches over to r1 and back; the registry, topology file and audit log follow', async () => {
