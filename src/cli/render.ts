@@ -18,8 +18,9 @@ export function renderStatus(s: StatusOutput): string {
 /** "  streaming sync, lag 0 B / 0.0 s" for a replica the primary reports on. */
 export function replicationText(i: StatusOutput['instances'][number]): string {
   const r = i.replication
-  if (i.role !== 'replica') return ''
-  if (!r) return '  (not streaming)'
+  // undefined: not reported (an older kernel); null: the primary does not list it as a sender.
+  if (i.role !== 'replica' || r === undefined) return ''
+  if (r === null) return '  (not streaming)'
   return `  ${r.state} ${r.syncState}, lag ${formatBytes(r.lagBytes)} / ${r.lagSeconds.toFixed(1)} s`
 }
 

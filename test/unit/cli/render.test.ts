@@ -14,5 +14,6 @@ describe('replicationText', () => {
   it('says when a replica is not streaming, and says nothing for a primary', () => {
     expect(replicationText({ ...base, replication: null })).toBe('  (not streaming)')
     expect(replicationText({ ...base, role: 'primary' })).toBe('')
+    expect(replicationText(base)).toBe('') // not reported by an older kernel
   })
 })
