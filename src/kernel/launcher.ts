@@ -5,7 +5,8 @@ import net from 'node:net'
 import { MagflockError, TIMEOUT } from '../errors/index.js'
 import type { StateLayout } from '../platform/paths.js'
 import { KERNEL_START_FAILED } from './errors.api.js'
-import { kernelLiveness, removeKernelInfo, pidAlive, type KernelInfo } from './state.js'
+import { kernelLiveness, removeKernelInfo, type KernelInfo } from './state.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 const ENTRY_JS = fileURLToPath(new URL('./entry.js', import.meta.url))
 
@@ -87,7 +88,7 @@ export async function ensureKernel(
 /** Waits until the kernel process is gone (after a shutdown request). */
 export async function waitForKernelExit(info: KernelInfo, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (pidAlive(info.pid)) {
+  while (isProcessAliveSync(info.pid)) {
     if (Date.now() > deadline) throw TIMEOUT({ what: `kernel pid ${info.pid} to exit`, ms: timeoutMs })
     await new Promise((r) => setTimeout(r, 50))
   }

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs'
 import type { StateLayout } from '../platform/paths.js'
 import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
-import { pidAlive } from './state.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * Stops postmasters of this flock that run without a kernel (the kernel was killed and
@@ -15,10 +15,10 @@ export async function stopOrphanInstances(layout: StateLayout): Promise<string[]
   for (const name of names.sort()) {
     const dataDir = layout.dataDir(name)
     const pm = await readPostmasterPid(dataDir).catch(() => undefined)
-    if (!pm || !pidAlive(pm.pid) || !(await isOurPostmaster(pm.pid, dataDir))) continue
+    if (!pm || !isProcessAliveSync(pm.pid) || !(await isOurPostmaster(pm.pid, dataDir))) continue
     process.kill(pm.pid, 'SIGINT')
     const deadline = Date.now() + 60_000
-    while (pidAlive(pm.pid)) {
+    while (isProcessAliveSync(pm.pid)) {
       if (Date.now() > deadline) {
         process.kill(pm.pid, 'SIGQUIT')
         break

@@ -26,19 +26,11 @@ export async function writeKernelInfo(layout: StateLayout, info: KernelInfo): Pr
 }
 
 /**
- * Alive and not a zombie: in a container whose PID 1 does not reap orphans, a dead process
- * stays a zombie and kill(pid, 0) still succeeds.
- */
-export function pidAlive(pid: number): boolean {
-  return isProcessAliveSync(pid)
-}
-
-/**
  * True only when `pid` is alive AND is a MagFlock kernel: a PID recorded by a kernel that
  * died may since belong to any other process, and must never be trusted (or signalled).
  */
 export function isKernelProcess(pid: number): boolean {
-  if (!pidAlive(pid)) return false
+  if (!isProcessAliveSync(pid)) return false
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
     // Either the detached kernel (dist/kernel/entry.js) or `magflock kernel start --foreground`.

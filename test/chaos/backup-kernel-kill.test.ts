@@ -1,8 +1,9 @@
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readKernelInfo, pidAlive } from '../../src/kernel/state.js'
+import { readKernelInfo } from '../../src/kernel/state.js'
 import { NODE, RUN_JS } from '../helpers/cli.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
+import { isProcessAliveSync } from '../../src/platform/pids.js'
 
 /** Needs the built CLI (npm run build), like the other chaos tests. */
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
@@ -47,7 +48,7 @@ describe('chaos: kill -9 of the kernel mid-backup', () => {
     })
     const info = await readKernelInfo(f.layout)
     process.kill(info!.pid, 'SIGKILL')
-    await waitFor('the kernel to die', async () => !pidAlive(info!.pid))
+    await waitFor('the kernel to die', async () => !isProcessAliveSync(info!.pid))
     await locker.query('rollback')
     await locker.end()
     const cr = await create

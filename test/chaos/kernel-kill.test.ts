@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs'
 import { execa } from 'execa'
 import { createFlock, type Flock } from '../helpers/flock.js'
 import { NODE, RUN_JS } from '../helpers/cli.js'
-import { readKernelInfo, pidAlive } from '../../src/kernel/state.js'
+import { readKernelInfo } from '../../src/kernel/state.js'
 import type { StatusOutput } from '../../src/api/core.js'
+import { isProcessAliveSync } from '../../src/platform/pids.js'
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
@@ -34,7 +35,7 @@ describe('chaos: kill -9 of the kernel', () => {
     const info = await readKernelInfo(f.layout)
     expect(info && pm).toBeTruthy()
     process.kill(info!.pid, 'SIGKILL')
-    await waitFor('the kernel to die', async () => !pidAlive(info!.pid))
+    await waitFor('the kernel to die', async () => !isProcessAliveSync(info!.pid))
 
     // Postgres still answers on the connection opened before, and on a new one.
     await c.query('insert into chaos values (2)')

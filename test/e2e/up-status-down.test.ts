@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync, statSync } from 'node:fs'
 import { createFlock, type Flock } from '../helpers/flock.js'
-import { pidAlive } from '../../src/kernel/state.js'
+import { isProcessAliveSync } from '../../src/platform/pids.js'
 import type { StatusOutput } from '../../src/api/core.js'
 
 type UpData = StatusOutput & { launched: boolean; adminTokenFile: string }
@@ -81,7 +81,7 @@ describe('magflock up / status / down (built CLI)', () => {
     const pm = await f.postmasterPid()
     const r = await f.run<{ kernelStopped: boolean }>(['down', '--json'])
     expect(r.json).toMatchObject({ ok: true, data: { kernelStopped: true } })
-    expect(pm && pidAlive(pm)).toBe(false)
+    expect(pm && isProcessAliveSync(pm)).toBe(false)
     const s = await f.run(['status', '--json'])
     expect(s.exitCode).toBe(7)
     expect(s.json).toMatchObject({ ok: false, error: { code: 'E_KERNEL_NOT_RUNNING' } })

@@ -5,9 +5,10 @@ import { freePort } from '../../src/platform/ports.js'
 import { stateLayout, type StateLayout } from '../../src/platform/paths.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { stopOrphanInstances } from '../../src/kernel/orphans.js'
-import { readKernelInfo, pidAlive } from '../../src/kernel/state.js'
+import { readKernelInfo } from '../../src/kernel/state.js'
 import { cli, type CliResult } from './cli.js'
 import { tempDir } from './tmp.js'
+import { isProcessAliveSync } from '../../src/platform/pids.js'
 
 /**
  * A MagFlock project in a temp dir with its own free ports and master key, driven through
@@ -66,7 +67,7 @@ export async function createFlock(opts: { yaml?: string } = {}): Promise<Flock> 
     },
     async destroy() {
       const info = await readKernelInfo(layout).catch(() => undefined)
-      if (info && pidAlive(info.pid)) {
+      if (info && isProcessAliveSync(info.pid)) {
         try {
           process.kill(info.pid, 'SIGKILL')
         } catch {

@@ -8,7 +8,7 @@ import { KernelClient } from '../../../src/client/index.js'
 import { status, shutdown, tokenCreate, tokenRevoke, auditVerify } from '../../../src/api/core.js'
 import { stateLayout } from '../../../src/platform/paths.js'
 import { configReload } from '../../../src/api/config.js'
-import { pidAlive } from '../../../src/kernel/state.js'
+import { isProcessAliveSync } from '../../../src/platform/pids.js'
 import pg from 'pg'
 import { freePort } from '../../../src/platform/ports.js'
 import { isMagflockError } from '../../../src/errors/index.js'
@@ -179,7 +179,7 @@ describe('kernel boot failures', () => {
       const err = await startKernel({ stateDir: p.stateDir, projectDir: p.dir }).catch((e: unknown) => e)
       expect(isMagflockError(err) && err.code).toBe('E_PORT_IN_USE')
       expect(isMagflockError(err) && err.message).toContain(String(metricsPort))
-      expect(pidAlive(pm)).toBe(true)
+      expect(isProcessAliveSync(pm)).toBe(true)
       const c = new pg.Client(conn)
       await c.connect()
       expect((await c.query('select 1 as one')).rows[0].one).toBe(1)
