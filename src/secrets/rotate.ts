@@ -114,7 +114,8 @@ export async function finishPendingRotation(opts: Pick<RotateOptions, 'connectio
   return 'dropped'
 }
 
-async function canLogin(cfg: pg.ClientConfig): Promise<boolean> {
+/** Whether these credentials log in right now (used to confirm a rotation, and by its tests). */
+export async function canLogin(cfg: pg.ClientConfig): Promise<boolean> {
   const c = new pg.Client({ ...cfg, connectionTimeoutMillis: 5000 })
   c.on('error', () => undefined)
   try {

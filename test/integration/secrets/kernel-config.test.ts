@@ -12,6 +12,7 @@ import { KernelClient } from '../../../src/client/index.js'
 import { tokenCreate } from '../../../src/api/core.js'
 import { configReload } from '../../../src/api/config.js'
 import { secretsRotate } from '../../../src/api/secrets.js'
+import { canLogin } from '../../../src/secrets/rotate.js'
 
 /**
  * The real kernel (in-process, real Postgres) with layered config: --env production picks
@@ -25,18 +26,7 @@ let project: string
 let state: string
 let port: number
 
-async function canLogin(password: string): Promise<boolean> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
-  c.on('error', () => undefined)
-  try {
-    await c.connect()
-    return true
-  } catch {
-    return false
-  } finally {
-    await c.end().catch(() => undefined)
-  }
-}
+const login = (password: string) => canLogin({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
 
 beforeAll(async () => {
   tmp = tempDir('mf-kcfg-')
@@ -123,8 +113,8 @@ describe('kernel with layered config and the vault', () => {
     expect(r).toMatchObject({ name: SUPERUSER_SECRET, role: 'postgres' })
     const next = (await k.secrets.get(SUPERUSER_SECRET))!
     expect(next).not.toBe(old)
-    expect(await canLogin(next)).toBe(true)
-    expect(await canLogin(old)).toBe(false)
+    expect(await login(next)).toBe(true)
+    expect(await login(old)).toBe(false)
     // The kernel resolves the password at call time, so its own connections keep working.
     const c = new pg.Client(await k.instances.primary().connection('postgres'))
     await c.connect()

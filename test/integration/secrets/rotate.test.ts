@@ -1,10 +1,9 @@
 import path from 'node:path'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { stateLayout } from '../../../src/platform/paths.js'
 import { SUPERUSER_SECRET, pendingName, roleSecretName } from '../../../src/secrets/names.js'
-import { finishPendingRotation, rotateRolePassword } from '../../../src/secrets/rotate.js'
+import { canLogin, finishPendingRotation, rotateRolePassword } from '../../../src/secrets/rotate.js'
 import { FileVault } from '../../../src/secrets/vault.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
 import { tempDir } from '../../helpers/tmp.js'
@@ -13,19 +12,7 @@ let pgi: TestPostgres
 let vault: FileVault
 let cleanup: () => void
 
-async function canLogin(user: string, password: string): Promise<boolean> {
-  const c = new pg.Client({ host: '127.0.0.1', port: pgi.port, user, password, database: 'postgres' })
-  c.on('error', () => undefined)
-  try {
-    await c.connect()
-    await c.query('SELECT 1')
-    return true
-  } catch {
-    return false
-  } finally {
-    await c.end().catch(() => undefined)
-  }
-}
+const login = (user: string, password: string) => canLogin({ host: '127.0.0.1', port: pgi.port, user, password, database: 'postgres' })
 
 async function errCode(p: Promise<unknown>): Promise<string> {
   try {
@@ -60,15 +47,15 @@ describe('rotateRolePassword against real Postgres', () => {
     expect(r.role).toBe('app1')
     const now = await vault.get(roleSecretName('app1'))
     expect(now).not.toBe('app1-old-password')
-    expect(await canLogin('app1', now!)).toBe(true)
-    expect(await canLogin('app1', 'app1-old-password')).toBe(false)
+    expect(await login('app1', now!)).toBe(true)
+    expect(await login('app1', 'app1-old-password')).toBe(false)
     expect(await vault.get(pendingName(roleSecretName('app1')))).toBeUndefined()
   })
 
   it('never sends the plain password to the server (only a SCRAM verifier)', async () => {
     await makeRole('app5', 'app5-old-password')
     await rotateRolePassword({ connection: pgi.connection(), role: 'app5', secretName: roleSecretName('app5'), store: vault, generate: () => 'app5-new-plain-marker' })
-    expect(await canLogin('app5', 'app5-new-plain-marker')).toBe(true)
+    expect(await login('app5', 'app5-new-plain-marker')).toBe(true)
     const { readFileSync } = await import('node:fs')
     const log = readFileSync(path.join(pgi.dir, 'pg.log'), 'utf8')
     expect(log).toContain('ALTER ROLE "app5" PASSWORD')
@@ -91,8 +78,8 @@ describe('rotateRolePassword against real Postgres', () => {
     )
     expect(code).toBe('E_ROTATE_FAILED')
     expect(await vault.get(roleSecretName('app2'))).toBe('app2-old-password')
-    expect(await canLogin('app2', 'app2-old-password')).toBe(true)
-    expect(await canLogin('app2', 'app2-new-password')).toBe(false)
+    expect(await login('app2', 'app2-old-password')).toBe(true)
+    expect(await login('app2', 'app2-new-password')).toBe(false)
     expect(await vault.get(pendingName(roleSecretName('app2')))).toBeUndefined()
   })
 
@@ -110,7 +97,7 @@ describe('rotateRolePassword against real Postgres', () => {
       }),
     )
     expect(code).toBe('E_ROTATE_FAILED')
-    expect(await canLogin('app6', 'app6-old-password')).toBe(true)
+    expect(await login('app6', 'app6-old-password')).toBe(true)
   })
 
   it('a failing ALTER ROLE (no such role) changes nothing', async () => {
@@ -136,7 +123,7 @@ describe('rotateRolePassword against real Postgres', () => {
     await vault.set(pendingName(name), 'never-applied-password')
     expect(await finishPendingRotation({ connection: pgi.connection(), role: 'app3', secretName: name, store: vault })).toBe('dropped')
     expect(await vault.get(name)).toBe('app3-pending-password')
-    expect(await canLogin('app3', 'app3-pending-password')).toBe(true)
+    expect(await login('app3', 'app3-pending-password')).toBe(true)
   })
 
   it('rotates the superuser itself over a connection using the old password, rollback included', async () => {
@@ -153,14 +140,14 @@ describe('rotateRolePassword against real Postgres', () => {
       }),
     )
     expect(failed).toBe('E_ROTATE_FAILED')
-    expect(await canLogin('postgres', pgi.password)).toBe(true)
+    expect(await login('postgres', pgi.password)).toBe(true)
 
     await rotateRolePassword({ connection: pgi.connection(), role: 'postgres', secretName: SUPERUSER_SECRET, store: vault })
     const next = (await vault.get(SUPERUSER_SECRET))!
-    expect(await canLogin('postgres', next)).toBe(true)
-    expect(await canLogin('postgres', pgi.password)).toBe(false)
+    expect(await login('postgres', next)).toBe(true)
+    expect(await login('postgres', pgi.password)).toBe(false)
     // Put the original back so the helper can stop the instance cleanly.
     await rotateRolePassword({ connection: { ...pgi.connection(), password: next }, role: 'postgres', secretName: SUPERUSER_SECRET, store: vault, generate: () => pgi.password })
-    expect(await canLogin('postgres', pgi.password)).toBe(true)
+    expect(await login('postgres', pgi.password)).toBe(true)
   })
 })

@@ -10,6 +10,7 @@ import { reloadConfig } from '../../../src/config/reload.js'
 import { defaultConfig } from '../../../src/config/schema.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { errorCode } from '../../helpers/errors.js'
 
 let dir: string
 let cleanup: () => void
@@ -20,15 +21,6 @@ beforeEach(() => {
 })
 afterEach(() => cleanup())
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (err) {
-    if (isMagflockError(err)) return err.code
-    throw err
-  }
-  return 'no error'
-}
 
 describe('setConfigValue (config set)', () => {
   it('edits magflock.yaml keeping comments and other keys', async () => {
@@ -62,7 +54,7 @@ describe('setConfigValue (config set)', () => {
   it('refuses an invalid value and leaves the file untouched', async () => {
     const file = path.join(dir, 'magflock.yaml')
     writeFileSync(file, 'postgres:\n  port: 5433\n')
-    expect(await code(setConfigValue({ cwd: dir, key: 'postgres.port', value: 'abc', environ: {} }))).toBe('E_CONFIG_INVALID')
+    expect(await errorCode(setConfigValue({ cwd: dir, key: 'postgres.port', value: 'abc', environ: {} }))).toBe('E_CONFIG_INVALID')
     expect(readFileSync(file, 'utf8')).toBe('postgres:\n  port: 5433\n')
   })
 
@@ -78,7 +70,7 @@ describe('setConfigValue (config set)', () => {
 
   it('refuses to edit a file with a YAML syntax error', async () => {
     writeFileSync(path.join(dir, 'magflock.yaml'), 'a: [1,\n')
-    expect(await code(setConfigValue({ cwd: dir, key: 'postgres.port', value: '1', environ: {} }))).toBe('E_CONFIG_SYNTAX')
+    expect(await errorCode(setConfigValue({ cwd: dir, key: 'postgres.port', value: '1', environ: {} }))).toBe('E_CONFIG_SYNTAX')
   })
 
   it('hides a literal value of a sensitive key in its result', async () => {
@@ -135,7 +127,7 @@ describe('reloadConfig', () => {
     writeFileSync(path.join(dir, 'magflock.yaml'), 'kernel:\n  logLevel: shouting\n')
     const current = defaultConfig()
     const before = structuredClone(current)
-    expect(await code(reloadConfig(current, () => loadConfig({ cwd: dir, environ: {} })))).toBe('E_CONFIG_INVALID')
+    expect(await errorCode(reloadConfig(current, () => loadConfig({ cwd: dir, environ: {} })))).toBe('E_CONFIG_INVALID')
     expect(current).toEqual(before)
   })
 })

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { isMagflockError } from '../../../src/errors/index.js'
 import { stateLayout, type StateLayout } from '../../../src/platform/paths.js'
 import { FileVault, parseMasterKey } from '../../../src/secrets/vault.js'
 import { withFileLock } from '../../../src/secrets/lock.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { errorCode } from '../../helpers/errors.js'
 
 let layout: StateLayout
 let cleanup: () => void
@@ -16,15 +16,6 @@ beforeEach(() => {
 })
 afterEach(() => cleanup())
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (err) {
-    if (isMagflockError(err)) return err.code
-    throw err
-  }
-  return 'no error'
-}
 
 const hexKey = () => randomBytes(32).toString('hex')
 
@@ -69,23 +60,23 @@ describe('FileVault', () => {
   })
 
   it('refuses a malformed MAGFLOCK_MASTER_KEY with E_VAULT_BAD_KEY', async () => {
-    expect(await code(new FileVault(layout, { MAGFLOCK_MASTER_KEY: 'short' }).set('a', 'value-a'))).toBe('E_VAULT_BAD_KEY')
-    expect(await code(new FileVault(layout, { MAGFLOCK_MASTER_KEY: 'not base64 !!' }).set('a', 'value-a'))).toBe('E_VAULT_BAD_KEY')
+    expect(await errorCode(new FileVault(layout, { MAGFLOCK_MASTER_KEY: 'short' }).set('a', 'value-a'))).toBe('E_VAULT_BAD_KEY')
+    expect(await errorCode(new FileVault(layout, { MAGFLOCK_MASTER_KEY: 'not base64 !!' }).set('a', 'value-a'))).toBe('E_VAULT_BAD_KEY')
   })
 
   it('refuses a group/world-readable key file', async () => {
     await new FileVault(layout, {}).set('a', 'value-a')
     chmodSync(layout.masterKey, 0o644)
-    expect(await code(new FileVault(layout, {}).get('a'))).toBe('E_VAULT_BAD_KEY')
+    expect(await errorCode(new FileVault(layout, {}).get('a'))).toBe('E_VAULT_BAD_KEY')
   })
 
   it('reports a wrong key as E_VAULT_WRONG_KEY and leaves the vault byte-for-byte untouched', async () => {
     await new FileVault(layout, { MAGFLOCK_MASTER_KEY: hexKey() }).set('a', 'value-a')
     const before = readFileSync(layout.secretsVault)
     const wrong = new FileVault(layout, { MAGFLOCK_MASTER_KEY: hexKey() })
-    expect(await code(wrong.get('a'))).toBe('E_VAULT_WRONG_KEY')
-    expect(await code(wrong.set('b', 'value-b'))).toBe('E_VAULT_WRONG_KEY')
-    expect(await code(wrong.delete('a'))).toBe('E_VAULT_WRONG_KEY')
+    expect(await errorCode(wrong.get('a'))).toBe('E_VAULT_WRONG_KEY')
+    expect(await errorCode(wrong.set('b', 'value-b'))).toBe('E_VAULT_WRONG_KEY')
+    expect(await errorCode(wrong.delete('a'))).toBe('E_VAULT_WRONG_KEY')
     expect(readFileSync(layout.secretsVault).equals(before)).toBe(true)
   })
 
@@ -110,7 +101,7 @@ describe('FileVault', () => {
     ]
     for (const text of cases) {
       writeFileSync(layout.secretsVault, text)
-      expect(await code(new FileVault(layout, env).get('a'))).toBe('E_VAULT_TAMPERED')
+      expect(await errorCode(new FileVault(layout, env).get('a'))).toBe('E_VAULT_TAMPERED')
     }
   })
 
@@ -118,7 +109,7 @@ describe('FileVault', () => {
     await new FileVault(layout, {}).set('a', 'value-a')
     const { rmSync } = await import('node:fs')
     rmSync(layout.masterKey)
-    expect(await code(new FileVault(layout, {}).get('a'))).toBe('E_VAULT_KEY_MISSING')
+    expect(await errorCode(new FileVault(layout, {}).get('a'))).toBe('E_VAULT_KEY_MISSING')
     expect(existsSync(layout.masterKey)).toBe(false)
   })
 
@@ -129,7 +120,7 @@ describe('FileVault', () => {
   })
 
   it('rejects invalid names', async () => {
-    expect(await code(new FileVault(layout, {}).set('bad name', 'v-v-v-v'))).toBe('E_SECRET_BAD_NAME')
+    expect(await errorCode(new FileVault(layout, {}).set('bad name', 'v-v-v-v'))).toBe('E_SECRET_BAD_NAME')
   })
 })
 
@@ -144,7 +135,7 @@ describe('withFileLock', () => {
   it('gives up with E_VAULT_BUSY while a live process holds it', async () => {
     const lock = `${layout.root}.lock`
     writeFileSync(lock, JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), at: 'x' }))
-    expect(await code(withFileLock(lock, async () => 'ran', { timeoutMs: 150 }))).toBe('E_VAULT_BUSY')
+    expect(await errorCode(withFileLock(lock, async () => 'ran', { timeoutMs: 150 }))).toBe('E_VAULT_BUSY')
     expect(existsSync(lock)).toBe(true)
   })
 
