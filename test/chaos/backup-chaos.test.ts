@@ -2,7 +2,7 @@ import { promises as fsp, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startWalReceiver, waitForArchived, type WalReceiver } from '../../src/backup/archiver.js'
+import { waitForArchived } from '../../src/backup/archiver.js'
 import { createLogicalBackup, restoreLogical } from '../../src/backup/logical.js'
 import { cleanupIncomplete, listBackups, newBackupId } from '../../src/backup/manifest.js'
 import { createPhysicalBackup } from '../../src/backup/physical.js'
@@ -12,16 +12,16 @@ import { verifyBackup } from '../../src/backup/verify.js'
 import { listArchive } from '../../src/backup/wal.js'
 import { postgresRunAs } from '../../src/platform/os-user.js'
 import { findPgBinaries } from '../../src/postgres/binaries.js'
-import { startTestPostgres, type TestPostgres } from '../helpers/pg.js'
-import { tempDir } from '../helpers/tmp.js'
+import type { TestPostgres } from '../helpers/pg.js'
+import { startBackupSource, type BackupSource } from '../helpers/backup-source.js'
 
 const bins = findPgBinaries()
 const runAs = postgresRunAs()
 let src: TestPostgres
-let tmp: { dir: string; cleanup(): void }
+let source: BackupSource | undefined
+let dir: string
 let backupsDir: string
 let walDir: string
-let receiver: WalReceiver | undefined
 
 /** Our own direct children named `comm` (we never kill by name, only this pid). */
 function childPids(comm: string): number[] {
@@ -53,19 +53,12 @@ async function flipByte(file: string, at: number) {
 }
 
 beforeAll(async () => {
-  tmp = tempDir('mf-bkchaos-')
-  backupsDir = path.join(tmp.dir, 'backups')
-  walDir = path.join(tmp.dir, 'wal')
-  src = await startTestPostgres({ replication: true })
-  await src.query('create database app')
-  await src.query(`create table items(id int primary key, v text); insert into items select g, md5(g::text) from generate_series(1, 5000) g`, [], 'app')
-  receiver = await startWalReceiver({ walDir, conn: src.connection(), bins, runAs })
+  source = await startBackupSource(5000, 'mf-bkchaos-')
+  ;({ src, backupsDir, walDir, dir } = source)
 })
 
 afterAll(async () => {
-  await receiver?.stop()
-  await src?.stop()
-  tmp?.cleanup()
+  await source?.stop()
 })
 
 describe('backup chaos', () => {
@@ -123,7 +116,7 @@ describe('backup chaos', () => {
     const pm = await createPhysicalBackup({ backupsDir, conn: src.connection(), bins, runAs })
     const tar = path.join(backupsDir, pm.id, 'base', 'base.tar.lz4')
     await flipByte(tar, 5000)
-    const target = path.join(tmp.dir, 'never', 'data')
+    const target = path.join(dir, 'never', 'data')
     await expect(restorePhysical({ backupsDir, id: pm.id, dataDir: target, port: 1, bins, runAs })).rejects.toMatchObject({
       code: 'E_BACKUP_VERIFY_FAILED',
       message: expect.stringContaining('base/base.tar.lz4'),
@@ -145,7 +138,7 @@ describe('backup chaos', () => {
     const victim = full[full.length - 2]!
     await fsp.rm(path.join(walDir, victim.name))
     const target = (await src.query<{ t: string }>('select now()::text as t')).rows[0]!.t
-    const dataDir = path.join(tmp.dir, 'pitr-gap', 'data')
+    const dataDir = path.join(dir, 'pitr-gap', 'data')
     await expect(restorePhysical({ backupsDir, id: m.id, dataDir, port: 1, bins, runAs, walDir, targetTime: target })).rejects.toMatchObject({
       code: 'E_BACKUP_WAL_MISSING',
       message: expect.stringContaining(victim.name),

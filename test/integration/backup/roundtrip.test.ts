@@ -11,18 +11,18 @@ import { createLogicalBackup, restoreLogical } from '../../../src/backup/logical
 import { createPhysicalBackup } from '../../../src/backup/physical.js'
 import { restorePhysical } from '../../../src/backup/restore.js'
 import { verifyBackup } from '../../../src/backup/verify.js'
-import { startWalReceiver, waitForArchived, type WalReceiver } from '../../../src/backup/archiver.js'
-import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
-import { tempDir } from '../../helpers/tmp.js'
+import { waitForArchived } from '../../../src/backup/archiver.js'
+import type { TestPostgres } from '../../helpers/pg.js'
+import { startBackupSource, type BackupSource } from '../../helpers/backup-source.js'
 import pg from 'pg'
 
 const bins = findPgBinaries()
 const runAs = postgresRunAs()
 let src: TestPostgres
-let tmp: { dir: string; cleanup(): void }
+let source: BackupSource | undefined
+let dir: string
 let backupsDir: string
 let walDir: string
-let receiver: WalReceiver | undefined
 const restored: string[] = []
 
 async function fingerprint(conn: pg.ClientConfig): Promise<{ n: number; md5: string }> {
@@ -41,20 +41,13 @@ async function stopRestored(dataDir: string) {
 }
 
 beforeAll(async () => {
-  tmp = tempDir('mf-bk-')
-  backupsDir = path.join(tmp.dir, 'backups')
-  walDir = path.join(tmp.dir, 'wal')
-  src = await startTestPostgres({ replication: true })
-  await src.query('create database app')
-  await src.query(`create table items(id int primary key, v text); insert into items select g, md5(g::text) from generate_series(1, 20000) g`, [], 'app')
-  receiver = await startWalReceiver({ walDir, conn: src.connection(), bins, runAs })
+  source = await startBackupSource(20000, 'mf-bk-')
+  ;({ src, backupsDir, walDir, dir } = source)
 })
 
 afterAll(async () => {
-  await receiver?.stop()
   for (const d of restored) await stopRestored(d)
-  await src?.stop()
-  tmp?.cleanup()
+  await source?.stop()
 })
 
 describe('physical backup (pg_basebackup, server lz4)', () => {
@@ -74,7 +67,7 @@ describe('physical backup (pg_basebackup, server lz4)', () => {
     expect(v.problems).toEqual([])
     expect(v.deep).toBe(true)
 
-    const dataDir = path.join(tmp.dir, 'r1', 'data')
+    const dataDir = path.join(dir, 'r1', 'data')
     const port = await freePort()
     restored.push(dataDir)
     const r = await restorePhysical({ backupsDir, id: m.id, dataDir, port, bins, runAs, auth: { user: 'postgres', password: src.password } })
@@ -97,14 +90,14 @@ describe('physical backup (pg_basebackup, server lz4)', () => {
     const raw = await fsp.readFile(path.join(backupsDir, m.id, 'base', 'base.tar.lz4.mfenc'))
     expect(raw.subarray(0, 4).toString()).toBe('MFE1')
 
-    const bad = path.join(tmp.dir, 'r-badkey', 'data')
+    const bad = path.join(dir, 'r-badkey', 'data')
     await expect(
       restorePhysical({ backupsDir, id: m.id, dataDir: bad, port: 1, bins, runAs, kek: kekFromSecret('wrong') }),
     ).rejects.toMatchObject({ code: 'E_BACKUP_KEY_MISMATCH' })
     await expect(restorePhysical({ backupsDir, id: m.id, dataDir: bad, port: 1, bins, runAs })).rejects.toMatchObject({ code: 'E_BACKUP_KEY_MISSING' })
     await expect(fsp.access(path.dirname(bad))).rejects.toThrow()
 
-    const dataDir = path.join(tmp.dir, 'r2', 'data')
+    const dataDir = path.join(dir, 'r2', 'data')
     const port = await freePort()
     restored.push(dataDir)
     await restorePhysical({ backupsDir, id: m.id, dataDir, port, bins, runAs, kek, auth: { user: 'postgres', password: src.password } })
@@ -123,7 +116,7 @@ describe('physical backup (pg_basebackup, server lz4)', () => {
     const lsn = (await src.query<{ l: string }>(`select pg_switch_wal()::text as l`)).rows[0]!.l
     await waitForArchived(walDir, lsn)
 
-    const dataDir = path.join(tmp.dir, 'r3', 'data')
+    const dataDir = path.join(dir, 'r3', 'data')
     const port = await freePort()
     restored.push(dataDir)
     const r = await restorePhysical({ backupsDir, id: m.id, dataDir, port, bins, runAs, walDir, targetTime: target, auth: { user: 'postgres', password: src.password } })
