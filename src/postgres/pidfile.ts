@@ -116,6 +116,17 @@ function isPostgresArgv(argv: string[] | undefined): boolean {
   return first === 'postgres' || first === 'postmaster' || first.startsWith('postgres:')
 }
 
+/** Every pid in /proc but our own (none where there is no /proc). */
+async function otherPids(): Promise<number[]> {
+  let entries: string[]
+  try {
+    entries = await fsp.readdir('/proc')
+  } catch {
+    return []
+  }
+  return entries.filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid).map(Number)
+}
+
 /**
  * Every live Postgres process whose working directory is `dataDir`: the postmaster and its
  * children, including backends orphaned by a postmaster that was killed with SIGKILL. Those
@@ -125,17 +136,8 @@ function isPostgresArgv(argv: string[] | undefined): boolean {
  */
 export async function processesInDataDir(dataDir: string): Promise<number[]> {
   const want = await realpathOrSelf(dataDir)
-  let entries: string[]
-  try {
-    entries = await fsp.readdir('/proc')
-  } catch {
-    return []
-  }
   const found: number[] = []
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue
-    const pid = Number(e)
-    if (pid === process.pid) continue
+  for (const pid of await otherPids()) {
     const cwd = await cwdOf(pid)
     if (cwd === undefined || cwd !== want) continue
     if (!isPostgresArgv(await cmdlineOf(pid))) continue
@@ -149,17 +151,10 @@ export async function processesInDataDir(dataDir: string): Promise<number[]> {
  * into a data.initializing whose kernel died: it is an orphan now, not gone).
  */
 export async function processesWithArg(arg: string): Promise<number[]> {
-  let entries: string[]
-  try {
-    entries = await fsp.readdir('/proc')
-  } catch {
-    return []
-  }
   const found: number[] = []
-  for (const e of entries) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue
-    const argv = await cmdlineOf(Number(e))
-    if (argv?.includes(arg) && (await isProcessAlive(Number(e)))) found.push(Number(e))
+  for (const pid of await otherPids()) {
+    const argv = await cmdlineOf(pid)
+    if (argv?.includes(arg) && (await isProcessAlive(pid))) found.push(pid)
   }
   return found
 }
