@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Counter, Gauge} from 'prom-client';
+import { type Registry } from 'prom-client'
 import { defineComponent, type ComponentHandle } from '../kernel/component.js'
 import type { KernelServices } from '../kernel/services.js'
 import { isMagflockError } from '../errors/index.js'
@@ -6,6 +7,7 @@ import { archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
 import { nextRun, parseCron, type CronSpec } from './cron.js'
 import { createBackup } from './service.js'
 import './events.js'
+import { counterOn, gaugeOn } from '../telemetry/metrics.js'
 
 /**
  * Kernel components of the backup area:
@@ -15,12 +17,6 @@ import './events.js'
  *                     duration and size.
  * The kernel constructs both with `{ services: KernelServices }`.
  */
-function gauge(reg: Registry, name: string, help: string): Gauge {
-  return (reg.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [reg] })
-}
-function counter(reg: Registry, name: string, help: string): Counter {
-  return (reg.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, registers: [reg] })
-}
 
 /** 256 MiB of WAL not yet in the archive is worth waking someone (the slot keeps it in pg_wal). */
 export const LAG_ALERT_BYTES = 256 * 1024 * 1024
@@ -42,8 +38,8 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
     if (!k.config().backup.walArchiving) {
       return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (backup.walArchiving=false)' }) }
     }
-    const lagGauge = gauge(ctx.metrics, 'magflock_wal_archive_lag_bytes', 'Bytes of WAL written by the primary and not yet in the WAL archive.')
-    const upGauge = gauge(ctx.metrics, 'magflock_wal_archiver_up', '1 while pg_receivewal streams into the archive.')
+    const lagGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archive_lag_bytes', help: 'Bytes of WAL written by the primary and not yet in the WAL archive.' })
+    const upGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archiver_up', help: '1 while pg_receivewal streams into the archive.' })
     const conn = await k.instances.primary().connection('postgres')
     let receiver: WalReceiver | undefined = await startWalReceiver({ walDir: k.layout.walDir, conn, bins: k.bins, runAs: k.runAs })
     upGauge.set(1)
@@ -109,10 +105,10 @@ export class BackupScheduler {
 
   constructor(private readonly d: SchedulerDeps) {
     this.due = nextRun(d.spec, d.now())
-    this.lastSuccess = gauge(d.metrics, 'magflock_backup_last_success_timestamp_seconds', 'Unix time of the last successful scheduled backup.')
-    this.lastDuration = gauge(d.metrics, 'magflock_backup_last_duration_seconds', 'Duration of the last successful scheduled backup.')
-    this.lastSize = gauge(d.metrics, 'magflock_backup_last_size_bytes', 'Size on disk of the last successful scheduled backup.')
-    this.failures = counter(d.metrics, 'magflock_backup_failures_total', 'Scheduled backups that failed.')
+    this.lastSuccess = gaugeOn(d.metrics, { name: 'magflock_backup_last_success_timestamp_seconds', help: 'Unix time of the last successful scheduled backup.' })
+    this.lastDuration = gaugeOn(d.metrics, { name: 'magflock_backup_last_duration_seconds', help: 'Duration of the last successful scheduled backup.' })
+    this.lastSize = gaugeOn(d.metrics, { name: 'magflock_backup_last_size_bytes', help: 'Size on disk of the last successful scheduled backup.' })
+    this.failures = counterOn(d.metrics, { name: 'magflock_backup_failures_total', help: 'Scheduled backups that failed.' })
   }
 
   nextDue(): Date | undefined {

@@ -1,5 +1,6 @@
 import pg from 'pg'
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Counter, Gauge} from 'prom-client';
+import { type Registry } from 'prom-client'
 import type { OperationLocks } from '../kernel/services.js'
 import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
 import { decide, type Decision, type Observed, type PrimaryObservation, type ReplicaObservation } from './decide.js'
@@ -9,6 +10,7 @@ import type { Logger, ReplicationManager, TopologyMember } from './manager.js'
 import { clientConfig, sleep } from './pg.js'
 import { setSyncStandbys } from './actions.js'
 import { readFence } from './fence.js'
+import { counterOn, gaugeOn } from '../telemetry/metrics.js'
 
 /**
  * The failover loop: observe → decide() → act, one sentence per tick.
@@ -47,13 +49,12 @@ interface Metrics {
 }
 
 function metricsOn(reg: Registry): Metrics {
-  const get = <T>(name: string, make: () => T): T => (reg.getSingleMetric(name) as T | undefined) ?? make()
   return {
-    failovers: get('magflock_failovers_total', () => new Counter({ name: 'magflock_failovers_total', help: 'Failovers performed (automatic and operator).', labelNames: ['automatic'], registers: [reg] })),
-    lastDuration: get('magflock_last_failover_duration_seconds', () => new Gauge({ name: 'magflock_last_failover_duration_seconds', help: 'Duration of the last failover, from decision to promoted primary.', registers: [reg] })),
-    timeline: get('magflock_timeline', () => new Gauge({ name: 'magflock_timeline', help: 'Timeline of the current primary.', registers: [reg] })),
-    lagBytes: get('magflock_replication_lag_bytes', () => new Gauge({ name: 'magflock_replication_lag_bytes', help: 'Bytes of WAL the replica has not replayed yet.', labelNames: ['replica'], registers: [reg] })),
-    lagSeconds: get('magflock_replication_lag_seconds', () => new Gauge({ name: 'magflock_replication_lag_seconds', help: 'Replay lag of the replica in seconds.', labelNames: ['replica'], registers: [reg] })),
+    failovers: counterOn(reg, { name: 'magflock_failovers_total', help: 'Failovers performed (automatic and operator).', labelNames: ['automatic'] }),
+    lastDuration: gaugeOn(reg, { name: 'magflock_last_failover_duration_seconds', help: 'Duration of the last failover, from decision to promoted primary.' }),
+    timeline: gaugeOn(reg, { name: 'magflock_timeline', help: 'Timeline of the current primary.' }),
+    lagBytes: gaugeOn(reg, { name: 'magflock_replication_lag_bytes', help: 'Bytes of WAL the replica has not replayed yet.', labelNames: ['replica'] }),
+    lagSeconds: gaugeOn(reg, { name: 'magflock_replication_lag_seconds', help: 'Replay lag of the replica in seconds.', labelNames: ['replica'] }),
   }
 }
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration } from 'prom-client'
 import type { ComponentState } from '../kernel/component.js'
 
 /**
@@ -107,4 +107,16 @@ export function createKernelMetrics(opts: { startedAt?: number; now?: () => numb
       instanceRestarts.inc({ instance })
     },
   }
+}
+
+/**
+ * A domain metric registered at most once per registry: a component that the kernel restarts
+ * gets the same metric back instead of prom-client's duplicate-registration error.
+ */
+export function gaugeOn(reg: Registry, cfg: Omit<GaugeConfiguration<string>, 'registers'>): Gauge {
+  return (reg.getSingleMetric(cfg.name) as Gauge | undefined) ?? new Gauge({ ...cfg, registers: [reg] })
+}
+
+export function counterOn(reg: Registry, cfg: Omit<CounterConfiguration<string>, 'registers'>): Counter {
+  return (reg.getSingleMetric(cfg.name) as Counter | undefined) ?? new Counter({ ...cfg, registers: [reg] })
 }
