@@ -8,7 +8,7 @@ import { migrateLegacySuperuserPassword } from '../secrets/migrate.js'
 import { redactor } from '../secrets/redact.js'
 import { writeJsonAtomic } from '../platform/fs.js'
 import { postgresRunAs } from '../platform/os-user.js'
-import { stateLayout, type StateLayout } from '../platform/paths.js'
+import { stateLayout } from '../platform/paths.js'
 import { findPgBinaries } from '../postgres/binaries.js'
 import { createLogger } from '../telemetry/logger.js'
 import { createKernelMetrics } from '../telemetry/metrics.js'
@@ -198,7 +198,3 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
 
 /** Kernel services as route handlers see them: the running kernel is reachable for core routes. */
 export type CoreServices = KernelServices & { kernel: RunningKernel }
-
-export function layoutFor(stateDir: string): StateLayout {
-  return stateLayout(stateDir)
-}
