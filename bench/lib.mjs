@@ -53,7 +53,7 @@ export function mergeBenchmarks() {
   const body = parts.map((f) => readFileSync(path.join(dir, f), 'utf8').trim()).join('\n\n')
   writeFileSync(
     path.join(ROOT, 'docs/benchmarks.md'),
-    `# Benchmarks\n\nEvery table compares MagFlock against a baseline measured in the same run on the same machine\n(these machines are small and noisy: compare within a table, not across tables). Regenerate a\nsection with the command under its heading; \`node bench/merge.mjs\` rebuilds this page.\n\n${body}\n`,
+    `# Benchmarks\n\nEvery table compares MagFlock against a baseline measured in the same run on the same machine\n(these machines are small and noisy: compare within a table, not across tables). Regenerate a\nsection with the command under its heading (or \`npm run bench -- NAME\`, see \`bench/run.mjs\`);\n\`node bench/merge.mjs\` rebuilds this page.\n\n${body}\n`,
   )
 }
 
