@@ -97,6 +97,17 @@ export const switchover = defineRoute({
     finalLsn: z.string(),
     repointed: z.array(z.string()),
     rejoin: z.enum(['none', 'rewind', 'reclone']),
+    /** Milliseconds per phase; stopMs + catchupMs + fenceMs + promoteMs is the server-side write outage. */
+    phases: z.object({
+      checkpointMs: z.number(),
+      stopMs: z.number(),
+      catchupMs: z.number(),
+      fenceMs: z.number(),
+      promoteMs: z.number(),
+      repointMs: z.number(),
+      rejoinMs: z.number(),
+      syncMs: z.number(),
+    }),
   }),
 })
 

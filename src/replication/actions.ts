@@ -3,9 +3,9 @@ import type pg from 'pg'
 import path from 'node:path'
 import { TIMEOUT } from '../errors/index.js'
 import { run } from '../platform/process.js'
-import { exists } from '../platform/fs.js'
+import { exists, writeJsonAtomic } from '../platform/fs.js'
 import { CATCHUP_TIMEOUT, NOT_A_STANDBY, REWIND_FAILED, SWITCHOVER_TARGET } from './errors.js'
-import { clearFence, fence } from './fence.js'
+import { clearFence, fence, fencePath, type FenceMarker } from './fence.js'
 import { compareLsn } from './lsn.js'
 import {
   chownTree,
@@ -13,6 +13,9 @@ import {
   createSlot,
   dropSlot,
   quoteIdent,
+  readControlFile,
+  replicationChild,
+  replicationLogin,
   sleep,
   sql,
   standbySettings,
@@ -83,11 +86,11 @@ export async function createReplica(
   await run(
     env.bins.tool('pg_basebackup'),
     [
-      '-h', primary.host, '-p', String(primary.port), '-U', env.superuser,
+      '-h', primary.host, '-p', String(primary.port), '-U', replicationLogin(env).user,
       '-D', replica.dataDir, '-R', '-S', slot, '-C', '-X', 'stream', '-c', 'fast',
       ...(opts.noSync ? ['--no-sync'] : []),
     ],
-    { runAs: env.runAs, env: { PGPASSWORD: env.password, PGAPPNAME: 'pg_basebackup' }, secrets: [env.password], timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+    { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup'), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
   )
   progress('configure', `configuring ${replica.name} as a standby of ${primary.name}`, 0.8)
   await writeAutoConf(env, replica.dataDir, standbySettings(env, primary, replica, slot))
@@ -138,7 +141,7 @@ export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, name
  * connection for the whole step (a SCRAM handshake costs more than the promotion itself on a
  * loaded host), and a 10 ms poll instead of pg_promote(wait)'s 100 ms one.
  */
-export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, client?: pg.Client): Promise<{ timeline: number }> {
+export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, client?: pg.Client, onWritable?: () => void): Promise<{ timeline: number }> {
   const body = async (c: pg.Client) => {
     const rec = async () => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r
     if (await rec()) {
@@ -149,6 +152,7 @@ export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, 
         await sleep(10)
       }
     }
+    onWritable?.()
     // A promoted node must not keep a standby's settings; they would mislead a later rewind.
     await c.query('alter system reset primary_conninfo')
     await c.query('alter system reset primary_slot_name')
@@ -166,6 +170,9 @@ export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, 
 export async function repoint(env: ReplicationEnv, standby: PgNode, newPrimary: PgNode): Promise<void> {
   const slot = slotName(standby.name)
   await createSlot(clientConfig(env, newPrimary), slot)
+  // A standby of an older flock may still log in as the superuser: the new conninfo names the
+  // replication role, whose password its passfile must hold first.
+  await writePassfile(env, standby)
   const s = standbySettings(env, newPrimary, standby, slot)
   await withClient(clientConfig(env, standby), async (c) => {
     const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
@@ -188,7 +195,19 @@ export async function rejoin(
   env: ReplicationEnv,
   node: PgNode,
   newPrimary: PgNode,
-  opts: { progress?: Progress; noSync?: boolean; timeoutMs?: number; allowReclone?: boolean } = {},
+  opts: {
+    progress?: Progress
+    noSync?: boolean
+    timeoutMs?: number
+    allowReclone?: boolean
+    /**
+     * The switchover case: the node was shut down cleanly with its last checkpoint at this LSN
+     * and the new primary replayed past it before promotion, so its new timeline forks after
+     * the node's last record and pg_rewind (plus the CHECKPOINT it needs on the new primary,
+     * right when clients reconnect there) has nothing to do.
+     */
+    cleanlyStoppedAt?: string
+  } = {},
 ): Promise<{ method: RejoinMethod }> {
   const progress = opts.progress ?? quiet
   await env.lifecycle.stop(node, 'fast').catch(() => undefined)
@@ -196,7 +215,10 @@ export async function rejoin(
   let method: RejoinMethod = 'none'
   const usable = await exists(path.join(node.dataDir, 'global', 'pg_control'))
   let rewindError: string | undefined
-  if (usable) {
+  if (usable && opts.cleanlyStoppedAt !== undefined) {
+    const at = await checkpointLsn(env, node.dataDir).catch(() => undefined)
+    if (at !== opts.cleanlyStoppedAt) rewindError = `it is not stopped cleanly at ${opts.cleanlyStoppedAt}`
+  } else if (usable) {
     // pg_rewind finishes crash recovery in single-user mode first, and a single-user server
     // refuses standby.signal; the fence marker keeps the instance from starting meanwhile.
     await fsp.rm(path.join(node.dataDir, 'standby.signal'), { force: true })
@@ -205,11 +227,12 @@ export async function rejoin(
     // required" and the old primary then cannot follow (Patroni checkpoints here too).
     await sql(clientConfig(env, newPrimary), 'checkpoint')
     progress('rewind', `resynchronising ${node.name} from ${newPrimary.name} with pg_rewind`)
-    const conn = `host=${newPrimary.host} port=${newPrimary.port} user=${env.superuser} dbname=postgres connect_timeout=5`
+    // The replication role has exactly the function grants pg_rewind needs (role.ts).
+    const conn = `host=${newPrimary.host} port=${newPrimary.port} user=${replicationLogin(env).user} dbname=postgres connect_timeout=5`
     const res = await run(
       env.bins.tool('pg_rewind'),
       ['--target-pgdata', node.dataDir, '--source-server', conn, ...(opts.noSync ? ['--no-sync'] : [])],
-      { runAs: env.runAs, env: { PGPASSWORD: env.password }, secrets: [env.password], reject: false, timeoutMs: opts.timeoutMs ?? 10 * 60_000 },
+      { runAs: env.runAs, ...replicationChild(env), reject: false, timeoutMs: opts.timeoutMs ?? 10 * 60_000 },
     )
     env.log?.('pg_rewind finished', { instance: node.name, exitCode: res.exitCode, output: (res.stdout + '\n' + res.stderr).trim().split('\n').slice(-8).join(' | ') })
     if (res.exitCode === 0) method = /no rewind required/i.test(res.stdout + res.stderr) ? 'none' : 'rewind'
@@ -226,8 +249,8 @@ export async function rejoin(
     await writePassfile(env, node)
     await run(
       env.bins.tool('pg_basebackup'),
-      ['-h', newPrimary.host, '-p', String(newPrimary.port), '-U', env.superuser, '-D', node.dataDir, '-X', 'stream', '-c', 'fast', ...(opts.noSync ? ['--no-sync'] : [])],
-      { runAs: env.runAs, env: { PGPASSWORD: env.password, PGAPPNAME: 'pg_basebackup' }, secrets: [env.password], timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+      ['-h', newPrimary.host, '-p', String(newPrimary.port), '-U', replicationLogin(env).user, '-D', node.dataDir, '-X', 'stream', '-c', 'fast', ...(opts.noSync ? ['--no-sync'] : [])],
+      { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup'), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
     )
     method = 'reclone'
   }
@@ -246,6 +269,25 @@ export async function rejoin(
   return { method }
 }
 
+export interface SwitchoverPhases {
+  /** CHECKPOINT on the primary while it still takes writes (keeps the shutdown checkpoint short). */
+  checkpointMs: number
+  /** Fast shutdown of the primary until pg_control records its shutdown checkpoint: writes stop at its start. */
+  stopMs: number
+  /** The target replaying past the shutdown checkpoint. */
+  catchupMs: number
+  /** The fence marker on the old primary (written and fsynced before the promotion). */
+  fenceMs: number
+  /** pg_promote until the target accepts writes. */
+  promoteMs: number
+  /** The old primary's settings reset, its postmaster gone and fenced, registry, other replicas repointed. */
+  repointMs: number
+  /** The old primary restarted as a standby and streaming. */
+  rejoinMs: number
+  /** synchronous_standby_names on the new primary, over the standbys that stream from it. */
+  syncMs: number
+}
+
 export interface SwitchoverResult {
   from: string
   to: string
@@ -256,6 +298,7 @@ export interface SwitchoverResult {
   finalLsn: string
   repointed: string[]
   rejoin: RejoinMethod
+  phases: SwitchoverPhases
 }
 
 /** "Latest checkpoint location" of a stopped cluster (its shutdown checkpoint). */
@@ -268,16 +311,29 @@ async function checkpointLsn(env: ReplicationEnv, dataDir: string): Promise<stri
   return m[1] as string
 }
 
+/** How often the switchover looks at the target's replay position and the stopping primary. */
+const SWITCHOVER_POLL_MS = 10
+
 /**
- * Planned role swap with zero acknowledged writes lost:
- *  1. CHECKPOINT on the primary (so the shutdown checkpoint is short);
- *  2. stop the primary with -m fast: from here no write is accepted, and Postgres' walsenders
- *     ship everything up to and including the shutdown checkpoint before it exits;
- *  3. wait until the target has replayed past that shutdown checkpoint (all acknowledged
- *     commits are before it); on timeout, restart the old primary and report;
- *  4. promote the target; 5. set its synchronous_standby_names; 6. repoint the other
- *     replicas; 7. restart the old primary as a standby (no rewind needed: it stopped cleanly
- *     at a point the new primary has).
+ * Planned role swap with zero acknowledged writes lost. The write outage runs from step 2 to
+ * the end of step 4, so everything that can happen before or after it does:
+ *  1. CHECKPOINT on the primary while it still takes writes (the shutdown checkpoint is then
+ *     tiny), and one connection to the target opened in advance (a SCRAM handshake costs
+ *     more than a poll);
+ *  2. fast shutdown of the primary (SIGINT, as pg_ctl sends): from here no write is accepted;
+ *     pg_control is read every 10 ms until it records the shutdown checkpoint, whose LSN is
+ *     the last WAL the primary will ever write (every acknowledged commit is before it);
+ *  3. wait until the target has replayed past it (Postgres' walsenders ship everything up to
+ *     and including the shutdown checkpoint before the postmaster exits), polled every 10 ms
+ *     on the open connection; on timeout the old primary is started again;
+ *  4. fence marker on the old primary, then promote the target on the same connection
+ *     (pg_promote(wait => false) polled every 10 ms: pg_promote(wait => true) looks only
+ *     every 100 ms);
+ *  5. the rest of the fence once the old postmaster has exited, registry, repoint the other
+ *     replicas; 6. restart the old primary as a standby (no pg_rewind: it stopped cleanly at
+ *     a point the target replayed, so the new timeline forks after its last record);
+ *  7. synchronous_standby_names over the standbys that stream from the new primary (never a
+ *     name nobody answers to: commits would hang on it).
  */
 export async function switchover(
   env: ReplicationEnv,
@@ -288,8 +344,7 @@ export async function switchover(
 ): Promise<SwitchoverResult> {
   const progress = opts.progress ?? quiet
   const t0 = Date.now()
-  const tcfg = clientConfig(env, target)
-  const st = await standbyStatus(tcfg).catch((err: Error) => {
+  const st = await standbyStatus(clientConfig(env, target)).catch((err: Error) => {
     throw SWITCHOVER_TARGET({ reason: `${target.name} is unreachable (${err.message})` }, { cause: err })
   })
   if (!st.inRecovery) throw SWITCHOVER_TARGET({ reason: `${target.name} is not a standby` })
@@ -299,31 +354,63 @@ export async function switchover(
   }
   progress('checkpoint', `checkpoint on ${primary.name}`, 0.1)
   await sql(clientConfig(env, primary), 'checkpoint')
+  const tCheckpoint = Date.now()
 
-  progress('stop', `stopping writes: shutting ${primary.name} down cleanly`, 0.2)
-  const tStop = Date.now()
-  await env.lifecycle.stop(primary, 'fast')
-  const finalLsn = await checkpointLsn(env, primary.dataDir)
-
-  progress('catchup', `waiting for ${target.name} to replay past ${finalLsn}`, 0.4)
-  const deadline = Date.now() + (opts.catchupTimeoutMs ?? 30_000)
-  for (;;) {
-    const replay = (await standbyStatus(tcfg).catch(() => undefined))?.replayLsn ?? null
-    if (compareLsn(replay, finalLsn) > 0) break
-    if (Date.now() > deadline) {
-      await env.lifecycle.start(primary)
-      throw CATCHUP_TIMEOUT({ name: target.name, targetLsn: finalLsn, replayLsn: replay ?? 'none', ms: opts.catchupTimeoutMs ?? 30_000 })
+  const catchupMs = opts.catchupTimeoutMs ?? 30_000
+  const r = await withClient(clientConfig(env, target), async (c) => {
+    const replayLsn = async () => (await c.query<{ l: string | null }>('select pg_last_wal_replay_lsn()::text as l')).rows[0]?.l ?? null
+    await replayLsn()
+    progress('stop', `stopping writes: shutting ${primary.name} down cleanly`, 0.2)
+    const tStop = Date.now()
+    // Writes stop at the signal. The postmaster exits only after its walsenders have shipped
+    // the shutdown checkpoint and heard back, and after every child is gone; the final LSN is
+    // known earlier, when pg_control says "shut down", and no WAL follows that checkpoint.
+    let exited = false
+    let stopError: unknown
+    const stopping = env.lifecycle.stop(primary, 'fast', { pollMs: SWITCHOVER_POLL_MS }).then(
+      () => void (exited = true),
+      (err: unknown) => void ((stopError = err), (exited = true)),
+    )
+    let finalLsn: string | undefined
+    while (finalLsn === undefined) {
+      const ctl = await readControlFile(primary.dataDir).catch(() => undefined)
+      if (ctl?.shutDown) finalLsn = ctl.checkpointLsn
+      else if (exited) {
+        if (stopError) throw stopError
+        finalLsn = await checkpointLsn(env, primary.dataDir)
+      } else await sleep(SWITCHOVER_POLL_MS)
     }
-    await sleep(10)
-  }
+    const tStopped = Date.now()
 
-  progress('promote', `promoting ${target.name}`, 0.6)
-  // The old primary must not be started as a primary again by anyone until it has rejoined.
-  await fence(env, primary, `switchover to ${target.name}`, target.name)
-  const { timeline } = await promote(env, target)
-  const writeOutageMs = Date.now() - tStop
+    progress('catchup', `waiting for ${target.name} to replay past ${finalLsn}`, 0.4)
+    const deadline = Date.now() + catchupMs
+    for (;;) {
+      const replay = await replayLsn()
+      if (compareLsn(replay, finalLsn) > 0) break
+      if (Date.now() > deadline) {
+        await stopping
+        await env.lifecycle.start(primary)
+        throw CATCHUP_TIMEOUT({ name: target.name, targetLsn: finalLsn, replayLsn: replay ?? 'none', ms: catchupMs })
+      }
+      await sleep(SWITCHOVER_POLL_MS)
+    }
+    const tCaughtUp = Date.now()
+
+    progress('promote', `promoting ${target.name}`, 0.6)
+    // The marker before the promotion: nothing may start the old primary as a primary again
+    // until it has rejoined (it accepts no connection while it finishes shutting down).
+    await writeJsonAtomic(fencePath(primary.instanceDir), { name: primary.name, reason: `switchover to ${target.name}`, fencedAt: new Date().toISOString(), newPrimary: target.name } satisfies FenceMarker)
+    const tFenced = Date.now()
+    // The outage ends when the target accepts writes, before promote() tidies its settings.
+    let tPromoted = 0
+    const { timeline } = await promote(env, target, 60, c, () => (tPromoted = Date.now()))
+    // The rest of the fence (no process left, standby.signal) once the postmaster is gone.
+    await stopping
+    await fence(env, primary, `switchover to ${target.name}`, target.name)
+    return { finalLsn, timeline, tStop, tStopped, tCaughtUp, tFenced, tPromoted }
+  })
+  const { finalLsn, timeline, tStop, tStopped, tCaughtUp, tFenced, tPromoted } = r
   await opts.onPromoted?.()
-  await setSyncStandbys(env, target, opts.syncNames?.(target.name) ?? [])
 
   progress('repoint', `repointing ${others.length} other replica(s)`, 0.7)
   const repointed: string[] = []
@@ -331,10 +418,33 @@ export async function switchover(
     await repoint(env, o, target)
     repointed.push(o.name)
   }
+  const tRepointed = Date.now()
   progress('rejoin', `restarting ${primary.name} as a standby of ${target.name}`, 0.8)
-  const { method } = await rejoin(env, primary, target, { noSync: opts.noSync ?? false })
+  const { method } = await rejoin(env, primary, target, { noSync: opts.noSync ?? false, cleanlyStoppedAt: finalLsn })
+  const tRejoined = Date.now()
+
+  progress('sync', `setting the synchronous standbys of ${target.name}`, 0.9)
+  const wanted = opts.syncNames?.(target.name) ?? []
+  if (wanted.length > 0) {
+    // Repointed standbys reconnect within moments; name only those that stream (non-strict).
+    for (const o of others.filter((x) => wanted.includes(x.name))) await waitStreaming(env, target, o.name, 15_000).catch(() => undefined)
+    const streaming = new Set((await primaryStatus(clientConfig(env, target))).senders.filter((s) => s.state === 'streaming').map((s) => s.name))
+    await setSyncStandbys(env, target, wanted.filter((n) => streaming.has(n)))
+  }
+  const tEnd = Date.now()
+  const phases: SwitchoverPhases = {
+    checkpointMs: tCheckpoint - t0,
+    stopMs: tStopped - tStop,
+    catchupMs: tCaughtUp - tStopped,
+    fenceMs: tFenced - tCaughtUp,
+    promoteMs: tPromoted - tFenced,
+    repointMs: tRepointed - tPromoted,
+    rejoinMs: tRejoined - tRepointed,
+    syncMs: tEnd - tRejoined,
+  }
+  env.log?.('switchover finished', { from: primary.name, to: target.name, writeOutageMs: tPromoted - tStop, ...phases })
   progress('done', `${target.name} is the primary; ${primary.name} follows it`, 1)
-  return { from: primary.name, to: target.name, writeOutageMs, durationMs: Date.now() - t0, timeline, finalLsn, repointed, rejoin: method }
+  return { from: primary.name, to: target.name, writeOutageMs: tPromoted - tStop, durationMs: tEnd - t0, timeline, finalLsn, repointed, rejoin: method, phases }
 }
 
 export interface FailoverResult {

@@ -11,6 +11,7 @@ import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_EXISTS, R
 import { decide, rankCandidates, type ReplicaObservation } from './decide.js'
 import { readFence } from './fence.js'
 import { clientConfig, pgCtlLifecycle, type InstanceLifecycle, type PgNode, type ReplicationEnv } from './pg.js'
+import { ensureReplicator, REPLICATOR_ROLE } from './role.js'
 import { ReplicationStateFile, type ReplicationState } from './state.js'
 import { primaryStatus, standbyStatus, type PrimaryStatus } from './status.js'
 
@@ -50,6 +51,11 @@ export interface ReplicationDeps {
   superuser: string
   /** Resolves the superuser password (vault) at call time. */
   password(): Promise<string>
+  /**
+   * Resolves (creating it on first use) the replication role's password from the vault. Absent:
+   * standbys keep logging in as the superuser (tests of the actions alone).
+   */
+  replicatorPassword?(): Promise<string>
   registry: TopologyRegistry
   locks: OperationLocks
   events: EventPublisher
@@ -89,14 +95,47 @@ export class ReplicationManager {
 
   async env(): Promise<ReplicationEnv> {
     const password = await this.deps.password()
+    // Only once the role exists: a failover in a flock that never had it keeps the superuser.
+    const replicator = this.deps.replicatorPassword && (await this.state.read()).replicator ? { user: REPLICATOR_ROLE, password: await this.deps.replicatorPassword() } : undefined
     return {
       bins: this.deps.bins,
       runAs: this.deps.runAs,
       superuser: this.deps.superuser,
       password,
+      replicator,
       lifecycle: this.supervisedLifecycle(),
       log: (msg, fields) => this.deps.log.info(fields ?? {}, msg),
     }
+  }
+
+  /**
+   * The replication role in place on the primary, with the vault's password, before any
+   * topology change (replica add, switchover, rejoin). The first time in a flock that predates
+   * it, the running replicas are moved over: passfile, then primary_conninfo naming the role
+   * (a reload; their WAL receivers reconnect). When the password changed (a rotated secret),
+   * every standby's passfile is rewritten. Returns the env to use from here on.
+   */
+  async ensureReplicationRole(env: ReplicationEnv, primary: TopologyMember): Promise<ReplicationEnv> {
+    if (!this.deps.replicatorPassword) return env
+    const login = { user: REPLICATOR_ROLE, password: await this.deps.replicatorPassword() }
+    const { changed } = await ensureReplicator(clientConfig(env, primary.node), login.password)
+    const next: ReplicationEnv = { ...env, replicator: login }
+    const had = (await this.state.read()).replicator === true
+    if (!had) await this.state.update((st) => void (st.replicator = true))
+    if (!had || changed) {
+      for (const m of this.deps.registry.list().filter((x) => x.role === 'replica')) {
+        try {
+          await actions.repoint(next, m.node, primary.node)
+          // Its WAL receiver reconnects as the role; a switchover right after needs it streaming.
+          await actions.waitStreaming(next, primary.node, m.name, 15_000)
+        } catch (err) {
+          // Unreachable now: its next switchover or rejoin writes the new settings.
+          this.deps.log.warn({ instance: m.name, err: (err as Error).message }, 'could not move the replica to the replication role yet')
+        }
+      }
+      this.deps.log.info({ role: REPLICATOR_ROLE, created: !had }, 'replication role in place')
+    }
+    return next
   }
 
   /** Stops pause supervision first (a planned stop is not a crash); starts resume it after. */
@@ -107,9 +146,9 @@ export class ReplicationManager {
         await this.lifecycle.start(node)
         await reg.resumeSupervision?.(node.name)
       },
-      stop: async (node, mode) => {
+      stop: async (node, mode, opts) => {
         await reg.pauseSupervision?.(node.name)
-        await this.lifecycle.stop(node, mode)
+        await this.lifecycle.stop(node, mode, opts)
       },
     }
   }
@@ -164,8 +203,8 @@ export class ReplicationManager {
     const release = this.deps.locks.acquire('topology', `replica add ${name}`)
     try {
       const t0 = Date.now()
-      const env = await this.env()
       const primary = this.primary()
+      const env = await this.ensureReplicationRole(await this.env(), primary)
       const node = this.nodeFor(name, await this.nextPort())
       const { slot } = await actions.createReplica(env, primary.node, node, { noSync: this.deps.noSync ?? false, ...(progress ? { progress } : {}) })
       await this.deps.registry.addInstance(node, 'replica')
@@ -241,7 +280,7 @@ export class ReplicationManager {
     const candidates = this.replicas().filter((m) => m.role === 'replica')
     const release = this.deps.locks.acquire('topology', 'switchover')
     try {
-      const env = await this.env()
+      const env = await this.ensureReplicationRole(await this.env(), primary)
       let target: TopologyMember | undefined
       if (input.to) {
         target = this.member(input.to)
@@ -397,8 +436,8 @@ export class ReplicationManager {
     const release = this.deps.locks.acquire('topology', `rejoin ${name}`)
     try {
       const t0 = Date.now()
-      const env = await this.env()
       const p = this.primary()
+      const env = await this.ensureReplicationRole(await this.env(), p)
       const { method } = await actions.rejoin(env, m.node, p.node, { noSync: this.deps.noSync ?? false, allowReclone: opts.allowReclone ?? true, ...(progress ? { progress } : {}) })
       await this.deps.registry.setRole(name, 'replica')
       const durationMs = Date.now() - t0

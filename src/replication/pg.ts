@@ -1,11 +1,13 @@
 import { promises as fsp } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
 import { run } from '../platform/process.js'
 import { writeFileAtomic } from '../platform/fs.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import { isOurPostmaster, processesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
+import { formatLsn } from './lsn.js'
+import { isOurPostmaster, isProcessAliveSync, processesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
 
 /**
  * The replication area's narrow adapter to Postgres: SQL as small functions, pg_ctl, and the
@@ -28,8 +30,13 @@ export interface ReplicationEnv {
   bins: PgBinaries
   runAs: OsUser | undefined
   superuser: string
-  /** The superuser password; used through PGPASSWORD and the 0600 passfile, never argv. */
+  /** The superuser password (MagFlock's own SQL); used through PGPASSWORD, never argv. */
   password: string
+  /**
+   * The replication role standbys, clones and rewinds connect as (role.ts). Undefined: a flock
+   * from before it existed, or a test; then the superuser stands in, as it used to.
+   */
+  replicator?: { user: string; password: string } | undefined
   lifecycle: InstanceLifecycle
   log?: (msg: string, fields?: Record<string, unknown>) => void
 }
@@ -42,18 +49,37 @@ export interface ReplicationEnv {
  */
 export interface InstanceLifecycle {
   start(node: PgNode): Promise<void>
-  stop(node: PgNode, mode: 'fast' | 'immediate'): Promise<void>
+  /**
+   * `pollMs`: signal the postmaster directly and poll its exit at that interval instead of
+   * `pg_ctl -w`, whose wait loop only looks every 100 ms (switchover counts every one).
+   */
+  stop(node: PgNode, mode: 'fast' | 'immediate', opts?: { pollMs?: number }): Promise<void>
 }
+
+/** What `pg_ctl stop -m fast|immediate` sends to the postmaster. */
+const STOP_SIGNAL = { fast: 'SIGINT', immediate: 'SIGQUIT' } as const
 
 export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, timeoutS = 60): InstanceLifecycle {
   return {
     async start(node) {
       await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', String(timeoutS), 'start'], { runAs, timeoutMs: (timeoutS + 5) * 1000 })
     },
-    async stop(node, mode) {
+    async stop(node, mode, opts) {
       const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
       // A dead postmaster (kill -9) needs no pg_ctl; its orphans are killInstance's job.
       if (!pid || !(await isOurPostmaster(pid.pid, node.dataDir))) return
+      if (opts?.pollMs) {
+        // pg_ctl stop is kill(postmaster, SIGINT|SIGQUIT) plus a 100 ms poll; the same signal
+        // with a finer poll. The postmaster is gone once its last child has exited and
+        // postmaster.pid is removed, i.e. after the shutdown checkpoint is written.
+        process.kill(pid.pid, STOP_SIGNAL[mode])
+        const deadline = Date.now() + timeoutS * 1000
+        while (isProcessAliveSync(pid.pid)) {
+          if (Date.now() > deadline) throw new Error(`${node.name} (pid ${pid.pid}) did not stop within ${timeoutS} s`)
+          await sleep(opts.pollMs)
+        }
+        return
+      }
       await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-m', mode, '-w', '-t', String(timeoutS), 'stop'], { runAs, reject: false, timeoutMs: (timeoutS + 5) * 1000 })
     },
   }
@@ -106,11 +132,11 @@ export function passfilePath(node: Pick<PgNode, 'instanceDir'>): string {
  * the Postgres OS user (as with Patroni's pgpass), so it never appears in postgresql.auto.conf,
  * pg_stat_wal_receiver or a log line.
  */
-export function primaryConninfo(env: Pick<ReplicationEnv, 'superuser'>, primary: Pick<PgNode, 'host' | 'port'>, standby: PgNode): string {
+export function primaryConninfo(env: Pick<ReplicationEnv, 'superuser' | 'replicator'>, primary: Pick<PgNode, 'host' | 'port'>, standby: PgNode): string {
   return [
     `host=${primary.host}`,
     `port=${primary.port}`,
-    `user=${env.superuser}`,
+    `user=${env.replicator?.user ?? env.superuser}`,
     `passfile=${passfilePath(standby)}`,
     `application_name=${standby.name}`,
     'connect_timeout=2',
@@ -118,9 +144,21 @@ export function primaryConninfo(env: Pick<ReplicationEnv, 'superuser'>, primary:
   ].join(' ')
 }
 
+/** Who standbys, pg_basebackup and pg_rewind log in as: the replication role, else the superuser. */
+export function replicationLogin(env: Pick<ReplicationEnv, 'superuser' | 'password' | 'replicator'>): { user: string; password: string } {
+  return env.replicator ?? { user: env.superuser, password: env.password }
+}
+
+/** Environment and redaction for a child that logs in as the replication role (never argv). */
+export function replicationChild(env: ReplicationEnv, appName?: string): { env: Record<string, string>; secrets: string[] } {
+  const login = replicationLogin(env)
+  return { env: { PGPASSWORD: login.password, ...(appName ? { PGAPPNAME: appName } : {}) }, secrets: [login.password, env.password] }
+}
+
 export async function writePassfile(env: ReplicationEnv, node: PgNode): Promise<void> {
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:')
-  await writeFileAtomic(passfilePath(node), `*:*:*:${esc(env.superuser)}:${esc(env.password)}\n`, {
+  const login = replicationLogin(env)
+  await writeFileAtomic(passfilePath(node), `*:*:*:${esc(login.user)}:${esc(login.password)}\n`, {
     mode: 0o600,
     ...(env.runAs ? { uid: env.runAs.uid, gid: env.runAs.gid } : {}),
   })
@@ -214,6 +252,30 @@ export async function dropSlot(cfg: pg.ClientConfig, slot: string): Promise<bool
     }
   }
   return false
+}
+
+/**
+ * The start of pg_control (src/include/catalog/pg_control.h, unchanged since PostgreSQL 11):
+ * system_identifier u64 @0, pg_control_version u32 @8, catalog_version_no u32 @12, state
+ * (DBState) i32 @16, time i64 @24, checkPoint (XLogRecPtr) u64 @32. A plain 40-byte read,
+ * so a switchover can watch for the shutdown checkpoint every few ms where pg_controldata
+ * would cost a process each time. undefined for a layout this code does not know.
+ */
+export async function readControlFile(dataDir: string): Promise<{ shutDown: boolean; checkpointLsn: string } | undefined> {
+  const fh = await fsp.open(path.join(dataDir, 'global', 'pg_control'), 'r')
+  try {
+    const b = Buffer.alloc(40)
+    const { bytesRead } = await fh.read(b, 0, 40, 0)
+    // Written in the host's byte order; this reads little-endian only.
+    if (bytesRead < 40 || os.endianness() !== 'LE') return undefined
+    const version = b.readUInt32LE(8)
+    if (version < 1100 || version > 1900) return undefined
+    const lsn = b.readBigUInt64LE(32)
+    // DBState: 1 = DB_SHUTDOWNED, written together with the shutdown checkpoint's location.
+    return { shutDown: b.readInt32LE(16) === 1, checkpointLsn: formatLsn(lsn) }
+  } finally {
+    await fh.close()
+  }
 }
 
 export function sleep(ms: number): Promise<void> {

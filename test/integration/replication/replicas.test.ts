@@ -63,6 +63,9 @@ describe('replication actions against real Postgres', () => {
     expect(a.timeline).toBe(2)
     expect(a.repointed).toEqual(['r2'])
     expect(a.rejoin).toBe('none')
+    // Every phase is measured and the outage is exactly stop + catch-up + promote.
+    expect(Object.keys(a.phases).sort()).toEqual(['catchupMs', 'checkpointMs', 'fenceMs', 'promoteMs', 'rejoinMs', 'repointMs', 'stopMs', 'syncMs'])
+    expect(a.writeOutageMs).toBe(a.phases.stopMs + a.phases.catchupMs + a.phases.fenceMs + a.phases.promoteMs)
     expect(await readFence(f.primary.instanceDir)).toBeUndefined()
     await waitFor('writes on r1', async () => w.acked.length > 60)
     const b = await switchover(f.env, r1, f.primary, [r2], { noSync: true })
@@ -80,7 +83,7 @@ describe('replication actions against real Postgres', () => {
       const st = await primaryStatus(clientConfig(f.env, f.primary))
       return st.senders.filter((s) => s.state === 'streaming').map((s) => s.name).sort().join(',') === 'r1,r2'
     })
-    console.log(`switchover write outage: ${a.writeOutageMs} ms and ${b.writeOutageMs} ms; writer max gap ${w.maxGapMs()} ms`)
+    console.log(`switchover write outage: ${a.writeOutageMs} ms ${JSON.stringify(a.phases)} and ${b.writeOutageMs} ms ${JSON.stringify(b.phases)}; writer max gap ${w.maxGapMs()} ms`)
   })
 
   it('removes a replica: stopped, slot dropped, directory gone', async () => {
