@@ -76,13 +76,21 @@ export function withInclude(postgresqlConf: string): string {
   return `${postgresqlConf}${sep}\n${INCLUDE_LINE}\n`
 }
 
-/** Local socket, loopback TCP and loopback replication, all with SCRAM. */
-export function renderPgHba(): string {
+/** The replication role standbys log in as (src/replication/role.ts). */
+export const REPLICATION_ROLE = 'magflock_replicator'
+
+/**
+ * Local socket and loopback TCP with SCRAM; replication connections on loopback only for the
+ * replication role, and for the superuser, which the WAL archiver (pg_receivewal) and physical
+ * backups (pg_basebackup) still use. Written at initdb: an existing flock keeps its file.
+ */
+export function renderPgHba(superuser: string): string {
   return [
     '# Written by MagFlock. TYPE  DATABASE  USER  ADDRESS  METHOD',
     'local   all          all                  scram-sha-256',
     'host    all          all   127.0.0.1/32   scram-sha-256',
-    'host    replication  all   127.0.0.1/32   scram-sha-256',
+    `host    replication  ${REPLICATION_ROLE}   127.0.0.1/32   scram-sha-256`,
+    `host    replication  ${superuser}   127.0.0.1/32   scram-sha-256`,
     '',
   ].join('\n')
 }

@@ -200,7 +200,7 @@ export async function initInstance(spec: InstanceSpec, password: string): Promis
       await fsp.rm(pwfile, { force: true })
     }
     await writeInstanceConf(spec, initDir)
-    await writeOwned(spec, path.join(initDir, 'pg_hba.conf'), renderPgHba())
+    await writeOwned(spec, path.join(initDir, 'pg_hba.conf'), renderPgHba(spec.superuser))
     // initdb fsyncs what it wrote and writeFileAtomic fsyncs ours; make the directory entries
     // durable, then publish the data dir in one rename.
     await fsyncDir(initDir)

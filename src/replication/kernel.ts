@@ -4,11 +4,13 @@ import type { CoreServices } from '../kernel/daemon.js'
 import type { FlockInstances } from '../kernel/instances.js'
 import type { KernelServices } from '../kernel/services.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
+import { generateSecret } from '../secrets/generate.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
 import { FileLeadership } from './leadership.js'
 import { ReplicationManager, type Role, type TopologyRegistry } from './manager.js'
 import { FailoverMonitor } from './monitor.js'
 import { pgCtlLifecycle, type InstanceLifecycle, type PgNode } from './pg.js'
+import { REPLICATOR_SECRET } from './role.js'
 
 /**
  * Kernel glue: the replication manager over the kernel's FlockInstances (registry +
@@ -76,6 +78,13 @@ export function replicationManager(k: KernelServices, instances?: FlockInstances
     runAs: k.runAs,
     superuser: cfg.postgres.superuser,
     password: async () => (await k.secrets.get(SUPERUSER_SECRET)) ?? '',
+    replicatorPassword: async () => {
+      const have = await k.secrets.get(REPLICATOR_SECRET)
+      if (have) return have
+      const fresh = generateSecret()
+      await k.secrets.set(REPLICATOR_SECRET, fresh)
+      return fresh
+    },
     registry: kernelRegistry(k, inst),
     locks: k.locks,
     events: k.events,

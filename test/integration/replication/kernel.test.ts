@@ -35,6 +35,16 @@ describe('replication through the kernel control API', () => {
     }
   }
 
+  const query = async <R extends pg.QueryResultRow>(port: number, text: string): Promise<R[]> => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
+    await c.connect()
+    try {
+      return (await c.query<R>(text)).rows
+    } finally {
+      await c.end()
+    }
+  }
+
   beforeAll(async () => {
     t = tempDir('mf-krepl-')
     const pgPort = await freePort()
@@ -66,6 +76,25 @@ describe('replication through the kernel control API', () => {
     expect(l.primaryUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/postgres\?target_session_attrs=read-write/)
     expect(l.primaryUrl).not.toContain(password)
     expect(await roles()).toEqual({ primary: 'primary', r1: 'replica', r2: 'replica' })
+    // Replicas log in as the dedicated replication role, never as the superuser.
+    const primaryPort = l.members.find((m) => m.name === 'primary')!.port
+    const senders = await query<{ application_name: string; usename: string }>(primaryPort, 'select application_name, usename from pg_stat_replication order by 1')
+    expect(senders.filter((x) => /^r\d$/.test(x.application_name)).map((x) => x.usename)).toEqual(['magflock_replicator', 'magflock_replicator'])
+    const role = await query<{ rolsuper: boolean; rolreplication: boolean }>(primaryPort, `select rolsuper, rolreplication from pg_roles where rolname = 'magflock_replicator'`)
+    expect(role).toEqual([{ rolsuper: false, rolreplication: true }])
+    const conninfo = await query<{ v: string }>(r1.port, `select current_setting('primary_conninfo') as v`)
+    expect(conninfo[0]!.v).toContain('user=magflock_replicator ')
+    const replPassword = (await k.services.secrets.get('replication.replicator.password')) ?? ''
+    expect(replPassword.length).toBeGreaterThan(16)
+    const fs = await import('node:fs')
+    const instanceDir = k.services.layout.instanceDir('r1')
+    for (const text of [conninfo[0]!.v, fs.readFileSync(path.join(instanceDir, 'data', 'postgresql.auto.conf'), 'utf8'), fs.readFileSync(path.join(instanceDir, 'replication.pgpass'), 'utf8')]) {
+      expect(text).not.toContain(password)
+    }
+    const kernelLog = fs.existsSync(k.services.layout.kernelLog) ? fs.readFileSync(k.services.layout.kernelLog, 'utf8') : ''
+    for (const text of [JSON.stringify(l), kernelLog, fs.readFileSync(k.services.layout.auditLog, 'utf8'), fs.readFileSync(path.join(instanceDir, 'data', 'postgresql.auto.conf'), 'utf8')]) {
+      expect(text).not.toContain(replPassword)
+    }
     const dup = await client.call(replicaAdd, { name: 'r1' }).catch((e: unknown) => e)
     expect(isMagflockError(dup) && dup.code).toBe('E_REPLICA_EXISTS')
     // `magflock status` shows each replica's streaming state and lag from the monitor's last

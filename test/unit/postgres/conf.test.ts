@@ -51,13 +51,14 @@ describe('postgres/conf', () => {
     expect(withInclude(once)).toBe(once)
   })
 
-  it('allows only SCRAM, on the socket and loopback, including replication', () => {
-    const hba = renderPgHba()
+  it('allows only SCRAM, on the socket and loopback; replication only for the replication role and the superuser', () => {
+    const hba = renderPgHba('postgres')
     const rules = hba.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/\s+/))
     expect(rules).toEqual([
       ['local', 'all', 'all', 'scram-sha-256'],
       ['host', 'all', 'all', '127.0.0.1/32', 'scram-sha-256'],
-      ['host', 'replication', 'all', '127.0.0.1/32', 'scram-sha-256'],
+      ['host', 'replication', 'magflock_replicator', '127.0.0.1/32', 'scram-sha-256'],
+      ['host', 'replication', 'postgres', '127.0.0.1/32', 'scram-sha-256'],
     ])
   })
 })

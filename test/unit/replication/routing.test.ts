@@ -34,4 +34,10 @@ describe('standby configuration', () => {
     expect(s).toMatchObject({ port: 5434, primary_slot_name: 'r1', synchronous_standby_names: '', recovery_target_timeline: 'latest' })
     expect(JSON.stringify(s)).not.toContain('password=')
   })
+  it('names the replication role in primary_conninfo once the flock has it', () => {
+    const ci = primaryConninfo({ superuser: 'postgres', replicator: { user: 'magflock_replicator', password: 'sekret' } }, node('p', 5433), node('r1', 5434))
+    expect(ci).toContain('user=magflock_replicator ')
+    expect(ci).not.toContain('sekret')
+    expect(ci).not.toContain('user=postgres')
+  })
 })
