@@ -24,6 +24,7 @@ export const BUILTIN_EVENTS = {
     exitCode: z.number().int().optional(),
   }),
   'instance.restarted': z.object({ instance: z.string(), pid: z.number().int(), attempt: z.number().int() }),
+  'instance.restart-failed': z.object({ instance: z.string(), attempt: z.number().int(), reason: z.string() }),
   'instance.failed': z.object({ instance: z.string(), reason: z.string() }),
   'config.reloaded': z.object({ applied: z.array(z.string()), restartRequired: z.array(z.string()) }),
   'api.denied': z.object({ route: z.string(), reason: z.string() }),

@@ -20,7 +20,7 @@ import {
   INSTANCE_START_TIMEOUT,
   INSTANCE_STOP_TIMEOUT,
 } from './errors.js'
-import { isOurPostmaster, isProcessAlive, postmasterPidPath, processesInDataDir, processesWithArg, readPostmasterPid } from './pidfile.js'
+import { isOurPostmaster, isProcessAlive, killProcessesInDataDir, postmasterPidPath, processesWithArg, readPostmasterPid } from './pidfile.js'
 
 /**
  * One Postgres instance on this host: its data directory, how it is initialised, started,
@@ -63,7 +63,7 @@ export interface PostgresProcess {
   pid: number
   /** True when found running (postmaster.pid) rather than spawned by this call. */
   adopted: boolean
-  /** Resolves when the postmaster dies (for adopted ones: kill(pid, 0) polled every 250 ms). */
+  /** Resolves when the postmaster dies (for adopted ones: kill(pid, 0) polled every 100 ms). */
   exited: Promise<PostgresExit>
   /** SIGTERM (smart) / SIGINT (fast) / SIGQUIT (immediate), then waits for exit, bounded. */
   stop(mode: StopMode, timeoutMs?: number): Promise<void>
@@ -75,7 +75,8 @@ const SIGNALS: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIG
 const STOP_TIMEOUT_MS: Record<StopMode, number> = { smart: 60_000, fast: 60_000, immediate: 15_000 }
 const DEFAULT_START_TIMEOUT_MS = 60_000
 const POLL_MS = 50
-const ADOPTED_POLL_MS = 250
+// A dead adopted postmaster's orphans may still serve clients until we notice: poll often.
+const ADOPTED_POLL_MS = 100
 
 export function initializingDir(spec: Pick<InstanceSpec, 'dataDir'>): string {
   return `${spec.dataDir}.initializing`
@@ -308,29 +309,11 @@ function adoptedHandle(spec: InstanceSpec, pid: number): PostgresProcess {
 /**
  * Backends orphaned by a postmaster killed with SIGKILL keep the old shared memory attached;
  * a new postmaster refuses to start beside them ("pre-existing shared memory block is still in
- * use"). They are useless without their postmaster, so they get SIGQUIT (Postgres' own
- * "exit now" signal), then SIGKILL if they linger.
+ * use"), and one still serving a client could acknowledge a commit. They get SIGKILL.
  */
 async function clearOrphans(spec: InstanceSpec): Promise<void> {
-  let pids = await processesInDataDir(spec.dataDir)
-  if (pids.length === 0) return
-  spec.log?.warn({ instance: spec.name, pids }, 'stopping backends left behind by a dead postmaster')
-  for (const sig of ['SIGQUIT', 'SIGKILL'] as const) {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, sig)
-      } catch {
-        // already gone
-      }
-    }
-    for (let i = 0; i < 60 && pids.length > 0; i++) {
-      await sleep(POLL_MS)
-      const alive: number[] = []
-      for (const pid of pids) if (await isProcessAlive(pid)) alive.push(pid)
-      pids = alive
-    }
-    if (pids.length === 0) return
-  }
+  const pids = await killProcessesInDataDir(spec.dataDir)
+  if (pids.length > 0) spec.log?.warn({ instance: spec.name, pids }, 'killed backends left behind by a dead postmaster')
 }
 
 async function waitReady(spec: InstanceSpec, proc: PostgresProcess, dead: () => boolean, logFrom: number, port: number): Promise<void> {

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs'
+import { promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import path from 'node:path'
 import { isProcessAliveSync } from '../platform/pids.js'
 
@@ -116,15 +116,35 @@ function isPostgresArgv(argv: string[] | undefined): boolean {
   return first === 'postgres' || first === 'postmaster' || first.startsWith('postgres:')
 }
 
-/** Every pid in /proc but our own (none where there is no /proc). */
-async function otherPids(): Promise<number[]> {
+/**
+ * Every pid in /proc but our own (none where there is no /proc). The process scans below read
+ * /proc synchronously: procfs answers from memory in microseconds, while one thread-pool round
+ * trip per pid costs milliseconds on a loaded host, and these scans sit on the failover path.
+ */
+function otherPids(): number[] {
   let entries: string[]
   try {
-    entries = await fsp.readdir('/proc')
+    entries = readdirSync('/proc')
   } catch {
     return []
   }
   return entries.filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid).map(Number)
+}
+
+function cwdOfSync(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`)
+  } catch {
+    return undefined
+  }
+}
+
+function cmdlineOfSync(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s.length > 0)
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -136,14 +156,7 @@ async function otherPids(): Promise<number[]> {
  */
 export async function processesInDataDir(dataDir: string): Promise<number[]> {
   const want = await realpathOrSelf(dataDir)
-  const found: number[] = []
-  for (const pid of await otherPids()) {
-    const cwd = await cwdOf(pid)
-    if (cwd === undefined || cwd !== want) continue
-    if (!isPostgresArgv(await cmdlineOf(pid))) continue
-    if (await isProcessAlive(pid)) found.push(pid)
-  }
-  return found
+  return otherPids().filter((pid) => cwdOfSync(pid) === want && isPostgresArgv(cmdlineOfSync(pid)) && isProcessAliveSync(pid))
 }
 
 /**
@@ -151,10 +164,31 @@ export async function processesInDataDir(dataDir: string): Promise<number[]> {
  * into a data.initializing whose kernel died: it is an orphan now, not gone).
  */
 export async function processesWithArg(arg: string): Promise<number[]> {
-  const found: number[] = []
-  for (const pid of await otherPids()) {
-    const argv = await cmdlineOf(pid)
-    if (argv?.includes(arg) && (await isProcessAlive(pid))) found.push(pid)
+  return otherPids().filter((pid) => cmdlineOfSync(pid)?.includes(arg) === true && isProcessAliveSync(pid))
+}
+
+/**
+ * SIGKILLs every Postgres process of `dataDir` (see processesInDataDir) until none is left, and
+ * returns the pids signalled. For a postmaster seen dead: its orphaned backends would keep the
+ * shared memory attached (a new postmaster refuses to start beside them) and, worse, a
+ * backend still serving its client could acknowledge a commit that no replica will ever get.
+ * They are useless without their postmaster, and crash recovery follows anyway, so no gentler
+ * signal first. Bounded: gives up after `timeoutMs` (a process in uninterruptible I/O).
+ */
+export async function killProcessesInDataDir(dataDir: string, timeoutMs = 3000): Promise<number[]> {
+  const killed: number[] = []
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const pids = await processesInDataDir(dataDir).catch(() => [] as number[])
+    if (pids.length === 0 || Date.now() > deadline) return killed
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL')
+        if (!killed.includes(pid)) killed.push(pid)
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10))
   }
-  return found
 }

@@ -4,7 +4,7 @@ import type { EventPublisher } from '../kernel/component.js'
 import { decideRestart, type RestartPolicy } from '../kernel/restart-policy.js'
 import { isMagflockError } from '../errors/index.js'
 import { INSTANCE_STOP_TIMEOUT } from './errors.js'
-import { isProcessAlive } from './pidfile.js'
+import { isProcessAlive, killProcessesInDataDir } from './pidfile.js'
 import { adoptInstance, startInstance, type InstanceSpec, type PostgresExit, type PostgresProcess } from './instance.js'
 
 /**
@@ -12,10 +12,12 @@ import { adoptInstance, startInstance, type InstanceSpec, type PostgresExit, typ
  * instance). It adopts a running postmaster or starts one, watches it, and when it dies
  * without being asked to, restarts it by the restart policy:
  *
- *   postmaster dies → `instance.crashed` → backoff (decideRestart) → startInstance, which
- *   stops backends orphaned by the dead postmaster and replaces the stale postmaster.pid →
- *   `instance.restarted` + onRestart(); a failed attempt counts as a restart, and once the
- *   policy gives up → `instance.failed`, state `failed`, onFailed(reason).
+ *   postmaster dies → `instance.crashed` → SIGKILL of its orphaned backends at once (they hold
+ *   the shared memory and could still acknowledge a commit) → backoff (decideRestart) →
+ *   startInstance, which replaces the stale postmaster.pid → `instance.restarted` +
+ *   onRestart(); a failed attempt counts as a restart and publishes `instance.restart-failed`
+ *   (the failover monitor stops waiting for a restart in place then), and once the policy
+ *   gives up → `instance.failed`, state `failed`, onFailed(reason).
  *
  * Invariants: a stopped supervisor never starts Postgres (stop() cancels a pending backoff and
  * waits for an attempt in flight); a paused one neither (switchover stops and starts the
@@ -56,6 +58,7 @@ export const instanceEventSchemas = {
     exitCode: z.number().int().optional(),
   }),
   'instance.restarted': z.object({ instance: z.string(), pid: z.number().int(), attempt: z.number().int() }),
+  'instance.restart-failed': z.object({ instance: z.string(), attempt: z.number().int(), reason: z.string() }),
   'instance.failed': z.object({ instance: z.string(), reason: z.string() }),
 } as const
 
@@ -278,7 +281,20 @@ export class InstanceSupervisor {
         ...(exit.code !== null ? { exitCode: exit.code } : {}),
       })
     }
-    this.loop = this.restartLoop(!clean)
+    this.loop = (async () => {
+      if (!clean) await this.killOrphans()
+      await this.restartLoop(!clean)
+    })()
+  }
+
+  /** The dead postmaster's children, killed before anything else happens (see killProcessesInDataDir). */
+  private async killOrphans(): Promise<void> {
+    try {
+      const pids = await killProcessesInDataDir(this.spec.dataDir)
+      if (pids.length > 0) this.note(`killed ${pids.length} process(es) orphaned by the dead postmaster`, 'warn')
+    } catch (err) {
+      this.opts.log.error({ instance: this.spec.name, err }, 'could not kill orphaned backends')
+    }
   }
 
   private async restartLoop(failed: boolean): Promise<void> {
@@ -310,7 +326,9 @@ export class InstanceSupervisor {
       } catch (err) {
         failed = true
         this.state = 'crashed'
-        this.note(`restart attempt ${d.attempt} failed: ${describe(err)}`, 'error')
+        const reason = describe(err)
+        this.note(`restart attempt ${d.attempt} failed: ${reason}`, 'error')
+        this.publish('instance.restart-failed', { instance: this.spec.name, attempt: d.attempt, reason: reason.slice(0, 500) })
         continue
       }
       if (this.halted()) {

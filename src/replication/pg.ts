@@ -7,7 +7,7 @@ import { run } from '../platform/process.js'
 import { writeFileAtomic } from '../platform/fs.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { formatLsn } from './lsn.js'
-import { isOurPostmaster, isProcessAliveSync, processesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
+import { isOurPostmaster, isProcessAliveSync, killProcessesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
 
 /**
  * The replication area's narrow adapter to Postgres: SQL as small functions, pg_ctl, and the
@@ -283,25 +283,17 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Stops every process of an instance for certain: pg_ctl stop -m immediate, then SIGKILL any
- * process still working in its data directory, including backends orphaned by a postmaster
- * killed with SIGKILL (they could otherwise still commit a transaction already in flight).
+ * Stops every process of an instance for certain: SIGKILL of every Postgres process working
+ * in its data directory (the postmaster, its children, and backends orphaned by a postmaster
+ * killed with SIGKILL, which could otherwise still commit a transaction already in flight),
+ * then the lifecycle's stop (pauses its supervisor; pg_ctl only if a postmaster runs again),
+ * then the same sweep once more. Killing first matters: a supervisor's restart attempt in
+ * flight waits for the very postmaster we are about to kill, and the lifecycle's stop waits
+ * for that attempt.
  */
 export async function killInstance(env: ReplicationEnv, node: PgNode): Promise<number[]> {
+  const killed = await killProcessesInDataDir(node.dataDir)
   await env.lifecycle.stop(node, 'immediate').catch(() => undefined)
-  const killed: number[] = []
-  for (let round = 0; round < 20; round++) {
-    const pids = await processesInDataDir(node.dataDir).catch(() => [] as number[])
-    if (pids.length === 0) break
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL')
-        killed.push(pid)
-      } catch {
-        // Already gone.
-      }
-    }
-    await sleep(20)
-  }
+  for (const pid of await killProcessesInDataDir(node.dataDir)) if (!killed.includes(pid)) killed.push(pid)
   return killed
 }

@@ -130,9 +130,11 @@ describe('InstanceSupervisor', () => {
     try {
       process.kill(pid, 'SIGKILL')
       await until(() => sup.status().state === 'failed', 'the supervisor to give up')
-      expect(events.list.map((e) => e.type)).toEqual(['instance.crashed', 'instance.failed'])
-      expect(events.list[1]?.payload).toMatchObject({ instance: spec.name })
-      expect(String(events.list[1]?.payload.reason)).toMatch(/3 times/)
+      // Every failed attempt is reported (the failover monitor acts on the first one).
+      expect(events.list.map((e) => e.type)).toEqual(['instance.crashed', 'instance.restart-failed', 'instance.restart-failed', 'instance.restart-failed', 'instance.failed'])
+      expect(events.list[1]?.payload).toMatchObject({ instance: spec.name, attempt: 1 })
+      expect(events.list[4]?.payload).toMatchObject({ instance: spec.name })
+      expect(String(events.list[4]?.payload.reason)).toMatch(/3 times/)
       expect(failedReason).toMatch(/gave up/)
       expect(sup.status()).toMatchObject({ state: 'failed', pid: null, restarts: 0 })
       expect(sup.health()).toMatchObject({ live: false, ready: false })
