@@ -154,7 +154,8 @@ export function decide(o: Observed, d: Desired): Decision {
   const downFor = p.downSince !== undefined ? Math.max(0, o.now - p.downSince) : 0
   const why = p.fenced ? `primary ${p.name} is fenced` : up ? `operator requested a failover from ${p.name}` : `primary ${p.name} unreachable for ${seconds(downFor)}`
 
-  if (!manual && !p.restartFailed && downFor < d.graceMs) {
+  // A fenced primary is never restarted in place (only `rejoin` lifts the fence): no grace.
+  if (!manual && !p.restartFailed && !p.fenced && downFor < d.graceMs) {
     return {
       action: 'wait',
       retryInMs: d.graceMs - downFor,

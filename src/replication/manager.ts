@@ -302,7 +302,8 @@ export class ReplicationManager {
       const others = candidates.filter((c) => c.name !== target.name).map((c) => c.node)
       await this.state.update((st) => {
         st.inProgress = { op: 'switchover', from: primary.name, to: target.name, startedAt: new Date().toISOString() }
-        const wasSync = st.replicas[target.name]?.sync ?? false
+        // A failover finished by the next kernel (this one was killed) finds this done already.
+        const wasSync = st.replicas[target.name]?.sync ?? st.replicas[primary.name]?.sync ?? false
         delete st.replicas[target.name]
         st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
       })
@@ -366,13 +367,14 @@ export class ReplicationManager {
       // The old primary inherits the target's sync flag: once it has rejoined and streams, the
       // monitor names it in synchronous_standby_names again (never before: no hanging commits).
       const st2 = await this.state.update((st) => {
-        const wasSync = st.replicas[target.name]?.sync ?? false
+        // A failover finished by the next kernel (this one was killed) finds this done already.
+        const wasSync = st.replicas[target.name]?.sync ?? st.replicas[primary.name]?.sync ?? false
         delete st.replicas[target.name]
         st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
       })
       let res: actions.FailoverResult
       try {
-        await this.deps.registry.pauseSupervision?.(primary.name)
+        this.holdSupervision(primary.name)
         res = await actions.failover(env, primary.node, target.node, others, {
           reason,
           syncNames: this.syncNames(st2, target.name, new Set(others.map((o) => o.name))),
@@ -406,6 +408,16 @@ export class ReplicationManager {
     } finally {
       release()
     }
+  }
+
+  /**
+   * Keeps the supervisor of `name` from restarting it, without waiting for a restart attempt
+   * in flight: that attempt may be waiting for the very postmaster fencing is about to kill
+   * (killInstance kills first, then waits for the supervisor through the lifecycle's stop).
+   * The pause itself takes effect synchronously, before this returns.
+   */
+  holdSupervision(name: string): void {
+    void Promise.resolve(this.deps.registry.pauseSupervision?.(name)).catch(() => undefined)
   }
 
   /** Standby observations for decide(); sync state comes from the primary when it answers. */

@@ -18,8 +18,9 @@ import { counterOn, gaugeOn } from '../telemetry/metrics.js'
  * Observation is local and fast: the postmaster PID from postmaster.pid (a dead postmaster is
  * seen at once, no connect timeout to wait out), a persistent connection to the primary with a
  * write probe (a transaction with an xid, synchronous_commit=local so a stalled sync standby
- * does not read as a dead primary), and the supervisor's `instance.crashed`/`instance.failed`
- * events, which wake the loop immediately.
+ * does not read as a dead primary), and the supervisor's `instance.crashed`,
+ * `instance.restart-failed` and `instance.failed` events, which wake the loop immediately; a
+ * failed restart attempt of the primary ends the grace period at once.
  */
 export interface MonitorOptions {
   manager: ReplicationManager
@@ -62,6 +63,7 @@ export class FailoverMonitor {
   private stopped = false
   private loopDone: Promise<void> | undefined
   private wake: (() => void) | undefined
+  private kicked = false
   private client: pg.Client | undefined
   private clientFor: string | undefined
   private downSince: number | undefined
@@ -92,8 +94,14 @@ export class FailoverMonitor {
   start(): void {
     this.unsubscribe = this.o.subscribe?.((ev) => {
       const inst = (ev.payload as { instance?: string } | undefined)?.instance
-      if (ev.type === 'instance.failed' && inst) this.failed.add(inst)
-      if ((ev.type === 'instance.crashed' || ev.type === 'instance.failed') && inst) this.wake?.()
+      // A failed restart attempt (pg_control gone, data dir unusable, port taken) means the
+      // primary cannot be restarted in place now: no point waiting out the grace period.
+      if ((ev.type === 'instance.failed' || ev.type === 'instance.restart-failed') && inst) this.failed.add(inst)
+      if ((ev.type === 'instance.crashed' || ev.type === 'instance.failed' || ev.type === 'instance.restart-failed') && inst) {
+        // Mid-tick, the wake-up is not lost: the next tick starts without a pause.
+        this.kicked = true
+        this.wake?.()
+      }
     })
     this.loopDone = this.loop()
   }
@@ -116,6 +124,7 @@ export class FailoverMonitor {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       let retry = this.o.intervalMs ?? 200
+      this.kicked = false
       try {
         const d = await this.tick()
         if (d.action === 'wait') retry = Math.min(retry, Math.max(10, d.retryInMs))
@@ -123,6 +132,7 @@ export class FailoverMonitor {
         this.o.log.error({ err: (err as Error).message }, 'failover monitor tick failed')
       }
       if (this.stopped) break
+      if (this.kicked) continue
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, retry)
         this.wake = () => {
@@ -281,6 +291,7 @@ export class FailoverMonitor {
       const m = this.o.manager.member(d.target)
       const env = await this.o.manager.env()
       const { fence } = await import('./fence.js')
+      this.o.manager.holdSupervision(d.target)
       await fence(env, m.node, d.sentence)
       await this.o.manager.deps.registry.setRole(d.target, 'fenced')
       this.o.manager.deps.events.publish('instance.fenced', { name: d.target, reason: d.sentence })

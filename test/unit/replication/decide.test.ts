@@ -72,6 +72,26 @@ describe('decide (failover monitor)', () => {
       sentence: /^promote r1: primary p0 unreachable for 0\.1 s and cannot be restarted and r1 is the only eligible replica/,
     },
     {
+      name: 'fails over at once when a fenced primary (interrupted failover) is seen, without waiting the grace period',
+      o: { primary: down(50, { fenced: true }), replicas: [replica('r1', '0/5')] },
+      action: 'failover',
+      to: 'r1',
+      sentence: /^promote r1: primary p0 is fenced and r1 is the only eligible replica/,
+    },
+    {
+      name: 'finishes at once a failover whose replica was already promoted before a kernel died',
+      o: { primary: down(0, { fenced: true }), replicas: [replica('r1', '0/5', { inRecovery: false })] },
+      action: 'failover',
+      to: 'r1',
+      sentence: /^finish failover to r1: primary p0 is fenced and r1 already accepts writes$/,
+    },
+    {
+      name: 'still waits for a restart in place while no restart attempt has failed',
+      o: { primary: down(900, { restartFailed: false }), replicas: [replica('r1', '0/5')] },
+      action: 'wait',
+      sentence: /giving it until 1\.0 s to restart in place$/,
+    },
+    {
       name: 'refuses while a switchover holds the topology lock',
       o: { primary: down(5000, { restartFailed: true }), replicas: [replica('r1', '0/5')], topologyLockHolder: 'switchover' },
       action: 'none',
