@@ -5,6 +5,7 @@ import { TIMEOUT } from '../errors/index.js'
 import { run } from '../platform/process.js'
 import { exists, writeJsonAtomic } from '../platform/fs.js'
 import { CATCHUP_TIMEOUT, NOT_A_STANDBY, REWIND_FAILED, SWITCHOVER_TARGET } from './errors.js'
+import { faultPoint } from './fault.js'
 import { clearFence, fence, fencePath, type FenceMarker } from './fence.js'
 import { compareLsn } from './lsn.js'
 import {
@@ -477,11 +478,13 @@ export async function failover(
   progress('fence', `fencing ${old.name}`, 0.1)
   const { killed } = await fence(env, old, opts.reason, target.name)
   const t1 = Date.now()
+  faultPoint('after-fence')
   progress('promote', `promoting ${target.name}`, 0.4)
   // One connection for promotion and sync names: a handshake is dearer than the promotion.
   const { timeline, t2, t3 } = await withClient(clientConfig(env, target), async (c) => {
     const { timeline } = await promote(env, target, 60, c)
     const t2 = Date.now()
+    faultPoint('after-promote')
     await opts.onPromoted?.()
     // Non-strict sync mode: only standbys that can follow the new primary are named; an empty
     // list rather than a name nobody answers to (commits would hang).

@@ -58,7 +58,17 @@ export function kernelRegistry(k: KernelServices, instances: FlockInstances): To
       await instances.supervisor(name)?.pauseSupervision()
     },
     async resumeSupervision(name) {
-      await instances.supervisor(name)?.resumeSupervision()
+      const sup = instances.supervisor(name)
+      if (sup) return sup.resumeSupervision()
+      // An instance this kernel booted without a supervisor (it was fenced) and that was just
+      // started again (rejoin): supervise it from now on.
+      const m = instances.list().find((h) => h.name === name)
+      if (!m) return
+      const spec = instances.specFor(name, m.port, k.bins, k.runAs)
+      if (name !== 'primary') spec.portConfigKey = 'replication.basePort'
+      const s = new InstanceSupervisor(spec, supervisorOpts(m.role))
+      await s.start()
+      instances.add(spec, m.role, s)
     },
   }
 }

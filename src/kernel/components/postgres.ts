@@ -6,6 +6,7 @@ import { initInstance, instanceState, stopInstance } from '../../postgres/instan
 import { readPostmasterPid } from '../../postgres/pidfile.js'
 import { isProcessAliveSync } from '../../platform/pids.js'
 import { InstanceSupervisor } from '../../postgres/supervisor.js'
+import { readFence } from '../../replication/fence.js'
 import { SUPERUSER_SECRET } from '../../secrets/names.js'
 import { generateSecret } from '../../secrets/generate.js'
 import { PORT_IN_USE } from '../../errors/index.js'
@@ -46,6 +47,14 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
         }
         const port = m.role === 'primary' && m.name === 'primary' ? cfg.postgres.port : m.port
         const spec = instances.specFor(m.name, port, k.bins, k.runAs)
+        // A fence marker on a member the topology still lists as primary or replica: a kernel
+        // died in the middle of a failover. The instance stays down under its recorded role;
+        // the failover monitor finishes the failover (or a rejoin brings it back).
+        if (await readFence(spec.instanceDir).catch(() => undefined)) {
+          instances.add(spec, m.role, undefined)
+          ctx.log.warn({ instance: m.name, role: m.role }, 'not starting a fenced instance (a failover was interrupted); the failover monitor finishes it')
+          continue
+        }
         if (m.role === 'primary') {
           const state = await instanceState(spec)
           if (state !== 'ready') {

@@ -1,0 +1,149 @@
+import { existsSync, promises as fsp, readFileSync } from 'node:fs'
+import path from 'node:path'
+import pg from 'pg'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ReplicationStatus } from '../../src/api/replication.js'
+import { readKernelInfo } from '../../src/kernel/state.js'
+import { freePort } from '../../src/platform/ports.js'
+import { isProcessAliveSync } from '../../src/platform/pids.js'
+import { readPostmasterPid } from '../../src/postgres/pidfile.js'
+import { readFence } from '../../src/replication/fence.js'
+import { createFlock, type Flock } from '../helpers/flock.js'
+
+/**
+ * A real kernel (the built CLI's detached `kernel start`) killed with SIGKILL in the middle of
+ * an automatic failover, through the test-only fault hook MAGFLOCK_FAULT=failover:<phase>
+ * (src/replication/fault.ts), at two phases: after the old primary is fenced but before the
+ * replica is promoted, and after the promotion but before the new topology is saved. The next
+ * `kernel start` must finish the failover: exactly one writable instance, the topology says
+ * what Postgres says, the old primary rejoins as a streaming replica (pg_rewind), writes work.
+ */
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== false) return v as T
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+async function inRecovery(port: number, password: string): Promise<boolean | undefined> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, connectionTimeoutMillis: 2000 })
+  c.on('error', () => undefined)
+  try {
+    await c.connect()
+    return (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r
+  } catch {
+    return undefined
+  } finally {
+    await c.end().catch(() => undefined)
+  }
+}
+
+async function query<R extends pg.QueryResultRow>(port: number, password: string, sql: string): Promise<R[]> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password })
+  c.on('error', () => undefined)
+  await c.connect()
+  try {
+    return (await c.query<R>(sql)).rows
+  } finally {
+    await c.end()
+  }
+}
+
+describe('chaos: kill -9 of the kernel in the middle of a failover (real kernel, fault hook)', () => {
+  let f: Flock | undefined
+  afterEach(async () => {
+    await f?.destroy()
+    f = undefined
+  })
+
+  for (const phase of ['after-fence', 'after-promote'] as const) {
+    it(`the next kernel finishes a failover interrupted ${phase.replace('-', ' ')}`, async () => {
+      const pgPort = await freePort()
+      f = await createFlock({
+        yaml: `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${await freePort()}\nreplication:\n  basePort: ${await freePort()}\n`,
+      })
+      const fl = f
+      const fault = { MAGFLOCK_FAULT: `failover:${phase}` }
+      const start = await fl.run<{ pid: number }>(['kernel', 'start', '--json'], { env: fault })
+      expect(start.exitCode, start.stdout + start.stderr).toBe(0)
+      const add = await fl.run(['replica', 'add', 'r1', '--json'], { env: fault })
+      expect(add.exitCode, add.stdout + add.stderr).toBe(0)
+      const password = await fl.superuserPassword()
+      const list = async () => {
+        const r = await fl.run<ReplicationStatus>(['replica', 'list', '--json'])
+        if (!r.json?.ok) throw new Error(`replica list failed: ${r.stdout} ${r.stderr}`)
+        return r.json.data
+      }
+      const r1Port = (await list()).members.find((m) => m.name === 'r1')!.port
+
+      // Rows the replica has replayed before the crash: none of them may be lost.
+      await query(pgPort, password, 'create table kk(seq int primary key); insert into kk select generate_series(1, 100)')
+      await waitFor('r1 to replay the rows', async () => (await query<{ n: number }>(r1Port, password, 'select count(*)::int as n from kk'))[0]?.n === 100)
+
+      // The node dies: kill -9 of the postmaster, data dir unable to start. The supervisor's
+      // restart attempt fails, the monitor fails over, and the kernel dies at `phase`.
+      const kernel = await readKernelInfo(fl.layout)
+      const dataDir = fl.layout.dataDir('primary')
+      const pm = await readPostmasterPid(dataDir)
+      process.kill(pm!.pid, 'SIGKILL')
+      await fsp.rename(path.join(dataDir, 'global', 'pg_control'), path.join(dataDir, 'global', 'pg_control.gone'))
+      await waitFor('the kernel to kill itself at the fault point', async () => !isProcessAliveSync(kernel!.pid), 60_000)
+
+      // What the dead kernel left: the old primary fenced, the failover recorded as in progress,
+      // the topology file still naming the old primary; r1 promoted only after the fence.
+      expect((await readFence(fl.layout.instanceDir('primary')))?.newPrimary).toBe('r1')
+      const repl = JSON.parse(readFileSync(path.join(fl.stateDir, 'replication.json'), 'utf8')) as { inProgress?: { op: string; to: string } }
+      expect(repl.inProgress).toMatchObject({ op: 'failover', to: 'r1' })
+      const topo = JSON.parse(readFileSync(path.join(fl.stateDir, 'topology.json'), 'utf8')) as { instances: Array<{ name: string; role: string }> }
+      expect(topo.instances.map((i) => `${i.name}:${i.role}`)).toEqual(['primary:primary', 'r1:replica'])
+      expect(await inRecovery(r1Port, password)).toBe(phase === 'after-fence')
+      expect(existsSync(path.join(dataDir, 'standby.signal'))).toBe(true)
+
+      // The node comes back (pg_control restored) while no kernel runs; then the next kernel.
+      await fsp.rename(path.join(dataDir, 'global', 'pg_control.gone'), path.join(dataDir, 'global', 'pg_control'))
+      const again = await fl.run(['kernel', 'start', '--json'])
+      expect(again.exitCode, again.stdout + again.stderr).toBe(0)
+
+      // It finishes the failover, and the old primary rejoins as a streaming replica.
+      const done = await waitFor('the failover to finish and the old primary to rejoin', async () => {
+        const l = await list()
+        const roles = l.members.map((m) => `${m.name}:${m.role}:${m.state}`)
+        return roles.join(',') === 'primary:replica:streaming,r1:primary:running' ? l : undefined
+      })
+      expect(done.lastFailover).toMatchObject({ from: 'primary', to: 'r1', automatic: true })
+      expect(done.primaryUrl).toContain(`127.0.0.1:${r1Port}`)
+      expect(await readFence(fl.layout.instanceDir('primary'))).toBeUndefined()
+      const repl2 = JSON.parse(readFileSync(path.join(fl.stateDir, 'replication.json'), 'utf8')) as { inProgress?: unknown }
+      expect(repl2.inProgress).toBeUndefined()
+      const topo2 = JSON.parse(readFileSync(path.join(fl.stateDir, 'topology.json'), 'utf8')) as { instances: Array<{ name: string; role: string }> }
+      expect(topo2.instances.map((i) => `${i.name}:${i.role}`)).toEqual(['primary:replica', 'r1:primary'])
+
+      // The kernel supervises the rejoined old primary (it booted it unsupervised, fenced).
+      const st = await fl.run<{ instances: Array<{ name: string; role: string; state: string }> }>(['status', '--json'])
+      expect(st.json?.ok && st.json.data.instances.map((i) => `${i.name}:${i.role}:${i.state}`)).toEqual(['primary:replica:running', 'r1:primary:running'])
+
+      // Exactly one writable instance, and it is the one the topology names.
+      expect(await inRecovery(pgPort, password)).toBe(true)
+      expect(await inRecovery(r1Port, password)).toBe(false)
+
+      // Writes work on the new primary, nothing replicated before the crash is lost, and the
+      // rejoined old primary receives the new writes.
+      await query(r1Port, password, 'insert into kk values (101)')
+      expect((await query<{ n: number }>(r1Port, password, 'select count(*)::int as n from kk'))[0]?.n).toBe(101)
+      await waitFor('the old primary to replay the new write', async () => (await query<{ n: number }>(pgPort, password, 'select count(*)::int as n from kk'))[0]?.n === 101)
+
+      // The audit log has the automatic failover with its reason.
+      const audit = readFileSync(fl.layout.auditLog, 'utf8')
+      expect(audit).toMatch(/"action":"failover"/)
+      expect(audit).toMatch(/primary primary is fenced/)
+    }, 240_000)
+  }
+})
