@@ -11,10 +11,13 @@
 //             put back and the old primary rejoins (timed) with pg_rewind.
 //   stall     the same after SIGSTOP of the walsender for 2 s (replication frozen): acked
 //             writes lost, async vs sync.
-//   pgcrash   kill -9 of the postmaster only, data dir intact: the supervisor restarts it.
+//   pgcrash   kill -9 of the postmaster only, data dir intact: the supervisor kills its orphaned
+//             backends at once and restarts it in place (no failover expected).
 //   switchover  manager.switchover() under the writer: longest gap between acked writes.
 //
-// Results: $BENCH_OUT/magflock/*.tsv, same columns as the anchor's results.
+// Results: $BENCH_OUT/magflock/*.tsv, same columns as the anchor's results, plus `timeline`
+// (ms from the kill to each kernel event: crashed, restart-failed, restarted, failover started
+// and completed). BENCH_ONLY=failover|pgcrash|async-stall runs one kind of trial only.
 import { execFileSync, spawn } from 'node:child_process'
 import { promises as fsp, mkdirSync, readFileSync, writeFileSync, existsSync, appendFileSync } from 'node:fs'
 import net from 'node:net'
@@ -62,6 +65,9 @@ async function up(sync) {
   writeFileSync(path.join(dir, 'magflock.yaml'), `postgres:\n  port: ${pgPort}\nmetrics:\n  enabled: false\nreplication:\n  basePort: ${basePort}\n`)
   const t0 = Date.now()
   const k = await startKernel({ stateDir: path.join(dir, '.magflock'), projectDir: dir })
+  // Kernel events with their time, for each trial's timeline column (where the RTO goes).
+  const events = []
+  k.services.events.subscribe((ev) => events.push({ type: ev.type, us: nowUs(), payload: ev.payload }))
   const mgr = replicationManager(k.services, k.instances)
   await mgr.add({ name: 'r1', sync })
   // The kernel runs its own failover-monitor component (default settings).
@@ -80,7 +86,7 @@ async function up(sync) {
   const primary = () => mgr.deps.registry.list().find((m) => m.role === 'primary')
   await q(primary().node.port, 'create table if not exists anchor_bench(run text not null, seq int not null, ts timestamptz default clock_timestamp(), primary key(run, seq))')
   log(`up: sync=${sync} primary :${ports[0]} replica :${ports[1]} in ${Date.now() - t0} ms`)
-  return { dir, k, mgr, password, dsn, q, primary, ports }
+  return { dir, k, mgr, password, dsn, q, primary, ports, events }
 }
 
 async function down(f) {
@@ -159,6 +165,17 @@ async function rejoinFenced(f) {
   }
 }
 
+/** `crashed+12,restart-failed+250,...`: ms from the kill to the first of each kernel event. */
+function timeline(f, tKill) {
+  const want = ['instance.crashed', 'instance.restart-failed', 'instance.restarted', 'failover.started', 'failover.completed']
+  const seen = []
+  for (const t of want) {
+    const e = f.events.find((x) => x.type === t && x.us >= tKill)
+    if (e) seen.push(`${t.replace(/^(instance|failover)\./, '')}+${Math.round((e.us - tKill) / 1000)}`)
+  }
+  return seen.join(',') || 'none'
+}
+
 async function failoverTrial(f, label, sync, trial, stallS) {
   await waitStreaming(f)
   const run = `fo-${label}-${trial}-${process.pid}`
@@ -214,7 +231,7 @@ async function failoverTrial(f, label, sync, trial, stallS) {
   const rejoinMs = Date.now() - tRe
   if (acked.length === 0) log(`writer acked nothing; its log ends with:\n${readFileSync(w.wlog, 'utf8').trim().split('\n').slice(-5).join('\n')}`)
   const lbl = stallS ? `${label}+stall${stallS}s` : label
-  const line = ['failover', lbl, sync, trial, `${old.name}->${survivor.name}`, `rto_ms=${rto}`, `gap_ms=${gap}`, `acked=${acked.length}`, `acked_before_kill=${ackedBefore}`, `lost=${lost.length}`, `rejoin_ms=${rejoinMs}`, `pg_rewind=${rj.method === 'rewind' ? 'yes' : rj.method}`, `monitor=${sentence}`].join('\t')
+  const line = ['failover', lbl, sync, trial, `${old.name}->${survivor.name}`, `rto_ms=${rto}`, `gap_ms=${gap}`, `acked=${acked.length}`, `acked_before_kill=${ackedBefore}`, `lost=${lost.length}`, `rejoin_ms=${rejoinMs}`, `pg_rewind=${rj.method === 'rewind' ? 'yes' : rj.method}`, `timeline=${timeline(f, tKill)}`, `monitor=${sentence}`].join('\t')
   console.log(line)
   appendFileSync(path.join(OUT, 'failover.tsv'), line + '\n')
 }
@@ -240,8 +257,9 @@ async function pgcrashTrial(f, label, sync, trial) {
   const lost = await lostOf(f, run, acked)
   // With graceSeconds 1 a crash recovery that takes longer is failed over: bring the old one back.
   const failedOver = f.primary().name !== p.name
+  const tl = timeline(f, tKill)
   await rejoinFenced(f)
-  const line = ['pgcrash', label, sync, trial, p.name, `rto_ms=${first ? Math.round((first.t1 - tKill) / 1000) : 'NA'}`, `served_by=${first?.port}`, `leader_after=${f.primary().name}`, `failed_over=${failedOver}`, `lost=${lost.length}`].join('\t')
+  const line = ['pgcrash', label, sync, trial, p.name, `rto_ms=${first ? Math.round((first.t1 - tKill) / 1000) : 'NA'}`, `served_by=${first?.port}`, `leader_after=${f.primary().name}`, `failed_over=${failedOver}`, `lost=${lost.length}`, `timeline=${tl}`].join('\t')
   console.log(line)
   appendFileSync(path.join(OUT, 'pgcrash.tsv'), line + '\n')
 }
@@ -277,6 +295,16 @@ const ONLY = process.env.BENCH_ONLY
 if (!ONLY) for (const f of ['failover.tsv', 'pgcrash.tsv', 'switchover.tsv']) await fsp.rm(path.join(OUT, f), { force: true })
 writeFileSync(path.join(OUT, 'env.txt'), `date: ${new Date().toISOString()}\n${execFileSync('uname', ['-srm'], { encoding: 'utf8' })}cpus: ${execFileSync('nproc', { encoding: 'utf8' })}`)
 
+// Quick runs while iterating: only the unplanned failover trials, or only the crash-in-place ones.
+if (ONLY === 'failover' || ONLY === 'pgcrash') {
+  const f = await up(false)
+  try {
+    for (let t = 1; t <= N; t++) await (ONLY === 'failover' ? failoverTrial(f, 'default', false, t) : pgcrashTrial(f, 'default', false, t))
+  } finally {
+    await down(f)
+  }
+  process.exit(0)
+}
 if (ONLY === 'async-stall') {
   const f = await up(false)
   try {
