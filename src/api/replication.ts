@@ -55,8 +55,18 @@ export const replicaAdd = defineRoute({
   roles: OPERATORS,
   mutating: true,
   streaming: true,
-  input: z.object({ name: NAME.optional(), sync: z.boolean().default(false) }),
-  output: Member,
+  input: z.object({
+    name: NAME.optional(),
+    sync: z.boolean().default(false),
+    /** Seed from a physical backup ('latest' or an id) plus the WAL archive instead of pg_basebackup. */
+    fromBackup: z.string().regex(/^(latest|[A-Za-z0-9._-]{1,100})$/, "'latest' or a backup id").optional(),
+  }),
+  output: Member.extend({
+    /** Where the data came from: a fresh pg_basebackup of the primary, or a backup. */
+    source: z.enum(['primary', 'backup']),
+    backupId: z.string().nullable(),
+    durationMs: z.number(),
+  }),
 })
 
 export const replicaRemove = defineRoute({

@@ -45,7 +45,8 @@ function kekName(k: BackupDeps): string {
   return kekSecretName(k.config().backup.encryptionKey)
 }
 
-async function kekFor(k: BackupDeps, m: BackupManifest): Promise<Buffer | undefined> {
+/** The key-encryption key an encrypted backup needs (also used by `replica add --from-backup`). */
+export async function kekFor(k: BackupDeps, m: BackupManifest): Promise<Buffer | undefined> {
   if (!m.encryption) return undefined
   const v = await k.secrets.get(m.encryption.secretName)
   if (!v) return undefined // openBackupKey raises E_BACKUP_KEY_MISSING naming the secret

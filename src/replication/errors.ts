@@ -82,3 +82,12 @@ export const FAILOVER_REFUSED = defineError<{ sentence: string }>({
   message: (a) => `Failover refused: ${a.sentence}.`,
   hint: () => 'Read the reason above; `magflock failover --to NAME --force` promotes a named replica even if it may miss writes.',
 })
+
+export const REPLICA_BACKUP_UNUSABLE = defineError<{ id: string; reason: string }>({
+  code: 'E_REPLICA_BACKUP_UNUSABLE',
+  class: 'failed_precondition',
+  area: 'replication',
+  message: (a) => `Backup ${a.id} cannot seed a replica: ${a.reason}.`,
+  hint: () =>
+    'Take a fresh physical backup (`magflock backup create --type physical`) and retry, or clone from the primary instead: `magflock replica add NAME` (without --from-backup).',
+})

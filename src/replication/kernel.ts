@@ -1,4 +1,5 @@
 import path from 'node:path'
+import { kekFor } from '../backup/service.js'
 import { defineComponent } from '../kernel/component.js'
 import type { CoreServices } from '../kernel/daemon.js'
 import type { FlockInstances } from '../kernel/instances.js'
@@ -102,6 +103,7 @@ export function replicationManager(k: KernelServices, instances?: FlockInstances
     audit: k.audit,
     lifecycle: kernelLifecycle(k),
     basePort: cfg.replication.basePort,
+    backups: { dir: k.layout.backupsDir, walDir: k.layout.walDir, kek: (m) => kekFor(k, m) },
   })
 }
 

@@ -5,9 +5,11 @@ import { isPortFree } from '../platform/ports.js'
 import type { OsUser } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
+import type { BackupManifest } from '../backup/manifest.js'
 import * as actions from './actions.js'
+import { createReplicaFromBackup } from './from-backup.js'
 import './events.js'
-import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
+import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
 import { decide, rankCandidates, type ReplicaObservation } from './decide.js'
 import { readFence } from './fence.js'
 import { clientConfig, pgCtlLifecycle, type InstanceLifecycle, type PgNode, type ReplicationEnv } from './pg.js'
@@ -65,6 +67,8 @@ export interface ReplicationDeps {
   basePort: number
   /** Skip fsync in clones (tests, benchmarks). */
   noSync?: boolean
+  /** Where `replica add --from-backup` finds physical backups and the WAL archive. */
+  backups?: { dir: string; walDir: string; kek(m: BackupManifest): Promise<Buffer | undefined> }
 }
 
 export interface ReplicaInfo {
@@ -194,7 +198,10 @@ export class ReplicationManager {
     this.deps.events.publish(type, payload)
   }
 
-  async add(input: { name?: string | undefined; sync?: boolean | undefined }, progress?: ProgressFn): Promise<ReplicaInfo> {
+  async add(
+    input: { name?: string | undefined; sync?: boolean | undefined; fromBackup?: string | undefined },
+    progress?: ProgressFn,
+  ): Promise<ReplicaInfo & { source: 'primary' | 'backup'; backupId: string | null; durationMs: number }> {
     const existing = new Set(this.deps.registry.list().map((m) => m.name))
     let name = input.name
     if (!name) for (let i = 1; !name; i++) if (!existing.has(`r${i}`)) name = `r${i}`
@@ -206,7 +213,17 @@ export class ReplicationManager {
       const primary = this.primary()
       const env = await this.ensureReplicationRole(await this.env(), primary)
       const node = this.nodeFor(name, await this.nextPort())
-      const { slot } = await actions.createReplica(env, primary.node, node, { noSync: this.deps.noSync ?? false, ...(progress ? { progress } : {}) })
+      let slot: string
+      let backupId: string | null = null
+      if (input.fromBackup !== undefined) {
+        if (!this.deps.backups) throw REPLICA_BACKUP_UNUSABLE({ id: input.fromBackup, reason: 'this flock has no backup directory' })
+        const b = this.deps.backups
+        const r = await createReplicaFromBackup(env, primary.node, node, { backupsDir: b.dir, walDir: b.walDir, id: input.fromBackup, kek: (m) => b.kek(m), ...(progress ? { progress } : {}) })
+        slot = r.slot
+        backupId = r.backupId
+      } else {
+        ;({ slot } = await actions.createReplica(env, primary.node, node, { noSync: this.deps.noSync ?? false, ...(progress ? { progress } : {}) }))
+      }
       await this.deps.registry.addInstance(node, 'replica')
       const s = await this.state.update((st) => {
         st.replicas[node.name] = { sync: input.sync === true, addedAt: new Date().toISOString() }
@@ -216,8 +233,10 @@ export class ReplicationManager {
         await actions.setSyncStandbys(env, primary.node, this.syncNames(s, primary.name))
         await actions.waitStreaming(env, primary.node, name, 30_000, this.syncNames(s, primary.name)[0] === name)
       }
-      this.publish('replica.added', { name, port: node.port, sync: input.sync === true, slot, durationMs: Date.now() - t0 })
-      return (await this.list()).find((r) => r.name === name) as ReplicaInfo
+      const durationMs = Date.now() - t0
+      this.publish('replica.added', { name, port: node.port, sync: input.sync === true, slot, durationMs })
+      const info = (await this.list()).find((r) => r.name === name) as ReplicaInfo
+      return { ...info, source: backupId ? 'backup' : 'primary', backupId, durationMs }
     } finally {
       release()
     }

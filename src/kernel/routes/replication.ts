@@ -31,9 +31,9 @@ export const replicationRoutes: BoundRoute[] = [
   }),
 
   handle(api.replicaAdd, async (input, ctx, k) => {
-    Object.assign(ctx.auditDetails, { name: input.name, sync: input.sync })
-    const r = await replicationManager(k).add({ name: input.name, sync: input.sync }, progressOf(ctx))
-    Object.assign(ctx.auditDetails, { name: r.name, port: r.port })
+    Object.assign(ctx.auditDetails, { name: input.name, sync: input.sync, fromBackup: input.fromBackup })
+    const r = await replicationManager(k).add({ name: input.name, sync: input.sync, fromBackup: input.fromBackup }, progressOf(ctx))
+    Object.assign(ctx.auditDetails, { name: r.name, port: r.port, source: r.source, backupId: r.backupId })
     return r
   }),
 
