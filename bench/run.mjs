@@ -18,6 +18,7 @@ const BENCHES = {
   migrations: [NODE, ['bench/migrations-apply.mjs']],
   backup: [NODE, ['bench/backup-compare.mjs']],
   failover: ['bash', ['bench/failover-compare.sh', 'all']],
+  'replica-add': [NODE, ['bench/replica-add.mjs']],
 }
 
 const wanted = process.argv.slice(2)

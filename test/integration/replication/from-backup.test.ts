@@ -1,41 +1,26 @@
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs'
 import path from 'node:path'
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { backupCreate } from '../../../src/api/backup.js'
 import { status } from '../../../src/api/core.js'
 import { replicaAdd } from '../../../src/api/replication.js'
-import { KernelClient } from '../../../src/client/index.js'
+import type { KernelClient } from '../../../src/client/index.js'
 import { isMagflockError } from '../../../src/errors/index.js'
-import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
-import { stateLayout } from '../../../src/platform/paths.js'
-import { freePort } from '../../../src/platform/ports.js'
-import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
-import { tempDir } from '../../helpers/tmp.js'
-import { waitFor } from './harness.js'
-
-process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
+import type { RunningKernel } from '../../../src/kernel/daemon.js'
+import { startKernelFlock, waitFor, type KernelFlock } from './harness.js'
 
 /**
  * `replica add --from-backup`: a physical backup restored locally, the WAL since from the
  * archive, then streaming from a slot. Through a real in-process kernel with its WAL archiver.
  */
 describe('replica add --from-backup', () => {
+  let f: KernelFlock
   let k: RunningKernel
   let client: KernelClient
-  let t: { dir: string; cleanup(): void }
-  let password: string
   let pgPort: number
   let backupId: string
-  const query = async <R extends pg.QueryResultRow>(port: number, text: string): Promise<R[]> => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
-    await c.connect()
-    try {
-      return (await c.query<R>(text)).rows
-    } finally {
-      await c.end()
-    }
-  }
+  const query = <R extends pg.QueryResultRow>(port: number, text: string) => f.query<R>(port, text)
   const slots = async () => (await query<{ slot_name: string }>(pgPort, 'select slot_name from pg_replication_slots order by 1')).map((r) => r.slot_name)
   const names = async () => (await client.call(status, {})).instances.map((i) => i.name).sort()
   const errorOf = (e: unknown) => (isMagflockError(e) ? e.code : String(e))
@@ -55,17 +40,8 @@ describe('replica add --from-backup', () => {
   }
 
   beforeAll(async () => {
-    t = tempDir('mf-rfb-')
-    pgPort = await freePort()
-    const metricsPort = await freePort()
-    const basePort = await freePort()
-    writeFileSync(
-      path.join(t.dir, 'magflock.yaml'),
-      `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\nmetrics:\n  port: ${metricsPort}\nreplication:\n  basePort: ${basePort}\n`,
-    )
-    k = await startKernel({ stateDir: path.join(t.dir, '.magflock'), projectDir: t.dir })
-    client = new KernelClient(stateLayout(path.join(t.dir, '.magflock')))
-    password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
+    f = await startKernelFlock('mf-rfb-')
+    ;({ k, client, pgPort } = f)
     await query(pgPort, 'create table before_backup(v int); insert into before_backup select generate_series(1, 1000)')
     backupId = (await client.call(backupCreate, { type: 'physical' })).id
     // Written after the backup, in segments the archive must serve to the new replica.
@@ -73,8 +49,7 @@ describe('replica add --from-backup', () => {
     await writeSegments('after_backup', 0)
   }, 180_000)
   afterAll(async () => {
-    await k?.shutdown({ keepPostgres: false, reason: 'test' })
-    t?.cleanup()
+    await f?.stop()
   })
 
   it('seeds a replica from the latest physical backup; it replays the archived WAL, streams, and sees later writes', async () => {
@@ -105,7 +80,7 @@ describe('replica add --from-backup', () => {
     const walDir = k.services.layout.walDir
     const segs = readdirSync(walDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort()
     const victim = segs[segs.length - 2] as string
-    renameSync(path.join(walDir, victim), path.join(t.dir, victim))
+    renameSync(path.join(walDir, victim), path.join(f.dir, victim))
     const gap = await client.call(replicaAdd, { name: 'r2', fromBackup: backupId }).catch((e: unknown) => e)
     expect(errorOf(gap)).toBe('E_REPLICA_BACKUP_UNUSABLE')
     expect(isMagflockError(gap) && gap.message).toContain(victim)

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { postgresRunAs } from '../../../src/platform/os-user.js'
@@ -9,6 +9,9 @@ import { pgCtlLifecycle, type PgNode, type ReplicationEnv } from '../../../src/r
 import { ReplicationManager, type TopologyRegistry } from '../../../src/replication/manager.js'
 import { InMemoryLocks } from '../../../src/kernel/locks.js'
 import { stateLayout } from '../../../src/platform/paths.js'
+import { KernelClient } from '../../../src/client/index.js'
+import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
 import { tempDir } from '../../helpers/tmp.js'
 
@@ -235,5 +238,53 @@ export class SplitBrainHunter {
   async stop(): Promise<void> {
     this.stopped = true
     await this.done
+  }
+}
+
+/**
+ * A real in-process kernel in a temp state dir (fsync off, wal_log_hints on for pg_rewind,
+ * replicas from a free base port), its typed client, and SQL as the superuser.
+ */
+export interface KernelFlock {
+  k: RunningKernel
+  client: KernelClient
+  dir: string
+  password: string
+  pgPort: number
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(port: number, text: string, params?: unknown[]): Promise<R[]>
+  stop(): Promise<void>
+}
+
+export async function startKernelFlock(prefix: string): Promise<KernelFlock> {
+  process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
+  const t = tempDir(prefix)
+  const pgPort = await freePort()
+  const metricsPort = await freePort()
+  const basePort = await freePort()
+  writeFileSync(
+    path.join(t.dir, 'magflock.yaml'),
+    `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${metricsPort}\nreplication:\n  basePort: ${basePort}\n`,
+  )
+  const k = await startKernel({ stateDir: path.join(t.dir, '.magflock'), projectDir: t.dir })
+  const password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
+  return {
+    k,
+    client: new KernelClient(stateLayout(path.join(t.dir, '.magflock'))),
+    dir: t.dir,
+    password,
+    pgPort,
+    async query<R extends pg.QueryResultRow>(port: number, text: string, params: unknown[] = []) {
+      const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
+      await c.connect()
+      try {
+        return (await c.query<R>(text, params)).rows
+      } finally {
+        await c.end()
+      }
+    },
+    async stop() {
+      await k.shutdown({ keepPostgres: false, reason: 'test' })
+      t.cleanup()
+    },
   }
 }

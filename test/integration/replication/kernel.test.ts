@@ -1,66 +1,35 @@
-import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { status } from '../../../src/api/core.js'
 import { failover, replicaAdd, replicaList, replicaRejoin, replicaRemove, switchover } from '../../../src/api/replication.js'
-import { KernelClient } from '../../../src/client/index.js'
-import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import type { KernelClient } from '../../../src/client/index.js'
+import type { RunningKernel } from '../../../src/kernel/daemon.js'
 import { isMagflockError } from '../../../src/errors/index.js'
-import { stateLayout } from '../../../src/platform/paths.js'
-import { freePort } from '../../../src/platform/ports.js'
-import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
-import { tempDir } from '../../helpers/tmp.js'
-
-process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
+import { startKernelFlock, type KernelFlock } from './harness.js'
 
 /**
  * The replication routes through a real in-process kernel: its supervisors, registry,
  * topology lock and audit log; commands' typed client calls exactly these routes.
  */
 describe('replication through the kernel control API', () => {
+  let f: KernelFlock
   let k: RunningKernel
   let client: KernelClient
-  let t: { dir: string; cleanup(): void }
   let password: string
   const roles = async () => Object.fromEntries((await client.call(status, {})).instances.map((i) => [i.name, i.role]))
+  const query = <R extends pg.QueryResultRow>(port: number, text: string) => f.query<R>(port, text)
   const write = async (port: number, v: number) => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
-    await c.connect()
-    try {
-      await c.query('create table if not exists kt(v int)')
-      await c.query('insert into kt values ($1)', [v])
-    } finally {
-      await c.end()
-    }
-  }
-
-  const query = async <R extends pg.QueryResultRow>(port: number, text: string): Promise<R[]> => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
-    await c.connect()
-    try {
-      return (await c.query<R>(text)).rows
-    } finally {
-      await c.end()
-    }
+    await query(port, 'create table if not exists kt(v int)')
+    await f.query(port, 'insert into kt values ($1)', [v])
   }
 
   beforeAll(async () => {
-    t = tempDir('mf-krepl-')
-    const pgPort = await freePort()
-    const metricsPort = await freePort()
-    const basePort = await freePort()
-    writeFileSync(
-      path.join(t.dir, 'magflock.yaml'),
-      `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${metricsPort}\nreplication:\n  basePort: ${basePort}\n`,
-    )
-    k = await startKernel({ stateDir: path.join(t.dir, '.magflock'), projectDir: t.dir })
-    client = new KernelClient(stateLayout(path.join(t.dir, '.magflock')))
-    password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
+    f = await startKernelFlock('mf-krepl-')
+    ;({ k, client, password } = f)
   })
   afterAll(async () => {
-    await k?.shutdown({ keepPostgres: false, reason: 'test' })
-    t?.cleanup()
+    await f?.stop()
   })
 
   it('adds a replica (streamed progress) and a synchronous one, and lists them with lag and a routing URL', async () => {
@@ -113,6 +82,8 @@ describe('replication through the kernel control API', () => {
   it('switches over to r1 and back; the registry, topology file and audit log follow', async () => {
     const a = await client.call(switchover, { to: 'r1' })
     expect(a).toMatchObject({ from: 'primary', to: 'r1', rejoin: 'none' })
+    const p = a.phases
+    expect(a.writeOutageMs).toBe(p.stopMs + p.catchupMs + p.fenceMs + p.promoteMs)
     expect(await roles()).toEqual({ primary: 'replica', r1: 'primary', r2: 'replica' })
     const l = await client.call(replicaList, {})
     await write(l.members.find((m) => m.name === 'r1')!.port, 1)
