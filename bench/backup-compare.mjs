@@ -3,6 +3,8 @@
 //   pg_dump -Fd -j2 / pg_restore -j2, pgBackRest 2.x full lz4, and PITR to writable (magflock vs pgBackRest).
 // Usage: SCALE=50 node_modules/.bin/node bench/backup-compare.mjs   (root; loopback only)
 // Writes docs/benchmarks/backup.md.
+// QUICK=1 (for iterating): no pgBackRest, no PITR, nothing written under docs/; PHASES=1 prints
+// when each magflock phase started (where the time goes).
 import { spawnSync } from 'node:child_process'
 import { chownSync, mkdirSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
@@ -12,6 +14,7 @@ import pg from 'pg'
 import { ROOT, NODE, tmp, table, machine, writeSection } from './lib.mjs'
 
 const SCALE = Number(process.env.SCALE ?? 50)
+const QUICK = Boolean(process.env.QUICK)
 const PGBIN = process.env.PGBIN ?? '/usr/lib/postgresql/15/bin'
 const BASE = tmp('mf-bench-backup-')
 const SOCK = path.join(BASE, 'sock')
@@ -94,7 +97,7 @@ writeFileSync(
   [
     `port = ${PORT}`, "listen_addresses = '127.0.0.1'", `unix_socket_directories = '${SOCK}'`, 'shared_buffers = 512MB',
     'maintenance_work_mem = 256MB', 'max_wal_size = 4GB', 'wal_level = replica', 'max_wal_senders = 10', 'max_replication_slots = 10',
-    'archive_mode = on', `archive_command = 'pgbackrest --config=${PGBR_CONF} --stanza=bench archive-push %p'`,
+    ...(QUICK ? [] : ['archive_mode = on', `archive_command = 'pgbackrest --config=${PGBR_CONF} --stanza=bench archive-push %p'`]),
   ].join('\n') + '\n',
 )
 chownSync(path.join(SRC, 'postgresql.auto.conf'), 101, 104)
@@ -133,7 +136,7 @@ writeFileSync(
   `[global]\nrepo1-path=${BASE}/repo\nrepo1-retention-full=20\nprocess-max=2\nstart-fast=y\nlog-path=${BASE}/pgbr-log\nlock-path=${BASE}/pgbr-lock\nspool-path=${BASE}/pgbr-spool\nlog-level-console=warn\n\n[bench]\npg1-path=${SRC}\npg1-port=${PORT}\npg1-socket-path=${SOCK}\n`,
 )
 chownSync(PGBR_CONF, 101, 104)
-const pgbrVersion = sh('pgbackrest version', { asPg: false, allowFail: true }) || 'not installed'
+const pgbrVersion = (!QUICK && sh('pgbackrest version', { asPg: false, allowFail: true })) || 'not installed'
 const havePgbr = pgbrVersion.startsWith('pgBackRest')
 if (havePgbr) sh(`${PGBR.join(' ')} stanza-create && ${PGBR.join(' ')} check`)
 
@@ -144,18 +147,45 @@ const rec = (op, tool, seconds, bytes) => {
 }
 // As the anchor does (checkpoint_sync): flush the previous step's dirty pages so that one
 // measurement does not pay for the writeback of the one before.
-const checkpoint = () => {
+// Then wait until the WAL receiver and pgBackRest's archive_command have caught up: the
+// logical restores write ~2× the database into WAL, and archiving it (pgBackRest compresses
+// every segment) on a 2-core machine would otherwise be billed to whichever step runs next.
+const checkpoint = async () => {
   psql('checkpoint', 'postgres')
+  const lsn = psql('select pg_current_wal_lsn()', 'postgres')
+  for (let i = 0; i < 1200; i++) {
+    const caughtUp = psql(
+      `select coalesce((select restart_lsn >= '${lsn}'::pg_lsn from pg_replication_slots where slot_name = 'magflock_wal_archive'), true)
+          and (select count(*) = 0 from pg_ls_archive_statusdir() where name like '%.ready')`,
+      'postgres',
+    )
+    if (caughtUp === 't') break
+    await new Promise((r) => setTimeout(r, 100))
+  }
   sh('sync', { asPg: false })
+}
+// PHASES=1: print when each phase of a magflock operation starts.
+const phases = (what) => {
+  if (!process.env.PHASES) return undefined
+  const t = now()
+  let last = ''
+  return (p) => {
+    if (p.phase !== last) console.log(`  ${what}: ${p.phase} at +${secs(t).toFixed(2)} s (${p.message ?? ''})`)
+    last = p.phase
+  }
+}
+const withPhases = (what) => {
+  const f = phases(what)
+  return f ? { onProgress: f } : {}
 }
 
 // ---------- raw pg_basebackup, server lz4 ----------
-checkpoint()
+await checkpoint()
 let t0 = now()
 sh(`${PGBIN}/pg_basebackup -h 127.0.0.1 -p ${PORT} -U postgres -D ${BASE}/raw-bb -Ft -X stream -c fast --compress=server-lz4`)
 rec('backup', 'pg_basebackup -Ft server-lz4 (raw)', secs(t0), bytesOf(`${BASE}/raw-bb`))
 freshDir(RS)
-checkpoint()
+await checkpoint()
 t0 = now()
 sh(`lz4 -dc ${BASE}/raw-bb/base.tar.lz4 | tar -xf - -C ${RS} && tar -xf ${BASE}/raw-bb/pg_wal.tar -C ${RS}/pg_wal`)
 startRestored(RS, RPORT)
@@ -168,52 +198,52 @@ rmSync(`${BASE}/raw-bb`, { recursive: true })
 const backupsDir = path.join(BASE, 'backups')
 const kek = kekFromSecret('bench-kek')
 for (const enc of [false, true]) {
-  checkpoint()
+  await checkpoint()
   t0 = now()
-  const m = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4', ...(enc ? { encryption: { kek, secretName: 'backup.kek' } } : {}) })
+  const m = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4', ...withPhases('backup'), ...(enc ? { encryption: { kek, secretName: 'backup.kek' } } : {}) })
   const label = `magflock physical lz4${enc ? ' + AES-256-GCM' : ''}`
   rec('backup', label, secs(t0), m.totalBytes)
   stop(RS)
   rmSync(path.dirname(RS), { recursive: true, force: true })
-  checkpoint()
+  await checkpoint()
   t0 = now()
-  await restorePhysical({ backupsDir, id: m.id, dataDir: RS, port: RPORT, bins, runAs, kek: enc ? kek : undefined, auth: { user: 'postgres' } })
+  await restorePhysical({ backupsDir, id: m.id, dataDir: RS, port: RPORT, bins, runAs, kek: enc ? kek : undefined, auth: { user: 'postgres' }, ...withPhases('restore') })
   rec('restore', label + ' (verify+extract+start)', secs(t0))
   if (rows(RPORT) !== SCALE * 100000) throw new Error('magflock restore: wrong row count')
   stop(RS)
 }
 
 // ---------- logical ----------
-checkpoint()
+await checkpoint()
 t0 = now()
 sh(`${PGBIN}/pg_dump -h 127.0.0.1 -p ${PORT} -U postgres -Fd -j2 -f ${BASE}/raw-dump bench`)
 rec('backup', 'pg_dump -Fd -j2 (raw)', secs(t0), bytesOf(`${BASE}/raw-dump`))
-checkpoint()
+await checkpoint()
 t0 = now()
 psql('create database raw_copy template template0', 'postgres')
 sh(`${PGBIN}/pg_restore -h 127.0.0.1 -p ${PORT} -U postgres -j2 -d raw_copy ${BASE}/raw-dump`)
 rec('restore', 'pg_restore -j2 (raw)', secs(t0))
 psql('drop database raw_copy', 'postgres')
 rmSync(`${BASE}/raw-dump`, { recursive: true })
-checkpoint()
+await checkpoint()
 t0 = now()
-const lm = await createLogicalBackup({ backupsDir, conn, database: 'bench', bins, runAs, jobs: 2 })
+const lm = await createLogicalBackup({ backupsDir, conn, database: 'bench', bins, runAs, jobs: 2, ...withPhases('logical backup') })
 rec('backup', 'magflock logical (pg_dump -Fd -j2)', secs(t0), lm.totalBytes)
-checkpoint()
+await checkpoint()
 t0 = now()
-await restoreLogical({ backupsDir, id: lm.id, conn, targetDb: 'mf_copy', bins, runAs, jobs: 2 })
+await restoreLogical({ backupsDir, id: lm.id, conn, targetDb: 'mf_copy', bins, runAs, jobs: 2, ...withPhases('logical restore') })
 rec('restore', 'magflock logical (verify + pg_restore -j2)', secs(t0))
 if (rows(PORT, 'mf_copy') !== SCALE * 100000) throw new Error('logical restore: wrong row count')
 psql('drop database mf_copy', 'postgres')
 
 // ---------- pgBackRest full lz4 ----------
 if (havePgbr) {
-  checkpoint()
+  await checkpoint()
   t0 = now()
   sh(`${PGBR.join(' ')} backup --type=full --compress-type=lz4`)
   rec('backup', `${pgbrVersion} full lz4 (process-max 2)`, secs(t0), bytesOf(`${BASE}/repo/backup`))
   freshDir(RS)
-  checkpoint()
+  await checkpoint()
   t0 = now()
   sh(`${PGBR.join(' ')} --pg1-path=${RS} restore`)
   startRestored(RS, RPORT)
@@ -221,38 +251,40 @@ if (havePgbr) {
   stop(RS)
 }
 
-// ---------- PITR to writable: a time between two writes after some load ----------
+// ---------- PITR to writable (not with QUICK): a time between two writes after some load ----------
 // A fresh magflock base taken at the same point as pgBackRest's full backup above, so both
 // replay the same WAL (the logical restores above wrote ~2× the database into WAL).
-checkpoint()
-const base = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4' })
-sh(`${PGBIN}/pgbench -h ${SOCK} -p ${PORT} -c 2 -j 2 -T 10 -n bench >/dev/null 2>&1`)
-psql("create table pitr_marker(label text, ts timestamptz default clock_timestamp()); insert into pitr_marker(label) values ('before')")
-await new Promise((r) => setTimeout(r, 500))
-const target = psql('select clock_timestamp()')
-await new Promise((r) => setTimeout(r, 500))
-psql("insert into pitr_marker(label) values ('after')")
-const lsn = psql('select pg_switch_wal()', 'postgres')
-await waitForArchived(walDir, lsn, 120_000)
-if (havePgbr) sh(`${PGBR.join(' ')} check`)
-stop(RS)
-rmSync(path.dirname(RS), { recursive: true, force: true })
-checkpoint()
-t0 = now()
-await restorePhysical({ backupsDir, id: base.id, dataDir: RS, port: RPORT, bins, runAs, walDir, targetTime: target, auth: { user: 'postgres' } })
-rec('pitr', 'magflock PITR to a time, until writable', secs(t0))
-if (psql("select string_agg(label, ',') from pitr_marker", 'bench', RPORT) !== 'before') throw new Error('magflock PITR: wrong markers')
-stop(RS)
-if (havePgbr) {
-  freshDir(RS)
-  checkpoint()
-  t0 = now()
-  sh(`${PGBR.join(' ')} --pg1-path=${RS} restore --type=time "--target=${target}" --target-action=promote`)
-  startRestored(RS, RPORT)
-  await waitRw(RPORT)
-  rec('pitr', 'pgBackRest PITR to a time, until writable', secs(t0))
-  if (psql("select string_agg(label, ',') from pitr_marker", 'bench', RPORT) !== 'before') throw new Error('pgBackRest PITR: wrong markers')
+if (!QUICK) {
+  await checkpoint()
+  const base = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4' })
+  sh(`${PGBIN}/pgbench -h ${SOCK} -p ${PORT} -c 2 -j 2 -T 10 -n bench >/dev/null 2>&1`)
+  psql("create table pitr_marker(label text, ts timestamptz default clock_timestamp()); insert into pitr_marker(label) values ('before')")
+  await new Promise((r) => setTimeout(r, 500))
+  const target = psql('select clock_timestamp()')
+  await new Promise((r) => setTimeout(r, 500))
+  psql("insert into pitr_marker(label) values ('after')")
+  const lsn = psql('select pg_switch_wal()', 'postgres')
+  await waitForArchived(walDir, lsn, 120_000)
+  if (havePgbr) sh(`${PGBR.join(' ')} check`)
   stop(RS)
+  rmSync(path.dirname(RS), { recursive: true, force: true })
+  await checkpoint()
+  t0 = now()
+  await restorePhysical({ backupsDir, id: base.id, dataDir: RS, port: RPORT, bins, runAs, walDir, targetTime: target, auth: { user: 'postgres' } })
+  rec('pitr', 'magflock PITR to a time, until writable', secs(t0))
+  if (psql("select string_agg(label, ',') from pitr_marker", 'bench', RPORT) !== 'before') throw new Error('magflock PITR: wrong markers')
+  stop(RS)
+  if (havePgbr) {
+    freshDir(RS)
+    await checkpoint()
+    t0 = now()
+    sh(`${PGBR.join(' ')} --pg1-path=${RS} restore --type=time "--target=${target}" --target-action=promote`)
+    startRestored(RS, RPORT)
+    await waitRw(RPORT)
+    rec('pitr', 'pgBackRest PITR to a time, until writable', secs(t0))
+    if (psql("select string_agg(label, ',') from pitr_marker", 'bench', RPORT) !== 'before') throw new Error('pgBackRest PITR: wrong markers')
+    stop(RS)
+  }
 }
 
 await cleanup()
@@ -282,5 +314,5 @@ ${table(['op', 'tool', 'time', 'MiB/s', 'size', 'vs'], rowsMd)}
 
 Restore times run until the instance accepts connections (PITR: until \`pg_is_in_recovery()\` is false). MagFlock's restore includes re-hashing every backup file against its manifest before extracting, and the key check.
 `
-writeSection('backup', md)
+if (!QUICK) writeSection('backup', md)
 console.log(md)
