@@ -120,6 +120,10 @@ process.on('unhandledRejection', async (e) => {
   await cleanup().catch(() => {})
   process.exit(1)
 })
+process.on('SIGINT', async () => {
+  await cleanup().catch(() => {})
+  process.exit(130)
+})
 process.on('uncaughtException', async (e) => {
   console.error(e)
   await cleanup().catch(() => {})
@@ -155,7 +159,9 @@ const checkpoint = async () => {
   const lsn = psql('select pg_current_wal_lsn()', 'postgres')
   for (let i = 0; i < 1200; i++) {
     const caughtUp = psql(
-      `select coalesce((select restart_lsn >= '${lsn}'::pg_lsn from pg_replication_slots where slot_name = 'magflock_wal_archive'), true)
+      // write_lsn: pg_receivewal fsyncs (and so reports flush) only when a segment completes.
+      `select coalesce((select r.write_lsn >= '${lsn}'::pg_lsn from pg_stat_replication r join pg_replication_slots s on s.active_pid = r.pid
+                         where s.slot_name = 'magflock_wal_archive'), true)
           and (select count(*) = 0 from pg_ls_archive_statusdir() where name like '%.ready')`,
       'postgres',
     )
