@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { Readable, type Writable } from 'node:stream'
@@ -7,13 +8,18 @@ import type { OsUser } from '../platform/os-user.js'
 import { spawnLong } from '../platform/process.js'
 import { CryptoFailure, decryptFrames, ENCRYPTED_SUFFIX } from './crypto.js'
 import { BACKUP_TOOL_FAILED, BACKUP_VERIFY_FAILED } from './errors.js'
-import type { BackupManifest } from './manifest.js'
+import { sha256File, type BackupManifest, type ManifestFile } from './manifest.js'
 import { PHYSICAL_SUBDIR } from './physical.js'
 
 /**
  * Unpacks a physical backup into a data dir: file → (decrypt) → decompress → tar -x.
  * tar runs as the postgres OS user so every restored file is owned by it. Every child's
  * exit status is checked; a broken stream anywhere fails the whole extraction.
+ *
+ * With `verify` (the default) every backup file is hashed as it is read for extraction and
+ * checked against manifest.json, so a restore reads the backup once instead of twice. The
+ * caller checks the layout first (assertLayout) and deletes the target when this throws
+ * E_BACKUP_VERIFY_FAILED (naming the file): the target is never started.
  */
 export async function extractPhysical(o: {
   dir: string
@@ -22,6 +28,7 @@ export async function extractPhysical(o: {
   dataDir: string
   runAs?: OsUser | undefined
   withManifest?: boolean
+  verify?: boolean
   onBytes?: (n: number) => void
 }): Promise<void> {
   const base = path.join(o.dir, PHYSICAL_SUBDIR)
@@ -31,23 +38,80 @@ export async function extractPhysical(o: {
   const walTar = names.find((n) => plain(n).startsWith('pg_wal.tar'))
   const manifestFile = names.find((n) => plain(n) === 'backup_manifest')
   if (!baseTar) throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: `${PHYSICAL_SUBDIR}/base.tar`, reason: 'missing' })
-  await untar(path.join(base, baseTar), o.dataDir, o)
+  const checked = new Set<string>()
+  const check = (name: string): Tap | undefined => {
+    if (o.verify === false) return undefined
+    const rel = `${PHYSICAL_SUBDIR}/${name}`
+    const entry = o.manifest.files.find((f) => f.path === rel)
+    if (!entry) throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: rel, reason: 'not in the manifest' })
+    checked.add(rel)
+    return new Tap(o.manifest.id, path.join(base, name), entry)
+  }
+  await untar(path.join(base, baseTar), o.dataDir, o, check(baseTar))
   if (walTar) {
     const walDir = path.join(o.dataDir, 'pg_wal')
     await fsp.mkdir(walDir, { recursive: true, mode: 0o700 })
     if (o.runAs) await fsp.chown(walDir, o.runAs.uid, o.runAs.gid)
-    await untar(path.join(base, walTar), walDir, o)
+    await untar(path.join(base, walTar), walDir, o, check(walTar))
   }
   if (o.withManifest !== false && manifestFile) {
     const dest = path.join(o.dataDir, 'backup_manifest')
-    await pipeline(source(path.join(base, manifestFile), o.dataKey, o.manifest.id, manifestFile), createWriteStream(dest, { mode: 0o600 }))
+    const tap = check(manifestFile)
+    await pipeline(source(path.join(base, manifestFile), o.dataKey, o.manifest.id, manifestFile, undefined, tap), createWriteStream(dest, { mode: 0o600 }))
+    await tap?.assertMatches()
     if (o.runAs) await fsp.chown(dest, o.runAs.uid, o.runAs.gid)
+  }
+  // Whatever the extraction did not read is hashed on its own: every file of the manifest is checked.
+  if (o.verify !== false) {
+    for (const f of o.manifest.files) {
+      if (checked.has(f.path)) continue
+      await new Tap(o.manifest.id, path.join(o.dir, f.path), f).assertMatches()
+    }
   }
 }
 
-function source(file: string, dataKey: Buffer | undefined, id: string, name: string, onBytes?: (n: number) => void): Readable {
+/** sha256 of a backup file's bytes as they stream past, checked against its manifest entry. */
+class Tap {
+  private readonly h = createHash('sha256')
+  private bytes = 0
+  constructor(
+    private readonly id: string,
+    private readonly file: string,
+    private readonly entry: ManifestFile,
+  ) {}
+
+  update(chunk: Buffer): void {
+    this.h.update(chunk)
+    this.bytes += chunk.length
+  }
+
+  /** Hashes what the consumer did not read (a reader may stop early), then compares. */
+  async assertMatches(): Promise<void> {
+    if (this.bytes < this.entry.size) {
+      for await (const c of createReadStream(this.file, { start: this.bytes, highWaterMark: 1 << 20 })) this.update(c as Buffer)
+    }
+    if (this.bytes !== this.entry.size) this.fail(`size ${this.bytes} != ${this.entry.size} in the manifest`)
+    if (this.h.digest('hex') !== this.entry.sha256) this.fail('sha256 does not match the manifest')
+  }
+
+  /** After a failed extraction: was it the file (then say so) or the tools? */
+  async isDamaged(): Promise<boolean> {
+    return (await sha256File(this.file)) !== this.entry.sha256
+  }
+
+  private fail(reason: string): never {
+    throw BACKUP_VERIFY_FAILED({ id: this.id, file: this.entry.path, reason })
+  }
+}
+
+function source(file: string, dataKey: Buffer | undefined, id: string, name: string, onBytes?: (n: number) => void, tap?: Tap): Readable {
   const rs = createReadStream(file, { highWaterMark: 1 << 20 })
-  if (onBytes) rs.on('data', (c) => onBytes((c as Buffer).length))
+  if (onBytes || tap) {
+    rs.on('data', (c) => {
+      tap?.update(c as Buffer)
+      onBytes?.((c as Buffer).length)
+    })
+  }
   if (!dataKey) return rs
   const out = Readable.from(decryptFrames(dataKey)(rs))
   return out.on('error', (err) => {
@@ -55,9 +119,27 @@ function source(file: string, dataKey: Buffer | undefined, id: string, name: str
   })
 }
 
-async function untar(file: string, dest: string, o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void }): Promise<void> {
+async function untar(
+  file: string,
+  dest: string,
+  o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void },
+  tap?: Tap,
+): Promise<void> {
+  try {
+    await untarStream(file, dest, o, tap)
+  } catch (err) {
+    // A damaged file makes lz4/tar/decryption fail half-way: report the file, not the tool.
+    if (tap && !BACKUP_VERIFY_FAILED.is(err) && (await tap.isDamaged().catch(() => false))) {
+      throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: `${PHYSICAL_SUBDIR}/${path.basename(file)}`, reason: 'sha256 does not match the manifest' }, { cause: err })
+    }
+    throw err
+  }
+  await tap?.assertMatches()
+}
+
+async function untarStream(file: string, dest: string, o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void }, tap?: Tap): Promise<void> {
   const name = path.basename(file, ENCRYPTED_SUFFIX)
-  const src = source(file, o.dataKey, o.manifest.id, path.basename(file), o.onBytes)
+  const src = source(file, o.dataKey, o.manifest.id, path.basename(file), o.onBytes, tap)
   const tar = spawnLong('tar', ['-xf', '-', '-C', dest], { runAs: o.runAs, detached: false, stdio: ['pipe', 'ignore', 'pipe'] })
   const tarErr = collect(tar.stderr)
   const feed = async (into: Writable) => pipeline(src, into)

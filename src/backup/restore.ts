@@ -8,16 +8,17 @@ import { BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_WA
 import { extractPhysical } from './extract.js'
 import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
-import { assertVerified } from './verify.js'
+import { assertLayout, assertVerified } from './verify.js'
 import { firstMissingSegment, listArchive, restoreCommand } from './wal.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * Physical restore into a NEW data dir (and port), optionally to a point in time:
- *   key check → re-hash verification → WAL-archive gap check → extract → recovery settings →
- *   start → wait until writable.
- * Every refusal (wrong key, damaged backup, missing WAL, existing target) happens before a
- * single file is written to the target.
+ *   key check → layout check → WAL-archive gap check → extract while hashing → recovery
+ *   settings → start → wait until writable.
+ * Every refusal (wrong key, missing or resized file, missing WAL, existing target) happens
+ * before a single file is written to the target; a file whose hash does not match is found
+ * during extraction, and what was extracted is deleted before Postgres could start on it.
  */
 export interface PhysicalRestoreOptions {
   backupsDir: string
@@ -95,7 +96,11 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
     if (!o.force) throw BACKUP_TARGET_EXISTS({ what: 'data directory', name: o.dataDir })
   }
 
-  await assertVerified(o.backupsDir, o.id, progress)
+  // Verification: over an existing data dir, a full re-hash first (what is there must survive a
+  // damaged backup); into a new one, the cheap layout check now and the hashes while extracting
+  // (one read of the backup), deleting the target on a mismatch before Postgres ever starts.
+  if (existing.length > 0) await assertVerified(o.backupsDir, o.id, progress)
+  else await assertLayout(dir, manifest)
 
   if (pitr && o.walDir) {
     const archive = await listArchive(o.walDir)
@@ -132,7 +137,7 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
       },
     })
   } catch (err) {
-    await fsp.rm(o.dataDir, { recursive: true, force: true })
+    await fsp.rm(madeParent ?? o.dataDir, { recursive: true, force: true })
     throw err
   }
 

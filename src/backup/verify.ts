@@ -4,7 +4,7 @@ import path from 'node:path'
 import type { OsUser } from '../platform/os-user.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { BACKUP_VERIFY_FAILED } from './errors.js'
-import { listFiles, loadBackup, sha256File } from './manifest.js'
+import { listFiles, loadBackup, sha256File, type BackupManifest } from './manifest.js'
 import { extractPhysical } from './extract.js'
 import { openBackupKey } from './keys.js'
 import { runTool, type OnProgress } from './tools.js'
@@ -39,7 +39,6 @@ export async function verifyBackup(o: {
 }): Promise<VerifyResult> {
   const { dir, manifest } = await loadBackup(o.backupsDir, o.id)
   const progress = o.onProgress ?? (() => undefined)
-  const problems: VerifyProblem[] = []
   const total = manifest.files.reduce((s, f) => s + f.size, 0)
   let done = 0
   let lastReport = 0
@@ -50,23 +49,13 @@ export async function verifyBackup(o: {
       progress({ phase: 'verify', message: 'hashing', bytesDone: done, bytesTotal: total, fraction: total ? done / total : 1 })
     }
   }
-  const present = new Set(await listFiles(dir))
+  const problems: VerifyProblem[] = await checkLayout(dir, manifest)
+  const bad = new Set(problems.map((p) => p.file))
   for (const f of manifest.files) {
-    if (!present.has(f.path)) {
-      problems.push({ file: f.path, reason: 'missing' })
-      continue
-    }
-    present.delete(f.path)
-    const abs = path.join(dir, f.path)
-    const st = await fsp.stat(abs)
-    if (st.size !== f.size) {
-      problems.push({ file: f.path, reason: `size ${st.size} != ${f.size} in the manifest` })
-      continue
-    }
-    const h = await sha256File(abs, onBytes)
+    if (bad.has(f.path)) continue
+    const h = await sha256File(path.join(dir, f.path), onBytes)
     if (h !== f.sha256) problems.push({ file: f.path, reason: 'sha256 does not match the manifest' })
   }
-  for (const extra of present) if (extra !== 'failed.json') problems.push({ file: extra, reason: 'not in the manifest' })
 
   const deep = Boolean(o.deep && manifest.type === 'physical' && problems.length === 0 && o.bins)
   if (deep && o.bins) {
@@ -80,7 +69,7 @@ export async function verifyBackup(o: {
         await fsp.chown(scratch, o.runAs.uid, o.runAs.gid)
         await fsp.chown(data, o.runAs.uid, o.runAs.gid)
       }
-      await extractPhysical({ dir, manifest, dataKey, dataDir: data, runAs: o.runAs, withManifest: true })
+      await extractPhysical({ dir, manifest, dataKey, dataDir: data, runAs: o.runAs, withManifest: true, verify: false }) // hashed above
       progress({ phase: 'verify', message: 'pg_verifybackup' })
       try {
         await runTool(o.bins.tool('pg_verifybackup'), ['-q', '-m', path.join(data, 'backup_manifest'), data], { runAs: o.runAs })
@@ -95,9 +84,37 @@ export async function verifyBackup(o: {
   return { id: o.id, ok: problems.length === 0, filesChecked: manifest.files.length, bytesChecked: done, deep, problems }
 }
 
+/**
+ * The cheap half of verification, no hashing: every manifest file present with its size, no
+ * extra file. A restore runs this before writing anything and hashes while it extracts.
+ */
+export async function checkLayout(dir: string, manifest: BackupManifest): Promise<VerifyProblem[]> {
+  const problems: VerifyProblem[] = []
+  const present = new Set(await listFiles(dir))
+  for (const f of manifest.files) {
+    if (!present.has(f.path)) {
+      problems.push({ file: f.path, reason: 'missing' })
+      continue
+    }
+    present.delete(f.path)
+    const st = await fsp.stat(path.join(dir, f.path))
+    if (st.size !== f.size) problems.push({ file: f.path, reason: `size ${st.size} != ${f.size} in the manifest` })
+  }
+  for (const extra of present) if (extra !== 'failed.json') problems.push({ file: extra, reason: 'not in the manifest' })
+  return problems
+}
+
+/** checkLayout, throwing E_BACKUP_VERIFY_FAILED naming the first bad file. */
+export async function assertLayout(dir: string, manifest: BackupManifest): Promise<void> {
+  throwFirst(manifest.id, await checkLayout(dir, manifest))
+}
+
+function throwFirst(id: string, problems: VerifyProblem[]): void {
+  const p = problems[0]
+  if (p) throw BACKUP_VERIFY_FAILED({ id, file: p.file, reason: p.reason }, { details: { problems } })
+}
+
 /** Throws E_BACKUP_VERIFY_FAILED naming the first bad file. */
 export async function assertVerified(backupsDir: string, id: string, onProgress?: OnProgress): Promise<void> {
-  const r = await verifyBackup({ backupsDir, id, ...(onProgress ? { onProgress } : {}) })
-  const p = r.problems[0]
-  if (p) throw BACKUP_VERIFY_FAILED({ id, file: p.file, reason: p.reason }, { details: { problems: r.problems } })
+  throwFirst(id, (await verifyBackup({ backupsDir, id, ...(onProgress ? { onProgress } : {}) })).problems)
 }

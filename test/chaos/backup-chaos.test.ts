@@ -3,6 +3,7 @@ import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForArchived } from '../../src/backup/archiver.js'
+import { kekFromSecret } from '../../src/backup/crypto.js'
 import { createLogicalBackup, restoreLogical } from '../../src/backup/logical.js'
 import { cleanupIncomplete, listBackups, newBackupId } from '../../src/backup/manifest.js'
 import { createPhysicalBackup } from '../../src/backup/physical.js'
@@ -123,6 +124,33 @@ describe('backup chaos', () => {
     })
     await expect(fsp.access(target)).rejects.toThrow()
     await fsp.rm(path.join(backupsDir, pm.id), { recursive: true })
+    await fsp.rm(path.join(backupsDir, lm.id), { recursive: true })
+  })
+
+  it('damage that lz4 and tar would extract without complaint is still caught while extracting; encrypted dumps too', async () => {
+    // pg_wal.tar is an uncompressed tar: a flipped byte inside a WAL segment extracts "fine".
+    const pm = await createPhysicalBackup({ backupsDir, conn: src.connection(), bins, runAs })
+    const walTar = pm.files.find((f) => f.path === 'base/pg_wal.tar')!
+    await flipByte(path.join(backupsDir, pm.id, walTar.path), Math.floor(walTar.size / 2))
+    expect((await verifyBackup({ backupsDir, id: pm.id })).problems).toEqual([{ file: 'base/pg_wal.tar', reason: expect.stringMatching(/sha256/) }])
+    const target = path.join(dir, 'never-wal', 'data')
+    await expect(restorePhysical({ backupsDir, id: pm.id, dataDir: target, port: 1, bins, runAs })).rejects.toMatchObject({
+      code: 'E_BACKUP_VERIFY_FAILED',
+      message: expect.stringContaining('base/pg_wal.tar'),
+    })
+    // What was extracted is gone (and Postgres never started on it).
+    await expect(fsp.access(path.dirname(target))).rejects.toThrow()
+    await fsp.rm(path.join(backupsDir, pm.id), { recursive: true })
+
+    const kek = kekFromSecret('chaos-kek')
+    const lm = await createLogicalBackup({ backupsDir, conn: src.connection(), database: 'app', bins, runAs, encryption: { kek, secretName: 'backup.kek' } })
+    const enc = lm.files.find((f) => f.path.endsWith('.dat.gz.mfenc'))!
+    await flipByte(path.join(backupsDir, lm.id, enc.path), Math.floor(enc.size / 2))
+    await expect(restoreLogical({ backupsDir, id: lm.id, conn: src.connection(), targetDb: 'never_enc', bins, runAs, kek })).rejects.toMatchObject({
+      code: 'E_BACKUP_VERIFY_FAILED',
+      message: expect.stringContaining(enc.path),
+    })
+    expect((await src.query(`select 1 from pg_database where datname = 'never_enc'`)).rowCount).toBe(0)
     await fsp.rm(path.join(backupsDir, lm.id), { recursive: true })
   })
 
