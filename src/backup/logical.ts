@@ -4,14 +4,14 @@ import path from 'node:path'
 import type pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import { ENCRYPTED_SUFFIX, FRAME_SIZE, keyIdOf, newDataKey, wrapKey } from './crypto.js'
-import { BACKUP_INVALID, BACKUP_TARGET_EXISTS, BACKUP_TOOL_FAILED } from './errors.js'
-import { beginBackup, completeBackup, describeFiles, failBackup, listFiles, newBackupId, type BackupManifest, type Compression, type EncryptionInfo } from './manifest.js'
+import { CryptoFailure, ENCRYPTED_SUFFIX, FRAME_SIZE, keyIdOf, newDataKey, wrapKey } from './crypto.js'
+import { BACKUP_INVALID, BACKUP_TARGET_EXISTS, BACKUP_TOOL_FAILED, BACKUP_VERIFY_FAILED } from './errors.js'
+import { completeBackup, describeFiles, failBackup, listFiles, newBackupId, type BackupManifest, type Compression, type EncryptionInfo } from './manifest.js'
 import type { EncryptionRequest } from './physical.js'
 import { openBackupKey } from './keys.js'
 import { databaseExists, quoteIdent, sourceInfo, withClient } from './sql.js'
-import { chownTo, decryptFile, dirBytes, encryptFileInPlace, pgEnv, runTool, secretsOf, type OnProgress } from './tools.js'
-import { assertVerified } from './verify.js'
+import { decryptFile, dirBytes, encryptFileInPlace, pgEnv, runTool, secretsOf, startBackup, type OnProgress } from './tools.js'
+import { assertLayout, assertVerified } from './verify.js'
 
 /**
  * Logical backup of ONE database: `pg_dump -Fd -j N` (directory format, parallel), restored
@@ -46,21 +46,24 @@ export async function createLogicalBackup(o: LogicalBackupOptions): Promise<Back
   const id = newBackupId('logical')
   const progress = o.onProgress ?? (() => undefined)
   const conn = { ...o.conn, database: o.database }
-  const before = await withClient(conn, async (c) => {
-    const info = await sourceInfo(c)
-    const size = await c.query<{ s: string; t: string }>(
-      `select pg_database_size(current_database())::text as s,
-              (select count(*) from pg_class where relkind in ('r','m','p') and relnamespace not in
-                 (select oid from pg_namespace where nspname in ('pg_catalog','information_schema')))::text as t`,
-    )
-    return { info, bytes: Number(size.rows[0]?.s ?? 0), tables: Number(size.rows[0]?.t ?? 0) }
-  })
   const { args: zargs, used } = dumpCompression(o.bins, o.compression ?? 'lz4')
-  await fsp.mkdir(o.backupsDir, { recursive: true })
-  await chownTo(o.backupsDir, o.runAs)
-  const partial = await beginBackup(o.backupsDir, id)
+  // The source facts are read while the backup directory is made (both before pg_dump).
+  const [before, partial] = await startBackup(
+    () =>
+      withClient(conn, async (c) => {
+        const info = await sourceInfo(c)
+        const size = await c.query<{ s: string; t: string }>(
+          `select pg_database_size(current_database())::text as s,
+                  (select count(*) from pg_class where relkind in ('r','m','p') and relnamespace not in
+                     (select oid from pg_namespace where nspname in ('pg_catalog','information_schema')))::text as t`,
+        )
+        return { info, bytes: Number(size.rows[0]?.s ?? 0), tables: Number(size.rows[0]?.t ?? 0) }
+      }),
+    o.backupsDir,
+    id,
+    o.runAs,
+  )
   try {
-    await chownTo(partial, o.runAs)
     const target = path.join(partial, LOGICAL_SUBDIR)
     const startTime = new Date().toISOString()
     let tablesDone = 0
@@ -71,7 +74,8 @@ export async function createLogicalBackup(o: LogicalBackupOptions): Promise<Back
       )
     }, 1000)
     try {
-      await runTool(o.bins.tool('pg_dump'), ['-Fd', '-j', String(o.jobs ?? 2), '-f', target, '-v', '--no-password', ...zargs], {
+      // --no-sync: describeFiles fsyncs every file once, alongside its hash.
+      await runTool(o.bins.tool('pg_dump'), ['-Fd', '-j', String(o.jobs ?? 2), '-f', target, '-v', '--no-sync', '--no-password', ...zargs], {
         runAs: o.runAs,
         env: pgEnv(conn, o.database),
         secrets: secretsOf(conn),
@@ -83,7 +87,8 @@ export async function createLogicalBackup(o: LogicalBackupOptions): Promise<Back
     } finally {
       clearInterval(poll)
     }
-    const stop = await withClient(conn, async (c) => (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0')
+    const stopP = withClient(conn, async (c) => (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]?.lsn ?? '0/0')
+    stopP.catch(() => undefined) // awaited below, alongside the hashing
     const stopTime = new Date().toISOString()
     const names = await fsp.readdir(target).catch(() => [] as string[])
     if (!names.includes('toc.dat')) throw BACKUP_TOOL_FAILED({ tool: 'pg_dump', exit: 'exit 0', stderr: 'no toc.dat was written' })
@@ -97,7 +102,8 @@ export async function createLogicalBackup(o: LogicalBackupOptions): Promise<Back
         known.set(`${LOGICAL_SUBDIR}/${rel}${ENCRYPTED_SUFFIX}`, r)
       }
     }
-    const files = await describeFiles(partial, undefined, known)
+    progress({ phase: 'manifest', message: 'hashing files' })
+    const [files, stop] = await Promise.all([describeFiles(partial, undefined, known), stopP])
     const manifest: BackupManifest = {
       formatVersion: 1,
       id,
@@ -157,9 +163,12 @@ export async function restoreLogical(o: LogicalRestoreOptions): Promise<LogicalR
   const { dir, manifest, dataKey } = await openBackupKey(o.backupsDir, o.id, o.kek)
   if (manifest.type !== 'logical') throw BACKUP_INVALID({ message: `Backup ${o.id} is physical; restore it with --to-instance.` })
   const target = o.targetDb ?? manifest.databases[0] ?? 'restored'
-  await assertVerified(o.backupsDir, o.id, progress)
+  await assertLayout(dir, manifest)
   const exists = await withClient(o.conn, (c) => databaseExists(c, target))
   if (exists && !o.force) throw BACKUP_TARGET_EXISTS({ what: 'database', name: target })
+  // Every file is hashed before the target database is touched: in one pass with decryption
+  // when encrypted (below), on its own otherwise (pg_restore reads the files itself).
+  if (!dataKey) await assertVerified(o.backupsDir, o.id, progress)
 
   let source = path.join(dir, LOGICAL_SUBDIR)
   let tmp: string | undefined
@@ -168,10 +177,15 @@ export async function restoreLogical(o: LogicalRestoreOptions): Promise<LogicalR
       tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mf-restore-'))
       await fsp.chmod(tmp, 0o700)
       progress({ phase: 'decrypt', message: 'decrypting dump files' })
+      const byPath = new Map(manifest.files.map((f) => [f.path, f]))
       for (const rel of await listFiles(source)) {
         const out = path.join(tmp, rel.slice(0, -ENCRYPTED_SUFFIX.length))
+        const name = `${LOGICAL_SUBDIR}/${rel}`
         await fsp.mkdir(path.dirname(out), { recursive: true })
-        await decryptFile(path.join(source, rel), out, dataKey)
+        const got = await decryptFile(path.join(source, rel), out, dataKey).catch((err: unknown) => {
+          throw err instanceof CryptoFailure ? BACKUP_VERIFY_FAILED({ id: o.id, file: name, reason: err.message }) : err
+        })
+        if (got.sha256 !== byPath.get(name)?.sha256) throw BACKUP_VERIFY_FAILED({ id: o.id, file: name, reason: 'sha256 does not match the manifest' })
       }
       await chownRecursive(tmp, o.runAs)
       source = tmp

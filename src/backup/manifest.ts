@@ -93,22 +93,35 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort()
 }
 
-/** fsync + sha256 every file (the "files" section); `known` hashes (computed while writing) are reused. */
+/**
+ * fsync + sha256 every file (the "files" section), then fsync every directory under dir. Files
+ * are done a few at a time, each one's fsync running alongside its hash (the writer was told not
+ * to sync: this is the one fsync per file). `known` digests, computed while the files were
+ * written, are reused when the size still matches, so those files are not read again.
+ */
 export async function describeFiles(dir: string, onBytes?: (n: number) => void, known?: Map<string, { size: number; sha256: string }>): Promise<ManifestFile[]> {
-  const files: ManifestFile[] = []
-  for (const rel of await listFiles(dir)) {
+  const rels = await listFiles(dir)
+  const files: ManifestFile[] = new Array<ManifestFile>(rels.length)
+  const one = async (i: number) => {
+    const rel = rels[i]!
     const abs = path.join(dir, rel)
-    const k = known?.get(rel)
     const fh = await fsp.open(abs, 'r')
     try {
-      await fh.sync()
+      const st = await fh.stat()
+      const k = known?.get(rel)
+      const [, sha256] = await Promise.all([fh.sync(), k && k.size === st.size ? k.sha256 : sha256File(abs, onBytes)])
+      files[i] = { path: rel, size: st.size, sha256 }
     } finally {
       await fh.close()
     }
-    const st = await fsp.stat(abs)
-    if (k && k.size === st.size) files.push({ path: rel, size: st.size, sha256: k.sha256 })
-    else files.push({ path: rel, size: st.size, sha256: await sha256File(abs, onBytes) })
   }
+  let next = 0
+  const worker = async () => {
+    while (next < rels.length) await one(next++)
+  }
+  await Promise.all(Array.from({ length: Math.min(4, rels.length) }, worker))
+  const dirs = new Set(rels.map((r) => path.dirname(r)).filter((d) => d !== '.'))
+  for (const d of dirs) await fsyncDir(path.join(dir, d))
   return files
 }
 

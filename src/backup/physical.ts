@@ -6,7 +6,6 @@ import type { PgBinaries } from '../postgres/binaries.js'
 import { FRAME_SIZE, keyIdOf, newDataKey, wrapKey } from './crypto.js'
 import { BACKUP_INVALID, BACKUP_TOOL_FAILED } from './errors.js'
 import {
-  beginBackup,
   completeBackup,
   describeFiles,
   failBackup,
@@ -16,7 +15,7 @@ import {
   type EncryptionInfo,
 } from './manifest.js'
 import { sourceInfo, withClient } from './sql.js'
-import { chownTo, encryptFileInPlace, pgEnv, runTool, secretsOf, type OnProgress } from './tools.js'
+import { encryptFileInPlace, hashWhileWritten, startBackup, pgEnv, runTool, secretsOf, type FileDigest, type OnProgress } from './tools.js'
 
 /**
  * Physical backup of the whole instance with pg_basebackup, tar format, compressed on the
@@ -73,18 +72,21 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
   const label = o.label ?? `magflock ${id}`
   if (label.length > 100) throw BACKUP_INVALID({ message: 'The backup label is longer than 100 characters.' })
   const progress = o.onProgress ?? (() => undefined)
-  const info = await withClient(o.conn, sourceInfo)
-  await fsp.mkdir(o.backupsDir, { recursive: true })
-  await chownTo(o.backupsDir, o.runAs)
-  const partial = await beginBackup(o.backupsDir, id)
+  // The source facts are read while the backup directory is made (both before pg_basebackup).
+  const [info, partial] = await startBackup(() => withClient(o.conn, sourceInfo), o.backupsDir, id, o.runAs)
+  let hashing: ReturnType<typeof hashWhileWritten> | undefined
   try {
-    await chownTo(partial, o.runAs)
     const target = path.join(partial, PHYSICAL_SUBDIR)
     const startTime = new Date().toISOString()
-    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, bytesTotal: info.totalBytes, fraction: 0 })
+    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, fraction: 0 })
+    // base.tar* (and tablespace tars) are written strictly sequentially: hash them as they grow.
+    // pg_wal.tar is not (its tar headers are rewritten when a segment closes): hashed after.
+    // (Encrypted backups hash the ciphertext as they write it instead.)
+    hashing = hashWhileWritten(target, (n) => !o.encryption && /^(base|\d+)\.tar(\.(lz4|zst|gz))?$/.test(n))
+    // --no-sync: describeFiles fsyncs every file once, alongside its hash.
     await runTool(
       o.bins.tool('pg_basebackup'),
-      ['-D', target, '-Ft', '-X', 'stream', '-c', 'fast', '-P', '-l', label, '--no-password', ...compressArgs(compression)],
+      ['-D', target, '-Ft', '-X', 'stream', '-c', 'fast', '-P', '--no-sync', '-l', label, '--no-password', ...compressArgs(compression)],
       {
         runAs: o.runAs,
         env: pgEnv(o.conn),
@@ -101,6 +103,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
         },
       },
     )
+    const hashed = await hashing.finish()
     const stopTime = new Date().toISOString()
     // Exit 0 is necessary, not sufficient: the files must be there and the manifest must parse.
     const names = await fsp.readdir(target)
@@ -115,7 +118,8 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     if (!range) throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: 'backup_manifest has no WAL range' })
 
     let encryption: EncryptionInfo | null = null
-    const known = new Map<string, { size: number; sha256: string }>()
+    const known = new Map<string, FileDigest>()
+    for (const [n, d] of hashed) known.set(`${PHYSICAL_SUBDIR}/${n}`, d)
     if (o.encryption) {
       const dataKey = newDataKey()
       encryption = {
@@ -126,6 +130,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
         frameSize: FRAME_SIZE,
       }
       let done = 0
+      progress({ phase: 'encrypt', message: 'encrypting' })
       for (const n of await fsp.readdir(target)) {
         const r = await encryptFileInPlace(path.join(target, n), dataKey, (b) => {
           done += b
@@ -161,6 +166,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     progress({ phase: 'done', message: `backup ${id} complete`, fraction: 1, bytesDone: info.totalBytes, bytesTotal: info.totalBytes })
     return manifest
   } catch (err) {
+    await hashing?.abort()
     await failBackup(partial, err instanceof Error ? err.message : String(err))
     throw err
   }

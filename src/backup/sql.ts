@@ -20,22 +20,25 @@ export interface SourceInfo {
   currentLsn: string
 }
 
+/** One round trip: it is on the critical path of every backup. */
 export async function sourceInfo(c: pg.Client): Promise<SourceInfo> {
-  const v = await c.query<{ v: string }>(`select current_setting('server_version') as v`)
-  const sys = await c.query<{ id: string; tli: number }>(
-    `select system_identifier::text as id, (select timeline_id from pg_control_checkpoint()) as tli from pg_control_system()`,
+  const r = await c.query<{ v: string; id: string; tli: number; lsn: string; dbs: Array<{ datname: string; size: string }> | null }>(
+    `select current_setting('server_version') as v,
+            (select system_identifier::text from pg_control_system()) as id,
+            (select timeline_id from pg_control_checkpoint()) as tli,
+            pg_current_wal_lsn()::text as lsn,
+            (select json_agg(json_build_object('datname', datname, 'size', pg_database_size(oid)::text) order by datname)
+               from pg_database where datallowconn) as dbs`,
   )
-  const dbs = await c.query<{ datname: string; size: string }>(
-    `select datname, pg_database_size(oid)::text as size from pg_database where datallowconn order by datname`,
-  )
-  const lsn = await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`)
+  const row = r.rows[0]
+  const dbs = row?.dbs ?? []
   return {
-    pgVersion: v.rows[0]?.v ?? 'unknown',
-    systemIdentifier: sys.rows[0]?.id ?? '',
-    timeline: Number(sys.rows[0]?.tli ?? 1),
-    databases: dbs.rows.map((r) => r.datname),
-    totalBytes: dbs.rows.reduce((s, r) => s + Number(r.size), 0),
-    currentLsn: lsn.rows[0]?.lsn ?? '0/0',
+    pgVersion: row?.v ?? 'unknown',
+    systemIdentifier: row?.id ?? '',
+    timeline: Number(row?.tli ?? 1),
+    databases: dbs.map((d) => d.datname),
+    totalBytes: dbs.reduce((s, d) => s + Number(d.size), 0),
+    currentLsn: row?.lsn ?? '0/0',
   }
 }
 

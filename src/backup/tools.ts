@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
@@ -8,6 +9,7 @@ import type { OsUser } from '../platform/os-user.js'
 import { redact, spawnLong } from '../platform/process.js'
 import { BACKUP_TOOL_FAILED } from './errors.js'
 import { decryptFrames, encryptFrames, ENCRYPTED_SUFFIX } from './crypto.js'
+import { beginBackup } from './manifest.js'
 
 export type Progress = Omit<ProgressEvent, 'type'>
 export type OnProgress = (p: Progress) => void
@@ -100,9 +102,22 @@ export async function encryptFileInPlace(
   return { path: out, size, sha256: h.digest('hex') }
 }
 
-/** Decrypts `file.mfenc` into `dest` (throws CryptoFailure on any tampering). */
-export async function decryptFile(file: string, dest: string, key: Buffer): Promise<void> {
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), decryptFrames(key), createWriteStream(dest, { mode: 0o600 }))
+/**
+ * Decrypts `file.mfenc` into `dest` (throws CryptoFailure on any tampering) and returns the
+ * size and sha256 of the encrypted bytes it read, for the manifest check without a second read.
+ */
+export async function decryptFile(file: string, dest: string, key: Buffer): Promise<FileDigest> {
+  const h = createHash('sha256')
+  let size = 0
+  const tap = async function* (chunks: AsyncIterable<Buffer>) {
+    for await (const c of chunks) {
+      h.update(c)
+      size += c.length
+      yield c
+    }
+  }
+  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, decryptFrames(key), createWriteStream(dest, { mode: 0o600 }))
+  return { size, sha256: h.digest('hex') }
 }
 
 /** Sum of the sizes of the files under dir (for progress while a tool writes there). */
@@ -127,4 +142,96 @@ export async function dirBytes(dir: string): Promise<number> {
 
 export async function chownTo(p: string, runAs: OsUser | undefined): Promise<void> {
   if (runAs) await fsp.chown(p, runAs.uid, runAs.gid)
+}
+
+export interface FileDigest {
+  size: number
+  sha256: string
+}
+
+/**
+ * Hashes files while a tool is still appending to them (pg_basebackup writing base.tar.lz4):
+ * every `intervalMs` it reads what was appended since the last look — from the page cache, on
+ * the other core — so the manifest needs no second pass over the output. Only for files the
+ * tool writes strictly sequentially; `finish()` (after the tool exited 0) reads the rest and
+ * returns the digests. A file that could not be followed is simply left out: describeFiles
+ * hashes it the ordinary way, and it only trusts a digest whose size matches the file.
+ */
+export function hashWhileWritten(dir: string, follow: (name: string) => boolean, intervalMs = 100) {
+  interface Followed {
+    fh: FileHandle
+    h: Hash
+    size: number
+    broken: boolean
+  }
+  const files = new Map<string, Followed>()
+  const buf = Buffer.allocUnsafe(1 << 20)
+  const step = async () => {
+    const names = await fsp.readdir(dir).catch(() => [] as string[])
+    for (const name of names) {
+      if (!follow(name)) continue
+      let f = files.get(name)
+      if (!f) {
+        const fh = await fsp.open(path.join(dir, name), 'r').catch(() => undefined)
+        if (!fh) continue
+        f = { fh, h: createHash('sha256'), size: 0, broken: false }
+        files.set(name, f)
+      }
+      if (f.broken) continue
+      try {
+        for (;;) {
+          const { bytesRead } = await f.fh.read(buf, 0, buf.length, f.size)
+          if (bytesRead === 0) break
+          f.h.update(buf.subarray(0, bytesRead))
+          f.size += bytesRead
+        }
+      } catch {
+        f.broken = true
+      }
+    }
+  }
+  let busy: Promise<void> = Promise.resolve()
+  const timer = setInterval(() => {
+    busy = busy.then(step).catch(() => undefined)
+  }, intervalMs)
+  const close = async () => {
+    clearInterval(timer)
+    await busy
+    for (const f of files.values()) await f.fh.close().catch(() => undefined)
+  }
+  return {
+    /** Digests by file name (only of the files followed to their end). */
+    async finish(): Promise<Map<string, FileDigest>> {
+      clearInterval(timer)
+      await busy
+      await step()
+      const out = new Map<string, FileDigest>()
+      for (const [name, f] of files) if (!f.broken) out.set(name, { size: f.size, sha256: f.h.digest('hex') })
+      await close()
+      return out
+    },
+    abort: close,
+  }
+}
+
+/**
+ * Reads the source facts (`read`, one connection) while `<id>.partial` is being made, both
+ * before the backup tool starts. When the source cannot be read the new directory is removed
+ * again: a backup that never started leaves nothing behind.
+ */
+export async function startBackup<T>(read: () => Promise<T>, backupsDir: string, id: string, runAs: OsUser | undefined): Promise<[T, string]> {
+  const make = async () => {
+    await fsp.mkdir(backupsDir, { recursive: true })
+    await chownTo(backupsDir, runAs)
+    const partial = await beginBackup(backupsDir, id)
+    await chownTo(partial, runAs)
+    return partial
+  }
+  const [info, dir] = await Promise.allSettled([read(), make()])
+  if (info.status === 'rejected') {
+    if (dir.status === 'fulfilled') await fsp.rm(dir.value, { recursive: true, force: true })
+    throw info.reason
+  }
+  if (dir.status === 'rejected') throw dir.reason
+  return [info.value, dir.value]
 }
