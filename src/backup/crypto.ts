@@ -30,18 +30,24 @@ function aad(header: Buffer, index: number, final: boolean): Buffer {
   return b
 }
 
-function sealFrame(key: Buffer, header: Buffer, index: number, final: boolean, plain: Buffer): Buffer {
-  const nonce = randomBytes(12)
-  const c = createCipheriv('aes-256-gcm', key, nonce)
+/** One frame as three pieces (head+nonce, ciphertext, tag): the ciphertext is not copied again. */
+function sealFrame(key: Buffer, header: Buffer, index: number, final: boolean, plain: Buffer): Buffer[] {
+  const head = Buffer.alloc(17)
+  randomBytes(12).copy(head, 5)
+  const c = createCipheriv('aes-256-gcm', key, head.subarray(5))
   c.setAAD(aad(header, index, final))
-  const ct = Buffer.concat([c.update(plain), c.final()])
-  const head = Buffer.alloc(5)
+  const ct = c.update(plain)
+  const rest = c.final() // empty for GCM
   head[0] = final ? 1 : 0
-  head.writeUInt32BE(ct.length, 1)
-  return Buffer.concat([head, nonce, ct, c.getAuthTag()])
+  head.writeUInt32BE(ct.length + rest.length, 1)
+  return rest.length ? [head, ct, rest, c.getAuthTag()] : [head, ct, c.getAuthTag()]
 }
 
-/** Async-iterable transform: plaintext chunks in, encrypted file bytes out. */
+/**
+ * Async-iterable transform: plaintext chunks in, encrypted file bytes out. Chunks are sliced,
+ * not copied, unless a frame spans two of them (the source must not reuse a chunk's memory,
+ * which Node streams never do).
+ */
 export function encryptFrames(key: Buffer, frameSize = FRAME_SIZE) {
   return async function* (source: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
     const header = Buffer.alloc(HEADER_LEN)
@@ -55,24 +61,32 @@ export function encryptFrames(key: Buffer, frameSize = FRAME_SIZE) {
     let held: Buffer | undefined // one full frame held back so the last one can carry final=1
     for await (const chunk of source) {
       const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      if (b.length === 0) continue
       pending.push(b)
       pendingLen += b.length
       while (pendingLen >= frameSize) {
-        const all = Buffer.concat(pending)
-        const frame = all.subarray(0, frameSize)
-        const rest = all.subarray(frameSize)
-        pending = rest.length ? [rest] : []
-        pendingLen = rest.length
-        if (held) yield sealFrame(key, header, index++, false, held)
-        held = Buffer.from(frame)
+        let frame: Buffer
+        const first = pending[0]!
+        if (first.length >= frameSize) {
+          frame = first.subarray(0, frameSize)
+          if (first.length > frameSize) pending[0] = first.subarray(frameSize)
+          else pending.shift()
+        } else {
+          const all = Buffer.concat(pending, pendingLen)
+          frame = all.subarray(0, frameSize)
+          pending = all.length > frameSize ? [all.subarray(frameSize)] : []
+        }
+        pendingLen -= frameSize
+        if (held) yield* sealFrame(key, header, index++, false, held)
+        held = frame
       }
     }
-    const tail = Buffer.concat(pending)
+    const tail = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen)
     if (held && tail.length === 0) {
-      yield sealFrame(key, header, index, true, held)
+      yield* sealFrame(key, header, index, true, held)
     } else {
-      if (held) yield sealFrame(key, header, index++, false, held)
-      yield sealFrame(key, header, index, true, tail)
+      if (held) yield* sealFrame(key, header, index++, false, held)
+      yield* sealFrame(key, header, index, true, tail)
     }
   }
 }
@@ -80,12 +94,20 @@ export function encryptFrames(key: Buffer, frameSize = FRAME_SIZE) {
 /** Async-iterable transform: encrypted file bytes in, plaintext out; throws CryptoFailure. */
 export function decryptFrames(key: Buffer) {
   return async function* (source: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
-    let buf = Buffer.alloc(0)
+    let buf: Buffer = Buffer.alloc(0)
     let header: Buffer | undefined
     let index = 0
     let done = false
+    let parts: Buffer[] = [] // received after `buf`, joined only once a whole frame is there
+    let partsLen = 0
     for await (const chunk of source) {
-      buf = buf.length ? Buffer.concat([buf, typeof chunk === 'string' ? Buffer.from(chunk) : chunk]) : Buffer.from(chunk as Buffer)
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      parts.push(b)
+      partsLen += b.length
+      if (buf.length >= 5 && header && buf.length + partsLen < 5 + 12 + buf.readUInt32BE(1) + 16) continue
+      buf = buf.length || parts.length > 1 ? Buffer.concat([buf, ...parts], buf.length + partsLen) : parts[0]!
+      parts = []
+      partsLen = 0
       if (!header) {
         if (buf.length < HEADER_LEN) continue
         header = Buffer.from(buf.subarray(0, HEADER_LEN))
@@ -106,7 +128,9 @@ export function decryptFrames(key: Buffer) {
         d.setAuthTag(tag)
         let plain: Buffer
         try {
-          plain = Buffer.concat([d.update(ct), d.final()])
+          plain = d.update(ct)
+          const rest = d.final() // throws unless the tag matches; empty for GCM
+          if (rest.length) plain = Buffer.concat([plain, rest])
         } catch {
           throw new CryptoFailure(`frame ${index} failed authentication`)
         }
@@ -116,6 +140,7 @@ export function decryptFrames(key: Buffer) {
         yield plain
       }
     }
+    if (partsLen) buf = Buffer.concat([buf, ...parts])
     if (!header) throw new CryptoFailure('file shorter than its header')
     if (buf.length > 0) throw new CryptoFailure(done ? 'data after the final frame' : 'file is truncated inside a frame')
     if (!done) throw new CryptoFailure('file is truncated (no final frame)')

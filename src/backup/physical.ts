@@ -3,7 +3,7 @@ import path from 'node:path'
 import type pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import { FRAME_SIZE, keyIdOf, newDataKey, wrapKey } from './crypto.js'
+import { ENCRYPTED_SUFFIX, FRAME_SIZE, keyIdOf, newDataKey, wrapKey } from './crypto.js'
 import { BACKUP_INVALID, BACKUP_TOOL_FAILED } from './errors.js'
 import {
   completeBackup,
@@ -15,7 +15,7 @@ import {
   type EncryptionInfo,
 } from './manifest.js'
 import { sourceInfo, withClient } from './sql.js'
-import { encryptFileInPlace, hashWhileWritten, startBackup, pgEnv, runTool, secretsOf, type FileDigest, type OnProgress } from './tools.js'
+import { encryptFileInPlace, encryptSink, followWrites, hashSink, pgEnv, runTool, secretsOf, startBackup, type FileDigest, type OnProgress } from './tools.js'
 
 /**
  * Physical backup of the whole instance with pg_basebackup, tar format, compressed on the
@@ -48,6 +48,9 @@ export interface PhysicalBackupOptions {
 
 export const PHYSICAL_SUBDIR = 'base'
 
+/** The tars pg_basebackup writes strictly sequentially (base and tablespaces), compressed or not. */
+const APPEND_ONLY = /^(base|\d+)\.tar(\.(lz4|zst|gz))?$/
+
 function compressArgs(c: Compression): string[] {
   switch (c) {
     case 'lz4':
@@ -74,15 +77,32 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
   const progress = o.onProgress ?? (() => undefined)
   // The source facts are read while the backup directory is made (both before pg_basebackup).
   const [info, partial] = await startBackup(() => withClient(o.conn, sourceInfo), o.backupsDir, id, o.runAs)
-  let hashing: ReturnType<typeof hashWhileWritten> | undefined
+  let following: ReturnType<typeof followWrites> | undefined
   try {
     const target = path.join(partial, PHYSICAL_SUBDIR)
     const startTime = new Date().toISOString()
-    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, fraction: 0 })
-    // base.tar* (and tablespace tars) are written strictly sequentially: hash them as they grow.
-    // pg_wal.tar is not (its tar headers are rewritten when a segment closes): hashed after.
-    // (Encrypted backups hash the ciphertext as they write it instead.)
-    hashing = hashWhileWritten(target, (n) => !o.encryption && /^(base|\d+)\.tar(\.(lz4|zst|gz))?$/.test(n))
+    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, bytesTotal: info.totalBytes, fraction: 0 })
+    let encryption: EncryptionInfo | null = null
+    let dataKey: Buffer | undefined
+    if (o.encryption) {
+      dataKey = newDataKey()
+      encryption = {
+        algorithm: 'aes-256-gcm-frames-v1',
+        keyId: keyIdOf(o.encryption.kek),
+        secretName: o.encryption.secretName,
+        wrappedKey: wrapKey(o.encryption.kek, dataKey, id),
+        frameSize: FRAME_SIZE,
+      }
+    }
+    // base.tar* (and tablespace tars) are written strictly sequentially: they are hashed — or
+    // encrypted, the ciphertext hashed — as they grow. pg_wal.tar is not (its tar headers are
+    // rewritten when a segment closes), nor is backup_manifest there before the end: after.
+    const key = dataKey
+    following = followWrites(
+      target,
+      (n) => APPEND_ONLY.test(n),
+      (n) => (key ? encryptSink(path.join(target, n + ENCRYPTED_SUFFIX), key) : hashSink()),
+    )
     // --no-sync: describeFiles fsyncs every file once, alongside its hash.
     await runTool(
       o.bins.tool('pg_basebackup'),
@@ -103,11 +123,11 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
         },
       },
     )
-    const hashed = await hashing.finish()
+    const followed = await following.finish()
     const stopTime = new Date().toISOString()
     // Exit 0 is necessary, not sufficient: the files must be there and the manifest must parse.
     const names = await fsp.readdir(target)
-    const baseTar = names.find((n) => n.startsWith('base.tar'))
+    const baseTar = names.find((n) => APPEND_ONLY.test(n) && n.startsWith('base.'))
     if (!baseTar || !names.includes('backup_manifest')) {
       throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: `incomplete output: found ${names.join(', ') || 'nothing'}` })
     }
@@ -117,27 +137,23 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     const range = pgm['WAL-Ranges']?.[0]
     if (!range) throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: 'backup_manifest has no WAL range' })
 
-    let encryption: EncryptionInfo | null = null
     const known = new Map<string, FileDigest>()
-    for (const [n, d] of hashed) known.set(`${PHYSICAL_SUBDIR}/${n}`, d)
-    if (o.encryption) {
-      const dataKey = newDataKey()
-      encryption = {
-        algorithm: 'aes-256-gcm-frames-v1',
-        keyId: keyIdOf(o.encryption.kek),
-        secretName: o.encryption.secretName,
-        wrappedKey: wrapKey(o.encryption.kek, dataKey, id),
-        frameSize: FRAME_SIZE,
+    if (dataKey) {
+      progress({ phase: 'encrypt', message: 'encrypting the rest' })
+      for (const n of names) {
+        if (n.endsWith(ENCRYPTED_SUFFIX)) continue
+        const ready = followed.get(n)
+        if (ready) {
+          await fsp.rm(path.join(target, n)) // its ciphertext was written alongside
+          known.set(`${PHYSICAL_SUBDIR}/${n}${ENCRYPTED_SUFFIX}`, ready)
+        } else {
+          await fsp.rm(path.join(target, n + ENCRYPTED_SUFFIX), { force: true })
+          const r = await encryptFileInPlace(path.join(target, n), dataKey)
+          known.set(`${PHYSICAL_SUBDIR}/${path.basename(r.path)}`, r)
+        }
       }
-      let done = 0
-      progress({ phase: 'encrypt', message: 'encrypting' })
-      for (const n of await fsp.readdir(target)) {
-        const r = await encryptFileInPlace(path.join(target, n), dataKey, (b) => {
-          done += b
-        })
-        known.set(`${PHYSICAL_SUBDIR}/${path.basename(r.path)}`, r)
-      }
-      progress({ phase: 'encrypt', message: `encrypted ${Math.round(done / 1048576)} MiB` })
+    } else {
+      for (const [n, d] of followed) known.set(`${PHYSICAL_SUBDIR}/${n}`, d)
     }
     progress({ phase: 'manifest', message: 'hashing files' })
     const files = await describeFiles(partial, undefined, known)
@@ -166,7 +182,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     progress({ phase: 'done', message: `backup ${id} complete`, fraction: 1, bytesDone: info.totalBytes, bytesTotal: info.totalBytes })
     return manifest
   } catch (err) {
-    await hashing?.abort()
+    await following?.abort()
     await failBackup(partial, err instanceof Error ? err.message : String(err))
     throw err
   }

@@ -1,8 +1,10 @@
-import { createHash, type Hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
+import { PassThrough } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { once } from 'node:events'
 import type pg from 'pg'
 import type { ProgressEvent } from '../api/route.js'
 import type { OsUser } from '../platform/os-user.js'
@@ -149,23 +151,78 @@ export interface FileDigest {
   sha256: string
 }
 
+/** Where the bytes of one followed file go (see followWrites). */
+export interface FollowSink {
+  write(chunk: Buffer): Promise<void>
+  /** All bytes written: the digest of what the sink produced. */
+  end(): Promise<FileDigest>
+  /** Given up on this file: drop whatever the sink produced. */
+  abort(): Promise<void>
+}
+
+/** Sink: sha256 of the file itself. */
+export function hashSink(): FollowSink {
+  const h = createHash('sha256')
+  let size = 0
+  return {
+    write(c) {
+      h.update(c)
+      size += c.length
+      return Promise.resolve()
+    },
+    end: () => Promise.resolve({ size, sha256: h.digest('hex') }),
+    abort: () => Promise.resolve(),
+  }
+}
+
+/** Sink: encrypts into `out` (the frames of encryptFrames), hashing the ciphertext as it is written. */
+export function encryptSink(out: string, key: Buffer): FollowSink {
+  const input = new PassThrough({ highWaterMark: 4 << 20 })
+  const h = createHash('sha256')
+  let size = 0
+  const tap = async function* (frames: AsyncIterable<Buffer>) {
+    for await (const f of frames) {
+      h.update(f)
+      size += f.length
+      yield f
+    }
+  }
+  const done = pipeline(input, encryptFrames(key), tap, createWriteStream(out, { mode: 0o600 }))
+  done.catch(() => undefined) // awaited by end(); abort() discards it
+  return {
+    async write(c) {
+      if (!input.write(c)) await Promise.race([once(input, 'drain'), done])
+    },
+    async end() {
+      input.end()
+      await done
+      return { size, sha256: h.digest('hex') }
+    },
+    async abort() {
+      input.destroy()
+      await done.catch(() => undefined)
+      await fsp.rm(out, { force: true })
+    },
+  }
+}
+
 /**
- * Hashes files while a tool is still appending to them (pg_basebackup writing base.tar.lz4):
- * every `intervalMs` it reads what was appended since the last look — from the page cache, on
- * the other core — so the manifest needs no second pass over the output. Only for files the
- * tool writes strictly sequentially; `finish()` (after the tool exited 0) reads the rest and
- * returns the digests. A file that could not be followed is simply left out: describeFiles
- * hashes it the ordinary way, and it only trusts a digest whose size matches the file.
+ * Reads files while a tool is still appending to them (pg_basebackup writing base.tar.lz4) and
+ * feeds what was appended since the last look — from the page cache, on the other core — to a
+ * sink per file: a hash (so the manifest needs no second pass over the output) or an encryptor
+ * (so encryption needs none either). Only for files the tool writes strictly sequentially.
+ * `finish()` (after the tool exited 0) reads the rest and returns the sinks' digests by file
+ * name. A file that could not be followed is left out (its sink aborted): the caller treats it
+ * the ordinary way, and describeFiles only trusts a digest whose size matches the file.
  */
-export function hashWhileWritten(dir: string, follow: (name: string) => boolean, intervalMs = 100) {
+export function followWrites(dir: string, follow: (name: string) => boolean, sinkFor: (name: string) => FollowSink, intervalMs = 100) {
   interface Followed {
     fh: FileHandle
-    h: Hash
-    size: number
+    sink: FollowSink
+    offset: number
     broken: boolean
   }
   const files = new Map<string, Followed>()
-  const buf = Buffer.allocUnsafe(1 << 20)
   const step = async () => {
     const names = await fsp.readdir(dir).catch(() => [] as string[])
     for (const name of names) {
@@ -174,16 +231,17 @@ export function hashWhileWritten(dir: string, follow: (name: string) => boolean,
       if (!f) {
         const fh = await fsp.open(path.join(dir, name), 'r').catch(() => undefined)
         if (!fh) continue
-        f = { fh, h: createHash('sha256'), size: 0, broken: false }
+        f = { fh, sink: sinkFor(name), offset: 0, broken: false }
         files.set(name, f)
       }
       if (f.broken) continue
       try {
         for (;;) {
-          const { bytesRead } = await f.fh.read(buf, 0, buf.length, f.size)
+          const buf = Buffer.allocUnsafe(1 << 20)
+          const { bytesRead } = await f.fh.read(buf, 0, buf.length, f.offset)
           if (bytesRead === 0) break
-          f.h.update(buf.subarray(0, bytesRead))
-          f.size += bytesRead
+          f.offset += bytesRead
+          await f.sink.write(buf.subarray(0, bytesRead))
         }
       } catch {
         f.broken = true
@@ -194,23 +252,33 @@ export function hashWhileWritten(dir: string, follow: (name: string) => boolean,
   const timer = setInterval(() => {
     busy = busy.then(step).catch(() => undefined)
   }, intervalMs)
-  const close = async () => {
+  const stop = async () => {
     clearInterval(timer)
     await busy
-    for (const f of files.values()) await f.fh.close().catch(() => undefined)
+  }
+  const closeAll = async (keep: Set<string>) => {
+    for (const [name, f] of files) {
+      await f.fh.close().catch(() => undefined)
+      if (!keep.has(name)) await f.sink.abort().catch(() => undefined)
+    }
   }
   return {
-    /** Digests by file name (only of the files followed to their end). */
     async finish(): Promise<Map<string, FileDigest>> {
-      clearInterval(timer)
-      await busy
+      await stop()
       await step()
       const out = new Map<string, FileDigest>()
-      for (const [name, f] of files) if (!f.broken) out.set(name, { size: f.size, sha256: f.h.digest('hex') })
-      await close()
+      for (const [name, f] of files) {
+        if (f.broken) continue
+        const d = await f.sink.end().catch(() => undefined)
+        if (d) out.set(name, d)
+      }
+      await closeAll(new Set(out.keys()))
       return out
     },
-    abort: close,
+    async abort(): Promise<void> {
+      await stop()
+      await closeAll(new Set())
+    },
   }
 }
 
