@@ -130,7 +130,9 @@ export async function beginBackup(backupsDir: string, id: string, mode = 0o700):
   await fsp.mkdir(backupsDir, { recursive: true })
   const dir = path.join(backupsDir, id + PARTIAL_SUFFIX)
   await fsp.mkdir(dir, { mode })
-  await writeJsonAtomic(path.join(dir, OWNER_FILE), { pid: process.pid, startedAt: new Date().toISOString() })
+  // Not fsynced: after a crash a missing or torn owner.json reads as "interrupted", which is
+  // what the backup then is.
+  await fsp.writeFile(path.join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { mode: 0o600 })
   return dir
 }
 

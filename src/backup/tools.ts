@@ -248,9 +248,13 @@ export function followWrites(dir: string, follow: (name: string) => boolean, sin
       }
     }
   }
-  let busy: Promise<void> = Promise.resolve()
+  let busy: Promise<void> | undefined // one look at a time; a slow one just skips ticks
   const timer = setInterval(() => {
-    busy = busy.then(step).catch(() => undefined)
+    busy ??= step()
+      .catch(() => undefined)
+      .finally(() => {
+        busy = undefined
+      })
   }, intervalMs)
   const stop = async () => {
     clearInterval(timer)
