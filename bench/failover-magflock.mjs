@@ -176,7 +176,17 @@ function timeline(f, tKill) {
   return seen.join(',') || 'none'
 }
 
+/** Waits until the monitor calls the primary healthy (no failover or restart under way). */
+async function settle(timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs
+  while (!/^primary \S+ is healthy/.test(currentMonitor()?.lastDecision()?.decision.sentence ?? '')) {
+    if (Date.now() > deadline) throw new Error(`monitor did not settle: ${currentMonitor()?.lastDecision()?.decision.sentence}`)
+    await sleep(100)
+  }
+}
+
 async function failoverTrial(f, label, sync, trial, stallS) {
+  await settle()
   await waitStreaming(f)
   const run = `fo-${label}-${trial}-${process.pid}`
   const old = f.primary()
@@ -253,6 +263,10 @@ async function pgcrashTrial(f, label, sync, trial) {
   }
   await sleep(1000)
   await w.stop()
+  // A failover may still be under way (the writer was served by an orphaned backend, or the
+  // grace ran out during crash recovery): settle first, or the bookkeeping below and the next
+  // trial race with it (the first run's "async stall trials after pgcrash acked nothing").
+  await settle()
   const acked = parseLog(w.wlog).filter((e) => e.rc === 0).map((e) => e.seq)
   const lost = await lostOf(f, run, acked)
   // With graceSeconds 1 a crash recovery that takes longer is failed over: bring the old one back.

@@ -154,7 +154,12 @@ export async function writeInstanceConf(spec: InstanceSpec, dataDir = spec.dataD
   const current = (await exists(conf)) ? await fsp.readFile(conf, 'utf8') : ''
   const next = withInclude(current)
   if (next !== current) await writeOwned(spec, conf, next)
-  await writeOwned(spec, path.join(dataDir, 'magflock.conf'), renderMagflockConf({ port: spec.port, instanceDir: spec.instanceDir, settings: spec.settings }))
+  // Every start (a restart after a crash too) comes here; an unchanged file is not rewritten,
+  // which saves two fsyncs on the restart and failover path.
+  const file = path.join(dataDir, 'magflock.conf')
+  const text = renderMagflockConf({ port: spec.port, instanceDir: spec.instanceDir, settings: spec.settings })
+  const old = await fsp.readFile(file, 'utf8').catch(() => undefined)
+  if (old !== text) await writeOwned(spec, file, text)
 }
 
 /**

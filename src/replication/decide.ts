@@ -32,6 +32,11 @@ export interface PrimaryObservation {
   restartFailed: boolean
   /** Already fenced by us (stopped, standby.signal + fence marker written). */
   fenced: boolean
+  /**
+   * A postmaster runs for its data dir again but is still starting (postmaster.pid status
+   * `starting`): the supervisor's restart in place is in crash recovery.
+   */
+  starting?: boolean | undefined
 }
 
 export interface ReplicaObservation {
@@ -63,6 +68,12 @@ export interface Observed {
 export interface Desired {
   failoverEnabled: boolean
   graceMs: number
+  /**
+   * How long a restart in place that is in crash recovery is waited for (the supervisor's own
+   * start timeout, postgres.startTimeoutSeconds); a failed attempt ends the wait at once.
+   * Undefined: no longer than graceMs.
+   */
+  startTimeoutMs?: number | undefined
   /** synchronous_standby_names is managed: only a synchronous standby may be promoted. */
   syncMode: boolean
   /** An operator's `magflock failover --to NAME`. */
@@ -155,6 +166,15 @@ export function decide(o: Observed, d: Desired): Decision {
   const why = p.fenced ? `primary ${p.name} is fenced` : up ? `operator requested a failover from ${p.name}` : `primary ${p.name} unreachable for ${seconds(downFor)}`
 
   // A fenced primary is never restarted in place (only `rejoin` lifts the fence): no grace.
+  // Restarted in place and in crash recovery: a restart without data loss is near (Patroni's
+  // master_start_timeout); a failed attempt (restartFailed) still fails over at once.
+  if (!manual && !p.restartFailed && !p.fenced && p.starting && !up && downFor < Math.max(d.graceMs, d.startTimeoutMs ?? 0)) {
+    return {
+      action: 'wait',
+      retryInMs: 200,
+      sentence: `primary ${p.name} is restarting in place (crash recovery, down for ${seconds(downFor)}); waiting for the restart to succeed or fail`,
+    }
+  }
   if (!manual && !p.restartFailed && !p.fenced && downFor < d.graceMs) {
     return {
       action: 'wait',

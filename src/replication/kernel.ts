@@ -127,7 +127,7 @@ export const failoverMonitorComponent = defineComponent<{ services: KernelServic
       log: ctx.log,
       config: () => {
         const f = k.config().replication.failover
-        return { enabled: f.enabled, graceMs: f.graceSeconds * 1000 }
+        return { enabled: f.enabled, graceMs: f.graceSeconds * 1000, startTimeoutMs: k.config().postgres.startTimeoutSeconds * 1000 }
       },
       subscribe: (fn) => k.events.subscribe(fn),
       supervised: true,

@@ -321,8 +321,7 @@ export class ReplicationManager {
       const others = candidates.filter((c) => c.name !== target.name).map((c) => c.node)
       await this.state.update((st) => {
         st.inProgress = { op: 'switchover', from: primary.name, to: target.name, startedAt: new Date().toISOString() }
-        // A failover finished by the next kernel (this one was killed) finds this done already.
-        const wasSync = st.replicas[target.name]?.sync ?? st.replicas[primary.name]?.sync ?? false
+        const wasSync = st.replicas[target.name]?.sync ?? false
         delete st.replicas[target.name]
         st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
       })
@@ -378,19 +377,18 @@ export class ReplicationManager {
       const reason = input.reason ?? (input.automatic ? d.reason : `operator failover: ${d.sentence}`)
       const target = this.member(d.to)
       const others = this.replicas().filter((m) => m.name !== target.name && m.role === 'replica').map((m) => m.node)
-      await this.state.update((st) => {
-        st.inProgress = { op: 'failover', from: primary.name, to: target.name, startedAt: new Date().toISOString() }
-      })
-      this.publish('failover.started', { from: primary.name, to: target.name, reason, automatic: input.automatic === true })
-      this.deps.log.warn({ from: primary.name, to: target.name }, d.sentence)
-      // The old primary inherits the target's sync flag: once it has rejoined and streams, the
-      // monitor names it in synchronous_standby_names again (never before: no hanging commits).
+      // One state write (an fsync pair) on the failover's critical path, not two. The old
+      // primary inherits the target's sync flag: once it has rejoined and streams, the monitor
+      // names it in synchronous_standby_names again (never before: no hanging commits).
       const st2 = await this.state.update((st) => {
+        st.inProgress = { op: 'failover', from: primary.name, to: target.name, startedAt: new Date().toISOString() }
         // A failover finished by the next kernel (this one was killed) finds this done already.
         const wasSync = st.replicas[target.name]?.sync ?? st.replicas[primary.name]?.sync ?? false
         delete st.replicas[target.name]
         st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
       })
+      this.publish('failover.started', { from: primary.name, to: target.name, reason, automatic: input.automatic === true })
+      this.deps.log.warn({ from: primary.name, to: target.name }, d.sentence)
       let res: actions.FailoverResult
       try {
         this.holdSupervision(primary.name)

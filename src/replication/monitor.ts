@@ -27,7 +27,7 @@ export interface MonitorOptions {
   leadership: Leadership
   locks: OperationLocks
   log: Logger
-  config(): { enabled: boolean; graceMs: number }
+  config(): { enabled: boolean; graceMs: number; startTimeoutMs?: number }
   /** Kernel event subscription (supervisor events wake the loop). */
   subscribe?: ((fn: (ev: { type: string; payload: unknown }) => void) => () => void) | undefined
   /** True when a supervisor restarts a crashed primary in place (then the grace period applies). */
@@ -243,6 +243,8 @@ export class FailoverMonitor {
         restartFailed: this.failed.has(p.name) || (!this.o.supervised && !processAlive),
         // A fence marker on the registered primary: a failover was cut short (kernel killed).
         fenced: !up && (await readFence(p.node.instanceDir).catch(() => undefined)) !== undefined,
+        // Restarted in place and not accepting connections yet (crash recovery).
+        starting: !up && processAlive && (pidFile?.status === 'starting' || pidFile?.status === ''),
       }
       // Replicas are probed every tick while the primary is down, otherwise once a second
       // (to keep lag metrics and the split-brain hunt going without a connection storm).
@@ -279,7 +281,7 @@ export class FailoverMonitor {
     const cfg = this.o.config()
     const s = await this.o.manager.state.read()
     const syncMode = o.primary ? this.o.manager.syncNames(s, o.primary.name).length > 0 : false
-    const d = decide(o, { failoverEnabled: cfg.enabled, graceMs: cfg.graceMs, syncMode })
+    const d = decide(o, { failoverEnabled: cfg.enabled, graceMs: cfg.graceMs, startTimeoutMs: cfg.startTimeoutMs, syncMode })
     this.record(d)
     this.o.onDecision?.(d, o)
     if (d.action === 'failover') {
