@@ -33,8 +33,9 @@ export interface PrimaryObservation {
   /** Already fenced by us (stopped, standby.signal + fence marker written). */
   fenced: boolean
   /**
-   * A postmaster runs for its data dir again but is still starting (postmaster.pid status
-   * `starting`): the supervisor's restart in place is in crash recovery.
+   * A restart in place is under way: the supervisor reported the crash and no outcome of its
+   * attempt yet, or a postmaster runs for the data dir again and is still starting
+   * (postmaster.pid status `starting`: crash recovery).
    */
   starting?: boolean | undefined
 }
@@ -166,13 +167,14 @@ export function decide(o: Observed, d: Desired): Decision {
   const why = p.fenced ? `primary ${p.name} is fenced` : up ? `operator requested a failover from ${p.name}` : `primary ${p.name} unreachable for ${seconds(downFor)}`
 
   // A fenced primary is never restarted in place (only `rejoin` lifts the fence): no grace.
-  // Restarted in place and in crash recovery: a restart without data loss is near (Patroni's
-  // master_start_timeout); a failed attempt (restartFailed) still fails over at once.
+  // A restart in place under way (crash recovery): a restart without data loss is near
+  // (Patroni's master_start_timeout); a failed attempt (restartFailed) still fails over at once.
+  // The attempt itself is bounded by the supervisor's start timeout (startTimeoutMs).
   if (!manual && !p.restartFailed && !p.fenced && p.starting && !up && downFor < Math.max(d.graceMs, d.startTimeoutMs ?? 0)) {
     return {
       action: 'wait',
       retryInMs: 200,
-      sentence: `primary ${p.name} is restarting in place (crash recovery, down for ${seconds(downFor)}); waiting for the restart to succeed or fail`,
+      sentence: `primary ${p.name} is restarting in place (down for ${seconds(downFor)}); waiting for the restart to succeed or fail`,
     }
   }
   if (!manual && !p.restartFailed && !p.fenced && downFor < d.graceMs) {

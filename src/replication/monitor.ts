@@ -69,6 +69,8 @@ export class FailoverMonitor {
   private downSince: number | undefined
   private downFor: string | undefined
   private readonly failed = new Set<string>()
+  /** Instances whose supervisor reported a crash and no restart outcome yet. */
+  private readonly restarting = new Set<string>()
   private readonly lastSync = new Map<string, ReplicaObservation['lastSyncState']>()
   private last: { decision: Decision; at: number } | undefined
   private tickNo = 0
@@ -97,6 +99,9 @@ export class FailoverMonitor {
       // A failed restart attempt (pg_control gone, data dir unusable, port taken) means the
       // primary cannot be restarted in place now: no point waiting out the grace period.
       if ((ev.type === 'instance.failed' || ev.type === 'instance.restart-failed') && inst) this.failed.add(inst)
+      // A crash opens a restart in place; its outcome (restarted, restart-failed, failed) closes it.
+      if (ev.type === 'instance.crashed' && inst) this.restarting.add(inst)
+      if ((ev.type === 'instance.restarted' || ev.type === 'instance.restart-failed' || ev.type === 'instance.failed') && inst) this.restarting.delete(inst)
       if ((ev.type === 'instance.crashed' || ev.type === 'instance.failed' || ev.type === 'instance.restart-failed') && inst) {
         // Mid-tick, the wake-up is not lost: the next tick starts without a pause.
         this.kicked = true
@@ -220,6 +225,7 @@ export class FailoverMonitor {
       if (up) {
         this.downSince = undefined
         this.failed.delete(p.name)
+        this.restarting.delete(p.name)
         for (const s of probe.senders) this.lastSync.set(s.name, (['sync', 'potential', 'quorum'].includes(s.sync) ? s.sync : 'async') as ReplicaObservation['lastSyncState'])
         for (const s of probe.senders) {
           const lagBytes = lsnDiff(s.current, s.replay)
@@ -243,8 +249,9 @@ export class FailoverMonitor {
         restartFailed: this.failed.has(p.name) || (!this.o.supervised && !processAlive),
         // A fence marker on the registered primary: a failover was cut short (kernel killed).
         fenced: !up && (await readFence(p.node.instanceDir).catch(() => undefined)) !== undefined,
-        // Restarted in place and not accepting connections yet (crash recovery).
-        starting: !up && processAlive && (pidFile?.status === 'starting' || pidFile?.status === ''),
+        // A restart in place under way: the supervisor's attempt has no outcome yet, or a
+        // postmaster runs again and does not accept connections yet (crash recovery).
+        starting: !up && (this.restarting.has(p.name) || (processAlive && (pidFile?.status === 'starting' || pidFile?.status === ''))),
       }
       // Replicas are probed every tick while the primary is down, otherwise once a second
       // (to keep lag metrics and the split-brain hunt going without a connection storm).
@@ -332,6 +339,7 @@ export class FailoverMonitor {
       this.m?.timeline.set(res.timeline)
       this.downSince = undefined
       this.failed.delete(d.from)
+      this.restarting.delete(d.from)
       await this.dropClient()
     } finally {
       release()

@@ -90,7 +90,7 @@ describe('decide (failover monitor)', () => {
       o: { primary: down(2500, { processAlive: true, starting: true }), replicas: [replica('r1', '0/5')] },
       d: { startTimeoutMs: 60_000 },
       action: 'wait',
-      sentence: /^primary p0 is restarting in place \(crash recovery, down for 2\.5 s\); waiting for the restart to succeed or fail$/,
+      sentence: /^primary p0 is restarting in place \(down for 2\.5 s\); waiting for the restart to succeed or fail$/,
     },
     {
       name: 'fails over when the restart in place overruns the start timeout',
