@@ -97,6 +97,7 @@ describe('EventBus', () => {
       'instance.started': { instance: 'primary', pid: 10, adopted: true },
       'instance.crashed': { instance: 'primary', pid: 10, signal: 'SIGKILL' },
       'instance.restarted': { instance: 'primary', pid: 11, attempt: 1 },
+      'instance.restart-failed': { instance: 'primary', attempt: 1, reason: 'E_INSTANCE_START_FAILED: postgres exited during startup' },
       'instance.failed': { instance: 'primary', reason: 'gave up' },
       'config.reloaded': { applied: ['kernel.logLevel'], restartRequired: [] },
       'api.denied': { route: 'token.create', reason: 'role viewer' },
