@@ -14,7 +14,8 @@ export const ComponentStatus = z.object({
 
 export const InstanceStatus = z.object({
   name: z.string(),
-  role: z.enum(['primary', 'replica', 'fenced']),
+  /** 'standalone': a restored copy the kernel supervises; never part of failover. */
+  role: z.enum(['primary', 'replica', 'fenced', 'standalone']),
   state: z.enum(['running', 'starting', 'stopped', 'crashed', 'restarting', 'failed', 'unknown']),
   pid: z.number().nullable(),
   port: z.number(),
@@ -73,6 +74,17 @@ export const shutdown = defineRoute({
   mutating: true,
   input: z.object({ keepPostgres: z.boolean().default(false) }),
   output: z.object({ stopping: z.boolean() }),
+})
+
+/** `magflock instance remove`: takes away a standalone (restored) instance. */
+export const instanceRemove = defineRoute({
+  id: 'instance.remove',
+  method: 'POST',
+  path: '/v1/instances/remove',
+  roles: OPERATORS,
+  mutating: true,
+  input: z.object({ name: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/), keepData: z.boolean().default(false) }),
+  output: z.object({ name: z.string(), dataDir: z.string(), dataKept: z.boolean() }),
 })
 
 export const TokenInfo = z.object({

@@ -71,3 +71,19 @@ export const SOCKET_IN_USE = defineError<{ socket: string }>({
   message: (a) => `Another process answers on ${a.socket}.`,
   hint: () => 'A kernel is already running for this state directory: `magflock status`, or `magflock kernel stop` first.',
 })
+
+export const INSTANCE_UNKNOWN = defineError<{ name: string }>({
+  code: 'E_INSTANCE_UNKNOWN',
+  class: 'not_found',
+  area: 'kernel',
+  message: (a) => `The flock has no instance named "${a.name}".`,
+  hint: () => 'Run `magflock status` to see the instances and their roles.',
+})
+
+export const INSTANCE_NOT_STANDALONE = defineError<{ name: string; role: string }>({
+  code: 'E_INSTANCE_NOT_STANDALONE',
+  class: 'failed_precondition',
+  area: 'kernel',
+  message: (a) => `Instance "${a.name}" is the flock's ${a.role}; only standalone instances (restored copies) are removed with \`instance remove\`.`,
+  hint: (a) => (a.role === 'primary' ? 'The primary is never removed.' : `Use \`magflock replica remove ${a.name}\` for a replica.`),
+})

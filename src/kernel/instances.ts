@@ -5,22 +5,29 @@ import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import type { OsUser } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import { writeInstanceConf, type InstanceSpec } from '../postgres/instance.js'
+import { stopInstance, writeInstanceConf, type InstanceSpec } from '../postgres/instance.js'
 import type { RestartPolicy } from './restart-policy.js'
 import pgLib from 'pg'
 import type { Logger } from 'pino'
 import type { InstanceSupervisor } from '../postgres/supervisor.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
 import type { InstanceHandle, InstanceRegistry, SecretStore } from './services.js'
-import { NO_PRIMARY } from './errors.api.js'
+import { INSTANCE_NOT_STANDALONE, INSTANCE_UNKNOWN, NO_PRIMARY } from './errors.api.js'
+import { promises as fsp } from 'node:fs'
 import type { z as zod } from 'zod'
 import type { InstanceStatus } from '../api/core.js'
 
-export type InstanceRole = 'primary' | 'replica' | 'fenced'
+/**
+ * 'standalone': a restored copy (`backup restore --to-instance`). Supervised like the others,
+ * but no part of the flock: never a failover candidate or target, not in flock URLs, not
+ * replicating. `instance remove` takes it away.
+ */
+export type InstanceRole = 'primary' | 'replica' | 'fenced' | 'standalone'
+export type FlockRole = Exclude<InstanceRole, 'standalone'>
 
 /** `<state>/topology.json`: which instances the flock has and their roles (survives kernels). */
 const Topology = z.object({
-  instances: z.array(z.object({ name: z.string(), role: z.enum(['primary', 'replica', 'fenced']), port: z.number().int() })),
+  instances: z.array(z.object({ name: z.string(), role: z.enum(['primary', 'replica', 'fenced', 'standalone']), port: z.number().int() })),
 })
 export type Topology = z.infer<typeof Topology>
 
@@ -124,6 +131,24 @@ export class FlockInstances implements InstanceRegistry {
     this.entries.delete(name)
   }
 
+  /**
+   * `instance remove`: stops a standalone instance (fast shutdown), forgets it and deletes its
+   * directory (`<state>/instances/<name>`), or keeps the directory with keepData. Refuses any
+   * other role, so neither the primary nor a replica can go this way.
+   */
+  async removeStandalone(name: string, keepData: boolean): Promise<{ name: string; dataDir: string; dataKept: boolean }> {
+    const e = this.entries.get(name)
+    if (!e) throw INSTANCE_UNKNOWN({ name })
+    if (e.role !== 'standalone') throw INSTANCE_NOT_STANDALONE({ name, role: e.role })
+    await e.supervisor?.stop({ keepRunning: false })
+    // A supervisor that never got it running holds no process; stop whatever runs there anyway.
+    await stopInstance(e.spec, 'fast')
+    this.entries.delete(name)
+    await this.saveTopology()
+    if (!keepData) await fsp.rm(e.spec.instanceDir, { recursive: true, force: true })
+    return { name, dataDir: e.spec.dataDir, dataKept: keepData }
+  }
+
   setRole(name: string, role: InstanceRole): void {
     const e = this.entries.get(name)
     if (e) e.role = role
@@ -158,6 +183,11 @@ export class FlockInstances implements InstanceRegistry {
 
   list(): InstanceHandle[] {
     return [...this.entries.values()].map((e) => this.handle(e))
+  }
+
+  /** The flock proper (primary, replicas, fenced): what replication and flock URLs see. */
+  members(): Array<InstanceHandle & { role: FlockRole }> {
+    return this.list().filter((h): h is InstanceHandle & { role: FlockRole } => h.role !== 'standalone')
   }
 
   get(name: string): InstanceHandle | undefined {

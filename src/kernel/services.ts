@@ -16,7 +16,8 @@ import type { AuditWriter, EventPublisher } from './component.js'
  */
 export interface InstanceHandle {
   name: string
-  role: 'primary' | 'replica' | 'fenced'
+  /** 'standalone': a restored copy, supervised but no member of the flock (docs/backup.md). */
+  role: 'primary' | 'replica' | 'fenced' | 'standalone'
   port: number
   host: string
   dataDir: string
@@ -26,6 +27,8 @@ export interface InstanceHandle {
 
 export interface InstanceRegistry {
   list(): InstanceHandle[]
+  /** list() without standalone instances: the flock that replication and flock URLs see. */
+  members(): Array<InstanceHandle & { role: 'primary' | 'replica' | 'fenced' }>
   get(name: string): InstanceHandle | undefined
   /** The current primary; throws E_NO_PRIMARY when there is none. */
   primary(): InstanceHandle

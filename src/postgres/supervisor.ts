@@ -35,7 +35,7 @@ export interface SupervisorOptions {
   /** Called once when the policy gives up (state `failed`). */
   onFailed?: (reason: string) => void
   now?: () => number
-  role?: 'primary' | 'replica'
+  role?: 'primary' | 'replica' | 'standalone'
   /** How long a fast shutdown may take in stop() before it escalates to immediate. */
   stopTimeoutMs?: number
 }
@@ -65,7 +65,7 @@ export const instanceEventSchemas = {
 export class InstanceSupervisor {
   /** Mutable on purpose: a switchover may change port or settings while supervision is paused. */
   spec: InstanceSpec
-  role: 'primary' | 'replica'
+  role: 'primary' | 'replica' | 'standalone'
   private readonly opts: SupervisorOptions
   private readonly now: () => number
   private state: SupervisorState = 'stopped'

@@ -34,7 +34,7 @@ export function kernelRegistry(k: KernelServices, instances: FlockInstances): To
     }
   }
   return {
-    list: () => instances.list().map((h) => ({ name: h.name, role: h.role, node: nodeOf(k, h.name, h.port, h.host, h.dataDir) })),
+    list: () => instances.members().map((h) => ({ name: h.name, role: h.role, node: nodeOf(k, h.name, h.port, h.host, h.dataDir) })),
     async addInstance(node, role) {
       const spec = instances.specFor(node.name, node.port, k.bins, k.runAs)
       spec.portConfigKey = 'replication.basePort'

@@ -74,7 +74,7 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           events: ctx.events,
           restart: instances.syncRestartPolicy(cfg),
           onRestart: () => metrics.instanceRestarted(spec.name),
-          role: m.role === 'replica' ? 'replica' : 'primary',
+          role: m.role,
         })
         // Was a postmaster already serving this data dir (a kernel crash, re-adoption)? If our
         // start fails, only a postmaster this boot spawned may be stopped, never that one.
@@ -84,6 +84,13 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           await sup.start()
         } catch (err) {
           if (!wasRunning) await stopInstance(spec, 'fast').catch(() => undefined)
+          // A restored copy that will not start must not keep the flock down: it is listed as
+          // stopped and `magflock instance remove` takes it away.
+          if (m.role === 'standalone') {
+            ctx.log.error({ instance: m.name, err }, 'standalone instance did not start; the flock boots without it')
+            instances.add(spec, m.role, sup)
+            continue
+          }
           throw err
         }
         started.push(sup)

@@ -33,7 +33,7 @@ export const coreRoutes: BoundRoute[] = [
       components: await kernel.components.status(),
       instances,
       primaryUrl: instances.length
-        ? flockUrl({ members: instances, user: cfg.postgres.superuser, database: cfg.postgres.database, role: 'primary' })
+        ? flockUrl({ members: kernel.instances.members(), user: cfg.postgres.superuser, database: cfg.postgres.database, role: 'primary' })
         : null,
     }
   }),
@@ -43,6 +43,17 @@ export const coreRoutes: BoundRoute[] = [
     // Answer first, then stop: the caller waits for kernel.json to disappear.
     setTimeout(() => void kernelOf(k).shutdown({ keepPostgres: input.keepPostgres, reason: `requested by ${ctx.actor.name}` }), 20)
     return { stopping: true }
+  }),
+
+  handle(core.instanceRemove, async (input, ctx, k) => {
+    ctx.auditDetails.keepData = input.keepData
+    // Not while a restore or switchover changes the topology.
+    const release = k.locks.acquire('topology', 'instance remove')
+    try {
+      return await kernelOf(k).instances.removeStandalone(input.name, input.keepData)
+    } finally {
+      release()
+    }
   }),
 
   handle(core.tokenCreate, async (input, ctx, k) => {

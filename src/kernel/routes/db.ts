@@ -86,7 +86,7 @@ export const dbRoutes: BoundRoute[] = [
     const r = await databaseUrl(deps(k), input)
     if (!input.role) return r
     ctx.auditDetails.routing = input.role
-    const url = flockUrl({ members: k.instances.list(), user: r.owner, database: input.name, role: input.role, password: r.revealed ? r.password : undefined })
+    const url = flockUrl({ members: k.instances.members(), user: r.owner, database: input.name, role: input.role, password: r.revealed ? r.password : undefined })
     return { ...r, url }
   }),
 
