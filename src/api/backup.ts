@@ -88,6 +88,8 @@ export const backupRestore = defineRoute({
     id: z.string().min(1),
     toInstance: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).optional(),
     toDb: z.string().min(1).max(63).optional(),
+    /** Physical backup + toDb: the database to take from the backup (default: toDb). */
+    db: z.string().min(1).max(63).optional(),
     port: z.number().int().min(1).max(65535).optional(),
     targetTime: z.string().optional(),
     targetLsn: z.string().optional(),
@@ -101,6 +103,12 @@ export const backupRestore = defineRoute({
     dataDir: z.string().nullable(),
     pitr: z.boolean(),
     seconds: z.number(),
+    /** 'primary' (in place), 'standalone' (a supervised copy), null for a database. */
+    role: z.enum(['primary', 'standalone']).nullable(),
+    /** In-place restore: the replaced data dir, kept aside (never deleted). */
+    previousDataDir: z.string().nullable(),
+    /** Database restores: the database restored from. */
+    sourceDb: z.string().nullable(),
   }),
 })
 

@@ -15,6 +15,8 @@ import { listArchive, segmentNo, WAL_SEGMENT_BYTES } from './wal.js'
  * wal-archiver component alerts on.
  */
 export const ARCHIVE_SLOT = 'magflock_wal_archive'
+/** Operation lock an in-place restore holds; the wal-archiver does not (re)start meanwhile. */
+export const ARCHIVE_LOCK = 'wal-archive'
 
 export async function ensureArchiveSlot(conn: pg.ClientConfig, slot = ARCHIVE_SLOT): Promise<void> {
   await withClient(conn, async (c) => {

@@ -3,7 +3,7 @@ import { type Registry } from 'prom-client'
 import { defineComponent, type ComponentHandle } from '../kernel/component.js'
 import type { KernelServices } from '../kernel/services.js'
 import { isMagflockError } from '../errors/index.js'
-import { archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
+import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
 import { nextRun, parseCron, type CronSpec } from './cron.js'
 import { createBackup } from './service.js'
 import './events.js'
@@ -40,6 +40,12 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
     }
     const lagGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archive_lag_bytes', help: 'Bytes of WAL written by the primary and not yet in the WAL archive.' })
     const upGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archiver_up', help: '1 while pg_receivewal streams into the archive.' })
+    // An in-place restore holds `wal-archive` while the primary is replaced; streaming starts
+    // again once it has moved the old timeline's tail aside (restore.ts, service.ts).
+    while (k.locks.holder(ARCHIVE_LOCK) !== undefined) {
+      if (ctx.signal.aborted) throw new Error('stopped while waiting for an in-place restore')
+      await new Promise((r) => setTimeout(r, 250))
+    }
     const conn = await k.instances.primary().connection('postgres')
     let receiver: WalReceiver | undefined = await startWalReceiver({ walDir: k.layout.walDir, conn, bins: k.bins, runAs: k.runAs })
     upGauge.set(1)

@@ -89,3 +89,36 @@ export const BACKUP_CRON_INVALID = defineError<{ expr: string; reason: string }>
   message: (a) => `backup.schedule "${a.expr}" is not a valid 5-field cron expression: ${a.reason}.`,
   hint: () => 'Use "minute hour day-of-month month day-of-week", e.g. `magflock config set backup.schedule "0 3 * * *"`.',
 })
+
+export const BACKUP_CANCELLED = defineError<{ what: string }>({
+  code: 'E_BACKUP_CANCELLED',
+  class: 'aborted',
+  area: 'backup',
+  message: (a) => `The ${a.what} was cancelled (the client went away); what it had written was removed.`,
+  hint: () => 'Nothing changed: an in-place restore put the previous data dir back. Run the command again when ready.',
+})
+
+export const BACKUP_INPLACE_NEEDS_FORCE = defineError<{ instance: string; id: string }>({
+  code: 'E_BACKUP_INPLACE_NEEDS_FORCE',
+  class: 'failed_precondition',
+  area: 'backup',
+  message: (a) => `Restoring ${a.id} in place would replace the data of the running primary "${a.instance}"; refused without --force.`,
+  hint: (a) =>
+    `Add --force to stop "${a.instance}", keep its data dir aside as data.pre-restore-<time> and restore over it; or restore a copy with --to-instance NAME.`,
+})
+
+export const BACKUP_INPLACE_HAS_REPLICAS = defineError<{ replicas: string[] }>({
+  code: 'E_BACKUP_INPLACE_HAS_REPLICAS',
+  class: 'failed_precondition',
+  area: 'backup',
+  message: (a) => `An in-place restore would leave the replicas (${a.replicas.join(', ')}) following a history that no longer exists; refused.`,
+  hint: () => 'Remove them first (`magflock replica remove NAME`), restore, then add them again (`magflock replica add`).',
+})
+
+export const BACKUP_ROLLBACK_FAILED = defineError<{ reason: string; previous: string; cause: string }>({
+  code: 'E_BACKUP_ROLLBACK_FAILED',
+  class: 'data_loss',
+  area: 'backup',
+  message: (a) => `The in-place restore failed (${a.cause}) and putting the previous data back failed too: ${a.reason}.`,
+  hint: (a) => `The previous data dir is intact at ${a.previous}: stop the kernel, move it back to the instance's data dir, and run \`magflock up\`.`,
+})

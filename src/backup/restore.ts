@@ -4,21 +4,25 @@ import pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
 import { run } from '../platform/process.js'
 import type { PgBinaries } from '../postgres/binaries.js'
-import { BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_WAL_MISSING } from './errors.js'
+import { BACKUP_CANCELLED, BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_WAL_MISSING } from './errors.js'
 import { extractPhysical } from './extract.js'
 import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
 import { firstMissingSegment, listArchive, restoreCommand } from './wal.js'
 import { isProcessAliveSync } from '../platform/pids.js'
+import { socketDirFor } from '../postgres/conf.js'
+import { processesWithArg } from '../postgres/pidfile.js'
+import type { BackupManifest } from './manifest.js'
 
 /**
- * Physical restore into a NEW data dir (and port), optionally to a point in time:
- *   key check → layout check → WAL-archive gap check → extract while hashing → recovery
- *   settings → start → wait until writable.
- * Every refusal (wrong key, missing or resized file, missing WAL, existing target) happens
- * before a single file is written to the target; a file whose hash does not match is found
- * during extraction, and what was extracted is deleted before Postgres could start on it.
+ * Physical restore into a data dir, optionally to a point in time:
+ *   key check → re-hash verification → WAL-archive gap check (prepareRestore) → extract →
+ *   recovery settings → start → wait until writable → drop the recovery settings.
+ * Every refusal (wrong key, damaged backup, missing WAL, existing target) happens before a
+ * single file is written to the target. The kernel calls prepareRestore itself before it stops
+ * anything (in-place restore), then restorePhysical with `prepared` and `start: false`, and
+ * starts the instance under its own supervision.
  */
 export interface PhysicalRestoreOptions {
   backupsDir: string
@@ -34,6 +38,14 @@ export interface PhysicalRestoreOptions {
   walDir?: string
   targetTime?: string
   targetLsn?: string
+  /**
+   * 'private' (default): a copy started with pg_ctl on its own port and socket, cluster_name
+   * 'magflock-restore', archive_mode off. 'copy': the same copy, but the kernel writes its
+   * port/socket (magflock.conf) when it starts it. 'in-place': the flock's own primary; only
+   * recovery settings are added, and recovery always ends on a new timeline (target
+   * 'immediate' without a PITR target) so the archive's old timeline is never overwritten.
+   */
+  conf?: 'private' | 'copy' | 'in-place'
   /** Start the instance and wait until it accepts writes (default true). */
   start?: boolean
   /** Superuser credentials of the backed-up instance, to check it is writable. */
@@ -42,6 +54,10 @@ export interface PhysicalRestoreOptions {
   logFile?: string
   timeoutMs?: number
   onProgress?: OnProgress
+  /** Aborting kills the extraction and pg_ctl; what was written is removed. */
+  signal?: AbortSignal | undefined
+  /** From prepareRestore(), so the checks are not repeated. */
+  prepared?: PreparedRestore
 }
 
 export interface PhysicalRestoreResult {
@@ -54,16 +70,38 @@ export interface PhysicalRestoreResult {
   seconds: number
 }
 
+export interface PreparedRestore {
+  id: string
+  dir: string
+  manifest: BackupManifest
+  dataKey: Buffer | undefined
+  pitr: boolean
+  /** Fully re-hashed already: extraction need not hash again. */
+  verified: boolean
+}
+
 const TIME_RE = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$/i
 
-const RESTORED_SETTINGS = (port: number, socketDir: string): Record<string, string> => ({
-  port: String(port),
-  listen_addresses: "'127.0.0.1'",
-  unix_socket_directories: `'${socketDir.replace(/'/g, "''")}'`,
+const MARK = '# set by magflock backup restore'
+/** Recovery-only settings: dropped from postgresql.auto.conf once the restore is writable. */
+const RECOVERY_KEYS = ['restore_command', 'recovery_target', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_action', 'recovery_target_timeline']
+
+function restoredSettings(conf: 'private' | 'copy' | 'in-place', port: number, dataDir: string): Record<string, string> {
+  // A copy of a primary that had synchronous standbys would otherwise wait for them forever.
+  const s: Record<string, string> = { synchronous_standby_names: "''" }
+  if (conf === 'in-place') return s
   // A restored copy must never push WAL into the archive of the instance it came from.
-  archive_mode: "'off'",
-  cluster_name: "'magflock-restore'",
-})
+  s.archive_mode = "'off'"
+  if (conf === 'copy') return s
+  const socketDir = socketDirFor(path.dirname(dataDir), port)
+  return {
+    ...s,
+    port: String(port),
+    listen_addresses: "'127.0.0.1'",
+    unix_socket_directories: `'${socketDir.replace(/'/g, "''")}'`,
+    cluster_name: "'magflock-restore'",
+  }
+}
 
 async function postmasterAlive(dataDir: string): Promise<boolean> {
   try {
@@ -74,9 +112,16 @@ async function postmasterAlive(dataDir: string): Promise<boolean> {
   }
 }
 
-export async function restorePhysical(o: PhysicalRestoreOptions): Promise<PhysicalRestoreResult> {
-  const t0 = Date.now()
-  const progress = o.onProgress ?? (() => undefined)
+/**
+ * Key check, argument check, verification and WAL gap check; writes nothing. Verification is a
+ * full re-hash with `fullVerify` (replacing existing data: an in-place restore, a forced data
+ * dir — what is there must survive a damaged backup); otherwise the cheap layout check, and
+ * extractPhysical hashes every file while extracting (one read of the backup), the target
+ * being deleted on a mismatch before Postgres ever starts.
+ */
+export async function prepareRestore(
+  o: Pick<PhysicalRestoreOptions, 'backupsDir' | 'id' | 'kek' | 'walDir' | 'targetTime' | 'targetLsn' | 'onProgress'> & { fullVerify: boolean },
+): Promise<PreparedRestore> {
   const { dir, manifest, dataKey } = await openBackupKey(o.backupsDir, o.id, o.kek)
   if (manifest.type !== 'physical') throw BACKUP_INVALID({ message: `Backup ${o.id} is logical; restore it with --to-db.` })
   if (o.targetTime && o.targetLsn) throw BACKUP_INVALID({ message: 'Give --target-time or --target-lsn, not both.' })
@@ -88,6 +133,33 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
   }
   const pitr = Boolean(o.targetTime || o.targetLsn)
   if (pitr && !o.walDir) throw BACKUP_INVALID({ message: 'Point-in-time restore needs the WAL archive directory.' })
+  if (o.fullVerify) await assertVerified(o.backupsDir, o.id, o.onProgress ?? (() => undefined))
+  else await assertLayout(dir, manifest)
+  if (pitr && o.walDir) {
+    const archive = await listArchive(o.walDir)
+    const missing = firstMissingSegment(archive, manifest.timeline, manifest.stopLsn, o.targetLsn)
+    if (missing) throw BACKUP_WAL_MISSING({ segment: missing, walDir: o.walDir })
+  }
+  return { id: o.id, dir, manifest, dataKey, pitr, verified: o.fullVerify }
+}
+
+/** SIGKILL for the tar that extracts into dataDir (extractPhysical has no signal of its own). */
+async function killExtraction(dataDir: string): Promise<void> {
+  for (const arg of [dataDir, path.join(dataDir, 'pg_wal')]) {
+    for (const pid of await processesWithArg(arg)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+export async function restorePhysical(o: PhysicalRestoreOptions): Promise<PhysicalRestoreResult> {
+  const t0 = Date.now()
+  const progress = o.onProgress ?? (() => undefined)
+  const conf = o.conf ?? 'private'
 
   // The target: never a running instance; an existing one only with force.
   const existing = await fsp.readdir(o.dataDir).catch(() => [] as string[])
@@ -95,18 +167,8 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
     if (await postmasterAlive(o.dataDir)) throw BACKUP_TARGET_EXISTS({ what: 'running instance at', name: o.dataDir })
     if (!o.force) throw BACKUP_TARGET_EXISTS({ what: 'data directory', name: o.dataDir })
   }
-
-  // Verification: over an existing data dir, a full re-hash first (what is there must survive a
-  // damaged backup); into a new one, the cheap layout check now and the hashes while extracting
-  // (one read of the backup), deleting the target on a mismatch before Postgres ever starts.
-  if (existing.length > 0) await assertVerified(o.backupsDir, o.id, progress)
-  else await assertLayout(dir, manifest)
-
-  if (pitr && o.walDir) {
-    const archive = await listArchive(o.walDir)
-    const missing = firstMissingSegment(archive, manifest.timeline, manifest.stopLsn, o.targetLsn)
-    if (missing) throw BACKUP_WAL_MISSING({ segment: missing, walDir: o.walDir })
-  }
+  const { dir, manifest, dataKey, pitr, verified } = o.prepared ?? (await prepareRestore({ ...o, fullVerify: existing.length > 0 }))
+  o.signal?.throwIfAborted()
 
   if (existing.length > 0) await fsp.rm(o.dataDir, { recursive: true, force: true })
   // The parent holds the socket and the log, so the postgres OS user must own it when we made it.
@@ -116,54 +178,6 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
   await fsp.mkdir(o.dataDir, { mode: 0o700 })
   await fsp.chmod(o.dataDir, 0o700)
   if (o.runAs) await fsp.chown(o.dataDir, o.runAs.uid, o.runAs.gid)
-
-  const total = manifest.files.reduce((s, f) => s + f.size, 0)
-  let done = 0
-  let last = 0
-  try {
-    progress({ phase: 'extract', message: 'extracting', bytesDone: 0, bytesTotal: total, fraction: 0 })
-    await extractPhysical({
-      dir,
-      manifest,
-      dataKey,
-      dataDir: o.dataDir,
-      runAs: o.runAs,
-      onBytes: (n) => {
-        done += n
-        if (done - last > 32 << 20) {
-          last = done
-          progress({ phase: 'extract', message: 'extracting', bytesDone: done, bytesTotal: total, fraction: Math.min(1, done / total) })
-        }
-      },
-    })
-  } catch (err) {
-    await fsp.rm(madeParent ?? o.dataDir, { recursive: true, force: true })
-    throw err
-  }
-
-  const socketDir = path.dirname(o.dataDir)
-  const settings = RESTORED_SETTINGS(o.port, socketDir)
-  if (pitr && o.walDir) {
-    settings.restore_command = `'${restoreCommand(o.walDir).replace(/'/g, "''")}'`
-    if (o.targetTime) settings.recovery_target_time = `'${o.targetTime.replace(/'/g, "''")}'`
-    if (o.targetLsn) settings.recovery_target_lsn = `'${o.targetLsn}'`
-    settings.recovery_target_action = "'promote'"
-    settings.recovery_target_timeline = "'latest'"
-  }
-  const autoConf = path.join(o.dataDir, 'postgresql.auto.conf')
-  const prev = await fsp.readFile(autoConf, 'utf8').catch(() => '')
-  const kept = prev.split('\n').filter((l) => {
-    const k = l.split('=')[0]?.trim()
-    return !(k && k in settings)
-  })
-  await fsp.writeFile(autoConf, [...kept.filter((l) => l.trim()), '# set by magflock backup restore', ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`)].join('\n') + '\n')
-  await fsp.rm(path.join(o.dataDir, 'standby.signal'), { force: true })
-  await fsp.rm(path.join(o.dataDir, 'postmaster.pid'), { force: true })
-  if (pitr) await fsp.writeFile(path.join(o.dataDir, 'recovery.signal'), '')
-  if (o.runAs) {
-    await fsp.chown(autoConf, o.runAs.uid, o.runAs.gid)
-    if (pitr) await fsp.chown(path.join(o.dataDir, 'recovery.signal'), o.runAs.uid, o.runAs.gid)
-  }
 
   const logFile = o.logFile ?? path.join(path.dirname(o.dataDir), 'postgres.log')
   const result: PhysicalRestoreResult = {
@@ -175,19 +189,98 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
     logFile,
     seconds: 0,
   }
-  if (o.start === false) {
-    result.seconds = (Date.now() - t0) / 1000
-    return result
+  const onAbort = () => void killExtraction(o.dataDir)
+  o.signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    const total = manifest.files.reduce((s, f) => s + f.size, 0)
+    let done = 0
+    let last = 0
+    progress({ phase: 'extract', message: 'extracting', bytesDone: 0, bytesTotal: total, fraction: 0 })
+    await extractPhysical({
+      dir,
+      manifest,
+      dataKey,
+      dataDir: o.dataDir,
+      runAs: o.runAs,
+      verify: !verified,
+      onBytes: (n) => {
+        done += n
+        if (done - last > 32 << 20) {
+          last = done
+          progress({ phase: 'extract', message: 'extracting', bytesDone: done, bytesTotal: total, fraction: Math.min(1, done / total) })
+        }
+      },
+    })
+    o.signal?.throwIfAborted()
+    await writeRecoverySettings(o, conf, pitr)
+    if (o.start === false) {
+      result.seconds = (Date.now() - t0) / 1000
+      return result
+    }
+    progress({ phase: 'start', message: pitr ? 'replaying WAL to the target' : 'starting the restored instance' })
+    await startRestored(o, logFile)
+    await waitWritable({ ...o, logFile })
+    await dropRecoverySettings(o.dataDir, o.runAs)
+  } catch (err) {
+    // Nothing half-restored stays behind (a started copy is stopped first).
+    if (await postmasterAlive(o.dataDir)) {
+      await run(o.bins.tool('pg_ctl'), ['-D', o.dataDir, '-m', 'immediate', '-w', 'stop'], { runAs: o.runAs, reject: false, timeoutMs: 30_000 })
+    }
+    await fsp.rm(madeParent ?? o.dataDir, { recursive: true, force: true })
+    throw o.signal?.aborted ? BACKUP_CANCELLED({ what: `restore of ${o.id}` }) : err
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort)
   }
-  progress({ phase: 'start', message: pitr ? 'replaying WAL to the target' : 'starting the restored instance' })
-  await startRestored(o, logFile, pitr)
   result.started = true
   result.seconds = (Date.now() - t0) / 1000
   progress({ phase: 'done', message: `restored instance accepts writes on port ${o.port}`, fraction: 1 })
   return result
 }
 
-async function startRestored(o: PhysicalRestoreOptions, logFile: string, pitr: boolean): Promise<void> {
+async function writeRecoverySettings(o: PhysicalRestoreOptions, conf: 'private' | 'copy' | 'in-place', pitr: boolean): Promise<void> {
+  const settings = restoredSettings(conf, o.port, o.dataDir)
+  // In place, recovery always ends on a new timeline: the archive already holds the old
+  // timeline's WAL past the backup, which the restored primary must never write over.
+  const archiveRecovery = Boolean(o.walDir) && (pitr || conf === 'in-place')
+  if (archiveRecovery && o.walDir) {
+    settings.restore_command = `'${restoreCommand(o.walDir).replace(/'/g, "''")}'`
+    if (o.targetTime) settings.recovery_target_time = `'${o.targetTime.replace(/'/g, "''")}'`
+    else if (o.targetLsn) settings.recovery_target_lsn = `'${o.targetLsn}'`
+    else settings.recovery_target = "'immediate'"
+    settings.recovery_target_action = "'promote'"
+    settings.recovery_target_timeline = "'latest'"
+  }
+  const autoConf = path.join(o.dataDir, 'postgresql.auto.conf')
+  const prev = await fsp.readFile(autoConf, 'utf8').catch(() => '')
+  const kept = prev.split('\n').filter((l) => {
+    const k = l.split('=')[0]?.trim()
+    return !(k && k in settings) && l.trim() !== MARK
+  })
+  await fsp.writeFile(autoConf, [...kept.filter((l) => l.trim()), MARK, ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`)].join('\n') + '\n')
+  await fsp.rm(path.join(o.dataDir, 'standby.signal'), { force: true })
+  await fsp.rm(path.join(o.dataDir, 'postmaster.pid'), { force: true })
+  if (archiveRecovery) await fsp.writeFile(path.join(o.dataDir, 'recovery.signal'), '')
+  if (o.runAs) {
+    await fsp.chown(autoConf, o.runAs.uid, o.runAs.gid)
+    if (archiveRecovery) await fsp.chown(path.join(o.dataDir, 'recovery.signal'), o.runAs.uid, o.runAs.gid)
+  }
+}
+
+/**
+ * After promotion the recovery settings have done their job; left in postgresql.auto.conf they
+ * would travel into every replica later cloned from this instance (a standby honours
+ * recovery_target_* too). Postgres reads them at start only, so removing them now is safe.
+ */
+export async function dropRecoverySettings(dataDir: string, runAs: OsUser | undefined): Promise<void> {
+  const autoConf = path.join(dataDir, 'postgresql.auto.conf')
+  const prev = await fsp.readFile(autoConf, 'utf8').catch(() => '')
+  const next = prev.split('\n').filter((l) => !RECOVERY_KEYS.includes(l.split('=')[0]?.trim() ?? '')).join('\n')
+  if (next === prev) return
+  await fsp.writeFile(autoConf, next)
+  if (runAs) await fsp.chown(autoConf, runAs.uid, runAs.gid)
+}
+
+async function startRestored(o: PhysicalRestoreOptions, logFile: string): Promise<void> {
   await fsp.writeFile(logFile, '', { flag: 'a' })
   if (o.runAs) await fsp.chown(logFile, o.runAs.uid, o.runAs.gid)
   const timeoutMs = o.timeoutMs ?? 300_000
@@ -195,19 +288,37 @@ async function startRestored(o: PhysicalRestoreOptions, logFile: string, pitr: b
     runAs: o.runAs,
     reject: false,
     timeoutMs: timeoutMs + 5000,
+    ...(o.signal ? { signal: o.signal } : {}),
   })
-  if (res.exitCode !== 0) throw await recoveryFailure(o, logFile)
-  if (!pitr) return
-  // pg_ctl -w returns once the server is consistent; a promoted PITR target is writable later.
+  o.signal?.throwIfAborted()
+  if (res.exitCode !== 0) throw await recoveryFailure(o.walDir, logFile)
+}
+
+/**
+ * Waits until the restored instance accepts writes (a PITR target is writable only once it is
+ * promoted, after pg_ctl -w or the supervisor saw it accept connections). A postmaster that
+ * dies meanwhile is reported from its log (missing WAL segment or FATAL line).
+ */
+export async function waitWritable(o: {
+  dataDir: string
+  port: number
+  logFile: string
+  walDir?: string | undefined
+  auth?: { user: string; password?: string | undefined } | undefined
+  timeoutMs?: number | undefined
+  signal?: AbortSignal | undefined
+}): Promise<void> {
+  const timeoutMs = o.timeoutMs ?? 300_000
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
+    o.signal?.throwIfAborted()
     const c = new pg.Client({ host: '127.0.0.1', port: o.port, user: o.auth?.user ?? 'postgres', password: o.auth?.password, database: 'postgres' })
     try {
       await c.connect()
       const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
       if (r.rows[0]?.r === false) return
     } catch {
-      if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o, logFile)
+      if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile)
     } finally {
       await c.end().catch(() => undefined)
     }
@@ -216,10 +327,25 @@ async function startRestored(o: PhysicalRestoreOptions, logFile: string, pitr: b
   throw BACKUP_RECOVERY_FAILED({ reason: `still in recovery after ${timeoutMs} ms` })
 }
 
-async function recoveryFailure(o: PhysicalRestoreOptions, logFile: string): Promise<Error> {
-  const log = await fsp.readFile(logFile, 'utf8').catch(() => '')
+export async function recoveryFailure(walDir: string | undefined, logFile: string, fromByte = 0): Promise<Error> {
+  const log = (await fsp.readFile(logFile, 'utf8').catch(() => '')).slice(fromByte)
   const lines = log.split('\n').filter((l) => /FATAL|PANIC|ERROR/.test(l))
   const m = log.match(/could not (?:open|find|restore) file "(?:pg_wal\/)?([0-9A-F]{24})"/)
-  if (m && o.walDir) return BACKUP_WAL_MISSING({ segment: m[1]!, walDir: o.walDir })
+  if (m && walDir) return BACKUP_WAL_MISSING({ segment: m[1]!, walDir })
   return BACKUP_RECOVERY_FAILED({ reason: lines.slice(-2).join(' | ') || 'pg_ctl start failed' })
+}
+
+/**
+ * The timeline the restored instance now runs on and where it forked from its parent, read
+ * from the newest `pg_wal/<tli>.history` (absent when recovery did not switch timelines).
+ */
+export async function timelineFork(dataDir: string): Promise<{ tli: number; parentTli: number; switchLsn: string } | undefined> {
+  const names = (await fsp.readdir(path.join(dataDir, 'pg_wal')).catch(() => [] as string[])).filter((n) => /^[0-9A-F]{8}\.history$/.test(n)).sort()
+  const newest = names.at(-1)
+  if (!newest) return undefined
+  const text = await fsp.readFile(path.join(dataDir, 'pg_wal', newest), 'utf8')
+  const last = text.split('\n').filter((l) => /^\d+\s+[0-9A-F]+\/[0-9A-F]+/i.test(l.trim())).at(-1)
+  if (!last) return undefined
+  const [parent, lsn] = last.trim().split(/\s+/)
+  return { tli: parseInt(newest.slice(0, 8), 16), parentTli: Number(parent), switchLsn: lsn! }
 }

@@ -1,16 +1,27 @@
+import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
+import path from 'node:path'
 import type pg from 'pg'
+import type { FlockInstances } from '../kernel/instances.js'
+import { ARCHIVE_LOCK } from './archiver.js'
+import { exists } from '../platform/fs.js'
+import { run } from '../platform/process.js'
+import { INSTANCE_START_FAILED, INSTANCE_START_TIMEOUT } from '../postgres/errors.js'
+import { startInstance, stopInstance, type InstanceSpec } from '../postgres/instance.js'
+import { InstanceSupervisor } from '../postgres/supervisor.js'
 import type { BackupSummary } from '../api/backup.js'
 import type { KernelServices } from '../kernel/services.js'
 import { freePort } from '../platform/ports.js'
-import { BACKUP_INVALID, BACKUP_TARGET_EXISTS } from './errors.js'
+import { BACKUP_CANCELLED, BACKUP_INPLACE_HAS_REPLICAS, BACKUP_INPLACE_NEEDS_FORCE, BACKUP_INVALID, BACKUP_ROLLBACK_FAILED, BACKUP_TARGET_EXISTS } from './errors.js'
 import { kekSecretName, loadKek, openBackupKey, rekeyBackups, type RekeyResult } from './keys.js'
 import { createLogicalBackup, restoreLogical } from './logical.js'
 import { listBackups, loadBackup, type BackupManifest } from './manifest.js'
 import { createPhysicalBackup } from './physical.js'
 import { pruneBackups, type PrunePolicy, type PruneResult } from './retention.js'
-import { restorePhysical } from './restore.js'
-import type { OnProgress } from './tools.js'
+import { dropRecoverySettings, prepareRestore, recoveryFailure, restorePhysical, timelineFork, waitWritable, type PhysicalRestoreOptions } from './restore.js'
+import { databaseExists, withClient } from './sql.js'
+import type { OnProgress, Progress } from './tools.js'
+import { listArchive, segmentNo } from './wal.js'
 import { verifyBackup, type VerifyResult } from './verify.js'
 
 /**
@@ -98,55 +109,277 @@ export interface RestoreInput {
   id: string
   toInstance?: string | undefined
   toDb?: string | undefined
+  /** Source database of a one-database restore from a physical backup (default: toDb). */
+  db?: string | undefined
   port?: number | undefined
   targetTime?: string | undefined
   targetLsn?: string | undefined
   force: boolean
 }
 
-export async function restore(k: BackupDeps, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal) {
+export interface RestoreOutput {
+  id: string
+  kind: 'instance' | 'database'
+  target: string
+  port: number | null
+  dataDir: string | null
+  pitr: boolean
+  seconds: number
+  /** 'primary' for an in-place restore, 'standalone' for a restored copy, null for a database. */
+  role: 'primary' | 'standalone' | null
+  /** In-place restore: where the replaced data dir was kept (never deleted). */
+  previousDataDir: string | null
+  /** Database restores: the database it came from. */
+  sourceDb: string | null
+}
+
+/**
+ * The kernel's instance registry with supervision (FlockInstances): restores that create or
+ * replace an instance need it, the plain registry of KernelServices is not enough.
+ */
+export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & { flock: FlockInstances }
+
+export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<RestoreOutput> {
   const t0 = Date.now()
   const { manifest } = await loadBackup(k.layout.backupsDir, input.id)
   const kek = await kekFor(k, manifest)
   await openBackupKey(k.layout.backupsDir, input.id, kek) // wrong/missing key: refuse first
   const primary = k.instances.primary()
   const conn: pg.ClientConfig = await primary.connection('postgres')
+  const auth = { user: String(conn.user ?? 'postgres'), password: typeof conn.password === 'string' ? conn.password : undefined }
+  const none = { role: null, previousDataDir: null, sourceDb: null }
   if (manifest.type === 'logical') {
-    if (input.toInstance || input.targetTime || input.targetLsn) {
+    if (input.toInstance || input.targetTime || input.targetLsn || input.db) {
       throw BACKUP_INVALID({ message: 'A logical backup restores into a database (--to-db); point-in-time needs a physical backup (see docs/backup.md).' })
     }
     const target = input.toDb ?? manifest.databases[0] ?? 'restored'
     const release = k.locks.acquire(`db:${target}`, 'restore')
     try {
       const r = await restoreLogical({ backupsDir: k.layout.backupsDir, id: input.id, conn, targetDb: target, force: input.force, bins: k.bins, runAs: k.runAs, kek, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) })
-      return { id: input.id, kind: 'database' as const, target: r.database, port: null, dataDir: null, pitr: false, seconds: (Date.now() - t0) / 1000 }
+      return { id: input.id, kind: 'database', target: r.database, port: null, dataDir: null, pitr: false, seconds: (Date.now() - t0) / 1000, ...none, sourceDb: manifest.databases[0] ?? null }
     } finally {
       release()
     }
   }
-  if (input.toDb) throw BACKUP_INVALID({ message: 'A physical backup restores into a new instance (--to-instance NAME).' })
-  const name = input.toInstance ?? `restore-${input.id.slice(0, 15).toLowerCase()}`
-  if (k.instances.get(name)) throw BACKUP_TARGET_EXISTS({ what: 'instance', name })
-  const dataDir = k.layout.dataDir(name)
-  const port = input.port ?? (await freePort())
-  const r = await restorePhysical({
+  const common = {
     backupsDir: k.layout.backupsDir,
     id: input.id,
-    dataDir,
-    port,
     bins: k.bins,
     runAs: k.runAs,
     kek,
-    force: input.force,
     walDir: k.layout.walDir,
     ...(input.targetTime ? { targetTime: input.targetTime } : {}),
     ...(input.targetLsn ? { targetLsn: input.targetLsn } : {}),
-    auth: { user: String(conn.user ?? 'postgres'), password: typeof conn.password === 'string' ? conn.password : undefined },
-    logFile: k.layout.instanceLog(name),
-    timeoutMs: k.config().postgres.startTimeoutSeconds * 1000 * 5,
+    auth,
+    timeoutMs: restoreTimeoutMs(k),
     ...(onProgress ? { onProgress } : {}),
-  })
-  return { id: input.id, kind: 'instance' as const, target: name, port: r.port, dataDir: r.dataDir, pitr: r.pitr !== null, seconds: (Date.now() - t0) / 1000 }
+    signal,
+  }
+  const pitr = Boolean(input.targetTime || input.targetLsn)
+  if (input.toDb) {
+    if (input.toInstance) throw BACKUP_INVALID({ message: 'Give --to-db or --to-instance, not both.' })
+    const r = await restoreDatabaseAt(k, common, conn, input.toDb, input.db ?? input.toDb, input.force)
+    return { id: input.id, kind: 'database', target: input.toDb, port: null, dataDir: null, pitr, seconds: (Date.now() - t0) / 1000, ...none, sourceDb: r.sourceDb }
+  }
+  if (input.db) throw BACKUP_INVALID({ message: '--db names the source database of a --to-db restore.' })
+  if (input.toInstance === undefined || input.toInstance === primary.name) {
+    if (input.port !== undefined) throw BACKUP_INVALID({ message: '--port is for a new instance; an in-place restore keeps the primary\'s port.' })
+    const r = await restoreInPlace(k, common, primary.name, input.force)
+    return { id: input.id, kind: 'instance', target: primary.name, port: primary.port, dataDir: primary.dataDir, pitr, seconds: (Date.now() - t0) / 1000, ...none, role: 'primary', previousDataDir: r.previousDataDir }
+  }
+  const r = await restoreCopy(k, common, input.toInstance, input.port)
+  return { id: input.id, kind: 'instance', target: input.toInstance, port: r.port, dataDir: r.dataDir, pitr, seconds: (Date.now() - t0) / 1000, ...none, role: 'standalone' }
+}
+
+type CommonRestore = Omit<PhysicalRestoreOptions, 'dataDir' | 'port'> & { walDir: string; timeoutMs: number; auth: { user: string; password?: string | undefined } }
+
+function restoreTimeoutMs(k: BackupDeps): number {
+  return k.config().postgres.startTimeoutSeconds * 1000 * 5
+}
+
+function supervisorFor(k: RestoreDeps, spec: InstanceSpec): InstanceSupervisor {
+  return new InstanceSupervisor(spec, { log: k.log.child({ instance: spec.name }), events: k.events, restart: k.flock.syncRestartPolicy(k.config()), role: 'standalone' })
+}
+
+/** A start that failed while recovering is explained from the log (missing WAL, FATAL line). */
+async function explainStart(err: unknown, walDir: string, logFile: string, logFrom: number): Promise<unknown> {
+  if (INSTANCE_START_FAILED.is(err) || INSTANCE_START_TIMEOUT.is(err)) return recoveryFailure(walDir, logFile, logFrom)
+  return err
+}
+
+async function sizeOf(file: string): Promise<number> {
+  return fsp.stat(file).then((s) => s.size, () => 0)
+}
+
+/**
+ * `--to-instance NAME`: a restored copy the kernel supervises (role standalone): restarted
+ * after a crash, re-adopted by the next kernel, listed by status, removed by `instance remove`.
+ * Anything that fails (or a cancelled call) removes the new instance dir again.
+ */
+async function restoreCopy(k: RestoreDeps, common: CommonRestore, name: string, port?: number): Promise<{ port: number; dataDir: string }> {
+  if (k.flock.get(name)) throw BACKUP_TARGET_EXISTS({ what: 'instance', name })
+  const prepared = await prepareRestore({ ...common, fullVerify: false })
+  const spec = k.flock.specFor(name, port ?? (await freePort()), k.bins, k.runAs)
+  const normalTimeout = spec.startTimeoutMs
+  spec.startTimeoutMs = common.timeoutMs
+  // An existing directory that is no registered instance: only with --force (restorePhysical checks).
+  const hadDir = await exists(spec.instanceDir)
+  try {
+    await restorePhysical({ ...common, prepared, dataDir: spec.dataDir, port: spec.port, conf: 'copy', start: false, logFile: spec.logFile })
+  } catch (err) {
+    if (!hadDir) await fsp.rm(spec.instanceDir, { recursive: true, force: true })
+    throw err
+  }
+  const sup = supervisorFor(k, spec)
+  try {
+    common.onProgress?.({ phase: 'start', message: prepared.pitr ? 'replaying WAL to the target' : `starting ${name} under the kernel's supervision` })
+    await sup.start().catch(async (err: unknown) => Promise.reject(await explainStart(err, common.walDir, spec.logFile, 0)))
+    await waitWritable({ dataDir: spec.dataDir, port: spec.port, logFile: spec.logFile, walDir: common.walDir, auth: common.auth, timeoutMs: common.timeoutMs, signal: common.signal })
+    await dropRecoverySettings(spec.dataDir, k.runAs)
+  } catch (err) {
+    await sup.stop({ keepRunning: false }).catch(() => undefined)
+    await stopInstance(spec, 'immediate').catch(() => undefined)
+    await fsp.rm(spec.instanceDir, { recursive: true, force: true })
+    throw common.signal?.aborted ? BACKUP_CANCELLED({ what: `restore of ${common.id}` }) : err
+  }
+  spec.startTimeoutMs = normalTimeout
+  k.flock.add(spec, 'standalone', sup)
+  await k.flock.saveTopology()
+  common.onProgress?.({ phase: 'done', message: `${name} accepts writes on port ${spec.port}`, fraction: 1 })
+  return { port: spec.port, dataDir: spec.dataDir }
+}
+
+/**
+ * In place, over the flock's primary (docs/backup.md "In-place restore"): every check first,
+ * then stop (supervision paused), keep the old data dir aside, extract, recover onto a new
+ * timeline, start with the instance's own config, wait until writable, hand it back to its
+ * supervisor. Any failure after the stop (or a cancelled call) puts the old data dir back and
+ * starts it. The WAL archiver waits meanwhile (lock `wal-archive`) and afterwards streams the
+ * new timeline: archived segments of the old timeline past the fork are moved aside first.
+ */
+async function restoreInPlace(k: RestoreDeps, common: CommonRestore, primaryName: string, force: boolean): Promise<{ previousDataDir: string }> {
+  if (!force) throw BACKUP_INPLACE_NEEDS_FORCE({ instance: primaryName, id: common.id })
+  const others = k.flock.members().filter((m) => m.role !== 'primary')
+  if (others.length > 0) throw BACKUP_INPLACE_HAS_REPLICAS({ replicas: others.map((m) => m.name) })
+  const sup = k.flock.supervisor(primaryName)
+  if (!sup) throw BACKUP_INVALID({ message: `The primary "${primaryName}" is not supervised by this kernel.` })
+  // Everything is checked before the primary is stopped, the full re-hash included.
+  const prepared = await prepareRestore({ ...common, fullVerify: true })
+  common.signal?.throwIfAborted()
+  const spec = sup.spec
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  const previous = `${spec.dataDir}.pre-restore-${stamp}`
+  const releaseArchive = k.locks.acquire(ARCHIVE_LOCK, 'in-place restore')
+  const normalTimeout = spec.startTimeoutMs
+  try {
+    common.onProgress?.({ phase: 'stop', message: `stopping ${primaryName}` })
+    await sup.pauseSupervision()
+    try {
+      await stopInstance(spec, 'fast')
+    } catch (err) {
+      await sup.resumeSupervision().catch(() => undefined)
+      throw err
+    }
+    try {
+      await fsp.rename(spec.dataDir, previous)
+      await restorePhysical({ ...common, prepared, dataDir: spec.dataDir, port: spec.port, conf: 'in-place', start: false, logFile: spec.logFile })
+      common.onProgress?.({ phase: 'start', message: prepared.pitr ? 'replaying WAL to the target' : `starting ${primaryName} on a new timeline` })
+      const logFrom = await sizeOf(spec.logFile)
+      spec.startTimeoutMs = common.timeoutMs
+      // Started here while supervision is paused; resumeSupervision() adopts this postmaster.
+      await startInstance(spec).catch(async (err: unknown) => Promise.reject(await explainStart(err, common.walDir, spec.logFile, logFrom)))
+      await waitWritable({ dataDir: spec.dataDir, port: spec.port, logFile: spec.logFile, walDir: common.walDir, auth: common.auth, timeoutMs: common.timeoutMs, signal: common.signal })
+      await dropRecoverySettings(spec.dataDir, k.runAs)
+      await setAsideOldTimeline(spec.dataDir, common.walDir, stamp)
+      common.signal?.throwIfAborted()
+    } catch (err) {
+      const cause = common.signal?.aborted ? BACKUP_CANCELLED({ what: `in-place restore of ${common.id}` }) : err
+      await rollBack(sup, spec, previous, normalTimeout, cause)
+      throw cause
+    }
+    spec.startTimeoutMs = normalTimeout
+    await sup.resumeSupervision()
+  } finally {
+    spec.startTimeoutMs = normalTimeout
+    releaseArchive()
+  }
+  common.onProgress?.({ phase: 'done', message: `${primaryName} restored from ${common.id} and accepts writes; the old data dir is ${previous}`, fraction: 1 })
+  return { previousDataDir: previous }
+}
+
+async function rollBack(sup: InstanceSupervisor, spec: InstanceSpec, previous: string, normalTimeout: number | undefined, cause: unknown): Promise<void> {
+  try {
+    await stopInstance(spec, 'immediate')
+    if (await exists(previous)) {
+      await fsp.rm(spec.dataDir, { recursive: true, force: true })
+      await fsp.rename(previous, spec.dataDir)
+    }
+    spec.startTimeoutMs = normalTimeout
+    await sup.resumeSupervision()
+  } catch (err) {
+    throw BACKUP_ROLLBACK_FAILED({ reason: err instanceof Error ? err.message : String(err), previous, cause: cause instanceof Error ? cause.message : String(cause) })
+  }
+}
+
+/**
+ * After an in-place restore the primary writes a new timeline from the fork point on, while
+ * the archive still holds the old timeline past it. pg_receivewal starts from the newest
+ * segment it finds, and that one is not in the new server's history, so the archiver would
+ * never start again. Those segments are moved (never deleted) to `<wal>/superseded-<time>/`.
+ */
+async function setAsideOldTimeline(dataDir: string, walDir: string, stamp: string): Promise<string[]> {
+  const fork = await timelineFork(dataDir)
+  if (!fork) return []
+  const from = segmentNo(fork.switchLsn)
+  const stale = (await listArchive(walDir)).filter((s) => s.tli < fork.tli && s.segNo >= from)
+  if (stale.length === 0) return []
+  const aside = path.join(walDir, `superseded-${stamp}`)
+  await fsp.mkdir(aside, { recursive: true, mode: 0o700 })
+  for (const s of stale) await fsp.rename(path.join(walDir, s.name), path.join(aside, s.name))
+  return stale.map((s) => s.name)
+}
+
+/**
+ * `--to-db NAME [--db SOURCE]` from a physical backup, optionally to a point in time: PITR
+ * into a temporary, unsupervised instance under <state>/tmp on a private port, `pg_dump -Fd
+ * -j2` of the one database there, `pg_restore -j2` into NAME on the primary (an existing NAME
+ * only with --force, and only touched after the dump succeeded). The temporary instance is
+ * removed in every outcome.
+ */
+async function restoreDatabaseAt(k: RestoreDeps, common: CommonRestore, primaryConn: pg.ClientConfig, target: string, source: string, force: boolean): Promise<{ sourceDb: string }> {
+  if (!force && (await withClient(primaryConn, (c) => databaseExists(c, target)))) throw BACKUP_TARGET_EXISTS({ what: 'database', name: target })
+  const release = k.locks.acquire(`db:${target}`, 'restore')
+  const tmp = path.join(k.layout.root, 'tmp', `pitr-${randomBytes(4).toString('hex')}`)
+  const dataDir = path.join(tmp, 'data')
+  const progress = common.onProgress ?? (() => undefined)
+  // The inner steps' own 'done' events are milestones here, not the end of the restore.
+  const step = (phase: string) => (p: Progress) => progress(p.phase === 'done' ? { ...p, phase } : p)
+  try {
+    await fsp.mkdir(path.dirname(tmp), { recursive: true, mode: 0o711 })
+    progress({ phase: 'pitr', message: `restoring ${common.id} into a temporary instance` })
+    const port = await freePort()
+    await restorePhysical({ ...common, dataDir, port, onProgress: step('pitr') })
+    const conn = { host: '127.0.0.1', port, user: common.auth.user, password: common.auth.password, database: 'postgres' }
+    if (!(await withClient(conn, (c) => databaseExists(c, source)))) {
+      throw BACKUP_INVALID({ message: `Database "${source}" is not in backup ${common.id} at that point; pick the source with --db.` })
+    }
+    progress({ phase: 'dump', message: `pg_dump -Fd -j2 of ${source}` })
+    const dumps = path.join(tmp, 'dump')
+    const m = await createLogicalBackup({ backupsDir: dumps, conn, database: source, bins: k.bins, runAs: k.runAs, compression: 'none', onProgress: step('dump'), ...(common.signal ? { signal: common.signal } : {}) })
+    progress({ phase: 'restore', message: `pg_restore -j2 into ${target}` })
+    await restoreLogical({ backupsDir: dumps, id: m.id, conn: primaryConn, targetDb: target, force, bins: k.bins, runAs: k.runAs, onProgress: step('restore'), ...(common.signal ? { signal: common.signal } : {}) })
+    progress({ phase: 'done', message: `${source} restored into ${target}`, fraction: 1 })
+    return { sourceDb: source }
+  } catch (err) {
+    throw common.signal?.aborted ? BACKUP_CANCELLED({ what: `restore of ${common.id} into database ${target}` }) : err
+  } finally {
+    progress({ phase: 'cleanup', message: 'removing the temporary instance' })
+    if (await exists(path.join(dataDir, 'postmaster.pid'))) {
+      await run(k.bins.tool('pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { runAs: k.runAs, reject: false, timeoutMs: 60_000 })
+    }
+    await fsp.rm(tmp, { recursive: true, force: true })
+    release()
+  }
 }
 
 export async function prune(k: BackupDeps, policy: PrunePolicy, dryRun: boolean): Promise<Omit<PruneResult, 'leftoversRemoved'> & { leftoversRemoved: string[] }> {

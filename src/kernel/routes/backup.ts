@@ -3,6 +3,7 @@ import type { backupEventSchemas } from '../../backup/events.js'
 import '../../backup/events.js'
 import * as svc from '../../backup/service.js'
 import { isMagflockError } from '../../errors/index.js'
+import type { CoreServices } from '../daemon.js'
 import type { Progress } from '../../backup/tools.js'
 import { handle, type BoundRoute, type KernelServices, type RequestContext } from '../services.js'
 
@@ -47,16 +48,16 @@ export const backupRoutes: BoundRoute[] = [
   }),
 
   handle(api.backupRestore, async (input, ctx, k) => {
-    Object.assign(ctx.auditDetails, { id: input.id, toInstance: input.toInstance, toDb: input.toDb, targetTime: input.targetTime, targetLsn: input.targetLsn, force: input.force })
+    Object.assign(ctx.auditDetails, { id: input.id, toInstance: input.toInstance, toDb: input.toDb, db: input.db, targetTime: input.targetTime, targetLsn: input.targetLsn, force: input.force })
     // No failover or switchover may start while a restore runs (and no restore during one).
     const release = k.locks.acquire('topology', 'backup restore')
     let r: Awaited<ReturnType<typeof svc.restore>>
     try {
-      r = await svc.restore(k, input, throttled(ctx), ctx.signal)
+      r = await svc.restore({ ...k, flock: (k as CoreServices).kernel.instances }, input, throttled(ctx), ctx.signal)
     } finally {
       release()
     }
-    Object.assign(ctx.auditDetails, { target: r.target, port: r.port })
+    Object.assign(ctx.auditDetails, { target: r.target, port: r.port, role: r.role, previousDataDir: r.previousDataDir, sourceDb: r.sourceDb })
     publish(k, 'backup.restored', { id: r.id, target: r.target, pitr: r.pitr, seconds: r.seconds })
     return r
   }),
