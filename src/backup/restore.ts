@@ -307,6 +307,8 @@ export async function waitWritable(o: {
   auth?: { user: string; password?: string | undefined } | undefined
   timeoutMs?: number | undefined
   signal?: AbortSignal | undefined
+  /** Where this start's lines begin in logFile (an in-place restore appends to an old log). */
+  logFrom?: number | undefined
 }): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 300_000
   const deadline = Date.now() + timeoutMs
@@ -318,7 +320,7 @@ export async function waitWritable(o: {
       const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
       if (r.rows[0]?.r === false) return
     } catch {
-      if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile)
+      if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile, o.logFrom)
     } finally {
       await c.end().catch(() => undefined)
     }

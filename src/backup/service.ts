@@ -288,7 +288,7 @@ async function restoreInPlace(k: RestoreDeps, common: CommonRestore, primaryName
       spec.startTimeoutMs = common.timeoutMs
       // Started here while supervision is paused; resumeSupervision() adopts this postmaster.
       await startInstance(spec).catch(async (err: unknown) => Promise.reject(await explainStart(err, common.walDir, spec.logFile, logFrom)))
-      await waitWritable({ dataDir: spec.dataDir, port: spec.port, logFile: spec.logFile, walDir: common.walDir, auth: common.auth, timeoutMs: common.timeoutMs, signal: common.signal })
+      await waitWritable({ dataDir: spec.dataDir, port: spec.port, logFile: spec.logFile, walDir: common.walDir, auth: common.auth, timeoutMs: common.timeoutMs, signal: common.signal, logFrom })
       await dropRecoverySettings(spec.dataDir, k.runAs)
       await setAsideOldTimeline(spec.dataDir, common.walDir, stamp)
       common.signal?.throwIfAborted()

@@ -53,9 +53,9 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
   }
   /** Closes the current segment and waits until the archive has it, so PITR can reach it. */
   async function archiveNow(): Promise<void> {
-    const [{ l }] = await sql<{ l: string }>('postgres', 'select pg_switch_wal()::text as l')
+    const l = (await sql<{ l: string }>('postgres', 'select pg_switch_wal()::text as l'))[0]!.l
     const { waitForArchived } = await import('../../../src/backup/archiver.js')
-    await waitForArchived(f.layout.walDir, l!, 60_000)
+    await waitForArchived(f.layout.walDir, l, 60_000)
   }
   async function now(): Promise<string> {
     return (await sql<{ t: string }>('postgres', `select now()::text as t`))[0]!.t
@@ -111,18 +111,18 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
       'postgres',
       `select (select timeline_id from pg_control_checkpoint()) as tli, current_setting('cluster_name') as cluster, current_setting('synchronous_standby_names') as sync`,
     )
+    expect(s!.tli).toBeGreaterThan(1)
     expect(s!.cluster).not.toBe('magflock-restore')
     const auto = readFileSync(path.join(f.layout.dataDir('primary'), 'postgresql.auto.conf'), 'utf8')
     expect(auto).not.toMatch(/restore_command|recovery_target/)
 
     // The WAL archiver picks up on the new timeline (slot re-created, segments with the new TLI).
     await sql('postgres', 'checkpoint')
-    const [{ l }] = await sql<{ l: string }>('postgres', 'select pg_switch_wal()::text as l')
+    await sql('postgres', 'select pg_switch_wal()')
     await waitFor('a full segment of the new timeline in the archive', async () => {
       const segs = await listArchive(f.layout.walDir)
       return segs.some((x) => x.tli >= 2 && !x.partial) || undefined
     })
-    expect(l).toBeTruthy()
     expect((await sql('postgres', `select 1 from pg_replication_slots where slot_name = 'magflock_wal_archive'`)).length).toBe(1)
 
     // Still supervised: kill -9 of the postmaster → restarted.
