@@ -63,7 +63,7 @@ export function kernelRegistry(k: KernelServices, instances: FlockInstances): To
       if (sup) return sup.resumeSupervision()
       // An instance this kernel booted without a supervisor (it was fenced) and that was just
       // started again (rejoin): supervise it from now on.
-      const m = instances.list().find((h) => h.name === name)
+      const m = instances.members().find((h) => h.name === name)
       if (!m) return
       const spec = instances.specFor(name, m.port, k.bins, k.runAs)
       if (name !== 'primary') spec.portConfigKey = 'replication.basePort'
