@@ -11,6 +11,7 @@ import type { OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
 import { firstMissingSegment, listArchive, restoreCommand } from './wal.js'
 import { isProcessAliveSync } from '../platform/pids.js'
+import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import { socketDirFor } from '../postgres/conf.js'
 import { processesWithArg } from '../postgres/pidfile.js'
 import type { BackupManifest } from './manifest.js'
@@ -350,4 +351,42 @@ export async function timelineFork(dataDir: string): Promise<{ tli: number; pare
   if (!last) return undefined
   const [parent, lsn] = last.trim().split(/\s+/)
   return { tli: parseInt(newest.slice(0, 8), 16), parentTli: Number(parent), switchLsn: lsn! }
+}
+
+/** Written into the instance dir for the duration of an in-place restore (see undoInterruptedRestore). */
+export const RESTORE_MARKER = 'restore-in-progress.json'
+
+export async function markRestore(instanceDir: string, info: { id: string; previous: string }): Promise<void> {
+  await writeFileAtomic(path.join(instanceDir, RESTORE_MARKER), JSON.stringify({ ...info, pid: process.pid, startedAt: new Date().toISOString() }) + '\n', { mode: 0o600 })
+}
+
+export async function clearRestoreMark(instanceDir: string): Promise<void> {
+  await fsp.rm(path.join(instanceDir, RESTORE_MARKER), { force: true })
+}
+
+/**
+ * At kernel boot: an in-place restore whose kernel died midway (kill -9, power loss) left its
+ * marker. It never reported success, so it is rolled back like a failed one: whatever runs in
+ * or writes into the data dir is stopped, the data dir goes and `data.pre-restore-…` is put
+ * back. Without this, the next boot would find no cluster and initdb an empty primary.
+ * Returns the restored-from path when it rolled something back.
+ */
+export async function undoInterruptedRestore(o: { instanceDir: string; dataDir: string; stop: () => Promise<unknown> }): Promise<string | undefined> {
+  const marker = path.join(o.instanceDir, RESTORE_MARKER)
+  let info: { previous?: string } | undefined
+  try {
+    info = JSON.parse(await fsp.readFile(marker, 'utf8')) as { previous?: string }
+  } catch {
+    return undefined
+  }
+  const previous = info?.previous
+  if (previous && (await exists(previous))) {
+    await killExtraction(o.dataDir)
+    await o.stop().catch(() => undefined)
+    await fsp.rm(o.dataDir, { recursive: true, force: true })
+    await fsp.rename(previous, o.dataDir)
+    await fsyncDir(path.dirname(o.dataDir))
+  }
+  await fsp.rm(marker, { force: true })
+  return previous
 }

@@ -18,7 +18,7 @@ import { createLogicalBackup, restoreLogical } from './logical.js'
 import { listBackups, loadBackup, type BackupManifest } from './manifest.js'
 import { createPhysicalBackup } from './physical.js'
 import { pruneBackups, type PrunePolicy, type PruneResult } from './retention.js'
-import { dropRecoverySettings, prepareRestore, recoveryFailure, restorePhysical, timelineFork, waitWritable, type PhysicalRestoreOptions } from './restore.js'
+import { clearRestoreMark, dropRecoverySettings, markRestore, prepareRestore, recoveryFailure, restorePhysical, timelineFork, waitWritable, type PhysicalRestoreOptions } from './restore.js'
 import { databaseExists, withClient } from './sql.js'
 import type { OnProgress, Progress } from './tools.js'
 import { listArchive, segmentNo } from './wal.js'
@@ -272,11 +272,14 @@ async function restoreInPlace(k: RestoreDeps, common: CommonRestore, primaryName
   const releaseArchive = k.locks.acquire(ARCHIVE_LOCK, 'in-place restore')
   const normalTimeout = spec.startTimeoutMs
   try {
+    // A kernel that dies from here on leaves this marker; the next boot rolls back (undoInterruptedRestore).
+    await markRestore(spec.instanceDir, { id: common.id, previous })
     common.onProgress?.({ phase: 'stop', message: `stopping ${primaryName}` })
     await sup.pauseSupervision()
     try {
       await stopInstance(spec, 'fast')
     } catch (err) {
+      await clearRestoreMark(spec.instanceDir)
       await sup.resumeSupervision().catch(() => undefined)
       throw err
     }
@@ -290,13 +293,18 @@ async function restoreInPlace(k: RestoreDeps, common: CommonRestore, primaryName
       await startInstance(spec).catch(async (err: unknown) => Promise.reject(await explainStart(err, common.walDir, spec.logFile, logFrom)))
       await waitWritable({ dataDir: spec.dataDir, port: spec.port, logFile: spec.logFile, walDir: common.walDir, auth: common.auth, timeoutMs: common.timeoutMs, signal: common.signal, logFrom })
       await dropRecoverySettings(spec.dataDir, k.runAs)
-      await setAsideOldTimeline(spec.dataDir, common.walDir, stamp)
       common.signal?.throwIfAborted()
+      await clearRestoreMark(spec.instanceDir)
     } catch (err) {
       const cause = common.signal?.aborted ? BACKUP_CANCELLED({ what: `in-place restore of ${common.id}` }) : err
       await rollBack(sup, spec, previous, normalTimeout, cause)
+      await clearRestoreMark(spec.instanceDir)
       throw cause
     }
+    // Committed: from here on nothing rolls back (the old timeline's archive tail must then stay).
+    await setAsideOldTimeline(spec.dataDir, common.walDir, stamp).catch((err: unknown) =>
+      k.log.error({ err }, 'could not move the old timeline\'s WAL aside; the wal-archiver may not resume (docs/backup.md)'),
+    )
     spec.startTimeoutMs = normalTimeout
     await sup.resumeSupervision()
   } finally {

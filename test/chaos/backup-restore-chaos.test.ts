@@ -7,6 +7,8 @@ import { API_HOST } from '../../src/api/route.js'
 import { waitForArchived } from '../../src/backup/archiver.js'
 import { listArchive, segmentNo } from '../../src/backup/wal.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
+import { readKernelInfo } from '../../src/kernel/state.js'
+import { isProcessAliveSync } from '../../src/platform/pids.js'
 
 /**
  * Faults during a restore (needs the built CLI): recovery that fails after the primary was
@@ -131,6 +133,24 @@ describe('chaos: restores that fail or are cancelled midway', { timeout: 300_000
     })
     expect(await rows()).toEqual(before)
     await sql('app', `insert into t values ('after-cancel')`)
+  })
+
+  it('the kernel is killed (-9) during an in-place restore: the next boot puts the old data dir back instead of an empty primary', async () => {
+    const b = await backup()
+    await sql('app', `insert into t values ('C')`)
+    const before = await rows()
+    const call = startRestore({ id: b.id, force: true })
+    await waitFor('the old data dir to be moved aside', async () => asides().length > 0, 120_000, 5)
+    const info = await readKernelInfo(f.layout)
+    process.kill(info!.pid, 'SIGKILL')
+    await call.done
+    await waitFor('the kernel to die', async () => !isProcessAliveSync(info!.pid))
+    const up = await f.run(['up', '--json'])
+    expect(up.exitCode, up.stdout + up.stderr).toBe(0)
+    expect(await rows()).toEqual(before)
+    expect(asides()).toEqual([])
+    expect(existsSync(path.join(f.layout.instanceDir('primary'), 'restore-in-progress.json'))).toBe(false)
+    await sql('app', `insert into t values ('after-kill')`)
   })
 
   it('the client goes away while a standalone copy is restored: its instance dir is removed', async () => {

@@ -11,6 +11,7 @@ import { SUPERUSER_SECRET } from '../../secrets/names.js'
 import { generateSecret } from '../../secrets/generate.js'
 import { PORT_IN_USE } from '../../errors/index.js'
 import { isPortFree } from '../../platform/ports.js'
+import { undoInterruptedRestore } from '../../backup/restore.js'
 
 export interface PostgresComponentDeps {
   services: KernelServices
@@ -56,6 +57,8 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           continue
         }
         if (m.role === 'primary') {
+          const undone = await undoInterruptedRestore({ instanceDir: spec.instanceDir, dataDir: spec.dataDir, stop: () => stopInstance(spec, 'immediate') })
+          if (undone) ctx.log.warn({ instance: spec.name, previous: undone }, 'an in-place restore was interrupted (kernel died); its previous data dir is back in place')
           const state = await instanceState(spec)
           if (state !== 'ready') {
             // Check before initdb, so a taken port leaves no data dir behind.
