@@ -31,7 +31,7 @@ interface Restored {
   sourceDb: string | null
 }
 interface StatusJson {
-  instances: Array<{ name: string; role: string; state: string; pid: number | null; port: number; restarts: number }>
+  instances: Array<{ name: string; role: string; state: string; pid: number | null; port: number; restarts: number; adopted: boolean }>
   primaryUrl: string | null
 }
 
@@ -173,6 +173,13 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
       const s = (await status()).instances.find((i) => i.name === 'copy1')
       return (s?.state === 'running' && s.pid !== pid && s.restarts >= 1) || undefined
     })
+
+    // Re-adopted (not restarted) by the next kernel, still standalone.
+    const stop = await f.run(['kernel', 'stop', '--json'])
+    expect(stop.exitCode, stop.stdout + stop.stderr).toBe(0)
+    const up = await f.run(['up', '--json'])
+    expect(up.exitCode, up.stdout + up.stderr).toBe(0)
+    expect((await status()).instances.find((i) => i.name === 'copy1')).toMatchObject({ role: 'standalone', state: 'running', adopted: true })
 
     const wrong = await f.run(['instance', 'remove', 'primary', '--json'])
     expect(wrong.json).toMatchObject({ ok: false, error: { code: 'E_INSTANCE_NOT_STANDALONE' } })
