@@ -18,10 +18,13 @@ import type { BackupManifest } from './manifest.js'
 
 /**
  * Physical restore into a data dir, optionally to a point in time:
- *   key check → re-hash verification → WAL-archive gap check (prepareRestore) → extract →
- *   recovery settings → start → wait until writable → drop the recovery settings.
- * Every refusal (wrong key, damaged backup, missing WAL, existing target) happens before a
- * single file is written to the target. The kernel calls prepareRestore itself before it stops
+ *   key check → layout check (or full re-hash) → WAL-archive gap check (prepareRestore) →
+ *   extract while hashing → recovery settings → start → wait until writable → drop the
+ *   recovery settings.
+ * Every refusal (wrong key, missing or resized file, missing WAL, existing target) happens
+ * before a single file is written to the target; a file whose hash does not match is found
+ * during extraction, and what was extracted is deleted before Postgres could start on it. The
+ * kernel calls prepareRestore itself before it stops
  * anything (in-place restore), then restorePhysical with `prepared` and `start: false`, and
  * starts the instance under its own supervision.
  */
