@@ -17,7 +17,7 @@
 //
 // Results: $BENCH_OUT/magflock/*.tsv, same columns as the anchor's results, plus `timeline`
 // (ms from the kill to each kernel event: crashed, restart-failed, restarted, failover started
-// and completed). BENCH_ONLY=failover|pgcrash|async-stall runs one kind of trial only.
+// and completed). BENCH_ONLY=failover|pgcrash|async-stall|switchover runs one kind of trial only.
 import { execFileSync, spawn } from 'node:child_process'
 import { promises as fsp, mkdirSync, readFileSync, writeFileSync, existsSync, appendFileSync } from 'node:fs'
 import net from 'node:net'
@@ -91,6 +91,8 @@ async function up(sync) {
 
 async function down(f) {
   await f.k.shutdown({ keepPostgres: false, reason: 'bench' })
+  // BENCH_KEEP_LOGS=1: the instances' postgres.log files go to $BENCH_OUT/magflock/logs-<n>/ first.
+  if (process.env.BENCH_KEEP_LOGS) await fsp.cp(path.join(f.dir, '.magflock/instances'), path.join(OUT, `logs-${Date.now()}`), { recursive: true, filter: (src) => !src.includes('/data') })
   await fsp.rm(f.dir, { recursive: true, force: true })
 }
 
@@ -300,7 +302,7 @@ async function switchoverTrial(f, label, sync, trial) {
   let gap = 0
   for (let i = 1; i < rows.length; i++) gap = Math.max(gap, rows[i].t1 - rows[i - 1].t1)
   const lost = await lostOf(f, run, rows.map((e) => e.seq))
-  const line = ['switchover', label, sync, trial, `${old.name}->${r.to}`, `cmd_s=${((t1 - t0) / 1e6).toFixed(2)}`, `first_write_ms=${first ? Math.round((first.t1 - t0) / 1000) : 'NA'}`, `gap_ms=${Math.round(gap / 1000)}`, `rejoin_ms=${Math.round((t1 - t0) / 1000)}`, `lost=${lost.length}`, `outage_server_ms=${r.writeOutageMs}`].join('\t')
+  const line = ['switchover', label, sync, trial, `${old.name}->${r.to}`, `cmd_s=${((t1 - t0) / 1e6).toFixed(2)}`, `first_write_ms=${first ? Math.round((first.t1 - t0) / 1000) : 'NA'}`, `gap_ms=${Math.round(gap / 1000)}`, `rejoin_ms=${Math.round((t1 - t0) / 1000)}`, `lost=${lost.length}`, `outage_server_ms=${r.writeOutageMs}`, `phases=${Object.entries(r.phases ?? {}).map(([k, v]) => `${k.replace(/Ms$/, '')}:${v}`).join(',')}`].join('\t')
   console.log(line)
   appendFileSync(path.join(OUT, 'switchover.tsv'), line + '\n')
 }
@@ -316,6 +318,17 @@ if (ONLY === 'failover' || ONLY === 'pgcrash') {
     for (let t = 1; t <= N; t++) await (ONLY === 'failover' ? failoverTrial(f, 'default', false, t) : pgcrashTrial(f, 'default', false, t))
   } finally {
     await down(f)
+  }
+  process.exit(0)
+}
+if (ONLY === 'switchover') {
+  for (const sync of [false, true]) {
+    const f = await up(sync)
+    try {
+      for (let t = 1; t <= 3; t++) await switchoverTrial(f, 'default', sync, t)
+    } finally {
+      await down(f)
+    }
   }
   process.exit(0)
 }

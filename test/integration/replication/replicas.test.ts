@@ -3,6 +3,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createReplica, removeReplica, setSyncStandbys, switchover, syncStandbyNamesValue } from '../../../src/replication/actions.js'
 import { readFence } from '../../../src/replication/fence.js'
+import { ensureReplicator } from '../../../src/replication/role.js'
 import { clientConfig, type PgNode } from '../../../src/replication/pg.js'
 import { primaryStatus, standbyStatus } from '../../../src/replication/status.js'
 import { q, startFlock, waitFor, Writer, type Flock } from './harness.js'
@@ -84,6 +85,23 @@ describe('replication actions against real Postgres', () => {
       return st.senders.filter((s) => s.state === 'streaming').map((s) => s.name).sort().join(',') === 'r1,r2'
     })
     console.log(`switchover write outage: ${a.writeOutageMs} ms ${JSON.stringify(a.phases)} and ${b.writeOutageMs} ms ${JSON.stringify(b.phases)}; writer max gap ${w.maxGapMs()} ms`)
+  })
+
+  it('creates the replication role once, leaves it alone when it is in place, and repairs its password', async () => {
+    const cfg = clientConfig(f.env, f.primary)
+    expect(await ensureReplicator(cfg, 'first-password-123456')).toEqual({ changed: true })
+    expect(await ensureReplicator(cfg, 'first-password-123456')).toEqual({ changed: false })
+    expect(await ensureReplicator(cfg, 'second-password-123456')).toEqual({ changed: true })
+    const [role] = await q<{ rolsuper: boolean; rolreplication: boolean; rolcanlogin: boolean; grants: number }>(
+      f,
+      f.primary,
+      `select rolsuper, rolreplication, rolcanlogin,
+              (select count(*)::int from pg_proc p where p.proname in ('pg_ls_dir', 'pg_stat_file', 'pg_read_binary_file')
+                 and has_function_privilege('magflock_replicator', p.oid, 'execute')) as grants
+         from pg_roles where rolname = 'magflock_replicator'`,
+    )
+    expect(role).toMatchObject({ rolsuper: false, rolreplication: true, rolcanlogin: true })
+    expect(role!.grants).toBe(4)
   })
 
   it('removes a replica: stopped, slot dropped, directory gone', async () => {
