@@ -3,7 +3,7 @@ import path from 'node:path'
 import { extractPhysical } from '../backup/extract.js'
 import { openBackupKey } from '../backup/keys.js'
 import { listBackups, loadBackup, type BackupManifest } from '../backup/manifest.js'
-import { assertVerified } from '../backup/verify.js'
+import { assertLayout } from '../backup/verify.js'
 import { firstMissingSegment, listArchive, restoreCommand, segmentNo, WAL_SEGMENT_BYTES } from '../backup/wal.js'
 import { exists } from '../platform/fs.js'
 import { REPLICA_BACKUP_UNUSABLE, SWITCHOVER_TARGET } from './errors.js'
@@ -82,10 +82,12 @@ export async function createReplicaFromBackup(env: ReplicationEnv, primary: PgNo
       const missing = firstMissingSegment(await listArchive(o.walDir), manifest.timeline, manifest.stopLsn, lastNeeded)
       if (missing) throw REPLICA_BACKUP_UNUSABLE({ id, reason: `WAL segment ${missing} written since the backup is not in the archive ${o.walDir}` })
     }
-    progress('verify', `verifying backup ${id}`, 0.05)
-    await assertVerified(o.backupsDir, id)
+    // The layout now; every file's hash while it is extracted (one read of the backup, as the
+    // restore does): a damaged file fails the extraction and the directory is removed below.
+    progress('verify', `checking backup ${id}`, 0.05)
+    await assertLayout(dir, manifest)
 
-    progress('extract', `restoring backup ${id} into ${replica.name}`, 0.1)
+    progress('extract', `restoring and verifying backup ${id} into ${replica.name}`, 0.1)
     await fsp.mkdir(replica.instanceDir, { recursive: true, mode: 0o700 })
     made = true
     await chownTree(env, replica.instanceDir)
