@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { Readable, type Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
 import type { OsUser } from '../platform/os-user.js'
@@ -137,39 +137,42 @@ async function untar(
   await tap?.assertMatches()
 }
 
+/**
+ * lz4 | tar in one shell pipeline, so the decompressed stream (the whole data dir) goes from
+ * lz4 to tar through a kernel pipe, as in the raw `lz4 -dc | tar -x`, not through Node; Node
+ * feeds it the compressed bytes it hashes (and decrypts). PIPESTATUS names the tool that failed.
+ */
+const LZ4_TAR = [
+  'lz4 -dc | tar -xf - -C "$1"',
+  's=("${PIPESTATUS[@]}")',
+  'if [ "${s[1]}" != 0 ]; then echo "tar exited ${s[1]}" >&2; exit 2; fi',
+  'if [ "${s[0]}" != 0 ]; then echo "lz4 exited ${s[0]}" >&2; exit 3; fi',
+].join('\n')
+
 async function untarStream(file: string, dest: string, o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void }, tap?: Tap): Promise<void> {
   const name = path.basename(file, ENCRYPTED_SUFFIX)
   const src = source(file, o.dataKey, o.manifest.id, path.basename(file), o.onBytes, tap)
-  const tar = spawnLong('tar', ['-xf', '-', '-C', dest], { runAs: o.runAs, detached: false, stdio: ['pipe', 'ignore', 'pipe'] })
+  const lz4 = name.endsWith('.lz4')
+  const tar = lz4
+    ? spawnLong('bash', ['-c', LZ4_TAR, 'extract', dest], { runAs: o.runAs, detached: false, stdio: ['pipe', 'ignore', 'pipe'] })
+    : spawnLong('tar', ['-xf', '-', '-C', dest], { runAs: o.runAs, detached: false, stdio: ['pipe', 'ignore', 'pipe'] })
   const tarErr = collect(tar.stderr)
-  const feed = async (into: Writable) => pipeline(src, into)
   let work: Promise<unknown>
-  let lz4: ReturnType<typeof spawnLong> | undefined
-  let lz4Err: Promise<string> | undefined
-  if (name.endsWith('.lz4')) {
-    lz4 = spawnLong('lz4', ['-dc'], { detached: false, stdio: ['pipe', 'pipe', 'pipe'] })
-    lz4Err = collect(lz4.stderr)
-    work = Promise.all([feed(lz4.stdin!), pipeline(lz4.stdout!, tar.stdin!)])
-  } else if (name.endsWith('.zst')) {
+  if (name.endsWith('.zst')) {
     work = pipeline(src, zlib.createZstdDecompress(), tar.stdin!)
   } else if (name.endsWith('.gz')) {
     work = pipeline(src, zlib.createGunzip(), tar.stdin!)
   } else {
-    work = feed(tar.stdin!)
+    work = pipeline(src, tar.stdin!)
   }
   const settle = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e)
-  const [workErr, lz4Res, tarRes] = await Promise.all([
-    settle(work),
-    lz4 ? lz4.catch((e: unknown) => e) : Promise.resolve(undefined),
-    tar.catch((e: unknown) => e),
-  ])
+  const [workErr, tarRes] = await Promise.all([settle(work), tar.catch((e: unknown) => e)])
   if (BACKUP_VERIFY_FAILED.is(workErr)) throw workErr
-  const bad = (r: unknown) => {
-    const x = r as { exitCode?: number; signal?: string; code?: string } | undefined
-    return x !== undefined && (x.code === 'ENOENT' || x.exitCode !== 0 || Boolean(x.signal))
+  const x = tarRes as { exitCode?: number; signal?: string; code?: string } | undefined
+  if (x !== undefined && (x.code === 'ENOENT' || x.exitCode !== 0 || Boolean(x.signal))) {
+    const tool = lz4 ? (x.exitCode === 3 ? 'lz4' : x.exitCode === 2 ? 'tar' : 'lz4 | tar') : 'tar'
+    throw BACKUP_TOOL_FAILED({ tool, exit: describe(tarRes), stderr: await tarErr })
   }
-  if (lz4 && bad(lz4Res)) throw BACKUP_TOOL_FAILED({ tool: 'lz4', exit: describe(lz4Res), stderr: (await lz4Err) ?? '' })
-  if (bad(tarRes)) throw BACKUP_TOOL_FAILED({ tool: 'tar', exit: describe(tarRes), stderr: await tarErr })
   if (workErr) throw BACKUP_TOOL_FAILED({ tool: 'extract', exit: 'stream error', stderr: (workErr as Error).message ?? String(workErr) })
 }
 
