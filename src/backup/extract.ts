@@ -16,7 +16,7 @@ import { PHYSICAL_SUBDIR } from './physical.js'
  * tar runs as the postgres OS user so every restored file is owned by it. Every child's
  * exit status is checked; a broken stream anywhere fails the whole extraction.
  *
- * With `verify` every backup file is hashed as it is read for extraction and
+ * Unless `verify` is false, every backup file is hashed as it is read for extraction and
  * checked against manifest.json, so a restore reads the backup once instead of twice. The
  * caller checks the layout first (assertLayout) and deletes the target when this throws
  * E_BACKUP_VERIFY_FAILED (naming the file): the target is never started.
@@ -40,7 +40,7 @@ export async function extractPhysical(o: {
   if (!baseTar) throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: `${PHYSICAL_SUBDIR}/base.tar`, reason: 'missing' })
   const checked = new Set<string>()
   const check = (name: string): Tap | undefined => {
-    if (!o.verify) return undefined
+    if (o.verify === false) return undefined
     const rel = `${PHYSICAL_SUBDIR}/${name}`
     const entry = o.manifest.files.find((f) => f.path === rel)
     if (!entry) throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: rel, reason: 'not in the manifest' })
@@ -62,7 +62,7 @@ export async function extractPhysical(o: {
     if (o.runAs) await fsp.chown(dest, o.runAs.uid, o.runAs.gid)
   }
   // Whatever the extraction did not read is hashed on its own: every file of the manifest is checked.
-  if (o.verify) {
+  if (o.verify !== false) {
     for (const f of o.manifest.files) {
       if (checked.has(f.path)) continue
       await new Tap(o.manifest.id, path.join(o.dir, f.path), f).assertMatches()

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitForArchived } from '../../src/backup/archiver.js'
 import { kekFromSecret } from '../../src/backup/crypto.js'
 import { createLogicalBackup, restoreLogical } from '../../src/backup/logical.js'
-import { cleanupIncomplete, listBackups, newBackupId } from '../../src/backup/manifest.js'
+import { cleanupIncomplete, listBackups, loadBackup, newBackupId } from '../../src/backup/manifest.js'
+import { extractPhysical } from '../../src/backup/extract.js'
 import { createPhysicalBackup } from '../../src/backup/physical.js'
 import { pruneBackups } from '../../src/backup/retention.js'
 import { restorePhysical } from '../../src/backup/restore.js'
@@ -140,6 +141,16 @@ describe('backup chaos', () => {
     })
     // What was extracted is gone (and Postgres never started on it).
     await expect(fsp.access(path.dirname(target))).rejects.toThrow()
+    // extractPhysical verifies by default (replica --from-backup relies on it).
+    const scratch = path.join(dir, 'never-wal-2')
+    await fsp.mkdir(scratch, { recursive: true })
+    if (runAs) await fsp.chown(scratch, runAs.uid, runAs.gid)
+    const { manifest } = await loadBackup(backupsDir, pm.id)
+    await expect(extractPhysical({ dir: path.join(backupsDir, pm.id), manifest, dataKey: undefined, dataDir: scratch, runAs })).rejects.toMatchObject({
+      code: 'E_BACKUP_VERIFY_FAILED',
+      message: expect.stringContaining('base/pg_wal.tar'),
+    })
+    await fsp.rm(scratch, { recursive: true, force: true })
     await fsp.rm(path.join(backupsDir, pm.id), { recursive: true })
 
     const kek = kekFromSecret('chaos-kek')
