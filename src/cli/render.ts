@@ -5,7 +5,7 @@ export function renderStatus(s: StatusOutput): string {
   const lines: string[] = []
   lines.push(`kernel   pid ${s.kernel.pid}  env ${s.kernel.env}  up ${s.kernel.uptimeSeconds}s  v${s.kernel.version}`)
   for (const i of s.instances) {
-    lines.push(`${i.role.padEnd(8)} ${i.name.padEnd(12)} ${i.state.padEnd(10)} ${i.host}:${i.port}  pid ${i.pid ?? '-'}${i.adopted ? '  (adopted)' : ''}${i.restarts ? `  restarts ${i.restarts}` : ''}${replicationText(i)}`)
+    lines.push(`${i.role.padEnd(10)} ${i.name.padEnd(12)} ${i.state.padEnd(10)} ${i.host}:${i.port}  pid ${i.pid ?? '-'}${i.adopted ? '  (adopted)' : ''}${i.restarts ? `  restarts ${i.restarts}` : ''}${replicationText(i)}`)
   }
   for (const c of s.components) {
     lines.push(`component ${c.name.padEnd(18)} ${c.state.padEnd(10)} ${c.healthy ? 'healthy' : 'UNHEALTHY'}${c.detail ? `  ${c.detail}` : ''}`)

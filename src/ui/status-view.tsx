@@ -32,7 +32,7 @@ function StatusView(props: { fetch: () => Promise<StatusOutput>; intervalMs: num
       </Text>
       {s.instances.map((i) => (
         <Text key={i.name}>
-          <Text color={i.role === 'primary' ? 'green' : i.role === 'fenced' ? 'red' : 'cyan'}>{i.role.padEnd(8)}</Text> {i.name.padEnd(12)}{' '}
+          <Text color={i.role === 'primary' ? 'green' : i.role === 'fenced' ? 'red' : 'cyan'}>{i.role.padEnd(10)}</Text> {i.name.padEnd(12)}{' '}
           <Text color={i.state === 'running' ? 'green' : 'yellow'}>{i.state.padEnd(10)}</Text> {i.host}:{i.port} pid {i.pid ?? '-'}
           {i.restarts ? `  restarts ${i.restarts}` : ''}
           {replicationText(i)}
