@@ -142,25 +142,14 @@ export async function setSyncStandbys(env: ReplicationEnv, primary: PgNode, name
  * connection for the whole step (a SCRAM handshake costs more than the promotion itself on a
  * loaded host), and a 10 ms poll instead of pg_promote(wait)'s 100 ms one.
  */
-/** How long promote() waits for a promotion to take effect before it signals again. */
-const PROMOTE_RESIGNAL_MS = 300
-
 export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, client?: pg.Client, onWritable?: () => void): Promise<{ timeline: number }> {
   const body = async (c: pg.Client) => {
     const rec = async () => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r
     if (await rec()) {
       await c.query('select pg_promote(false)')
       const deadline = Date.now() + timeoutS * 1000
-      let signalled = Date.now()
       while (await rec()) {
         if (Date.now() > deadline) throw TIMEOUT({ what: `${node.name} to finish promotion`, ms: timeoutS * 1000 })
-        // Seen under load: a promote request arriving as the WAL receiver loses its primary
-        // (switchover) sat for exactly 5 s, a timed wait of the startup process, before it
-        // was acted on. Signalling again is harmless and wakes it.
-        if (Date.now() - signalled > PROMOTE_RESIGNAL_MS) {
-          signalled = Date.now()
-          await c.query('select pg_promote(false)').catch(() => undefined)
-        }
         await sleep(10)
       }
     }

@@ -48,7 +48,10 @@ describe('postgres instance', () => {
     // no pwfile and no data.initializing left next to the data dir
     expect((await fsp.readdir(spec.instanceDir)).sort()).toEqual(['data'])
     const hba = await fsp.readFile(path.join(spec.dataDir, 'pg_hba.conf'), 'utf8')
-    expect(hba).toMatch(/host\s+replication\s+all\s+127\.0\.0\.1\/32\s+scram-sha-256/)
+    // Replication connections only for the replication role and the superuser (backup tools).
+    expect(hba).toMatch(/host\s+replication\s+magflock_replicator\s+127\.0\.0\.1\/32\s+scram-sha-256/)
+    expect(hba).toMatch(new RegExp(`host\\s+replication\\s+${spec.superuser}\\s+127\\.0\\.0\\.1/32\\s+scram-sha-256`))
+    expect(hba).not.toMatch(/replication\s+all/)
     expect(hba).not.toMatch(/trust/)
   })
 
