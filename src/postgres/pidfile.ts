@@ -1,4 +1,4 @@
-import { promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import path from 'node:path'
 import { isProcessAliveSync } from '../platform/pids.js'
 
@@ -175,12 +175,26 @@ export async function processesWithArg(arg: string): Promise<number[]> {
  * They are useless without their postmaster, and crash recovery follows anyway, so no gentler
  * signal first. Bounded: gives up after `timeoutMs` (a process in uninterruptible I/O).
  */
+/**
+ * Waits (bounded) until the killed pids have left the process table. A SIGKILLed postmaster
+ * that is the kernel's own child stays a zombie until the event loop reaps it, and a zombie
+ * still answers kill(pid, 0): Postgres (pg_rewind's single-user run, a restart) then takes its
+ * postmaster.pid for a live server ("lock file already exists"). Awaiting lets Node reap it.
+ */
+async function reaped(pids: number[], deadline: number): Promise<void> {
+  const until = Math.min(deadline, Date.now() + 2000)
+  while (pids.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
+}
+
 export async function killProcessesInDataDir(dataDir: string, timeoutMs = 3000): Promise<number[]> {
   const killed: number[] = []
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const pids = await processesInDataDir(dataDir).catch(() => [] as number[])
-    if (pids.length === 0 || Date.now() > deadline) return killed
+    if (pids.length === 0 || Date.now() > deadline) {
+      await reaped(killed, deadline)
+      return killed
+    }
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL')
