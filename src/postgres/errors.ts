@@ -18,6 +18,15 @@ export const INSTANCE_NOT_INITIALIZED = defineError<{ instance: string; dataDir:
   hint: () => 'Run `magflock init` (or `magflock up`) to initialise it; a leftover data.initializing is removed and redone.',
 })
 
+export const INSTANCE_DATA_MISSING = defineError<{ instance: string; dataDir: string }>({
+  code: 'E_INSTANCE_DATA_MISSING',
+  class: 'data_loss',
+  area: 'postgres',
+  message: (a) => `Instance "${a.instance}" was provisioned before (topology.json lists it) but its data directory ${a.dataDir} is gone; MagFlock will not initdb an empty database in its place.`,
+  hint: () =>
+    'Put the data directory back if you can. Otherwise restore from a backup: move <state>/topology.json aside, run `magflock up` (a new, empty primary), then `magflock backup restore ID --force` over it.',
+})
+
 export const INSTANCE_ALREADY_INITIALIZED = defineError<{ instance: string; dataDir: string }>({
   code: 'E_INSTANCE_ALREADY_INITIALIZED',
   class: 'already_exists',

@@ -2,7 +2,8 @@ import { defineComponent } from '../component.js'
 import type { KernelServices } from '../services.js'
 import type { FlockInstances } from '../instances.js'
 import type { KernelMetrics } from '../../telemetry/metrics.js'
-import { initInstance, instanceState, stopInstance } from '../../postgres/instance.js'
+import { initInstance, instanceState, stopInstance, type InstanceSpec } from '../../postgres/instance.js'
+import { INSTANCE_DATA_MISSING } from '../../postgres/errors.js'
 import { readPostmasterPid } from '../../postgres/pidfile.js'
 import { isProcessAliveSync } from '../../platform/pids.js'
 import { InstanceSupervisor } from '../../postgres/supervisor.js'
@@ -38,6 +39,17 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
     const topology = await instances.readTopology()
     const members = topology?.instances ?? [{ name: 'primary', role: 'primary' as const, port: cfg.postgres.port }]
     const started: InstanceSupervisor[] = []
+    // A primary that cannot start must not keep a flock with replicas down: that is exactly
+    // when a replica has to take over, and the failover monitor runs only in a booted kernel.
+    // The primary is listed unsupervised (like a fenced one); the monitor sees it down, waits
+    // out the grace period, fences it and promotes a replica (or the operator runs
+    // `magflock failover`). A flock without replicas still fails the boot with the cause.
+    const canFailOver = members.some((m) => m.role === 'replica')
+    const bootWithoutPrimary = (spec: InstanceSpec, err: unknown) => {
+      instances.add(spec, 'primary', undefined)
+      ctx.log.error({ instance: spec.name, err: (err as Error).message }, 'the primary did not start; booting without it so that a replica can be promoted')
+      ctx.events.publish('instance.failed', { instance: spec.name, reason: `did not start at kernel boot: ${(err as Error).message.split('\n')[0]}` })
+    }
     try {
       for (const m of members) {
         // A fenced old primary must never run until `replica rejoin` turns it into a replica.
@@ -60,6 +72,15 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           const undone = await undoInterruptedRestore({ instanceDir: spec.instanceDir, dataDir: spec.dataDir, stop: () => stopInstance(spec, 'immediate') })
           if (undone) ctx.log.warn({ instance: spec.name, previous: undone }, 'an in-place restore was interrupted (kernel died); its previous data dir is back in place')
           const state = await instanceState(spec)
+          // A flock that booted before (topology.json exists) whose primary has no data dir
+          // lost it: initdb would hand clients an EMPTY primary. Never; with replicas the
+          // kernel boots without it and the failover monitor promotes one.
+          if (topology && state === 'absent') {
+            const err = INSTANCE_DATA_MISSING({ instance: spec.name, dataDir: spec.dataDir })
+            if (!canFailOver) throw err
+            bootWithoutPrimary(spec, err)
+            continue
+          }
           if (state !== 'ready') {
             // Check before initdb, so a taken port leaves no data dir behind.
             if (!(await isPortFree(spec.port, spec.host))) throw PORT_IN_USE({ port: spec.port, what: 'postgres.port' })
@@ -92,6 +113,10 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           if (m.role === 'standalone') {
             ctx.log.error({ instance: m.name, err }, 'standalone instance did not start; the flock boots without it')
             instances.add(spec, m.role, sup)
+            continue
+          }
+          if (m.role === 'primary' && canFailOver) {
+            bootWithoutPrimary(spec, err)
             continue
           }
           throw err
