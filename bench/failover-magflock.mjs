@@ -19,7 +19,7 @@
 // (ms from the kill to each kernel event: crashed, restart-failed, restarted, failover started
 // and completed). BENCH_ONLY=failover|pgcrash|async-stall|switchover runs one kind of trial only.
 import { execFileSync, spawn } from 'node:child_process'
-import { promises as fsp, mkdirSync, readFileSync, writeFileSync, existsSync, appendFileSync } from 'node:fs'
+import { promises as fsp, mkdirSync, readFileSync, writeFileSync, existsSync, appendFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -99,6 +99,7 @@ async function down(f) {
 function startWriter(f, run) {
   const wlog = path.join(f.dir, `writer-${run}.log`)
   const stop = path.join(f.dir, `stop-${run}`)
+  rmSync(stop, { force: true })
   const child = spawn('bash', [path.join(ROOT, 'bench/failover-writer.sh'), run, wlog, stop, '240'], {
     env: { ...process.env, WRITER_DSN: f.dsn, PGPASSWORD: f.password },
     stdio: 'ignore',
@@ -190,7 +191,9 @@ async function settle(timeoutMs = 120_000) {
 async function failoverTrial(f, label, sync, trial, stallS) {
   await settle()
   await waitStreaming(f)
-  const run = `fo-${label}-${trial}-${process.pid}`
+  // Unique per kind of trial: a stall trial reusing a failover trial's id found its stop file
+  // already there, so its writer exited at once ("writer acked nothing").
+  const run = `fo-${label}${stallS ? `-stall${stallS}` : ''}-${trial}-${process.pid}`
   const old = f.primary()
   const survivor = f.mgr.deps.registry.list().find((m) => m.name !== old.name)
   const w = startWriter(f, run)

@@ -148,8 +148,25 @@ export async function promote(env: ReplicationEnv, node: PgNode, timeoutS = 60, 
     if (await rec()) {
       await c.query('select pg_promote(false)')
       const deadline = Date.now() + timeoutS * 1000
+      let nudgeAt = Date.now() + 300
       while (await rec()) {
         if (Date.now() > deadline) throw TIMEOUT({ what: `${node.name} to finish promotion`, ms: timeoutS * 1000 })
+        if (Date.now() > nudgeAt) {
+          // A promote request that races the WAL receiver losing its primary can sit out a 5 s
+          // timed wait of the startup process (seen on 15.18). SIGUSR2 is the postmaster's own
+          // "promote" signal to the startup process: it re-checks the promote file that
+          // pg_promote already wrote (a second pg_promote could leave a stray promote file).
+          nudgeAt = Date.now() + 300
+          const s = await c.query<{ pid: number }>(`select pid from pg_stat_activity where backend_type = 'startup'`)
+          const pid = s.rows[0]?.pid
+          if (pid) {
+            try {
+              process.kill(pid, 'SIGUSR2')
+            } catch {
+              // gone (promoted meanwhile) or not ours to signal (another host): keep polling
+            }
+          }
+        }
         await sleep(10)
       }
     }
