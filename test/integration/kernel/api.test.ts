@@ -195,6 +195,10 @@ describe('kernel boot failures', () => {
     const p = await project()
     const layout = stateLayout(p.stateDir)
     mkdirSync(layout.root, { recursive: true })
+    // The primary is provisioned first (a topology naming a primary that never had a data dir
+    // reads as a lost data dir, which the kernel refuses to re-initialise empty).
+    const first = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
+    await first.shutdown({ keepPostgres: false, reason: 'test' })
     // A fenced old primary whose data dir would not even start: booting it would fail the kernel.
     writeFileSync(`${layout.root}/topology.json`, JSON.stringify({ instances: [{ name: 'primary', role: 'primary', port: p.pgPort }, { name: 'old', role: 'fenced', port: await freePort() }] }))
     const k = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
