@@ -89,19 +89,11 @@ export async function encryptFileInPlace(
   const src = createReadStream(file, { highWaterMark: 1 << 20 })
   if (onBytes) src.on('data', (c) => onBytes((c as Buffer).length))
   // Hash the ciphertext on its way to disk, so the manifest needs no second read.
-  const h = createHash('sha256')
-  let size = 0
-  const tap = async function* (frames: AsyncIterable<Buffer>) {
-    for await (const f of frames) {
-      h.update(f)
-      size += f.length
-      yield f
-    }
-  }
+  const t = hashTap()
   const ws = createWriteStream(out, { mode: 0o600 })
-  await pipeline(src, encryptFrames(key), tap, ws)
+  await pipeline(src, encryptFrames(key), t.tap, ws)
   await fsp.rm(file)
-  return { path: out, size, sha256: h.digest('hex') }
+  return { path: out, ...t.digest() }
 }
 
 /**
@@ -109,17 +101,25 @@ export async function encryptFileInPlace(
  * size and sha256 of the encrypted bytes it read, for the manifest check without a second read.
  */
 export async function decryptFile(file: string, dest: string, key: Buffer): Promise<FileDigest> {
+  const t = hashTap()
+  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), t.tap, decryptFrames(key), createWriteStream(dest, { mode: 0o600 }))
+  return t.digest()
+}
+
+/** A pipeline stage that passes chunks through while hashing them (size and sha256). */
+function hashTap(): { tap: (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer>; digest(): { size: number; sha256: string } } {
   const h = createHash('sha256')
   let size = 0
-  const tap = async function* (chunks: AsyncIterable<Buffer>) {
-    for await (const c of chunks) {
-      h.update(c)
-      size += c.length
-      yield c
-    }
+  return {
+    async *tap(chunks) {
+      for await (const c of chunks) {
+        h.update(c)
+        size += c.length
+        yield c
+      }
+    },
+    digest: () => ({ size, sha256: h.digest('hex') }),
   }
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, decryptFrames(key), createWriteStream(dest, { mode: 0o600 }))
-  return { size, sha256: h.digest('hex') }
 }
 
 /** Sum of the sizes of the files under dir (for progress while a tool writes there). */

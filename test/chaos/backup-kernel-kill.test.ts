@@ -4,17 +4,9 @@ import { readKernelInfo } from '../../src/kernel/state.js'
 import { NODE, RUN_JS } from '../helpers/cli.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** Needs the built CLI (npm run build), like the other chaos tests. */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined && v !== false) return v as T
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 describe('chaos: kill -9 of the kernel mid-backup', () => {
   let f: Flock

@@ -9,21 +9,13 @@ import { listArchive, segmentNo } from '../../src/backup/wal.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
 import { readKernelInfo } from '../../src/kernel/state.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
+import { waitFor } from '../helpers/wait.js'
 
 /**
  * Faults during a restore (needs the built CLI): recovery that fails after the primary was
  * stopped, and a client that goes away mid-restore. In every case the operator ends up with
  * the database they had, and nothing the restore created stays behind.
  */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 120_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined && v !== false) return v as T
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, everyMs))
-  }
-}
 
 describe('chaos: restores that fail or are cancelled midway', { timeout: 300_000 }, () => {
   let f: Flock

@@ -1,42 +1,18 @@
 import { existsSync, promises as fsp } from 'node:fs'
 import path from 'node:path'
-import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ReplicationStatus } from '../../src/api/replication.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
+import { waitFor } from '../helpers/wait.js'
+import { query } from '../helpers/sql.js'
 
 /**
  * The node dies while no kernel runs (kernel stopped or killed before it could fence): the
  * next kernel must not refuse to boot on the dead primary (then nothing could fail over) and
  * must never initdb an empty database where a provisioned primary's data used to be.
  */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v as T
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-async function query<R extends pg.QueryResultRow>(port: number, password: string, sql: string): Promise<R[]> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password })
-  c.on('error', () => undefined)
-  await c.connect()
-  try {
-    return (await c.query<R>(sql)).rows
-  } finally {
-    await c.end()
-  }
-}
 
 describe('chaos: the primary dies while no kernel runs', () => {
   let f: Flock | undefined

@@ -1,6 +1,5 @@
 import { existsSync, promises as fsp, readFileSync } from 'node:fs'
 import path from 'node:path'
-import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ReplicationStatus } from '../../src/api/replication.js'
 import { readKernelInfo } from '../../src/kernel/state.js'
@@ -9,6 +8,8 @@ import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { readFence } from '../../src/replication/fence.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
+import { waitFor } from '../helpers/wait.js'
+import { query, inRecovery } from '../helpers/sql.js'
 
 /**
  * A real kernel (the built CLI's detached `kernel start`) killed with SIGKILL in the middle of
@@ -18,44 +19,6 @@ import { createFlock, type Flock } from '../helpers/flock.js'
  * `kernel start` must finish the failover: exactly one writable instance, the topology says
  * what Postgres says, the old primary rejoins as a streaming replica (pg_rewind), writes work.
  */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v as T
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-async function inRecovery(port: number, password: string): Promise<boolean | undefined> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, connectionTimeoutMillis: 2000 })
-  c.on('error', () => undefined)
-  try {
-    await c.connect()
-    return (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r
-  } catch {
-    return undefined
-  } finally {
-    await c.end().catch(() => undefined)
-  }
-}
-
-async function query<R extends pg.QueryResultRow>(port: number, password: string, sql: string): Promise<R[]> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password })
-  c.on('error', () => undefined)
-  await c.connect()
-  try {
-    return (await c.query<R>(sql)).rows
-  } finally {
-    await c.end()
-  }
-}
 
 describe('chaos: kill -9 of the kernel in the middle of a failover (real kernel, fault hook)', () => {
   let f: Flock | undefined

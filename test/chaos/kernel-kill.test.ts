@@ -6,16 +6,8 @@ import { NODE, RUN_JS } from '../helpers/cli.js'
 import { readKernelInfo } from '../../src/kernel/state.js'
 import type { StatusOutput } from '../../src/api/core.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
+import { waitFor } from '../helpers/wait.js'
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 describe('chaos: kill -9 of the kernel', () => {
   let f: Flock

@@ -4,20 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listArchive } from '../../../src/backup/wal.js'
 import { isProcessAliveSync } from '../../../src/platform/pids.js'
 import { createFlock, type Flock } from '../../helpers/flock.js'
+import { waitFor } from '../../helpers/wait.js'
 
 /**
  * Restores through the built CLI against a real kernel: in place over the primary (plain and
  * PITR), as a supervised standalone copy, and one database to a point in time.
  */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined && v !== false) return v as T
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 interface Restored {
   id: string

@@ -14,6 +14,7 @@ import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
 import { tempDir } from '../../helpers/tmp.js'
+export { waitFor } from '../../helpers/wait.js'
 
 /**
  * A small flock for replication tests: a real primary from startTestPostgres({replication})
@@ -143,20 +144,6 @@ export class Writer {
   }
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let lastErr: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined && v !== false) return v as T
-    } catch (err) {
-      lastErr = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 /** An in-memory TopologyRegistry over the flock's nodes (no kernel, no supervisor). */
 export function memoryRegistry(f: Flock, roles: Record<string, 'primary' | 'replica' | 'fenced'>): TopologyRegistry & { roles: Record<string, string> } {
