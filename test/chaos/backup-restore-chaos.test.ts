@@ -20,14 +20,7 @@ import { waitFor } from '../helpers/wait.js'
 describe('chaos: restores that fail or are cancelled midway', { timeout: 300_000 }, () => {
   let f: Flock
 
-  async function sql<T = Record<string, unknown>>(db: string, text: string): Promise<T[]> {
-    const c = await f.connect(db)
-    try {
-      return (await c.query(text)).rows as T[]
-    } finally {
-      await c.end()
-    }
-  }
+  const sql = <T = Record<string, unknown>>(db: string, text: string) => f.sql<T>(db, text)
   async function backup(): Promise<{ id: string; stopLsn: string }> {
     const r = await f.run<{ id: string; stopLsn: string }>(['backup', 'create', '--json'])
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)

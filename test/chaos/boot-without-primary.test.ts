@@ -1,10 +1,9 @@
 import { existsSync, promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { ReplicationStatus } from '../../src/api/replication.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { createFlock, type Flock } from '../helpers/flock.js'
+import { createFlock, createReplicatedFlock, type Flock } from '../helpers/flock.js'
 import { waitFor } from '../helpers/wait.js'
 import { query } from '../helpers/sql.js'
 
@@ -22,21 +21,10 @@ describe('chaos: the primary dies while no kernel runs', () => {
   })
 
   it('the next kernel boots without it and promotes the replica; the old primary stays fenced until rejoined', async () => {
-    const pgPort = await freePort()
-    f = await createFlock({
-      yaml: `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${await freePort()}\nreplication:\n  basePort: ${await freePort()}\n`,
-    })
+    const rf = await createReplicatedFlock()
+    f = rf.f
     const fl = f
-    expect((await fl.run(['kernel', 'start', '--json'])).exitCode).toBe(0)
-    const add = await fl.run(['replica', 'add', 'r1', '--json'])
-    expect(add.exitCode, add.stdout + add.stderr).toBe(0)
-    const password = await fl.superuserPassword()
-    const list = async () => {
-      const r = await fl.run<ReplicationStatus>(['replica', 'list', '--json'])
-      if (!r.json?.ok) throw new Error(`replica list failed: ${r.stdout} ${r.stderr}`)
-      return r.json.data
-    }
-    const r1Port = (await list()).members.find((m) => m.name === 'r1')!.port
+    const { pgPort, password, r1Port, list } = rf
     await query(pgPort, password, 'create table bw(seq int primary key); insert into bw select generate_series(1, 50)')
     await waitFor('r1 to replay the rows', async () => (await query<{ n: number }>(r1Port, password, 'select count(*)::int as n from bw'))[0]?.n === 50)
 

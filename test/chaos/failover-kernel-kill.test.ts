@@ -1,13 +1,11 @@
 import { existsSync, promises as fsp, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { ReplicationStatus } from '../../src/api/replication.js'
 import { readKernelInfo } from '../../src/kernel/state.js'
-import { freePort } from '../../src/platform/ports.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { readFence } from '../../src/replication/fence.js'
-import { createFlock, type Flock } from '../helpers/flock.js'
+import { createReplicatedFlock, type Flock } from '../helpers/flock.js'
 import { waitFor } from '../helpers/wait.js'
 import { query, inRecovery } from '../helpers/sql.js'
 
@@ -29,23 +27,11 @@ describe('chaos: kill -9 of the kernel in the middle of a failover (real kernel,
 
   for (const phase of ['after-fence', 'after-promote'] as const) {
     it(`the next kernel finishes a failover interrupted ${phase.replace('-', ' ')}`, async () => {
-      const pgPort = await freePort()
-      f = await createFlock({
-        yaml: `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${await freePort()}\nreplication:\n  basePort: ${await freePort()}\n`,
-      })
-      const fl = f
       const fault = { MAGFLOCK_FAULT: `failover:${phase}` }
-      const start = await fl.run<{ pid: number }>(['kernel', 'start', '--json'], { env: fault })
-      expect(start.exitCode, start.stdout + start.stderr).toBe(0)
-      const add = await fl.run(['replica', 'add', 'r1', '--json'], { env: fault })
-      expect(add.exitCode, add.stdout + add.stderr).toBe(0)
-      const password = await fl.superuserPassword()
-      const list = async () => {
-        const r = await fl.run<ReplicationStatus>(['replica', 'list', '--json'])
-        if (!r.json?.ok) throw new Error(`replica list failed: ${r.stdout} ${r.stderr}`)
-        return r.json.data
-      }
-      const r1Port = (await list()).members.find((m) => m.name === 'r1')!.port
+      const rf = await createReplicatedFlock(fault)
+      f = rf.f
+      const fl = f
+      const { pgPort, password, r1Port, list } = rf
 
       // Rows the replica has replayed before the crash: none of them may be lost.
       await query(pgPort, password, 'create table kk(seq int primary key); insert into kk select generate_series(1, 100)')

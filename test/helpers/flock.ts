@@ -1,3 +1,4 @@
+import type { ReplicationStatus } from '../../src/api/replication.js'
 import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
@@ -24,6 +25,8 @@ export interface Flock {
   run<T = unknown>(args: string[], opts?: { env?: Record<string, string>; input?: string }): Promise<CliResult<T>>
   superuserPassword(): Promise<string>
   connect(db?: string): Promise<pg.Client>
+  /** One query on a connection of its own (superuser, the primary's port). */
+  sql<T = Record<string, unknown>>(db: string, text: string): Promise<T[]>
   postmasterPid(name?: string): Promise<number | undefined>
   destroy(): Promise<void>
 }
@@ -62,6 +65,14 @@ export async function createFlock(opts: { yaml?: string } = {}): Promise<Flock> 
       await c.connect()
       return c
     },
+    async sql<T = Record<string, unknown>>(db: string, text: string) {
+      const c = await f.connect(db)
+      try {
+        return (await c.query(text)).rows as T[]
+      } finally {
+        await c.end()
+      }
+    },
     async postmasterPid(name = 'primary') {
       return (await readPostmasterPid(layout.dataDir(name)))?.pid
     },
@@ -91,4 +102,25 @@ export function instanceNames(f: Flock): string[] {
   } catch {
     return []
   }
+}
+
+/**
+ * A flock with a kernel (the built CLI's `kernel start`) and one streaming replica, r1: the
+ * start of the failover chaos tests. `env` goes to both commands (e.g. a test-only fault hook).
+ */
+export async function createReplicatedFlock(env: Record<string, string> = {}): Promise<{ f: Flock; pgPort: number; password: string; r1Port: number; list(): Promise<ReplicationStatus> }> {
+  const pgPort = await freePort()
+  const f = await createFlock({
+    yaml: `postgres:\n  port: ${pgPort}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${await freePort()}\nreplication:\n  basePort: ${await freePort()}\n`,
+  })
+  for (const args of [['kernel', 'start', '--json'], ['replica', 'add', 'r1', '--json']]) {
+    const r = await f.run(args, { env })
+    if (r.exitCode !== 0) throw new Error(`${args.join(' ')} failed: ${r.stdout} ${r.stderr}`)
+  }
+  const list = async () => {
+    const r = await f.run<ReplicationStatus>(['replica', 'list', '--json'])
+    if (!r.json?.ok) throw new Error(`replica list failed: ${r.stdout} ${r.stderr}`)
+    return r.json.data
+  }
+  return { f, pgPort, password: await f.superuserPassword(), r1Port: (await list()).members.find((m) => m.name === 'r1')!.port, list }
 }

@@ -30,14 +30,7 @@ interface StatusJson {
 describe('backup restore through the CLI: in place, standalone copies, one database at a time', { timeout: 240_000 }, () => {
   let f: Flock
 
-  async function sql<T = Record<string, unknown>>(db: string, text: string): Promise<T[]> {
-    const c = await f.connect(db)
-    try {
-      return (await c.query(text)).rows as T[]
-    } finally {
-      await c.end()
-    }
-  }
+  const sql = <T = Record<string, unknown>>(db: string, text: string) => f.sql<T>(db, text)
   async function backup(): Promise<string> {
     const r = await f.run<{ id: string }>(['backup', 'create', '--json'])
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
@@ -51,6 +44,18 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
   }
   async function now(): Promise<string> {
     return (await sql<{ t: string }>('postgres', `select now()::text as t`))[0]!.t
+  }
+  /** A backup of an empty t, then 'first', a target time, then 'second' (both archived). */
+  async function backupThenTwoWrites(): Promise<{ id: string; target: string }> {
+    await sql('app', 'truncate t')
+    const id = await backup()
+    await sql('app', `insert into t values ('first')`)
+    await archiveNow()
+    const target = await now()
+    await new Promise((r) => setTimeout(r, 1100))
+    await sql('app', `insert into t values ('second')`)
+    await archiveNow()
+    return { id, target }
   }
   async function status(): Promise<StatusJson> {
     const r = await f.run<StatusJson>(['status', '--json'])
@@ -130,14 +135,7 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
   })
 
   it('in place to a point in time between two writes', async () => {
-    await sql('app', 'truncate t')
-    const id = await backup()
-    await sql('app', `insert into t values ('first')`)
-    await archiveNow()
-    const target = await now()
-    await new Promise((r) => setTimeout(r, 1100))
-    await sql('app', `insert into t values ('second')`)
-    await archiveNow()
+    const { id, target } = await backupThenTwoWrites()
     const r = await f.run<Restored>(['backup', 'restore', id, '--force', '--target-time', target, '--json'])
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     expect((r.json as { data: Restored }).data).toMatchObject({ role: 'primary', pitr: true })
@@ -183,14 +181,7 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
   })
 
   it('one database to a point in time: first write present, second absent, others untouched, temp instance gone', async () => {
-    await sql('app', 'truncate t')
-    const id = await backup()
-    await sql('app', `insert into t values ('first')`)
-    await archiveNow()
-    const target = await now()
-    await new Promise((r) => setTimeout(r, 1100))
-    await sql('app', `insert into t values ('second')`)
-    await archiveNow()
+    const { id, target } = await backupThenTwoWrites()
 
     // An existing target without --force: refused before anything runs; app untouched.
     const refused = await f.run(['backup', 'restore', id, '--to-db', 'app', '--target-time', target, '--json'])
