@@ -175,12 +175,24 @@ export async function databaseUrl(deps: DatabaseDeps, opts: { name: string; reve
  * Settings for running migrations (or psql) as the database's owner, so the objects they
  * create belong to it; the superuser when the vault has no owner password.
  */
-export async function ownerConnection(deps: DatabaseDeps, name: string): Promise<pg.ClientConfig> {
+/**
+ * The owner's login for a database, or `config: undefined` when the vault holds no password
+ * for it (`postgres`, a database made with `--owner <existing role>` or not by MagFlock).
+ */
+export async function ownerCredentials(deps: DatabaseDeps, name: string): Promise<{ owner: string; config: pg.ClientConfig | undefined }> {
   const owner = await ownerOf(deps, name)
-  const su = await deps.superuser(name)
   const password = await deps.secrets.get(ownerSecretName(name))
-  if (password === undefined) return su
-  return { ...su, user: owner, password, database: name }
+  if (password === undefined) return { owner, config: undefined }
+  return { owner, config: { ...(await deps.superuser(name)), user: owner, password, database: name } }
+}
+
+/**
+ * The owner's login, else the superuser's. Admin (code-running) callers only: the kernel's
+ * migrations for other roles use ownerCredentials and never fall back (src/migrations/access.ts).
+ */
+export async function ownerConnection(deps: DatabaseDeps, name: string): Promise<pg.ClientConfig> {
+  const { config } = await ownerCredentials(deps, name)
+  return config ?? (await deps.superuser(name))
 }
 
 export async function dropDatabase(deps: DatabaseDeps, opts: DropOptions): Promise<DropResult> {

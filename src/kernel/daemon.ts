@@ -97,6 +97,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
 
     const services: KernelServices = {
       layout,
+      projectDir: opts.projectDir,
       env,
       config: () => config,
       log,

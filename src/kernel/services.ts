@@ -58,6 +58,8 @@ export interface KernelEvents extends EventPublisher {
 
 export interface KernelServices {
   layout: StateLayout
+  /** The project the kernel runs for (its cwd at start): relative config paths resolve here. */
+  projectDir: string
   env: string
   config(): MagflockConfig
   log: Logger

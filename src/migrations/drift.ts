@@ -57,6 +57,20 @@ export function checkDrift(files: MigrationFile[], applied: AppliedRow[], proble
       })
       continue
     }
+    if (f.unevaluated) {
+      // A .js file whose generateSql() did not run (status, --dry-run, a role that may not run
+      // code): its hash is unknown, so only its name can be compared.
+      if (f.name === row.name) continue
+      items.push({
+        kind: 'edited',
+        id: f.id,
+        file: f.fileName,
+        cause: 'renamed',
+        detail: `${f.fileName}: the file was renamed from "${row.name}" to "${f.name}" (a .js file: its content is compared only when \`db migrate\` evaluates it)`,
+        recordedHash: row.hash,
+      })
+      continue
+    }
     if (f.hash === row.hash) continue
     const cause = editCause(f, row)
     const what: Record<typeof cause, string> = {

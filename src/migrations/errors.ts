@@ -113,3 +113,51 @@ export const DB_URL_INVALID = defineError<{ reason: string }>({
   message: (a) => `The --db-url is not a usable Postgres URL: ${a.reason}.`,
   hint: () => 'Use postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).',
 })
+
+/* Least privilege through the kernel (docs/operations.md, "Access control"). */
+
+export const MIGRATE_DIR_FORBIDDEN = defineError<{ role: string }>({
+  code: 'E_MIGRATE_DIR_FORBIDDEN',
+  class: 'permission_denied',
+  area: 'migrations',
+  message: (a) =>
+    `A ${a.role} token may not name a migrations folder: the kernel reads the folder configured for the database, and only an admin token may point it anywhere else.`,
+  hint: () =>
+    'Drop --dir: the kernel uses the folder an admin registered for the database (`magflock db migrate --db NAME --dir PATH --register`, admin token), else `migrations.dir` of its magflock.yaml (default ./migrations of the project it runs in).',
+})
+
+export const MIGRATION_JS_FORBIDDEN = defineError<{ file: string; reason: string }>({
+  code: 'E_MIGRATION_JS_FORBIDDEN',
+  class: 'permission_denied',
+  area: 'migrations',
+  message: (a) => `Migration ${a.file} is a .js file and was not run: ${a.reason}. Nothing was applied.`,
+  hint: () =>
+    'Turn it into a .sql file, run this migration with an admin token (the kernel runs generateSql() as the unprivileged user `nobody`), or run it from the CLI with --db-url. `db migrate status` and --dry-run never run .js files.',
+})
+
+export const MIGRATE_PLATFORM_DB = defineError<{ database: string; role: string }>({
+  code: 'E_MIGRATE_PLATFORM_DB',
+  class: 'permission_denied',
+  area: 'migrations',
+  message: (a) => `${a.database} is a platform database: a ${a.role} token may not migrate or inspect it.`,
+  hint: () => 'Put application tables in a database of their own (`magflock db create NAME`), or use an admin token.',
+})
+
+export const MIGRATE_OWNER_UNKNOWN = defineError<{ database: string; owner: string; role: string }>({
+  code: 'E_MIGRATE_OWNER_UNKNOWN',
+  class: 'failed_precondition',
+  area: 'migrations',
+  message: (a) =>
+    `MagFlock holds no password for ${a.owner}, the owner of ${a.database}, and never migrates as the database superuser for a ${a.role} token. Nothing was applied.`,
+  hint: () =>
+    'Create databases with `magflock db create NAME` (it keeps the owner\'s password in the vault), or run this migration with an admin token.',
+})
+
+export const MIGRATE_PRIVILEGED_ROLE = defineError<{ database: string; user: string; why: string }>({
+  code: 'E_MIGRATE_PRIVILEGED_ROLE',
+  class: 'failed_precondition',
+  area: 'migrations',
+  message: (a) =>
+    `Refusing to migrate ${a.database} as ${a.user} for a non-admin token: the role ${a.why}, so its migrations could run programs on the server. Nothing was applied.`,
+  hint: (a) => `Take the privilege away (\`ALTER ROLE ${a.user} NOSUPERUSER\`, \`REVOKE pg_execute_server_program FROM ${a.user}\`), or use an admin token.`,
+})

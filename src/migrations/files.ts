@@ -12,6 +12,8 @@ import { MIGRATIONS_DIR_MISSING, MIGRATION_FILE_INVALID } from './errors.js'
  *    "create migrations table" file);
  *  - the hash is sha1(fileName + sql), where sql is the file text, or what a .js file's
  *    `generateSql()` returns;
+ *  - reading a folder never runs a .js file: its SQL (and so its hash) is only known once a
+ *    caller evaluates it with a JsEvaluator (`db migrate` does, `status` and `--dry-run` never);
  *  - a file runs outside a transaction when its SQL contains the exact text
  *    `-- postgres-migrations disable-transaction` anywhere.
  */
@@ -26,11 +28,20 @@ export interface MigrationFile {
   type: 'sql' | 'js'
   /** File text (for .js, the module source). */
   contents: string
-  /** SQL that runs. */
+  /** SQL that runs ('' for a .js file not evaluated). */
   sql: string
+  /** sha1(fileName + sql) ('' for a .js file not evaluated). */
   hash: string
   transactional: boolean
+  /**
+   * A .js file whose generateSql() has not run: sql and hash are unknown, and `transactional`
+   * is read from the module's source text.
+   */
+  unevaluated?: true
 }
+
+/** Produces the SQL of a .js migration (in-process for the CLI, a dropped-privilege child in the kernel). */
+export type JsEvaluator = (file: MigrationFile) => Promise<string>
 
 export interface FileProblem {
   fileName: string
@@ -55,7 +66,11 @@ export function hashMigration(fileName: string, sql: string): string {
 
 const requireJs = createRequire(import.meta.url)
 
-/** Loads a .js migration exactly as the library does (CommonJS require, ESM via require(esm)). */
+/**
+ * Loads a .js migration exactly as the library does (CommonJS require, ESM via require(esm)),
+ * in this process. Only for the CLI's `--db-url` runs (the user's own code, as the user);
+ * the kernel never calls it (src/migrations/js-child.ts runs it in a child instead).
+ */
 export function sqlFromJs(filePath: string): string {
   let mod: { generateSql?: unknown }
   try {
@@ -103,18 +118,9 @@ export async function loadMigrationFolder(dir: string): Promise<LoadedFolder> {
   const files: MigrationFile[] = candidates.map(({ fileName, parsed }, i) => {
     const p = path.join(abs, fileName)
     const contents = texts[i]!
-    const sql = parsed.type === 'sql' ? contents : sqlFromJs(p)
-    return {
-      id: parsed.id,
-      name: parsed.name,
-      fileName,
-      path: p,
-      type: parsed.type,
-      contents,
-      sql,
-      hash: hashMigration(fileName, sql),
-      transactional: !sql.includes(DISABLE_TRANSACTION_MARKER),
-    }
+    const base = { id: parsed.id, name: parsed.name, fileName, path: p, type: parsed.type, contents }
+    if (parsed.type === 'js') return { ...base, sql: '', hash: '', transactional: !contents.includes(DISABLE_TRANSACTION_MARKER), unevaluated: true as const }
+    return { ...base, sql: contents, hash: hashMigration(fileName, contents), transactional: !contents.includes(DISABLE_TRANSACTION_MARKER) }
   })
   files.sort((a, b) => a.id - b.id || a.fileName.localeCompare(b.fileName))
   const seen = new Map<number, string>()
@@ -126,3 +132,15 @@ export async function loadMigrationFolder(dir: string): Promise<LoadedFolder> {
   }
   return { dir: abs, files, problems }
 }
+
+/** The same file with its SQL from `evaluate` (a .js file), or unchanged (a .sql file or one already evaluated). */
+export async function evaluateFile(f: MigrationFile, evaluate: JsEvaluator): Promise<MigrationFile> {
+  if (!f.unevaluated) return f
+  const sql = await evaluate(f)
+  if (typeof sql !== 'string') throw MIGRATION_FILE_INVALID({ file: f.fileName, reason: 'generateSql() must return a string' })
+  const { unevaluated: _, ...rest } = f
+  return { ...rest, sql, hash: hashMigration(f.fileName, sql), transactional: !sql.includes(DISABLE_TRANSACTION_MARKER) }
+}
+
+/** In-process evaluation (CLI `--db-url` only). */
+export const inProcessJs: JsEvaluator = async (f) => sqlFromJs(f.path)

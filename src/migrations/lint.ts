@@ -29,6 +29,8 @@ const NEAR_MISS_MARKER = /--\s*postgres-migrations?\s*disable[-_ ]?transactions?
 
 export function lintMigration(f: MigrationFile): LintProblem[] {
   const problems: LintProblem[] = []
+  // A .js file not evaluated has no SQL to lint yet; `db migrate` lints it after evaluating.
+  if (f.unevaluated) return problems
   const statements = splitStatements(f.sql)
   if (!f.transactional) {
     if (statements.length > 1) {

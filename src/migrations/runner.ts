@@ -1,5 +1,8 @@
+import { promises as fsp } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 import pg from 'pg'
-import { migrate as libraryMigrate } from 'postgres-migrations'
+import { runMigration as libraryRunMigration } from 'postgres-migrations/dist/run-migration.js'
 import type { ProgressEvent } from '../api/route.js'
 import { isMagflockError } from '../errors/index.js'
 import { checkDrift, pendingFiles, type AppliedRow, type DriftItem } from './drift.js'
@@ -13,7 +16,7 @@ import {
   MIGRATION_INVALID_INDEX,
   MIGRATION_LINT,
 } from './errors.js'
-import { loadMigrationFolder, type MigrationFile } from './files.js'
+import { evaluateFile, hashMigration, inProcessJs, loadMigrationFolder, parseFileName, type JsEvaluator, type MigrationFile } from './files.js'
 import { lintMigrations } from './lint.js'
 import { acquireMigrationLock, describeHolder, releaseMigrationLock } from './lock.js'
 import { lineColumn } from './sql-lexer.js'
@@ -33,7 +36,12 @@ import { appliedRows, invalidIndexes, migrationsTables } from './sql.js'
  *  - lint of non-transactional files, and a check for INVALID indexes before and after;
  *  - a failing file reported with its line, column and Postgres' message.
  *
- * The same code runs in the CLI (`--db-url`) and in the kernel (`--db NAME`).
+ * The same code runs in the CLI (`--db-url`) and in the kernel (`--db NAME`). The library's
+ * own runMigration applies each file (its transaction and its row in `migrations`), but the
+ * files it gets are the ones read and checked here: the library never reads the folder, so
+ * it never `require()`s a .js file and nothing can change between the checks and the run.
+ * `.js` files run only on an applying run, through `js` (see JsPolicy); status and dry runs
+ * never run them.
  */
 export type Connection = pg.ClientConfig | string
 export type Progress = (ev: Omit<ProgressEvent, 'type'>) => void
@@ -49,10 +57,20 @@ export interface AppliedMigration extends MigrationRef {
   durationMs: number
 }
 
+/**
+ * What an applying run does with .js migrations: evaluate them (in-process in the CLI, the
+ * default; a dropped-privilege child in the kernel, src/migrations/js-child.ts), or refuse a
+ * pending one with the given error (a kernel caller whose role may not run code).
+ */
+export type JsPolicy = { evaluate: JsEvaluator } | { refuse: (file: MigrationFile) => Error }
+
 export interface MigrateOptions {
   connection: Connection
   dir: string
   dryRun?: boolean
+  js?: JsPolicy
+  /** Runs on the migration's own connection before anything else (the kernel's privilege check). */
+  assertConnection?: (client: pg.Client) => Promise<void>
   lockTimeoutMs?: number
   onProgress?: Progress
   signal?: AbortSignal | undefined
@@ -73,6 +91,7 @@ export interface MigrateResult {
 export interface StatusOptions {
   connection: Connection
   dir: string
+  assertConnection?: (client: pg.Client) => Promise<void>
 }
 
 export interface AppliedStatus {
@@ -204,10 +223,17 @@ export async function runMigrations(opts: MigrateOptions): Promise<MigrateResult
   const started = Date.now()
   const progress: Progress = opts.onProgress ?? (() => {})
   const cfg = clientConfig(opts.connection)
-  const folder = await loadMigrationFolder(opts.dir)
+  const js: JsPolicy = opts.js ?? { evaluate: inProcessJs }
+  let folder = await loadMigrationFolder(opts.dir)
+  if (!opts.dryRun && 'evaluate' in js) {
+    const files: MigrationFile[] = []
+    for (const f of folder.files) files.push(await evaluateFile(f, js.evaluate))
+    folder = { ...folder, files }
+  }
   const { client, database } = await connect(cfg)
   let locked = false
   try {
+    await opts.assertConnection?.(client)
     if (!opts.dryRun) {
       progress({ phase: 'lock', message: `taking the migration lock on ${database}` })
       await acquireMigrationLock(client, {
@@ -222,17 +248,20 @@ export async function runMigrations(opts: MigrateOptions): Promise<MigrateResult
     const pending = refuseOnProblems(database, folder, applied)
     const alreadyApplied = applied.filter((r) => r.id > 0).length
     if (opts.dryRun) {
+      // Listed, never evaluated: a dry run runs no code.
       return { database, dir: folder.dir, dryRun: true, applied: [], pending: pending.map(ref), alreadyApplied, durationMs: Date.now() - started }
     }
     if (pending.length === 0) {
       progress({ phase: 'done', message: `${database} is up to date (${alreadyApplied} applied)`, fraction: 1, current: 0, total: 0 })
       return { database, dir: folder.dir, dryRun: false, applied: [], pending: [], alreadyApplied, durationMs: Date.now() - started }
     }
+    const notRun = pending.find((f) => f.unevaluated)
+    if (notRun && 'refuse' in js) throw js.refuse(notRun)
     if (pending.some((f) => !f.transactional)) {
       const invalid = await listInvalidIndexes(client)
       if (invalid.length > 0) throw MIGRATION_INVALID_INDEX({ indexes: invalid.join(', '), when: 'before' }, { details: { indexes: invalid } })
     }
-    const done = await applyWithLibrary(client, database, folder.dir, pending, progress)
+    const done = await applyWithLibrary(client, database, applied, pending, progress)
     const invalidAfter = await listInvalidIndexes(client)
     if (invalidAfter.length > 0 && pending.some((f) => !f.transactional)) {
       throw MIGRATION_INVALID_INDEX({ indexes: invalidAfter.join(', '), when: 'after' }, { details: { indexes: invalidAfter, applied: done } })
@@ -245,12 +274,27 @@ export async function runMigrations(opts: MigrateOptions): Promise<MigrateResult
   }
 }
 
+const requireLib = createRequire(import.meta.url)
+let bootstrap: MigrationFile | undefined
+
+/** The library's migration 0 (creates the `migrations` table), read from the library itself. */
+async function bootstrapMigration(): Promise<MigrationFile> {
+  if (bootstrap) return bootstrap
+  const file = requireLib.resolve('postgres-migrations/dist/migrations/0_create-migrations-table.sql')
+  const fileName = path.basename(file)
+  const sql = await fsp.readFile(file, 'utf8')
+  const parsed = parseFileName(fileName)!
+  bootstrap = { id: parsed.id, name: parsed.name, fileName, path: file, type: 'sql', contents: sql, sql, hash: hashMigration(fileName, sql), transactional: true }
+  return bootstrap
+}
+
 /**
- * Hands the dedicated, locked client to postgres-migrations. The library's log lines give
- * progress; its error loses Postgres' position and SQLSTATE, so the client's own query
- * errors are recorded on the way past.
+ * Applies the checked pending files on the dedicated, locked client with the library's
+ * runMigration, migration 0 first when the table is new (what the library's migrate() does,
+ * minus reading the folder). The library's error loses Postgres' position and SQLSTATE, so
+ * the client's own query errors are recorded on the way past.
  */
-async function applyWithLibrary(client: pg.Client, database: string, dir: string, pending: MigrationFile[], progress: Progress): Promise<AppliedMigration[]> {
+async function applyWithLibrary(client: pg.Client, database: string, applied: AppliedRow[], pending: MigrationFile[], progress: Progress): Promise<AppliedMigration[]> {
   const byId = new Map(pending.map((f) => [f.id, f]))
   const done: AppliedMigration[] = []
   let current: MigrationFile | undefined
@@ -283,8 +327,15 @@ async function applyWithLibrary(client: pg.Client, database: string, dir: string
       progress({ phase: 'apply', message: `applied ${f.fileName} (${ms} ms)`, current: done.length, total, fraction: done.length / total })
     }
   }
+  const run = libraryRunMigration('migrations', client)
+  const toRun = applied.some((r) => r.id === 0) ? pending : [await bootstrapMigration(), ...pending]
   try {
-    await libraryMigrate({ client }, dir, { logger })
+    for (const f of toRun) {
+      const m = { id: f.id, name: f.name, contents: f.contents, fileName: f.fileName, hash: f.hash, sql: f.sql }
+      logger(`Starting migration: ${f.id} ${f.name}`)
+      await run(m)
+      logger(`Finished migration: ${f.id} ${f.name}`)
+    }
   } catch (err) {
     if (isMagflockError(err)) throw err
     const f = current
@@ -316,6 +367,7 @@ export async function migrationStatus(opts: StatusOptions): Promise<StatusResult
   const folder = await loadMigrationFolder(opts.dir)
   const { client, database } = await connect(clientConfig(opts.connection))
   try {
+    await opts.assertConnection?.(client)
     const applied = await readApplied(client)
     const drift = checkDrift(folder.files, applied, folder.problems)
     const fileById = new Map(folder.files.map((f) => [f.id, f.fileName]))

@@ -1,4 +1,6 @@
+import path from 'node:path'
 import * as dbApi from '../../api/db.js'
+import type { Role } from '../../api/route.js'
 import * as migApi from '../../api/migrations.js'
 import { DB_REVEAL_DENIED } from '../../databases/errors.js'
 import { validateName } from '../../databases/names.js'
@@ -10,8 +12,10 @@ import {
   ownerConnection,
   type DatabaseDeps,
 } from '../../databases/service.js'
-import { isMagflockError } from '../../errors/index.js'
+import { INVALID_REQUEST, isMagflockError } from '../../errors/index.js'
+import { assertMayTarget, jsPolicyFor, migrationConnection, platformDatabases, privilegeCheck, resolveMigrationsDir } from '../../migrations/access.js'
 import { MIGRATE_LOCK_TIMEOUT } from '../../migrations/errors.js'
+import { MigrationDirRegistry } from '../../migrations/registry.js'
 import { migrationStatus, runMigrations } from '../../migrations/runner.js'
 import { flockUrl } from '../../replication/manager.js'
 import { handle, type BoundRoute, type KernelServices } from '../services.js'
@@ -31,6 +35,16 @@ function deps(k: KernelServices): DatabaseDeps {
     port: p.port,
     protectedNames: [k.config().postgres.database],
   }
+}
+
+/** Checks role and database, then finds the folder (src/migrations/access.ts). */
+async function migrationTarget(k: KernelServices, role: Role, input: { database: string; dir?: string | undefined }) {
+  const database = validateName(input.database, 'database')
+  const cfg = k.config()
+  assertMayTarget(database, role, platformDatabases(cfg.postgres.database))
+  const registry = new MigrationDirRegistry(path.join(k.layout.root, 'migrations.json'))
+  const where = await resolveMigrationsDir({ database, role, requested: input.dir, registry, projectDir: k.projectDir, configured: cfg.migrations.dir })
+  return { database, registry, ...where }
 }
 
 /**
@@ -103,26 +117,37 @@ export const dbRoutes: BoundRoute[] = [
   }),
 
   handle(migApi.migrate, async (input, ctx, k) => {
-    const database = validateName(input.database, 'database')
-    Object.assign(ctx.auditDetails, { database, dir: input.dir, dryRun: input.dryRun })
+    ctx.auditDetails.database = input.database
+    ctx.auditDetails.dryRun = input.dryRun
+    if (input.register && input.dir === undefined) throw INVALID_REQUEST({ message: 'register needs dir (the folder to register)' })
+    const role = ctx.actor.role
+    const { database, dir, source, registry } = await migrationTarget(k, role, input)
+    Object.assign(ctx.auditDetails, { dir, dirSource: source })
     const lockTimeoutMs = (input.lockTimeoutSeconds ?? k.config().migrations.lockTimeoutSeconds) * 1000
     const started = Date.now()
+    const check = privilegeCheck(database, role)
     const release = input.dryRun ? () => {} : await acquireMigrateLock(k, database, lockTimeoutMs, ctx.signal, (m) => ctx.progress({ phase: 'lock', message: m }))
     try {
       const res = await runMigrations({
-        connection: await ownerConnection(deps(k), database),
-        dir: input.dir,
+        connection: await migrationConnection(deps(k), database, role),
+        dir,
         dryRun: input.dryRun,
+        js: jsPolicyFor(role),
+        ...(check ? { assertConnection: check } : {}),
         lockTimeoutMs: Math.max(1000, lockTimeoutMs - (Date.now() - started)),
         onProgress: (ev) => ctx.progress(ev),
         signal: ctx.signal,
       })
+      if (input.register) {
+        await registry.register(database, dir, ctx.actor.name)
+        ctx.auditDetails.registered = true
+      }
       Object.assign(ctx.auditDetails, {
         result: 'ok',
         applied: res.applied.map((m) => m.file),
         ...(input.dryRun ? { pending: res.pending.map((m) => m.file) } : {}),
       })
-      return res
+      return { ...res, dirSource: source }
     } catch (err) {
       Object.assign(ctx.auditDetails, {
         result: 'error',
@@ -136,8 +161,11 @@ export const dbRoutes: BoundRoute[] = [
     }
   }),
 
-  handle(migApi.migrateStatus, async (input, _ctx, k) => {
-    const database = validateName(input.database, 'database')
-    return migrationStatus({ connection: await ownerConnection(deps(k), database), dir: input.dir })
+  handle(migApi.migrateStatus, async (input, ctx, k) => {
+    const { database, dir, source } = await migrationTarget(k, ctx.actor.role, input)
+    // Status runs no migration and no .js file: reading the log with the superuser's login
+    // (a database without an owner password) is safe for any role that may see it.
+    const res = await migrationStatus({ connection: await ownerConnection(deps(k), database), dir })
+    return { ...res, dirSource: source }
   }),
 ]

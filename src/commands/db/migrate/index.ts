@@ -1,3 +1,4 @@
+import path from 'node:path'
 import { Flags } from '@oclif/core'
 import { migrate } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
@@ -10,11 +11,14 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
   static override description =
     'Runs postgres-migrations with MagFlock guard rails: a drift check first (edited, deleted or renumbered files stop the run), ' +
     'a lock with a timeout naming who holds it, lint of disable-transaction files, and a clear report of a failing file. ' +
-    '--db targets a database of this flock through the kernel; --db-url runs in-process against any Postgres (CI). ' +
+    '--db targets a database of this flock through the kernel, which reads the folder an admin registered for the database, else `migrations.dir` of its own config ' +
+    '(only an admin token may pass --dir or --register, or apply .js migrations, which then run as the OS user nobody); ' +
+    '--db-url runs in-process against any Postgres (CI). --dry-run and `status` never run .js files. ' +
     'Exit codes: 0 applied or nothing to do, 5 drift/lint/precondition, 10 lock timeout, 12 a migration failed (see docs/ci.md).'
   static override examples = [
     '<%= config.bin %> db migrate --db app',
     '<%= config.bin %> db migrate --db app --dry-run',
+    '<%= config.bin %> db migrate --db app --dir ./db/app --register   # admin: use this folder for app from now on',
     '<%= config.bin %> db migrate --db-url "$DATABASE_URL" --json',
     '<%= config.bin %> db migrate --db-url "$DATABASE_URL" --dir db/migrations --lock-timeout 120',
   ]
@@ -25,7 +29,15 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
       env: 'MAGFLOCK_DB_URL',
       exclusive: ['db'],
     }),
-    dir: Flags.string({ summary: 'Migrations folder (config migrations.dir; default ./migrations).' }),
+    dir: Flags.string({
+      summary:
+        'Migrations folder (config migrations.dir; default ./migrations). With --db: admin tokens only; otherwise the kernel reads the folder registered for the database, else its own migrations.dir.',
+    }),
+    register: Flags.boolean({
+      summary: 'With --db and --dir (admin token): remember the folder as this database\'s for every later run, by any role.',
+      default: false,
+      dependsOn: ['dir', 'db'],
+    }),
     'dry-run': Flags.boolean({ summary: 'List what would run; change nothing (still fails on drift or lint).', default: false }),
     'create-db': Flags.boolean({
       summary: 'With --db-url: create the database first when it does not exist (safe when several jobs race).',
@@ -44,7 +56,6 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     if (flags['create-db'] && target.kind !== 'url') {
       throw USAGE({ message: '--create-db works with --db-url only; create a database of this flock with `magflock db create NAME`.' })
     }
-    const { dir, lockTimeoutSeconds } = await migrationSettings({ dir: flags.dir, lockTimeout: flags['lock-timeout'] })
     const dryRun = flags['dry-run']
     const title = `Migrating ${target.kind === 'url' ? 'database' : target.database}`
     const sink = await progressSink({ json: this.jsonEnabled(), title, line: (m) => this.progressLine(m) })
@@ -55,20 +66,24 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
         const made = await ensureDatabaseFromUrl(target.url)
         if (made.created) this.progressLine(`Created database ${made.database}.`)
       }
-      res =
-        target.kind === 'url'
-          ? await runMigrations({
-              connection: target.url,
-              dir,
-              dryRun,
-              lockTimeoutMs: lockTimeoutSeconds * 1000,
-              onProgress: (e) => sink.onProgress(e),
-            })
-          : await this.kernel().call(
-              migrate,
-              { database: target.database, dir, dryRun, lockTimeoutSeconds },
-              { onProgress: (e) => sink.onProgress(e) },
-            )
+      if (target.kind === 'url') {
+        const { dir, lockTimeoutSeconds } = await migrationSettings({ dir: flags.dir, lockTimeout: flags['lock-timeout'] })
+        res = await runMigrations({ connection: target.url, dir, dryRun, lockTimeoutMs: lockTimeoutSeconds * 1000, onProgress: (e) => sink.onProgress(e) })
+      } else {
+        // Through the kernel, folder and lock timeout come from the kernel's own config unless
+        // named here (a folder: admin tokens only).
+        res = await this.kernel().call(
+          migrate,
+          {
+            database: target.database,
+            dryRun,
+            register: flags.register,
+            ...(flags.dir !== undefined ? { dir: path.resolve(flags.dir) } : {}),
+            ...(flags['lock-timeout'] !== undefined ? { lockTimeoutSeconds: flags['lock-timeout'] } : {}),
+          },
+          { onProgress: (e) => sink.onProgress(e) },
+        )
+      }
     } catch (err) {
       await sink.fail((err as Error).message)
       const drift = driftOf(err)

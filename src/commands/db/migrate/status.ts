@@ -1,3 +1,4 @@
+import path from 'node:path'
 import { Flags } from '@oclif/core'
 import { migrateStatus } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
@@ -16,17 +17,20 @@ export default class DbMigrateStatus extends MagflockCommand<StatusResult> {
   static override flags = {
     db: Flags.string({ summary: 'Database of this flock (through the kernel).', exclusive: ['db-url'] }),
     'db-url': Flags.string({ summary: 'Postgres URL to inspect in-process. Also MAGFLOCK_DB_URL.', env: 'MAGFLOCK_DB_URL', exclusive: ['db'] }),
-    dir: Flags.string({ summary: 'Migrations folder (config migrations.dir; default ./migrations).' }),
+    dir: Flags.string({
+      summary:
+        'Migrations folder (config migrations.dir; default ./migrations). With --db: admin tokens only; otherwise the kernel reads the folder registered for the database, else its own migrations.dir.',
+    }),
   }
 
   async run(): Promise<StatusResult> {
     const { flags } = await this.parse(DbMigrateStatus)
     const target = migrateTarget(flags)
-    const dir = (await migrationSettings({ dir: flags.dir, lockTimeout: 0 })).dir
     const res =
       target.kind === 'url'
-        ? await migrationStatus({ connection: target.url, dir })
-        : await this.kernel().call(migrateStatus, { database: target.database, dir })
+        ? await migrationStatus({ connection: target.url, dir: (await migrationSettings({ dir: flags.dir, lockTimeout: 0 })).dir })
+        : // Through the kernel the folder is the kernel's business: sent only when named (admin).
+          await this.kernel().call(migrateStatus, { database: target.database, ...(flags.dir !== undefined ? { dir: path.resolve(flags.dir) } : {}) })
     this.log(`${res.database}: ${res.applied.length} applied, ${res.pending.length} pending${res.ok ? '' : `, ${res.drift.length} drift problem(s)`}`)
     for (const a of res.applied) {
       this.log(`  applied  ${String(a.id).padStart(5)}  ${a.name.padEnd(40)} ${a.hash.slice(0, 12)}  ${a.appliedAt ?? ''}${a.file ? '' : '  (file missing)'}`)
