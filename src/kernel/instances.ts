@@ -1,9 +1,10 @@
 import type pg from 'pg'
 import { z } from 'zod'
 import type { MagflockConfig } from '../config/schema.js'
+import { CORRUPT_STATE } from '../errors/index.js'
 import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import type { OsUser } from '../platform/os-user.js'
-import type { StateLayout } from '../platform/paths.js'
+import { INSTANCE_NAME_RULE, isInstanceName, type StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { stopInstance, writeInstanceConf, type InstanceSpec } from '../postgres/instance.js'
 import type { RestartPolicy } from './restart-policy.js'
@@ -30,6 +31,19 @@ const Topology = z.object({
   instances: z.array(z.object({ name: z.string(), role: z.enum(['primary', 'replica', 'fenced', 'standalone']), port: z.number().int() })),
 })
 export type Topology = z.infer<typeof Topology>
+
+/** Names from disk are input too: an invalid or repeated one makes the file corrupt (E_CORRUPT_STATE naming it). */
+function checkInstanceNames(file: string, t: Topology): Topology {
+  const seen = new Set<string>()
+  for (const i of t.instances) {
+    if (!isInstanceName(i.name)) {
+      throw CORRUPT_STATE({ file, reason: `instance name "${i.name.slice(0, 80)}" is not valid (${INSTANCE_NAME_RULE})` })
+    }
+    if (seen.has(i.name)) throw CORRUPT_STATE({ file, reason: `instance "${i.name}" is listed twice` })
+    seen.add(i.name)
+  }
+  return t
+}
 
 interface Entry {
   spec: InstanceSpec
@@ -113,7 +127,8 @@ export class FlockInstances implements InstanceRegistry {
   }
 
   async readTopology(): Promise<Topology | undefined> {
-    return readJsonFile(`${this.layout.root}/topology.json`, (v) => Topology.parse(v))
+    const file = `${this.layout.root}/topology.json`
+    return readJsonFile(file, (v) => checkInstanceNames(file, Topology.parse(v)))
   }
 
   async saveTopology(): Promise<void> {

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs'
-import type { StateLayout } from '../platform/paths.js'
+import { isInstanceName, type StateLayout } from '../platform/paths.js'
 import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 
@@ -13,6 +13,7 @@ export async function stopOrphanInstances(layout: StateLayout): Promise<string[]
   const names = await fsp.readdir(layout.instancesDir).catch(() => [] as string[])
   const stopped: string[] = []
   for (const name of names.sort()) {
+    if (!isInstanceName(name)) continue // not ours: never build a path from it
     const dataDir = layout.dataDir(name)
     const pm = await readPostmasterPid(dataDir).catch(() => undefined)
     if (!pm || !isProcessAliveSync(pm.pid) || !(await isOurPostmaster(pm.pid, dataDir))) continue

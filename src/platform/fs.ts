@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { promises as fsp, constants } from 'node:fs'
 import path from 'node:path'
-import { CORRUPT_STATE } from '../errors/index.js'
+import { CORRUPT_STATE, isMagflockError } from '../errors/index.js'
 
 /**
  * Writes a file so that a crash at any moment leaves either the old or the new content,
@@ -67,6 +67,8 @@ export async function readJsonFile<T>(file: string, parse: (v: unknown) => T): P
   try {
     return parse(raw)
   } catch (err) {
+    // A parser that found something specific (an invalid instance name…) says so itself.
+    if (isMagflockError(err)) throw err
     throw CORRUPT_STATE({ file, reason: 'unexpected content' }, { cause: err })
   }
 }

@@ -2,6 +2,25 @@ import { createHash } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import { readUserPrefs } from '../config/prefs-read.js'
+import { INVALID_REQUEST } from '../errors/index.js'
+
+/**
+ * Every instance name MagFlock accepts (API inputs use a subset of it): lowercase letter,
+ * then letters, digits, - and _, up to 40 characters. Names read back from state files are
+ * checked against it too (E_CORRUPT_STATE naming the file), and no path is ever built from a
+ * name that fails it, so `../../etc` in a hand-edited topology.json cannot leave the state dir.
+ */
+export const INSTANCE_NAME_RE = /^[a-z][a-z0-9_-]{0,39}$/
+export const INSTANCE_NAME_RULE = 'lowercase letters, digits, - and _, starting with a letter, up to 40 characters'
+
+export function isInstanceName(name: string): boolean {
+  return INSTANCE_NAME_RE.test(name)
+}
+
+function instancePath(instancesDir: string, name: string, ...rest: string[]): string {
+  if (!isInstanceName(name)) throw INVALID_REQUEST({ message: `instance name "${name.slice(0, 80)}" is not valid (${INSTANCE_NAME_RULE}); no path is built from it` })
+  return path.join(instancesDir, name, ...rest)
+}
 
 /** Linux caps sun_path at 108 bytes including the NUL. */
 export const MAX_SOCKET_PATH = 107
@@ -58,9 +77,9 @@ export function stateLayout(root: string): StateLayout {
     adminToken: path.join(root, 'admin.token'),
     tokens: path.join(root, 'tokens.json'),
     instancesDir,
-    instanceDir: (name) => path.join(instancesDir, name),
-    dataDir: (name) => path.join(instancesDir, name, 'data'),
-    instanceLog: (name) => path.join(instancesDir, name, 'postgres.log'),
+    instanceDir: (name) => instancePath(instancesDir, name),
+    dataDir: (name) => instancePath(instancesDir, name, 'data'),
+    instanceLog: (name) => instancePath(instancesDir, name, 'postgres.log'),
     walDir: path.join(root, 'wal'),
     backupsDir: path.join(root, 'backups'),
     auditDir,

@@ -1,5 +1,7 @@
 import { z } from 'zod'
+import { CORRUPT_STATE } from '../errors/index.js'
 import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
+import { INSTANCE_NAME_RULE, isInstanceName } from '../platform/paths.js'
 
 /**
  * Replication facts the instance registry does not hold, kept in <state>/replication.json
@@ -19,11 +21,19 @@ export const ReplicationState = z.object({
 })
 export type ReplicationState = z.infer<typeof ReplicationState>
 
+/** Instance names read back from disk must be names (E_CORRUPT_STATE naming the file otherwise). */
+function checkNames(file: string, s: ReplicationState): ReplicationState {
+  const names = [...Object.keys(s.replicas), ...(s.inProgress ? [s.inProgress.from, s.inProgress.to] : [])]
+  const bad = names.find((n) => !isInstanceName(n))
+  if (bad !== undefined) throw CORRUPT_STATE({ file, reason: `instance name "${bad.slice(0, 80)}" is not valid (${INSTANCE_NAME_RULE})` })
+  return s
+}
+
 export class ReplicationStateFile {
   constructor(private readonly file: string) {}
 
   async read(): Promise<ReplicationState> {
-    return (await readJsonFile(this.file, (v) => ReplicationState.parse(v))) ?? ReplicationState.parse({})
+    return (await readJsonFile(this.file, (v) => checkNames(this.file, ReplicationState.parse(v)))) ?? ReplicationState.parse({})
   }
 
   async update(fn: (s: ReplicationState) => void): Promise<ReplicationState> {

@@ -7,6 +7,7 @@ import { KernelClient } from '../../src/client/index.js'
 import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
 import { freePort } from '../../src/platform/ports.js'
 import { stateLayout, type StateLayout } from '../../src/platform/paths.js'
+import { isMagflockError, type MagflockError } from '../../src/errors/index.js'
 import { tempDir } from '../helpers/tmp.js'
 
 /**
@@ -105,4 +106,15 @@ export async function startSecurityFlock(opts: { yaml?: string; migrations?: Rec
       t.cleanup()
     },
   }
+}
+
+/** The MagflockError a promise rejects with; fails the test when it resolves or throws something else. */
+export async function errorOf(p: Promise<unknown>): Promise<MagflockError> {
+  try {
+    await p
+  } catch (err) {
+    if (isMagflockError(err)) return err
+    throw err
+  }
+  throw new Error('expected a MagflockError, but the call succeeded')
 }

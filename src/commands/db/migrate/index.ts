@@ -36,7 +36,6 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     register: Flags.boolean({
       summary: 'With --db and --dir (admin token): remember the folder as this database\'s for every later run, by any role.',
       default: false,
-      dependsOn: ['dir', 'db'],
     }),
     'dry-run': Flags.boolean({ summary: 'List what would run; change nothing (still fails on drift or lint).', default: false }),
     'create-db': Flags.boolean({
@@ -55,6 +54,9 @@ export default class DbMigrate extends MagflockCommand<MigrateResult> {
     const target = migrateTarget(flags)
     if (flags['create-db'] && target.kind !== 'url') {
       throw USAGE({ message: '--create-db works with --db-url only; create a database of this flock with `magflock db create NAME`.' })
+    }
+    if (flags.register && (target.kind !== 'kernel' || flags.dir === undefined)) {
+      throw USAGE({ message: '--register needs --db NAME and --dir PATH (an admin token): it remembers PATH as the migrations folder of NAME.' })
     }
     const dryRun = flags['dry-run']
     const title = `Migrating ${target.kind === 'url' ? 'database' : target.database}`
