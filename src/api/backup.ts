@@ -6,6 +6,8 @@ import { ADMIN_ONLY, ALL_ROLES, defineRoute } from './route.js'
  * NDJSON progress with bytesDone/bytesTotal so the CLI can show rate and ETA.
  */
 const BACKUP_ROLES = ['admin', 'operator', 'ci'] as const
+/** A backup id names a directory under <state>/backups: never `.`, `..` or a path. */
+const BACKUP_ID = z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/, "a backup id or 'latest' (letters, digits, ., _ and -, not starting with a dot)")
 const OPS = ['admin', 'operator'] as const
 
 export const BackupSummary = z.object({
@@ -73,7 +75,7 @@ export const backupVerify = defineRoute({
   roles: ['admin', 'operator', 'ci', 'viewer'],
   mutating: false,
   streaming: true,
-  input: z.object({ id: z.string().min(1), deep: z.boolean().default(true) }),
+  input: z.object({ id: BACKUP_ID, deep: z.boolean().default(true) }),
   output: VerifyOutput,
 })
 
@@ -85,7 +87,7 @@ export const backupRestore = defineRoute({
   mutating: true,
   streaming: true,
   input: z.object({
-    id: z.string().min(1),
+    id: BACKUP_ID,
     toInstance: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).optional(),
     toDb: z.string().min(1).max(63).optional(),
     /** Physical backup + toDb: the database to take from the backup (default: toDb). */

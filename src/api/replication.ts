@@ -59,7 +59,7 @@ export const replicaAdd = defineRoute({
     name: NAME.optional(),
     sync: z.boolean().default(false),
     /** Seed from a physical backup ('latest' or an id) plus the WAL archive instead of pg_basebackup. */
-    fromBackup: z.string().regex(/^(latest|[A-Za-z0-9._-]{1,100})$/, "'latest' or a backup id").optional(),
+    fromBackup: z.string().regex(/^(latest|[A-Za-z0-9_-][A-Za-z0-9._-]{0,99})$/, "'latest' or a backup id (not starting with a dot)").optional(),
   }),
   output: Member.extend({
     /** Where the data came from: a fresh pg_basebackup of the primary, or a backup. */

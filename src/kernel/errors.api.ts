@@ -16,11 +16,12 @@ export const FORBIDDEN = defineError<{ role: string; route: string; allowed: rea
   hint: () => 'Ask an admin for a token with a suitable role: `magflock token create --role operator`.',
 })
 
-export const BAD_HOST = defineError<{ host: string }>({
+export const BAD_HOST = defineError<{ host: string; header?: string }>({
   code: 'E_BAD_ORIGIN',
   class: 'permission_denied',
   area: 'api',
-  message: (a) => `Refused a request with Host/Origin "${a.host}": the control API only answers local clients.`,
+  message: (a) =>
+    `Refused a request with ${a.header ? `${a.header} header` : 'Host/Origin'} "${a.host}": the control API only answers local clients, never a browser.`,
   hint: () => 'Use the MagFlock CLI or `curl --unix-socket <socket> http://magflock/v1/...`.',
 })
 

@@ -23,7 +23,8 @@ const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
 /**
  * The control API: HTTP/1.1 + JSON on a Unix socket (0600). Each request is checked in this
  * order, and every refusal is a JSON error:
- *   Host/Origin (a browser page reaching us through a local proxy is refused) →
+ *   Host/Origin/Sec-Fetch-* (a browser page reaching us through a local proxy is refused,
+ *   and the refusal audited) →
  *   route → bearer token (401) → role (403) → body schema (400) → handler.
  * Mutating calls, and every 401/403, are appended to the audit log.
  */
@@ -98,9 +99,17 @@ export class ControlServer {
       finish()
     }
 
-    const host = (req.headers.host ?? '').split(':')[0] ?? ''
-    if ((req.headers.host !== undefined && !ALLOWED_HOSTS.has(host)) || req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined) {
-      sendError(BAD_HOST({ host: String(req.headers.origin ?? req.headers.host ?? '') }))
+    const browser = browserShaped(req.headers)
+    if (browser) {
+      const bound = this.opts.routes.find((r) => r.def.method === method && r.def.path === url.pathname)
+      const err = BAD_HOST({ host: browser.value, header: browser.header })
+      await this.audit({
+        actor: 'anonymous',
+        action: bound?.def.id ?? 'unknown',
+        result: 'denied',
+        details: { code: err.code, header: browser.header, value: browser.value, method, path: url.pathname.slice(0, 200) },
+      })
+      sendError(err)
       return
     }
     const bound = this.opts.routes.find((r) => r.def.method === method && r.def.path === url.pathname)
@@ -209,6 +218,21 @@ export class ControlServer {
       this.opts.log.error({ err, action: rec.action }, 'audit append failed')
     }
   }
+}
+
+/**
+ * What makes a request browser-shaped: a Host other than ours, any Origin, or any Fetch
+ * Metadata header (Sec-Fetch-Site/-Mode/-Dest/-User…, which only browsers send). Returns the
+ * header that gave it away, with its value cut to 200 printable characters for the audit log.
+ */
+export function browserShaped(headers: http.IncomingHttpHeaders): { header: string; value: string } | undefined {
+  const clip = (v: unknown) => String(v).replace(/[^\x20-\x7e]/g, '?').slice(0, 200)
+  const host = (headers.host ?? '').split(':')[0] ?? ''
+  if (headers.host !== undefined && !ALLOWED_HOSTS.has(host)) return { header: 'host', value: clip(headers.host) }
+  if (headers.origin !== undefined) return { header: 'origin', value: clip(headers.origin) }
+  const fetchMeta = Object.keys(headers).find((h) => h.startsWith('sec-fetch-'))
+  if (fetchMeta) return { header: fetchMeta, value: clip(headers[fetchMeta]) }
+  return undefined
 }
 
 function readJson(req: http.IncomingMessage): Promise<unknown> {
