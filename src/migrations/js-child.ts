@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import type { OsUser } from '../platform/os-user.js'
 import { MIGRATION_FILE_INVALID } from './errors.js'
 import type { JsEvaluator } from './files.js'
@@ -15,6 +16,7 @@ import type { JsEvaluator } from './files.js'
 export const JS_CHILD_ENV: Readonly<Record<string, string>> = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' }
 export const JS_CHILD_TIMEOUT_MS = 30_000
 const MAX_SQL_BYTES = 64 * 1024 * 1024
+const SETPRIV = '/usr/bin/setpriv'
 
 const CHILD_SCRIPT = `
 const fs = require('node:fs')
@@ -35,13 +37,19 @@ export function childJsEvaluator(opts: { runAs: OsUser; nodePath?: string; timeo
   const timeoutMs = opts.timeoutMs ?? JS_CHILD_TIMEOUT_MS
   return (f) =>
     new Promise<string>((resolve, reject) => {
-      const child = spawn(opts.nodePath ?? process.execPath, ['-e', CHILD_SCRIPT, f.path], {
-        cwd: '/',
-        env: { ...JS_CHILD_ENV },
-        uid: opts.runAs.uid,
-        gid: opts.runAs.gid,
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      })
+      const node = opts.nodePath ?? process.execPath
+      const stdio: ['ignore', 'ignore', 'pipe', 'pipe'] = ['ignore', 'ignore', 'pipe', 'pipe']
+      // setpriv (util-linux) drops to the user, clears supplementary groups, forbids regaining
+      // privileges and makes the child die with the kernel (parent-death signal), so a
+      // generateSql() that never returns cannot outlive a killed kernel. Without setpriv,
+      // node's own uid/gid switch (which also clears supplementary groups).
+      const child = existsSync(SETPRIV)
+        ? spawn(
+            SETPRIV,
+            ['--reuid', String(opts.runAs.uid), '--regid', String(opts.runAs.gid), '--clear-groups', '--no-new-privs', '--pdeathsig', 'KILL', '--', node, '-e', CHILD_SCRIPT, f.path],
+            { cwd: '/', env: { ...JS_CHILD_ENV }, stdio },
+          )
+        : spawn(node, ['-e', CHILD_SCRIPT, f.path], { cwd: '/', env: { ...JS_CHILD_ENV }, uid: opts.runAs.uid, gid: opts.runAs.gid, stdio })
       const chunks: Buffer[] = []
       let size = 0
       let stderr = ''
