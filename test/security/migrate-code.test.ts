@@ -62,6 +62,9 @@ describe('issue 10 items 1–3: a low-privilege token never runs code', { timeou
     const etc = await f.request('viewer', { path: '/v1/db/migrate/status?database=app&dir=/etc' })
     expect(codeOf(etc)).toBe('E_MIGRATE_DIR_FORBIDDEN')
     expect(etc.text).not.toMatch(/\.sql|\.js|\/etc/)
+    // A GET is not audited, but this refused probe is.
+    const audit = readFileSync(f.layout.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; role?: string; result: string; details?: { dir?: string } })
+    expect(audit.some((r) => r.action === 'db.migrate.status' && r.role === 'viewer' && r.result === 'denied' && r.details?.dir === '/etc')).toBe(true)
   })
 
   it('item 2: ci POST /v1/db/migrate {dir: /tmp/x, dryRun: true} runs nothing', async () => {

@@ -162,7 +162,24 @@ export const dbRoutes: BoundRoute[] = [
   }),
 
   handle(migApi.migrateStatus, async (input, ctx, k) => {
-    const { database, dir, source } = await migrationTarget(k, ctx.actor.role, input)
+    let target: Awaited<ReturnType<typeof migrationTarget>>
+    try {
+      target = await migrationTarget(k, ctx.actor.role, input)
+    } catch (err) {
+      // A read route is not audited, but a refused attempt to name a folder or reach a
+      // platform database is: it is what a probing token looks like.
+      if (isMagflockError(err) && err.errorClass === 'permission_denied') {
+        await k.audit.append({
+          actor: ctx.actor.name,
+          role: ctx.actor.role,
+          action: migApi.migrateStatus.id,
+          result: 'denied',
+          details: { code: err.code, database: input.database, ...(input.dir !== undefined ? { dir: input.dir.slice(0, 300) } : {}) },
+        })
+      }
+      throw err
+    }
+    const { database, dir, source } = target
     // Status runs no migration and no .js file: reading the log with the superuser's login
     // (a database without an owner password) is safe for any role that may see it.
     const res = await migrationStatus({ connection: await ownerConnection(deps(k), database), dir })
