@@ -1,5 +1,4 @@
 import { appendFileSync, readFileSync } from 'node:fs'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DISABLE_TRANSACTION_MARKER, type MigrationFile } from '../../../src/migrations/files.js'
 import { lintMigration } from '../../../src/migrations/lint.js'
