@@ -5,7 +5,8 @@
 -- and no later migration runs. Never edit it once applied: `magflock db migrate` refuses
 -- to run when an applied file changed; put the next change in a new file.
 --
--- For statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make a file
--- holding only that one statement, with this exact line in it:
---   -- postgres-migrations disable-transaction
+-- For a statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make a file
+-- holding only that statement and, as its first line, the disable-transaction marker from
+-- docs/migrations.md. (The marker is not spelled out here: it takes effect wherever it
+-- appears, comments included, so quoting it would take this file out of its transaction.)
 

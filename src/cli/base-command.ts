@@ -85,7 +85,7 @@ export abstract class MagflockCommand<T> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
-    const e = toMagflockError(err)
+    const e = toMagflockError(err, this.id?.replaceAll(':', ' '))
     process.exitCode = e.exitCode
     if (this.jsonEnabled()) {
       this.logJson({ ok: false, error: e.toWire() })
@@ -102,13 +102,25 @@ export function renderError(e: MagflockError): string {
 }
 
 /** Anything thrown becomes a MagflockError; oclif's parse errors become E_USAGE (exit 2). */
-export function toMagflockError(err: unknown): MagflockError {
+export function toMagflockError(err: unknown, command?: string): MagflockError {
   if (isMagflockError(err)) return err
   if (err instanceof Errors.CLIError || (err as { oclif?: unknown })?.oclif) {
-    const msg = (err as Error).message.split('\n')[0] ?? 'invalid usage'
-    return USAGE({ message: stripAnsi(msg) }, { cause: err })
+    return USAGE({ message: usageMessage((err as Error).message), command }, { cause: err })
   }
   return INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
+}
+
+/**
+ * oclif's parse error as plain text, whole: "Missing 1 required arg:" is followed by the
+ * argument's name and description on the next lines, which are the useful part. oclif's own
+ * "See more help with --help" line is dropped (the hint says it).
+ */
+export function usageMessage(raw: string): string {
+  const lines = stripAnsi(raw)
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '' && !/^See more help with --help$/.test(l.trim()))
+  return lines.join('\n') || 'invalid usage'
 }
 
 /** oclif colours some parse errors; the envelope carries plain text. */

@@ -2,9 +2,9 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { isMap, parseDocument } from 'yaml'
 import { writeFileAtomic } from '../platform/fs.js'
-import { CONFIG_SYNTAX, CONFIG_UNKNOWN_KEY } from './errors.js'
+import { CONFIG_SYNTAX, CONFIG_TOO_LARGE, CONFIG_UNKNOWN_KEY } from './errors.js'
 import { coerceString, isSensitiveKey, schemaAt, suggestKey } from './keys.js'
-import { configFiles, getIn, loadConfig, resolveEnvName } from './load.js'
+import { MAX_CONFIG_BYTES, configFiles, getIn, loadConfig, resolveEnvName } from './load.js'
 
 /**
  * `magflock config set KEY VALUE [--env E]`: edits magflock.yaml (or magflock.<env>.yaml
@@ -39,8 +39,10 @@ export async function setConfigValue(opts: {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
-  const doc = parseDocument(text ?? '', { keepSourceTokens: false, uniqueKeys: true })
   const rel = path.relative(opts.cwd, file) || file
+  if (text !== undefined && Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw CONFIG_TOO_LARGE({ file: rel, bytes: Buffer.byteLength(text), max: MAX_CONFIG_BYTES })
+  // Duplicate keys are refused by the validation below (loadConfig checks them in linear time).
+  const doc = parseDocument(text ?? '', { keepSourceTokens: false, uniqueKeys: false, logLevel: 'error' })
   const bad = doc.errors[0]
   if (bad) {
     const pos = bad.linePos?.[0] ?? { line: 1, col: 1 }

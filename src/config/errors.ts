@@ -16,13 +16,21 @@ export interface ConfigProblem {
   suggestion?: string
 }
 
-export const CONFIG_INVALID = defineError<{ problems: ConfigProblem[]; env: string }>({
+/** Problems listed in the message; the rest are counted. */
+const SHOWN_PROBLEMS = 20
+/** Problems carried in an error's details (`--json`). */
+export const MAX_LISTED_PROBLEMS = 100
+
+export const CONFIG_INVALID = defineError<{ problems: ConfigProblem[]; env: string; total?: number }>({
   code: 'E_CONFIG_INVALID',
   class: 'invalid_argument',
   area: 'config',
   message: (a) => {
-    const lines = a.problems.map((p) => `${p.path}: ${p.problem} (${p.where})`)
-    const head = a.problems.length === 1 ? 'Invalid configuration' : `Invalid configuration (${a.problems.length} problems)`
+    const total = a.total ?? a.problems.length
+    // A file with thousands of bad keys gets the first few; details carry up to MAX_LISTED.
+    const lines = a.problems.slice(0, SHOWN_PROBLEMS).map((p) => `${p.path}: ${p.problem} (${p.where})`)
+    if (total > lines.length) lines.push(`… and ${total - lines.length} more`)
+    const head = total === 1 ? 'Invalid configuration' : `Invalid configuration (${total} problems)`
     return `${head} for env "${a.env}":\n  ${lines.join('\n  ')}`
   },
   hint: (a) => {
@@ -67,4 +75,12 @@ export const CONFIG_READ_FAILED = defineError<{ file: string; reason: string }>(
   area: 'config',
   message: (a) => `Cannot read ${a.file}: ${a.reason}.`,
   hint: (a) => `Check that ${a.file} is a readable file.`,
+})
+
+export const CONFIG_TOO_LARGE = defineError<{ file: string; bytes: number; max: number }>({
+  code: 'E_CONFIG_TOO_LARGE',
+  class: 'invalid_argument',
+  area: 'config',
+  message: (a) => `${a.file} is ${a.bytes} bytes; a config file may hold at most ${a.max} bytes (${a.max / 1024 / 1024} MiB).`,
+  hint: (a) => `Check ${a.file}: a MagFlock config is a few kilobytes. Large values such as certificates belong in files or the vault (\`magflock secrets set NAME\`), referenced from the config.`,
 })

@@ -1,8 +1,9 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node } from 'yaml'
+import { LineCounter, isMap, isScalar, parseDocument, visit, type Document, type Node } from 'yaml'
+import { isMagflockError } from '../errors/index.js'
 import { redactor } from '../secrets/redact.js'
-import { CONFIG_BAD_ENV, CONFIG_INVALID, CONFIG_READ_FAILED, CONFIG_SYNTAX, type ConfigProblem } from './errors.js'
+import { CONFIG_BAD_ENV, CONFIG_INVALID, CONFIG_READ_FAILED, CONFIG_SYNTAX, CONFIG_TOO_LARGE, MAX_LISTED_PROBLEMS, type ConfigProblem } from './errors.js'
 import { childKeys, coerceString, describeExpected, isSensitiveKey, kindOf, schemaAt, suggest, suggestKey } from './keys.js'
 import { MagflockConfig } from './schema.js'
 
@@ -17,7 +18,14 @@ import { MagflockConfig } from './schema.js'
  * the key, the value, what was expected and the layer (file:line or variable) it came from.
  *
  * An empty YAML value (`binDir:` or a section with nothing under it) means "not set here":
- * the lower layer's value stays.
+ * the lower layer's value stays. An unknown key is refused whatever its value, empty included.
+ *
+ * The file layers are also validated on their own (defaults + files, no variables or flags):
+ * an invalid value in magflock.yaml is refused even while MAGFLOCK_* overrides it, so the
+ * file never holds a value that breaks the day the variable is unset.
+ *
+ * Loading is linear in the file size, and files above MAX_CONFIG_BYTES are refused before
+ * they are parsed (a config file is a few kilobytes; a huge one is a mistake or an attack).
  */
 export type ConfigLayer = 'default' | 'file' | 'env-file' | 'environment' | 'flag'
 
@@ -58,6 +66,8 @@ export interface LoadOptions {
 }
 
 export const DEFAULT_ENV = 'development'
+/** Largest magflock.yaml / magflock.<env>.yaml accepted, in bytes. */
+export const MAX_CONFIG_BYTES = 1024 * 1024
 const ENV_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/
 /** MAGFLOCK_* variables that are not config keys. */
 const NON_CONFIG_VARS = new Set(['ENV', 'STATE_DIR', 'TOKEN', 'MASTER_KEY', 'PREFS_DIR', 'KEEP_TMP', 'SECRETS_STORE'])
@@ -82,16 +92,24 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const problems: Array<ConfigProblem & { source?: ConfigSource }> = []
   const files: string[] = []
 
+  // The file layers alone (over the defaults), validated on their own below.
+  const fileMerger = new Merger()
+
   for (const [file, layer] of [
     [base, 'file'],
     [overlay, 'env-file'],
   ] as const) {
-    const text = opts.overrides?.[file] ?? (await readOptional(file))
+    const override = opts.overrides?.[file]
+    if (override !== undefined) assertSize(file, Buffer.byteLength(override), opts.cwd)
+    const text = override ?? (await readOptional(file, opts.cwd))
     if (text === undefined) continue
     files.push(file)
     const parsed = parseYamlLayer(text, file, layer, opts.cwd)
     if (parsed.problem) problems.push(parsed.problem)
-    else merger.apply(parsed)
+    else {
+      merger.apply(parsed)
+      fileMerger.apply(parsed)
+    }
   }
 
   const envLayer = environmentLayer(environ)
@@ -102,36 +120,18 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   problems.push(...flagLayer.problems)
   merger.apply(flagLayer)
 
-  const parsed = MagflockConfig.safeParse(merger.value)
   const sourceOf = (key: string): ConfigSource => merger.sourceOf(key)
-  const where = (key: string) => renderSource(sourceOf(key), opts.cwd)
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const at = issue.path.map(String)
-      if (issue.code === 'unrecognized_keys') {
-        for (const k of issue.keys) {
-          const key = [...at, k].join('.')
-          if (k.includes('.') && schemaAt([...at, ...k.split('.')])) {
-            // `postgres.port: 5` at the top: YAML keys are not split on dots.
-            problems.push({ path: key, problem: `unknown key; did you mean "${key}" nested (one level per key)?`, where: where(key), suggestion: key })
-            continue
-          }
-          const s = suggestKey([...at, k])
-          problems.push({ path: key, problem: s ? `unknown key; did you mean "${s}"?` : 'unknown key', where: where(key), ...(s ? { suggestion: s } : {}) })
-        }
-        continue
-      }
-      const key = at.join('.') || '(root)'
-      const value = getIn(merger.value, at)
-      const schema = schemaAt(at)
-      const expected = schema ? describeExpected(schema) : issue.message
-      problems.push({ path: key, problem: `expected ${expected}, got ${describeValue(key, value)}`, where: where(key) })
-    }
-  }
+  // Only problems with a value a file set count here; the rest are the merged pass's to report.
+  const fileOnly = schemaProblems(fileMerger, opts.cwd).filter((p) => p.layer === 'file' || p.layer === 'env-file')
+  const merged = schemaProblems(merger, opts.cwd)
+  problems.push(...fileOnly.map(({ layer: _l, ...p }) => p), ...merged.map(({ layer: _l, ...p }) => p))
+  const parsed = MagflockConfig.safeParse(merger.value)
   if (problems.length > 0) {
-    const clean = dedupe(problems.map(({ source: _s, ...p }) => p))
-    throw CONFIG_INVALID({ problems: clean, env }, { details: { problems: clean, env } })
+    const all = dedupe(problems.map(({ source: _s, ...p }) => p))
+    const clean = all.slice(0, MAX_LISTED_PROBLEMS)
+    throw CONFIG_INVALID({ problems: clean, env, total: all.length }, { details: { problems: clean, total: all.length, env } })
   }
+  if (!parsed.success) throw new Error('unreachable: the merged config failed validation without a problem')
   const config = parsed.data as MagflockConfig
   return {
     config,
@@ -140,6 +140,43 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
     sourceOf,
     explain: () => flatten(config).map(([key, value]) => ({ key, value, source: sourceOf(key) })),
   }
+}
+
+/** Every schema problem of a merged value, each with where its value came from. */
+function schemaProblems(merger: Merger, cwd: string): Array<ConfigProblem & { layer: ConfigLayer }> {
+  const parsed = MagflockConfig.safeParse(merger.value)
+  if (parsed.success) return []
+  const out: Array<ConfigProblem & { layer: ConfigLayer }> = []
+  const at = (key: string) => {
+    const src = merger.sourceOf(key)
+    return { where: renderSource(src, cwd), layer: src.layer }
+  }
+  for (const issue of parsed.error.issues) {
+    const path = issue.path.map(String)
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {
+        const key = [...path, k].join('.')
+        if (k.includes('.') && schemaAt([...path, ...k.split('.')])) {
+          // `postgres.port: 5` at the top: YAML keys are not split on dots.
+          out.push({ path: key, problem: `unknown key; did you mean "${key}" nested (one level per key)?`, ...at(key), suggestion: key })
+          continue
+        }
+        const s = suggestKey([...path, k])
+        out.push({ path: key, problem: s ? `unknown key; did you mean "${s}"?` : 'unknown key', ...at(key), ...(s ? { suggestion: s } : {}) })
+      }
+      continue
+    }
+    const key = path.join('.') || '(root)'
+    const value = getIn(merger.value, path)
+    const schema = schemaAt(path)
+    const expected = schema ? describeExpected(schema) : issue.message
+    out.push({ path: key, problem: `expected ${expected}, got ${describeValue(key, value)}`, ...at(key) })
+  }
+  return out
+}
+
+function assertSize(file: string, bytes: number, cwd: string): void {
+  if (bytes > MAX_CONFIG_BYTES) throw CONFIG_TOO_LARGE({ file: path.relative(cwd, file) || file, bytes, max: MAX_CONFIG_BYTES })
 }
 
 /** `file:line`, the variable name, `--flag`, or `default`. */
@@ -175,15 +212,32 @@ export function describeValue(key: string, value: unknown): string {
   return redactor.scrub(s)
 }
 
-async function readOptional(file: string): Promise<string | undefined> {
+async function readOptional(file: string, cwd: string): Promise<string | undefined> {
+  let fh: fsp.FileHandle
   try {
-    return await fsp.readFile(file, 'utf8')
+    fh = await fsp.open(file, 'r')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return undefined
     throw CONFIG_READ_FAILED({ file, reason: code ?? String(err) }, { cause: err })
   }
+  try {
+    // Checked on the open handle before reading, so a huge file is never read into memory.
+    const st = await fh.stat()
+    if (!st.isFile()) throw CONFIG_READ_FAILED({ file, reason: 'not a regular file' })
+    assertSize(file, st.size, cwd)
+    const text = await fh.readFile('utf8')
+    assertSize(file, Buffer.byteLength(text), cwd) // it grew since the stat
+    return text
+  } catch (err) {
+    if (isMagflockError(err)) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    throw CONFIG_READ_FAILED({ file, reason: code ?? String(err) }, { cause: err })
+  } finally {
+    await fh.close()
+  }
 }
+
 
 // ---------------------------------------------------------------------------------------
 // Layers
@@ -210,11 +264,16 @@ export function parseYamlLayer(
   const rel = path.relative(cwd, file) || file
   let doc: Document.Parsed
   try {
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true })
+    // uniqueKeys is checked below in one pass: the library's check compares every key with
+    // every earlier key of its mapping, quadratic in the number of keys. logLevel 'error'
+    // keeps the library from printing Node warnings to the user; anything it would warn
+    // about is refused below with a position instead.
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, strict: true, logLevel: 'error' })
   } catch (err) {
     throw CONFIG_SYNTAX({ file: rel, line: 1, column: 1, reason: firstLine(err) }, { cause: err })
   }
-  const err = doc.errors[0]
+  // Warnings (an unresolved tag, an unsupported %YAML version) are refused like errors.
+  const err = doc.errors[0] ?? doc.warnings[0]
   if (err) {
     const pos = err.linePos?.[0] ?? lc.linePos(err.pos[0])
     throw CONFIG_SYNTAX({ file: rel, line: pos.line, column: pos.col, reason: cleanYamlMessage(err.message) })
@@ -226,6 +285,10 @@ export function parseYamlLayer(
     const p = lc.linePos(off)
     return { layer, file, line: p.line, column: p.col }
   }
+  assertPlainUniqueKeys(doc, (node, reason) => {
+    const p = lc.linePos(node?.range?.[0] ?? 0)
+    return CONFIG_SYNTAX({ file: rel, line: p.line, column: p.col, reason })
+  })
   const contents = doc.contents
   if (contents === null || (isScalar(contents) && (contents.value === null || contents.value === undefined))) {
     return { value: {}, sources }
@@ -261,7 +324,41 @@ export function parseYamlLayer(
   } catch (e) {
     throw CONFIG_SYNTAX({ file: rel, line: 1, column: 1, reason: firstLine(e) }, { cause: e })
   }
-  return { value: dropNulls(value) as Obj, sources, containers }
+  return { value: dropNulls(value, []) as Obj, sources, containers }
+}
+
+const PLAIN_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`))
+
+/**
+ * Every mapping key in the document is a scalar (a list or mapping as a key would be
+ * stringified by the library, with a Node warning) and unique within its mapping. One pass
+ * with a set per mapping, so linear in the number of keys.
+ */
+function assertPlainUniqueKeys(doc: Document.Parsed, fail: (node: Node | null | undefined, reason: string) => Error): void {
+  // Explicit tags beyond plain data (!!set, !!binary, !!timestamp, !custom) would become
+  // objects the schema does not expect (a Set passes as an empty mapping), so they are refused.
+  const tag = (node: Node) => {
+    if (node.tag && !PLAIN_TAGS.has(node.tag)) throw fail(node, `the tag ${node.tag.replace('tag:yaml.org,2002:', '!!')} is not supported in a config file`)
+  }
+  visit(doc, {
+    Scalar(_, n) {
+      tag(n)
+    },
+    Seq(_, n) {
+      tag(n)
+    },
+    Map(_, map) {
+      tag(map)
+      const seen = new Set<unknown>()
+      for (const pair of map.items) {
+        const k = pair.key as Node | null
+        if (k === null) continue // `: value` with no key: the parser already reported it
+        if (!isScalar(k)) throw fail(k, 'a key must be a plain name, not a list, mapping or alias')
+        if (seen.has(k.value)) throw fail(k, 'Map keys must be unique')
+        seen.add(k.value)
+      }
+    },
+  })
 }
 
 function firstLine(err: unknown): string {
@@ -269,15 +366,23 @@ function firstLine(err: unknown): string {
 }
 
 function cleanYamlMessage(msg: string): string {
+  // The parser recurses per nesting level and reports a blown stack as its message.
+  if (msg.includes('Maximum call stack size exceeded')) return 'nested too deeply'
   return (msg.split('\n')[0] ?? msg).replace(/ at line \d+, column \d+:?\s*$/, '').trim()
 }
 
-function dropNulls(v: unknown): unknown {
+/**
+ * Drops empty values ("not set here"), except under a key the schema does not know: that
+ * stays, so validation reports the unknown key even when nothing is written after it.
+ */
+function dropNulls(v: unknown, at: string[]): unknown {
   if (!isPlainObject(v)) return v
+  const known = at.length === 0 || schemaAt(at) !== undefined
   const out: Obj = {}
   for (const [k, x] of Object.entries(v)) {
-    if (x === null || x === undefined) continue
-    define(out, k, dropNulls(x))
+    const p = [...at, k]
+    if ((x === null || x === undefined) && known && schemaAt(p) !== undefined) continue
+    define(out, k, dropNulls(x, p))
   }
   return out
 }
@@ -374,21 +479,37 @@ class Merger {
   private containers = new Map<string, ConfigSource>()
 
   apply(layer: Layer): void {
-    this.merge(this.value, layer.value, [])
+    const replaced = new Set<string>()
+    this.merge(this.value, layer.value, [], replaced)
+    // Replaced wholesale: what lower layers said below those keys no longer applies. One pass
+    // over the known sources (each checked against its ancestors), not one per replaced key.
+    if (replaced.size > 0) {
+      for (const m of [this.sources, this.containers]) {
+        for (const key of [...m.keys()]) {
+          const parts = key.split('.')
+          for (let i = 1; i < parts.length; i++) {
+            if (replaced.has(parts.slice(0, i).join('.'))) {
+              m.delete(key)
+              break
+            }
+          }
+        }
+      }
+    }
     for (const [k, s] of layer.sources) this.sources.set(k, s)
     for (const [k, s] of layer.containers ?? []) this.containers.set(k, s)
   }
 
-  private merge(target: Obj, src: Obj, prefix: string[]): void {
+  private merge(target: Obj, src: Obj, prefix: string[], replaced: Set<string>): void {
     for (const [k, v] of Object.entries(src)) {
       const p = [...prefix, k]
       const cur = Object.hasOwn(target, k) ? target[k] : undefined
       if (isPlainObject(v) && isPlainObject(cur)) {
-        this.merge(cur, v, p)
+        this.merge(cur, v, p, replaced)
       } else {
-        // Replaced wholesale: what lower layers said below this key no longer applies.
         const dotted = p.join('.')
-        for (const m of [this.sources, this.containers]) for (const key of [...m.keys()]) if (key.startsWith(dotted + '.')) m.delete(key)
+        // Only a mapping had sources below it (lists and scalars are leaves).
+        if (isPlainObject(cur)) replaced.add(dotted)
         this.containers.delete(dotted)
         define(target, k, isPlainObject(v) ? clone(v) : v)
       }

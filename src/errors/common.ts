@@ -11,12 +11,12 @@ export const INTERNAL = defineError<{ message: string }>({
   hint: () => 'This is a bug in MagFlock. Run `magflock kernel logs` and report it with the output.',
 })
 
-export const USAGE = defineError<{ message: string }>({
+export const USAGE = defineError<{ message: string; command?: string | undefined; hint?: string | undefined }>({
   code: 'E_USAGE',
   class: 'invalid_argument',
   area: 'cli',
   message: (a) => a.message,
-  hint: () => 'Run the command with --help to see its arguments, flags and examples.',
+  hint: (a) => a.hint ?? (a.command ? `\`magflock ${a.command} --help\` shows its arguments, flags and examples.` : 'Run the command with --help to see its arguments, flags and examples.'),
 })
 
 export const INVALID_REQUEST = defineError<{ message: string }>({

@@ -33,6 +33,17 @@ export function lintMigration(f: MigrationFile): LintProblem[] {
   if (f.unevaluated) return problems
   const statements = splitStatements(f.sql)
   if (!f.transactional) {
+    // The library matches the marker anywhere, even quoted inside a longer comment line
+    // (older `migration new` templates did that): such a file silently leaves its
+    // transaction. Only a line that is exactly the marker counts as meant.
+    const own = f.sql.split(/\r?\n/).some((l) => l.trim() === DISABLE_TRANSACTION_MARKER)
+    if (!own) {
+      const line = f.sql.split(/\r?\n/).findIndex((l) => l.includes(DISABLE_TRANSACTION_MARKER)) + 1
+      problems.push({
+        file: f.fileName,
+        problem: `line ${line} quotes "${DISABLE_TRANSACTION_MARKER}" inside other text, which still takes the file out of its transaction; write the marker as a line of its own to mean it, or remove it`,
+      })
+    }
     if (statements.length > 1) {
       problems.push({
         file: f.fileName,

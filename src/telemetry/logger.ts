@@ -4,6 +4,8 @@ import { pino, type DestinationStream, type Logger } from 'pino'
 import { REDACTED, isSecretKey, redactString, redactValue } from './redact.js'
 import { pinoRedactHooks } from '../secrets/redact.js'
 
+const redactLine = pinoRedactHooks().streamWrite
+
 /**
  * The kernel logger: pino JSON lines with `flock` and `env` on every line, to kernel.log
  * (appended, 0600, written synchronously so a crash loses nothing already logged), to stdout
@@ -50,7 +52,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     serializers: { err: passThrough, error: passThrough },
     // Value-based: every secret the vault has read or written this process is scrubbed from
     // the serialized line, whatever field (or message text) it turns up in.
-    hooks: pinoRedactHooks(),
+    hooks: { streamWrite: (line: string) => uniqueKeys(redactLine(line)) },
   }
   if (opts.destination !== undefined) return pino(options, opts.destination)
   const stdout = pino.destination({ dest: 1, sync: true })
@@ -63,6 +65,48 @@ export function createLogger(opts: LoggerOptions): Logger {
   // In the foreground the operator watches stdout, and `magflock kernel logs` still reads the file.
   if (opts.stdout === true) return pino(options, pino.multistream([{ level: 'trace', stream: file }, { level: 'trace', stream: stdout }]))
   return pino(options, file)
+}
+
+/**
+ * pino writes base fields, child bindings and the call's object one after another, so
+ * `log.child({ instance }).info({ instance, pid }, …)` would write "instance" (and "pid")
+ * twice: JSON that many tools read differently. A line whose text names a key more than once
+ * is rewritten with each key once, the most specific (last) value winning, in first-seen order.
+ */
+export function uniqueKeys(line: string): string {
+  let obj: unknown
+  try {
+    obj = JSON.parse(line)
+  } catch {
+    return line
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return line
+  // JSON.parse keeps one value per key; compare the top-level key count with the text's.
+  const keys = Object.keys(obj).length
+  if (countTopLevelKeys(line) === keys) return line
+  return JSON.stringify(obj) + (line.endsWith('\n') ? '\n' : '')
+}
+
+/** Number of "key": entries at depth 1 of a JSON object text (strings skipped properly). */
+function countTopLevelKeys(text: string): number {
+  let depth = 0
+  let n = 0
+  let expectKey = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++
+      if (depth === 1 && expectKey) {
+        n++
+        expectKey = false
+      }
+    } else if (c === '{' || c === '[') {
+      depth++
+      if (depth === 1 && c === '{') expectKey = true
+    } else if (c === '}' || c === ']') depth--
+    else if (c === ',' && depth === 1) expectKey = true
+  }
+  return n
 }
 
 function passThrough(v: unknown): unknown {

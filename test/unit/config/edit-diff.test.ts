@@ -51,6 +51,24 @@ describe('setConfigValue (config set)', () => {
     expect((await loadConfig({ cwd: dir, environ: {} })).config.postgres.settings).toEqual({ work_mem: '8MB', max_connections: 20 })
   })
 
+  it('refuses an invalid value while a variable overrides the key, leaving the file untouched', async () => {
+    const file = path.join(dir, 'magflock.yaml')
+    writeFileSync(file, 'postgres:\n  port: 5433\n')
+    const environ = { MAGFLOCK_POSTGRES__PORT: '6000' }
+    expect(await errorCode(setConfigValue({ cwd: dir, key: 'postgres.port', value: 'abc', environ }))).toBe('E_CONFIG_INVALID')
+    expect(readFileSync(file, 'utf8')).toBe('postgres:\n  port: 5433\n')
+    await setConfigValue({ cwd: dir, key: 'postgres.port', value: '6001', environ })
+    expect(readFileSync(file, 'utf8')).toBe('postgres:\n  port: 6001\n')
+  })
+
+  it('refuses to edit a file over the size cap', async () => {
+    const file = path.join(dir, 'magflock.yaml')
+    const big = 'flock: a\n' + '# x\n'.repeat(300_000)
+    writeFileSync(file, big)
+    expect(await errorCode(setConfigValue({ cwd: dir, key: 'postgres.port', value: '6001', environ: {} }))).toBe('E_CONFIG_TOO_LARGE')
+    expect(readFileSync(file, 'utf8')).toBe(big)
+  })
+
   it('refuses an invalid value and leaves the file untouched', async () => {
     const file = path.join(dir, 'magflock.yaml')
     writeFileSync(file, 'postgres:\n  port: 5433\n')

@@ -123,32 +123,55 @@ describe('config loader fuzz', () => {
   it('handles 200 random MAGFLOCK_* variables', async () => {
     const r = rng(7)
     const keys = allKeys()
+    const outcomes = { ok: 0, refused: 0, mistyped: 0 }
     for (let i = 0; i < 200; i++) {
       const key = keys[Math.floor(r() * keys.length)]!
-      const name = 'MAGFLOCK_' + key.split('.').map((s) => s.replace(/([A-Z])/g, '_$1').toUpperCase()).join('__') + (r() < 0.2 ? 'X' : '')
+      const mistyped = r() < 0.2
+      const name = 'MAGFLOCK_' + key.split('.').map((s) => s.replace(/([A-Z])/g, '_$1').toUpperCase()).join('__') + (mistyped ? 'X' : '')
       const v = WRONG[Math.floor(r() * WRONG.length)]
-      await check('', { [name]: typeof v === 'string' ? v : JSON.stringify(v) })
+      const res = await check('', { [name]: typeof v === 'string' ? v : JSON.stringify(v) })
+      if (mistyped && name.includes('__')) {
+        // A mistyped config variable is never ignored, whatever its value.
+        expect(res.ok, name).toBe(false)
+        outcomes.mistyped++
+      }
+      if (res.ok) {
+        outcomes.ok++
+        continue
+      }
+      outcomes.refused++
+      expect(res.code).toBe('E_CONFIG_INVALID')
+      // The problem names the variable it came from.
+      expect(res.problems.some((p) => p.where === name)).toBe(true)
     }
+    // The generator must exercise accepted values, refused values and mistyped names.
+    expect(outcomes.ok).toBeGreaterThan(10)
+    expect(outcomes.refused).toBeGreaterThan(50)
+    expect(outcomes.mistyped).toBeGreaterThan(10)
   })
 
   it('survives hostile documents: alias bombs, deep nesting, huge keys, binary, multiple documents', async () => {
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`)].join('\n')
-    const inputs = [
-      bomb,
-      'postgres:\n' + '  '.repeat(1) + 'settings: ' + '['.repeat(500) + ']'.repeat(500),
-      'x'.repeat(100_000) + ': 1',
-      'flock: !!binary aGVsbG8=',
-      'flock: a\n---\nflock: b\n',
-      '__proto__:\n  polluted: true\n',
-      'constructor: {prototype: {x: 1}}',
-      '? [complex, key]\n: value',
-      '\uFEFFflock: bom',
-      'postgres: !!set {a, b}',
-      'postgres: !custom {port: 1}',
-      '"unterminated',
-      '\t\tflock: tabs',
+    const inputs: Array<[string, 'ok' | 'E_CONFIG_SYNTAX' | 'E_CONFIG_INVALID']> = [
+      [bomb, 'E_CONFIG_SYNTAX'],
+      ['postgres:\n' + '  '.repeat(1) + 'settings: ' + '['.repeat(500) + ']'.repeat(500), 'E_CONFIG_INVALID'],
+      ['x'.repeat(100_000) + ': 1', 'E_CONFIG_SYNTAX'],
+      ['flock: !!binary aGVsbG8=', 'E_CONFIG_SYNTAX'],
+      ['flock: a\n---\nflock: b\n', 'E_CONFIG_SYNTAX'],
+      ['__proto__:\n  polluted: true\n', 'E_CONFIG_INVALID'],
+      ['constructor: {prototype: {x: 1}}', 'E_CONFIG_INVALID'],
+      ['? [complex, key]\n: value', 'E_CONFIG_SYNTAX'],
+      ['\uFEFFflock: bom', 'ok'],
+      ['postgres: !!set {a, b}', 'E_CONFIG_SYNTAX'],
+      ['postgres: !custom {port: 1}', 'E_CONFIG_SYNTAX'],
+      ['"unterminated', 'E_CONFIG_SYNTAX'],
+      ['\t\tflock: tabs', 'E_CONFIG_SYNTAX'],
+      ['x: ' + '['.repeat(5000) + ']'.repeat(5000), 'E_CONFIG_SYNTAX'],
     ]
-    for (const text of inputs) await check(text)
+    for (const [text, expected] of inputs) {
+      const res = await check(text)
+      expect(res.ok ? 'ok' : res.code, JSON.stringify(text).slice(0, 60)).toBe(expected)
+    }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })
 })

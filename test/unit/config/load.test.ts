@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../../src/config/load.js'
-import { CONFIG_BAD_ENV, CONFIG_INVALID, CONFIG_SYNTAX, type ConfigProblem } from '../../../src/config/errors.js'
+import { MAX_CONFIG_BYTES, loadConfig } from '../../../src/config/load.js'
+import { CONFIG_BAD_ENV, CONFIG_INVALID, CONFIG_SYNTAX, CONFIG_TOO_LARGE, type ConfigProblem } from '../../../src/config/errors.js'
 import { isMagflockError, type MagflockError } from '../../../src/errors/index.js'
 import { tempDir } from '../../helpers/tmp.js'
 
@@ -227,5 +227,123 @@ describe('explain', () => {
     const c = await loadConfig({ cwd: dir, environ: {} })
     expect(c.config.backup.encryptionKey).toBe('secret:backup-kek')
     expect(c.explain().find((e) => e.key === 'backup.encryptionKey')!.value).toBe('secret:backup-kek')
+  })
+})
+
+describe('the file layer on its own', () => {
+  it('refuses an invalid value in magflock.yaml even while a variable overrides it', async () => {
+    write('magflock.yaml', 'postgres:\n  port: abc\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: { MAGFLOCK_POSTGRES__PORT: '6000' } }))
+    expect(e.code).toBe(CONFIG_INVALID.code)
+    expect(problemsOf(e)).toEqual([{ path: 'postgres.port', problem: 'expected an integer 1–65535, got "abc"', where: 'magflock.yaml:2' }])
+  })
+
+  it('refuses an invalid env overlay value even while a flag overrides it', async () => {
+    write('magflock.production.yaml', 'kernel:\n  logLevel: loud\n')
+    const e = await fails(loadConfig({ cwd: dir, env: 'production', environ: {}, flags: { 'kernel.logLevel': 'info' } }))
+    expect(problemsOf(e)).toEqual([expect.objectContaining({ path: 'kernel.logLevel', where: 'magflock.production.yaml:2' })])
+  })
+
+  it('still lets a variable override a valid file value', async () => {
+    write('magflock.yaml', 'postgres:\n  port: 6000\n')
+    expect((await loadConfig({ cwd: dir, environ: { MAGFLOCK_POSTGRES__PORT: '6001' } })).config.postgres.port).toBe(6001)
+  })
+})
+
+describe('unknown keys with an empty value', () => {
+  it('refuses an unknown top-level key with nothing after it', async () => {
+    write('magflock.yaml', 'postgres:\n  port: 6000\nbogus:\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(problemsOf(e)).toEqual([{ path: 'bogus', problem: 'unknown key', where: 'magflock.yaml:3' }])
+  })
+
+  it('refuses an unknown key with an empty value inside a section, with a suggestion', async () => {
+    write('magflock.yaml', 'postgres:\n  prot:\n  binDir:\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(problemsOf(e)).toEqual([{ path: 'postgres.prot', problem: 'unknown key; did you mean "postgres.port"?', where: 'magflock.yaml:2', suggestion: 'postgres.port' }])
+  })
+
+  it('refuses an unknown section with only empty keys under it', async () => {
+    write('magflock.yaml', 'metrix:\n  port:\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(problemsOf(e)[0]).toMatchObject({ path: 'metrix', suggestion: 'metrics' })
+  })
+})
+
+describe('size and shape of magflock.yaml', () => {
+  it(`refuses a file over ${MAX_CONFIG_BYTES} bytes with E_CONFIG_TOO_LARGE`, async () => {
+    write('magflock.yaml', '# filler\n'.repeat(Math.ceil((MAX_CONFIG_BYTES + 1) / 9)))
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(e.code).toBe(CONFIG_TOO_LARGE.code)
+    expect(e.message).toContain('magflock.yaml')
+    expect(e.message).toContain('1 MiB')
+    expect(e.hint).toBeTruthy()
+  })
+
+  it('refuses an over-size text handed in place of the file (config set validates that way)', async () => {
+    const file = path.join(dir, 'magflock.yaml')
+    const e = await fails(loadConfig({ cwd: dir, environ: {}, overrides: { [file]: 'flock: a\n' + '#'.repeat(MAX_CONFIG_BYTES) } }))
+    expect(e.code).toBe(CONFIG_TOO_LARGE.code)
+  })
+
+  it('loads a file just under the cap holding ~100,000 keys (linear: the old per-key uniqueness check was quadratic)', async () => {
+    // A flow mapping packs the most keys per byte; each needs a uniqueness check.
+    const entries: string[] = []
+    let bytes = 40
+    for (let i = 0; bytes < MAX_CONFIG_BYTES - 64; i++) {
+      const e = `s${i.toString(36)}: 1`
+      entries.push(e)
+      bytes += e.length + 2
+    }
+    write('magflock.yaml', `postgres:\n  settings: {${entries.join(', ')}}\n`)
+    const c = await loadConfig({ cwd: dir, environ: {} })
+    expect(Object.keys(c.config.postgres.settings)).toHaveLength(entries.length)
+    expect(entries.length).toBeGreaterThan(90_000)
+  })
+
+  it('lists the first problems of a file with thousands and counts the rest', async () => {
+    write('magflock.yaml', Array.from({ length: 5000 }, (_, i) => `zz${i}: 1`).join('\n') + '\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(e.message).toContain('Invalid configuration (5000 problems)')
+    expect(e.message).toContain('… and 4980 more')
+    expect(problemsOf(e)).toHaveLength(100)
+    expect(e.details?.total).toBe(5000)
+  })
+
+  it('reports a duplicate key inside a section with its line', async () => {
+    write('magflock.yaml', 'postgres:\n  port: 6000\n  database: a\n  port: 6001\n')
+    const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+    expect(e.code).toBe(CONFIG_SYNTAX.code)
+    expect(e.message).toContain('line 4, column 3: Map keys must be unique')
+  })
+
+  it('refuses a list or mapping used as a key, without a Node warning', async () => {
+    const warnings: string[] = []
+    const onWarning = (w: Error) => warnings.push(w.message)
+    process.on('warning', onWarning)
+    try {
+      for (const text of ['? [a, b]\n: c\n', 'postgres:\n  {port: 1}: 2\n']) {
+        write('magflock.yaml', text)
+        const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+        expect(e.code).toBe(CONFIG_SYNTAX.code)
+        expect(e.message).toContain('a key must be a plain name')
+      }
+      await new Promise((r) => setImmediate(r)) // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings).toEqual([])
+  })
+
+  it('refuses explicit tags that would not become plain data (!!set, !custom)', async () => {
+    for (const [text, tag] of [
+      ['postgres: !!set {a, b}\n', '!!set'],
+      ['postgres: !custom {port: 1}\n', '!custom'],
+    ] as const) {
+      write('magflock.yaml', text)
+      const e = await fails(loadConfig({ cwd: dir, environ: {} }))
+      expect(e.code).toBe(CONFIG_SYNTAX.code)
+      expect(e.message).toContain(tag)
+    }
   })
 })

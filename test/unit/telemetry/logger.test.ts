@@ -111,3 +111,35 @@ describe('logger value redaction', () => {
     expect(lines.join('')).toContain('saw')
   })
 })
+
+describe('kernel.log lines have each key once', () => {
+  /** Keys named more than once in a pino line (JSON.parse would hide the repeats). */
+  function repeatedKeys(line: string): string[] {
+    const found: string[] = []
+    const keys = [...line.matchAll(/[{,]"((?:[^"\\]|\\.)*)":/g)].map((m) => m[1]!)
+    const seen = new Set<string>()
+    for (const k of keys) {
+      if (seen.has(k)) found.push(k)
+      seen.add(k)
+    }
+    return found
+  }
+
+  it('a child bound to an instance that logs that instance again writes "instance" once, the call winning', () => {
+    const out = capture()
+    const log = createLogger({ base: { flock: 'demo', env: 'dev' }, destination: out.stream })
+    log.child({ component: 'postgres' }).child({ instance: 'replica' }).info({ instance: 'r1', pid: 42, env: 'dev' }, 'started "postgres", {x}')
+    const text = out.text()
+    expect(repeatedKeys(text.trim())).toEqual([])
+    expect(out.lines()[0]).toMatchObject({ component: 'postgres', instance: 'r1', pid: 42, env: 'dev', msg: 'started "postgres", {x}' })
+  })
+
+  it('leaves a line without repeats byte for byte as pino wrote it', () => {
+    const out = capture()
+    const log = createLogger({ base: { flock: 'demo', env: 'dev' }, destination: out.stream })
+    log.info({ nested: { a: 1, b: [1, { c: '"},{"' }] } }, 'plain')
+    const text = out.text()
+    expect(repeatedKeys(text.trim())).toEqual([])
+    expect(text).toMatch(/^\{"level":"info","time":"[^"]+","pid":\d+,"flock":"demo","env":"dev","nested":\{"a":1,"b":\[1,\{"c":"\\"},\{\\""\}\]\},"msg":"plain"\}\n$/)
+  })
+})
