@@ -12,7 +12,7 @@ import { stateLayout } from '../platform/paths.js'
 import { findPgBinaries } from '../postgres/binaries.js'
 import { createLogger } from '../telemetry/logger.js'
 import { createKernelMetrics } from '../telemetry/metrics.js'
-import { AuditLog } from './audit.js'
+import { AuditLog, auditFailureCounter, auditPathsOf, storeKeyring } from './audit.js'
 import { EventBus } from './event-bus.js'
 import { ComponentManager } from './lifecycle.js'
 import { acquireKernelLock } from './lock.js'
@@ -85,10 +85,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     })
     const metrics = createKernelMetrics()
     const events = new EventBus({ metrics, log })
-    const audit = new AuditLog({ auditLog: layout.auditLog, auditHead: layout.auditHead })
     const tokens = new TokenStore(layout.tokens)
     await tokens.ensureAdmin(layout.adminToken)
     const secrets = await openSecretStore({ layout, environ: process.env })
+    // The chain key lives in the secret store, never beside the log; the anchor outside audit/.
+    const audit = new AuditLog(auditPathsOf(layout), { keyring: storeKeyring(secrets), onWriteFailure: auditFailureCounter(metrics.registry) })
     await migrateLegacySuperuserPassword(layout, secrets)
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
