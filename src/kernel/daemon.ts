@@ -70,10 +70,14 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
   await fsp.chmod(layout.root, 0o711)
   const startErrorFile = `${layout.root}/kernel.start-error.json`
   await fsp.rm(startErrorFile, { force: true })
-  const releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
-  const undo: Array<() => Promise<void>> = [releaseLock]
+  const undo: Array<() => Promise<void>> = []
   let log: Logger | undefined
+  let releaseLock: () => Promise<void> = async () => {}
   try {
+    // Inside the try: "another kernel holds the lock" is recorded for the launcher like any
+    // other boot failure (with this pid, so a concurrent `up` never reports it as its own).
+    releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
+    undo.push(releaseLock)
     const loaded = await loadConfig({ cwd: opts.projectDir, env: opts.env, environ: process.env })
     let config: MagflockConfig = loaded.config
     const env = loaded.env
@@ -86,7 +90,6 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const metrics = createKernelMetrics()
     const events = new EventBus({ metrics, log })
     const tokens = new TokenStore(layout.tokens)
-    await tokens.ensureAdmin(layout.adminToken)
     const secrets = await openSecretStore({ layout, environ: process.env })
     // The chain key lives in the secret store, never beside the log; the anchor outside audit/.
     const audit = new AuditLog(auditPathsOf(layout), { keyring: storeKeyring(secrets), onWriteFailure: auditFailureCounter(metrics.registry) })
@@ -119,6 +122,15 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     components.register(failoverMonitorComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
+    // The admin token once the flock is up, not before: a failed `up` leaves no token files.
+    const tokensExisted = await fsp.stat(layout.tokens).then(() => true, () => false)
+    const admin = await tokens.ensureAdmin(layout.adminToken)
+    if (admin.created) {
+      undo.unshift(async () => {
+        await fsp.rm(layout.adminToken, { force: true })
+        if (!tokensExisted) await fsp.rm(layout.tokens, { force: true })
+      })
+    }
 
     const startedAt = new Date()
     let resolveStopped!: () => void
@@ -192,7 +204,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const e: MagflockError = isMagflockError(root) ? root : INTERNAL({ message: root instanceof Error ? root.message : String(root) }, { cause: root })
     log?.error({ code: e.code, err: redactor.scrub(String((err as Error)?.stack ?? err)) }, 'kernel failed to start')
     for (const u of undo) await u().catch(() => {})
-    await writeJsonAtomic(startErrorFile, { error: e.toWire() }).catch(() => {})
+    await writeJsonAtomic(startErrorFile, { pid: process.pid, error: e.toWire() }).catch(() => {})
     throw e
   }
 }
