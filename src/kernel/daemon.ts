@@ -91,6 +91,9 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const events = new EventBus({ metrics, log })
     const tokens = new TokenStore(layout.tokens)
     const secrets = await openSecretStore({ layout, environ: process.env })
+    // Fail fast on a store that cannot be read (E_VAULT_MISSING, E_VAULT_WRONG_KEY, …), before
+    // any component retries against it.
+    await secrets.list()
     // The chain key lives in the secret store, never beside the log; the anchor outside audit/.
     const audit = new AuditLog(auditPathsOf(layout), { keyring: storeKeyring(secrets), onWriteFailure: auditFailureCounter(metrics.registry) })
     await migrateLegacySuperuserPassword(layout, secrets)
