@@ -163,10 +163,10 @@ export const backupSchedulerComponent = defineComponent<{ services: KernelServic
       onResult: (r) => {
         if (r.ok) {
           ctx.events.publish('backup.completed', { id: r.id, type: 'physical', bytes: r.sizeBytes, seconds: r.seconds, encrypted: encrypt, scheduled: true })
-          void ctx.audit.append({ actor: 'backup-scheduler', action: 'backup.create', target: r.id, result: 'ok', details: { scheduled: true, bytes: r.sizeBytes } })
+          void ctx.audit.append({ actor: 'backup-scheduler', action: 'backup.create', target: r.id, result: 'ok', details: { scheduled: true, bytes: r.sizeBytes } }).catch(() => undefined) // counted in magflock_audit_write_failures_total
         } else {
           ctx.events.publish('backup.failed', { type: 'physical', code: r.code, message: r.message, scheduled: true })
-          void ctx.audit.append({ actor: 'backup-scheduler', action: 'backup.create', result: 'error', details: { scheduled: true, code: r.code } })
+          void ctx.audit.append({ actor: 'backup-scheduler', action: 'backup.create', result: 'error', details: { scheduled: true, code: r.code } }).catch(() => undefined)
         }
       },
     })

@@ -2,6 +2,7 @@ import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
 import { INTERNAL, USAGE, isMagflockError, type MagflockError } from '../errors/index.js'
 import { resolveStateDir, stateLayout, type StateLayout } from '../platform/paths.js'
 import { KernelClient } from '../client/index.js'
+import { stateAccessError } from '../client/errors.js'
 import { redactor } from '../secrets/redact.js'
 
 /**
@@ -107,6 +108,9 @@ export function toMagflockError(err: unknown, command?: string): MagflockError {
   if (err instanceof Errors.CLIError || (err as { oclif?: unknown })?.oclif) {
     return USAGE({ message: usageMessage((err as Error).message), command }, { cause: err })
   }
+  // An unreadable or unwritable state dir is the operator's to fix, not an internal error.
+  const access = stateAccessError(err)
+  if (access) return access
   return INTERNAL({ message: err instanceof Error ? err.message : String(err) }, { cause: err })
 }
 

@@ -4,7 +4,7 @@ import type { z } from 'zod'
 import { MagflockError, type WireError } from '../errors/index.js'
 import type { StateLayout } from '../platform/paths.js'
 import { API_HOST, ProgressEvent, WireErrorSchema, type RouteDef } from '../api/route.js'
-import { BAD_RESPONSE, KERNEL_NOT_RUNNING, TOKEN_MISSING } from './errors.js'
+import { BAD_RESPONSE, KERNEL_LOST, KERNEL_NOT_RUNNING, STATE_ACCESS, TOKEN_MISSING, stateAccessError } from './errors.js'
 
 export interface CallOptions {
   onProgress?: (e: ProgressEvent) => void
@@ -13,7 +13,9 @@ export interface CallOptions {
 
 /**
  * Typed control-API client over the kernel's Unix socket. Failing to reach the kernel gives
- * E_KERNEL_NOT_RUNNING with a hint, never a raw ECONNREFUSED.
+ * E_KERNEL_NOT_RUNNING with a hint, never a raw ECONNREFUSED; a kernel that dies after the
+ * request went out (connection reset, or closed before the whole response arrived) gives
+ * E_KERNEL_LOST (exit 7): the command may or may not have taken effect.
  */
 export class KernelClient {
   constructor(
@@ -29,7 +31,8 @@ export class KernelClient {
     if (this.opts.token) return this.opts.token
     try {
       return readFileSync(this.layout.adminToken, 'utf8').trim()
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw stateAccessError(err) ?? err
       // No kernel ever ran here: that is the diagnosis, not the missing token.
       if (!existsSync(this.socketPath)) throw KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: 'no control socket' })
       throw TOKEN_MISSING({ file: this.layout.adminToken })
@@ -57,6 +60,9 @@ export class KernelClient {
 
   private request(method: string, path: string, token: string, body: string | undefined, opts: CallOptions): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      const lost = (reason: string, cause?: unknown) =>
+        KERNEL_LOST({ stateDir: this.layout.root, route: `${method} ${path.split('?')[0]}`, reason }, { cause })
+      let sent = false
       const req = http.request(
         {
           socketPath: this.socketPath,
@@ -105,6 +111,11 @@ export class KernelClient {
             }
           })
           res.on('end', () => {
+            if (!res.complete) {
+              if (!settled) reject(lost('the connection closed before the whole response arrived'))
+              settled = true
+              return
+            }
             if (streaming) {
               handleLine(buf)
               if (!settled) reject(BAD_RESPONSE({ route: path, reason: 'stream ended without a result' }))
@@ -120,16 +131,33 @@ export class KernelClient {
             if ((res.statusCode ?? 500) >= 400) reject(toError((json as { error?: unknown }).error, path))
             else resolve(json)
           })
-          res.on('error', reject)
+          // The socket closed or was reset mid-response: the kernel died while answering.
+          res.on('error', (err) => {
+            if (!settled) reject(lost('the connection was reset mid-response', err))
+            settled = true
+          })
+          res.on('aborted', () => {
+            if (!settled) reject(lost('the connection closed mid-response'))
+            settled = true
+          })
         },
       )
       req.on('timeout', () => req.destroy(new Error('timeout')))
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ECONNRESET') {
+        if ((err.code === 'ECONNRESET' || err.code === 'EPIPE') && sent) {
+          // The request went out and no response came: the kernel died while handling it.
+          reject(lost('the connection was closed or reset before a response', err))
+        } else if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {
           reject(KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: 'the kernel closed the connection (stopping or crashed)' }, { cause: err }))
         } else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') {
           reject(KERNEL_NOT_RUNNING({ stateDir: this.layout.root, reason: err.code === 'ENOENT' ? 'no control socket' : 'socket refuses connections' }, { cause: err }))
-        } else reject(err)
+        } else if (err.code === 'EACCES' || err.code === 'EPERM') {
+          reject(STATE_ACCESS({ path: this.socketPath, op: 'connect to', reason: 'permission denied' }, { cause: err }))
+        } else reject(stateAccessError(err) ?? err)
+      })
+      req.on('socket', (sock) => {
+        if (!sock.connecting) sent = true // a kept-alive socket, already connected
+        else sock.once('connect', () => (sent = true))
       })
       if (body !== undefined) req.write(body)
       req.end()

@@ -55,12 +55,14 @@ export interface AuditRecordInput {
   role?: string | undefined
   action: string
   target?: string | undefined
-  result: 'ok' | 'error' | 'denied'
+  /** `intent` is written before a mutating call acts; its outcome record follows. */
+  result: 'intent' | 'ok' | 'error' | 'denied'
   details?: Record<string, unknown> | undefined
 }
 
 export interface AuditWriter {
-  append(rec: AuditRecordInput): Promise<void>
+  /** Resolves once the record is durable (with its seq, when the writer numbers records); rejects when it cannot be. */
+  append(rec: AuditRecordInput): Promise<number | void>
 }
 
 export type ComponentState = 'pending' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed'

@@ -12,7 +12,7 @@ import { stateLayout } from '../platform/paths.js'
 import { findPgBinaries } from '../postgres/binaries.js'
 import { createLogger } from '../telemetry/logger.js'
 import { createKernelMetrics } from '../telemetry/metrics.js'
-import { AuditLog } from './audit.js'
+import { AuditLog, auditFailureCounter, auditPathsOf, storeKeyring } from './audit.js'
 import { EventBus } from './event-bus.js'
 import { ComponentManager } from './lifecycle.js'
 import { acquireKernelLock } from './lock.js'
@@ -70,10 +70,14 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
   await fsp.chmod(layout.root, 0o711)
   const startErrorFile = `${layout.root}/kernel.start-error.json`
   await fsp.rm(startErrorFile, { force: true })
-  const releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
-  const undo: Array<() => Promise<void>> = [releaseLock]
+  const undo: Array<() => Promise<void>> = []
   let log: Logger | undefined
+  let releaseLock: () => Promise<void> = async () => {}
   try {
+    // Inside the try: "another kernel holds the lock" is recorded for the launcher like any
+    // other boot failure (with this pid, so a concurrent `up` never reports it as its own).
+    releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
+    undo.push(releaseLock)
     const loaded = await loadConfig({ cwd: opts.projectDir, env: opts.env, environ: process.env })
     let config: MagflockConfig = loaded.config
     const env = loaded.env
@@ -85,10 +89,13 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     })
     const metrics = createKernelMetrics()
     const events = new EventBus({ metrics, log })
-    const audit = new AuditLog({ auditLog: layout.auditLog, auditHead: layout.auditHead })
     const tokens = new TokenStore(layout.tokens)
-    await tokens.ensureAdmin(layout.adminToken)
     const secrets = await openSecretStore({ layout, environ: process.env })
+    // Fail fast on a store that cannot be read (E_VAULT_MISSING, E_VAULT_WRONG_KEY, …), before
+    // any component retries against it.
+    await secrets.list()
+    // The chain key lives in the secret store, never beside the log; the anchor outside audit/.
+    const audit = new AuditLog(auditPathsOf(layout), { keyring: storeKeyring(secrets), onWriteFailure: auditFailureCounter(metrics.registry) })
     await migrateLegacySuperuserPassword(layout, secrets)
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
@@ -119,6 +126,15 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     components.register(failoverMonitorComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
+    // The admin token once the flock is up, not before: a failed `up` leaves no token files.
+    const tokensExisted = await fsp.stat(layout.tokens).then(() => true, () => false)
+    const admin = await tokens.ensureAdmin(layout.adminToken)
+    if (admin.created) {
+      undo.unshift(async () => {
+        await fsp.rm(layout.adminToken, { force: true })
+        if (!tokensExisted) await fsp.rm(layout.tokens, { force: true })
+      })
+    }
 
     const startedAt = new Date()
     let resolveStopped!: () => void
@@ -192,7 +208,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const e: MagflockError = isMagflockError(root) ? root : INTERNAL({ message: root instanceof Error ? root.message : String(root) }, { cause: root })
     log?.error({ code: e.code, err: redactor.scrub(String((err as Error)?.stack ?? err)) }, 'kernel failed to start')
     for (const u of undo) await u().catch(() => {})
-    await writeJsonAtomic(startErrorFile, { error: e.toWire() }).catch(() => {})
+    await writeJsonAtomic(startErrorFile, { pid: process.pid, error: e.toWire() }).catch(() => {})
     throw e
   }
 }

@@ -66,3 +66,20 @@ export const TOKEN_STORE_MISMATCH = defineError<{ tokenFile: string; store: stri
   hint: (a) =>
     `Restore ${a.store} from a backup, or move ${a.tokenFile} aside so the kernel creates a new admin token on its next start.`,
 })
+
+export const AUDIT_UNAVAILABLE = defineError<{ action: string; reason: string }>({
+  code: 'E_AUDIT_UNAVAILABLE',
+  class: 'unavailable',
+  area: 'audit',
+  message: (a) => `Refused ${a.action}: its audit record could not be made durable (${a.reason}). Nothing was changed.`,
+  hint: () =>
+    'Mutating calls are refused until the audit log can be written again. Check <state>/audit/ (disk space, permissions, `lsattr` for the immutable flag, a file deleted or replaced underneath the kernel) and kernel.log; restore the files from a backup if they were replaced, then restart the kernel (`magflock kernel stop && magflock up`). `magflock audit verify` checks the chain; docs/operations.md, "Audit guarantees", explains the choices.',
+})
+
+export const KERNEL_START_IN_PROGRESS = defineError<{ pid: number; stateDir: string; seconds: number }>({
+  code: 'E_KERNEL_START_IN_PROGRESS',
+  class: 'unavailable',
+  area: 'kernel',
+  message: (a) => `Another \`magflock up\` (pid ${a.pid}) is starting the kernel for ${a.stateDir}; it was still starting after ${a.seconds} s.`,
+  hint: () => 'Wait for it to finish, then run `magflock status`. If that process hangs, stop it; the next `magflock up` takes over.',
+})

@@ -12,6 +12,7 @@ import pgLib from 'pg'
 import type { Logger } from 'pino'
 import type { InstanceSupervisor } from '../postgres/supervisor.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
+import { SECRET_MISSING } from '../secrets/errors.js'
 import type { InstanceHandle, InstanceRegistry, SecretStore } from './services.js'
 import { INSTANCE_NOT_STANDALONE, INSTANCE_UNKNOWN, NO_PRIMARY } from './errors.api.js'
 import { promises as fsp } from 'node:fs'
@@ -189,7 +190,8 @@ export class FlockInstances implements InstanceRegistry {
         host: e.spec.host,
         port: e.spec.port,
         user: cfg.postgres.superuser,
-        password: (await this.secrets.get(SUPERUSER_SECRET)) ?? '',
+        // A missing superuser password is a clear error, never an empty password and an auth failure.
+        password: (await this.secrets.get(SUPERUSER_SECRET)) ?? missingSecret(SUPERUSER_SECRET, 'the superuser password'),
         database: database ?? cfg.postgres.database,
         application_name: 'magflock-kernel',
       }),
@@ -236,4 +238,8 @@ export class FlockInstances implements InstanceRegistry {
       }
     })
   }
+}
+
+function missingSecret(name: string, purpose: string): never {
+  throw SECRET_MISSING({ name, purpose })
 }

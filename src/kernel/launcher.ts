@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, promises as fsp } from 'node:fs'
+import { openSync, closeSync, fstatSync, promises as fsp } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import net from 'node:net'
 import { MagflockError, TIMEOUT } from '../errors/index.js'
 import type { StateLayout } from '../platform/paths.js'
 import { KERNEL_START_FAILED } from './errors.api.js'
+import { KERNEL_START_IN_PROGRESS } from './errors.js'
 import { kernelLiveness, removeKernelInfo, type KernelInfo } from './state.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 
@@ -33,25 +34,92 @@ export interface EnsureResult {
  * one left (kernel.json naming a dead pid, a socket nobody answers) and starts a detached
  * kernel (src/kernel/entry.ts), then waits until its socket answers, or reports the
  * error the kernel recorded when it could not boot (port in use, missing binary, …).
+ *
+ * Two `up` at once: the launch is serialized by <state>/kernel.launch.lock (O_EXCL, holding
+ * the launcher's pid; a dead holder's lock is taken over). The second launcher waits for the
+ * first (within its timeout) and then finds the kernel running (launched: false), or starts
+ * one itself if the first failed. It only ever reports its own kernel's error: the
+ * start-error file must carry its child's pid, and only kernel.out written by its child is
+ * quoted, never lines from earlier boots.
  */
 export async function ensureKernel(
   layout: StateLayout,
   opts: { projectDir: string; env?: string | undefined; timeoutMs?: number },
 ): Promise<EnsureResult> {
+  const timeoutMs = opts.timeoutMs ?? 180_000
+  const deadline = Date.now() + timeoutMs
+  const reuse = await liveKernel(layout)
+  if (reuse !== undefined) return { launched: false, pid: reuse, cleaned: [] }
+  await fsp.mkdir(layout.root, { recursive: true, mode: 0o711 })
+  const release = await acquireLaunchLock(layout, deadline, timeoutMs)
+  try {
+    // Another launcher may have started it while we waited for the lock.
+    const started = await liveKernel(layout)
+    if (started !== undefined) return { launched: false, pid: started, cleaned: [] }
+    return await launch(layout, opts, deadline, timeoutMs)
+  } finally {
+    await release()
+  }
+}
+
+async function liveKernel(layout: StateLayout): Promise<number | undefined> {
+  const live = await kernelLiveness(layout).catch(() => ({ state: 'absent' as const }))
+  if (live.state === 'running' && (await socketAnswers(live.info.socket))) return live.info.pid
+  return undefined
+}
+
+function launchLockFile(layout: StateLayout): string {
+  return `${layout.root}/kernel.launch.lock`
+}
+
+/** Waits (bounded) while another live launcher holds the lock; takes over a dead one's. */
+async function acquireLaunchLock(layout: StateLayout, deadline: number, timeoutMs: number): Promise<() => Promise<void>> {
+  const file = launchLockFile(layout)
+  for (;;) {
+    try {
+      const fh = await fsp.open(file, 'wx', 0o600)
+      await fh.writeFile(String(process.pid))
+      await fh.close()
+      return async () => {
+        const pid = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim())
+        if (pid === process.pid) await fsp.rm(file, { force: true })
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    const holder = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim())
+    if (holder > 0 && holder !== process.pid && isProcessAliveSync(holder)) {
+      if (Date.now() > deadline) {
+        throw KERNEL_START_IN_PROGRESS({ pid: holder, stateDir: layout.root, seconds: Math.round(timeoutMs / 1000) })
+      }
+      await new Promise((r) => setTimeout(r, 100))
+      continue
+    }
+    // A launcher that died (or a torn lock file): give it a moment in case it is being written.
+    if (!holder) await new Promise((r) => setTimeout(r, 50))
+    const again = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim())
+    if (again === holder) await fsp.rm(file, { force: true })
+  }
+}
+
+async function launch(
+  layout: StateLayout,
+  opts: { projectDir: string; env?: string | undefined },
+  deadline: number,
+  timeoutMs: number,
+): Promise<EnsureResult> {
   const cleaned: string[] = []
   const live = await kernelLiveness(layout)
-  if (live.state === 'running' && (await socketAnswers(live.info.socket))) {
-    return { launched: false, pid: live.info.pid, cleaned }
-  }
   if (live.state === 'stale') {
     cleaned.push(`kernel.json (${live.reason})`)
     await removeKernelInfo(layout)
   }
-  await fsp.mkdir(layout.root, { recursive: true, mode: 0o711 })
   const startErrorFile = `${layout.root}/kernel.start-error.json`
   await fsp.rm(startErrorFile, { force: true })
   const outFile = `${layout.root}/kernel.out`
   const out = openSync(outFile, 'a', 0o600)
+  // Only what this boot writes is quoted in an error.
+  const outStart = fstatSync(out).size
   const args = [ENTRY_JS, '--state-dir', layout.root]
   if (opts.env) args.push('--env', opts.env)
   const child = spawn(process.execPath, args, {
@@ -65,15 +133,15 @@ export async function ensureKernel(
   child.once('exit', (code) => (exited = code))
   child.unref()
 
-  const deadline = Date.now() + (opts.timeoutMs ?? 180_000)
   while (Date.now() < deadline) {
     if (exited !== undefined) {
       const recorded = await fsp.readFile(startErrorFile, 'utf8').catch(() => undefined)
       if (recorded) {
-        const parsed = JSON.parse(recorded) as { error: ConstructorParameters<typeof MagflockError>[0] }
-        throw MagflockError.fromWire(parsed.error)
+        const parsed = JSON.parse(recorded) as { pid?: number; error: ConstructorParameters<typeof MagflockError>[0] }
+        if (parsed.pid === undefined || parsed.pid === child.pid) throw MagflockError.fromWire(parsed.error)
       }
-      const tail = (await fsp.readFile(outFile, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ')
+      const text = await fsp.readFile(outFile).catch(() => Buffer.alloc(0))
+      const tail = text.subarray(outStart).toString('utf8').trim().split('\n').slice(-3).join(' | ')
       throw KERNEL_START_FAILED({ reason: `it exited with code ${exited}${tail ? `: ${tail}` : ''}`, log: layout.kernelLog })
     }
     const l = await kernelLiveness(layout).catch(() => ({ state: 'absent' as const }))
@@ -82,7 +150,7 @@ export async function ensureKernel(
     }
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw TIMEOUT({ what: 'the kernel to start', ms: opts.timeoutMs ?? 180_000 })
+  throw TIMEOUT({ what: 'the kernel to start', ms: timeoutMs })
 }
 
 /** Waits until the kernel process is gone (after a shutdown request). */

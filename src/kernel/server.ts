@@ -6,6 +6,8 @@ import type { MagflockError} from '../errors/index.js';
 import { INVALID_REQUEST, isMagflockError, INTERNAL } from '../errors/index.js'
 import { API_HOST, type Role } from '../api/route.js'
 import type { AuditWriter } from './component.js'
+import { AuditUnavailable } from './audit.js'
+import { AUDIT_UNAVAILABLE } from './errors.js'
 import type { BoundRoute, KernelServices, RequestContext } from './services.js'
 import { BAD_HOST, FORBIDDEN, ROUTE_NOT_FOUND, SOCKET_IN_USE, UNAUTHENTICATED } from './errors.api.js'
 
@@ -26,7 +28,10 @@ const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
  *   Host/Origin/Sec-Fetch-* (a browser page reaching us through a local proxy is refused,
  *   and the refusal audited) →
  *   route → bearer token (401) → role (403) → body schema (400) → handler.
- * Mutating calls, and every 401/403, are appended to the audit log.
+ * Mutating calls, and every 401/403, are appended to the audit log. A mutating call is
+ * recorded twice: its intent (durable before the handler runs; when it cannot be written the
+ * call is refused with E_AUDIT_UNAVAILABLE and nothing happens) and its outcome (ok/error,
+ * pointing back at the intent's seq). A kernel killed mid-call leaves the intent.
  */
 export class ControlServer {
   private server: http.Server | undefined
@@ -150,6 +155,24 @@ export class ControlServer {
       return
     }
 
+    let intentSeq: number | undefined
+    if (def.mutating) {
+      try {
+        const seq = await this.opts.audit.append({
+          actor: token.name,
+          role: token.role,
+          action: def.id,
+          result: 'intent',
+          details: { input: intentInput(parsed.data) },
+        })
+        intentSeq = typeof seq === 'number' ? seq : undefined
+      } catch (err) {
+        this.opts.log.error({ err, action: def.id }, 'audit append failed: call refused')
+        sendError(AUDIT_UNAVAILABLE({ action: def.id, reason: err instanceof AuditUnavailable ? err.reason : String(err) }))
+        return
+      }
+    }
+
     const abort = new AbortController()
     this.inflight.add(abort)
     res.on('close', () => {
@@ -190,7 +213,7 @@ export class ControlServer {
         role: token.role,
         action: def.id,
         result: failure ? 'error' : 'ok',
-        details: { ...ctx.auditDetails, ...(failure ? { code: failure.code } : {}) },
+        details: { ...ctx.auditDetails, ...(intentSeq !== undefined ? { intent: intentSeq } : {}), ...(failure ? { code: failure.code } : {}) },
       })
     }
 
@@ -214,7 +237,9 @@ export class ControlServer {
     try {
       await this.opts.audit.append(rec)
     } catch (err) {
-      // An audit failure must be loud: it is logged as an error and the metric shows it.
+      // Denials and outcomes: the call was refused, or has already acted, so there is nothing
+      // left to refuse (its intent record is durable). The failure is logged and counted
+      // (magflock_audit_write_failures_total), and the next mutating call is refused.
       this.opts.log.error({ err, action: rec.action }, 'audit append failed')
     }
   }
@@ -233,6 +258,17 @@ export function browserShaped(headers: http.IncomingHttpHeaders): { header: stri
   const fetchMeta = Object.keys(headers).find((h) => h.startsWith('sec-fetch-'))
   if (fetchMeta) return { header: fetchMeta, value: clip(headers[fetchMeta]) }
   return undefined
+}
+
+/** What a mutating call was asked to do, for its intent record: scalar inputs only, capped. */
+function intentInput(data: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (data === null || typeof data !== 'object') return out
+  for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
+    if (typeof v === 'string') out[k] = v.length > 256 ? `${v.slice(0, 256)}…` : v
+    else if (typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v
+  }
+  return out
 }
 
 function readJson(req: http.IncomingMessage): Promise<unknown> {

@@ -62,7 +62,7 @@ export interface ReplicationDeps {
   locks: OperationLocks
   events: EventPublisher
   log: Logger
-  audit?: { append(rec: AuditRecordInput): Promise<void> }
+  audit?: { append(rec: AuditRecordInput): Promise<unknown> }
   lifecycle?: InstanceLifecycle
   basePort: number
   /** Skip fsync in clones (tests, benchmarks). */

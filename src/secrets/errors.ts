@@ -90,3 +90,21 @@ export const ROTATE_INCOMPLETE = defineError<{ name: string; role: string; reaso
     `Rotating "${a.name}" changed role ${a.role}'s password but could neither record it nor roll it back (${a.reason}). The new password is kept in the vault as "${a.name}@pending".`,
   hint: (a) => `Run \`magflock secrets rotate ${a.name}\` again: it finishes a pending rotation first.`,
 })
+
+export const VAULT_MISSING = defineError<{ vault: string; marker: string }>({
+  code: 'E_VAULT_MISSING',
+  class: 'failed_precondition',
+  area: 'secrets',
+  message: (a) => `The vault ${a.vault} is missing, but this flock had one (${a.marker} records it); MagFlock will not create an empty vault in its place.`,
+  hint: (a) =>
+    `Restore ${a.vault} from your backup (with the master key it was written with). If it is lost for good, move ${a.marker} aside to start an empty vault: every secret, the superuser password included, must then be set again.`,
+})
+
+export const SECRET_MISSING = defineError<{ name: string; purpose: string }>({
+  code: 'E_SECRET_MISSING',
+  class: 'failed_precondition',
+  area: 'secrets',
+  message: (a) => `The secret "${a.name}" (${a.purpose}) is not in the secret store.`,
+  hint: (a) =>
+    `Restore the vault (or keychain entry) from a backup; if the value is lost, set a new one with \`magflock secrets set ${a.name} --from-stdin\` and make the database agree (ALTER ROLE … PASSWORD as a superuser).`,
+})

@@ -3,10 +3,9 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import type { SecretStore } from '../kernel/services.js'
 import type { StateLayout } from '../platform/paths.js'
-import { writeJsonAtomic } from '../platform/fs.js'
 import { KEYCHAIN_UNAVAILABLE } from './errors.js'
 import { KeychainStore, keychainScope, probeKeychain, type KeyringEntryClass } from './keychain.js'
-import { FileVault } from './vault.js'
+import { FileVault, readStoreMarker, writeStoreMarker } from './vault.js'
 
 /**
  * Picks the secret store for a flock: the OS keychain when it is usable, otherwise the
@@ -39,6 +38,8 @@ export interface StoreDecisionInput {
 export function decideStore(i: StoreDecisionInput): { kind: StoreKind; reason: string } {
   if (i.forced === 'file') return { kind: 'file', reason: 'MAGFLOCK_SECRETS_STORE=file selects the encrypted vault file' }
   if (i.vaultExists && i.forced !== 'keychain') return { kind: 'file', reason: 'this flock already keeps its secrets in the encrypted vault file' }
+  // A vault this flock had and lost is an error (E_VAULT_MISSING on use), never a switch.
+  if (i.recorded === 'file' && i.forced !== 'keychain') return { kind: 'file', reason: 'this flock keeps its secrets in the encrypted vault file' }
   const required = i.forced === 'keychain' || i.recorded === 'keychain'
   if (!required && !i.preferKeychain) return { kind: 'file', reason: 'the OS keychain is not preferred here; using the encrypted vault file' }
   const p = i.probe()
@@ -57,6 +58,8 @@ export interface OpenStoreOptions {
   environ?: NodeJS.ProcessEnv
   /** Default true: use the OS keychain when it works. */
   preferKeychain?: boolean
+  /** Read commands: never write (no marker file, no directory). */
+  readOnly?: boolean
   /** For tests: the keyring Entry class (default: @napi-rs/keyring's). */
   Entry?: KeyringEntryClass
 }
@@ -65,7 +68,7 @@ export async function openSecretStore(opts: OpenStoreOptions): Promise<SecretSto
   const environ = opts.environ ?? process.env
   const { layout } = opts
   const marker = path.join(layout.root, 'secrets.json')
-  const recorded = await readMarker(marker)
+  const recorded = await readStoreMarker(marker)
   const vaultExists = await fsp.stat(layout.secretsVault).then(() => true, () => false)
   const scope = keychainScope(layout.root)
   let Entry = opts.Entry
@@ -85,13 +88,15 @@ export async function openSecretStore(opts: OpenStoreOptions): Promise<SecretSto
     probe,
   })
   if (decision.kind === 'keychain') {
-    if (recorded !== 'keychain') {
+    if (recorded !== 'keychain' && opts.readOnly !== true) {
       await fsp.mkdir(layout.root, { recursive: true, mode: 0o700 })
-      await writeJsonAtomic(marker, { store: 'keychain', scope })
+      await writeStoreMarker(marker, 'keychain', { scope })
     }
     const ks = new KeychainStore(Entry!, scope)
     return Object.assign(bind(ks), { kind: 'keychain' as const, reason: decision.reason, location: `OS keychain (service magflock, scope ${scope})` })
   }
+  // A vault from before the marker existed: record it now, so losing it later is noticed.
+  if (vaultExists && recorded === undefined && opts.readOnly !== true) await writeStoreMarker(marker, 'file')
   const vault = new FileVault(layout, environ)
   return Object.assign(bind(vault), { kind: 'file' as const, reason: decision.reason, location: layout.secretsVault })
 }
@@ -102,15 +107,6 @@ function bind(s: SecretStore): SecretStore {
     set: (n, v) => s.set(n, v),
     delete: (n) => s.delete(n),
     list: () => s.list(),
-  }
-}
-
-async function readMarker(file: string): Promise<StoreKind | undefined> {
-  try {
-    const j = JSON.parse(await fsp.readFile(file, 'utf8')) as { store?: unknown }
-    return j.store === 'keychain' || j.store === 'file' ? j.store : undefined
-  } catch {
-    return undefined
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import type { StateLayout } from '../platform/paths.js'
 import type { SecretStore } from '../kernel/services.js'
-import { VAULT_BAD_KEY, VAULT_KEY_MISSING, VAULT_TAMPERED, VAULT_WRONG_KEY } from './errors.js'
+import { VAULT_BAD_KEY, VAULT_KEY_MISSING, VAULT_MISSING, VAULT_TAMPERED, VAULT_WRONG_KEY } from './errors.js'
 import { withFileLock } from './lock.js'
 import { assertStoreName } from './names.js'
 import { redactor } from './redact.js'
@@ -30,6 +30,10 @@ import { redactor } from './redact.js'
  * The key comes from MAGFLOCK_MASTER_KEY (64 hex digits or base64 of 32 bytes) or from
  * `<state>/master.key` (base64, 0600), created on first use only when no vault exists yet:
  * a fresh key could never read an existing vault.
+ *
+ * Once a vault has been written, `<state>/secrets.json` records it ({store: "file"}). A vault
+ * that is missing while that marker exists is E_VAULT_MISSING on every read and write: an
+ * empty vault silently put in its place would lose the superuser password and everything else.
  */
 export const VAULT_FORMAT = 'magflock-vault'
 export const VAULT_VERSION = 1
@@ -75,6 +79,7 @@ export class FileVault implements SecretStore {
   private master: MasterKey | undefined
   readonly file: string
   readonly lockFile: string
+  readonly markerFile: string
 
   constructor(
     private readonly layout: StateLayout,
@@ -82,6 +87,7 @@ export class FileVault implements SecretStore {
   ) {
     this.file = layout.secretsVault
     this.lockFile = `${layout.secretsVault}.lock`
+    this.markerFile = path.join(layout.root, 'secrets.json')
   }
 
   /** Where the key comes from, for `doctor` (no I/O beyond an existence check). */
@@ -140,8 +146,9 @@ export class FileVault implements SecretStore {
     try {
       text = await fsp.readFile(this.file, 'utf8')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Object.create(null) as SecretMap
-      throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      if ((await readStoreMarker(this.markerFile)) === 'file') throw VAULT_MISSING({ vault: this.file, marker: this.markerFile })
+      return Object.create(null) as SecretMap
     }
     let f: VaultFile
     try {
@@ -198,6 +205,7 @@ export class FileVault implements SecretStore {
       data: data.toString('base64'),
     }
     await writeFileAtomic(this.file, JSON.stringify(f) + '\n', { mode: 0o600 })
+    if ((await readStoreMarker(this.markerFile)) !== 'file') await writeStoreMarker(this.markerFile, 'file')
   }
 
   private async key(): Promise<MasterKey> {
@@ -257,4 +265,18 @@ async function readKeyFile(file: string): Promise<Buffer> {
 
 function aad(keyId: string): Buffer {
   return Buffer.from(`${VAULT_FORMAT}:${VAULT_VERSION}:${keyId}`)
+}
+
+/** `<state>/secrets.json`: which store this flock's secrets live in, once it has any. */
+export async function readStoreMarker(file: string): Promise<'file' | 'keychain' | undefined> {
+  try {
+    const j = JSON.parse(await fsp.readFile(file, 'utf8')) as { store?: unknown }
+    return j.store === 'keychain' || j.store === 'file' ? j.store : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export async function writeStoreMarker(file: string, store: 'file' | 'keychain', extra: Record<string, unknown> = {}): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify({ store, ...extra }, null, 2) + '\n', { mode: 0o600 })
 }

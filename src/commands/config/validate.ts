@@ -26,7 +26,7 @@ export default class ConfigValidate extends MagflockCommand<ConfigValidateResult
     const { flags } = await this.parse(ConfigValidate)
     const loaded = await loadConfig({ cwd: process.cwd(), env: effectiveEnv(flags.env), flags: parseSetFlags(flags.set) })
     const refs = secretRefs(loaded.config)
-    if (flags['check-secrets'] && refs.length) await assertSecretsPresent(loaded, await openSecretStore({ layout: this.layout() }), process.cwd())
+    if (flags['check-secrets'] && refs.length) await assertSecretsPresent(loaded, await openSecretStore({ layout: this.layout(), readOnly: true }), process.cwd())
     this.log(`Configuration for env "${loaded.env}" is valid (${loaded.files.length ? loaded.files.map((f) => f.split('/').pop()).join(' + ') : 'defaults only'}).`)
     if (refs.length) this.log(`Refers to secrets: ${refs.join(', ')}`)
     return { valid: true, env: loaded.env, files: loaded.files, secretRefs: refs }

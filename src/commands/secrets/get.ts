@@ -21,7 +21,7 @@ export default class SecretsGet extends MagflockCommand<SecretsGetResult> {
   async run(): Promise<SecretsGetResult> {
     const { args, flags } = await this.parse(SecretsGet)
     assertStoreName(args.name)
-    const store = await openSecretStore({ layout: this.layout() })
+    const store = await openSecretStore({ layout: this.layout(), readOnly: true })
     const value = await store.get(args.name)
     if (value === undefined) throw SECRET_NOT_FOUND({ name: args.name })
     if (!flags.reveal) {

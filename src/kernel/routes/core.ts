@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs'
 import * as core from '../../api/core.js'
-import { AuditLog } from '../audit.js'
+import { AuditLog, auditPathsOf, storeKeyring } from '../audit.js'
 import type { CoreServices } from '../daemon.js'
 import { handle, type BoundRoute, type KernelServices } from '../services.js'
 import { VERSION } from '../version.js'
@@ -72,7 +72,7 @@ export const coreRoutes: BoundRoute[] = [
   }),
 
   handle(core.auditVerify, async (_in, _ctx, k) =>
-    AuditLog.verify({ auditLog: k.layout.auditLog, auditHead: k.layout.auditHead }),
+    AuditLog.verify(auditPathsOf(k.layout), { keyring: storeKeyring(k.secrets) }),
   ),
 
   handle(core.metrics, async (_in, _ctx, k) => ({ contentType: k.metrics.contentType, text: await k.metrics.metrics() })),

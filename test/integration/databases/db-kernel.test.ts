@@ -81,7 +81,8 @@ describe('db commands through the kernel', { timeout: 180_000 }, () => {
       await c.end()
     }
     const audit = readFileSync(f.layout.auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
-    const rec = audit.find((r) => JSON.stringify(r).includes('"db.migrate"'))
+    // The outcome record (the intent record before it has only the request).
+    const rec = audit.find((r) => r.action === 'db.migrate' && r.result === 'ok')
     expect(JSON.stringify(rec)).toContain('00002_seed.sql')
     expect(JSON.stringify(rec)).toContain('"database":"app"')
     expect(readFileSync(f.layout.auditLog, 'utf8')).not.toMatch(/"password"/)

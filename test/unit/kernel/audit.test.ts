@@ -1,7 +1,17 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { AuditLog, canonicalJson, hashRecord, type AuditRecord } from '../../../src/kernel/audit.js'
+import {
+  AuditLog,
+  AuditUnavailable,
+  canonicalJson,
+  hashRecord,
+  type AuditChainKey,
+  type AuditKeyring,
+  type AuditPaths,
+  type AuditRecord,
+} from '../../../src/kernel/audit.js'
 import { tempDir } from '../../helpers/tmp.js'
 
 const cleanups: Array<() => void> = []
@@ -250,3 +260,146 @@ describe('AuditLog', () => {
   })
 })
 
+
+/** A keyring in memory, as the vault would hold it. */
+function memKeyring(): AuditKeyring & { state: AuditChainKey | undefined } {
+  const k: AuditKeyring & { state: AuditChainKey | undefined } = {
+    state: undefined,
+    async load() {
+      return k.state === undefined ? undefined : { ...k.state }
+    },
+    async create(since) {
+      k.state = { key: randomBytes(32), since, genesis: null }
+      return { ...k.state }
+    },
+    async setGenesis(c, seq, hash) {
+      k.state = { ...c, since: seq, genesis: hash }
+    },
+  }
+  return k
+}
+
+function anchored(): Required<AuditPaths> {
+  const p = paths()
+  return { ...p, auditAnchor: path.join(path.dirname(path.dirname(p.auditLog)), 'audit.anchor') }
+}
+
+async function writeKeyed(p: AuditPaths, keyring: AuditKeyring, n: number): Promise<void> {
+  const log = new AuditLog(p, { keyring })
+  for (let i = 0; i < n; i++) await log.append({ actor: 'admin', action: `act.${i}`, result: 'ok' })
+  await log.close()
+}
+
+describe('AuditLog: keyed chain, anchor and fail-closed appends', () => {
+  it('keys records with HMAC once a keyring is given, keeping older unkeyed records valid (migration)', async () => {
+    const p = anchored()
+    await writeRecords(p, 2)
+    const kr = memKeyring()
+    await writeKeyed(p, kr, 2)
+    const recs = lines(p).map((l) => JSON.parse(l) as AuditRecord)
+    expect(recs.map((r) => r.alg ?? null)).toEqual([null, null, 'hmac-sha256', 'hmac-sha256'])
+    expect(kr.state).toMatchObject({ since: 3, genesis: recs[2]?.hash })
+    expect(await AuditLog.verify(p, { keyring: kr })).toMatchObject({ ok: true, records: 4, problems: [] })
+    // Without the key, keyed records cannot be vouched for.
+    expect((await AuditLog.verify(p)).ok).toBe(false)
+  })
+
+  it('detects log + head + anchor rewritten consistently without the key', async () => {
+    const p = anchored()
+    const kr = memKeyring()
+    await writeKeyed(p, kr, 3)
+    const recs = lines(p).map((l) => JSON.parse(l) as AuditRecord)
+    // An attacker recomputes the chain with plain sha256 (or a key of their own) and fixes head and anchor.
+    let prev: string | null = null
+    const forged = recs.map((r) => {
+      const { hash: _h, alg: _a, ...body } = r
+      const b = { ...body, result: 'error' as const, prevHash: prev }
+      const hash = hashRecord(b)
+      prev = hash
+      return { ...b, hash }
+    })
+    writeLines(p, forged.map((r) => JSON.stringify(r)))
+    const head = JSON.stringify({ seq: 3, hash: prev })
+    writeFileSync(p.auditHead, head)
+    writeFileSync(p.auditAnchor, head)
+    const v = await AuditLog.verify(p, { keyring: kr })
+    expect(v.ok).toBe(false)
+    expect(v.problems.map((x) => x.problem).join('\n')).toMatch(/unkeyed record at seq 1 after the chain became keyed|not the one the secret store anchored/)
+    // With a key of their own the HMACs do not match ours.
+    const other = randomBytes(32)
+    prev = null
+    const forged2 = recs.map((r) => {
+      const { hash: _h, ...body } = r
+      const b = { ...body, prevHash: prev }
+      const hash = hashRecord(b, other)
+      prev = hash
+      return { ...b, hash }
+    })
+    writeLines(p, forged2.map((r) => JSON.stringify(r)))
+    const v2 = await AuditLog.verify(p, { keyring: kr })
+    expect(v2.problems.map((x) => x.problem)).toContain('hash mismatch at seq 1: the record was edited (its HMAC does not match the chain key)')
+  })
+
+  it('verify reports a deleted log and head through the anchor outside audit/', async () => {
+    const p = anchored()
+    const kr = memKeyring()
+    await writeKeyed(p, kr, 2)
+    rmSync(path.dirname(p.auditLog), { recursive: true })
+    const v = await AuditLog.verify(p, { keyring: kr })
+    expect(v.ok).toBe(false)
+    expect(v.problems.map((x) => x.problem).join('\n')).toContain('the audit log is missing or empty but the anchor outside audit/ records seq 2')
+  })
+
+  it('verify reports a restarted log (audit/ and anchor deleted, kernel wrote a new seq 1) through the keyring genesis', async () => {
+    const p = anchored()
+    const kr = memKeyring()
+    await writeKeyed(p, kr, 3)
+    rmSync(path.dirname(p.auditLog), { recursive: true })
+    rmSync(p.auditAnchor)
+    await writeKeyed(p, kr, 1)
+    const v = await AuditLog.verify(p, { keyring: kr })
+    expect(v.ok).toBe(false)
+    expect(v.problems.map((x) => x.problem).join('\n')).toContain('is not the one the secret store anchored')
+    // Deleting everything but the keyring: the keyring alone still says a log existed.
+    rmSync(path.dirname(p.auditLog), { recursive: true })
+    rmSync(p.auditAnchor)
+    const v2 = await AuditLog.verify(p, { keyring: kr })
+    expect(v2.problems.map((x) => x.problem).join('\n')).toContain('records a keyed log from seq 1 that this log does not reach')
+  })
+
+  it('refuses to continue when the anchor is ahead of the log (audit/ deleted), and counts the failure', async () => {
+    const p = anchored()
+    const kr = memKeyring()
+    await writeKeyed(p, kr, 2)
+    rmSync(path.dirname(p.auditLog), { recursive: true })
+    const failures: string[] = []
+    const log = new AuditLog(p, { keyring: kr, onWriteFailure: (e) => failures.push(e.reason) })
+    const err = await log.append({ actor: 'a', action: 'x', result: 'ok' }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(AuditUnavailable)
+    expect((err as AuditUnavailable).reason).toMatch(/ends at seq 0 but .*audit\.anchor records seq 2/)
+    expect(failures).toHaveLength(1)
+    await log.close()
+  })
+
+  it('refuses an append once the open log file was deleted or replaced (never writes to a dead inode)', async () => {
+    for (const how of ['rm', 'mv'] as const) {
+      const p = anchored()
+      const log = new AuditLog(p, { keyring: memKeyring() })
+      await log.append({ actor: 'a', action: 'first', result: 'ok' })
+      if (how === 'rm') rmSync(p.auditLog)
+      else {
+        renameSync(p.auditLog, `${p.auditLog}.1`)
+        writeFileSync(p.auditLog, '') // logrotate's `create`
+      }
+      const err = await log.append({ actor: 'a', action: 'second', result: 'ok' }).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(AuditUnavailable)
+      expect((err as AuditUnavailable).reason).toMatch(how === 'rm' ? /was deleted/ : /was replaced/)
+      // Reopening finds the anchor ahead of the (new, empty) log and keeps refusing.
+      const again = await log.append({ actor: 'a', action: 'third', result: 'ok' }).catch((e: unknown) => e)
+      expect((again as AuditUnavailable).reason).toMatch(/anchor records seq 1/)
+      await log.close()
+      const moved = how === 'mv' ? readFileSync(`${p.auditLog}.1`, 'utf8') : ''
+      expect(moved).not.toContain('second')
+    }
+  })
+})

@@ -24,6 +24,8 @@ describe('kernel error catalog', () => {
       E_EVENT_TYPE_CONFLICT: { type: 't' },
       E_TOKEN_NOT_FOUND: { id: 'abc' },
       E_TOKEN_STORE_MISMATCH: { tokenFile: '/s/admin.token', store: '/s/tokens.json' },
+      E_AUDIT_UNAVAILABLE: { action: 'db.create', reason: 'EPERM' },
+      E_KERNEL_START_IN_PROGRESS: { pid: 42, stateDir: '/s', seconds: 180 },
     }
     for (const d of defs) {
       const args = samples[d.code]

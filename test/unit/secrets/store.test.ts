@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isMagflockError } from '../../../src/errors/index.js'
@@ -93,6 +93,33 @@ describe('openSecretStore', () => {
     expect(s.kind).toBe('keychain')
     await s.set('a', 'value-aaaa')
     expect(JSON.parse(readFileSync(path.join(layout.root, 'secrets.json'), 'utf8')).store).toBe('keychain')
+    expect(existsSync(layout.secretsVault)).toBe(false)
+  })
+
+  it('a read-only open (secrets list/get, audit verify) writes nothing, not even the store marker or the state dir', async () => {
+    const { Entry } = fakeKeyring()
+    const s = await openSecretStore({ layout, environ: {}, Entry, readOnly: true })
+    expect(s.kind).toBe('keychain')
+    expect(await s.list()).toEqual([])
+    expect(existsSync(layout.root)).toBe(false)
+    const file = await openSecretStore({ layout, environ: { MAGFLOCK_SECRETS_STORE: 'file', MAGFLOCK_MASTER_KEY: 'a'.repeat(64) }, readOnly: true })
+    expect(await file.list()).toEqual([])
+    expect(existsSync(layout.root)).toBe(false)
+  })
+
+  it('a vault this flock had and lost is E_VAULT_MISSING on read and write, never silently re-created', async () => {
+    const environ = { MAGFLOCK_MASTER_KEY: 'b'.repeat(64) }
+    const s = await openSecretStore({ layout, environ, preferKeychain: false })
+    await s.set('a', 'value-aaaa')
+    expect(JSON.parse(readFileSync(path.join(layout.root, 'secrets.json'), 'utf8')).store).toBe('file')
+    rmSync(layout.secretsVault)
+    // Even with a usable keychain, the lost vault is not swapped for it.
+    const again = await openSecretStore({ layout, environ, Entry: fakeKeyring().Entry })
+    expect(again.kind).toBe('file')
+    for (const op of [() => again.list(), () => again.get('a'), () => again.set('b', 'value-bbbb')]) {
+      const err = await op().then(() => undefined, (e: unknown) => e)
+      expect(isMagflockError(err) && err.code).toBe('E_VAULT_MISSING')
+    }
     expect(existsSync(layout.secretsVault)).toBe(false)
   })
 })
