@@ -18,10 +18,26 @@ export const ARCHIVE_SLOT = 'magflock_wal_archive'
 /** Operation lock an in-place restore holds; the wal-archiver does not (re)start meanwhile. */
 export const ARCHIVE_LOCK = 'wal-archive'
 
+/**
+ * Creates the archive slot, or reclaims it: only our receiver streams from it, so a walsender
+ * active on it when we are about to start belongs to an orphan (a pg_receivewal of a killed
+ * kernel); it is terminated, else the new receiver fails with "slot is active" forever.
+ */
 export async function ensureArchiveSlot(conn: pg.ClientConfig, slot = ARCHIVE_SLOT): Promise<void> {
   await withClient(conn, async (c) => {
-    const r = await c.query('select 1 from pg_replication_slots where slot_name = $1', [slot])
-    if ((r.rowCount ?? 0) === 0) await c.query('select pg_create_physical_replication_slot($1, true)', [slot])
+    const r = await c.query<{ active_pid: number | null }>('select active_pid from pg_replication_slots where slot_name = $1', [slot])
+    if ((r.rowCount ?? 0) === 0) {
+      await c.query('select pg_create_physical_replication_slot($1, true)', [slot])
+      return
+    }
+    const deadline = Date.now() + 10_000
+    let holder = r.rows[0]?.active_pid ?? null
+    while (holder !== null && Date.now() < deadline) {
+      await c.query('select pg_terminate_backend($1)', [holder])
+      await new Promise((res) => setTimeout(res, 100))
+      const again = await c.query<{ active_pid: number | null }>('select active_pid from pg_replication_slots where slot_name = $1', [slot])
+      holder = again.rows[0]?.active_pid ?? null
+    }
   })
 }
 

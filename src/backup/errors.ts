@@ -122,3 +122,16 @@ export const BACKUP_ROLLBACK_FAILED = defineError<{ reason: string; previous: st
   message: (a) => `The in-place restore failed (${a.cause}) and putting the previous data back failed too: ${a.reason}.`,
   hint: (a) => `The previous data dir is intact at ${a.previous}: stop the kernel, move it back to the instance's data dir, and run \`magflock up\`.`,
 })
+
+export const BACKUP_NO_SPACE = defineError<{ path: string; neededBytes: number; freeBytes: number }>({
+  code: 'E_BACKUP_NO_SPACE',
+  class: 'failed_precondition',
+  area: 'backup',
+  message: (a) =>
+    `The filesystem of ${a.path} ran out of space during the backup: it needs about ${mib(a.neededBytes)} and has ${mib(a.freeBytes)} free. The partial backup was removed.`,
+  hint: (a) => `Free at least ${mib(Math.max(0, a.neededBytes - a.freeBytes))} there (\`magflock backup prune\` removes old backups) or give the backups more room, then retry \`magflock backup create\`.`,
+})
+
+function mib(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`
+}

@@ -12,6 +12,7 @@ import { openBackupKey } from './keys.js'
 import { databaseExists, quoteIdent, sourceInfo, withClient } from './sql.js'
 import { decryptFile, dirBytes, encryptFileInPlace, pgEnv, runTool, secretsOf, startBackup, type OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
+import { isNoSpace, noSpaceFailure } from './space.js'
 
 /**
  * Logical backup of ONE database: `pg_dump -Fd -j N` (directory format, parallel), restored
@@ -129,6 +130,7 @@ export async function createLogicalBackup(o: LogicalBackupOptions): Promise<Back
     progress({ phase: 'done', message: `backup ${id} complete`, fraction: 1, current: before.tables, total: before.tables })
     return manifest
   } catch (err) {
+    if (isNoSpace(err)) throw await noSpaceFailure(partial, o.backupsDir, before.bytes, err)
     await failBackup(partial, err instanceof Error ? err.message : String(err))
     throw err
   }

@@ -15,6 +15,7 @@ import {
   type EncryptionInfo,
 } from './manifest.js'
 import { sourceInfo, withClient } from './sql.js'
+import { isNoSpace, noSpaceFailure } from './space.js'
 import { encryptFileInPlace, encryptSink, followWrites, hashSink, pgEnv, runTool, secretsOf, startBackup, type FileDigest, type OnProgress } from './tools.js'
 
 /**
@@ -183,6 +184,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     return manifest
   } catch (err) {
     await following?.abort()
+    if (isNoSpace(err)) throw await noSpaceFailure(partial, o.backupsDir, info.totalBytes, err)
     await failBackup(partial, err instanceof Error ? err.message : String(err))
     throw err
   }

@@ -16,7 +16,7 @@ import { beginBackup } from './manifest.js'
 export type Progress = Omit<ProgressEvent, 'type'>
 export type OnProgress = (p: Progress) => void
 
-/** libpq settings for a Postgres tool; the password travels in the environment, never argv. */
+/** libpq settings for a Postgres tool. PGPASSWORD here never reaches the child: the process runner turns it into a 0600 passfile (src/platform/process.ts). */
 export function pgEnv(conn: pg.ClientConfig, database?: string): Record<string, string> {
   const env: Record<string, string> = {
     PGHOST: String(conn.host ?? '127.0.0.1'),

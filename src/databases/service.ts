@@ -249,7 +249,7 @@ export async function ensureDatabase(maintenance: pg.ClientConfig, name: string)
   })
 }
 
-/** How `db psql` starts psql: the password travels in PGPASSWORD, never in argv. */
+/** How `db psql` starts psql: the password goes to the process runner (which hands psql a 0600 passfile), never argv. */
 export function psqlInvocation(
   psqlBin: string,
   conn: { host: string; port: number; user: string; password?: string | undefined; database: string },

@@ -31,6 +31,7 @@ import { VERSION } from './version.js'
 import { registerEventType } from './events.js'
 import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
+import { cleanLeftovers } from './orphans.js'
 
 /** Domain event types, registered with the bus's schema registry before anything publishes. */
 for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas })) registerEventType(type, schema)
@@ -87,6 +88,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       base: { flock: config.flock, env },
       stdout: opts.foreground ?? false,
     })
+    // A kernel killed mid-command leaves helpers, half backups and passfiles: clean them first.
+    const leftovers = await cleanLeftovers(layout)
+    if (leftovers.killed.length > 0 || leftovers.backupsRemoved.length > 0) {
+      log.warn({ killed: leftovers.killed, backupsRemoved: leftovers.backupsRemoved }, 'cleaned up after a kernel that was killed mid-command')
+    }
     const metrics = createKernelMetrics()
     const events = new EventBus({ metrics, log })
     const tokens = new TokenStore(layout.tokens)

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { OS_USER_MISSING } from '../errors/index.js'
+import { childEnv } from './process.js'
 
 export interface OsUser {
   name: string
@@ -22,7 +23,7 @@ export function postgresRunAs(configured?: string): OsUser | undefined {
 export function lookupUser(name: string): OsUser {
   let line: string
   try {
-    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim()
+    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8', env: childEnv() }).trim()
   } catch {
     throw OS_USER_MISSING({ user: name })
   }

@@ -3,6 +3,7 @@ import { accessSync, constants, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { BINARY_MISSING } from '../errors/index.js'
+import { childEnv } from '../platform/process.js'
 
 /**
  * Finds the Postgres binaries, in the order docs/architecture.md gives:
@@ -56,7 +57,7 @@ function usable(dir: string): boolean {
 }
 
 function versionOf(dir: string): string {
-  const out = execFileSync(path.join(dir, 'postgres'), ['--version'], { encoding: 'utf8' })
+  const out = execFileSync(path.join(dir, 'postgres'), ['--version'], { encoding: 'utf8', env: childEnv() })
   return out.match(/(\d+(?:\.\d+)?)/)?.[1] ?? 'unknown'
 }
 
@@ -97,7 +98,7 @@ function embeddedCandidate(): string | undefined {
 
 function pgConfigBindir(): string | undefined {
   try {
-    return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: childEnv() }).trim()
   } catch {
     return undefined
   }

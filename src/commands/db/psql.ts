@@ -19,7 +19,7 @@ export default class DbPsql extends MagflockCommand<DbPsqlResult> {
     const extra = (argv as string[]).slice(1)
     const u = await this.kernel().call(dbUrl, { name: args.name, reveal: true, purpose: 'psql' })
     const inv = psqlInvocation(findPgBinaries().tool('psql'), { host: u.host, port: u.port, user: u.owner, password: u.password, database: u.name }, extra)
-    const res = await spawnLong(inv.bin, inv.args, { env: inv.env, detached: false, stdio: 'inherit', secrets: u.password ? [u.password] : [] })
+    const res = await spawnLong(inv.bin, inv.args, { env: inv.env, inheritEnv: true, detached: false, stdio: 'inherit', secrets: u.password ? [u.password] : [] })
     const exitCode = res.exitCode ?? 1
     if (exitCode !== 0) process.exitCode = exitCode
     return { database: u.name, exitCode }
