@@ -26,6 +26,8 @@ export interface StateLayout {
   secretsVault: string
   masterKey: string
   lockFile: string
+  /** libpq password file for the superuser (src/postgres/pgpass.ts). */
+  pgpass: string
 }
 
 /** --state-dir → MAGFLOCK_STATE_DIR → the user's `defaultStateDir` preference → ./.magflock */
@@ -69,5 +71,6 @@ export function stateLayout(root: string): StateLayout {
     secretsVault: path.join(root, 'secrets.vault'),
     masterKey: path.join(root, 'master.key'),
     lockFile: path.join(root, 'kernel.lock'),
+    pgpass: path.join(root, 'pgpass'),
   }
 }

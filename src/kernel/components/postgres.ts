@@ -13,6 +13,7 @@ import { generateSecret } from '../../secrets/generate.js'
 import { PORT_IN_USE } from '../../errors/index.js'
 import { isPortFree } from '../../platform/ports.js'
 import { undoInterruptedRestore } from '../../backup/restore.js'
+import { writeSuperuserPgpass } from '../../postgres/pgpass.js'
 
 export interface PostgresComponentDeps {
   services: KernelServices
@@ -125,6 +126,8 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
         instances.add(spec, m.role, sup)
       }
       await instances.saveTopology()
+      const password = await k.secrets.get(SUPERUSER_SECRET)
+      if (password) await writeSuperuserPgpass(k.layout.pgpass, { hosts: ['127.0.0.1', 'localhost'], user: cfg.postgres.superuser, password })
     } catch (err) {
       for (const s of started.reverse()) await s.stop({ keepRunning: s.status().adopted }).catch(() => {})
       throw err
