@@ -16,6 +16,7 @@ import { INSTANCE_NOT_STANDALONE, INSTANCE_UNKNOWN, NO_PRIMARY } from './errors.
 import { promises as fsp } from 'node:fs'
 import type { z as zod } from 'zod'
 import type { InstanceStatus } from '../api/core.js'
+import { writeServiceFile } from '../postgres/pgpass.js'
 
 /**
  * 'standalone': a restored copy (`backup restore --to-instance`). Supervised like the others,
@@ -121,6 +122,18 @@ export class FlockInstances implements InstanceRegistry {
       instances: [...this.entries.values()].map((e) => ({ name: e.spec.name, role: e.role, port: e.spec.port })),
     }
     await writeJsonAtomic(`${this.layout.root}/topology.json`, t, 0o600)
+    // The `magflock` libpq service follows the topology: primary first, then the replicas.
+    const order = { primary: 0, replica: 1 } as Record<string, number>
+    const members = [...this.entries.values()].filter((e) => e.role in order).sort((a, b) => order[a.role]! - order[b.role]!)
+    if (members.length > 0) {
+      const cfg = this.config()
+      await writeServiceFile(this.layout.pgService, {
+        members: members.map((e) => ({ host: e.spec.host, port: e.spec.port })),
+        user: cfg.postgres.superuser,
+        database: cfg.postgres.database,
+        passfile: this.layout.pgpass,
+      })
+    }
   }
 
   add(spec: InstanceSpec, role: InstanceRole, supervisor: InstanceSupervisor | undefined): void {

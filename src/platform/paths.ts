@@ -28,6 +28,8 @@ export interface StateLayout {
   lockFile: string
   /** libpq password file for the superuser (src/postgres/pgpass.ts). */
   pgpass: string
+  /** libpq service file with the `magflock` service (src/postgres/pgpass.ts). */
+  pgService: string
 }
 
 /** --state-dir → MAGFLOCK_STATE_DIR → the user's `defaultStateDir` preference → ./.magflock */
@@ -72,5 +74,6 @@ export function stateLayout(root: string): StateLayout {
     masterKey: path.join(root, 'master.key'),
     lockFile: path.join(root, 'kernel.lock'),
     pgpass: path.join(root, 'pgpass'),
+    pgService: path.join(root, 'pg_service.conf'),
   }
 }
