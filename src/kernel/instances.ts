@@ -24,6 +24,28 @@ import { writeServiceFile } from '../postgres/pgpass.js'
  * replicating. `instance remove` takes it away.
  */
 export type InstanceRole = 'primary' | 'replica' | 'fenced' | 'standalone'
+
+/**
+ * Instance names never repeat a role word: roles move (switchover, failover, rejoin), names
+ * stay, so "primary pg2 / replica pg1" reads true after any of them. The first instance is
+ * pg1 and new replicas take the next free pgN. State dirs from before this scheme called the
+ * first instance `primary`; they keep that name (topology.json and instances/primary are
+ * adopted as they are).
+ */
+export const FIRST_INSTANCE = 'pg1'
+export const LEGACY_FIRST_INSTANCE = 'primary'
+export const ROLE_WORDS: readonly string[] = ['primary', 'replica', 'fenced', 'standalone']
+
+/** The flock's original instance, whose port is `postgres.port` (the others' come from topology). */
+export function isFirstInstance(name: string): boolean {
+  return name === FIRST_INSTANCE || name === LEGACY_FIRST_INSTANCE
+}
+
+/** pg1, pg2, …: the lowest that is free. */
+export function nextInstanceName(taken: Iterable<string>): string {
+  const used = new Set(taken)
+  for (let i = 1; ; i++) if (!used.has(`pg${i}`)) return `pg${i}`
+}
 export type FlockRole = Exclude<InstanceRole, 'standalone'>
 
 /** `<state>/topology.json`: which instances the flock has and their roles (survives kernels). */

@@ -14,6 +14,8 @@ import { PORT_IN_USE } from '../../errors/index.js'
 import { isPortFree } from '../../platform/ports.js'
 import { undoInterruptedRestore } from '../../backup/restore.js'
 import { writeSuperuserPgpass } from '../../postgres/pgpass.js'
+import { exists } from '../../platform/fs.js'
+import { FIRST_INSTANCE, LEGACY_FIRST_INSTANCE, isFirstInstance } from '../instances.js'
 
 export interface PostgresComponentDeps {
   services: KernelServices
@@ -38,7 +40,10 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
     const { services: k, instances, metrics } = ctx.services
     const cfg = k.config()
     const topology = await instances.readTopology()
-    const members = topology?.instances ?? [{ name: 'primary', role: 'primary' as const, port: cfg.postgres.port }]
+    // No topology yet: a fresh flock (its first instance is pg1), or a state dir from before
+    // topology.json whose primary lives in instances/primary (kept under that name).
+    const firstName = (await exists(k.layout.instanceDir(LEGACY_FIRST_INSTANCE))) ? LEGACY_FIRST_INSTANCE : FIRST_INSTANCE
+    const members = topology?.instances ?? [{ name: firstName, role: 'primary' as const, port: cfg.postgres.port }]
     const started: InstanceSupervisor[] = []
     // A primary that cannot start must not keep a flock with replicas down: that is exactly
     // when a replica has to take over, and the failover monitor runs only in a booted kernel.
@@ -59,7 +64,7 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           ctx.log.warn({ instance: m.name }, 'not starting a fenced instance; `magflock replica rejoin` brings it back')
           continue
         }
-        const port = m.role === 'primary' && m.name === 'primary' ? cfg.postgres.port : m.port
+        const port = m.role === 'primary' && isFirstInstance(m.name) ? cfg.postgres.port : m.port
         const spec = instances.specFor(m.name, port, k.bins, k.runAs)
         // A fence marker on a member the topology still lists as primary or replica: a kernel
         // died in the middle of a failover. The instance stays down under its recorded role;
