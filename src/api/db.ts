@@ -52,6 +52,8 @@ export const DbUrlResult = z.object({
   port: z.number(),
   url: z.string(),
   revealed: z.boolean(),
+  /** The role the URL logs in as: the owner, or (admin tokens, when the vault has no owner password) the superuser. */
+  user: z.string().optional(),
   password: z.string().optional(),
 })
 export type DbUrlResult = z.infer<typeof DbUrlResult>

@@ -38,6 +38,14 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
     if (!k.config().backup.walArchiving) {
       return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (backup.walArchiving=false)' }) }
     }
+    // The embedded build (postgres, initdb and pg_ctl only) has no pg_receivewal: the flock
+    // runs without a WAL archive (no slot is created, so no WAL piles up) and says so here, in
+    // `status` and in `doctor`; point-in-time recovery needs the full PostgreSQL tools.
+    if (!k.bins.has('pg_receivewal')) {
+      const detail = `off: no pg_receivewal in ${k.bins.binDir} (${k.bins.source} binaries); install PostgreSQL for WAL archiving and point-in-time recovery`
+      ctx.log.warn({ binDir: k.bins.binDir }, detail)
+      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail }) }
+    }
     const lagGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archive_lag_bytes', help: 'Bytes of WAL written by the primary and not yet in the WAL archive.' })
     const upGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archiver_up', help: '1 while pg_receivewal streams into the archive.' })
     // An in-place restore holds `wal-archive` while the primary is replaced; streaming starts

@@ -198,7 +198,7 @@ function restoreTimeoutMs(k: BackupDeps): number {
 }
 
 function supervisorFor(k: RestoreDeps, spec: InstanceSpec): InstanceSupervisor {
-  return new InstanceSupervisor(spec, { log: k.log.child({ instance: spec.name }), events: k.events, restart: k.flock.syncRestartPolicy(k.config()), role: 'standalone' })
+  return new InstanceSupervisor(spec, { log: k.log.child({ instance: spec.name }), events: k.events, restart: k.flock.syncRestartPolicy(k.config()), role: 'standalone', tookOver: true })
 }
 
 /** A start that failed while recovering is explained from the log (missing WAL, FATAL line). */

@@ -4,6 +4,7 @@ import { resolveStateDir, stateLayout, type StateLayout } from '../platform/path
 import { KernelClient } from '../client/index.js'
 import { stateAccessError } from '../client/errors.js'
 import { redactor } from '../secrets/redact.js'
+import { cliName, localizeCommands } from './invocation.js'
 
 /**
  * The only place that knows about output envelopes, exit codes and error rendering.
@@ -44,8 +45,21 @@ export abstract class MagflockCommand<T> extends Command {
     return (this.constructor as typeof MagflockCommand).allowSecretOutput ? text : redactor.scrub(text)
   }
 
+  /** How the user invoked the CLI (`./magflock`, `npx magflock`, …): printed commands use it. */
+  protected get cli(): string {
+    return cliName()
+  }
+
+  private _commandWords: Set<string> | undefined
+  /** `magflock <command>` in human output, as the user invoked it (see src/cli/invocation.ts). */
+  protected localize(text: string): string {
+    if (this.cli === 'magflock') return text
+    this._commandWords ??= new Set(this.config.commandIDs.map((id) => id.split(':')[0]!))
+    return localizeCommands(text, this.cli, this._commandWords)
+  }
+
   override log(message = '', ...args: unknown[]): void {
-    super.log(this.scrub(message), ...args)
+    super.log(this.localize(this.scrub(message)), ...args)
   }
 
   private _stateDirFlag: string | undefined
@@ -92,7 +106,7 @@ export abstract class MagflockCommand<T> extends Command {
       this.logJson({ ok: false, error: e.toWire() })
       return
     }
-    process.stderr.write(this.scrub(renderError(e)))
+    process.stderr.write(this.localize(this.scrub(renderError(e))))
   }
 }
 

@@ -20,7 +20,7 @@ export default class Switchover extends MagflockCommand<SwitchoverResult> {
     'Checkpoints and cleanly stops the primary (writes stop), waits until the target has replayed its final WAL, promotes it, ' +
     'repoints the other replicas and restarts the old primary as a replica. Without --to the most caught-up (in sync mode: synchronous) replica is chosen. ' +
     'The result (and --json) carries the milliseconds of each phase; stop + catch-up + fence + promote is the write outage.'
-  static override examples = ['<%= config.bin %> switchover', '<%= config.bin %> switchover --to r1 --json']
+  static override examples = ['<%= config.bin %> switchover', '<%= config.bin %> switchover --to pg2 --json']
   static override flags = { to: Flags.string({ summary: 'Replica to promote.' }) }
 
   async run(): Promise<SwitchoverResult> {

@@ -4,8 +4,11 @@ import { status, type StatusOutput } from '../api/core.js'
 import { effectiveEnv, envFlag } from '../config/flags.js'
 import { ensureKernel } from '../kernel/launcher.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
+import { shellWord, whichOnPath } from '../cli/invocation.js'
+import { findPgBinaries } from '../postgres/binaries.js'
+import { SERVICE_NAME } from '../postgres/pgpass.js'
 
-export type UpResult = StatusOutput & { launched: boolean; cleaned: string[]; adminTokenFile: string; passwordSecret: string }
+export type UpResult = StatusOutput & { launched: boolean; cleaned: string[]; adminTokenFile: string; passwordSecret: string; pgpassFile: string; pgServiceFile: string }
 
 export default class Up extends MagflockCommand<UpResult> {
   static override summary = 'Bring the flock up: start the kernel if needed, provision and start the primary.'
@@ -26,12 +29,26 @@ export default class Up extends MagflockCommand<UpResult> {
     this.log(`MagFlock is up${ensured.launched ? '' : ' (kernel already running)'}.`)
     for (const c of ensured.cleaned) this.log(`  cleaned up: ${c}`)
     this.log(renderStatus(s))
-    if (primary) {
+    if (primary && !this.jsonEnabled()) {
+      // Every line pastes as printed: the kernel's libpq service (every member, primary first,
+      // read-write, so still the primary after a switchover or failover) with the password in
+      // its passfile (never printed); the CLI named the way it was invoked (base-command
+      // localizes `magflock …`). The `clients` line above is the same multi-host URL for apps.
       this.log('')
-      this.log(`Connect:  psql "${primary.url}"`)
+      this.log(`Connect:  PGSERVICEFILE=${shellWord(layout.pgService)} ${psqlCommand()} service=${SERVICE_NAME}`)
       this.log(`Password: magflock secrets get ${SUPERUSER_SECRET} --reveal`)
-      this.log(`API:      curl --unix-socket ${s.kernel.socket} -H "Authorization: Bearer $(cat ${layout.adminToken})" http://magflock/v1/status`)
+      this.log(`API:      curl --unix-socket ${shellWord(s.kernel.socket)} -H "Authorization: Bearer $(cat ${shellWord(layout.adminToken)})" http://magflock/v1/status`)
     }
-    return { ...s, launched: ensured.launched, cleaned: ensured.cleaned, adminTokenFile: layout.adminToken, passwordSecret: SUPERUSER_SECRET }
+    return { ...s, launched: ensured.launched, cleaned: ensured.cleaned, adminTokenFile: layout.adminToken, passwordSecret: SUPERUSER_SECRET, pgpassFile: layout.pgpass, pgServiceFile: layout.pgService }
+  }
+}
+
+/** `psql` when the shell finds it, else the full path of the one MagFlock uses. */
+function psqlCommand(): string {
+  if (whichOnPath('psql', process.env.PATH)) return 'psql'
+  try {
+    return shellWord(findPgBinaries().tool('psql'))
+  } catch {
+    return 'psql'
   }
 }

@@ -50,12 +50,14 @@ export const DB_BUSY = defineError<{ name: string; holder: string }>({
   hint: () => 'Wait for the migration to finish and try again.',
 })
 
-export const DB_NO_CREDENTIALS = defineError<{ name: string; secret: string }>({
+export const DB_NO_CREDENTIALS = defineError<{ name: string; secret: string; owner: string }>({
   code: 'E_DB_NO_CREDENTIALS',
   class: 'not_found',
   area: 'databases',
-  message: (a) => `The vault holds no password for the owner of "${a.name}" (secret ${a.secret}).`,
-  hint: (a) => `The owner role was not created by MagFlock. Store its password with \`magflock secrets set ${a.secret}\`.`,
+  message: (a) => `The vault holds no password for "${a.owner}", the owner of "${a.name}" (secret ${a.secret}); only an admin token may open it as the superuser.`,
+  hint: (a) =>
+    `MagFlock did not create "${a.owner}" (a restored database, or one made outside MagFlock). Run the command with the admin token ` +
+    `(the default, <state>/admin.token), or store the owner's password with \`magflock secrets set ${a.secret}\`.`,
 })
 
 export const DB_CONFIRMATION_REQUIRED = defineError<{ name: string }>({

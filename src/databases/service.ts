@@ -58,6 +58,11 @@ export interface UrlResult {
   /** Without the password unless revealed. */
   url: string
   revealed: boolean
+  /**
+   * The role the URL logs in as: the owner, or the superuser when the vault holds no owner
+   * password (a restored database, a role made outside MagFlock) and the caller may use it.
+   */
+  user?: string
   /** Only when revealed. */
   password?: string
 }
@@ -160,15 +165,28 @@ async function ownerOf(deps: DatabaseDeps, name: string): Promise<string> {
   return owner
 }
 
-export async function databaseUrl(deps: DatabaseDeps, opts: { name: string; reveal?: boolean | undefined }): Promise<UrlResult> {
+export async function databaseUrl(
+  deps: DatabaseDeps,
+  opts: { name: string; reveal?: boolean | undefined; superuserFallback?: boolean | undefined },
+): Promise<UrlResult> {
   const owner = await ownerOf(deps, opts.name)
   const base = { name: opts.name, owner, host: deps.host, port: deps.port }
   const tail = `@${deps.host}:${deps.port}/${opts.name}`
-  if (!opts.reveal) return { ...base, url: `postgres://${encodeURIComponent(owner)}${tail}`, revealed: false }
+  if (!opts.reveal) return { ...base, url: `postgres://${encodeURIComponent(owner)}${tail}`, revealed: false, user: owner }
   const secret = ownerSecretName(opts.name)
   const password = await deps.secrets.get(secret)
-  if (password === undefined) throw DB_NO_CREDENTIALS({ name: opts.name, secret })
-  return { ...base, url: `postgres://${encodeURIComponent(owner)}:${encodeURIComponent(password)}${tail}`, revealed: true, password }
+  if (password === undefined) {
+    // Every database the flock lists opens for an admin: one whose owner MagFlock did not
+    // create (a restored copy owned by postgres, a dump's own roles) opens as the superuser.
+    if (opts.superuserFallback) {
+      const su = await deps.superuser(opts.name)
+      const user = su.user ?? 'postgres'
+      const suPassword = typeof su.password === 'string' ? su.password : ''
+      return { ...base, url: `postgres://${encodeURIComponent(user)}:${encodeURIComponent(suPassword)}${tail}`, revealed: true, user, password: suPassword }
+    }
+    throw DB_NO_CREDENTIALS({ name: opts.name, secret, owner })
+  }
+  return { ...base, url: `postgres://${encodeURIComponent(owner)}:${encodeURIComponent(password)}${tail}`, revealed: true, user: owner, password }
 }
 
 /**

@@ -26,7 +26,7 @@ export async function runChecks(layout: StateLayout, config: MagflockConfig, env
   checks.push(
     major >= 22
       ? { name: 'node', status: 'ok', detail: `Node.js ${process.version} at ${process.execPath}` }
-      : { name: 'node', status: 'fail', detail: `Node.js ${process.version} is too old (need >= 22)`, hint: 'Run through npm (`npx magflock …`) to use the project\'s Node 24.' },
+      : { name: 'node', status: 'fail', detail: `Node.js ${process.version} is too old (need >= 22)`, hint: 'From a clone, run `./magflock …`: the launcher uses the project\'s Node 24 (node_modules/node).' },
   )
 
   try {
@@ -42,7 +42,12 @@ export async function runChecks(layout: StateLayout, config: MagflockConfig, env
     checks.push(
       missing.length === 0
         ? { name: 'postgres tools', status: 'ok', detail: `all present: ${tools.join(', ')}` }
-        : { name: 'postgres tools', status: 'warn', detail: `missing: ${missing.join(', ')} (backups/replication need them)`, hint: 'Install the full PostgreSQL client/server package (Debian: postgresql-15).' },
+        : {
+            name: 'postgres tools',
+            status: 'warn',
+            detail: `missing: ${missing.join(', ')}; \`up\` works, but ${missingFeatures(missing).join(', ')} are unavailable`,
+            hint: 'Install the full PostgreSQL client/server package (Debian: postgresql-15), or set postgres.binDir to a directory that has them.',
+          },
     )
   } catch (err) {
     checks.push({ name: 'postgres binaries', status: 'fail', detail: (err as Error).message, hint: (err as { hint?: string }).hint ?? '' })
@@ -114,4 +119,17 @@ async function untraversable(dir: string): Promise<string | undefined> {
     if ((st.mode & 0o001) === 0 && p !== path.resolve(dir)) return p
   }
   return undefined
+}
+
+/** What each missing tool takes away (the embedded build has postgres, initdb and pg_ctl only). */
+export function missingFeatures(missing: readonly string[]): string[] {
+  const needs: Array<[string, string[]]> = [
+    ['WAL archiving and point-in-time recovery', ['pg_receivewal']],
+    ['physical backups and replicas', ['pg_basebackup']],
+    ['logical backups', ['pg_dump', 'pg_restore']],
+    ['backup verification', ['pg_verifybackup']],
+    ['rejoining an old primary without a full re-clone', ['pg_rewind']],
+    ['`db psql`', ['psql']],
+  ]
+  return needs.filter(([, tools]) => tools.some((t) => missing.includes(t))).map(([what]) => what)
 }

@@ -18,6 +18,7 @@ import { INSTANCE_NOT_STANDALONE, INSTANCE_UNKNOWN, NO_PRIMARY } from './errors.
 import { promises as fsp } from 'node:fs'
 import type { z as zod } from 'zod'
 import type { InstanceStatus } from '../api/core.js'
+import { writeServiceFile } from '../postgres/pgpass.js'
 
 /**
  * 'standalone': a restored copy (`backup restore --to-instance`). Supervised like the others,
@@ -25,6 +26,28 @@ import type { InstanceStatus } from '../api/core.js'
  * replicating. `instance remove` takes it away.
  */
 export type InstanceRole = 'primary' | 'replica' | 'fenced' | 'standalone'
+
+/**
+ * Instance names never repeat a role word: roles move (switchover, failover, rejoin), names
+ * stay, so "primary pg2 / replica pg1" reads true after any of them. The first instance is
+ * pg1 and new replicas take the next free pgN. State dirs from before this scheme called the
+ * first instance `primary`; they keep that name (topology.json and instances/primary are
+ * adopted as they are).
+ */
+export const FIRST_INSTANCE = 'pg1'
+export const LEGACY_FIRST_INSTANCE = 'primary'
+export const ROLE_WORDS: readonly string[] = ['primary', 'replica', 'fenced', 'standalone']
+
+/** The flock's original instance, whose port is `postgres.port` (the others' come from topology). */
+export function isFirstInstance(name: string): boolean {
+  return name === FIRST_INSTANCE || name === LEGACY_FIRST_INSTANCE
+}
+
+/** pg1, pg2, …: the lowest that is free. */
+export function nextInstanceName(taken: Iterable<string>): string {
+  const used = new Set(taken)
+  for (let i = 1; ; i++) if (!used.has(`pg${i}`)) return `pg${i}`
+}
 export type FlockRole = Exclude<InstanceRole, 'standalone'>
 
 /** `<state>/topology.json`: which instances the flock has and their roles (survives kernels). */
@@ -137,6 +160,18 @@ export class FlockInstances implements InstanceRegistry {
       instances: [...this.entries.values()].map((e) => ({ name: e.spec.name, role: e.role, port: e.spec.port })),
     }
     await writeJsonAtomic(`${this.layout.root}/topology.json`, t, 0o600)
+    // The `magflock` libpq service follows the topology: primary first, then the replicas.
+    const order = { primary: 0, replica: 1 } as Record<string, number>
+    const members = [...this.entries.values()].filter((e) => e.role in order).sort((a, b) => order[a.role]! - order[b.role]!)
+    if (members.length > 0) {
+      const cfg = this.config()
+      await writeServiceFile(this.layout.pgService, {
+        members: members.map((e) => ({ host: e.spec.host, port: e.spec.port })),
+        user: cfg.postgres.superuser,
+        database: cfg.postgres.database,
+        passfile: this.layout.pgpass,
+      })
+    }
   }
 
   add(spec: InstanceSpec, role: InstanceRole, supervisor: InstanceSupervisor | undefined): void {

@@ -45,6 +45,10 @@ export interface StateLayout {
   secretsVault: string
   masterKey: string
   lockFile: string
+  /** libpq password file for the superuser (src/postgres/pgpass.ts). */
+  pgpass: string
+  /** libpq service file with the `magflock` service (src/postgres/pgpass.ts). */
+  pgService: string
 }
 
 /** --state-dir → MAGFLOCK_STATE_DIR → the user's `defaultStateDir` preference → ./.magflock */
@@ -88,5 +92,7 @@ export function stateLayout(root: string): StateLayout {
     secretsVault: path.join(root, 'secrets.vault'),
     masterKey: path.join(root, 'master.key'),
     lockFile: path.join(root, 'kernel.lock'),
+    pgpass: path.join(root, 'pgpass'),
+    pgService: path.join(root, 'pg_service.conf'),
   }
 }

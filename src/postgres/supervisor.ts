@@ -38,12 +38,18 @@ export interface SupervisorOptions {
   role?: 'primary' | 'replica' | 'standalone'
   /** How long a fast shutdown may take in stop() before it escalates to immediate. */
   stopTimeoutMs?: number
+  /**
+   * The postmaster start() finds running was started by this kernel a moment ago (pg_ctl for a
+   * new replica, a rejoin, a restored copy): taken over, but not reported as adopted.
+   */
+  tookOver?: boolean
 }
 
 export interface SupervisorStatus {
   name: string
   state: SupervisorState
   pid: number | null
+  /** Running since before this kernel started (re-adopted), not started by it. */
   adopted: boolean
   restarts: number
   port: number
@@ -81,6 +87,8 @@ export class InstanceSupervisor {
   private stopping: Promise<void> | undefined
   private wake: (() => void) | undefined
   private decision = 'not started'
+  /** Pid of a postmaster found running at start() that this kernel did not start. */
+  private inheritedPid: number | undefined
 
   constructor(spec: InstanceSpec, opts: SupervisorOptions) {
     this.spec = spec
@@ -111,6 +119,7 @@ export class InstanceSupervisor {
       this.note(`could not start: ${describe(err)}`, 'error')
       throw err
     }
+    this.inheritedPid = proc.adopted && !this.opts.tookOver ? proc.pid : undefined
     if (this.stopped) {
       // stop() arrived while we were starting; it waits for us and then deals with this.proc.
       this.watch(proc)
@@ -209,7 +218,8 @@ export class InstanceSupervisor {
       name: this.spec.name,
       state: this.state,
       pid: this.proc?.pid ?? null,
-      adopted: this.proc?.adopted ?? false,
+      // Only a postmaster that was running before this kernel: not one it started and took over.
+      adopted: this.proc !== undefined && this.proc.pid === this.inheritedPid,
       restarts: this.restarts,
       port: this.spec.port,
     }

@@ -2,7 +2,7 @@ import path from 'node:path'
 import { kekFor } from '../backup/service.js'
 import { defineComponent } from '../kernel/component.js'
 import type { CoreServices } from '../kernel/daemon.js'
-import type { FlockInstances } from '../kernel/instances.js'
+import { isFirstInstance, type FlockInstances } from '../kernel/instances.js'
 import type { KernelServices } from '../kernel/services.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
 import { generateSecret } from '../secrets/generate.js'
@@ -38,7 +38,7 @@ export function kernelRegistry(k: KernelServices, instances: FlockInstances): To
     async addInstance(node, role) {
       const spec = instances.specFor(node.name, node.port, k.bins, k.runAs)
       spec.portConfigKey = 'replication.basePort'
-      const sup = new InstanceSupervisor(spec, supervisorOpts(role))
+      const sup = new InstanceSupervisor(spec, { ...supervisorOpts(role), tookOver: true })
       // The clone was started by pg_ctl; the supervisor adopts that postmaster.
       await sup.start()
       instances.add(spec, role, sup)
@@ -66,8 +66,8 @@ export function kernelRegistry(k: KernelServices, instances: FlockInstances): To
       const m = instances.members().find((h) => h.name === name)
       if (!m) return
       const spec = instances.specFor(name, m.port, k.bins, k.runAs)
-      if (name !== 'primary') spec.portConfigKey = 'replication.basePort'
-      const s = new InstanceSupervisor(spec, supervisorOpts(m.role))
+      if (!isFirstInstance(name)) spec.portConfigKey = 'replication.basePort'
+      const s = new InstanceSupervisor(spec, { ...supervisorOpts(m.role), tookOver: true })
       await s.start()
       instances.add(spec, m.role, s)
     },

@@ -4,6 +4,7 @@ import { ROTATE_FAILED, SECRET_NOT_FOUND } from './errors.js'
 import { generateSecret } from './generate.js'
 import { assertSecretName, roleForSecret } from './names.js'
 import { rotateRolePassword } from './rotate.js'
+import { writeSuperuserPgpass } from '../postgres/pgpass.js'
 
 /**
  * What the kernel's `secrets.rotate` handler calls: maps the secret name to its role and
@@ -17,7 +18,7 @@ import { rotateRolePassword } from './rotate.js'
  *   anything else                   → a plain secret: a new generated value
  */
 export async function rotateSecretInKernel(
-  k: Pick<KernelServices, 'secrets' | 'instances' | 'config'>,
+  k: Pick<KernelServices, 'secrets' | 'instances' | 'config'> & { layout?: KernelServices['layout'] },
   name: string,
 ): Promise<{ name: string; role?: string; rotatedAt: string }> {
   assertSecretName(name)
@@ -32,6 +33,10 @@ export async function rotateSecretInKernel(
   const connection = await k.instances.primary().connection(cfg.postgres.database)
   if (!role && db) role = await databaseOwner(connection, db, name)
   const r = await rotateRolePassword({ connection, role: role!, secretName: name, store: k.secrets })
+  if (role === cfg.postgres.superuser && k.layout) {
+    const password = await k.secrets.get(name)
+    if (password) await writeSuperuserPgpass(k.layout.pgpass, { hosts: ['127.0.0.1', 'localhost'], user: role, password })
+  }
   return { name, role: r.role, rotatedAt: r.rotatedAt }
 }
 

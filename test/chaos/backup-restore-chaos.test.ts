@@ -10,6 +10,7 @@ import { createFlock, type Flock } from '../helpers/flock.js'
 import { readKernelInfo } from '../../src/kernel/state.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { waitFor } from '../helpers/wait.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 
 /**
  * Faults during a restore (needs the built CLI): recovery that fails after the primary was
@@ -29,7 +30,7 @@ describe('chaos: restores that fail or are cancelled midway', { timeout: 300_000
   async function rows(): Promise<string[]> {
     return (await sql<{ v: string }>('app', 'select v from t order by v')).map((x) => x.v)
   }
-  const asides = () => readdirSync(f.layout.instanceDir('primary')).filter((n) => n.includes('pre-restore'))
+  const asides = () => readdirSync(f.layout.instanceDir(FIRST_INSTANCE)).filter((n) => n.includes('pre-restore'))
 
   /** Starts a restore over the raw control socket; `destroy()` is the client going away (Ctrl-C). */
   function startRestore(input: Record<string, unknown>): { destroy(): void; done: Promise<string> } {
@@ -134,7 +135,7 @@ describe('chaos: restores that fail or are cancelled midway', { timeout: 300_000
     expect(up.exitCode, up.stdout + up.stderr).toBe(0)
     expect(await rows()).toEqual(before)
     expect(asides()).toEqual([])
-    expect(existsSync(path.join(f.layout.instanceDir('primary'), 'restore-in-progress.json'))).toBe(false)
+    expect(existsSync(path.join(f.layout.instanceDir(FIRST_INSTANCE), 'restore-in-progress.json'))).toBe(false)
     await sql('app', `insert into t values ('after-kill')`)
   })
 
@@ -146,6 +147,6 @@ describe('chaos: restores that fail or are cancelled midway', { timeout: 300_000
     await call.done
     await waitFor('the copy to be cleaned up', async () => !existsSync(f.layout.instanceDir('gone')) && readFileSync(f.layout.auditLog, 'utf8').split('\n').some((l) => l.includes('"gone"') && l.includes('E_BACKUP_CANCELLED')))
     const st = await f.run<{ instances: Array<{ name: string }> }>(['status', '--json'])
-    expect((st.json as { data: { instances: Array<{ name: string }> } }).data.instances.map((i) => i.name)).toEqual(['primary'])
+    expect((st.json as { data: { instances: Array<{ name: string }> } }).data.instances.map((i) => i.name)).toEqual([FIRST_INSTANCE])
   })
 })

@@ -6,6 +6,7 @@ import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { createFlock, createReplicatedFlock, type Flock } from '../helpers/flock.js'
 import { waitFor } from '../helpers/wait.js'
 import { query } from '../helpers/sql.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 
 /**
  * The node dies while no kernel runs (kernel stopped or killed before it could fence): the
@@ -31,7 +32,7 @@ describe('chaos: the primary dies while no kernel runs', () => {
     // The kernel goes away (Postgres keeps running), then the node dies: kill -9 of the
     // postmaster and a data dir that cannot start.
     expect((await fl.run(['kernel', 'stop', '--json'])).exitCode).toBe(0)
-    const dataDir = fl.layout.dataDir('primary')
+    const dataDir = fl.layout.dataDir(FIRST_INSTANCE)
     const pm = await readPostmasterPid(dataDir)
     process.kill(pm!.pid, 'SIGKILL')
     await fsp.rename(path.join(dataDir, 'global', 'pg_control'), path.join(dataDir, 'global', 'pg_control.gone'))
@@ -42,17 +43,17 @@ describe('chaos: the primary dies while no kernel runs', () => {
       const l = await list()
       return l.members.some((m) => m.name === 'r1' && m.role === 'primary') ? l : undefined
     })
-    expect(done.lastFailover).toMatchObject({ from: 'primary', to: 'r1', automatic: true })
+    expect(done.lastFailover).toMatchObject({ from: FIRST_INSTANCE, to: 'r1', automatic: true })
     expect((await query<{ r: boolean }>(r1Port, password, 'select pg_is_in_recovery() as r'))[0]?.r).toBe(false)
     await query(r1Port, password, 'insert into bw values (51)')
     expect((await query<{ n: number }>(r1Port, password, 'select count(*)::int as n from bw'))[0]?.n).toBe(51)
     // The dead node is fenced: it can never come back as a second primary on its own.
-    expect(existsSync(path.join(fl.layout.instanceDir('primary'), 'fence.json'))).toBe(true)
+    expect(existsSync(path.join(fl.layout.instanceDir(FIRST_INSTANCE), 'fence.json'))).toBe(true)
     expect(existsSync(path.join(dataDir, 'standby.signal'))).toBe(true)
 
     // The node is repaired; the operator rejoins it as a replica of r1.
     await fsp.rename(path.join(dataDir, 'global', 'pg_control.gone'), path.join(dataDir, 'global', 'pg_control'))
-    const rejoin = await fl.run(['replica', 'rejoin', 'primary', '--json'])
+    const rejoin = await fl.run(['replica', 'rejoin', FIRST_INSTANCE, '--json'])
     expect(rejoin.exitCode, rejoin.stdout + rejoin.stderr).toBe(0)
     await waitFor('the old primary to replay the new write', async () => (await query<{ n: number }>(pgPort, password, 'select count(*)::int as n from bw'))[0]?.n === 51)
   }, 240_000)
@@ -63,7 +64,7 @@ describe('chaos: the primary dies while no kernel runs', () => {
     const fl = f
     expect((await fl.run(['up', '--json'])).exitCode).toBe(0)
     expect((await fl.run(['down', '--json'])).exitCode).toBe(0)
-    const dataDir = fl.layout.dataDir('primary')
+    const dataDir = fl.layout.dataDir(FIRST_INSTANCE)
     await fsp.rename(dataDir, `${dataDir}.lost`)
 
     const up = await fl.run(['up', '--json'])

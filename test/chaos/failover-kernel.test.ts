@@ -11,6 +11,7 @@ import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { currentMonitor, replicationManager } from '../../src/replication/kernel.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 
@@ -84,7 +85,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
       await c?.end().catch(() => undefined)
     })()
     await new Promise((r) => setTimeout(r, 1500))
-    const dataDir = k.services.layout.dataDir('primary')
+    const dataDir = k.services.layout.dataDir(FIRST_INSTANCE)
     const pm = await readPostmasterPid(dataDir)
     const tKill = Date.now()
     process.kill(pm!.pid, 'SIGKILL')
@@ -104,11 +105,11 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     await c.end()
     const lost = acked.filter((a) => !present.has(a.seq))
     console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}\n${currentMonitor()?.history.join('\n')}`)
-    expect(currentMonitor()?.history.some((x) => /^promote r1: primary primary unreachable for \d\.\d s/.test(x))).toBe(true)
+    expect(currentMonitor()?.history.some((x) => new RegExp(`^promote r1: primary ${FIRST_INSTANCE} unreachable for \\d\\.\\d s`).test(x))).toBe(true)
     expect(lost).toEqual([])
     const l = await client.call(replicaList, {})
-    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual(['primary:fenced', 'r1:primary'])
-    expect(l.lastFailover).toMatchObject({ from: 'primary', to: 'r1', automatic: true })
+    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:fenced`, 'r1:primary'])
+    expect(l.lastFailover).toMatchObject({ from: FIRST_INSTANCE, to: 'r1', automatic: true })
     expect(l.primaryUrl).toContain(`127.0.0.1:${r1Port}`)
     const audit = readFileSync(k.services.layout.auditLog, 'utf8')
     expect(audit).toMatch(/"actor":"failover-monitor".*"action":"failover"|"action":"failover".*"actor":"failover-monitor"/)
@@ -121,9 +122,9 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     const mgr = replicationManager(k.services, k.instances)
     let rj: { method: string } | undefined
     for (let i = 0; i < 100 && !rj; i++) {
-      rj = await mgr.rejoin('primary', { allowReclone: false }).catch(async (err: { code?: string }) => {
+      rj = await mgr.rejoin(FIRST_INSTANCE, { allowReclone: false }).catch(async (err: { code?: string }) => {
         if (err.code !== 'E_BUSY') {
-          console.log(readFileSync(k.services.layout.instanceLog('primary'), 'utf8').split('\n').slice(-30).join('\n'))
+          console.log(readFileSync(k.services.layout.instanceLog(FIRST_INSTANCE), 'utf8').split('\n').slice(-30).join('\n'))
           throw err
         }
         await new Promise((r) => setTimeout(r, 100))
@@ -131,6 +132,6 @@ describe('failover-monitor component in a kernel (chaos)', () => {
       })
     }
     expect(rj?.method).toBe('rewind')
-    expect((await client.call(replicaList, {})).members.find((m) => m.name === 'primary')).toMatchObject({ role: 'replica', state: 'streaming', fenced: false })
+    expect((await client.call(replicaList, {})).members.find((m) => m.name === FIRST_INSTANCE)).toMatchObject({ role: 'replica', state: 'streaming', fenced: false })
   }, 150_000)
 })

@@ -11,6 +11,7 @@ import { processesInDataDir, readPostmasterPid } from '../../src/postgres/pidfil
 import { currentMonitor } from '../../src/replication/kernel.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 
@@ -45,7 +46,7 @@ describe('chaos: postmaster killed, kernel alive (restart in place)', () => {
 
   it('kills the orphaned backends at once, restarts in place, and no acknowledged write is lost', async () => {
     await client.call(replicaAdd, { name: 'r1', sync: false })
-    const port = (await client.call(replicaList, {})).members.find((m) => m.name === 'primary')!.port
+    const port = (await client.call(replicaList, {})).members.find((m) => m.name === FIRST_INSTANCE)!.port
     const password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
     const events: string[] = []
     const unsubscribe = k.services.events.subscribe((ev) => {
@@ -85,9 +86,9 @@ describe('chaos: postmaster killed, kernel alive (restart in place)', () => {
     await inflight.query('insert into pc values (-1)')
     while (acked.length < 20) await new Promise((r) => setTimeout(r, 20))
 
-    const dataDir = k.services.layout.dataDir('primary')
+    const dataDir = k.services.layout.dataDir(FIRST_INSTANCE)
     const pm = await readPostmasterPid(dataDir)
-    const sup = k.instances.supervisor('primary')!
+    const sup = k.instances.supervisor(FIRST_INSTANCE)!
     process.kill(pm!.pid, 'SIGKILL')
     // During the restart backoff (3 s here) not one process of the dead instance is left...
     while (sup.status().state !== 'restarting') await new Promise((r) => setTimeout(r, 10))
@@ -115,7 +116,7 @@ describe('chaos: postmaster killed, kernel alive (restart in place)', () => {
     expect(events).toContain('instance.restarted')
     expect(events.filter((e) => ['failover.started', 'failover.completed', 'failover.failed', 'instance.restart-failed', 'instance.fenced'].includes(e))).toEqual([])
     const l = await client.call(replicaList, {})
-    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual(['primary:primary', 'r1:replica'])
+    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:primary`, 'r1:replica'])
     expect(l.failoversTotal).toBe(0)
     expect(currentMonitor()?.history.some((s) => s.startsWith('promote'))).toBe(false)
   }, 120_000)

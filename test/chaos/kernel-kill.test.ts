@@ -7,6 +7,7 @@ import { readKernelInfo } from '../../src/kernel/state.js'
 import type { StatusOutput } from '../../src/api/core.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { waitFor } from '../helpers/wait.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 
 
 describe('chaos: kill -9 of the kernel', () => {
@@ -61,7 +62,7 @@ describe('chaos: kill -9 of the kernel', () => {
     expect((await c.query('select count(*)::int as n from chaos')).rows[0].n).toBe(2)
     await c.end()
     const m = await f.run<{ text: string }>(['metrics', '--json'])
-    expect(m.json?.ok && m.json.data.text).toMatch(/magflock_instance_restarts_total\{instance="primary"\} [1-9]/)
+    expect(m.json?.ok && m.json.data.text).toMatch(new RegExp(`magflock_instance_restarts_total\\{instance="${FIRST_INSTANCE}"\\} [1-9]`))
   })
 })
 
@@ -76,13 +77,13 @@ describe('chaos: kill -9 during the first up (initdb running)', () => {
 
   it('never uses the half-initialised data dir; the next up recovers', async () => {
     const child = execa(NODE, [RUN_JS, 'kernel', 'start', '--foreground'], { cwd: f.projectDir, env: f.env, reject: false, stdin: 'ignore' })
-    const leftover = `${f.layout.instanceDir('primary')}/data.initializing`
+    const leftover = `${f.layout.instanceDir(FIRST_INSTANCE)}/data.initializing`
     await waitFor('initdb to start writing', async () => existsSync(`${leftover}/PG_VERSION`) || existsSync(`${leftover}/base`) || undefined, 60_000)
     // Kill the kernel and everything in its process group (initdb included).
     child.kill('SIGKILL')
     await child
     await execa('pkill', ['-9', '-f', `initdb.*${f.projectDir}`], { reject: false })
-    expect(existsSync(f.layout.dataDir('primary'))).toBe(false)
+    expect(existsSync(f.layout.dataDir(FIRST_INSTANCE))).toBe(false)
 
     const up = await f.run(['up', '--json'])
     expect(up.exitCode, up.stdout + up.stderr).toBe(0)

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
 import { createFlock, type Flock } from '../helpers/flock.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import type { StatusOutput } from '../../src/api/core.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 
 type UpData = StatusOutput & { launched: boolean; adminTokenFile: string }
 
@@ -25,7 +27,7 @@ describe('magflock up / status / down (built CLI)', () => {
     expect(primary).toMatchObject({ state: 'running', port: f.pgPort, host: '127.0.0.1', adopted: false })
     expect(primary?.url).not.toMatch(/:[^@/]*@/) // no password in the URL
     expect(statSync(f.layout.adminToken).mode & 0o777).toBe(0o600)
-    expect(statSync(f.layout.dataDir('primary')).mode & 0o777).toBe(0o700)
+    expect(statSync(f.layout.dataDir(FIRST_INSTANCE)).mode & 0o777).toBe(0o700)
     expect(statSync(f.layout.socket).mode & 0o777).toBe(0o600)
   })
 
@@ -50,7 +52,7 @@ describe('magflock up / status / down (built CLI)', () => {
       data: {
         kernel: { env: 'development', stateDir: f.stateDir },
         components: expect.arrayContaining([expect.objectContaining({ name: 'postgres', state: 'running', healthy: true })]),
-        instances: [expect.objectContaining({ name: 'primary', role: 'primary', state: 'running' })],
+        instances: [expect.objectContaining({ name: FIRST_INSTANCE, role: 'primary', state: 'running' })],
         primaryUrl: expect.stringContaining('target_session_attrs=read-write'),
       },
     })
@@ -96,6 +98,27 @@ describe('magflock up / status / down (built CLI)', () => {
     } finally {
       await c.end()
     }
+    // Started by this kernel, not re-adopted: status does not say "(adopted)".
+    const human = await f.run(['status'])
+    expect(human.stdout).toMatch(new RegExp(`^primary +${FIRST_INSTANCE} +running`, 'm'))
+    expect(human.stdout).not.toContain('(adopted)')
+  })
+
+  it('a state dir from before the pgN names keeps its first instance called primary', async () => {
+    expect((await f.run(['down', '--json'])).exitCode).toBe(0)
+    renameSync(f.layout.instanceDir(FIRST_INSTANCE), f.layout.instanceDir('primary'))
+    const topo = path.join(f.stateDir, 'topology.json')
+    writeFileSync(topo, readFileSync(topo, 'utf8').replaceAll(`"${FIRST_INSTANCE}"`, '"primary"'))
+    const r = await f.run<UpData>(['up', '--json'])
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+    expect(r.json?.ok && r.json.data.instances.map((i) => `${i.name}:${i.role}:${i.port}`)).toEqual([`primary:primary:${f.pgPort}`])
+    expect((await f.sql<{ x: number }>('postgres', 'select x from e2e'))[0]?.x).toBe(42)
+    // The same without topology.json (older still): instances/primary is adopted under its name.
+    expect((await f.run(['down', '--json'])).exitCode).toBe(0)
+    rmSync(topo)
+    const again = await f.run<UpData>(['up', '--json'])
+    expect(again.json?.ok && again.json.data.instances.map((i) => i.name)).toEqual(['primary'])
+    expect((await f.sql<{ x: number }>('postgres', 'select x from e2e'))[0]?.x).toBe(42)
   })
 })
 

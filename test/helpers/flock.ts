@@ -73,7 +73,9 @@ export async function createFlock(opts: { yaml?: string } = {}): Promise<Flock> 
         await c.end()
       }
     },
-    async postmasterPid(name = 'primary') {
+    /** Of the named instance; by default the one topology.json lists as primary. */
+    async postmasterPid(name?: string) {
+      name ??= (JSON.parse(readFileSync(path.join(stateDir, 'topology.json'), 'utf8')) as { instances: Array<{ name: string; role: string }> }).instances.find((i) => i.role === 'primary')!.name
       return (await readPostmasterPid(layout.dataDir(name)))?.pid
     },
     async destroy() {

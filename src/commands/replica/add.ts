@@ -14,7 +14,7 @@ export default class ReplicaAdd extends MagflockCommand<ReplicaAddResult> {
     'from the archive (<state>/wal) before streaming; it refuses a logical backup, another cluster\'s backup or a WAL gap, leaving nothing behind. ' +
     'The replica logs in as the magflock_replicator role, never as the superuser.'
   static override examples = ['<%= config.bin %> replica add', '<%= config.bin %> replica add r2 --sync', '<%= config.bin %> replica add r3 --json', '<%= config.bin %> replica add r4 --from-backup latest']
-  static override args = { name: Args.string({ description: 'Replica name (default r1, r2, …).' }) }
+  static override args = { name: Args.string({ description: 'Replica name (default: the next free pgN; the first instance is pg1).' }) }
   static override flags = {
     sync: Flags.boolean({ summary: 'Make it a synchronous standby (zero data loss on failover).', default: false }),
     'from-backup': Flags.string({ summary: "Seed it from a physical backup ('latest' or an id) plus the WAL archive instead of cloning the primary." }),

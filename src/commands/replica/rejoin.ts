@@ -6,7 +6,7 @@ export type ReplicaRejoinResult = { name: string; method: 'none' | 'rewind' | 'r
 
 export default class ReplicaRejoin extends MagflockCommand<ReplicaRejoinResult> {
   static override summary = 'Bring a fenced old primary back as a replica of the current primary (pg_rewind, else a fresh clone).'
-  static override examples = ['<%= config.bin %> replica rejoin primary', '<%= config.bin %> replica rejoin primary --no-reclone']
+  static override examples = ['<%= config.bin %> replica rejoin pg1', '<%= config.bin %> replica rejoin pg1 --no-reclone']
   static override args = { name: Args.string({ description: 'Instance name.', required: true }) }
   static override flags = {
     reclone: Flags.boolean({ summary: 'Re-clone when pg_rewind is impossible (deletes its data dir).', default: true, allowNo: true }),

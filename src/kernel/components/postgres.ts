@@ -13,6 +13,9 @@ import { generateSecret } from '../../secrets/generate.js'
 import { PORT_IN_USE } from '../../errors/index.js'
 import { isPortFree } from '../../platform/ports.js'
 import { undoInterruptedRestore } from '../../backup/restore.js'
+import { writeSuperuserPgpass } from '../../postgres/pgpass.js'
+import { exists } from '../../platform/fs.js'
+import { FIRST_INSTANCE, LEGACY_FIRST_INSTANCE, isFirstInstance } from '../instances.js'
 
 export interface PostgresComponentDeps {
   services: KernelServices
@@ -37,7 +40,10 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
     const { services: k, instances, metrics } = ctx.services
     const cfg = k.config()
     const topology = await instances.readTopology()
-    const members = topology?.instances ?? [{ name: 'primary', role: 'primary' as const, port: cfg.postgres.port }]
+    // No topology yet: a fresh flock (its first instance is pg1), or a state dir from before
+    // topology.json whose primary lives in instances/primary (kept under that name).
+    const firstName = (await exists(k.layout.instanceDir(LEGACY_FIRST_INSTANCE))) ? LEGACY_FIRST_INSTANCE : FIRST_INSTANCE
+    const members = topology?.instances ?? [{ name: firstName, role: 'primary' as const, port: cfg.postgres.port }]
     const started: InstanceSupervisor[] = []
     // A primary that cannot start must not keep a flock with replicas down: that is exactly
     // when a replica has to take over, and the failover monitor runs only in a booted kernel.
@@ -58,7 +64,7 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
           ctx.log.warn({ instance: m.name }, 'not starting a fenced instance; `magflock replica rejoin` brings it back')
           continue
         }
-        const port = m.role === 'primary' && m.name === 'primary' ? cfg.postgres.port : m.port
+        const port = m.role === 'primary' && isFirstInstance(m.name) ? cfg.postgres.port : m.port
         const spec = instances.specFor(m.name, port, k.bins, k.runAs)
         // A fence marker on a member the topology still lists as primary or replica: a kernel
         // died in the middle of a failover. The instance stays down under its recorded role;
@@ -125,6 +131,8 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
         instances.add(spec, m.role, sup)
       }
       await instances.saveTopology()
+      const password = await k.secrets.get(SUPERUSER_SECRET)
+      if (password) await writeSuperuserPgpass(k.layout.pgpass, { hosts: ['127.0.0.1', 'localhost'], user: cfg.postgres.superuser, password })
     } catch (err) {
       for (const s of started.reverse()) await s.stop({ keepRunning: s.status().adopted }).catch(() => {})
       throw err

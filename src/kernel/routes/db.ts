@@ -97,10 +97,11 @@ export const dbRoutes: BoundRoute[] = [
   handle(dbApi.dbUrl, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { database: input.name, revealed: input.reveal, purpose: input.purpose })
     if (input.reveal && ctx.actor.role === 'viewer') throw DB_REVEAL_DENIED({ role: ctx.actor.role })
-    const r = await databaseUrl(deps(k), input)
+    const r = await databaseUrl(deps(k), { ...input, superuserFallback: ctx.actor.role === 'admin' })
+    if (r.revealed && r.user !== r.owner) ctx.auditDetails.as = r.user
     if (!input.role) return r
     ctx.auditDetails.routing = input.role
-    const url = flockUrl({ members: k.instances.members(), user: r.owner, database: input.name, role: input.role, password: r.revealed ? r.password : undefined })
+    const url = flockUrl({ members: k.instances.members(), user: r.user ?? r.owner, database: input.name, role: input.role, password: r.revealed ? r.password : undefined })
     return { ...r, url }
   }),
 

@@ -5,6 +5,7 @@ import { listArchive } from '../../../src/backup/wal.js'
 import { isProcessAliveSync } from '../../../src/platform/pids.js'
 import { createFlock, type Flock } from '../../helpers/flock.js'
 import { waitFor } from '../../helpers/wait.js'
+import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
 
 /**
  * Restores through the built CLI against a real kernel: in place over the primary (plain and
@@ -83,10 +84,10 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
     const r = await f.run(['backup', 'restore', id, '--json'])
     expect(r.exitCode).toBe(5)
     expect(r.json).toMatchObject({ ok: false, error: { code: 'E_BACKUP_INPLACE_NEEDS_FORCE', hint: expect.stringContaining('--force') } })
-    const named = await f.run(['backup', 'restore', id, '--to-instance', 'primary', '--json'])
+    const named = await f.run(['backup', 'restore', id, '--to-instance', FIRST_INSTANCE, '--json'])
     expect(named.json).toMatchObject({ ok: false, error: { code: 'E_BACKUP_INPLACE_NEEDS_FORCE' } })
     expect(await f.postmasterPid()).toBe(pid)
-    expect(readdirSync(f.layout.instanceDir('primary')).filter((n) => n.includes('pre-restore'))).toEqual([])
+    expect(readdirSync(f.layout.instanceDir(FIRST_INSTANCE)).filter((n) => n.includes('pre-restore'))).toEqual([])
     expect((await sql('app', 'select v from t')).map((x) => x.v)).toEqual(['A'])
   })
 
@@ -98,7 +99,7 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
     const r = await f.run<Restored>(['backup', 'restore', id, '--force', '--json'])
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     const d = (r.json as { data: Restored }).data
-    expect(d).toMatchObject({ kind: 'instance', target: 'primary', role: 'primary', pitr: false, port: f.pgPort })
+    expect(d).toMatchObject({ kind: 'instance', target: FIRST_INSTANCE, role: 'primary', pitr: false, port: f.pgPort })
     expect(d.previousDataDir).toMatch(/data\.pre-restore-\d{8}T\d{6}Z$/)
     expect(existsSync(path.join(d.previousDataDir!, 'PG_VERSION'))).toBe(true)
     expect((await sql('app', 'select v from t order by v')).map((x) => x.v)).toEqual(['A'])
@@ -110,7 +111,7 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
     )
     expect(s!.tli).toBeGreaterThan(1)
     expect(s!.cluster).not.toBe('magflock-restore')
-    const auto = readFileSync(path.join(f.layout.dataDir('primary'), 'postgresql.auto.conf'), 'utf8')
+    const auto = readFileSync(path.join(f.layout.dataDir(FIRST_INSTANCE), 'postgresql.auto.conf'), 'utf8')
     expect(auto).not.toMatch(/restore_command|recovery_target/)
 
     // The WAL archiver picks up on the new timeline (slot re-created, segments with the new TLI).
@@ -171,12 +172,12 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
     expect(up.exitCode, up.stdout + up.stderr).toBe(0)
     expect((await status()).instances.find((i) => i.name === 'copy1')).toMatchObject({ role: 'standalone', state: 'running', adopted: true })
 
-    const wrong = await f.run(['instance', 'remove', 'primary', '--json'])
+    const wrong = await f.run(['instance', 'remove', FIRST_INSTANCE, '--json'])
     expect(wrong.json).toMatchObject({ ok: false, error: { code: 'E_INSTANCE_NOT_STANDALONE' } })
     const rm = await f.run(['instance', 'remove', 'copy1', '--json'])
     expect(rm.exitCode, rm.stdout + rm.stderr).toBe(0)
     st = await status()
-    expect(st.instances.map((i) => i.name)).toEqual(['primary'])
+    expect(st.instances.map((i) => i.name)).toEqual([FIRST_INSTANCE])
     expect(existsSync(f.layout.instanceDir('copy1'))).toBe(false)
   })
 
@@ -194,7 +195,7 @@ describe('backup restore through the CLI: in place, standalone copies, one datab
     expect((await sql('app', 'select v from t order by v')).map((x) => x.v)).toEqual(['first', 'second'])
     expect((await sql('other', 'select v from o')).map((x) => x.v)).toEqual(['untouched'])
     expect(readdirSync(path.join(f.stateDir, 'tmp'))).toEqual([])
-    expect((await status()).instances.map((i) => i.name)).toEqual(['primary'])
+    expect((await status()).instances.map((i) => i.name)).toEqual([FIRST_INSTANCE])
 
     // With --force the named database itself is replaced.
     const forced = await f.run<Restored>(['backup', 'restore', id, '--to-db', 'app', '--target-time', target, '--force', '--json'])

@@ -104,6 +104,30 @@ describe('db commands through the kernel', { timeout: 180_000 }, () => {
     expect(r.stdout.trim()).toBe('app')
   })
 
+  it('db psql opens a restored database (owned by postgres) for an admin; other roles get a hint that says so', async () => {
+    const backup = await f.run<{ id: string }>(['backup', 'create', '--type', 'logical', '--db', 'app', '--json'])
+    expect(backup.exitCode, backup.stdout + backup.stderr).toBe(0)
+    const id = (backup.json as { data: { id: string } }).data.id
+    const restored = await f.run(['backup', 'restore', id, '--to-db', 'app_copy', '--json'])
+    expect(restored.exitCode, restored.stdout + restored.stderr).toBe(0)
+    const list = await f.run<{ databases: Array<{ name: string; owner: string; managed: boolean }> }>(['db', 'list', '--json'])
+    const copy = (list.json as { data: { databases: Array<{ name: string; owner: string; managed: boolean }> } }).data.databases.find((d) => d.name === 'app_copy')
+    expect(copy).toMatchObject({ owner: 'postgres', managed: false })
+
+    const r = await f.run(['db', 'psql', 'app_copy', '--', '-XAtc', 'SELECT current_user || current_database()'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toBe('postgresapp_copy')
+
+    const op = await f.run<{ token: string }>(['token', 'create', '--role', 'operator', '--name', 'op-psql', '--json'])
+    const token = (op.json as { data: { token: string } }).data.token
+    const denied = await f.run(['db', 'psql', 'app_copy', '--token', token, '--', '-XAtc', 'SELECT 1'])
+    expect(denied.exitCode).toBe(3)
+    expect(denied.stderr).toContain('E_DB_NO_CREDENTIALS')
+    expect(denied.stderr).toContain('admin token')
+    // The copy's tables belong to the role app: drop it so the next test can drop that role.
+    expect((await f.run(['db', 'drop', 'app_copy', '--force', '--json'])).exitCode).toBe(0)
+  })
+
   it('db drop needs --force in scripts, then drops database and role', async () => {
     const refused = await f.run(['db', 'drop', 'app', '--json'])
     expect(refused.exitCode).toBe(5)

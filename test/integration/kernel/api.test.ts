@@ -13,6 +13,7 @@ import pg from 'pg'
 import { freePort } from '../../../src/platform/ports.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 
@@ -57,7 +58,7 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
 
   it('serves status to the admin token', async () => {
     const s = await admin.call(status, {})
-    expect(s.instances[0]).toMatchObject({ name: 'primary', role: 'primary', state: 'running', port: p.pgPort })
+    expect(s.instances[0]).toMatchObject({ name: FIRST_INSTANCE, role: 'primary', state: 'running', port: p.pgPort })
     expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'failover-monitor', 'metrics', 'wal-archiver'])
     expect(s.primaryUrl).toContain(`127.0.0.1:${p.pgPort}`)
     expect(s.primaryUrl).toContain('target_session_attrs=read-write')
@@ -155,7 +156,7 @@ describe('kernel boot failures', () => {
       const err = await startKernel({ stateDir: p.stateDir, projectDir: p.dir }).catch((e: unknown) => e)
       expect(isMagflockError(err) && err.code).toBe('E_PORT_IN_USE')
       const layout = stateLayout(p.stateDir)
-      expect(existsSync(layout.dataDir('primary'))).toBe(false)
+      expect(existsSync(layout.dataDir(FIRST_INSTANCE))).toBe(false)
       expect(existsSync(layout.kernelJson)).toBe(false)
       expect(existsSync(layout.socket)).toBe(false)
       expect(existsSync(layout.lockFile)).toBe(false)
@@ -171,7 +172,7 @@ describe('kernel boot failures', () => {
     const first = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
     const conn = await first.instances.primary().connection()
     await first.shutdown({ keepPostgres: true, reason: 'test' })
-    const pm = Number(readFileSync(`${layout.dataDir('primary')}/postmaster.pid`, 'utf8').split('\n')[0])
+    const pm = Number(readFileSync(`${layout.dataDir(FIRST_INSTANCE)}/postmaster.pid`, 'utf8').split('\n')[0])
     const metricsPort = Number(/metrics:\n {2}port: (\d+)/.exec(readFileSync(path.join(p.dir, 'magflock.yaml'), 'utf8'))?.[1])
     const blocker = net.createServer()
     await new Promise<void>((r) => blocker.listen(metricsPort, '127.0.0.1', () => r()))
@@ -200,12 +201,12 @@ describe('kernel boot failures', () => {
     const first = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
     await first.shutdown({ keepPostgres: false, reason: 'test' })
     // A fenced old primary whose data dir would not even start: booting it would fail the kernel.
-    writeFileSync(`${layout.root}/topology.json`, JSON.stringify({ instances: [{ name: 'primary', role: 'primary', port: p.pgPort }, { name: 'old', role: 'fenced', port: await freePort() }] }))
+    writeFileSync(`${layout.root}/topology.json`, JSON.stringify({ instances: [{ name: FIRST_INSTANCE, role: 'primary', port: p.pgPort }, { name: 'old', role: 'fenced', port: await freePort() }] }))
     const k = await startKernel({ stateDir: p.stateDir, projectDir: p.dir })
     try {
       const s = await new KernelClient(layout).call(status, {})
       expect(s.instances.find((i) => i.name === 'old')).toMatchObject({ role: 'fenced', pid: null })
-      expect(s.instances.find((i) => i.name === 'primary')).toMatchObject({ role: 'primary', state: 'running' })
+      expect(s.instances.find((i) => i.name === FIRST_INSTANCE)).toMatchObject({ role: 'primary', state: 'running' })
       expect(s.primaryUrl).not.toContain(',') // the fenced one is not a routing target
     } finally {
       await k.shutdown({ keepPostgres: false, reason: 'test' })

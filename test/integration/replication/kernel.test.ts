@@ -7,6 +7,7 @@ import type { KernelClient } from '../../../src/client/index.js'
 import type { RunningKernel } from '../../../src/kernel/daemon.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { startKernelFlock, type KernelFlock } from './harness.js'
+import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
 
 /**
  * The replication routes through a real in-process kernel: its supervisors, registry,
@@ -38,17 +39,17 @@ describe('replication through the kernel control API', () => {
     expect(r1).toMatchObject({ name: 'r1', role: 'replica', state: 'streaming', sync: false })
     expect(phases).toEqual(expect.arrayContaining(['clone', 'start', 'done']))
     const r2 = await client.call(replicaAdd, { sync: true })
-    expect(r2).toMatchObject({ name: 'r2', sync: true, syncState: 'sync' })
+    expect(r2).toMatchObject({ name: 'pg2', sync: true, syncState: 'sync' })
     const l = await client.call(replicaList, {})
-    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual(['primary:primary', 'r1:replica', 'r2:replica'])
+    expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:primary`, 'r1:replica', 'pg2:replica'])
     expect(l.members.find((m) => m.name === 'r1')?.lagBytes).toBeTypeOf('number')
     expect(l.primaryUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/postgres\?target_session_attrs=read-write/)
     expect(l.primaryUrl).not.toContain(password)
-    expect(await roles()).toEqual({ primary: 'primary', r1: 'replica', r2: 'replica' })
+    expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'primary', r1: 'replica', pg2: 'replica' })
     // Replicas log in as the dedicated replication role, never as the superuser.
-    const primaryPort = l.members.find((m) => m.name === 'primary')!.port
+    const primaryPort = l.members.find((m) => m.name === FIRST_INSTANCE)!.port
     const senders = await query<{ application_name: string; usename: string }>(primaryPort, 'select application_name, usename from pg_stat_replication order by 1')
-    expect(senders.filter((x) => /^r\d$/.test(x.application_name)).map((x) => x.usename)).toEqual(['magflock_replicator', 'magflock_replicator'])
+    expect(senders.filter((x) => ['r1', 'pg2'].includes(x.application_name)).map((x) => x.usename)).toEqual(['magflock_replicator', 'magflock_replicator'])
     const role = await query<{ rolsuper: boolean; rolreplication: boolean }>(primaryPort, `select rolsuper, rolreplication from pg_roles where rolname = 'magflock_replicator'`)
     expect(role).toEqual([{ rolsuper: false, rolreplication: true }])
     const conninfo = await query<{ v: string }>(r1.port, `select current_setting('primary_conninfo') as v`)
@@ -66,6 +67,11 @@ describe('replication through the kernel control API', () => {
     }
     const dup = await client.call(replicaAdd, { name: 'r1' }).catch((e: unknown) => e)
     expect(isMagflockError(dup) && dup.code).toBe('E_REPLICA_EXISTS')
+    // Names never repeat a role word: roles move, names stay.
+    for (const name of ['primary', 'replica']) {
+      const bad = await client.call(replicaAdd, { name }).catch((e: unknown) => e)
+      expect(isMagflockError(bad) && bad.code).toBe('E_REPLICA_NAME_INVALID')
+    }
     // `magflock status` shows each replica's streaming state and lag from the monitor's last
     // look at pg_stat_replication (refreshed about every 200 ms).
     const deadline = Date.now() + 10_000
@@ -75,23 +81,23 @@ describe('replication through the kernel control API', () => {
       s = await client.call(status, {})
     }
     expect(s.instances.find((i) => i.name === 'r1')?.replication).toMatchObject({ state: 'streaming', syncState: 'async', lagBytes: expect.any(Number) })
-    expect(s.instances.find((i) => i.name === 'r2')?.replication).toMatchObject({ state: 'streaming', syncState: 'sync' })
-    expect(s.instances.find((i) => i.name === 'primary')?.replication).toBeUndefined()
+    expect(s.instances.find((i) => i.name === 'pg2')?.replication).toMatchObject({ state: 'streaming', syncState: 'sync' })
+    expect(s.instances.find((i) => i.name === FIRST_INSTANCE)?.replication).toBeUndefined()
   })
 
   it('switches over to r1 and back; the registry, topology file and audit log follow', async () => {
     const a = await client.call(switchover, { to: 'r1' })
-    expect(a).toMatchObject({ from: 'primary', to: 'r1', rejoin: 'none' })
+    expect(a).toMatchObject({ from: FIRST_INSTANCE, to: 'r1', rejoin: 'none' })
     const p = a.phases
     expect(a.writeOutageMs).toBe(p.stopMs + p.catchupMs + p.fenceMs + p.promoteMs)
-    expect(await roles()).toEqual({ primary: 'replica', r1: 'primary', r2: 'replica' })
+    expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'replica', r1: 'primary', pg2: 'replica' })
     const l = await client.call(replicaList, {})
     await write(l.members.find((m) => m.name === 'r1')!.port, 1)
-    // The synchronous flag stays with r2, which now follows r1 as its synchronous standby.
-    expect(l.members.find((m) => m.name === 'r2')).toMatchObject({ sync: true, syncState: 'sync' })
-    const b = await client.call(switchover, { to: 'primary' })
-    expect(b.to).toBe('primary')
-    expect(await roles()).toEqual({ primary: 'primary', r1: 'replica', r2: 'replica' })
+    // The synchronous flag stays with pg2, which now follows r1 as its synchronous standby.
+    expect(l.members.find((m) => m.name === 'pg2')).toMatchObject({ sync: true, syncState: 'sync' })
+    const b = await client.call(switchover, { to: FIRST_INSTANCE })
+    expect(b.to).toBe(FIRST_INSTANCE)
+    expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'primary', r1: 'replica', pg2: 'replica' })
     const audit = await import('node:fs').then((fs) => fs.readFileSync(k.services.layout.auditLog, 'utf8'))
     expect(audit).toContain('"action":"switchover"')
   })
@@ -99,22 +105,22 @@ describe('replication through the kernel control API', () => {
   it('fails over on request, fences the old primary, and rejoins it', async () => {
     const refused = await client.call(failover, { to: 'nope' }).catch((e: unknown) => e)
     expect(isMagflockError(refused) && refused.code).toBe('E_FAILOVER_REFUSED')
-    const f = await client.call(failover, { to: 'r2' })
-    expect(f).toMatchObject({ from: 'primary', to: 'r2' })
-    expect(await roles()).toEqual({ primary: 'fenced', r1: 'replica', r2: 'primary' })
+    const f = await client.call(failover, { to: 'pg2' })
+    expect(f).toMatchObject({ from: FIRST_INSTANCE, to: 'pg2' })
+    expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'fenced', r1: 'replica', pg2: 'primary' })
     const l = await client.call(replicaList, {})
-    expect(l.members.find((m) => m.name === 'primary')).toMatchObject({ fenced: true, state: 'fenced' })
-    expect(l.lastFailover).toMatchObject({ from: 'primary', to: 'r2', automatic: false })
-    const rj = await client.call(replicaRejoin, { name: 'primary' })
+    expect(l.members.find((m) => m.name === FIRST_INSTANCE)).toMatchObject({ fenced: true, state: 'fenced' })
+    expect(l.lastFailover).toMatchObject({ from: FIRST_INSTANCE, to: 'pg2', automatic: false })
+    const rj = await client.call(replicaRejoin, { name: FIRST_INSTANCE })
     expect(['rewind', 'none']).toContain(rj.method)
-    expect(await roles()).toEqual({ primary: 'replica', r1: 'replica', r2: 'primary' })
+    expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'replica', r1: 'replica', pg2: 'primary' })
   })
 
   it('removes a replica and refuses to remove the primary', async () => {
-    const bad = await client.call(replicaRemove, { name: 'r2' }).catch((e: unknown) => e)
+    const bad = await client.call(replicaRemove, { name: 'pg2' }).catch((e: unknown) => e)
     expect(isMagflockError(bad) && bad.code).toBe('E_SWITCHOVER_TARGET')
     const r = await client.call(replicaRemove, { name: 'r1' })
     expect(r.slotDropped).toBe(true)
-    expect(Object.keys(await roles()).sort()).toEqual(['primary', 'r2'])
+    expect(Object.keys(await roles()).sort()).toEqual([FIRST_INSTANCE, 'pg2'].sort())
   })
 })
