@@ -1,4 +1,5 @@
-import http from 'node:http'
+import { http } from '../platform/http.js'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import net from 'node:net'
 import { promises as fsp } from 'node:fs'
 import type { Logger } from 'pino'
@@ -28,7 +29,7 @@ const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
  * Mutating calls, and every 401/403, are appended to the audit log.
  */
 export class ControlServer {
-  private server: http.Server | undefined
+  private server: Server | undefined
   private readonly inflight = new Set<AbortController>()
 
   constructor(
@@ -79,7 +80,7 @@ export class ControlServer {
     await fsp.rm(this.opts.socketPath, { force: true })
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint()
     const url = new URL(req.url ?? '/', 'http://magflock')
     const method = req.method ?? 'GET'
@@ -211,7 +212,7 @@ export class ControlServer {
   }
 }
 
-function readJson(req: http.IncomingMessage): Promise<unknown> {
+function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let size = 0
     const chunks: Buffer[] = []
