@@ -1,4 +1,5 @@
-import http from 'node:http'
+import net from 'node:net'
+import { http } from '../platform/http.js'
 import { existsSync, readFileSync } from 'node:fs'
 import type { z } from 'zod'
 import { MagflockError, type WireError } from '../errors/index.js'
@@ -65,7 +66,9 @@ export class KernelClient {
       let sent = false
       const req = http.request(
         {
-          socketPath: this.socketPath,
+          // Our own connection instead of socketPath: no http.Agent, whose server-name
+          // check compiles Node's IPv6 regex on the first request (a few ms of every call).
+          createConnection: () => net.connect(this.socketPath),
           method,
           path,
           headers: {

@@ -16,11 +16,19 @@ export default class Status extends MagflockCommand<StatusOutput> {
     const client = this.kernel()
     const s = await client.call(status, {})
     if (flags.watch && !this.jsonEnabled()) {
+      // ink and React take longer to load than the status call (seconds on a busy machine):
+      // a terminal gets the first frame as plain text at once, and the live view, once
+      // loaded, replaces it.
+      const tty = Boolean(process.stdout.isTTY && process.stdin.isTTY)
+      if (tty) process.stdout.write(`${CLEAR_SCREEN}${renderStatus(s)}\n`)
       const { watchStatus } = await import('../ui/status-view.js')
-      await watchStatus(() => client.call(status, {}), flags.interval, s)
+      await watchStatus(() => client.call(status, {}), flags.interval, s, { clearFirst: tty })
       return s
     }
     this.log(renderStatus(s))
     return s
   }
 }
+
+/** Erase the screen and move the cursor home (ANSI). */
+const CLEAR_SCREEN = '\u001B[2J\u001B[H'

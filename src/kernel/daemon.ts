@@ -22,7 +22,6 @@ import { postgresComponent } from './components/postgres.js'
 import { metricsComponent } from './components/metrics.js'
 import { backupSchedulerComponent, walArchiverComponent } from '../backup/components.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
-import { allRoutes } from './routes/index.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
 import { TokenStore } from './tokens.js'
@@ -130,6 +129,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     components.register(walArchiverComponent, { services })
     components.register(backupSchedulerComponent, { services })
     components.register(failoverMonitorComponent, { services, instances })
+    // The route handlers pull in every domain (backups, replication, migrations, databases):
+    // they load while the components boot (Postgres starts in its own process meanwhile),
+    // not before. In the bundled kernel (scripts/build-kernel.mjs) they are their own chunk.
+    const routesLoading = import('./routes/index.js')
+    routesLoading.catch(() => undefined)
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.
@@ -183,7 +187,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
 
     const server = new ControlServer({
       socketPath: layout.socket,
-      routes: allRoutes,
+      routes: (await routesLoading).allRoutes,
       tokens,
       services: Object.assign(services, { kernel }),
       audit,

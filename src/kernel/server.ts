@@ -1,4 +1,5 @@
-import http from 'node:http'
+import { http } from '../platform/http.js'
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
 import net from 'node:net'
 import { promises as fsp } from 'node:fs'
 import type { Logger } from 'pino'
@@ -34,7 +35,7 @@ const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
  * pointing back at the intent's seq). A kernel killed mid-call leaves the intent.
  */
 export class ControlServer {
-  private server: http.Server | undefined
+  private server: Server | undefined
   private readonly inflight = new Set<AbortController>()
 
   constructor(
@@ -85,7 +86,7 @@ export class ControlServer {
     await fsp.rm(this.opts.socketPath, { force: true })
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint()
     const url = new URL(req.url ?? '/', 'http://magflock')
     const method = req.method ?? 'GET'
@@ -250,7 +251,7 @@ export class ControlServer {
  * Metadata header (Sec-Fetch-Site/-Mode/-Dest/-User…, which only browsers send). Returns the
  * header that gave it away, with its value cut to 200 printable characters for the audit log.
  */
-export function browserShaped(headers: http.IncomingHttpHeaders): { header: string; value: string } | undefined {
+export function browserShaped(headers: IncomingHttpHeaders): { header: string; value: string } | undefined {
   const clip = (v: unknown) => String(v).replace(/[^\x20-\x7e]/g, '?').slice(0, 200)
   const host = (headers.host ?? '').split(':')[0] ?? ''
   if (headers.host !== undefined && !ALLOWED_HOSTS.has(host)) return { header: 'host', value: clip(headers.host) }
@@ -271,7 +272,7 @@ function intentInput(data: unknown): Record<string, unknown> {
   return out
 }
 
-function readJson(req: http.IncomingMessage): Promise<unknown> {
+function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let size = 0
     const chunks: Buffer[] = []

@@ -49,7 +49,12 @@ function StatusView(props: { fetch: () => Promise<StatusOutput>; intervalMs: num
   )
 }
 
-export async function watchStatus(fetch: () => Promise<StatusOutput>, intervalMs: number, initial: StatusOutput): Promise<void> {
+export async function watchStatus(
+  fetch: () => Promise<StatusOutput>,
+  intervalMs: number,
+  initial: StatusOutput,
+  opts: { clearFirst?: boolean } = {},
+): Promise<void> {
   if (!process.stdout.isTTY || !process.stdin.isTTY) {
     // Not a terminal: print a plain snapshot per interval until interrupted.
     for (;;) {
@@ -57,6 +62,8 @@ export async function watchStatus(fetch: () => Promise<StatusOutput>, intervalMs
       await new Promise((r) => setTimeout(r, intervalMs))
     }
   }
+  // The caller may have drawn a plain first frame while ink loaded: the live view replaces it.
+  if (opts.clearFirst) process.stdout.write('\u001B[2J\u001B[H')
   const app = render(<StatusView fetch={fetch} intervalMs={intervalMs} initial={initial} />)
   await app.waitUntilExit()
 }

@@ -1,4 +1,4 @@
-import http from 'node:http'
+import { http } from '../../platform/http.js'
 import pg from 'pg'
 import { defineComponent } from '../component.js'
 import type { KernelServices } from '../services.js'

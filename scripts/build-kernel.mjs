@@ -1,0 +1,34 @@
+// Bundles the detached kernel's entry (src/kernel/entry.ts) into dist/kernel/entry.js, over
+// the file tsc wrote, so `magflock up` starts a kernel that reads one file instead of resolving
+// a few hundred modules. Run by `npm run build` after tsc (so the build stays reproducible
+// from `npm ci`). Route handlers and everything a request pulls in sit behind dynamic
+// imports and land in their own chunks (dist/kernel/entry-*.js), loaded on first use.
+// Chunks stay next to entry.js so that paths relative to import.meta.url
+// (../../package.json, ../../templates/) resolve as they do from any dist/<dir>/<file>.js.
+import { build } from 'esbuild'
+import { readdirSync, rmSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const OUT = path.join(ROOT, 'dist/kernel')
+for (const f of readdirSync(OUT)) if (/^entry-[A-Z0-9]+\.js(\.map)?$/.test(f)) rmSync(path.join(OUT, f))
+
+await build({
+  entryPoints: [path.join(ROOT, 'src/kernel/entry.ts')],
+  outdir: OUT,
+  bundle: true,
+  splitting: true,
+  chunkNames: 'entry-[hash]',
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  jsx: 'automatic',
+  sourcemap: true,
+  // Stay real imports: native addons, optional peers, and packages that find their own files
+  // through __dirname (postgres-migrations' SQL, pino's transport workers).
+  external: ['@napi-rs/keyring', 'pg-native', '@opentelemetry/api', 'postgres-migrations', 'pino'],
+  // CommonJS dependencies (pg, pino, prom-client, …) call require() inside an ES module.
+  banner: { js: "import { createRequire as __mfRequire } from 'node:module'; const require = __mfRequire(import.meta.url);" },
+  logLevel: 'warning',
+})
