@@ -31,9 +31,11 @@ import { VERSION } from './version.js'
 import { registerEventType } from './events.js'
 import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
+import { realtimeEventSchemas } from '../realtime/events.js'
+import { realtimeComponent } from '../realtime/component.js'
 
 /** Domain event types, registered with the bus's schema registry before anything publishes. */
-for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas })) registerEventType(type, schema)
+for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas, ...realtimeEventSchemas })) registerEventType(type, schema)
 
 export interface DaemonOptions {
   stateDir: string
@@ -116,6 +118,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     components.register(walArchiverComponent, { services })
     components.register(backupSchedulerComponent, { services })
     components.register(failoverMonitorComponent, { services, instances })
+    // Idles (and drops a leftover slot) when realtime.enabled is false.
+    components.register(realtimeComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
 

@@ -16,6 +16,7 @@ import { INSTANCE_NOT_STANDALONE, INSTANCE_UNKNOWN, NO_PRIMARY } from './errors.
 import { promises as fsp } from 'node:fs'
 import type { z as zod } from 'zod'
 import type { InstanceStatus } from '../api/core.js'
+import { instanceSettings } from '../realtime/settings.js'
 
 /**
  * 'standalone': a restored copy (`backup restore --to-instance`). Supervised like the others,
@@ -72,7 +73,7 @@ export class FlockInstances implements InstanceRegistry {
       superuser: cfg.postgres.superuser,
       bins,
       runAs,
-      settings: cfg.postgres.settings,
+      settings: instanceSettings(cfg),
       startTimeoutMs: cfg.postgres.startTimeoutSeconds * 1000,
       ...(this.log ? { log: this.log.child({ instance: name }) } : {}),
     }
@@ -100,7 +101,7 @@ export class FlockInstances implements InstanceRegistry {
     this.syncRestartPolicy(next)
     if (!appliedKeys.some((k) => k.startsWith('postgres.settings.'))) return
     for (const e of this.entries.values()) {
-      e.spec.settings = next.postgres.settings
+      e.spec.settings = instanceSettings(next)
       await writeInstanceConf(e.spec)
       const c = new pgLib.Client(await this.handle(e).connection())
       await c.connect()
