@@ -104,6 +104,10 @@ export const realtimeComponent = defineComponent<Deps>({
         protocolErrors++
         m.protocolErrors.inc()
       },
+      onDeliveryError: (err) => {
+        m.deliveryErrors.inc()
+        ctx.log.warn({ err: err.message }, 'realtime: a change could not be delivered and was skipped')
+      },
       onDelivered: (n, ms) => {
         if (n === 0) return
         m.delivered.inc(n)
@@ -225,6 +229,7 @@ function metrics(ctx: ComponentContext<Deps>) {
     delivered: counterOn(reg, { name: 'magflock_realtime_messages_delivered_total', help: 'postgres_changes messages sent to clients.' }),
     dropped: counterOn(reg, { name: 'magflock_realtime_slow_consumers_dropped_total', help: 'Clients disconnected because their send buffer passed realtime.maxBufferedBytes.' }),
     protocolErrors: counterOn(reg, { name: 'magflock_realtime_protocol_errors_total', help: 'Malformed frames received (the socket is closed with 1007).' }),
+    deliveryErrors: counterOn(reg, { name: 'magflock_realtime_delivery_errors_total', help: 'Changes skipped because their delivery failed (e.g. the RLS check could not run).' }),
     refused: counterOn(reg, { name: 'magflock_realtime_connections_refused_total', help: 'WebSocket upgrades refused for a missing, forged or expired token.' }),
     latency:
       (reg.getSingleMetric('magflock_realtime_commit_to_send_seconds') as Histogram | undefined) ??

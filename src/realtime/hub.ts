@@ -36,6 +36,8 @@ export interface HubDeps {
   onDropSlow?(bytes: number): void
   onProtocolError?(reason: string): void
   onDelivered?(n: number, commitToSendMs: number): void
+  /** A change that could not be delivered (e.g. the RLS check failed): it is skipped. */
+  onDeliveryError?(err: Error): void
   now?(): number
 }
 
@@ -430,7 +432,7 @@ export class Hub {
   deliver(change: Change): void {
     if (this.pgMembers.size === 0) return
     this.queued++
-    this.queue = this.queue.then(() => this.deliverNow(change)).catch(() => undefined).finally(() => {
+    this.queue = this.queue.then(() => this.deliverNow(change)).catch((err: Error) => this.d.onDeliveryError?.(err)).finally(() => {
       this.queued--
     })
   }

@@ -26,6 +26,8 @@ export class RowVisibility {
   private readonly tables = new Map<number, { at: number; info: TableInfo | undefined }>()
   private readonly privileges = new Map<string, { at: number; select: boolean; bypass: boolean }>()
   checks = 0
+  /** The last error a row check met (a failing check denies); for status and tests. */
+  lastError: string | undefined
 
   constructor(private readonly pool: () => pg.Pool | undefined) {}
 
@@ -72,12 +74,12 @@ export class RowVisibility {
     const key = `${role}\u0000${oid}`
     const hit = this.privileges.get(key)
     if (hit && Date.now() - hit.at < TTL_MS) return hit
-    const r = await pool.query<{ select: boolean; bypass: boolean }>(
-      `select has_table_privilege(r.oid, $2::oid, 'SELECT') as select, (r.rolsuper or r.rolbypassrls) as bypass
+    const r = await pool.query<{ can_select: boolean; bypass: boolean }>(
+      `select has_table_privilege(r.oid, $2::oid, 'SELECT') as can_select, (r.rolsuper or r.rolbypassrls) as bypass
          from pg_roles r where r.rolname = $1`,
       [role, oid],
     )
-    const v = { at: Date.now(), select: r.rows[0]?.select ?? false, bypass: r.rows[0]?.bypass ?? false }
+    const v = { at: Date.now(), select: r.rows[0]?.can_select ?? false, bypass: r.rows[0]?.bypass ?? false }
     this.privileges.set(key, v)
     return v
   }
@@ -87,7 +89,7 @@ export class RowVisibility {
     const row = ch.record
     const keys = rel.columns.filter((c) => c.key)
     if (!row || keys.length === 0 || keys.some((k) => row[k.name] === undefined || row[k.name] === null)) return false
-    const params: unknown[] = [JSON.stringify(g.claims)]
+    const params: unknown[] = []
     const where = keys.map((k) => {
       params.push(row[k.name])
       return `${ident(k.name)} = $${params.length}::${info.types.get(k.name) ?? 'text'}`
@@ -97,11 +99,12 @@ export class RowVisibility {
     try {
       await client.query('begin read only')
       await client.query(`set local role ${ident(g.role)}`)
-      await client.query(`select set_config('request.jwt.claims', $1, true)`, [params[0]])
-      const r = await client.query(`select 1 from ${ident(rel.schema)}.${ident(rel.table)} where ${where.join(' and ')}`, params.slice(1))
+      await client.query(`select set_config('request.jwt.claims', $1::text, true)`, [JSON.stringify(g.claims)])
+      const r = await client.query(`select 1 from ${ident(rel.schema)}.${ident(rel.table)} where ${where.join(' and ')}`, params)
       return (r.rowCount ?? 0) > 0
-    } catch {
+    } catch (err) {
       // A policy that errors for this role denies, as it would for a direct query.
+      this.lastError = (err as Error).message
       return false
     } finally {
       await client.query('rollback').catch(() => undefined)
