@@ -65,6 +65,12 @@ export class ChangeStream {
   private service: LogicalReplicationService | undefined
   private current: PrimaryTarget | undefined
   private streamedBefore = false
+  /**
+   * End LSN of the last transaction handed to the hub, and on which primary. A reconnect to the
+   * same slot starts there instead of at the slot's confirmed position (acknowledged once a
+   * second), so a dropped connection does not deliver the last second of changes twice.
+   */
+  private resume: { lsn: string; on: string } | undefined
   private loop: Promise<void> | undefined
   private wake: (() => void) | undefined
   private readonly st: StreamStatus = {
@@ -169,6 +175,7 @@ export class ChangeStream {
       )
     }
     if (this.stopped) return
+    const from = !created.created && this.resume?.on === target.name ? this.resume.lsn : undefined
     const service = new LogicalReplicationService(conn, { acknowledge: { auto: false, timeoutSeconds: 1 }, flowControl: { enabled: true } })
     this.service = service
     const decoder = new PgoutputDecoder()
@@ -182,6 +189,7 @@ export class ChangeStream {
           return undefined
         case 'commit':
           this.st.lastCommitAt = new Date(msg.commitTime).toISOString()
+          this.resume = { lsn: msg.endLsn, on: target.name }
           return undefined
         case 'insert':
           this.o.onChange({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, decodedAt: performance.now() })
@@ -207,7 +215,8 @@ export class ChangeStream {
       this.o.log?.info({ primary: target.name }, 'realtime change stream started')
     })
     try {
-      await service.subscribe(new Pgoutput({ publication: REALTIME_PUBLICATION }), REALTIME_SLOT)
+      const plugin = new Pgoutput({ publication: REALTIME_PUBLICATION })
+      await (from ? service.subscribe(plugin, REALTIME_SLOT, from) : service.subscribe(plugin, REALTIME_SLOT))
     } finally {
       this.st.connected = false
       await service.destroy().catch(() => undefined)
