@@ -79,6 +79,19 @@ export const ReplicationConfig = z
   })
   .strict()
 
+export const RealtimeConfig = z
+  .object({
+    enabled: z.boolean().default(false).describe('Serve database changes, broadcast and presence over WebSockets (Supabase Realtime protocol). Sets wal_level = logical (restarts the primary once).'),
+    host: z.literal('127.0.0.1').default('127.0.0.1').describe('Listen address of the WebSocket server; loopback only for now.'),
+    port: port.default(4000).describe('Port of the WebSocket server (ws://127.0.0.1:<port>/realtime/v1/websocket).'),
+    database: z.string().default('postgres').describe('Database whose changes are streamed (its publication magflock_realtime and slot magflock_realtime).'),
+    slotMaxRetainedMB: z.number().int().min(16).max(1_048_576).default(1024).describe('WAL the realtime slot may hold back (MiB) before it is dropped and re-created; clients are told changes may have been missed.'),
+    maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024).describe('Largest WebSocket frame a client may send; larger frames close the socket (1009).'),
+    maxBufferedBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024).describe('Per-client send buffer cap; a client that falls this far behind is disconnected (1008, "slow consumer").'),
+    maxChannelsPerClient: z.number().int().min(1).max(10_000).default(100).describe('Channels one WebSocket may join at once.'),
+  })
+  .strict()
+
 export const MagflockConfig = z
   .object({
     flock: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).default('default').describe('Name of this flock (lowercase).'),
@@ -88,6 +101,7 @@ export const MagflockConfig = z
     migrations: MigrationsConfig.default(MigrationsConfig.parse({})),
     backup: BackupConfig.default(BackupConfig.parse({})),
     replication: ReplicationConfig.default(ReplicationConfig.parse({})),
+    realtime: RealtimeConfig.default(RealtimeConfig.parse({})),
   })
   .strict()
 

@@ -32,8 +32,11 @@ import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
 
+import { realtimeEventSchemas } from '../realtime/events.js'
+import { realtimeComponent } from '../realtime/component.js'
+
 /** Domain event types, registered with the bus's schema registry before anything publishes. */
-for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas })) registerEventType(type, schema)
+for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas, ...realtimeEventSchemas })) registerEventType(type, schema)
 
 export interface DaemonOptions {
   stateDir: string
@@ -134,6 +137,9 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     // not before. In the bundled kernel (scripts/build-kernel.mjs) they are their own chunk.
     const routesLoading = import('./routes/index.js')
     routesLoading.catch(() => undefined)
+
+    // Idles (and drops a leftover slot) when realtime.enabled is false.
+    components.register(realtimeComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.

@@ -20,6 +20,8 @@ import type { z as zod } from 'zod'
 import type { InstanceStatus } from '../api/core.js'
 import { writeServiceFile } from '../postgres/pgpass.js'
 
+import { instanceSettings } from '../realtime/settings.js'
+
 /**
  * 'standalone': a restored copy (`backup restore --to-instance`). Supervised like the others,
  * but no part of the flock: never a failover candidate or target, not in flock URLs, not
@@ -110,7 +112,7 @@ export class FlockInstances implements InstanceRegistry {
       superuser: cfg.postgres.superuser,
       bins,
       runAs,
-      settings: cfg.postgres.settings,
+      settings: instanceSettings(cfg),
       startTimeoutMs: cfg.postgres.startTimeoutSeconds * 1000,
       ...(this.log ? { log: this.log.child({ instance: name }) } : {}),
     }
@@ -138,7 +140,7 @@ export class FlockInstances implements InstanceRegistry {
     this.syncRestartPolicy(next)
     if (!appliedKeys.some((k) => k.startsWith('postgres.settings.'))) return
     for (const e of this.entries.values()) {
-      e.spec.settings = next.postgres.settings
+      e.spec.settings = instanceSettings(next)
       await writeInstanceConf(e.spec)
       const c = new pgLib.Client(await this.handle(e).connection())
       await c.connect()

@@ -3,10 +3,11 @@ import { backupRoutes } from './backup.js'
 import { configRoutes } from './config.js'
 import { coreRoutes } from './core.js'
 import { dbRoutes } from './db.js'
+import { realtimeRoutes } from './realtime.js'
 import { replicationRoutes } from './replication.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes]

@@ -1,0 +1,12 @@
+import type { Relation, Row } from './pgoutput.js'
+
+/** One decoded row change, with its transaction's commit time (ms since the Unix epoch). */
+export interface Change {
+  type: 'INSERT' | 'UPDATE' | 'DELETE'
+  relation: Relation
+  record: Row | null
+  oldRecord: Row | null
+  commitTime: number
+  /** When the kernel decoded it (performance.now() ms), for the commit→send histogram. */
+  decodedAt: number
+}

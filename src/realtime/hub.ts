@@ -1,0 +1,554 @@
+import type { WebSocket } from 'ws'
+import type { Change } from './change.js'
+import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js'
+import type { Claims, VerifyResult } from './jwt.js'
+import { jsonRow } from './pgoutput.js'
+import { defaultPresenceKey, TopicPresence, type PresenceMap } from './presence.js'
+import { decodeFrame, encodeFrame, ProtocolError, type Frame, type Vsn } from './protocol.js'
+
+/**
+ * The channel hub: every WebSocket client, its channel joins, broadcast, presence and the
+ * fan-out of decoded database changes. It speaks the Supabase Realtime dialect of Phoenix
+ * channels (see docs/realtime.md for the message table). It owns no I/O besides the sockets
+ * handed to it: token checks, row visibility (RLS) and role lookups are injected.
+ *
+ * Bounds: a client's send buffer (ws bufferedAmount) past `maxBufferedBytes` drops the client
+ * ("slow consumer", close 1008); a client may hold `maxChannelsPerClient` joins; frames larger
+ * than the ws server's maxPayload never reach here (ws closes with 1009).
+ */
+export interface VisibilityGroup {
+  key: string
+  role: string
+  claims: Claims
+}
+
+export interface HubDeps {
+  maxBufferedBytes: number
+  maxChannelsPerClient: number
+  verify(token: unknown): VerifyResult
+  /** Which groups may SELECT the changed row (RLS as that role with those claims). */
+  visibleGroups(change: Change, groups: VisibilityGroup[]): Promise<Set<string>>
+  /** Does this database role exist (postgres_changes joins only)? */
+  roleExists(role: string): Promise<boolean>
+  /** Is schema.table part of the realtime publication? (undefined: cannot tell right now) */
+  published(schema: string, table: string | undefined): Promise<boolean | undefined>
+  publication: string
+  onDropSlow?(bytes: number): void
+  onProtocolError?(reason: string): void
+  onDelivered?(n: number, commitToSendMs: number): void
+  /** A change that could not be delivered (e.g. the RLS check failed): it is skipped. */
+  onDeliveryError?(err: Error): void
+  now?(): number
+}
+
+interface Binding {
+  id: number
+  event: '*' | 'INSERT' | 'UPDATE' | 'DELETE'
+  schema: string
+  table: string | undefined
+  filterText: string | undefined
+  filter: Filter | undefined
+}
+
+interface Member {
+  id: string
+  client: Client
+  topic: string
+  subTopic: string
+  /** topic key: private and public channels of the same name are apart */
+  key: string
+  joinRef: string | null
+  self: boolean
+  ack: boolean
+  private: boolean
+  presenceKey: string
+  presenceEnabled: boolean
+  claims: Claims
+  bindings: Binding[]
+  expiry: NodeJS.Timeout | undefined
+}
+
+interface Client {
+  id: number
+  ws: WebSocket
+  vsn: Vsn
+  claims: Claims
+  members: Map<string, Member>
+  lastSeen: number
+  dropped: boolean
+}
+
+export interface HubStatus {
+  clients: number
+  channels: number
+  postgresSubscriptions: number
+  presences: number
+}
+
+let nextClientId = 0
+let nextMemberId = 0
+
+export class Hub {
+  private readonly clients = new Set<Client>()
+  /** topic key → members */
+  private readonly topics = new Map<string, Set<Member>>()
+  private readonly presence = new Map<string, TopicPresence>()
+  private readonly pgMembers = new Set<Member>()
+  private readonly now: () => number
+  /** Changes are delivered one at a time, in commit order, even when an RLS check awaits. */
+  private queue: Promise<void> = Promise.resolve()
+  private queued = 0
+
+  constructor(private readonly d: HubDeps) {
+    this.now = d.now ?? Date.now
+  }
+
+  status(): HubStatus {
+    let presences = 0
+    for (const p of this.presence.values()) presences += p.size
+    let channels = 0
+    for (const c of this.clients) channels += c.members.size
+    return { clients: this.clients.size, channels, postgresSubscriptions: this.pgMembers.size, presences }
+  }
+
+  /** Changes waiting for delivery (decoded, not yet sent). */
+  backlog(): number {
+    return this.queued
+  }
+
+  /** A WebSocket whose upgrade carried a verified token (apikey). */
+  attach(ws: WebSocket, vsn: Vsn, claims: Claims): void {
+    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false }
+    this.clients.add(client)
+    ws.on('message', (data, isBinary) => {
+      client.lastSeen = this.now()
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+      let frame: Frame
+      try {
+        frame = decodeFrame(buf, isBinary, vsn)
+      } catch (err) {
+        const reason = err instanceof ProtocolError ? err.message : 'malformed frame'
+        this.d.onProtocolError?.(reason)
+        // As Phoenix does on a frame it cannot decode: the socket goes (1007: invalid data).
+        ws.close(1007, reason.slice(0, 120))
+        return
+      }
+      void this.handle(client, frame).catch((err: Error) => {
+        if (frame.ref) this.reply(client, frame, 'error', { reason: `internal error: ${err.message}` })
+      })
+    })
+    ws.on('close', () => this.detach(client))
+    ws.on('error', () => ws.terminate())
+  }
+
+  /** Drops clients silent for longer than `ms` (no heartbeat); realtime-js beats every 25 s. */
+  sweep(ms: number): number {
+    const cutoff = this.now() - ms
+    let n = 0
+    for (const c of this.clients) {
+      if (c.lastSeen < cutoff) {
+        c.ws.terminate()
+        this.detach(c)
+        n++
+      }
+    }
+    return n
+  }
+
+  closeAll(code: number, reason: string): void {
+    for (const c of [...this.clients]) {
+      c.ws.close(code, reason)
+      this.detach(c)
+    }
+  }
+
+  /** A system message on every channel with postgres_changes (a gap, a stream restart). */
+  systemNotice(status: 'ok' | 'error', message: string): number {
+    let n = 0
+    for (const m of this.pgMembers) {
+      this.push(m, 'system', { extension: 'postgres_changes', status, message, channel: m.subTopic })
+      n++
+    }
+    return n
+  }
+
+  // ——— incoming messages ———
+
+  private async handle(c: Client, f: Frame): Promise<void> {
+    if (f.topic === 'phoenix') {
+      if (f.event === 'heartbeat') this.reply(c, f, 'ok', {})
+      else this.reply(c, f, 'error', { reason: `unknown event "${f.event}" on topic phoenix` })
+      return
+    }
+    if (f.event === 'phx_join') return this.join(c, f)
+    const m = c.members.get(f.topic)
+    if (!m || (f.joinRef !== null && m.joinRef !== null && f.joinRef !== m.joinRef)) {
+      this.reply(c, f, 'error', { reason: 'unmatched topic' })
+      return
+    }
+    switch (f.event) {
+      case 'phx_leave':
+        this.reply(c, f, 'ok', {})
+        this.leave(m)
+        return
+      case 'access_token':
+        return this.refreshToken(m, f)
+      case 'broadcast':
+        return this.broadcast(m, f)
+      case 'presence':
+        return this.presenceEvent(m, f)
+      default:
+        this.reply(c, f, 'error', { reason: `unknown event "${f.event}"` })
+    }
+  }
+
+  private async join(c: Client, f: Frame): Promise<void> {
+    if (!f.topic.startsWith('realtime:') || f.topic.length === 'realtime:'.length) {
+      this.reply(c, f, 'error', { reason: 'UnknownTopic: topics are "realtime:<name>"' })
+      return
+    }
+    const subTopic = f.topic.slice('realtime:'.length)
+    const cfg = isObj(f.payload.config) ? f.payload.config : {}
+    const token = f.payload.access_token ?? f.payload.user_token
+    let claims = c.claims
+    if (token !== undefined && token !== null) {
+      const v = this.d.verify(token)
+      if (!v.ok) {
+        this.reply(c, f, 'error', { reason: `${v.reason === 'malformed' ? 'MalformedJWT' : v.reason === 'signature' ? 'JwtSignatureError' : 'InvalidJWTToken'}: ${v.message}` })
+        return
+      }
+      claims = v.claims
+    } else if (c.claims.exp * 1000 <= this.now()) {
+      this.reply(c, f, 'error', { reason: 'InvalidJWTToken: Token has expired' })
+      return
+    }
+    const isPrivate = cfg.private === true
+    if (isPrivate && !topicAllowed(claims, subTopic)) {
+      this.reply(c, f, 'error', { reason: `Unauthorized: You do not have permissions to read from this Channel topic: ${subTopic}` })
+      return
+    }
+    const existing = c.members.get(f.topic)
+    if (!existing && c.members.size >= this.d.maxChannelsPerClient) {
+      this.reply(c, f, 'error', { reason: `ChannelRateLimitReached: Too many channels (at most ${this.d.maxChannelsPerClient} per connection)` })
+      return
+    }
+    let bindings: Binding[]
+    try {
+      bindings = parseBindings(cfg.postgres_changes)
+    } catch (err) {
+      this.reply(c, f, 'error', { reason: `InvalidJoinPayload: ${(err as Error).message}` })
+      return
+    }
+    if (bindings.length > 0 && !(await this.d.roleExists(claims.role))) {
+      this.reply(c, f, 'error', { reason: `Unauthorized: the token's role "${claims.role}" is not a database role` })
+      return
+    }
+    // The client may have gone or re-joined while we awaited.
+    if (c.dropped || c.ws.readyState !== c.ws.OPEN) return
+    if (existing) this.leave(existing)
+    const broadcast = isObj(cfg.broadcast) ? cfg.broadcast : {}
+    const presence = isObj(cfg.presence) ? cfg.presence : {}
+    const m: Member = {
+      id: `m${++nextMemberId}`,
+      client: c,
+      topic: f.topic,
+      subTopic,
+      key: `${isPrivate ? 'private' : 'public'}:${subTopic}`,
+      joinRef: f.joinRef ?? f.ref,
+      self: broadcast.self === true,
+      ack: broadcast.ack === true,
+      private: isPrivate,
+      presenceKey: typeof presence.key === 'string' && presence.key !== '' ? presence.key : defaultPresenceKey(),
+      presenceEnabled: presence.enabled === true,
+      claims,
+      bindings,
+      expiry: undefined,
+    }
+    c.members.set(f.topic, m)
+    let set = this.topics.get(m.key)
+    if (!set) this.topics.set(m.key, (set = new Set()))
+    set.add(m)
+    if (bindings.length > 0) this.pgMembers.add(m)
+    this.scheduleExpiry(m)
+    this.reply(c, f, 'ok', {
+      postgres_changes: bindings.map((b) => ({ id: b.id, event: b.event, schema: b.schema, table: b.table, ...(b.filterText !== undefined ? { filter: b.filterText } : {}) })),
+    })
+    if (bindings.length > 0) {
+      const missing: string[] = []
+      for (const b of bindings) {
+        if ((await this.d.published(b.schema, b.table)) === false) missing.push(b.table ? `${b.schema}.${b.table}` : b.schema)
+      }
+      if (missing.length > 0) {
+        this.push(m, 'system', {
+          extension: 'postgres_changes',
+          status: 'error',
+          message: `TableNotPublished: ${missing.join(', ')} not in publication ${this.d.publication}; run ALTER PUBLICATION ${this.d.publication} ADD TABLE …`,
+          channel: subTopic,
+        })
+      } else {
+        this.push(m, 'system', { extension: 'postgres_changes', status: 'ok', message: 'Subscribed to PostgreSQL', channel: subTopic })
+      }
+    }
+    if (m.presenceEnabled) this.push(m, 'presence_state', this.topicPresence(m.key).state())
+  }
+
+  private scheduleExpiry(m: Member): void {
+    if (m.expiry) clearTimeout(m.expiry)
+    // setTimeout caps at 2^31-1 ms (~24 days); a later expiry is re-armed when it fires.
+    const ms = Math.min(m.claims.exp * 1000 - this.now(), 2_147_000_000)
+    m.expiry = setTimeout(() => {
+      if (m.claims.exp * 1000 > this.now()) return this.scheduleExpiry(m)
+      this.shutdownMember(m, 'Token has expired')
+    }, Math.max(ms, 0))
+    m.expiry.unref()
+  }
+
+  /** Like Supabase's shutdown_response: a system error, then the channel closes. */
+  private shutdownMember(m: Member, message: string): void {
+    this.push(m, 'system', { extension: 'system', status: 'error', message, channel: m.subTopic })
+    this.push(m, 'phx_close', {})
+    this.leave(m)
+  }
+
+  private refreshToken(m: Member, f: Frame): void {
+    const token = f.payload.access_token
+    if (token === undefined || token === null) return
+    const v = this.d.verify(token)
+    if (!v.ok) return this.shutdownMember(m, v.message)
+    if (m.private && !topicAllowed(v.claims, m.subTopic)) return this.shutdownMember(m, `You no longer have permission to read from this Channel topic: ${m.subTopic}`)
+    m.claims = v.claims
+    this.scheduleExpiry(m)
+    if (f.ref) this.reply(m.client, f, 'ok', {})
+  }
+
+  private broadcast(m: Member, f: Frame): void {
+    const p = f.payload
+    if (typeof p.event !== 'string') {
+      this.reply(m.client, f, 'error', { reason: 'broadcast needs {type: "broadcast", event, payload}' })
+      return
+    }
+    const msg = { type: 'broadcast', event: p.event, payload: p.payload ?? {}, ...(p.meta !== undefined ? { meta: p.meta } : {}) }
+    for (const other of this.topics.get(m.key) ?? []) {
+      if (other === m && !m.self) continue
+      this.push(other, 'broadcast', msg)
+    }
+    if (m.ack && f.ref) this.reply(m.client, f, 'ok', {})
+  }
+
+  private presenceEvent(m: Member, f: Frame): void {
+    const event = typeof f.payload.event === 'string' ? f.payload.event.toLowerCase() : ''
+    const tp = this.topicPresence(m.key)
+    let diff: { joins: PresenceMap; leaves: PresenceMap } | undefined
+    if (event === 'track') {
+      const payload = f.payload.payload ?? {}
+      if (!isObj(payload)) {
+        this.reply(m.client, f, 'error', { reason: 'Presence track payload must be a map' })
+        return
+      }
+      if (!m.presenceEnabled) {
+        // This track enables presence for the member: it never got the join-time state.
+        m.presenceEnabled = true
+        this.push(m, 'presence_state', tp.state())
+      }
+      diff = tp.track(m.id, m.presenceKey, payload)
+    } else if (event === 'untrack') {
+      diff = tp.untrack(m.id)
+    } else {
+      this.reply(m.client, f, 'error', { reason: `unknown presence event "${String(f.payload.event)}"` })
+      return
+    }
+    this.reply(m.client, f, 'ok', {})
+    if (diff) this.presenceDiff(m.key, diff)
+  }
+
+  private topicPresence(key: string): TopicPresence {
+    let p = this.presence.get(key)
+    if (!p) this.presence.set(key, (p = new TopicPresence()))
+    return p
+  }
+
+  private presenceDiff(key: string, diff: { joins: PresenceMap; leaves: PresenceMap }): void {
+    for (const other of this.topics.get(key) ?? []) if (other.presenceEnabled) this.push(other, 'presence_diff', diff)
+  }
+
+  private leave(m: Member): void {
+    if (m.expiry) clearTimeout(m.expiry)
+    if (m.client.members.get(m.topic) === m) m.client.members.delete(m.topic)
+    this.pgMembers.delete(m)
+    const set = this.topics.get(m.key)
+    set?.delete(m)
+    const tp = this.presence.get(m.key)
+    const diff = tp?.untrack(m.id)
+    if (diff) this.presenceDiff(m.key, diff)
+    if (set && set.size === 0) {
+      this.topics.delete(m.key)
+      if (tp && tp.size === 0) this.presence.delete(m.key)
+    }
+  }
+
+  private detach(c: Client): void {
+    if (!this.clients.delete(c)) return
+    c.dropped = true
+    for (const m of [...c.members.values()]) this.leave(m)
+  }
+
+  // ——— outgoing ———
+
+  private reply(c: Client, f: Frame, status: 'ok' | 'error', response: unknown): void {
+    this.send(c, encodeFrame(c.vsn, f.joinRef, f.ref, f.topic, 'phx_reply', { status, response }))
+  }
+
+  private push(m: Member, event: string, payload: unknown): void {
+    this.send(m.client, encodeFrame(m.client.vsn, m.joinRef, null, m.topic, event, payload))
+  }
+
+  private send(c: Client, text: string): boolean {
+    if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
+    if (c.ws.bufferedAmount + text.length > this.d.maxBufferedBytes) {
+      this.dropSlow(c)
+      return false
+    }
+    c.ws.send(text)
+    return true
+  }
+
+  /**
+   * A client that does not read lets our send buffer grow; past the cap it goes, with a
+   * reason it can read if it ever reads again, and its socket is destroyed shortly after
+   * (a close frame queued behind megabytes it does not read would never arrive).
+   */
+  private dropSlow(c: Client): void {
+    const bytes = c.ws.bufferedAmount
+    this.d.onDropSlow?.(bytes)
+    c.ws.close(1008, `slow consumer: ${bytes} bytes unsent, limit ${this.d.maxBufferedBytes}`)
+    const ws = c.ws
+    setTimeout(() => ws.terminate(), 1000).unref()
+    this.detach(c)
+  }
+
+  // ——— database changes ———
+
+  /** Queues a change for delivery (commit order kept). */
+  deliver(change: Change): void {
+    if (this.pgMembers.size === 0) return
+    this.queued++
+    this.queue = this.queue.then(() => this.deliverNow(change)).catch((err: Error) => this.d.onDeliveryError?.(err)).finally(() => {
+      this.queued--
+    })
+  }
+
+  /** Resolves when every queued change has been sent. */
+  drained(): Promise<void> {
+    return this.queue
+  }
+
+  private async deliverNow(ch: Change): Promise<void> {
+    const rel = ch.relation
+    const row = ch.type === 'DELETE' ? ch.oldRecord : ch.record
+    if (!row) return
+    const typeOf = (col: string) => rel.columns.find((c) => c.name === col)?.type
+    const hits: Array<{ m: Member; ids: number[] }> = []
+    for (const m of this.pgMembers) {
+      let ids: number[] | undefined
+      for (const b of m.bindings) {
+        if (b.event !== '*' && b.event !== ch.type) continue
+        if (b.schema !== '*' && b.schema !== rel.schema) continue
+        if (b.table !== undefined && b.table !== '*' && b.table !== rel.table) continue
+        if (b.filter && !matchFilter(b.filter, row, typeOf)) continue
+        ;(ids ??= []).push(b.id)
+      }
+      if (ids) hits.push({ m, ids })
+    }
+    if (hits.length === 0) return
+    // Row visibility: once per distinct role + claims. DELETE is not checked (the row is gone;
+    // Supabase Realtime does the same), so a DELETE carries only the replica identity columns.
+    let allowed: Set<string> | undefined
+    const keyOf = (m: Member) => `${m.claims.role}\u0000${stableClaims(m.claims)}`
+    if (ch.type !== 'DELETE') {
+      const groups = new Map<string, { key: string; role: string; claims: Claims }>()
+      for (const { m } of hits) {
+        const key = keyOf(m)
+        if (!groups.has(key)) groups.set(key, { key, role: m.claims.role, claims: m.claims })
+      }
+      allowed = await this.d.visibleGroups(ch, [...groups.values()])
+    }
+    const columns = rel.columns.map((c) => ({ name: c.name, type: c.type }))
+    const data: Record<string, unknown> = {
+      schema: rel.schema,
+      table: rel.table,
+      commit_timestamp: new Date(ch.commitTime).toISOString(),
+      eventType: ch.type,
+      type: ch.type,
+      columns,
+      errors: null,
+    }
+    if (ch.record) data.record = jsonRow(rel, ch.record)
+    if (ch.type !== 'INSERT') data.old_record = jsonRow(rel, ch.oldRecord ?? keyColumns(rel, ch.record))
+    const dataJson = JSON.stringify(data)
+    let sent = 0
+    for (const { m, ids } of hits) {
+      if (allowed && !allowed.has(keyOf(m))) continue
+      const c = m.client
+      const payload = `{"ids":${JSON.stringify(ids)},"data":${dataJson}}`
+      const head = c.vsn === '2.0.0' ? `[${JSON.stringify(m.joinRef)},null,${JSON.stringify(m.topic)},"postgres_changes",` : undefined
+      const text = head ? `${head}${payload}]` : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`
+      if (this.send(c, text)) sent++
+    }
+    this.d.onDelivered?.(sent, this.now() - ch.commitTime)
+  }
+}
+
+function keyColumns(rel: Change['relation'], row: Record<string, string | null> | null): Record<string, string | null> {
+  const out: Record<string, string | null> = {}
+  if (!row) return out
+  for (const c of rel.columns) if (c.key && c.name in row) out[c.name] = row[c.name] ?? null
+  return out
+}
+
+let nextBindingId = 0
+
+function parseBindings(v: unknown): Binding[] {
+  if (v === undefined || v === null) return []
+  if (!Array.isArray(v)) throw new Error('config.postgres_changes must be a list')
+  if (v.length > 100) throw new Error('at most 100 postgres_changes bindings per channel')
+  return v.map((raw): Binding => {
+    if (!isObj(raw)) throw new Error('each postgres_changes binding is an object {event, schema, table?, filter?}')
+    const event = raw.event ?? '*'
+    if (event !== '*' && event !== 'INSERT' && event !== 'UPDATE' && event !== 'DELETE') throw new Error(`event must be *, INSERT, UPDATE or DELETE, not ${JSON.stringify(event)}`)
+    if (typeof raw.schema !== 'string' || raw.schema === '') throw new Error('schema is required')
+    if (raw.table !== undefined && raw.table !== null && typeof raw.table !== 'string') throw new Error('table must be a string')
+    if (raw.filter !== undefined && raw.filter !== null && typeof raw.filter !== 'string') throw new Error('filter must be a string')
+    let filter: Filter | undefined
+    const filterText = typeof raw.filter === 'string' && raw.filter !== '' ? raw.filter : undefined
+    if (filterText !== undefined) {
+      if (typeof raw.table !== 'string' || raw.table === '*') throw new Error('a filter needs a table')
+      try {
+        filter = parseFilter(filterText)
+      } catch (err) {
+        if (err instanceof FilterError) throw new Error(err.message, { cause: err })
+        throw err
+      }
+    }
+    nextBindingId = (nextBindingId + 1) % 2 ** 31
+    return { id: nextBindingId, event, schema: raw.schema, table: typeof raw.table === 'string' ? raw.table : undefined, filterText, filter }
+  })
+}
+
+/**
+ * Private channels are authorized by the token: claim `topics`, a list of channel names a
+ * holder may join privately (a trailing `*` matches a prefix, e.g. "room:*").
+ */
+export function topicAllowed(claims: Claims, subTopic: string): boolean {
+  const topics = claims.topics
+  if (!Array.isArray(topics)) return false
+  return topics.some((t) => typeof t === 'string' && (t === subTopic || (t.endsWith('*') && subTopic.startsWith(t.slice(0, -1)))))
+}
+
+function stableClaims(claims: Claims): string {
+  const { exp: _e, iat: _i, ...rest } = claims
+  return JSON.stringify(Object.keys(rest).sort().map((k) => [k, rest[k]]))
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
