@@ -21,6 +21,7 @@ import { FlockInstances } from './instances.js'
 import { postgresComponent } from './components/postgres.js'
 import { metricsComponent } from './components/metrics.js'
 import { backupSchedulerComponent, walArchiverComponent } from '../backup/components.js'
+import { walShipperComponent } from '../backup/repository/shipper.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
 import { allRoutes } from './routes/index.js'
 import { ControlServer } from './server.js'
@@ -114,6 +115,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     if (config.metrics.enabled) components.register(metricsComponent, { services, instances })
     // Both are no-ops when disabled (backup.walArchiving false, no backup.schedule).
     components.register(walArchiverComponent, { services })
+    components.register(walShipperComponent, { services })
     components.register(backupSchedulerComponent, { services })
     components.register(failoverMonitorComponent, { services, instances })
     await components.startAll()
