@@ -1,10 +1,15 @@
-import { readFileSync, writeFileSync } from 'node:fs'
+import { execa } from 'execa'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { S3RepositoryConfig } from '../../src/backup/repository/config.js'
 import { S3Repository } from '../../src/backup/repository/s3.js'
 import { freePort } from '../../src/platform/ports.js'
+import { findPgBinaries } from '../../src/postgres/binaries.js'
+import { NODE, ROOT } from '../helpers/cli.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
+import { tempDir } from '../helpers/tmp.js'
 import { s3ObjectFile, startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../helpers/s3.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -18,6 +23,7 @@ import { waitFor } from '../helpers/wait.js'
  */
 const BUCKET = 'drill'
 const KEK = 'dr-drill-key-encryption-key-value'
+const pgCtl = findPgBinaries().tool('pg_ctl')
 
 function yaml(pgPort: number, metricsPort: number, endpoint: string): string {
   return [
@@ -104,6 +110,40 @@ describe('disaster-recovery drill: restore on a fresh state dir from the object 
     oldPassword = await a.superuserPassword()
     const l = await a.run<Listed>(['backup', 'list', '--repo', 'offsite', '--json'])
     expect((l.json as { data: Listed }).data.backups.map((x) => x.id)).toEqual([id])
+  })
+
+  it('is readable without MagFlock: the standalone script decrypts the backup and a WAL object, and plain Postgres starts from it', async () => {
+    const out = tempDir('mf-decrypt-')
+    try {
+      const env = { MAGFLOCK_BACKUP_KEK: KEK, PATH: process.env.PATH ?? '' }
+      const d = await execa(NODE, [path.join(ROOT, 'scripts/decrypt-backup.mjs'), 'backup', path.join(a!.layout.backupsDir, id), path.join(out.dir, 'plain')], { env, reject: false, extendEnv: false })
+      expect(d.exitCode, String(d.stderr)).toBe(0)
+      const wrong = await execa(NODE, [path.join(ROOT, 'scripts/decrypt-backup.mjs'), 'backup', path.join(a!.layout.backupsDir, id), path.join(out.dir, 'x')], { env: { ...env, MAGFLOCK_BACKUP_KEK: 'not the key' }, reject: false, extendEnv: false })
+      expect(wrong.exitCode).toBe(1)
+      expect(String(wrong.stderr)).toContain('wrong key')
+      // Plain tools from here on: lz4, tar, pg_ctl.
+      const data = path.join(out.dir, 'data')
+      mkdirSync(path.join(data, 'pg_wal'), { recursive: true, mode: 0o700 })
+      const sh = (cmd: string) => execa('bash', ['-c', cmd], { reject: false })
+      expect((await sh(`lz4 -dc '${out.dir}/plain/base/base.tar.lz4' | tar -xf - -C '${data}' && tar -xf '${out.dir}/plain/base/pg_wal.tar' -C '${data}/pg_wal' && chown -R postgres '${out.dir}' && chmod 700 '${data}'`)).exitCode).toBe(0)
+      const port = await freePort()
+      const opts = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='${out.dir}' -c archive_mode=off`
+      const start = await execa('runuser', ['-u', 'postgres', '--', pgCtl, '-D', data, '-l', path.join(out.dir, 'pg.log'), '-o', opts, '-w', 'start'], { reject: false })
+      expect(start.exitCode, String(start.stderr) + String(start.stdout)).toBe(0)
+      try {
+        expect(await restoredRows(port, oldPassword)).toEqual(['before-backup'])
+      } finally {
+        await execa('runuser', ['-u', 'postgres', '--', pgCtl, '-D', data, '-m', 'immediate', '-w', 'stop'], { reject: false })
+      }
+      // One WAL object straight from the object store's files, back to the raw segment.
+      const sysid = (await a!.sql<{ s: string }>('postgres', 'select system_identifier::text as s from pg_control_system()'))[0]!.s
+      const local = readdirSync(a!.layout.walDir).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort()[0]!
+      const w = await execa(NODE, [path.join(ROOT, 'scripts/decrypt-backup.mjs'), 'wal', s3ObjectFile(s3, BUCKET, `flock-a/wal/${sysid}/${local}`), sysid, local, path.join(out.dir, local)], { env, reject: false, extendEnv: false })
+      expect(w.exitCode, String(w.stderr)).toBe(0)
+      expect(readFileSync(path.join(out.dir, local)).equals(readFileSync(path.join(a!.layout.walDir, local)))).toBe(true)
+    } finally {
+      out.cleanup()
+    }
   })
 
   it('the machine is lost; a fresh state dir with only the repository settings, its credentials and the backup key lists and restores to a point in time', async () => {
