@@ -8,6 +8,8 @@ import { ADMIN_ONLY, ALL_ROLES, defineRoute } from './route.js'
 const BACKUP_ROLES = ['admin', 'operator', 'ci'] as const
 /** A backup id names a directory under <state>/backups: never `.`, `..` or a path. */
 const BACKUP_ID = z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/, "a backup id or 'latest' (letters, digits, ., _ and -, not starting with a dot)")
+/** `--repo NAME`: "local" (the state directory, default) or a configured object-store repository. */
+const Repo = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).optional()
 const OPS = ['admin', 'operator'] as const
 
 export const BackupSummary = z.object({
@@ -43,7 +45,8 @@ export const backupCreate = defineRoute({
     encrypt: z.boolean().default(false),
     label: z.string().max(100).optional(),
   }),
-  output: BackupSummary.extend({ seconds: z.number() }),
+  /** repositories: where the backup is stored ("local" first, then every object store). */
+  output: BackupSummary.extend({ seconds: z.number(), repositories: z.array(z.string()) }),
 })
 
 export const backupList = defineRoute({
@@ -52,8 +55,9 @@ export const backupList = defineRoute({
   path: '/v1/backups',
   roles: ALL_ROLES,
   mutating: false,
-  input: z.object({}),
+  input: z.object({ repo: Repo }),
   output: z.object({
+    repository: z.string(),
     backups: z.array(BackupSummary),
     incomplete: z.array(z.object({ id: z.string(), state: z.enum(['running', 'interrupted', 'failed']), reason: z.string() })),
   }),
@@ -75,7 +79,7 @@ export const backupVerify = defineRoute({
   roles: ['admin', 'operator', 'ci', 'viewer'],
   mutating: false,
   streaming: true,
-  input: z.object({ id: BACKUP_ID, deep: z.boolean().default(true) }),
+  input: z.object({ id: BACKUP_ID, deep: z.boolean().default(true), repo: Repo }),
   output: VerifyOutput,
 })
 
@@ -96,6 +100,8 @@ export const backupRestore = defineRoute({
     targetTime: z.string().optional(),
     targetLsn: z.string().optional(),
     force: z.boolean().default(false),
+    /** Restore from this repository (the DR path: read back and re-hashed into a staging dir). */
+    repo: Repo,
   }),
   output: z.object({
     id: z.string(),
@@ -125,8 +131,10 @@ export const backupPrune = defineRoute({
     keepDaily: z.number().int().min(0).optional(),
     keepWeekly: z.number().int().min(0).optional(),
     dryRun: z.boolean().default(false),
+    repo: Repo,
   }),
   output: z.object({
+    repository: z.string(),
     dryRun: z.boolean(),
     kept: z.array(z.object({ id: z.string(), reasons: z.array(z.string()) })),
     removed: z.array(z.string()),

@@ -6,6 +6,7 @@ import { isMagflockError } from '../errors/index.js'
 import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
 import { nextRun, parseCron, type CronSpec } from './cron.js'
 import { createBackup } from './service.js'
+import { applyRetention } from './repository/service.js'
 import './events.js'
 import { counterOn, gaugeOn } from '../telemetry/metrics.js'
 
@@ -167,7 +168,15 @@ export const backupSchedulerComponent = defineComponent<{ services: KernelServic
       spec: parseCron(cfg.schedule),
       now: () => new Date(),
       metrics: ctx.metrics,
-      runBackup: () => createBackup(k, { type: 'physical', encrypt }),
+      runBackup: async () => {
+        const r = await createBackup(k, { type: 'physical', encrypt })
+        // Automatic retention, per repository, only after a backup succeeded (never on failure).
+        for (const p of await applyRetention(k)) {
+          if (p.error) ctx.log.warn({ repository: p.repository, err: p.error }, 'retention after the scheduled backup failed')
+          else if (p.removed.length || p.walRemoved) ctx.log.info({ repository: p.repository, removed: p.removed, walRemoved: p.walRemoved }, 'retention applied')
+        }
+        return r
+      },
       onResult: (r) => {
         if (r.ok) {
           ctx.events.publish('backup.completed', { id: r.id, type: 'physical', bytes: r.sizeBytes, seconds: r.seconds, encrypted: encrypt, scheduled: true })

@@ -323,7 +323,11 @@ export async function waitWritable(o: {
       await c.connect()
       const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
       if (r.rows[0]?.r === false) return
-    } catch {
+    } catch (err) {
+      // A backup of another cluster (the disaster-recovery path) keeps that cluster's roles and
+      // passwords: the server answers but refuses ours. It accepts connections, and Postgres
+      // removes recovery.signal when archive recovery ends: that is "writable" without a login.
+      if ((err as { code?: string }).code === '28P01' && !(await exists(path.join(o.dataDir, 'recovery.signal')))) return
       if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile, o.logFrom)
     } finally {
       await c.end().catch(() => undefined)

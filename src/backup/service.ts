@@ -23,6 +23,11 @@ import { databaseExists, withClient } from './sql.js'
 import type { OnProgress, Progress } from './tools.js'
 import { listArchive, segmentNo } from './wal.js'
 import { verifyBackup, type VerifyResult } from './verify.js'
+import { isMagflockError } from '../errors/index.js'
+import { LOCAL_REPOSITORY } from './repository/config.js'
+import { BACKUP_REPO_PUSH_FAILED } from './repository/errors.js'
+import { openRepository, remoteConfigs } from './repository/index.js'
+import { pushBackup } from './repository/backups.js'
 
 /**
  * The backup service as the kernel uses it: the library functions above, fed from the
@@ -71,7 +76,7 @@ export interface CreateInput {
   label?: string | undefined
 }
 
-export async function createBackup(k: BackupDeps, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number }> {
+export async function createBackup(k: BackupDeps, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number; repositories: string[] }> {
   const t0 = Date.now()
   const cfg = k.config().backup
   const primary = k.instances.primary()
@@ -91,7 +96,35 @@ export async function createBackup(k: BackupDeps, input: CreateInput, onProgress
     if (input.db) throw BACKUP_INVALID({ message: '--db is for logical backups; a physical backup covers the whole instance.' })
     m = await createPhysicalBackup(common)
   }
-  return { ...summarize(m), seconds: (Date.now() - t0) / 1000 }
+  const repositories = [LOCAL_REPOSITORY, ...(await pushToRemotes(k, m, onProgress, signal))]
+  return { ...summarize(m), seconds: (Date.now() - t0) / 1000, repositories }
+}
+
+/**
+ * Writes a complete local backup to every object-store repository (docs/backup.md
+ * "Repositories"). All are tried; if any failed, its partial upload is already removed and
+ * E_BACKUP_REPO_PUSH_FAILED names each repository and object (the local copy stays).
+ */
+async function pushToRemotes(k: BackupDeps, m: BackupManifest, onProgress?: OnProgress, signal?: AbortSignal): Promise<string[]> {
+  if (remoteConfigs(k).length === 0) return []
+  const stored: string[] = []
+  const failures: string[] = []
+  for (const cfg of remoteConfigs(k)) {
+    try {
+      const repo = await openRepository(cfg, (n) => k.secrets.get(n))
+      try {
+        await pushBackup(repo, path.join(k.layout.backupsDir, m.id), m, onProgress, signal)
+        stored.push(cfg.name)
+      } finally {
+        repo.destroy()
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err
+      failures.push(`${cfg.name}: ${isMagflockError(err) ? `${err.code} ${err.message}` : String(err)}`)
+    }
+  }
+  if (failures.length) throw BACKUP_REPO_PUSH_FAILED({ id: m.id, failures: failures.join('; ') })
+  return stored
 }
 
 export async function listAll(k: BackupDeps) {
@@ -139,11 +172,22 @@ export interface RestoreOutput {
  */
 export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & { flock: FlockInstances }
 
-export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<RestoreOutput> {
+/**
+ * Where a restore reads from: the local repository by default; a backup fetched (and
+ * re-hashed) from an object store into a staging dir, with the WAL read back from the
+ * repositories, for `--repo NAME` (repository/restore.ts).
+ */
+export interface RestoreSource {
+  backupsDir: string
+  walDir: string
+}
+
+export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal, source?: RestoreSource): Promise<RestoreOutput> {
   const t0 = Date.now()
-  const { manifest } = await loadBackup(k.layout.backupsDir, input.id)
+  const backupsDir = source?.backupsDir ?? k.layout.backupsDir
+  const { manifest } = await loadBackup(backupsDir, input.id)
   const kek = await kekFor(k, manifest)
-  await openBackupKey(k.layout.backupsDir, input.id, kek) // wrong/missing key: refuse first
+  await openBackupKey(backupsDir, input.id, kek) // wrong/missing key: refuse first
   const primary = k.instances.primary()
   const conn: pg.ClientConfig = await primary.connection('postgres')
   const auth = { user: String(conn.user ?? 'postgres'), password: typeof conn.password === 'string' ? conn.password : undefined }
@@ -155,19 +199,19 @@ export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: 
     const target = input.toDb ?? manifest.databases[0] ?? 'restored'
     const release = k.locks.acquire(`db:${target}`, 'restore')
     try {
-      const r = await restoreLogical({ backupsDir: k.layout.backupsDir, id: input.id, conn, targetDb: target, force: input.force, bins: k.bins, runAs: k.runAs, kek, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) })
+      const r = await restoreLogical({ backupsDir, id: input.id, conn, targetDb: target, force: input.force, bins: k.bins, runAs: k.runAs, kek, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) })
       return { id: input.id, kind: 'database', target: r.database, port: null, dataDir: null, pitr: false, seconds: (Date.now() - t0) / 1000, ...none, sourceDb: manifest.databases[0] ?? null }
     } finally {
       release()
     }
   }
   const common = {
-    backupsDir: k.layout.backupsDir,
+    backupsDir,
     id: input.id,
     bins: k.bins,
     runAs: k.runAs,
     kek,
-    walDir: k.layout.walDir,
+    walDir: source?.walDir ?? k.layout.walDir,
     ...(input.targetTime ? { targetTime: input.targetTime } : {}),
     ...(input.targetLsn ? { targetLsn: input.targetLsn } : {}),
     auth,
@@ -302,7 +346,7 @@ async function restoreInPlace(k: RestoreDeps, common: CommonRestore, primaryName
       throw cause
     }
     // Committed: from here on nothing rolls back (the old timeline's archive tail must then stay).
-    await setAsideOldTimeline(spec.dataDir, common.walDir, stamp).catch((err: unknown) =>
+    await setAsideOldTimeline(spec.dataDir, k.layout.walDir, stamp).catch((err: unknown) =>
       k.log.error({ err }, 'could not move the old timeline\'s WAL aside; the wal-archiver may not resume (docs/backup.md)'),
     )
     spec.startTimeoutMs = normalTimeout

@@ -141,7 +141,8 @@ export function coerceString(s: z.ZodType | undefined, raw: string): unknown {
     }
     case 'object':
     case 'record':
-      // A whole section from one variable: accept JSON.
+    case 'array':
+      // A whole section (or list) from one variable: accept JSON.
       try {
         return JSON.parse(raw) as unknown
       } catch {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { RepositoriesConfig, RetentionPolicyConfig } from '../backup/repository/config.js'
 
 /**
  * The single source of truth for MagFlock's configuration: keys, types, defaults and the
@@ -62,6 +63,9 @@ export const BackupConfig = z
     schedule: z.string().optional().describe('Cron expression for scheduled backups, e.g. "0 3 * * *".'),
     encryptionKey: z.string().optional().describe('Vault reference (secret:NAME) of the key-encryption key.'),
     walArchiving: z.boolean().default(true).describe('Stream WAL into <state>/wal for point-in-time recovery.'),
+    repositories: RepositoriesConfig.describe('Object-store repositories every backup and WAL segment is also written to (docs/backup.md).'),
+    retention: RetentionPolicyConfig.default({}).describe('Retention applied after each scheduled backup (local repository; default of the others).'),
+    walCacheSegments: z.number().int().min(1).default(64).describe('With object-store repositories: WAL segments kept in <state>/wal once stored everywhere.'),
   })
   .strict()
 

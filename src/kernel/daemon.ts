@@ -21,6 +21,7 @@ import { FlockInstances } from './instances.js'
 import { postgresComponent } from './components/postgres.js'
 import { metricsComponent } from './components/metrics.js'
 import { backupSchedulerComponent, walArchiverComponent } from '../backup/components.js'
+import { walShipperComponent } from '../backup/repository/shipper.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
@@ -130,6 +131,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     if (config.metrics.enabled) components.register(metricsComponent, { services, instances })
     // Both are no-ops when disabled (backup.walArchiving false, no backup.schedule).
     components.register(walArchiverComponent, { services })
+    components.register(walShipperComponent, { services })
     components.register(backupSchedulerComponent, { services })
     components.register(failoverMonitorComponent, { services, instances })
     // The route handlers pull in every domain (backups, replication, migrations, databases):

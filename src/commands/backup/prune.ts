@@ -15,6 +15,7 @@ export default class BackupPrune extends MagflockCommand<BackupPruneResult> {
     '<%= config.bin %> backup prune --keep-last 3 --keep-daily 7 --keep-weekly 4',
   ]
   static override flags = {
+    repo: Flags.string({ summary: 'Repository: "local" (the state directory, default) or a name from backup.repositories.' }),
     'keep-last': Flags.integer({ summary: 'Keep the newest N backups of each series.', min: 0 }),
     'keep-daily': Flags.integer({ summary: 'Keep the newest backup of each of the last D days.', min: 0 }),
     'keep-weekly': Flags.integer({ summary: 'Keep the newest backup of each of the last W ISO weeks.', min: 0 }),
@@ -25,6 +26,7 @@ export default class BackupPrune extends MagflockCommand<BackupPruneResult> {
     const { flags } = await this.parse(BackupPrune)
     const r = await this.kernel().call(backupPrune, {
       dryRun: flags['dry-run'],
+      ...(flags.repo ? { repo: flags.repo } : {}),
       ...(flags['keep-last'] !== undefined ? { keepLast: flags['keep-last'] } : {}),
       ...(flags['keep-daily'] !== undefined ? { keepDaily: flags['keep-daily'] } : {}),
       ...(flags['keep-weekly'] !== undefined ? { keepWeekly: flags['keep-weekly'] } : {}),

@@ -15,13 +15,15 @@ export default class BackupRestore extends MagflockCommand<BackupRestoreResult> 
     '--to-instance NAME makes a new instance the kernel supervises (role standalone; `magflock instance remove NAME` takes it away). ' +
     '--to-db NAME with a physical backup restores one database (--db SOURCE, default NAME) through a temporary instance. ' +
     'With --target-time/--target-lsn archived WAL from <state>/wal is replayed to that point. ' +
-    'An existing database is replaced only with --force.'
+    'An existing database is replaced only with --force. ' +
+    '--repo NAME reads the backup (and the WAL for a point in time) back from an object-store repository: the disaster-recovery path on a fresh state directory (docs/backup.md).'
   static override examples = [
     '<%= config.bin %> backup restore 20261125T030000Z-p-1a2b3c --force',
     '<%= config.bin %> backup restore 20261125T030000Z-p-1a2b3c --force --target-time "2026-11-25 10:00:00+00"',
     '<%= config.bin %> backup restore 20261125T030000Z-p-1a2b3c --to-instance before-bug --target-time "2026-11-25 10:00:00+00"',
     '<%= config.bin %> backup restore 20261125T030000Z-p-1a2b3c --to-db app_before --db app --target-time "2026-11-25 10:00:00+00"',
     '<%= config.bin %> backup restore 20261125T031500Z-l-9f8e7d --to-db app_copy',
+    '<%= config.bin %> backup restore 20261125T030000Z-p-1a2b3c --repo offsite --to-instance recovered --target-time "2026-11-25 10:00:00+00"',
   ]
   static override args = { id: Args.string({ required: true, description: 'Backup id (see `magflock backup list`).' }) }
   static override flags = {
@@ -31,6 +33,7 @@ export default class BackupRestore extends MagflockCommand<BackupRestoreResult> 
     port: Flags.integer({ summary: 'Port of the new instance (default: a free one).', min: 1, max: 65535 }),
     'target-time': Flags.string({ summary: 'Point in time to recover to, e.g. "2026-11-25 10:00:00+00".', exclusive: ['target-lsn'] }),
     'target-lsn': Flags.string({ summary: 'WAL position to recover to, e.g. 0/3000060.', exclusive: ['target-time'] }),
+    repo: Flags.string({ summary: 'Repository: "local" (the state directory, default) or a name from backup.repositories.' }),
     force: Flags.boolean({ summary: 'Restore over the primary (in place), or replace an existing database / stopped data dir.', default: false }),
   }
 
@@ -50,6 +53,7 @@ export default class BackupRestore extends MagflockCommand<BackupRestoreResult> 
           ...(flags.port ? { port: flags.port } : {}),
           ...(flags['target-time'] ? { targetTime: flags['target-time'] } : {}),
           ...(flags['target-lsn'] ? { targetLsn: flags['target-lsn'] } : {}),
+          ...(flags.repo ? { repo: flags.repo } : {}),
         },
         { onProgress: (e) => sink.onProgress(e) },
       )

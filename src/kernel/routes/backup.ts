@@ -2,6 +2,8 @@ import * as api from '../../api/backup.js'
 import type { backupEventSchemas } from '../../backup/events.js'
 import '../../backup/events.js'
 import * as svc from '../../backup/service.js'
+import * as repo from '../../backup/repository/service.js'
+import { LOCAL_REPOSITORY } from '../../backup/repository/config.js'
 import { isMagflockError } from '../../errors/index.js'
 import type { CoreServices } from '../daemon.js'
 import type { Progress } from '../../backup/tools.js'
@@ -26,12 +28,16 @@ function publish(k: KernelServices, type: keyof typeof backupEventSchemas, paylo
   k.events.publish(type, payload)
 }
 
+function isRemote(name: string | undefined): name is string {
+  return name !== undefined && name !== LOCAL_REPOSITORY
+}
+
 export const backupRoutes: BoundRoute[] = [
   handle(api.backupCreate, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { type: input.type, database: input.db, encrypt: input.encrypt })
     try {
       const r = await svc.createBackup(k, input, throttled(ctx), ctx.signal)
-      Object.assign(ctx.auditDetails, { id: r.id, bytes: r.sizeBytes, keyId: r.keyId })
+      Object.assign(ctx.auditDetails, { id: r.id, bytes: r.sizeBytes, keyId: r.keyId, repositories: r.repositories })
       publish(k, 'backup.completed', { id: r.id, type: r.type, ...(input.db ? { database: input.db } : {}), bytes: r.sizeBytes, seconds: r.seconds, encrypted: r.encrypted, scheduled: false })
       return r
     } catch (err) {
@@ -40,20 +46,21 @@ export const backupRoutes: BoundRoute[] = [
     }
   }),
 
-  handle(api.backupList, async (_input, _ctx, k) => svc.listAll(k)),
+  handle(api.backupList, async (input, _ctx, k) => (isRemote(input.repo) ? repo.listRepo(k, input.repo) : { repository: LOCAL_REPOSITORY, ...(await svc.listAll(k)) })),
 
   handle(api.backupVerify, async (input, ctx, k) => {
-    const r = await svc.verify(k, input.id, input.deep, throttled(ctx))
-    return r
+    if (isRemote(input.repo)) return repo.verifyRepo(k, input.repo, input.id, input.deep, throttled(ctx))
+    return svc.verify(k, input.id, input.deep, throttled(ctx))
   }),
 
   handle(api.backupRestore, async (input, ctx, k) => {
-    Object.assign(ctx.auditDetails, { id: input.id, toInstance: input.toInstance, toDb: input.toDb, db: input.db, targetTime: input.targetTime, targetLsn: input.targetLsn, force: input.force })
+    Object.assign(ctx.auditDetails, { id: input.id, repo: input.repo ?? LOCAL_REPOSITORY, toInstance: input.toInstance, toDb: input.toDb, db: input.db, targetTime: input.targetTime, targetLsn: input.targetLsn, force: input.force })
     // No failover or switchover may start while a restore runs (and no restore during one).
     const release = k.locks.acquire('topology', 'backup restore')
     let r: Awaited<ReturnType<typeof svc.restore>>
     try {
-      r = await svc.restore({ ...k, flock: (k as CoreServices).kernel.instances }, input, throttled(ctx), ctx.signal)
+      const deps = { ...k, flock: (k as CoreServices).kernel.instances }
+      r = isRemote(input.repo) ? await repo.restoreFromRepo(deps, input.repo, input, throttled(ctx), ctx.signal) : await svc.restore(deps, input, throttled(ctx), ctx.signal)
     } finally {
       release()
     }
@@ -63,8 +70,9 @@ export const backupRoutes: BoundRoute[] = [
   }),
 
   handle(api.backupPrune, async (input, ctx, k) => {
-    Object.assign(ctx.auditDetails, { keepLast: input.keepLast, keepDaily: input.keepDaily, keepWeekly: input.keepWeekly, dryRun: input.dryRun })
-    const r = await svc.prune(k, { keepLast: input.keepLast, keepDaily: input.keepDaily, keepWeekly: input.keepWeekly }, input.dryRun)
+    Object.assign(ctx.auditDetails, { repo: input.repo ?? LOCAL_REPOSITORY, keepLast: input.keepLast, keepDaily: input.keepDaily, keepWeekly: input.keepWeekly, dryRun: input.dryRun })
+    const policy = { keepLast: input.keepLast, keepDaily: input.keepDaily, keepWeekly: input.keepWeekly }
+    const r = isRemote(input.repo) ? await repo.pruneRepo(k, input.repo, policy, input.dryRun) : { repository: LOCAL_REPOSITORY, ...(await svc.prune(k, policy, input.dryRun)) }
     Object.assign(ctx.auditDetails, { removed: r.removed, walRemoved: r.walRemoved.length, leftoversRemoved: r.leftoversRemoved })
     publish(k, 'backup.pruned', { removed: r.removed, walRemoved: r.walRemoved.length, dryRun: r.dryRun })
     return r

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { allKeys } from '../../../src/config/keys.js'
+import { allKeys, kindOf, schemaAt } from '../../../src/config/keys.js'
 import { loadConfig } from '../../../src/config/load.js'
 import { configReference, envVarFor } from '../../../src/config/reference.js'
 import { defaultConfig } from '../../../src/config/schema.js'
@@ -43,5 +43,6 @@ describe('docs/configuration.md and templates/magflock.yaml', () => {
 function flatDefault(key: string): unknown {
   let cur: unknown = defaultConfig()
   for (const p of key.split('.')) cur = (cur as Record<string, unknown>)[p]
-  return cur ?? 'x'
+  // An unset optional key gets a valid value of its kind.
+  return cur ?? (kindOf(schemaAt(key.split('.'))!) === 'number' ? 1 : 'x')
 }

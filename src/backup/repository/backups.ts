@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto'
+import { createWriteStream, promises as fsp } from 'node:fs'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { fsyncDir, writeJsonAtomic } from '../../platform/fs.js'
+import { BACKUP_INCOMPLETE, BACKUP_NOT_FOUND, BACKUP_VERIFY_FAILED } from '../errors.js'
+import { BackupManifest, compareBackups, ID_RE, MANIFEST_FILE, type IncompleteBackup } from '../manifest.js'
+import type { OnProgress } from '../tools.js'
+import type { VerifyProblem } from '../verify.js'
+import type { S3Repository } from './s3.js'
+
+/**
+ * Backups in an object-store repository. Same files as the local repository, under
+ * `<prefix>/backups/<id>/`, and the same completion protocol: every file is uploaded and
+ * checked (listed with its manifest size), then `manifest.json` is written LAST. A backup is
+ * listed only when its manifest object exists, so an upload killed at any moment (kernel
+ * kill -9, network down) is never listed; a failure we see removes what was uploaded (and
+ * aborts the multipart upload); a writer that died leaves objects without a manifest, which
+ * `backup list --repo` shows as interrupted and `backup prune --repo` removes.
+ */
+export const BACKUPS_PREFIX = 'backups/'
+
+/** Pushes in progress in this process: their objects are not leftovers. */
+const active = new Set<string>()
+
+function backupPrefix(id: string): string {
+  return `${BACKUPS_PREFIX}${id}/`
+}
+
+export async function pushBackup(repo: S3Repository, backupDir: string, m: BackupManifest, onProgress?: OnProgress, signal?: AbortSignal): Promise<{ bytes: number; seconds: number }> {
+  const t0 = Date.now()
+  const base = backupPrefix(m.id)
+  const tag = `${repo.name}:${m.id}`
+  active.add(tag)
+  const total = m.files.reduce((s, f) => s + f.size, 0)
+  let done = 0
+  try {
+    for (const f of m.files) {
+      signal?.throwIfAborted()
+      onProgress?.({ phase: 'upload', message: `${repo.name}: ${f.path}`, bytesDone: done, bytesTotal: total, fraction: total ? done / total : 0 })
+      await repo.putFile(base + f.path, path.join(backupDir, f.path), { sha256: f.sha256 }, signal)
+      done += f.size
+    }
+    // Stored and checked before the manifest makes it visible: every object there, with its size.
+    const stored = new Map((await repo.list(base)).map((o) => [o.key, o.size]))
+    for (const f of m.files) {
+      const size = stored.get(base + f.path)
+      if (size !== f.size) throw BACKUP_VERIFY_FAILED({ id: m.id, file: `${repo.name}:${f.path}`, reason: size === undefined ? 'missing after upload' : `stored size ${size} != ${f.size}` })
+    }
+    await repo.putBuffer(base + MANIFEST_FILE, Buffer.from(JSON.stringify(m, null, 2) + '\n'))
+    onProgress?.({ phase: 'upload', message: `${repo.name}: stored`, bytesDone: total, bytesTotal: total, fraction: 1 })
+    return { bytes: total, seconds: (Date.now() - t0) / 1000 }
+  } catch (err) {
+    // Nothing half-uploaded stays: unfinished multipart uploads are aborted, objects deleted.
+    await removeRemoteBackup(repo, m.id).catch(() => undefined)
+    throw err
+  } finally {
+    active.delete(tag)
+  }
+}
+
+/** Deletes the manifest first (the backup stops being listed), then everything else. */
+export async function removeRemoteBackup(repo: S3Repository, id: string): Promise<void> {
+  const base = backupPrefix(id)
+  await repo.abortUploads(base)
+  const keys = (await repo.list(base)).map((o) => o.key)
+  const manifest = keys.filter((k) => k === base + MANIFEST_FILE)
+  if (manifest.length) await repo.deleteMany(manifest)
+  const rest = keys.filter((k) => k !== base + MANIFEST_FILE)
+  if (rest.length) await repo.deleteMany(rest)
+}
+
+export interface RemoteListing {
+  complete: BackupManifest[]
+  incomplete: Array<Omit<IncompleteBackup, 'dir'>>
+}
+
+export async function listRemote(repo: S3Repository): Promise<RemoteListing> {
+  const objects = await repo.list(BACKUPS_PREFIX)
+  const ids = new Map<string, boolean>()
+  for (const o of objects) {
+    const [id, ...rest] = o.key.slice(BACKUPS_PREFIX.length).split('/')
+    if (!id || !ID_RE.test(id)) continue
+    ids.set(id, (ids.get(id) ?? false) || rest.join('/') === MANIFEST_FILE)
+  }
+  const complete: BackupManifest[] = []
+  const incomplete: RemoteListing['incomplete'] = []
+  for (const [id, hasManifest] of ids) {
+    if (!hasManifest) {
+      const running = active.has(`${repo.name}:${id}`)
+      incomplete.push({ id, state: running ? 'running' : 'interrupted', reason: running ? 'upload in progress' : 'objects without manifest.json: the upload was interrupted' })
+      continue
+    }
+    const m = await readRemoteManifest(repo, id).catch(() => undefined)
+    if (m) complete.push(m)
+    else incomplete.push({ id, state: 'interrupted', reason: 'manifest.json unreadable' })
+  }
+  complete.sort(compareBackups)
+  return { complete, incomplete }
+}
+
+async function readRemoteManifest(repo: S3Repository, id: string): Promise<BackupManifest | undefined> {
+  const b = await repo.getBuffer(backupPrefix(id) + MANIFEST_FILE)
+  if (!b) return undefined
+  const m = BackupManifest.parse(JSON.parse(b.toString('utf8')))
+  if (m.id !== id) throw new Error(`manifest names ${m.id}`)
+  return m
+}
+
+/** The manifest of a complete remote backup, or E_BACKUP_NOT_FOUND / E_BACKUP_INCOMPLETE. */
+export async function loadRemoteBackup(repo: S3Repository, id: string): Promise<BackupManifest> {
+  if (!ID_RE.test(id)) throw BACKUP_NOT_FOUND({ id })
+  let m: BackupManifest | undefined
+  try {
+    m = await readRemoteManifest(repo, id)
+  } catch (err) {
+    if ((err as Error).name === 'MagflockError' || (err as { code?: string }).code?.startsWith('E_')) throw err
+    throw BACKUP_INCOMPLETE({ id, reason: `manifest.json in repository ${repo.name} is unreadable` }, { cause: err })
+  }
+  if (m) return m
+  const any = await repo.list(backupPrefix(id))
+  if (any.length) throw BACKUP_INCOMPLETE({ id, reason: `its upload to repository ${repo.name} was interrupted` })
+  throw BACKUP_NOT_FOUND({ id })
+}
+
+export interface FetchResult {
+  manifest: BackupManifest
+  problems: VerifyProblem[]
+  bytes: number
+}
+
+/**
+ * Reads a remote backup back, hashing every object against its manifest.
+ *  - `dest` given: the files are written to `<dest>/<id>/` (manifest last) and the first
+ *    damaged object throws E_BACKUP_VERIFY_FAILED naming it; what was written is removed.
+ *  - no `dest`: nothing is written; every problem (missing, resized, altered, extra) is returned.
+ */
+export async function fetchBackup(repo: S3Repository, id: string, dest: string | undefined, onProgress?: OnProgress, signal?: AbortSignal): Promise<FetchResult> {
+  const m = await loadRemoteBackup(repo, id)
+  const base = backupPrefix(id)
+  const stored = new Map((await repo.list(base)).map((o) => [o.key, o.size]))
+  const problems: VerifyProblem[] = []
+  const fail = (p: VerifyProblem) => {
+    if (dest) throw BACKUP_VERIFY_FAILED({ id, file: p.file, reason: `${p.reason} (repository ${repo.name})` }, { details: { problems: [p] } })
+    problems.push(p)
+  }
+  for (const f of m.files) {
+    const size = stored.get(base + f.path)
+    if (size === undefined) fail({ file: f.path, reason: 'missing' })
+    else if (size !== f.size) fail({ file: f.path, reason: `size ${size} != ${f.size} in the manifest` })
+  }
+  for (const k of stored.keys()) {
+    const rel = k.slice(base.length)
+    if (rel !== MANIFEST_FILE && !m.files.some((f) => f.path === rel)) fail({ file: rel, reason: 'not in the manifest' })
+  }
+  const out = dest ? path.join(dest, id) : undefined
+  const total = m.files.reduce((s, f) => s + f.size, 0)
+  let done = 0
+  try {
+    if (out) await fsp.mkdir(out, { recursive: true, mode: 0o700 })
+    for (const f of m.files) {
+      if (problems.some((p) => p.file === f.path)) continue
+      signal?.throwIfAborted()
+      onProgress?.({ phase: dest ? 'download' : 'verify', message: `${repo.name}: ${f.path}`, bytesDone: done, bytesTotal: total, fraction: total ? done / total : 0 })
+      const body = await repo.get(base + f.path)
+      if (!body) {
+        fail({ file: f.path, reason: 'missing' })
+        continue
+      }
+      const h = createHash('sha256')
+      let n = 0
+      const target = out ? path.join(out, f.path) : undefined
+      if (target) await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 })
+      const tap = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          h.update(chunk)
+          n += chunk.length
+          cb()
+        },
+      })
+      try {
+        if (target) {
+          const ws = createWriteStream(target, { mode: 0o600 })
+          body.on('data', (c: Buffer) => {
+            h.update(c)
+            n += c.length
+          })
+          if (signal) await pipeline(body, ws, { signal })
+          else await pipeline(body, ws)
+        } else {
+          await pipeline(body, tap)
+        }
+      } catch (err) {
+        throw repo.fail('GetObject', base + f.path, err)
+      }
+      done += n
+      if (n !== f.size) fail({ file: f.path, reason: `size ${n} != ${f.size} in the manifest` })
+      else if (h.digest('hex') !== f.sha256) fail({ file: f.path, reason: 'sha256 does not match the manifest' })
+    }
+    if (out) {
+      await writeJsonAtomic(path.join(out, MANIFEST_FILE), m)
+      await fsyncDir(out)
+    }
+  } catch (err) {
+    if (out) await fsp.rm(out, { recursive: true, force: true })
+    throw err
+  }
+  return { manifest: m, problems, bytes: done }
+}
+
+/** Leftovers of interrupted uploads: objects without a manifest and unfinished multipart uploads. */
+export async function cleanupRemote(repo: S3Repository, dryRun: boolean): Promise<string[]> {
+  const { incomplete } = await listRemote(repo)
+  const gone = incomplete.filter((i) => i.state !== 'running').map((i) => i.id)
+  if (!dryRun) {
+    for (const id of gone) await removeRemoteBackup(repo, id)
+    // Multipart uploads of ids that have no object at all yet.
+    const isActive = (k: string) => active.has(`${repo.name}:${k.slice(BACKUPS_PREFIX.length).split('/')[0] ?? ''}`)
+    const stray = await repo.abortUploads(BACKUPS_PREFIX, isActive).catch(() => [] as string[])
+    for (const k of stray) {
+      const id = k.slice(BACKUPS_PREFIX.length).split('/')[0]
+      if (id && !gone.includes(id)) gone.push(id)
+    }
+  }
+  return gone
+}

@@ -1,0 +1,280 @@
+import { randomBytes } from 'node:crypto'
+import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import nock from 'nock'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { kekFromSecret } from '../../../src/backup/crypto.js'
+import { beginBackup, completeBackup, describeFiles, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
+import { cleanupRemote, fetchBackup, listRemote, pushBackup } from '../../../src/backup/repository/backups.js'
+import { S3RepositoryConfig } from '../../../src/backup/repository/config.js'
+import { S3Repository } from '../../../src/backup/repository/s3.js'
+import { decodeWal, encodeWal, fetchWal, pushWalFile } from '../../../src/backup/repository/wal.js'
+import { s3ObjectFile, startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../../helpers/s3.js'
+import { tempDir } from '../../helpers/tmp.js'
+
+/**
+ * The object-store repository layer against a real S3-compatible server (s3rver, its own
+ * process on 127.0.0.1), with HTTP faults injected by nock in front of it: throttling, 500 on
+ * CompleteMultipartUpload, connection resets mid-part, slow responses, wrong credentials, and
+ * a flipped byte in a stored object.
+ */
+let s3: S3Server
+const tmp = tempDir('mf-s3repo-')
+const backupsDir = path.join(tmp.dir, 'backups')
+const BUCKET = 'backups'
+
+function repo(over: Partial<Record<string, unknown>> = {}, creds = { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY }): S3Repository {
+  const cfg = S3RepositoryConfig.parse({
+    name: 'offsite',
+    type: 's3',
+    endpoint: s3.endpoint,
+    bucket: BUCKET,
+    prefix: `t-${randomBytes(3).toString('hex')}`,
+    accessKeyId: 'secret:s3.id',
+    secretAccessKey: 'secret:s3.key',
+    partSizeMiB: 5,
+    maxAttempts: 3,
+    requestTimeoutSeconds: 2,
+    ...over,
+  })
+  return new S3Repository(cfg, creds)
+}
+
+/** A complete local backup of random files (12 MiB base file: multipart with 5 MiB parts). */
+async function fakeBackup(): Promise<BackupManifest> {
+  const id = newBackupId('physical')
+  const partial = await beginBackup(backupsDir, id)
+  await fsp.mkdir(path.join(partial, 'base'))
+  await fsp.writeFile(path.join(partial, 'base', 'base.tar.lz4'), randomBytes(12 << 20))
+  await fsp.writeFile(path.join(partial, 'base', 'backup_manifest'), JSON.stringify({ hello: 'world' }))
+  const files = await describeFiles(partial)
+  const m: BackupManifest = {
+    formatVersion: 1,
+    id,
+    type: 'physical',
+    label: 'test',
+    format: 'tar',
+    startLsn: '0/2000028',
+    stopLsn: '0/2000100',
+    startTime: new Date().toISOString(),
+    stopTime: new Date().toISOString(),
+    timeline: 1,
+    pgVersion: '15',
+    systemIdentifier: '7000000000000000001',
+    databases: ['postgres'],
+    compression: 'lz4',
+    encryption: null,
+    tool: 'test',
+    sourceBytes: 1,
+    totalBytes: files.reduce((s, f) => s + f.size, 0),
+    files,
+  }
+  await completeBackup(backupsDir, partial, m)
+  return m
+}
+
+async function expectNothingLeft(r: S3Repository, id: string): Promise<void> {
+  const l = await listRemote(r)
+  expect(l.complete.map((b) => b.id)).not.toContain(id)
+  expect(l.incomplete.map((b) => b.id)).not.toContain(id)
+  expect(await r.list(`backups/${id}/`)).toEqual([])
+}
+
+/**
+ * s3rver implements neither AbortMultipartUpload nor ListMultipartUploads: the abort is
+ * answered here, and the test asserts it was sent (the upload's parts are released).
+ */
+function expectAbort(): nock.Scope {
+  return nock(s3.endpoint, { allowUnmocked: true }).delete(() => true).query((q) => 'uploadId' in q).reply(204, '')
+}
+
+const xml = (code: string, msg: string) => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${msg}</Message><RequestId>1</RequestId></Error>`
+
+describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { timeout: 120_000 }, () => {
+  beforeAll(async () => {
+    s3 = await startS3([BUCKET])
+  })
+  afterAll(async () => {
+    nock.restore()
+    await s3?.stop()
+    tmp.cleanup()
+  })
+  afterEach(() => {
+    nock.cleanAll()
+  })
+
+  it('stores a backup (multipart), lists it only once the manifest is there, and reads it back byte for byte', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    expect((await listRemote(r)).complete).toEqual([])
+    await pushBackup(r, path.join(backupsDir, m.id), m)
+    const l = await listRemote(r)
+    expect(l.complete.map((b) => b.id)).toEqual([m.id])
+    expect(l.incomplete).toEqual([])
+    const dest = path.join(tmp.dir, 'fetched')
+    const f = await fetchBackup(r, m.id, dest)
+    expect(f.problems).toEqual([])
+    for (const file of m.files) {
+      expect(readFileSync(path.join(dest, m.id, file.path)).equals(readFileSync(path.join(backupsDir, m.id, file.path)))).toBe(true)
+    }
+    expect(JSON.parse(readFileSync(path.join(dest, m.id, 'manifest.json'), 'utf8')).id).toBe(m.id)
+    r.destroy()
+  })
+
+  it('503 SlowDown on parts: retried with backoff, then stored', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    const scope = nock(s3.endpoint, { allowUnmocked: true })
+      .put(() => true)
+      .query((q) => q.partNumber === '1')
+      .times(2)
+      .reply(503, xml('SlowDown', 'Please reduce your request rate.'))
+    await pushBackup(r, path.join(backupsDir, m.id), m)
+    expect(scope.isDone()).toBe(true)
+    expect((await listRemote(r)).complete.map((b) => b.id)).toEqual([m.id])
+    r.destroy()
+  })
+
+  it('500 on every CompleteMultipartUpload: bounded retries, an error naming the object, the upload aborted, nothing listed', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    const scope = nock(s3.endpoint, { allowUnmocked: true })
+      .post(() => true)
+      .query((q) => 'uploadId' in q)
+      .times(3)
+      .reply(500, xml('InternalError', 'We encountered an internal error.'))
+    const abort = expectAbort()
+    const err = await pushBackup(r, path.join(backupsDir, m.id), m).catch((e: unknown) => e)
+    expect(scope.isDone()).toBe(true) // exactly maxAttempts = 3 tries
+    expect(abort.isDone()).toBe(true)
+    expect(err).toMatchObject({ code: 'E_BACKUP_REPO_IO' })
+    expect((err as Error).message).toContain(`backups/${m.id}/base/base.tar.lz4`)
+    expect((err as Error).message).toMatch(/after 3 attempt/)
+    await expectNothingLeft(r, m.id)
+    r.destroy()
+  })
+
+  it('connection reset mid-part on every attempt: a clear error naming the object, nothing listed or left', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    nock(s3.endpoint, { allowUnmocked: true })
+      .put(() => true)
+      .query((q) => q.partNumber === '2')
+      .times(3)
+      .replyWithError({ code: 'ECONNRESET', message: 'socket hang up' })
+    const abort = expectAbort()
+    const err = await pushBackup(r, path.join(backupsDir, m.id), m).catch((e: unknown) => e)
+    expect(abort.isDone()).toBe(true)
+    expect(err).toMatchObject({ code: 'E_BACKUP_REPO_IO' })
+    expect((err as Error).message).toContain('base/base.tar.lz4')
+    await expectNothingLeft(r, m.id)
+    r.destroy()
+  })
+
+  it('a reset once and a slow 503 once are retried and the backup is stored', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    const scope = nock(s3.endpoint, { allowUnmocked: true })
+      .put(() => true)
+      .query((q) => q.partNumber === '2')
+      .replyWithError({ code: 'ECONNRESET', message: 'socket hang up' })
+      .put(() => true)
+      .query((q) => q.partNumber === '3')
+      .delay(1500)
+      .reply(503, xml('SlowDown', 'Please reduce your request rate.'))
+    await pushBackup(r, path.join(backupsDir, m.id), m)
+    expect(scope.isDone()).toBe(true)
+    const f = await fetchBackup(r, m.id, undefined)
+    expect(f.problems).toEqual([])
+    r.destroy()
+  })
+
+  // nock's mock socket never fires the SDK's socket timeout, so "slow" is a response that
+  // takes a while and then times out (ETIMEDOUT), which the SDK treats like its own timeout.
+  it('slow responses timing out on every attempt: bounded retries, then an error naming the object', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    const scope = nock(s3.endpoint, { allowUnmocked: true })
+      .put((uri) => uri.endsWith('backup_manifest'))
+      .query(true)
+      .times(3)
+      .delay(800)
+      .replyWithError({ code: 'ETIMEDOUT', message: 'request timed out' })
+    const err = await pushBackup(r, path.join(backupsDir, m.id), m).catch((e: unknown) => e)
+    expect(scope.isDone()).toBe(true)
+    expect(err).toMatchObject({ code: 'E_BACKUP_REPO_IO' })
+    expect((err as Error).message).toContain('base/backup_manifest')
+    await expectNothingLeft(r, m.id)
+    r.destroy()
+  })
+
+  it('wrong credentials: E_BACKUP_REPO_AUTH with a hint naming the vault secrets', async () => {
+    const r = repo({}, { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'x' })
+    const m = await fakeBackup()
+    const err = await pushBackup(r, path.join(backupsDir, m.id), m).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'E_BACKUP_REPO_AUTH' })
+    expect((err as { hint?: string }).hint).toContain('s3.id')
+    expect((err as Error).message).not.toContain('NOT-A-KEY-SECRET')
+    const list = await listRemote(r).catch((e: unknown) => e)
+    expect(list).toMatchObject({ code: 'E_BACKUP_REPO_AUTH' })
+    r.destroy()
+  })
+
+  it('a flipped byte in a stored object: verification names the file and a read-back for restore refuses', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    await pushBackup(r, path.join(backupsDir, m.id), m)
+    const file = s3ObjectFile(s3, BUCKET, r.key(`backups/${m.id}/base/base.tar.lz4`))
+    const b = readFileSync(file)
+    b[1234567] = b[1234567]! ^ 0x01
+    writeFileSync(file, b)
+    const check = await fetchBackup(r, m.id, undefined)
+    expect(check.problems).toEqual([{ file: 'base/base.tar.lz4', reason: 'sha256 does not match the manifest' }])
+    const dest = path.join(tmp.dir, 'refused')
+    const err = await fetchBackup(r, m.id, dest).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'E_BACKUP_VERIFY_FAILED' })
+    expect((err as Error).message).toContain('base/base.tar.lz4')
+    await expect(fsp.access(path.join(dest, m.id))).rejects.toThrow() // nothing left behind
+    r.destroy()
+  })
+
+  it('leftovers of a dead writer are listed as interrupted, never complete, and prune removes them', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    // What a writer killed before its manifest leaves: data objects, no manifest.
+    await r.putFile(`backups/${m.id}/base/base.tar.lz4`, path.join(backupsDir, m.id, 'base/base.tar.lz4'))
+    const l = await listRemote(r)
+    expect(l.complete).toEqual([])
+    expect(l.incomplete).toEqual([expect.objectContaining({ id: m.id, state: 'interrupted' })])
+    expect(await cleanupRemote(r, false)).toEqual([m.id])
+    await expectNothingLeft(r, m.id)
+    r.destroy()
+  })
+
+  it('WAL objects: zstd + envelope encryption round trip; a flipped byte and a wrong key are refused', async () => {
+    const raw = Buffer.alloc(16 << 20)
+    randomBytes(1 << 20).copy(raw, 0) // a mostly empty segment, like a switched one
+    const kek = kekFromSecret('wal-test-key')
+    const name = '000000010000000000000003'
+    const obj = await encodeWal(raw, name, '42', { kek, secretName: 'backup.kek' })
+    expect(obj.length).toBeLessThan(raw.length / 4)
+    expect((await decodeWal(obj, name, '42', async () => kek)).equals(raw)).toBe(true)
+    const flipped = Buffer.from(obj)
+    flipped[flipped.length - 100] = flipped[flipped.length - 100]! ^ 0x80
+    await expect(decodeWal(flipped, name, '42', async () => kek)).rejects.toMatchObject({ code: 'E_BACKUP_VERIFY_FAILED' })
+    await expect(decodeWal(obj, name, '42', async () => kekFromSecret('other'))).rejects.toMatchObject({ code: 'E_BACKUP_KEY_MISMATCH' })
+    await expect(decodeWal(obj, '000000010000000000000004', '42', async () => kek)).rejects.toMatchObject({ code: 'E_BACKUP_VERIFY_FAILED' })
+
+    // Pushed and read back from the server into an empty directory.
+    const r = repo()
+    const walDir = path.join(tmp.dir, 'wal-src')
+    await fsp.mkdir(walDir, { recursive: true })
+    writeFileSync(path.join(walDir, name), raw)
+    await pushWalFile(r, walDir, name, '42', { kek, secretName: 'backup.kek' })
+    const dest = path.join(tmp.dir, 'wal-dest')
+    const got = await fetchWal({ repos: [r], sysid: '42', fromSegNo: 0n, destDir: dest, getKek: async () => kek })
+    expect(got).toEqual([name])
+    expect(readFileSync(path.join(dest, name)).equals(raw)).toBe(true)
+    r.destroy()
+  })
+})
