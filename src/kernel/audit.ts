@@ -316,6 +316,9 @@ export class AuditLog implements AuditWriter {
             `the audit log ends at seq ${last?.seq ?? 0} but ${anchorFile} records seq ${anchor.seq}: audit/ was deleted, replaced or truncated`,
           )
         }
+        if (anchor !== undefined && last !== null && anchor.seq === last.seq && anchor.hash !== last.hash) {
+          throw new AuditUnavailable(`the audit log's last record (seq ${last.seq}) is not the one ${anchorFile} records: audit.jsonl was replaced`)
+        }
       }
       if (size > 0 && !endsWithNewline) {
         // A crash mid-write left a partial line: end it, so the next record starts clean

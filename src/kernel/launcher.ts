@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { openSync, closeSync, fstatSync, promises as fsp } from 'node:fs'
+import { openSync, closeSync, fstatSync, readFileSync, promises as fsp } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import net from 'node:net'
 import { MagflockError, TIMEOUT } from '../errors/index.js'
@@ -88,7 +88,7 @@ async function acquireLaunchLock(layout: StateLayout, deadline: number, timeoutM
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
     const holder = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim())
-    if (holder > 0 && holder !== process.pid && isProcessAliveSync(holder)) {
+    if (holder > 0 && holder !== process.pid && isLauncher(holder)) {
       if (Date.now() > deadline) {
         throw KERNEL_START_IN_PROGRESS({ pid: holder, stateDir: layout.root, seconds: Math.round(timeoutMs / 1000) })
       }
@@ -99,6 +99,16 @@ async function acquireLaunchLock(layout: StateLayout, deadline: number, timeoutM
     if (!holder) await new Promise((r) => setTimeout(r, 50))
     const again = Number((await fsp.readFile(file, 'utf8').catch(() => '')).trim())
     if (again === holder) await fsp.rm(file, { force: true })
+  }
+}
+
+/** A live process that is a MagFlock CLI (a recycled pid of anything else is not). */
+function isLauncher(pid: number): boolean {
+  if (!isProcessAliveSync(pid)) return false
+  try {
+    return /magflock|run\.js/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))
+  } catch {
+    return true // no /proc: trust the pid
   }
 }
 

@@ -381,6 +381,20 @@ describe('AuditLog: keyed chain, anchor and fail-closed appends', () => {
     await log.close()
   })
 
+  it('refuses to continue on a log replaced by another one of the same length', async () => {
+    const p = anchored()
+    const kr = memKeyring()
+    await writeKeyed(p, kr, 2)
+    const other = anchored()
+    await writeKeyed(other, memKeyring(), 2)
+    writeFileSync(p.auditLog, readFileSync(other.auditLog))
+    writeFileSync(p.auditHead, readFileSync(other.auditHead))
+    const log = new AuditLog(p, { keyring: kr })
+    const err = await log.append({ actor: 'a', action: 'x', result: 'ok' }).catch((e: unknown) => e)
+    expect((err as AuditUnavailable).reason).toMatch(/last record \(seq 2\) is not the one .* records: audit.jsonl was replaced/)
+    await log.close()
+  })
+
   it('refuses an append once the open log file was deleted or replaced (never writes to a dead inode)', async () => {
     for (const how of ['rm', 'mv'] as const) {
       const p = anchored()
