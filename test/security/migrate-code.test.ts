@@ -139,6 +139,8 @@ describe('issue 10 items 1–3: a low-privilege token never runs code', { timeou
       const r = await f.request(role, { method: 'POST', path: '/v1/db/migrate', body: { database: 'legacy' } })
       expect(codeOf(r), r.text).toBe('E_MIGRATE_OWNER_UNKNOWN')
       expect(r.body.error?.hint).toContain('magflock db create')
+      const st = await f.request(role, { path: '/v1/db/migrate/status?database=legacy' })
+      expect(codeOf(st), st.text).toBe('E_MIGRATE_OWNER_UNKNOWN')
       const p = await f.request(role, { method: 'POST', path: '/v1/db/migrate', body: { database: 'postgres' } })
       expect(codeOf(p), p.text).toBe('E_MIGRATE_PLATFORM_DB')
       expect(existsSync(trace)).toBe(false)
