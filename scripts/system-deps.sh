@@ -12,6 +12,8 @@ fi
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v lz4 >/dev/null 2>&1 || need+=(lz4)   # physical backups decompress with it
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the service unit
+
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # .js migrations run as nobody through setpriv
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0

@@ -139,10 +139,20 @@ describe('issue 10 items 1–3: a low-privilege token never runs code', { timeou
       const r = await f.request(role, { method: 'POST', path: '/v1/db/migrate', body: { database: 'legacy' } })
       expect(codeOf(r), r.text).toBe('E_MIGRATE_OWNER_UNKNOWN')
       expect(r.body.error?.hint).toContain('magflock db create')
+      const st = await f.request(role, { path: '/v1/db/migrate/status?database=legacy' })
+      expect(codeOf(st), st.text).toBe('E_MIGRATE_OWNER_UNKNOWN')
       const p = await f.request(role, { method: 'POST', path: '/v1/db/migrate', body: { database: 'postgres' } })
       expect(codeOf(p), p.text).toBe('E_MIGRATE_PLATFORM_DB')
       expect(existsSync(trace)).toBe(false)
     }
+    // A MagFlock database (owner password in the vault): the run connects as the owner, and
+    // Postgres itself refuses COPY … TO PROGRAM to it.
+    await f.admin.call(dbCreate, { name: 'owned' })
+    await f.request('admin', { method: 'POST', path: '/v1/db/migrate', body: { database: 'owned', dir: x, dryRun: true, register: true } })
+    const owned = await f.request('ci', { method: 'POST', path: '/v1/db/migrate', body: { database: 'owned' } })
+    expect(codeOf(owned), owned.text).toBe('E_MIGRATION_FAILED')
+    expect(owned.body.error?.message).toMatch(/pg_execute_server_program|superuser/)
+    expect(existsSync(trace)).toBe(false)
     // A MagFlock database whose owner was made a superuser is refused as well.
     await f.admin.call(dbCreate, { name: 'elevated' })
     await superuserQuery('postgres', 'ALTER ROLE elevated SUPERUSER')

@@ -9,7 +9,6 @@ import {
   databaseUrl,
   dropDatabase,
   listDatabases,
-  ownerConnection,
   type DatabaseDeps,
 } from '../../databases/service.js'
 import { INVALID_REQUEST, isMagflockError } from '../../errors/index.js'
@@ -120,6 +119,7 @@ export const dbRoutes: BoundRoute[] = [
   handle(migApi.migrate, async (input, ctx, k) => {
     ctx.auditDetails.database = input.database
     ctx.auditDetails.dryRun = input.dryRun
+    if (input.dir !== undefined) ctx.auditDetails.requestedDir = input.dir.slice(0, 300)
     if (input.register && input.dir === undefined) throw INVALID_REQUEST({ message: 'register needs dir (the folder to register)' })
     const role = ctx.actor.role
     const { database, dir, source, registry } = await migrationTarget(k, role, input)
@@ -181,9 +181,9 @@ export const dbRoutes: BoundRoute[] = [
       throw err
     }
     const { database, dir, source } = target
-    // Status runs no migration and no .js file: reading the log with the superuser's login
-    // (a database without an owner password) is safe for any role that may see it.
-    const res = await migrationStatus({ connection: await ownerConnection(deps(k), database), dir })
+    // The owner's login here too: a superuser reading tables a database owner controls is how
+    // search_path tricks (CVE-2018-1058 style) run the owner's code as the superuser.
+    const res = await migrationStatus({ connection: await migrationConnection(deps(k), database, ctx.actor.role), dir })
     return { ...res, dirSource: source }
   }),
 ]
