@@ -1,4 +1,4 @@
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stopOrphanInstances } from '../../src/kernel/orphans.js'
@@ -71,6 +71,20 @@ describe('README.md', () => {
     expect(quick).toEqual(['npm ci && ./magflock up', 'npm test'])
     expect(readFileSync(path.join(ROOT, '.ci/run'), 'utf8')).toMatch(/^npm ci\b/m)
     expect(readFileSync(path.join(ROOT, '.ci/run'), 'utf8').trim().split('\n').at(-1)).toBe('npm test')
+  })
+
+  it("Quick start: npm's install on the system Node prints no (false) EBADENGINE warning", async () => {
+    // The lock file's tree, as `npm ci` resolves it, with the repository's .npmrc, on the npm
+    // of the user's PATH (the system Node's); --dry-run: nothing is installed.
+    const npmDir = path.join(dir, 'npm-ci')
+    mkdirSync(npmDir)
+    for (const f of ['package.json', 'package-lock.json', '.npmrc']) copyFileSync(path.join(ROOT, f), path.join(npmDir, f))
+    // Not the settings of an npm this suite may run under (npm test sets npm_config_loglevel,
+    // npm_config_local_prefix, …): only the repository's .npmrc decides.
+    const npmVars = Object.fromEntries(Object.keys(process.env).filter((k) => /^npm_/i.test(k)).map((k) => [k, undefined]))
+    const r = await run('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: npmDir, env: { ...npmVars, ...env }, reject: false, timeoutMs: 180_000 })
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stdout + r.stderr).not.toContain('EBADENGINE')
   })
 
   let upOut = ''
