@@ -8,6 +8,7 @@ import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { freePort } from '../../src/platform/ports.js'
 import { run } from '../../src/platform/process.js'
 import type { StatusOutput } from '../../src/api/core.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 import { ROOT } from '../helpers/cli.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -116,6 +117,12 @@ describe('README.md', () => {
     // `db psql app -- -c '\d users'` showed the migrated table, as the owner of app.
     expect(res.stdout).toMatch(/Table "public\.users"/)
     expect(res.stdout).toContain('email')
+    // The last status, after the switchover: names are no role words, so the wording stays
+    // true; the replica the kernel created is not "(adopted)".
+    const last = res.stdout.slice(res.stdout.lastIndexOf('kernel   pid'))
+    expect(last).toMatch(/^primary +pg2 +running/m)
+    expect(last).toMatch(new RegExp(`^replica +${FIRST_INSTANCE} +running`, 'm'))
+    expect(res.stdout).not.toContain('(adopted)')
     // After the switchover the Connect line `up` printed still reaches a read-write primary.
     const up = await sh('./magflock up --json')
     expect(up.exitCode, up.stderr).toBe(0)
