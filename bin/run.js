@@ -7,7 +7,7 @@ const [major] = process.versions.node.split('.').map(Number)
 if (major < 22) {
   process.stderr.write(
     `magflock needs Node.js 22 or newer; this is ${process.version}.\n` +
-      'Hint: from a clone, run `./magflock …` (the launcher uses the project\'s Node 24, node_modules/node).\n',
+      'Hint: in a clone, `npm ci` installs the project\'s Node 24 (node_modules/node) and `./magflock …` runs on it.\n',
   )
   process.exit(69)
 }

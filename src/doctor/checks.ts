@@ -26,7 +26,7 @@ export async function runChecks(layout: StateLayout, config: MagflockConfig, env
   checks.push(
     major >= 22
       ? { name: 'node', status: 'ok', detail: `Node.js ${process.version} at ${process.execPath}` }
-      : { name: 'node', status: 'fail', detail: `Node.js ${process.version} is too old (need >= 22)`, hint: 'From a clone, run `./magflock …`: the launcher uses the project\'s Node 24 (node_modules/node).' },
+      : { name: 'node', status: 'fail', detail: `Node.js ${process.version} is too old (need >= 22)`, hint: 'In a clone, `npm ci` installs the project\'s Node 24 (node_modules/node) and `./magflock …` runs on it.' },
   )
 
   try {

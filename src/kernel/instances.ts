@@ -29,6 +29,8 @@ import { instanceSettings } from '../realtime/settings.js'
  */
 export type InstanceRole = 'primary' | 'replica' | 'fenced' | 'standalone'
 
+export type FlockRole = Exclude<InstanceRole, 'standalone'>
+
 /**
  * Instance names never repeat a role word: roles move (switchover, failover, rejoin), names
  * stay, so "primary pg2 / replica pg1" reads true after any of them. The first instance is
@@ -45,12 +47,19 @@ export function isFirstInstance(name: string): boolean {
   return name === FIRST_INSTANCE || name === LEGACY_FIRST_INSTANCE
 }
 
-/** pg1, pg2, …: the lowest that is free. */
+/**
+ * Names a replica may not take: role words, and pg1, which is reserved for the first instance
+ * even in an older flock whose first instance is `primary` (its port follows postgres.port).
+ */
+export function reservedInstanceName(name: string): boolean {
+  return ROLE_WORDS.includes(name) || name === FIRST_INSTANCE
+}
+
+/** pg2, pg3, …: the lowest that is free (pg1 is the first instance's). */
 export function nextInstanceName(taken: Iterable<string>): string {
   const used = new Set(taken)
-  for (let i = 1; ; i++) if (!used.has(`pg${i}`)) return `pg${i}`
+  for (let i = 2; ; i++) if (!used.has(`pg${i}`)) return `pg${i}`
 }
-export type FlockRole = Exclude<InstanceRole, 'standalone'>
 
 /** `<state>/topology.json`: which instances the flock has and their roles (survives kernels). */
 const Topology = z.object({

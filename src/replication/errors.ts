@@ -22,7 +22,7 @@ export const INVALID_REPLICA_NAME = defineError<{ name: string }>({
   code: 'E_REPLICA_NAME_INVALID',
   class: 'invalid_argument',
   area: 'replication',
-  message: (a) => `"${a.name}" is not a valid replica name (lowercase letters, digits and _; starts with a letter; at most 40; not a role word: primary, replica, fenced, standalone).`,
+  message: (a) => `"${a.name}" is not a valid replica name (lowercase letters, digits and _; starts with a letter; at most 40; not a role word (primary, replica, fenced, standalone) nor pg1, the first instance's name).`,
   hint: () => 'Use a name like pg2 or eu_west_1, or leave it out for the next free pgN: `magflock replica add`.',
 })
 

@@ -7,7 +7,7 @@ import type { StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import type { BackupManifest } from '../backup/manifest.js'
 import * as actions from './actions.js'
-import { ROLE_WORDS, nextInstanceName } from '../kernel/instances.js'
+import { nextInstanceName, reservedInstanceName } from '../kernel/instances.js'
 import { createReplicaFromBackup } from './from-backup.js'
 import './events.js'
 import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
@@ -205,8 +205,8 @@ export class ReplicationManager {
   ): Promise<ReplicaInfo & { source: 'primary' | 'backup'; backupId: string | null; durationMs: number }> {
     const existing = new Set(this.deps.registry.list().map((m) => m.name))
     const name = input.name ?? nextInstanceName(existing)
-    if (!actions.REPLICA_NAME.test(name) || ROLE_WORDS.includes(name)) throw INVALID_REPLICA_NAME({ name })
     if (existing.has(name)) throw REPLICA_EXISTS({ name })
+    if (!actions.REPLICA_NAME.test(name) || reservedInstanceName(name)) throw INVALID_REPLICA_NAME({ name })
     const release = this.deps.locks.acquire('topology', `replica add ${name}`)
     try {
       const t0 = Date.now()

@@ -1,4 +1,4 @@
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stopOrphanInstances } from '../../src/kernel/orphans.js'
@@ -8,6 +8,7 @@ import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { freePort } from '../../src/platform/ports.js'
 import { run } from '../../src/platform/process.js'
 import type { StatusOutput } from '../../src/api/core.js'
+import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
 import { ROOT } from '../helpers/cli.js'
 import { tempDir } from '../helpers/tmp.js'
 
@@ -73,6 +74,20 @@ describe('README.md', () => {
     expect(readFileSync(path.join(ROOT, '.ci/run'), 'utf8').trim().split('\n').at(-1)).toBe('npm test')
   })
 
+  it("Quick start: npm's install on the system Node prints no (false) EBADENGINE warning", async () => {
+    // The lock file's tree, as `npm ci` resolves it, with the repository's .npmrc, on the npm
+    // of the user's PATH (the system Node's); --dry-run: nothing is installed.
+    const npmDir = path.join(dir, 'npm-ci')
+    mkdirSync(npmDir)
+    for (const f of ['package.json', 'package-lock.json', '.npmrc']) copyFileSync(path.join(ROOT, f), path.join(npmDir, f))
+    // Not the settings of an npm this suite may run under (npm test sets npm_config_loglevel,
+    // npm_config_local_prefix, …): only the repository's .npmrc decides.
+    const npmVars = Object.fromEntries(Object.keys(process.env).filter((k) => /^npm_/i.test(k)).map((k) => [k, undefined]))
+    const r = await run('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: npmDir, env: { ...npmVars, ...env }, reject: false, timeoutMs: 180_000 })
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stdout + r.stderr).not.toContain('EBADENGINE')
+  })
+
   let upOut = ''
   it('Quick start: `./magflock up` (after npm ci) prints lines that paste as printed', async () => {
     const line = commands(block('readme-quickstart'))[0]!.replace(/^npm ci && /, '')
@@ -102,6 +117,12 @@ describe('README.md', () => {
     // `db psql app -- -c '\d users'` showed the migrated table, as the owner of app.
     expect(res.stdout).toMatch(/Table "public\.users"/)
     expect(res.stdout).toContain('email')
+    // The last status, after the switchover: names are no role words, so the wording stays
+    // true; the replica the kernel created is not "(adopted)".
+    const last = res.stdout.slice(res.stdout.lastIndexOf('kernel   pid'))
+    expect(last).toMatch(/^primary +pg2 +running/m)
+    expect(last).toMatch(new RegExp(`^replica +${FIRST_INSTANCE} +running`, 'm'))
+    expect(res.stdout).not.toContain('(adopted)')
     // After the switchover the Connect line `up` printed still reaches a read-write primary.
     const up = await sh('./magflock up --json')
     expect(up.exitCode, up.stderr).toBe(0)

@@ -119,13 +119,19 @@ describe('kernel with layered config and the vault', () => {
     const c = new pg.Client(await k.instances.primary().connection('postgres'))
     await c.connect()
     await c.end()
-    // Neither password appears in any log, audit record or state file outside the vault.
+    // The libpq passfile `up`'s connect line uses (0600) follows the rotation.
+    const pgpass = readFileSync(k.layout.pgpass, 'utf8')
+    expect(pgpass.includes(old)).toBe(false)
+    expect(pgpass).toContain(`127.0.0.1:*:*:postgres:${next.replace(/[\\:]/g, (ch) => `\\${ch}`)}`)
+    expect(statSync(k.layout.pgpass).mode & 0o777).toBe(0o600)
+    // Neither password appears in any log, audit record or state file outside the vault (and
+    // that passfile).
     // One audited (mutating) API call, so the audit log exists and is part of the sweep.
     await new KernelClient(k.layout).call(tokenCreate, { role: 'viewer', name: 'sweep' })
     const scanned: string[] = []
     for (const f of readdirSync(state, { recursive: true }) as string[]) {
       const p = path.join(state, f)
-      if (!statSync(p).isFile() || p.includes(`${path.sep}data${path.sep}`)) continue
+      if (!statSync(p).isFile() || p.includes(`${path.sep}data${path.sep}`) || p === k.layout.pgpass) continue
       scanned.push(f)
       const text = readFileSync(p, 'latin1')
       expect(text.includes(old), p).toBe(false)
