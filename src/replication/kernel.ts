@@ -109,8 +109,10 @@ export function replicationManager(k: KernelServices, instances?: FlockInstances
 
 /** The running monitor, for `replica list` / status to show its last sentence. */
 let current: FailoverMonitor | undefined
-export function currentMonitor(): FailoverMonitor | undefined {
-  return current
+/** One per kernel (several in-process kernels in one test process): keyed by state dir. */
+const byStateDir = new Map<string, FailoverMonitor>()
+export function currentMonitor(stateDir?: string): FailoverMonitor | undefined {
+  return stateDir === undefined ? current : byStateDir.get(stateDir)
 }
 
 export const failoverMonitorComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
@@ -135,9 +137,11 @@ export const failoverMonitorComponent = defineComponent<{ services: KernelServic
     })
     monitor.start()
     current = monitor
+    byStateDir.set(k.layout.root, monitor)
     return {
       async stop() {
         if (current === monitor) current = undefined
+        if (byStateDir.get(k.layout.root) === monitor) byStateDir.delete(k.layout.root)
         await monitor.stop()
       },
       health() {

@@ -1,4 +1,5 @@
 import path from 'node:path'
+import pg from 'pg'
 import type { EventPublisher, AuditRecordInput } from '../kernel/component.js'
 import type { OperationLocks } from '../kernel/services.js'
 import { isPortFree } from '../platform/ports.js'
@@ -10,7 +11,7 @@ import * as actions from './actions.js'
 import { createReplicaFromBackup } from './from-backup.js'
 import './events.js'
 import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
-import { decide, rankCandidates, type ReplicaObservation } from './decide.js'
+import { decide, rankCandidates, type PrimaryObservation, type ReplicaObservation } from './decide.js'
 import { readFence } from './fence.js'
 import { clientConfig, pgCtlLifecycle, type InstanceLifecycle, type PgNode, type ReplicationEnv } from './pg.js'
 import { ensureReplicator, REPLICATOR_ROLE } from './role.js'
@@ -360,6 +361,8 @@ export class ReplicationManager {
       lockHeld?: boolean
       /** Fresh observations from the monitor's tick (saves a connection per replica). */
       observed?: ReplicaObservation[]
+      /** The monitor's observation of the primary; without it, one probe here (never invented). */
+      primary?: PrimaryObservation | undefined
     },
     progress?: ProgressFn,
   ): Promise<actions.FailoverResult & { reason: string }> {
@@ -369,12 +372,13 @@ export class ReplicationManager {
       const primary = this.primary()
       const s = await this.state.read()
       const obs = input.observed ?? (await this.observeReplicas(env))
+      const primaryObs = input.primary ?? (await this.probePrimaryOnce(env, primary))
       const d = decide(
-        { now: Date.now(), primary: { name: primary.name, reachable: false, writable: false, processAlive: undefined, downSince: 0, restartFailed: true, fenced: false }, replicas: obs, topologyLockHolder: undefined, isLeader: true },
+        { now: Date.now(), primary: primaryObs, replicas: obs, topologyLockHolder: undefined, isLeader: true },
         { failoverEnabled: true, graceMs: 0, syncMode: this.syncNames(s, primary.name).length > 0, target: input.to, force: input.force, manual: true },
       )
       if (d.action !== 'failover') throw FAILOVER_REFUSED({ sentence: d.sentence })
-      const reason = input.reason ?? (input.automatic ? d.reason : `operator failover: ${d.sentence}`)
+      const reason = input.reason ?? (input.automatic || d.reason.startsWith('operator') ? d.reason : `operator requested a failover: ${d.reason}`)
       const target = this.member(d.to)
       const others = this.replicas().filter((m) => m.name !== target.name && m.role === 'replica').map((m) => m.node)
       // One state write (an fsync pair) on the failover's critical path, not two. The old
@@ -425,6 +429,28 @@ export class ReplicationManager {
     } finally {
       release()
     }
+  }
+
+  /**
+   * What a failover without the monitor's observation sees of the primary: one connection and
+   * one read, now. Down is "unreachable" without a duration: nobody watched it go down.
+   */
+  private async probePrimaryOnce(env: ReplicationEnv, p: TopologyMember): Promise<PrimaryObservation> {
+    let reachable = false
+    let writable = false
+    const c = new pg.Client({ ...clientConfig(env, p.node), connectionTimeoutMillis: 2000 })
+    c.on('error', () => undefined)
+    try {
+      await c.connect()
+      reachable = true
+      writable = (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]?.rec === false
+    } catch {
+      // unreachable
+    } finally {
+      await c.end().catch(() => undefined)
+    }
+    const fenced = !writable && (await readFence(p.node.instanceDir).catch(() => undefined)) !== undefined
+    return { name: p.name, reachable, writable, processAlive: undefined, downSince: undefined, restartFailed: !reachable, fenced }
   }
 
   /**
