@@ -122,6 +122,12 @@ export const failoverMonitorComponent = defineComponent<{ services: KernelServic
   async start(ctx) {
     const k = ctx.services.services
     const manager = replicationManager(k, ctx.services.instances)
+    // A `replica add` cut short by a killed kernel: its standby, slot and directory go first.
+    const rolledBack = await manager.rollbackInterruptedAdds().catch((err: unknown) => {
+      ctx.log.warn({ err: (err as Error).message }, 'could not roll back an interrupted replica add yet; a retry of the add will')
+      return [] as string[]
+    })
+    if (rolledBack.length > 0) ctx.log.warn({ names: rolledBack }, `rolled back interrupted replica add(s): ${rolledBack.join(', ')}`)
     const monitor = new FailoverMonitor({
       manager,
       leadership: new FileLeadership(path.join(k.layout.root, 'leader.json'), `kernel-${process.pid}`),
