@@ -317,14 +317,15 @@ export class FailoverMonitor {
     if (this.acting) return { action: 'none', sentence: 'a failover is in progress' }
     const req = this.requests.shift()
     let o: Observed
+    let s: Awaited<ReturnType<ReplicationManager['state']['read']>>
     try {
       o = await this.observe()
+      s = await this.o.manager.state.read()
     } catch (err) {
-      req?.reject(err)
+      req?.reject(err) // the operator hears why, instead of waiting forever
       throw err
     }
     const cfg = this.o.config()
-    const s = await this.o.manager.state.read()
     const syncMode = o.primary ? this.o.manager.syncNames(s, o.primary.name).length > 0 : false
     const d = decide(o, {
       failoverEnabled: cfg.enabled,
