@@ -10,6 +10,7 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v pg_co
 fi
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v lz4 >/dev/null 2>&1 || need+=(lz4)   # physical backups decompress with it
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # helpers die with the kernel (setpriv --pdeathsig)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0
