@@ -12,8 +12,7 @@ fi
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v lz4 >/dev/null 2>&1 || need+=(lz4)   # physical backups decompress with it
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the service unit
-
-command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # .js migrations run as nobody through setpriv
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # helpers die with the kernel; .js migrations run as nobody
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0

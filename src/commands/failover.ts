@@ -17,7 +17,9 @@ export default class Failover extends MagflockCommand<FailoverResult> {
   static override description =
     'The primary is fenced first (every process killed, standby.signal and a fence marker written) so two primaries never coexist; ' +
     'then the replica with the highest replayed LSN (in sync mode: a synchronous one) is promoted. --to picks one; if another replica ' +
-    'has replayed more, --force accepts losing that WAL. Bring the old primary back with `magflock replica rejoin NAME`.'
+    'has replayed more, --force accepts losing that WAL. Bring the old primary back with `magflock replica rejoin NAME`. ' +
+    "The request goes to the kernel's failover monitor, which decides on what it observes at that moment; the reason it reports " +
+    '(--json `reason`, the audit log, `replica list`) is that observation.'
   static override examples = ['<%= config.bin %> failover', '<%= config.bin %> failover --to r2', '<%= config.bin %> failover --to r2 --force --json']
   static override flags = {
     to: Flags.string({ summary: 'Replica to promote.' }),

@@ -41,7 +41,10 @@ export const CORRUPT_STATE = defineError<{ file: string; reason: string }>({
   class: 'data_loss',
   area: 'state',
   message: (a) => `State file ${a.file} is unreadable: ${a.reason}.`,
-  hint: () => 'Move the file aside and re-run; MagFlock rebuilds it from what is running. Nothing else was changed.',
+  hint: (a) =>
+    a.file.endsWith('topology.json')
+      ? 'Run `magflock doctor --repair` (kernel stopped): it rebuilds topology.json from the instance directories and running postmasters, replicas included. Nothing else was changed.'
+      : 'Move the file aside and re-run; MagFlock rebuilds it from what is running. Nothing else was changed.',
 })
 
 export const PORT_IN_USE = defineError<{ port: number; what: string }>({

@@ -271,7 +271,8 @@ export class FlockInstances implements InstanceRegistry {
       return {
         name: e.spec.name,
         role: e.role,
-        state: s?.state ?? 'unknown',
+        // A fenced instance the kernel booted without a supervisor is stopped on purpose.
+        state: s?.state ?? (e.role === 'fenced' ? 'stopped' : 'unknown'),
         pid: s?.pid ?? null,
         port: e.spec.port,
         host: e.spec.host,

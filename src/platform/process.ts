@@ -53,7 +53,7 @@ export function redact(text: string, secrets: string[] = []): string {
 }
 
 /** Variables a child may inherit from us; everything else is dropped. */
-const ENV_ALLOW = /^(PATH|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR|PGTZ)$/
+const ENV_ALLOW = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR|PGTZ)$/
 
 /**
  * The environment a child starts with: the allow-listed part of ours plus `extra`.

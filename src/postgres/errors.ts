@@ -92,3 +92,11 @@ export const INSTANCE_DIR_INACCESSIBLE = defineError<{ dir: string; user: string
   message: (a) => `The OS user "${a.user}" that runs Postgres cannot reach ${a.dir}.`,
   hint: (a) => `Put the state directory where ${a.user} can traverse every parent (e.g. \`chmod o+x ${a.dir}\`), or use --state-dir.`,
 })
+
+export const TOPOLOGY_MISSING = defineError<{ instances: string[] }>({
+  code: 'E_TOPOLOGY_MISSING',
+  class: 'failed_precondition',
+  area: 'postgres',
+  message: (a) => `topology.json is missing, but the state directory holds more instances than the primary (${a.instances.join(', ')}); booting would leave them unsupervised.`,
+  hint: () => 'Run `magflock doctor --repair`: it rebuilds topology.json from the instance directories and running postmasters. Then `magflock up`.',
+})

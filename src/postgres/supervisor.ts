@@ -174,6 +174,8 @@ export class InstanceSupervisor {
     this.paused = true
     this.wake?.()
     await this.loop?.catch(() => undefined)
+    // A restart loop cut short by the pause leaves nothing running: say stopped, not restarting.
+    if (!this.proc && (this.state === 'restarting' || this.state === 'crashed')) this.state = 'stopped'
     this.note('supervision paused')
   }
 

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { TIMEOUT } from '../errors/index.js'
 import { run } from '../platform/process.js'
 import { exists, writeJsonAtomic } from '../platform/fs.js'
-import { CATCHUP_TIMEOUT, NOT_A_STANDBY, REWIND_FAILED, SWITCHOVER_TARGET } from './errors.js'
+import { CATCHUP_TIMEOUT, NOT_A_STANDBY, REPLICA_DIR_EXISTS, REWIND_FAILED, SWITCHOVER_TARGET } from './errors.js'
 import { faultPoint } from './fault.js'
 import { clearFence, fence, fencePath, type FenceMarker } from './fence.js'
 import { compareLsn } from './lsn.js'
@@ -75,7 +75,7 @@ export async function createReplica(
   const progress = opts.progress ?? quiet
   const slot = slotName(replica.name)
   if (await exists(path.join(replica.dataDir, 'PG_VERSION'))) {
-    throw SWITCHOVER_TARGET({ reason: `${replica.dataDir} already holds a data directory` })
+    throw REPLICA_DIR_EXISTS({ name: replica.name, dir: replica.dataDir })
   }
   await fsp.mkdir(replica.instanceDir, { recursive: true, mode: 0o700 })
   await chownTree(env, replica.instanceDir)

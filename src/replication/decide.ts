@@ -147,8 +147,14 @@ export function decide(o: Observed, d: Desired): Decision {
   const manual = d.manual === true
   const up = p.reachable && p.writable !== false && !p.fenced
   if (up && !manual) {
-    const streaming = o.replicas.filter((r) => r.reachable && r.inRecovery).length
-    return { action: 'none', sentence: `primary ${p.name} is healthy; ${streaming} of ${o.replicas.length} replicas reachable` }
+    // A fenced old primary is stopped on purpose: not a replica, never counted as reachable.
+    const members = o.replicas.filter((r) => !r.fenced)
+    const fenced = o.replicas.length - members.length
+    const streaming = members.filter((r) => r.reachable && r.inRecovery).length
+    return {
+      action: 'none',
+      sentence: `primary ${p.name} is healthy; ${streaming} of ${members.length} replicas reachable${fenced > 0 ? `; ${fenced} fenced (stopped; \`magflock replica rejoin\` brings it back)` : ''}`,
+    }
   }
 
   // A topology change in progress owns the flock; acting now could create two primaries.
@@ -164,7 +170,8 @@ export function decide(o: Observed, d: Desired): Decision {
   }
 
   const downFor = p.downSince !== undefined ? Math.max(0, o.now - p.downSince) : 0
-  const why = p.fenced ? `primary ${p.name} is fenced` : up ? `operator requested a failover from ${p.name}` : `primary ${p.name} unreachable for ${seconds(downFor)}`
+  const down = p.downSince !== undefined ? `primary ${p.name} unreachable for ${seconds(downFor)}` : `primary ${p.name} unreachable`
+  const why = p.fenced ? `primary ${p.name} is fenced` : up ? `operator requested a failover from ${p.name}` : down
 
   // A fenced primary is never restarted in place (only `rejoin` lifts the fence): no grace.
   // A restart in place under way (crash recovery): a restart without data loss is near

@@ -91,3 +91,12 @@ export const REPLICA_BACKUP_UNUSABLE = defineError<{ id: string; reason: string 
   hint: () =>
     'Take a fresh physical backup (`magflock backup create --type physical`) and retry, or clone from the primary instead: `magflock replica add NAME` (without --from-backup).',
 })
+
+export const REPLICA_DIR_EXISTS = defineError<{ name: string; dir: string }>({
+  code: 'E_REPLICA_DIR_EXISTS',
+  class: 'already_exists',
+  area: 'replication',
+  message: (a) => `${a.dir} already holds a data directory, and "${a.name}" is not a member of this flock.`,
+  hint: () =>
+    'If it is a replica that topology.json lost, `magflock doctor --repair` adopts it; otherwise pick another name or move that directory away.',
+})

@@ -6,7 +6,8 @@
  * phase name trigger it; nothing else reads it, and no config key or flag sets it.
  *
  * Phases: `after-fence` (old primary fenced, nothing promoted yet) and `after-promote` (the
- * replica accepts writes, the new topology is not saved yet).
+ * replica accepts writes, the new topology is not saved yet). `replica-add:after-start`: the
+ * new replica is cloned, started and streaming, its slot exists, it is not registered yet.
  */
 export type FailoverFault = 'after-fence' | 'after-promote'
 
@@ -14,5 +15,10 @@ export const FAULT_ENV = 'MAGFLOCK_FAULT'
 
 export function faultPoint(phase: FailoverFault): void {
   if (process.env[FAULT_ENV] !== `failover:${phase}`) return
+  process.kill(process.pid, 'SIGKILL')
+}
+
+export function addFaultPoint(phase: 'after-start'): void {
+  if (process.env[FAULT_ENV] !== `replica-add:${phase}`) return
   process.kill(process.pid, 'SIGKILL')
 }

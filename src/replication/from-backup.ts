@@ -6,7 +6,7 @@ import { listBackups, loadBackup, type BackupManifest } from '../backup/manifest
 import { assertLayout } from '../backup/verify.js'
 import { firstMissingSegment, listArchive, restoreCommand, segmentNo, WAL_SEGMENT_BYTES } from '../backup/wal.js'
 import { exists } from '../platform/fs.js'
-import { REPLICA_BACKUP_UNUSABLE, SWITCHOVER_TARGET } from './errors.js'
+import { REPLICA_BACKUP_UNUSABLE, REPLICA_DIR_EXISTS } from './errors.js'
 import { formatLsn } from './lsn.js'
 import {
   chownTree,
@@ -56,7 +56,7 @@ export async function resolveBackupId(backupsDir: string, id: string): Promise<s
 export async function createReplicaFromBackup(env: ReplicationEnv, primary: PgNode, replica: PgNode, o: FromBackupOptions): Promise<{ slot: string; backupId: string }> {
   const progress = o.progress ?? (() => undefined)
   const slot = slotName(replica.name)
-  if (await exists(path.join(replica.dataDir, 'PG_VERSION'))) throw SWITCHOVER_TARGET({ reason: `${replica.dataDir} already holds a data directory` })
+  if (await exists(path.join(replica.dataDir, 'PG_VERSION'))) throw REPLICA_DIR_EXISTS({ name: replica.name, dir: replica.dataDir })
   const id = await resolveBackupId(o.backupsDir, o.id)
   // A wrong or missing key is refused here, before anything is written.
   const { dir, manifest, dataKey } = await openBackupKey(o.backupsDir, id, await o.kek((await loadBackup(o.backupsDir, id)).manifest))

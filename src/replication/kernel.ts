@@ -109,8 +109,10 @@ export function replicationManager(k: KernelServices, instances?: FlockInstances
 
 /** The running monitor, for `replica list` / status to show its last sentence. */
 let current: FailoverMonitor | undefined
-export function currentMonitor(): FailoverMonitor | undefined {
-  return current
+/** One per kernel (several in-process kernels in one test process): keyed by state dir. */
+const byStateDir = new Map<string, FailoverMonitor>()
+export function currentMonitor(stateDir?: string): FailoverMonitor | undefined {
+  return stateDir === undefined ? current : byStateDir.get(stateDir)
 }
 
 export const failoverMonitorComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
@@ -120,6 +122,12 @@ export const failoverMonitorComponent = defineComponent<{ services: KernelServic
   async start(ctx) {
     const k = ctx.services.services
     const manager = replicationManager(k, ctx.services.instances)
+    // A `replica add` cut short by a killed kernel: its standby, slot and directory go first.
+    const rolledBack = await manager.rollbackInterruptedAdds().catch((err: unknown) => {
+      ctx.log.warn({ err: (err as Error).message }, 'could not roll back an interrupted replica add yet; a retry of the add will')
+      return [] as string[]
+    })
+    if (rolledBack.length > 0) ctx.log.warn({ names: rolledBack }, `rolled back interrupted replica add(s): ${rolledBack.join(', ')}`)
     const monitor = new FailoverMonitor({
       manager,
       leadership: new FileLeadership(path.join(k.layout.root, 'leader.json'), `kernel-${process.pid}`),
@@ -135,9 +143,11 @@ export const failoverMonitorComponent = defineComponent<{ services: KernelServic
     })
     monitor.start()
     current = monitor
+    byStateDir.set(k.layout.root, monitor)
     return {
       async stop() {
         if (current === monitor) current = undefined
+        if (byStateDir.get(k.layout.root) === monitor) byStateDir.delete(k.layout.root)
         await monitor.stop()
       },
       health() {

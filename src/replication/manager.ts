@@ -1,4 +1,8 @@
+import { promises as fsp } from 'node:fs'
 import path from 'node:path'
+import { z } from 'zod'
+import { exists, readJsonFile, writeJsonAtomic } from '../platform/fs.js'
+import pg from 'pg'
 import type { EventPublisher, AuditRecordInput } from '../kernel/component.js'
 import type { OperationLocks } from '../kernel/services.js'
 import { isPortFree } from '../platform/ports.js'
@@ -10,13 +14,18 @@ import * as actions from './actions.js'
 import { nextInstanceName, reservedInstanceName } from '../kernel/instances.js'
 import { createReplicaFromBackup } from './from-backup.js'
 import './events.js'
-import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
-import { decide, rankCandidates, type ReplicaObservation } from './decide.js'
+import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_DIR_EXISTS, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
+import { addFaultPoint } from './fault.js'
+import { decide, rankCandidates, type PrimaryObservation, type ReplicaObservation } from './decide.js'
 import { readFence } from './fence.js'
-import { clientConfig, pgCtlLifecycle, type InstanceLifecycle, type PgNode, type ReplicationEnv } from './pg.js'
+import { clientConfig, killInstance, pgCtlLifecycle, type InstanceLifecycle, type PgNode, type ReplicationEnv } from './pg.js'
 import { ensureReplicator, REPLICATOR_ROLE } from './role.js'
 import { ReplicationStateFile, type ReplicationState } from './state.js'
 import { primaryStatus, standbyStatus, type PrimaryStatus } from './status.js'
+
+/** In `instances/<name>/` while `replica add` runs: an add cut short is rolled back, never adopted. */
+export const ADD_MARKER = 'adding.json'
+const AddMarker = z.object({ name: z.string(), port: z.number(), startedAt: z.string() })
 
 export type Role = 'primary' | 'replica' | 'fenced'
 
@@ -212,22 +221,23 @@ export class ReplicationManager {
       const t0 = Date.now()
       const primary = this.primary()
       const env = await this.ensureReplicationRole(await this.env(), primary)
+      // What an interrupted add of this name left (data dir, running standby, slot) goes first.
+      if (await this.readAddMarker(name)) await this.rollbackAdd(env, name, 'an earlier add of it was interrupted')
+      else if (await exists(path.join(this.deps.layout.dataDir(name), 'PG_VERSION'))) throw REPLICA_DIR_EXISTS({ name, dir: this.deps.layout.dataDir(name) })
       const node = this.nodeFor(name, await this.nextPort())
-      let slot: string
-      let backupId: string | null = null
-      if (input.fromBackup !== undefined) {
-        if (!this.deps.backups) throw REPLICA_BACKUP_UNUSABLE({ id: input.fromBackup, reason: 'this flock has no backup directory' })
-        const b = this.deps.backups
-        const r = await createReplicaFromBackup(env, primary.node, node, { backupsDir: b.dir, walDir: b.walDir, id: input.fromBackup, kek: (m) => b.kek(m), ...(progress ? { progress } : {}) })
-        slot = r.slot
-        backupId = r.backupId
-      } else {
-        ;({ slot } = await actions.createReplica(env, primary.node, node, { noSync: this.deps.noSync ?? false, ...(progress ? { progress } : {}) }))
+      // The intent, on disk before anything is made: a kernel killed from here on leaves a
+      // marked directory that the next kernel (or a retry) rolls back.
+      await fsp.mkdir(node.instanceDir, { recursive: true, mode: 0o700 })
+      await writeJsonAtomic(path.join(node.instanceDir, ADD_MARKER), { name, port: node.port, startedAt: new Date().toISOString(), kernelPid: process.pid })
+      let backupId: string | null
+      try {
+        backupId = await this.addSteps(env, primary, node, input, progress)
+      } catch (err) {
+        await this.rollbackAdd(env, name, `adding it failed: ${(err as Error).message}`).catch(() => undefined)
+        throw err
       }
-      await this.deps.registry.addInstance(node, 'replica')
-      const s = await this.state.update((st) => {
-        st.replicas[node.name] = { sync: input.sync === true, addedAt: new Date().toISOString() }
-      })
+      const slot = actions.slotName(name)
+      const s = await this.state.read()
       if (input.sync) {
         progress?.('sync', `making ${name} a synchronous standby`)
         await actions.setSyncStandbys(env, primary.node, this.syncNames(s, primary.name))
@@ -240,6 +250,82 @@ export class ReplicationManager {
     } finally {
       release()
     }
+  }
+
+  /** Clone, start, register: the part of `add` an interruption can cut short. */
+  /** Clone, start, register: the part of `add` an interruption can cut short. Returns the backup used. */
+  private async addSteps(
+    env: ReplicationEnv,
+    primary: TopologyMember,
+    node: PgNode,
+    input: { sync?: boolean | undefined; fromBackup?: string | undefined },
+    progress?: ProgressFn,
+  ): Promise<string | null> {
+    let backupId: string | null = null
+    if (input.fromBackup !== undefined) {
+      if (!this.deps.backups) throw REPLICA_BACKUP_UNUSABLE({ id: input.fromBackup, reason: 'this flock has no backup directory' })
+      const b = this.deps.backups
+      const r = await createReplicaFromBackup(env, primary.node, node, { backupsDir: b.dir, walDir: b.walDir, id: input.fromBackup, kek: (m) => b.kek(m), ...(progress ? { progress } : {}) })
+      backupId = r.backupId
+    } else {
+      await actions.createReplica(env, primary.node, node, { noSync: this.deps.noSync ?? false, ...(progress ? { progress } : {}) })
+    }
+    addFaultPoint('after-start')
+    await this.state.update((st) => {
+      st.replicas[node.name] = { sync: input.sync === true, addedAt: new Date().toISOString() }
+    })
+    await this.deps.registry.addInstance(node, 'replica')
+    // Registered: from now on it is a member, no longer an add to roll back.
+    await fsp.rm(path.join(node.instanceDir, ADD_MARKER), { force: true })
+    return backupId
+  }
+
+  private async readAddMarker(name: string): Promise<{ name: string; port: number; startedAt: string } | undefined> {
+    return readJsonFile(path.join(this.deps.layout.instanceDir(name), ADD_MARKER), (v) => AddMarker.parse(v)).catch(() => undefined)
+  }
+
+  /**
+   * Undoes an add that did not finish: stops whatever Postgres runs in its data dir, drops its
+   * slot on the primary, removes its directory and its replication.json entry. Only for a
+   * name that is not a member (a registered replica is removed with `replica remove`).
+   */
+  private async rollbackAdd(env: ReplicationEnv, name: string, why: string): Promise<void> {
+    if (this.deps.registry.list().some((m) => m.name === name)) return
+    const marker = await this.readAddMarker(name)
+    const node = this.nodeFor(name, marker?.port ?? 0)
+    await killInstance(env, node)
+    const primary = this.deps.registry.list().find((m) => m.role === 'primary')
+    const res = await actions.removeReplica(env, primary?.node, node)
+    const s = await this.state.read()
+    if (s.replicas[name]) {
+      await this.state.update((st) => {
+        delete st.replicas[name]
+      })
+    }
+    this.deps.log.warn({ name, slotDropped: res.slotDropped }, `rolled back the add of replica ${name}: ${why}`)
+    this.publish('replica.removed', { name, slotDropped: res.slotDropped })
+  }
+
+  /**
+   * At boot: every add a killed kernel left half done (a marked instance directory that is not
+   * a member) is rolled back, so its slot does not pin WAL on the primary forever and a retry
+   * starts clean. Returns the names rolled back.
+   */
+  async rollbackInterruptedAdds(): Promise<string[]> {
+    const names = await fsp.readdir(this.deps.layout.instancesDir).catch(() => [] as string[])
+    const members = new Set(this.deps.registry.list().map((m) => m.name))
+    const done: string[] = []
+    for (const name of names.sort()) {
+      if (members.has(name) || !actions.REPLICA_NAME.test(name) || !(await this.readAddMarker(name))) continue
+      const release = this.deps.locks.acquire('topology', `roll back replica add ${name}`)
+      try {
+        await this.rollbackAdd(await this.env(), name, 'the kernel that was adding it died')
+        done.push(name)
+      } finally {
+        release()
+      }
+    }
+    return done
   }
 
   async remove(name: string): Promise<{ name: string; slotDropped: boolean }> {
@@ -360,6 +446,8 @@ export class ReplicationManager {
       lockHeld?: boolean
       /** Fresh observations from the monitor's tick (saves a connection per replica). */
       observed?: ReplicaObservation[]
+      /** The monitor's observation of the primary; without it, one probe here (never invented). */
+      primary?: PrimaryObservation | undefined
     },
     progress?: ProgressFn,
   ): Promise<actions.FailoverResult & { reason: string }> {
@@ -369,12 +457,13 @@ export class ReplicationManager {
       const primary = this.primary()
       const s = await this.state.read()
       const obs = input.observed ?? (await this.observeReplicas(env))
+      const primaryObs = input.primary ?? (await this.probePrimaryOnce(env, primary))
       const d = decide(
-        { now: Date.now(), primary: { name: primary.name, reachable: false, writable: false, processAlive: undefined, downSince: 0, restartFailed: true, fenced: false }, replicas: obs, topologyLockHolder: undefined, isLeader: true },
+        { now: Date.now(), primary: primaryObs, replicas: obs, topologyLockHolder: undefined, isLeader: true },
         { failoverEnabled: true, graceMs: 0, syncMode: this.syncNames(s, primary.name).length > 0, target: input.to, force: input.force, manual: true },
       )
       if (d.action !== 'failover') throw FAILOVER_REFUSED({ sentence: d.sentence })
-      const reason = input.reason ?? (input.automatic ? d.reason : `operator failover: ${d.sentence}`)
+      const reason = input.reason ?? (input.automatic || d.reason.startsWith('operator') ? d.reason : `operator requested a failover: ${d.reason}`)
       const target = this.member(d.to)
       const others = this.replicas().filter((m) => m.name !== target.name && m.role === 'replica').map((m) => m.node)
       // One state write (an fsync pair) on the failover's critical path, not two. The old
@@ -425,6 +514,28 @@ export class ReplicationManager {
     } finally {
       release()
     }
+  }
+
+  /**
+   * What a failover without the monitor's observation sees of the primary: one connection and
+   * one read, now. Down is "unreachable" without a duration: nobody watched it go down.
+   */
+  private async probePrimaryOnce(env: ReplicationEnv, p: TopologyMember): Promise<PrimaryObservation> {
+    let reachable = false
+    let writable = false
+    const c = new pg.Client({ ...clientConfig(env, p.node), connectionTimeoutMillis: 2000 })
+    c.on('error', () => undefined)
+    try {
+      await c.connect()
+      reachable = true
+      writable = (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]?.rec === false
+    } catch {
+      // unreachable
+    } finally {
+      await c.end().catch(() => undefined)
+    }
+    const fenced = !writable && (await readFence(p.node.instanceDir).catch(() => undefined)) !== undefined
+    return { name: p.name, reachable, writable, processAlive: undefined, downSince: undefined, restartFailed: !reachable, fenced }
   }
 
   /**

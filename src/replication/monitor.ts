@@ -11,6 +11,8 @@ import { clientConfig, sleep } from './pg.js'
 import { setSyncStandbys } from './actions.js'
 import { readFence } from './fence.js'
 import { counterOn, gaugeOn } from '../telemetry/metrics.js'
+import { FAILOVER_REFUSED } from './errors.js'
+import type { FailoverResult } from './actions.js'
 
 /**
  * The failover loop: observe → decide() → act, one sentence per tick.
@@ -22,6 +24,18 @@ import { counterOn, gaugeOn } from '../telemetry/metrics.js'
  * `instance.restart-failed` and `instance.failed` events, which wake the loop immediately; a
  * failed restart attempt of the primary ends the grace period at once.
  */
+export type FailoverOutcome = FailoverResult & { reason: string }
+type ProgressFn = NonNullable<Parameters<ReplicationManager['failover']>[1]>
+
+/** An operator's failover waiting for the loop (see requestFailover). */
+interface FailoverRequest {
+  to?: string | undefined
+  force?: boolean | undefined
+  progress?: ProgressFn | undefined
+  resolve(r: FailoverOutcome): void
+  reject(err: unknown): void
+}
+
 export interface MonitorOptions {
   manager: ReplicationManager
   leadership: Leadership
@@ -80,6 +94,7 @@ export class FailoverMonitor {
   private readonly m: Metrics | undefined
   private readonly clock: () => number
   private acting: Promise<unknown> | undefined
+  private readonly requests: FailoverRequest[] = []
   private rejoining: Promise<unknown> | undefined
   readonly history: string[] = []
   /**
@@ -116,10 +131,26 @@ export class FailoverMonitor {
     this.wake?.()
     this.unsubscribe?.()
     await this.loopDone
+    for (const r of this.requests.splice(0)) r.reject(FAILOVER_REFUSED({ sentence: 'the failover monitor stopped before acting' }))
     await this.acting?.catch(() => undefined)
     await this.rejoining?.catch(() => undefined)
     await this.dropClient()
     await this.o.leadership.release().catch(() => undefined)
+  }
+
+  /**
+   * An operator's `magflock failover`: the API records the intent and wakes the loop; the
+   * loop observes, decides (manual: no grace period, the operator's target and --force) and
+   * acts, so the reason it gives is what it saw, and no second actor races it. Resolves with
+   * the failover's result, or rejects with E_FAILOVER_REFUSED and the loop's sentence.
+   */
+  requestFailover(input: { to?: string | undefined; force?: boolean | undefined }, progress?: ProgressFn): Promise<FailoverOutcome> {
+    if (this.stopped) return Promise.reject(FAILOVER_REFUSED({ sentence: 'the failover monitor is stopping' }))
+    return new Promise<FailoverOutcome>((resolve, reject) => {
+      this.requests.push({ ...input, progress, resolve, reject })
+      this.kicked = true
+      this.wake?.()
+    })
   }
 
   lastDecision(): { decision: Decision; at: number } | undefined {
@@ -261,7 +292,7 @@ export class FailoverMonitor {
       } else {
         replicas = members
           .filter((m) => m.role !== 'primary')
-          .map((m) => ({ name: m.name, reachable: true, inRecovery: true, replayLsn: probe.senders.find((s) => s.name === m.name)?.replay ?? undefined, lastSyncState: this.lastSync.get(m.name), fenced: m.role === 'fenced' }))
+          .map((m) => ({ name: m.name, reachable: m.role !== 'fenced', inRecovery: m.role === 'fenced' ? undefined : true, replayLsn: probe.senders.find((s) => s.name === m.name)?.replay ?? undefined, lastSyncState: this.lastSync.get(m.name), fenced: m.role === 'fenced' }))
       }
     }
     this.tickNo++
@@ -284,15 +315,33 @@ export class FailoverMonitor {
 
   async tick(): Promise<Decision> {
     if (this.acting) return { action: 'none', sentence: 'a failover is in progress' }
-    const o = await this.observe()
+    const req = this.requests.shift()
+    let o: Observed
+    let s: Awaited<ReturnType<ReplicationManager['state']['read']>>
+    try {
+      o = await this.observe()
+      s = await this.o.manager.state.read()
+    } catch (err) {
+      req?.reject(err) // the operator hears why, instead of waiting forever
+      throw err
+    }
     const cfg = this.o.config()
-    const s = await this.o.manager.state.read()
     const syncMode = o.primary ? this.o.manager.syncNames(s, o.primary.name).length > 0 : false
-    const d = decide(o, { failoverEnabled: cfg.enabled, graceMs: cfg.graceMs, startTimeoutMs: cfg.startTimeoutMs, syncMode })
+    const d = decide(o, {
+      failoverEnabled: cfg.enabled,
+      graceMs: cfg.graceMs,
+      startTimeoutMs: cfg.startTimeoutMs,
+      syncMode,
+      ...(req ? { manual: true, target: req.to, force: req.force } : {}),
+    })
     this.record(d)
     this.o.onDecision?.(d, o)
+    if (req && d.action !== 'failover') {
+      req.reject(FAILOVER_REFUSED({ sentence: d.sentence }))
+      return d
+    }
     if (d.action === 'failover') {
-      this.acting = this.act(d, o.replicas).finally(() => {
+      this.acting = this.act(d, o, req).finally(() => {
         this.acting = undefined
       })
       await this.acting
@@ -321,20 +370,32 @@ export class FailoverMonitor {
     }
   }
 
-  private async act(d: Extract<Decision, { action: 'failover' }>, observed: ReplicaObservation[]): Promise<void> {
+  private async act(d: Extract<Decision, { action: 'failover' }>, o: Observed, req?: FailoverRequest): Promise<void> {
     const mgr = this.o.manager
     let release: () => void
     try {
       release = this.o.locks.acquire('topology', 'failover')
-    } catch {
-      return // someone took the topology a moment ago; decide again next tick
+    } catch (err) {
+      req?.reject(err) // an operator hears who holds the topology; the loop decides again next tick
+      return
     }
+    const manual = req !== undefined
+    // A manual failover of a primary that is down says so: the reason is what the loop saw.
+    const reason = manual && !d.reason.startsWith('operator') ? `operator requested a failover: ${d.reason}` : d.reason
     try {
-      const res = await mgr.failover({ to: d.to, force: true, automatic: true, reason: d.reason, lockHeld: true, observed })
+      let res: FailoverOutcome
+      try {
+        res = await mgr.failover({ to: d.to, force: true, automatic: !manual, reason, lockHeld: true, observed: o.replicas, primary: o.primary }, req?.progress)
+      } catch (err) {
+        req?.reject(err)
+        if (manual) return
+        throw err
+      }
+      req?.resolve(res)
       const ph = res.phases
-      const sentence = `promoted ${res.to}: ${d.reason}; ${res.repointed.length} replica(s) repointed in ${res.durationMs} ms (fence ${ph.fenceMs}, promote ${ph.promoteMs}, sync ${ph.syncMs}, repoint ${ph.repointMs})`
+      const sentence = `promoted ${res.to}: ${reason}; ${res.repointed.length} replica(s) repointed in ${res.durationMs} ms (fence ${ph.fenceMs}, promote ${ph.promoteMs}, sync ${ph.syncMs}, repoint ${ph.repointMs})`
       this.record({ action: 'none', sentence })
-      this.m?.failovers.inc({ automatic: 'true' })
+      this.m?.failovers.inc({ automatic: String(!manual) })
       this.m?.lastDuration.set(res.durationMs / 1000)
       this.m?.timeline.set(res.timeline)
       this.downSince = undefined
@@ -344,7 +405,8 @@ export class FailoverMonitor {
     } finally {
       release()
     }
-    if (this.o.autoRejoin ?? true) {
+    // After an operator's failover the old primary stays fenced until `replica rejoin`.
+    if (!req && (this.o.autoRejoin ?? true)) {
       // Best effort, in the background: pg_rewind only. A re-clone destroys the old data dir,
       // which an operator may want to inspect; that takes `magflock replica rejoin NAME`.
       this.rejoining = (async () => {

@@ -2,6 +2,7 @@ import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { status } from '../../src/api/core.js'
 import { replicaAdd, replicaList } from '../../src/api/replication.js'
 import { KernelClient } from '../../src/client/index.js'
 import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
@@ -111,6 +112,19 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:fenced`, 'r1:primary'])
     expect(l.lastFailover).toMatchObject({ from: FIRST_INSTANCE, to: 'r1', automatic: true })
     expect(l.primaryUrl).toContain(`127.0.0.1:${r1Port}`)
+    // Status after the failover (issue 10, item 21): the fenced old primary, which cannot be
+    // rewound (pg_control gone), is stopped, not "restarting", and not a reachable replica.
+    const waitUntil = Date.now() + 15_000
+    const st = async () => client.call(status, {})
+    let s = await st()
+    const detailOf = (x: typeof s) => x.components.find((c) => c.name === 'failover-monitor')?.detail ?? ''
+    while (Date.now() < waitUntil && !/^primary r1 is healthy/.test(detailOf(s))) {
+      await new Promise((r) => setTimeout(r, 200))
+      s = await st()
+    }
+    expect(s.instances.find((i) => i.name === 'primary')).toMatchObject({ role: 'fenced' })
+    expect(s.instances.find((i) => i.name === 'primary')?.state).not.toMatch(/restarting|running/)
+    expect(detailOf(s)).toMatch(/^primary r1 is healthy; 0 of 0 replicas reachable; 1 fenced/)
     const audit = readFileSync(k.services.layout.auditLog, 'utf8')
     expect(audit).toMatch(/"actor":"failover-monitor".*"action":"failover"|"action":"failover".*"actor":"failover-monitor"/)
     const metrics = await k.services.metrics.metrics()

@@ -1,9 +1,11 @@
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
 import { defineComponent } from '../component.js'
 import type { KernelServices } from '../services.js'
 import type { FlockInstances } from '../instances.js'
 import type { KernelMetrics } from '../../telemetry/metrics.js'
 import { initInstance, instanceState, stopInstance, type InstanceSpec } from '../../postgres/instance.js'
-import { INSTANCE_DATA_MISSING } from '../../postgres/errors.js'
+import { INSTANCE_DATA_MISSING, TOPOLOGY_MISSING } from '../../postgres/errors.js'
 import { readPostmasterPid } from '../../postgres/pidfile.js'
 import { isProcessAliveSync } from '../../platform/pids.js'
 import { InstanceSupervisor } from '../../postgres/supervisor.js'
@@ -43,6 +45,12 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
     // No topology yet: a fresh flock (its first instance is pg1), or a state dir from before
     // topology.json whose primary lives in instances/primary (kept under that name).
     const firstName = (await exists(k.layout.instanceDir(LEGACY_FIRST_INSTANCE))) ? LEGACY_FIRST_INSTANCE : FIRST_INSTANCE
+    if (!topology) {
+      // No topology but instance dirs beside the primary's: the file was lost (moved aside).
+      // A boot with the primary only would orphan running replicas: repair first.
+      const others = await otherInstanceDirs(k.layout.instancesDir, firstName)
+      if (others.length > 0) throw TOPOLOGY_MISSING({ instances: others })
+    }
     const members = topology?.instances ?? [{ name: firstName, role: 'primary' as const, port: cfg.postgres.port }]
     const started: InstanceSupervisor[] = []
     // A primary that cannot start must not keep a flock with replicas down: that is exactly
@@ -152,3 +160,16 @@ export const postgresComponent = defineComponent<PostgresComponentDeps>({
     }
   },
 })
+
+/** Instance directories other than `primary` that hold a data dir and are not an interrupted add. */
+async function otherInstanceDirs(instancesDir: string, firstName: string): Promise<string[]> {
+  const names = await fsp.readdir(instancesDir).catch(() => [] as string[])
+  const out: string[] = []
+  for (const n of names.sort()) {
+    if (n === firstName) continue
+    const dir = path.join(instancesDir, n)
+    const has = async (f: string) => fsp.access(path.join(dir, f)).then(() => true, () => false)
+    if ((await has('data/PG_VERSION')) && !(await has('adding.json'))) out.push(n)
+  }
+  return out
+}

@@ -60,7 +60,12 @@ export const replicationRoutes: BoundRoute[] = [
 
   handle(api.failover, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { to: input.to, force: input.force })
-    const r = await replicationManager(k).failover({ to: input.to, force: input.force, automatic: false }, progressOf(ctx))
+    // The API records the intent; the failover monitor's loop observes, decides and acts
+    // (Patroni's rule). Without a running monitor, the manager probes the primary itself.
+    const monitor = currentMonitor(k.layout.root)
+    const r = monitor
+      ? await monitor.requestFailover({ to: input.to, force: input.force }, progressOf(ctx))
+      : await replicationManager(k).failover({ to: input.to, force: input.force, automatic: false }, progressOf(ctx))
     Object.assign(ctx.auditDetails, { from: r.from, to: r.to, reason: r.reason, timeline: r.timeline, durationMs: r.durationMs })
     return { from: r.from, to: r.to, reason: r.reason, timeline: r.timeline, durationMs: r.durationMs, repointed: r.repointed, notRepointed: r.notRepointed }
   }),

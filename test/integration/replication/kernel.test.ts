@@ -8,6 +8,7 @@ import type { RunningKernel } from '../../../src/kernel/daemon.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { startKernelFlock, type KernelFlock } from './harness.js'
 import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
+import { currentMonitor } from '../../../src/replication/kernel.js'
 
 /**
  * The replication routes through a real in-process kernel: its supervisors, registry,
@@ -107,10 +108,27 @@ describe('replication through the kernel control API', () => {
     expect(isMagflockError(refused) && refused.code).toBe('E_FAILOVER_REFUSED')
     const f = await client.call(failover, { to: 'pg2' })
     expect(f).toMatchObject({ from: FIRST_INSTANCE, to: 'pg2' })
+    // The loop carried out the request and says what it saw: a healthy primary, no invented outage.
+    expect(f.reason).toBe(`operator requested a failover from ${FIRST_INSTANCE}`)
     expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'fenced', r1: 'replica', pg2: 'primary' })
     const l = await client.call(replicaList, {})
     expect(l.members.find((m) => m.name === FIRST_INSTANCE)).toMatchObject({ fenced: true, state: 'fenced' })
-    expect(l.lastFailover).toMatchObject({ from: FIRST_INSTANCE, to: 'pg2', automatic: false })
+    expect(l.lastFailover).toMatchObject({ from: FIRST_INSTANCE, to: 'pg2', automatic: false, reason: f.reason })
+    const fs = await import('node:fs')
+    const repl = JSON.parse(fs.readFileSync(path.join(k.services.layout.root, 'replication.json'), 'utf8')) as { lastFailover?: { reason: string } }
+    expect(repl.lastFailover?.reason).toBe(f.reason)
+    const audited = fs.readFileSync(k.services.layout.auditLog, 'utf8').split('\n').filter((x) => x.includes('"action":"failover"'))
+    expect(audited.at(-1)).toContain(JSON.stringify(f.reason))
+    expect(audited.join('\n')).not.toMatch(/unreachable for/)
+    expect(currentMonitor(k.services.layout.root)?.history.some((x) => x.startsWith(`promote pg2: operator requested a failover from ${FIRST_INSTANCE}`))).toBe(true)
+    // Status after the failover: the fenced old primary is stopped, not "restarting", and the
+    // monitor does not count it as a reachable replica.
+    const st = await client.call(status, {})
+    expect(st.instances.find((i) => i.name === FIRST_INSTANCE)).toMatchObject({ role: 'fenced', state: 'stopped' })
+    const detail = async () => (await client.call(status, {})).components.find((c) => c.name === 'failover-monitor')?.detail ?? ''
+    const deadline = Date.now() + 15_000
+    while (Date.now() < deadline && !/^primary pg2 is healthy/.test(await detail())) await new Promise((r) => setTimeout(r, 100))
+    expect(await detail()).toMatch(/^primary pg2 is healthy; 1 of 1 replicas reachable; 1 fenced/)
     const rj = await client.call(replicaRejoin, { name: FIRST_INSTANCE })
     expect(['rewind', 'none']).toContain(rj.method)
     expect(await roles()).toEqual({ [FIRST_INSTANCE]: 'replica', r1: 'replica', pg2: 'primary' })

@@ -6,8 +6,8 @@ import { childEnv, run, sweepPassfiles, writeTempPassfile } from '../../../src/p
 
 describe('process runner: child environment', () => {
   it('keeps PATH and locale, drops MAGFLOCK_* and everything not allow-listed', () => {
-    const env = childEnv({ PGHOST: 'h' }, false, { PATH: '/bin', LANG: 'C.UTF-8', LC_ALL: 'C', MAGFLOCK_MASTER_KEY: 'k', MAGFLOCK_TOKEN: 't', AWS_SECRET_ACCESS_KEY: 's', PGPASSWORD: 'p' })
-    expect(env).toEqual({ PATH: '/bin', LANG: 'C.UTF-8', LC_ALL: 'C', PGHOST: 'h' })
+    const env = childEnv({ PGHOST: 'h' }, false, { PATH: '/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C', MAGFLOCK_MASTER_KEY: 'k', MAGFLOCK_TOKEN: 't', AWS_SECRET_ACCESS_KEY: 's', PGPASSWORD: 'p', PGSERVICEFILE: 'x' })
+    expect(env).toEqual({ PATH: '/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C', PGHOST: 'h' })
   })
 
   it('an interactive child keeps the operator environment except MAGFLOCK_* and PGPASSWORD', () => {

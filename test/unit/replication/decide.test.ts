@@ -45,6 +45,26 @@ describe('decide (failover monitor)', () => {
       sentence: /^primary p0 is healthy; 1 of 2 replicas reachable$/,
     },
     {
+      name: 'never counts a fenced, stopped old primary as a reachable replica',
+      o: { replicas: [replica('r1', '0/5'), replica('old', undefined, { fenced: true, reachable: false, inRecovery: undefined })] },
+      action: 'none',
+      sentence: /^primary p0 is healthy; 1 of 1 replicas reachable; 1 fenced \(stopped; `magflock replica rejoin` brings it back\)$/,
+    },
+    {
+      name: 'a fenced member observed as reachable (cheap tick) is still not counted',
+      o: { replicas: [replica('old', '0/5', { fenced: true })] },
+      action: 'none',
+      sentence: /^primary p0 is healthy; 0 of 0 replicas reachable; 1 fenced/,
+    },
+    {
+      name: 'an operator failover of a primary nobody saw go down invents no duration',
+      o: { primary: primary({ reachable: false, writable: false, downSince: undefined }), replicas: [replica('r1', '0/5')] },
+      d: { manual: true },
+      action: 'failover',
+      to: 'r1',
+      sentence: /^promote r1: primary p0 unreachable and r1 is the only eligible replica/,
+    },
+    {
       name: 'waits out the grace period while the supervisor may restart the primary',
       o: { primary: down(400), replicas: [replica('r1', '0/5')] },
       action: 'wait',
