@@ -122,8 +122,8 @@ describe('failover-monitor component in a kernel (chaos)', () => {
       await new Promise((r) => setTimeout(r, 200))
       s = await st()
     }
-    expect(s.instances.find((i) => i.name === 'primary')).toMatchObject({ role: 'fenced' })
-    expect(s.instances.find((i) => i.name === 'primary')?.state).not.toMatch(/restarting|running/)
+    expect(s.instances.find((i) => i.name === FIRST_INSTANCE)).toMatchObject({ role: 'fenced' })
+    expect(s.instances.find((i) => i.name === FIRST_INSTANCE)?.state).not.toMatch(/restarting|running/)
     expect(detailOf(s)).toMatch(/^primary r1 is healthy; 0 of 0 replicas reachable; 1 fenced/)
     const audit = readFileSync(k.services.layout.auditLog, 'utf8')
     expect(audit).toMatch(/"actor":"failover-monitor".*"action":"failover"|"action":"failover".*"actor":"failover-monitor"/)
