@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exists, writeFileAtomic } from '../platform/fs.js'
-import { lookupUser } from '../platform/os-user.js'
+import { lookupUser, userNameOf } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
 import { run } from '../platform/process.js'
 import { SERVICE_UNIT_FOREIGN } from './errors.js'
@@ -79,7 +79,9 @@ async function systemctlUsable(unitDir: string): Promise<{ run: boolean; reason?
 export async function planService(opts: ServiceOptions): Promise<ServicePlan> {
   assertServiceName(opts.name)
   const unitDir = opts.unitDir ?? SYSTEM_UNIT_DIR
-  const user = opts.user ?? os.userInfo().username
+  // The right user is the one whose flock this is: the state dir's owner, else whoever installs.
+  const owner = await fsp.stat(opts.layout.root).then((st) => userNameOf(st.uid), () => undefined)
+  const user = opts.user ?? owner ?? os.userInfo().username
   lookupUser(user) // E_OS_USER_MISSING when no such user
   const envFile = path.join(opts.layout.root, `${opts.name}.service.env`)
   const unit = renderUnit({
