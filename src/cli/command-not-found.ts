@@ -25,7 +25,10 @@ const hook: Hook.CommandNotFound = async function (opts) {
   }
   const bin = this.config.bin
   let err
-  if (known) {
+  if (typed.startsWith('-')) {
+    // `magflock --bogus`: a flag where a command should be.
+    err = USAGE({ message: `Nonexistent flag: ${typed}`, hint: `\`${bin} --help\` lists the commands; \`${bin} COMMAND --help\` shows a command's flags.` })
+  } else if (known) {
     const extra = parts.slice(known.split(':').length).join(' ')
     err = USAGE({ message: `Unexpected argument: ${extra}`, command: show(known) })
   } else {

@@ -61,6 +61,12 @@ describe('magflock usage errors', () => {
     expect(far.stderr).toContain('`magflock db --help`')
   })
 
+  it('a flag where the command should be is E_USAGE, not an unknown command', async () => {
+    const r = await run(['--bogus', '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.json).toMatchObject({ ok: false, error: { code: 'E_USAGE', message: 'Nonexistent flag: --bogus' } })
+  })
+
   it('suggests a topic for a mistyped topic name', async () => {
     const r = await run(['confg'])
     expect(r.exitCode).toBe(2)
