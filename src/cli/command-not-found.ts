@@ -25,16 +25,23 @@ const hook: Hook.CommandNotFound = async function (opts) {
   }
   const bin = this.config.bin
   let err
-  if (known) {
+  if (typed.startsWith('-')) {
+    // `magflock --bogus`: a flag where a command should be.
+    err = USAGE({ message: `Nonexistent flag: ${typed}`, hint: `\`${bin} --help\` lists the commands; \`${bin} COMMAND --help\` shows a command's flags.` })
+  } else if (known) {
     const extra = parts.slice(known.split(':').length).join(' ')
     err = USAGE({ message: `Unexpected argument: ${extra}`, command: show(known) })
   } else {
-    const guess = suggest(typed, ids)
+    // Topics too (`magflock confg` → config), those with commands under them.
+    const topics = this.config.topics.map((t) => t.name).filter((t) => !ids.includes(t) && ids.some((id) => id.startsWith(`${t}:`)))
+    const guess = suggest(typed, [...ids, ...topics])
     const topic = parts.length > 1 ? parts.slice(0, -1).join(':') : undefined
     err = USAGE({
       message: `"${show(typed)}" is not a ${bin} command.${guess ? ` Did you mean "${show(guess)}"?` : ''}`,
       hint: guess
-        ? `Run \`${bin} ${show(guess)}\`; \`${bin} --help\` lists every command.`
+        ? topics.includes(guess)
+          ? `\`${bin} ${show(guess)} --help\` lists the commands of ${show(guess)}.`
+          : `Run \`${bin} ${show(guess)}\`; \`${bin} --help\` lists every command.`
         : topic && this.config.findTopic(topic)
           ? `\`${bin} ${show(topic)} --help\` lists the commands of ${show(topic)}.`
           : `\`${bin} --help\` lists every command.`,

@@ -30,3 +30,12 @@ export function lookupUser(name: string): OsUser {
   const [, , uid, gid, , home] = line.split(':')
   return { name, uid: Number(uid), gid: Number(gid), home: home ?? '/' }
 }
+
+/** The login name of a uid, or undefined when the passwd database has none. */
+export function userNameOf(uid: number): string | undefined {
+  try {
+    return execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' }).split(':')[0] || undefined
+  } catch {
+    return undefined
+  }
+}

@@ -25,3 +25,11 @@ export const SERVICE_UNIT_FOREIGN = defineError<{ file: string }>({
   message: (a) => `${a.file} exists and was not written by magflock service install.`,
   hint: () => 'Choose another unit name with `--name`, or move that file away if it is no longer used.',
 })
+
+export const SERVICE_WRITE_DENIED = defineError<{ file: string }>({
+  code: 'E_SERVICE_WRITE_DENIED',
+  class: 'permission_denied',
+  area: 'service',
+  message: (a) => `Not allowed to write ${a.file}.`,
+  hint: () => 'Installing a system unit needs root: run it with sudo, or pass `--unit-dir DIR` to write the unit somewhere you may.',
+})

@@ -3,10 +3,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exists, writeFileAtomic } from '../platform/fs.js'
-import { lookupUser } from '../platform/os-user.js'
+import { lookupUser, userNameOf } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
 import { run } from '../platform/process.js'
-import { SERVICE_UNIT_FOREIGN } from './errors.js'
+import { SERVICE_UNIT_FOREIGN, SERVICE_WRITE_DENIED } from './errors.js'
 import { MARKER, assertServiceName, renderEnvFile, renderUnit } from './unit.js'
 
 /**
@@ -79,7 +79,9 @@ async function systemctlUsable(unitDir: string): Promise<{ run: boolean; reason?
 export async function planService(opts: ServiceOptions): Promise<ServicePlan> {
   assertServiceName(opts.name)
   const unitDir = opts.unitDir ?? SYSTEM_UNIT_DIR
-  const user = opts.user ?? os.userInfo().username
+  // The right user is the one whose flock this is: the state dir's owner, else whoever installs.
+  const owner = await fsp.stat(opts.layout.root).then((st) => userNameOf(st.uid), () => undefined)
+  const user = opts.user ?? owner ?? os.userInfo().username
   lookupUser(user) // E_OS_USER_MISSING when no such user
   const envFile = path.join(opts.layout.root, `${opts.name}.service.env`)
   const unit = renderUnit({
@@ -118,8 +120,15 @@ export async function installService(opts: ServiceOptions & { dryRun?: boolean }
   const envText = renderEnvFile({ masterKey, keyFile: opts.layout.masterKey })
   // The env file is read by systemd (as root) before it starts the kernel: 0600 is enough.
   await fsp.mkdir(opts.layout.root, { recursive: true, mode: 0o700 })
-  await writeFileAtomic(plan.envFile, envText, { mode: 0o600 })
-  await writeFileAtomic(plan.unitFile, plan.unit, { mode: 0o644 })
+  const hadEnvFile = await exists(plan.envFile)
+  await writeOrDeny(plan.envFile, envText, 0o600)
+  try {
+    await writeOrDeny(plan.unitFile, plan.unit, 0o644)
+  } catch (err) {
+    // No half install: an env file without its unit is removed again.
+    if (!hadEnvFile) await fsp.rm(plan.envFile, { force: true })
+    throw err
+  }
   let enabled = false
   if (plan.systemctl.run) {
     await run('systemctl', ['daemon-reload'], { timeoutMs: 30_000 })
@@ -127,6 +136,16 @@ export async function installService(opts: ServiceOptions & { dryRun?: boolean }
     enabled = true
   }
   return { ...base, written: true, enabled }
+}
+
+async function writeOrDeny(file: string, text: string, mode: number): Promise<void> {
+  try {
+    await writeFileAtomic(file, text, { mode })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw SERVICE_WRITE_DENIED({ file }, { cause: err })
+    throw err
+  }
 }
 
 export async function uninstallService(opts: ServiceOptions & { dryRun?: boolean }): Promise<UninstallResult> {

@@ -61,6 +61,19 @@ describe('magflock usage errors', () => {
     expect(far.stderr).toContain('`magflock db --help`')
   })
 
+  it('a flag where the command should be is E_USAGE, not an unknown command', async () => {
+    const r = await run(['--bogus', '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.json).toMatchObject({ ok: false, error: { code: 'E_USAGE', message: 'Nonexistent flag: --bogus' } })
+  })
+
+  it('suggests a topic for a mistyped topic name', async () => {
+    const r = await run(['confg'])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toContain('Did you mean "config"?')
+    expect(r.stderr).toContain('`magflock config --help`')
+  })
+
   it('an extra argument to a command without arguments is E_USAGE naming that command', async () => {
     const r = await run(['status', 'extra', '--json'])
     expect(r.exitCode).toBe(2)

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -94,6 +94,16 @@ describe('magflock service', () => {
     const rm = await run(['service', 'uninstall', '--unit-dir', units, '--name', 'other'])
     expect(rm.exitCode).toBe(4)
     expect(existsSync(path.join(units, 'other.service'))).toBe(true)
+  })
+
+  it('runs the kernel as the owner of the state dir by default', async () => {
+    const pgUser = execFileSync('getent', ['passwd', 'postgres'], { encoding: 'utf8' }).split(':')
+    const owned = path.join(tmp.dir, 'owned-state')
+    mkdirSync(owned)
+    chownSync(owned, Number(pgUser[2]), Number(pgUser[3]))
+    const r = await run(['service', 'install', '--unit-dir', units, '--dry-run', '--json'], { MAGFLOCK_STATE_DIR: owned })
+    expect(r.json).toMatchObject({ ok: true, data: { user: 'postgres', dryRun: true, written: false } })
+    expect(r.json?.ok && String(r.json.data.unit)).toContain('\nUser=postgres\n')
   })
 
   it('refuses a bad unit name and an unknown user, writing nothing', async () => {

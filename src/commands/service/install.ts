@@ -20,7 +20,7 @@ export default class ServiceInstall extends MagflockCommand<InstallResult> {
   ]
   static override flags = {
     ...serviceFlags,
-    user: Flags.string({ summary: 'OS user the kernel runs as (default: you).' }),
+    user: Flags.string({ summary: 'OS user the kernel runs as (default: the state dir\'s owner, else you).' }),
     env: envFlag,
     'dry-run': Flags.boolean({ summary: 'Print the unit; write nothing.', default: false }),
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import http from 'node:http'
 import net from 'node:net'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
 import { KernelClient } from '../../../src/client/index.js'
@@ -137,6 +137,10 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
   })
 
   it('the socket is 0600 and answers only on the state dir path', async () => {
+    expect(sock).toBe(path.join(p.stateDir, 'magflock.sock'))
+    const st = statSync(sock)
+    expect(st.isSocket()).toBe(true)
+    expect(st.mode & 0o777).toBe(0o600)
     await new Promise<void>((resolve, reject) => {
       const c = net.connect(sock, () => {
         c.destroy()

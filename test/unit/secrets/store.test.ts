@@ -69,11 +69,14 @@ describe('decideStore', () => {
   })
   it('refuses to switch silently when the flock recorded the keychain and it now fails', () => {
     expect(() => decideStore({ forced: undefined, vaultExists: false, recorded: 'keychain', preferKeychain: true, probe: bad })).toThrow(/keychain/)
+    // Forced to the keychain and it fails: refused too, with its own code (not silently a file).
+    let err: unknown
     try {
       decideStore({ forced: 'keychain', vaultExists: false, recorded: undefined, preferKeychain: true, probe: bad })
-    } catch (err) {
-      expect(isMagflockError(err) && err.code).toBe('E_KEYCHAIN_UNAVAILABLE')
+    } catch (e) {
+      err = e
     }
+    expect(isMagflockError(err) && err.code).toBe('E_KEYCHAIN_UNAVAILABLE')
   })
 })
 
@@ -144,12 +147,11 @@ describe('KeychainStore index', () => {
 
   it('maps keyring failures to E_KEYCHAIN_UNAVAILABLE', async () => {
     const { Entry } = fakeKeyring({ broken: "Couldn't access platform storage" })
-    try {
-      await new KeychainStore(Entry, 's').get('x')
-      expect.fail('should throw')
-    } catch (err) {
-      expect(isMagflockError(err) && err.code).toBe('E_KEYCHAIN_UNAVAILABLE')
-    }
+    const err = await new KeychainStore(Entry, 's').get('x').then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(isMagflockError(err) && err.code).toBe('E_KEYCHAIN_UNAVAILABLE')
   })
 })
 
@@ -171,13 +173,12 @@ describe('resolveSecretRefs', () => {
   it('names a missing secret (E_SECRET_NOT_FOUND), not a value', async () => {
     const cfg = defaultConfig()
     cfg.backup.encryptionKey = 'secret:nope'
-    try {
-      await resolveSecretRefs(cfg, new FileVault(layout, {}))
-      expect.fail('should throw')
-    } catch (err) {
-      expect(isMagflockError(err) && err.code).toBe('E_SECRET_NOT_FOUND')
-      expect((err as Error).message).toContain('"nope"')
-    }
+    const err = await resolveSecretRefs(cfg, new FileVault(layout, {})).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(isMagflockError(err) && err.code).toBe('E_SECRET_NOT_FOUND')
+    expect((err as Error).message).toContain('"nope"')
   })
 })
 
