@@ -5,9 +5,11 @@ import { existsSync } from 'node:fs'
 module.enableCompileCache?.()
 
 // zod as one file (dist/vendor/zod.js, made by `npm run build`) instead of its hundred-odd
-// modules: a third of the start-up of every command that talks to the kernel.
+// modules, for every command that talks to the kernel. A resolve hook slows every other
+// import a little, so --version and help, which never load zod, go without it.
 const ZOD = new URL('../dist/vendor/zod.js', import.meta.url)
-if (module.registerHooks && existsSync(ZOD)) {
+const noZod = ['--version', '-v', 'version', '--help', '-h', 'help', undefined].includes(process.argv[2])
+if (module.registerHooks && !noZod && existsSync(ZOD)) {
   module.registerHooks({
     resolve: (specifier, context, next) => (specifier === 'zod' && !context.conditions?.includes('require') ? { url: ZOD.href, shortCircuit: true } : next(specifier, context)),
   })
