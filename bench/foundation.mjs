@@ -1,15 +1,22 @@
-// Foundation benchmark (issue 2): CLI start-up, `up` cold/warm, control API latency.
-// Run: npm run build && node_modules/.bin/node bench/foundation.mjs
-// Writes docs/benchmarks/foundation.md and rebuilds docs/benchmarks.md.
-import { execFileSync, spawnSync } from 'node:child_process'
+// Foundation benchmark (issues 2 and 11): CLI start-up, `up` cold/warm, control API latency.
+// Run: npm run build && node_modules/.bin/node bench/foundation.mjs   (BENCH_RUNS=15 by default)
+// Writes docs/benchmarks/01-foundation.md and rebuilds docs/benchmarks.md.
+//
+// Every row is measured pair by pair: one baseline sample, then one MagFlock sample (the order
+// alternates), so both sides of a ratio see the same machine load. The ratio is the median of
+// the per-pair ratios; the p50 columns are the medians of each side.
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { chownSync, mkdirSync, writeFileSync, readFileSync, symlinkSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { ROOT, NODE, tmp, timeRun, stats, fmt, table, machine, writeSection, mergeBenchmarks, pgBin } from './lib.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15)
+const UP_RUNS = Number(process.env.BENCH_UP_RUNS ?? 7)
 const RUN_JS = path.join(ROOT, 'bin/run.js')
+const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6
 
 function freePort() {
   return new Promise((resolve) => {
@@ -26,16 +33,39 @@ function postgresUser() {
   return { uid: Number(uid), gid: Number(gid) }
 }
 
-function sample(label, n, fn) {
-  fn() // warm-up (compile cache, page cache)
-  const xs = []
-  for (let i = 0; i < n; i++) xs.push(fn())
-  const s = stats(xs)
-  console.log(`${label}: p50 ${fmt(s.p50)} (min ${fmt(s.min)})`)
-  return s
+/**
+ * n interleaved pairs (after one warm-up of each side: compile cache, page cache). Each side
+ * is a function returning milliseconds; `prepare` (untimed) runs before every sample.
+ */
+async function pairs(label, n, base, ours) {
+  await base.run()
+  await ours.run()
+  const b = []
+  const o = []
+  const r = []
+  for (let i = 0; i < n; i++) {
+    let bi, oi
+    const one = async (side) => {
+      await side.prepare?.()
+      return side.run()
+    }
+    if (i % 2 === 0) {
+      bi = await one(base)
+      oi = await one(ours)
+    } else {
+      oi = await one(ours)
+      bi = await one(base)
+    }
+    b.push(bi)
+    o.push(oi)
+    r.push(oi / bi)
+  }
+  const res = { base: stats(b), ours: stats(o), ratio: stats(r).p50, n }
+  console.log(`${label}: ours p50 ${fmt(res.ours.p50)}, baseline p50 ${fmt(res.base.p50)}, ratio ${res.ratio.toFixed(2)}×`)
+  return res
 }
 
-// --- 1. a minimal two-command oclif CLI built with the project's own @oclif/core --------
+// --- a minimal two-command oclif CLI built with the project's own @oclif/core ------------
 function buildMinimalOclif() {
   const dir = tmp('mf-bench-oclif-')
   mkdirSync(path.join(dir, 'commands'), { recursive: true })
@@ -50,35 +80,53 @@ function buildMinimalOclif() {
   return dir
 }
 
-const out = []
 console.log(machine())
+const load0 = os.loadavg()[0]
 
 // Start-up ------------------------------------------------------------------------------
 const mini = buildMinimalOclif()
-const nodeE0 = sample('node -e 0', RUNS, () => timeRun(NODE, ['-e', '0']))
-const miniV = sample('minimal oclif --version', RUNS, () => timeRun(NODE, [path.join(mini, 'run.js'), '--version']))
-const miniCmd = sample('minimal oclif hello --json', RUNS, () => timeRun(NODE, [path.join(mini, 'run.js'), 'hello', '--json']))
-const mfV = sample('magflock --version', RUNS, () => timeRun(NODE, [RUN_JS, '--version']))
+const nodeE0 = stats(Array.from({ length: RUNS }, () => timeRun(NODE, ['-e', '0'])))
+const version = await pairs('--version', RUNS, { run: () => timeRun(NODE, [path.join(mini, 'run.js'), '--version']) }, { run: () => timeRun(NODE, [RUN_JS, '--version']) })
 
 // A flock for status and API timings ----------------------------------------------------
 const proj = tmp('mf-bench-flock-')
-const pgPort = await freePort()
-const metricsPort = await freePort()
-writeFileSync(path.join(proj, 'magflock.yaml'), `postgres:\n  port: ${pgPort}\nmetrics:\n  port: ${metricsPort}\n`)
+const writeYaml = async (dir) =>
+  writeFileSync(path.join(dir, 'magflock.yaml'), `postgres:\n  port: ${await freePort()}\nmetrics:\n  port: ${await freePort()}\n`)
+await writeYaml(proj)
 const env = { ...process.env, MAGFLOCK_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'), MAGFLOCK_PREFS_DIR: path.join(proj, '.prefs') }
-const cli = (args) => timeRun(NODE, [RUN_JS, ...args], { cwd: proj, env })
+const cli = (args, cwd = proj) => timeRun(NODE, [RUN_JS, ...args], { cwd, env })
 
-const upCold = cli(['up', '--json'])
-console.log(`magflock up (cold): ${fmt(upCold)}`)
-const mfStatus = sample('magflock status --json', RUNS, () => cli(['status', '--json']))
+cli(['up', '--json'])
+const statusPair = await pairs('status --json', RUNS, { run: () => timeRun(NODE, [path.join(mini, 'run.js'), 'hello', '--json']) }, { run: () => cli(['status', '--json']) })
+
+// `status --watch` in a terminal (util-linux `script` gives it a pty): time until the first
+// frame is on screen, next to a plain `status` in the same pty.
+function firstFrame(args) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint()
+    const cmd = [NODE, RUN_JS, ...args].map((a) => `'${a}'`).join(' ')
+    const c = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: proj, env, stdio: ['pipe', 'pipe', 'ignore'] })
+    let seen = false
+    c.stdin.on('error', () => undefined)
+    c.stdout.on('data', (d) => {
+      if (seen || !/kernel\s+pid/.test(String(d))) return
+      seen = true
+      resolve(ms(t0))
+      c.stdin.write('q')
+      setTimeout(() => c.kill('SIGTERM'), 3000).unref()
+    })
+    c.on('exit', () => (seen ? undefined : reject(new Error(`${args.join(' ')}: no frame`))))
+  })
+}
+const watchPair = await pairs('status --watch first frame', Math.min(RUNS, 7), { run: () => firstFrame(['status']) }, { run: () => firstFrame(['status', '--watch']) })
 
 // Control API latency -------------------------------------------------------------------
 const token = readFileSync(path.join(proj, '.magflock/admin.token'), 'utf8').trim()
 const info = JSON.parse(readFileSync(path.join(proj, '.magflock/kernel.json'), 'utf8'))
-function getStatus(agent) {
+function getStatus() {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint()
-    const req = http.request({ socketPath: info.socket, path: '/v1/status', headers: { host: 'magflock', authorization: `Bearer ${token}` }, agent }, (res) => {
+    const req = http.request({ socketPath: info.socket, path: '/v1/status', headers: { host: 'magflock', authorization: `Bearer ${token}` } }, (res) => {
       res.resume()
       res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(String(res.statusCode)))))
     })
@@ -100,23 +148,14 @@ await Promise.all(
 const concWall = Date.now() - start
 const concS = stats(conc)
 console.log(`API sequential p50 ${fmt(seqS.p50)} p99 ${fmt(seqS.p99)}; 50 concurrent p50 ${fmt(concS.p50)} p99 ${fmt(concS.p99)}`)
-
-// Warm up: data initialised, kernel and Postgres stopped ----------------------------------
 cli(['down', '--json'])
-const upWarm = []
-for (let i = 0; i < 5; i++) {
-  upWarm.push(cli(['up', '--json']))
-  cli(['down', '--json'])
-}
-const upWarmS = stats(upWarm)
 
-// Raw baselines: initdb + pg_ctl start -w with the same settings, as the postgres user ----
+// Raw Postgres, with the product's initdb flags and listen settings, as the postgres user --
 const bin = pgBin()
 const pu = postgresUser()
 const asPg = pu ? { uid: pu.uid, gid: pu.gid, env: { ...process.env, HOME: '/tmp' }, cwd: '/tmp' } : {}
-const rawCold = []
-const rawWarm = []
-for (let i = 0; i < 5; i++) {
+const pgRun = (tool, args) => spawnSync(path.join(bin, tool), args, { ...asPg, stdio: 'ignore' })
+async function rawCluster() {
   const d = tmp('mf-bench-raw-')
   if (pu) chownSync(d, pu.uid, pu.gid)
   const pw = path.join(d, 'pw')
@@ -124,58 +163,119 @@ for (let i = 0; i < 5; i++) {
   if (pu) chownSync(pw, pu.uid, pu.gid)
   const port = await freePort()
   const data = path.join(d, 'data')
-  const opts = ['-c', `port=${port}`, '-c', "listen_addresses=127.0.0.1", '-c', `unix_socket_directories=${d}`]
-  const t0 = process.hrtime.bigint()
-  spawnSync(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', `--pwfile=${pw}`, '--auth=scram-sha-256', '--data-checksums', '-E', 'UTF8'], { ...asPg, stdio: 'ignore' })
-  spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(d, 'log'), '-o', opts.join(' '), '-w', 'start'], { ...asPg, stdio: 'ignore' })
-  rawCold.push(Number(process.hrtime.bigint() - t0) / 1e6)
-  spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], { ...asPg, stdio: 'ignore' })
-  rawWarm.push(timeRun(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(d, 'log'), '-o', opts.join(' '), '-w', 'start'], asPg))
-  spawnSync(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], { ...asPg, stdio: 'ignore' })
-  rmSync(d, { recursive: true, force: true })
+  const opts = ['-c', `port=${port}`, '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${d}`].join(' ')
+  return {
+    d,
+    initdb: () => pgRun('initdb', ['-D', data, '-k', '-U', 'postgres', `--pwfile=${pw}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C']),
+    start: () => pgRun('pg_ctl', ['-D', data, '-l', path.join(d, 'log'), '-o', opts, '-w', 'start']),
+    stop: () => pgRun('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']),
+  }
 }
-// A second cold `up` sample on a fresh project, so cold is a median of several.
-const upColdAll = [upCold]
-for (let i = 0; i < 4; i++) {
-  const p2 = tmp('mf-bench-cold-')
-  const port2 = await freePort()
-  const mport2 = await freePort()
-  writeFileSync(path.join(p2, 'magflock.yaml'), `postgres:\n  port: ${port2}\nmetrics:\n  port: ${mport2}\n`)
-  const env2 = { ...env, MAGFLOCK_PREFS_DIR: path.join(p2, '.prefs') }
-  upColdAll.push(timeRun(NODE, [RUN_JS, 'up', '--json'], { cwd: p2, env: env2 }))
-  timeRun(NODE, [RUN_JS, 'down', '--json'], { cwd: p2, env: env2 })
-  rmSync(p2, { recursive: true, force: true })
-}
-const rawColdS = stats(rawCold)
-const rawWarmS = stats(rawWarm)
-const upColdS = stats(upColdAll)
+
+// `up` warm: data initialised, kernel and Postgres stopped, vs `pg_ctl start -w` ----------
+const warmRaw = await rawCluster()
+warmRaw.initdb()
+const upWarm = await pairs(
+  'up warm',
+  UP_RUNS,
+  {
+    run: () => {
+      const t0 = process.hrtime.bigint()
+      warmRaw.start()
+      const t = ms(t0)
+      warmRaw.stop()
+      return t
+    },
+  },
+  {
+    run: () => {
+      const t = cli(['up', '--json'])
+      cli(['down', '--json'])
+      return t
+    },
+  },
+)
+rmSync(warmRaw.d, { recursive: true, force: true })
+
+// `up` cold: a fresh project dir vs raw `initdb -k` + `pg_ctl start -w` -------------------
+const upCold = await pairs(
+  'up cold',
+  UP_RUNS,
+  {
+    run: async () => {
+      const c = await rawCluster()
+      const t0 = process.hrtime.bigint()
+      c.initdb()
+      c.start()
+      const t = ms(t0)
+      c.stop()
+      rmSync(c.d, { recursive: true, force: true })
+      return t
+    },
+  },
+  {
+    run: async () => {
+      const p = tmp('mf-bench-cold-')
+      await writeYaml(p)
+      const t = cli(['up', '--json'], p)
+      cli(['down', '--json'], p)
+      rmSync(p, { recursive: true, force: true })
+      return t
+    },
+  },
+)
 rmSync(proj, { recursive: true, force: true })
 rmSync(mini, { recursive: true, force: true })
+const load1 = os.loadavg()[0]
 
-const ratio = (a, b) => `${(a / b).toFixed(2)}×`
-out.push(`## Foundation (issue 2)\n\n\`npm run build && node_modules/.bin/node bench/foundation.mjs\` — ${machine()}, ${RUNS} runs per start-up row (p50).\n`)
+const verdict = (ok) => (ok ? 'met' : '**not met**')
+const row = (what, base, r, target, limit) => [what, fmt(r.ours.p50), base, fmt(r.base.p50), `${r.ratio.toFixed(2)}×`, target, verdict(r.ratio <= limit)]
+const out = []
+out.push(`## Foundation: start-up and control API (issues 2, 11)\n`)
+out.push(
+  `\`npm run build && node_modules/.bin/node bench/foundation.mjs\` — ${machine()}, load average ${load0.toFixed(1)} at the start and ${load1.toFixed(1)} at the end. ` +
+    `Pairs (baseline, then MagFlock, order alternating): ${RUNS} per CLI row, ${UP_RUNS} per \`up\` row, after one warm-up of each side. ` +
+    `Ratio = median of the per-pair ratios.\n`,
+)
 out.push(
   table(
-    ['what', 'p50', 'baseline', 'baseline p50', 'ratio', 'target'],
+    ['what', 'p50', 'baseline (same run)', 'baseline p50', 'ratio', 'target', ''],
     [
-      ['`magflock --version`', fmt(mfV.p50), 'minimal 2-command oclif CLI `--version`', fmt(miniV.p50), ratio(mfV.p50, miniV.p50), '≤ 1.2×'],
-      ['`magflock status --json` (API round trip)', fmt(mfStatus.p50), 'minimal oclif CLI `hello --json`', fmt(miniCmd.p50), ratio(mfStatus.p50, miniCmd.p50), '≤ 1.5×'],
-      ['(floor) `node -e 0`', fmt(nodeE0.p50), '', '', '', ''],
-      ['`magflock up`, fresh state dir (median of 5)', fmt(upColdS.p50), 'raw `initdb` + `pg_ctl start -w`', fmt(rawColdS.p50), ratio(upColdS.p50, rawColdS.p50), '≤ 1.2×'],
-      ['`magflock up`, initialised, kernel stopped (median of 5)', fmt(upWarmS.p50), 'raw `pg_ctl start -w`', fmt(rawWarmS.p50), ratio(upWarmS.p50, rawWarmS.p50), '≤ 1.5×'],
+      row('`magflock --version`', 'minimal 2-command oclif 5 CLI `--version`', version, '≤ 1.1×', 1.1),
+      row('`magflock status --json` (kernel round trip)', 'minimal oclif CLI `hello --json`', statusPair, '≤ 1.2×', 1.2),
+      row('`magflock up`, data present, kernel and Postgres stopped', '`pg_ctl start -w`', upWarm, '≤ 2×', 2),
+      row('`magflock up`, fresh project', '`initdb -k` + `pg_ctl start -w`', upCold, '≤ 1.5×', 1.5),
+      [
+        '`magflock status --watch`: first frame on a terminal',
+        fmt(watchPair.ours.p50),
+        '`magflock status` in the same pty',
+        fmt(watchPair.base.p50),
+        `${watchPair.ratio.toFixed(2)}×`,
+        '< 1 s',
+        verdict(watchPair.ours.p50 < 1000),
+      ],
+      ['(floor) `node -e 0`', fmt(nodeE0.p50), '', '', '', '', ''],
     ],
   ),
 )
 out.push('\nControl API `GET /v1/status` over the Unix socket (a new connection per call, as the CLI does):\n')
 out.push(
   table(
-    ['load', 'calls', 'p50', 'p99', 'target'],
+    ['load', 'calls', 'p50', 'p99', 'target', ''],
     [
-      ['sequential', String(seqS.n), fmt(seqS.p50), fmt(seqS.p99), 'p99 < 5 ms'],
-      [`50 concurrent clients (${concWall} ms wall)`, String(concS.n), fmt(concS.p50), fmt(concS.p99), ''],
+      ['sequential', String(seqS.n), fmt(seqS.p50), fmt(seqS.p99), 'p99 < 2 ms', verdict(seqS.p99 < 2)],
+      [`50 concurrent clients (${concWall} ms wall)`, String(concS.n), fmt(concS.p50), fmt(concS.p99), 'p99 < 20 ms', verdict(concS.p99 < 20)],
     ],
   ),
 )
+const notes = path.join(ROOT, 'bench/foundation-notes.md')
+let notesText = ''
+try {
+  notesText = readFileSync(notes, 'utf8').trim()
+} catch {
+  // no notes
+}
+if (notesText) out.push(`\n${notesText}\n`)
 writeSection('01-foundation', out.join('\n'))
 mergeBenchmarks()
 console.log(out.join('\n'))

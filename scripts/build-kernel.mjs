@@ -1,4 +1,6 @@
-// Bundles the detached kernel's entry (src/kernel/entry.ts) into dist/kernel/entry.js, over
+// 1. zod as one file, dist/vendor/zod.js: bin/run.js resolves 'zod' to it, which spares every
+//    command that talks to the kernel loading zod's hundred-odd modules one by one.
+// 2. Bundles the detached kernel's entry (src/kernel/entry.ts) into dist/kernel/entry.js, over
 // the file tsc wrote, so `magflock up` starts a kernel that reads one file instead of resolving
 // a few hundred modules. Run by `npm run build` after tsc (so the build stays reproducible
 // from `npm ci`). Route handlers and everything a request pulls in sit behind dynamic
@@ -11,6 +13,17 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+await build({
+  stdin: { contents: "export * from 'zod'\nexport { default } from 'zod'\n", resolveDir: ROOT, sourcefile: 'zod-entry.js' },
+  outfile: path.join(ROOT, 'dist/vendor/zod.js'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  logLevel: 'warning',
+})
+
 const OUT = path.join(ROOT, 'dist/kernel')
 for (const f of readdirSync(OUT)) if (/^entry-[A-Z0-9]+\.js(\.map)?$/.test(f)) rmSync(path.join(OUT, f))
 

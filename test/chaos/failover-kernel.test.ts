@@ -13,6 +13,7 @@ import { currentMonitor, replicationManager } from '../../src/replication/kernel
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
 import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { waitFor } from '../helpers/wait.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 
@@ -85,7 +86,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
       }
       await c?.end().catch(() => undefined)
     })()
-    await new Promise((r) => setTimeout(r, 1500))
+    await waitFor('the writer to have 20 acknowledged writes', async () => acked.length >= 20)
     const dataDir = k.services.layout.dataDir(FIRST_INSTANCE)
     const pm = await readPostmasterPid(dataDir)
     const tKill = Date.now()
@@ -95,7 +96,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     const deadline = Date.now() + 30_000
     while (!acked.some((a) => a.at > tKill && a.port === r1Port) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     const first = acked.find((a) => a.at > tKill && a.port === r1Port)
-    await new Promise((r) => setTimeout(r, 500))
+    if (first) await waitFor('10 more acknowledged writes on the new primary', async () => acked.filter((a) => a.port === r1Port).length >= 10, 10_000)
     stop = true
     await writer
     expect(first).toBeDefined()

@@ -30,16 +30,25 @@ export async function startTestPostgres(opts: { conf?: Record<string, string | n
   const runAs = postgresRunAs()
   const tmp = tempDir('mf-pg-')
   const dataDir = path.join(tmp.dir, 'data')
-  const password = 'test-' + Math.random().toString(36).slice(2)
-  const pwfile = path.join(tmp.dir, 'pw')
-  writeFileSync(pwfile, password, { mode: 0o600 })
-  mkdirSync(dataDir, { mode: 0o700 })
-  if (runAs) {
-    chownSync(pwfile, runAs.uid, runAs.gid)
-    chownSync(dataDir, runAs.uid, runAs.gid)
-    chownSync(tmp.dir, runAs.uid, runAs.gid)
+  if (runAs) chownSync(tmp.dir, runAs.uid, runAs.gid)
+  // A copy of the run's initdb template (test/helpers/global-setup.ts) when there is one:
+  // same flags, same superuser password; the clusters share a system identifier.
+  const template = process.env.MAGFLOCK_TEST_PG_TEMPLATE
+  let password: string
+  if (template) {
+    password = process.env.MAGFLOCK_TEST_PG_TEMPLATE_PASSWORD ?? ''
+    await run('cp', ['-a', template, dataDir])
+  } else {
+    password = 'test-' + Math.random().toString(36).slice(2)
+    const pwfile = path.join(tmp.dir, 'pw')
+    writeFileSync(pwfile, password, { mode: 0o600 })
+    mkdirSync(dataDir, { mode: 0o700 })
+    if (runAs) {
+      chownSync(pwfile, runAs.uid, runAs.gid)
+      chownSync(dataDir, runAs.uid, runAs.gid)
+    }
+    await run(bins.tool('initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync', '-k'], { runAs })
   }
-  await run(bins.tool('initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync', '-k'], { runAs })
   const port = await freePort()
   const conf: Record<string, string | number> = {
     port,

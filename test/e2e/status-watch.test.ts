@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { StatusOutput } from '../../src/api/core.js'
+import { NODE, RUN_JS } from '../helpers/cli.js'
+import { createFlock, type Flock } from '../helpers/flock.js'
+import { waitFor } from '../helpers/wait.js'
+
+/**
+ * `status --watch` in a terminal (util-linux `script` gives it a pty): the first frame is the
+ * plain status, printed as soon as the first status call returns, before ink has loaded;
+ * the live view then replaces it and `q` quits.
+ */
+describe('magflock status --watch in a terminal (built CLI)', () => {
+  let f: Flock
+  beforeAll(async () => {
+    f = await createFlock()
+    const r = await f.run(['up', '--json'])
+    if (r.exitCode !== 0) throw new Error(`up failed: ${r.stdout} ${r.stderr}`)
+  })
+  afterAll(async () => {
+    await f.destroy()
+  })
+
+  it('shows the plain status first, then the live view, and q quits with exit 0', async () => {
+    const s = await f.run<StatusOutput>(['status', '--json'])
+    if (!s.json?.ok) throw new Error(`status failed: ${s.stdout}`)
+    const primary = s.json.data.instances.find((i) => i.role === 'primary')!
+    const cmd = [NODE, RUN_JS, 'status', '--watch'].map((a) => `'${a}'`).join(' ')
+    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: f.projectDir, env: { ...process.env, ...f.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    try {
+      await waitFor('the live view', async () => out.includes('q to quit'), 60_000)
+      child.stdin.write('q')
+      expect(await exited).toBe(0)
+    } finally {
+      child.kill('SIGKILL')
+    }
+    // The plain renderer's kernel line ("kernel   pid N") comes before ink's header
+    // ("MagFlock — … — kernel pid N"), both for the same kernel and instance.
+    const plain = out.indexOf(`kernel   pid ${s.json.data.kernel.pid}`)
+    const live = out.indexOf('MagFlock —')
+    expect(plain).toBeGreaterThanOrEqual(0)
+    expect(live).toBeGreaterThan(plain)
+    expect(out.slice(plain, live)).toContain(primary.name)
+    expect(out.slice(live)).toContain(`kernel pid ${s.json.data.kernel.pid}`)
+  })
+})
