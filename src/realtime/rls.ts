@@ -55,6 +55,26 @@ export class RowVisibility {
     return out
   }
 
+  /**
+   * The answer from cache alone, when no query is needed (every group's privilege and the
+   * table's RLS flag cached, no group needing a per-row check); undefined otherwise.
+   */
+  visibleGroupsCached(ch: Change, groups: VisibilityGroup[]): Set<string> | undefined {
+    const now = Date.now()
+    const t = this.tables.get(ch.relation.oid)
+    if (!t || now - t.at >= TTL_MS) return undefined
+    const out = new Set<string>()
+    if (!t.info) return out
+    for (const g of groups) {
+      const p = this.privileges.get(`${g.role}\u0000${ch.relation.oid}`)
+      if (!p || now - p.at >= TTL_MS) return undefined
+      if (!p.select) continue
+      if (t.info.rls && !(p.bypass && !t.info.force)) return undefined
+      out.add(g.key)
+    }
+    return out
+  }
+
   private async tableInfo(pool: pg.Pool, oid: number): Promise<TableInfo | undefined> {
     const hit = this.tables.get(oid)
     if (hit && Date.now() - hit.at < TTL_MS) return hit.info
