@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { Change } from './change.js'
 import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js'
@@ -533,12 +534,21 @@ export class Hub {
     if (ch.type !== 'INSERT') data.old_record = jsonRow(rel, ch.oldRecord ?? keyColumns(rel, ch.record))
     const dataJson = JSON.stringify(data)
     let sent = 0
+    // Subscribers of the same topic with the same join ref and bindings get the same text.
+    const texts = new Map<string, string>()
     for (const { m, ids } of hits) {
       if (allowed && !allowed.has(groupKey(m.claims))) continue
       const c = m.client
-      const payload = `{"ids":${JSON.stringify(ids)},"data":${dataJson}}`
-      const head = c.vsn === '2.0.0' ? `[${JSON.stringify(m.joinRef)},null,${JSON.stringify(m.topic)},"postgres_changes",` : undefined
-      const text = head ? `${head}${payload}]` : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`
+      const key = `${c.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${ids.join(',')}`
+      let text = texts.get(key)
+      if (text === undefined) {
+        const payload = `{"ids":${JSON.stringify(ids)},"data":${dataJson}}`
+        text =
+          c.vsn === '2.0.0'
+            ? `[${JSON.stringify(m.joinRef)},null,${JSON.stringify(m.topic)},"postgres_changes",${payload}]`
+            : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`
+        texts.set(key, text)
+      }
       if (this.send(c, text)) sent++
     }
     this.d.onDelivered?.(sent, this.now() - ch.commitTime)
@@ -552,7 +562,14 @@ function keyColumns(rel: Change['relation'], row: Record<string, string | null> 
   return out
 }
 
-let nextBindingId = 0
+/**
+ * A binding's id is a hash of its parameters (as Supabase's phash2 of the params): identical
+ * subscriptions get identical ids, so one change sends identical frames, built once.
+ */
+function bindingId(event: string, schema: string, table: string | undefined, filter: string | undefined): number {
+  const h = createHash('sha1').update(JSON.stringify([event, schema, table ?? null, filter ?? null])).digest()
+  return h.readUInt32BE(0) & 0x7fffffff
+}
 
 function parseBindings(v: unknown): Binding[] {
   if (v === undefined || v === null) return []
@@ -576,8 +593,8 @@ function parseBindings(v: unknown): Binding[] {
         throw err
       }
     }
-    nextBindingId = (nextBindingId + 1) % 2 ** 31
-    return { id: nextBindingId, event, schema: raw.schema, table: typeof raw.table === 'string' ? raw.table : undefined, filterText, filter }
+    const table = typeof raw.table === 'string' ? raw.table : undefined
+    return { id: bindingId(event, raw.schema, table, filterText), event, schema: raw.schema, table: typeof raw.table === 'string' ? raw.table : undefined, filterText, filter }
   })
 }
 
