@@ -76,6 +76,7 @@ export const realtimeComponent = defineComponent<Deps>({
         await ensurePool()
         return visibility.visibleGroups(ch, groups)
       },
+      visibleGroupsCached: (ch, groups) => (pool ? visibility.visibleGroupsCached(ch, groups) : undefined),
       roleExists: async (role) => {
         try {
           const r = await (await ensurePool()).query('select 1 from pg_roles where rolname = $1', [role])

@@ -18,14 +18,6 @@ export const REALTIME_BAD_ROLE = defineError<{ role: string }>({
   hint: () => 'Use the name of a database role, e.g. `magflock realtime token --role authenticated`.',
 })
 
-export const REALTIME_DISABLED = defineError<Record<string, never>>({
-  code: 'E_REALTIME_DISABLED',
-  class: 'failed_precondition',
-  area: 'realtime',
-  message: () => 'Realtime is not enabled in this flock.',
-  hint: () => 'Enable it with `magflock config set realtime.enabled true`, then restart the kernel (`magflock kernel stop && magflock up`).',
-})
-
 export const REALTIME_WAL_LEVEL = defineError<{ instance: string; level: string }>({
   code: 'E_REALTIME_WAL_LEVEL',
   class: 'failed_precondition',

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { Change } from './change.js'
 import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js'
@@ -28,6 +29,8 @@ export interface HubDeps {
   verify(token: unknown): VerifyResult
   /** Which groups may SELECT the changed row (RLS as that role with those claims). */
   visibleGroups(change: Change, groups: VisibilityGroup[]): Promise<Set<string>>
+  /** The same answer from cache alone, or undefined when a query would be needed. */
+  visibleGroupsCached?(change: Change, groups: VisibilityGroup[]): Set<string> | undefined
   /** Does this database role exist (postgres_changes joins only)? */
   roleExists(role: string): Promise<boolean>
   /** Is schema.table part of the realtime publication? (undefined: cannot tell right now) */
@@ -76,6 +79,8 @@ interface Client {
   members: Map<string, Member>
   lastSeen: number
   dropped: boolean
+  /** Messages written since the socket was corked (0: not corked). */
+  corked: number
 }
 
 export interface HubStatus {
@@ -118,7 +123,7 @@ export class Hub {
 
   /** A WebSocket whose upgrade carried a verified token (apikey). */
   attach(ws: WebSocket, vsn: Vsn, claims: Claims): void {
-    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false }
+    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, corked: 0 }
     this.clients.add(client)
     ws.on('message', (data, isBinary) => {
       client.lastSeen = this.now()
@@ -408,7 +413,25 @@ export class Hub {
       this.dropSlow(c)
       return false
     }
+    // Messages sent in one turn of the event loop leave in one write (writev) per socket:
+    // a fan-out of a burst of changes is then not one syscall per message.
+    // Flushed at the next turn of the loop or every 64 messages, whichever comes first (the
+    // change stream may hand over thousands of changes without yielding to I/O).
+    const sock = (c.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
+    if (sock && c.corked === 0) {
+      sock.cork()
+      setImmediate(() => {
+        if (c.corked > 0) {
+          c.corked = 0
+          sock.uncork()
+        }
+      })
+    }
     c.ws.send(text)
+    if (sock && ++c.corked >= 64) {
+      c.corked = 0
+      sock.uncork()
+    }
     return true
   }
 
@@ -431,6 +454,9 @@ export class Hub {
   /** Queues a change for delivery (commit order kept). */
   deliver(change: Change): void {
     if (this.pgMembers.size === 0) return
+    // Fast path: nothing queued and every group's visibility known from cache (no per-row
+    // query needed): deliver now, without a promise per change.
+    if (this.queued === 0 && this.d.visibleGroupsCached && this.deliverSync(change)) return
     this.queued++
     this.queue = this.queue.then(() => this.deliverNow(change)).catch((err: Error) => this.d.onDeliveryError?.(err)).finally(() => {
       this.queued--
@@ -442,12 +468,24 @@ export class Hub {
     return this.queue
   }
 
-  private async deliverNow(ch: Change): Promise<void> {
+  private deliverSync(ch: Change): boolean {
+    const hits = this.match(ch)
+    if (hits.length === 0) return true
+    let allowed: Set<string> | undefined
+    if (ch.type !== 'DELETE') {
+      allowed = this.d.visibleGroupsCached!(ch, this.groups(hits))
+      if (!allowed) return false
+    }
+    this.send_(ch, hits, allowed)
+    return true
+  }
+
+  private match(ch: Change): Array<{ m: Member; ids: number[] }> {
     const rel = ch.relation
     const row = ch.type === 'DELETE' ? ch.oldRecord : ch.record
-    if (!row) return
-    const typeOf = (col: string) => rel.columns.find((c) => c.name === col)?.type
     const hits: Array<{ m: Member; ids: number[] }> = []
+    if (!row) return hits
+    const typeOf = (col: string) => rel.columns.find((c) => c.name === col)?.type
     for (const m of this.pgMembers) {
       let ids: number[] | undefined
       for (const b of m.bindings) {
@@ -459,19 +497,29 @@ export class Hub {
       }
       if (ids) hits.push({ m, ids })
     }
+    return hits
+  }
+
+  private groups(hits: Array<{ m: Member }>): VisibilityGroup[] {
+    const groups = new Map<string, VisibilityGroup>()
+    for (const { m } of hits) {
+      const key = groupKey(m.claims)
+      if (!groups.has(key)) groups.set(key, { key, role: m.claims.role, claims: m.claims })
+    }
+    return [...groups.values()]
+  }
+
+  private async deliverNow(ch: Change): Promise<void> {
+    const hits = this.match(ch)
     if (hits.length === 0) return
     // Row visibility: once per distinct role + claims. DELETE is not checked (the row is gone;
     // Supabase Realtime does the same), so a DELETE carries only the replica identity columns.
-    let allowed: Set<string> | undefined
-    const keyOf = (m: Member) => `${m.claims.role}\u0000${stableClaims(m.claims)}`
-    if (ch.type !== 'DELETE') {
-      const groups = new Map<string, { key: string; role: string; claims: Claims }>()
-      for (const { m } of hits) {
-        const key = keyOf(m)
-        if (!groups.has(key)) groups.set(key, { key, role: m.claims.role, claims: m.claims })
-      }
-      allowed = await this.d.visibleGroups(ch, [...groups.values()])
-    }
+    const allowed = ch.type === 'DELETE' ? undefined : await this.d.visibleGroups(ch, this.groups(hits))
+    this.send_(ch, hits, allowed)
+  }
+
+  private send_(ch: Change, hits: Array<{ m: Member; ids: number[] }>, allowed: Set<string> | undefined): void {
+    const rel = ch.relation
     const columns = rel.columns.map((c) => ({ name: c.name, type: c.type }))
     const data: Record<string, unknown> = {
       schema: rel.schema,
@@ -486,12 +534,21 @@ export class Hub {
     if (ch.type !== 'INSERT') data.old_record = jsonRow(rel, ch.oldRecord ?? keyColumns(rel, ch.record))
     const dataJson = JSON.stringify(data)
     let sent = 0
+    // Subscribers of the same topic with the same join ref and bindings get the same text.
+    const texts = new Map<string, string>()
     for (const { m, ids } of hits) {
-      if (allowed && !allowed.has(keyOf(m))) continue
+      if (allowed && !allowed.has(groupKey(m.claims))) continue
       const c = m.client
-      const payload = `{"ids":${JSON.stringify(ids)},"data":${dataJson}}`
-      const head = c.vsn === '2.0.0' ? `[${JSON.stringify(m.joinRef)},null,${JSON.stringify(m.topic)},"postgres_changes",` : undefined
-      const text = head ? `${head}${payload}]` : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`
+      const key = `${c.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${ids.join(',')}`
+      let text = texts.get(key)
+      if (text === undefined) {
+        const payload = `{"ids":${JSON.stringify(ids)},"data":${dataJson}}`
+        text =
+          c.vsn === '2.0.0'
+            ? `[${JSON.stringify(m.joinRef)},null,${JSON.stringify(m.topic)},"postgres_changes",${payload}]`
+            : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`
+        texts.set(key, text)
+      }
       if (this.send(c, text)) sent++
     }
     this.d.onDelivered?.(sent, this.now() - ch.commitTime)
@@ -505,7 +562,14 @@ function keyColumns(rel: Change['relation'], row: Record<string, string | null> 
   return out
 }
 
-let nextBindingId = 0
+/**
+ * A binding's id is a hash of its parameters (as Supabase's phash2 of the params): identical
+ * subscriptions get identical ids, so one change sends identical frames, built once.
+ */
+function bindingId(event: string, schema: string, table: string | undefined, filter: string | undefined): number {
+  const h = createHash('sha1').update(JSON.stringify([event, schema, table ?? null, filter ?? null])).digest()
+  return h.readUInt32BE(0) & 0x7fffffff
+}
 
 function parseBindings(v: unknown): Binding[] {
   if (v === undefined || v === null) return []
@@ -529,8 +593,8 @@ function parseBindings(v: unknown): Binding[] {
         throw err
       }
     }
-    nextBindingId = (nextBindingId + 1) % 2 ** 31
-    return { id: nextBindingId, event, schema: raw.schema, table: typeof raw.table === 'string' ? raw.table : undefined, filterText, filter }
+    const table = typeof raw.table === 'string' ? raw.table : undefined
+    return { id: bindingId(event, raw.schema, table, filterText), event, schema: raw.schema, table: typeof raw.table === 'string' ? raw.table : undefined, filterText, filter }
   })
 }
 
@@ -544,9 +608,17 @@ export function topicAllowed(claims: Claims, subTopic: string): boolean {
   return topics.some((t) => typeof t === 'string' && (t === subTopic || (t.endsWith('*') && subTopic.startsWith(t.slice(0, -1)))))
 }
 
-function stableClaims(claims: Claims): string {
-  const { exp: _e, iat: _i, ...rest } = claims
-  return JSON.stringify(Object.keys(rest).sort().map((k) => [k, rest[k]]))
+const groupKeys = new WeakMap<Claims, string>()
+
+/** Role + claims (without exp/iat): subscribers with the same key share one RLS check. */
+function groupKey(claims: Claims): string {
+  let k = groupKeys.get(claims)
+  if (k === undefined) {
+    const { exp: _e, iat: _i, ...rest } = claims
+    k = `${claims.role}\u0000${JSON.stringify(Object.keys(rest).sort().map((x) => [x, rest[x]]))}`
+    groupKeys.set(claims, k)
+  }
+  return k
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {

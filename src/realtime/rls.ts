@@ -43,14 +43,33 @@ export class RowVisibility {
     const rel = ch.relation
     const info = await this.tableInfo(pool, rel.oid)
     if (!info) return out
+    // Groups are checked concurrently, as many at once as the pool has connections.
+    await Promise.all(
+      groups.map(async (g) => {
+        const priv = await this.privilege(pool, g.role, rel.oid)
+        if (!priv.select) return
+        if (!info.rls || (priv.bypass && !info.force) || (await this.rowVisible(pool, ch, info, g))) out.add(g.key)
+      }),
+    )
+    return out
+  }
+
+  /**
+   * The answer from cache alone, when no query is needed (every group's privilege and the
+   * table's RLS flag cached, no group needing a per-row check); undefined otherwise.
+   */
+  visibleGroupsCached(ch: Change, groups: VisibilityGroup[]): Set<string> | undefined {
+    const now = Date.now()
+    const t = this.tables.get(ch.relation.oid)
+    if (!t || now - t.at >= TTL_MS) return undefined
+    const out = new Set<string>()
+    if (!t.info) return out
     for (const g of groups) {
-      const priv = await this.privilege(pool, g.role, rel.oid)
-      if (!priv.select) continue
-      if (!info.rls || (priv.bypass && !info.force)) {
-        out.add(g.key)
-        continue
-      }
-      if (await this.rowVisible(pool, ch, info, g)) out.add(g.key)
+      const p = this.privileges.get(`${g.role}\u0000${ch.relation.oid}`)
+      if (!p || now - p.at >= TTL_MS) return undefined
+      if (!p.select) continue
+      if (t.info.rls && !(p.bypass && !t.info.force)) return undefined
+      out.add(g.key)
     }
     return out
   }

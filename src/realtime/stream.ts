@@ -3,6 +3,7 @@ import { LogicalReplicationService } from 'pg-logical-replication'
 import { AbstractPlugin } from 'pg-logical-replication/dist/output-plugins/abstract.plugin.js'
 import type { Change } from './change.js'
 import { PgoutputDecoder } from './pgoutput.js'
+import { REALTIME_WAL_LEVEL } from './errors.js'
 
 /**
  * The one logical replication stream of a flock: publication `magflock_realtime` and slot
@@ -165,7 +166,7 @@ export class ChangeStream {
     const moved = this.current !== undefined && this.current.name !== target.name
     this.current = target
     this.st.primary = target.name
-    const created = await prepare(conn, this.o.capBytes)
+    const created = await prepare(conn, this.o.capBytes, target.name)
     if (created.recreated || ((created.created || moved) && this.streamedBefore)) {
       this.st.slotRecreations++
       this.o.onGap(
@@ -261,12 +262,12 @@ async function dropSlot(c: pg.Client): Promise<void> {
  * FOR ALL TABLES publication would make UPDATE/DELETE fail on every table without a replica
  * identity. A slot over the cap (or lost) is dropped and re-created.
  */
-async function prepare(conn: pg.ClientConfig, capBytes: number): Promise<{ created: boolean; recreated: boolean; reason?: string }> {
+async function prepare(conn: pg.ClientConfig, capBytes: number, instance: string): Promise<{ created: boolean; recreated: boolean; reason?: string }> {
   const c = new pg.Client(conn)
   await c.connect()
   try {
     const level = (await c.query<{ wal_level: string }>('show wal_level')).rows[0]?.wal_level
-    if (level !== 'logical') throw new Error(`wal_level is ${level} on the primary, not logical (it is set at the next restart of the instance)`)
+    if (level !== 'logical') throw REALTIME_WAL_LEVEL({ instance, level: level ?? 'unknown' })
     const pub = await c.query('select 1 from pg_publication where pubname = $1', [REALTIME_PUBLICATION])
     if (pub.rowCount === 0) await c.query(`create publication ${REALTIME_PUBLICATION}`)
     const s = await slotInfo(c)

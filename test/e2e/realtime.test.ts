@@ -223,6 +223,35 @@ describe('realtime (MagWS) with @supabase/realtime-js', () => {
     expect((await realtimeStatus(f)).protocolErrors).toBeGreaterThanOrEqual(1)
   })
 
+  it('drops a client that stops reading, with a clear close reason, and keeps serving the others', async () => {
+    const t = await token(f, 'anon')
+    const { default: WS } = await import('ws')
+    const slow = new WS(`${url}/websocket?apikey=${t}&vsn=2.0.0`)
+    await new Promise((r) => slow.once('open', r))
+    const closed = new Promise<{ code: number; reason: string }>((r) => slow.once('close', (code, reason) => r({ code, reason: reason.toString() })))
+    slow.send(JSON.stringify(['1', '1', 'realtime:firehose', 'phx_join', { config: {} }]))
+    await new Promise((r) => slow.once('message', r))
+    // The client stops reading: its socket is paused, so the kernel's send buffer fills up.
+    ;(slow as unknown as { _socket: { pause(): void } })._socket.pause()
+    const sender = open(t)
+    const ch = sender.channel('firehose')
+    expect((await subscribed(ch)).status).toBe('SUBSCRIBED')
+    const chunk = 'x'.repeat(60_000)
+    const before = (await realtimeStatus(f)).droppedSlowConsumers
+    let sent = 0
+    await waitFor('the slow client to be dropped', async () => {
+      for (let i = 0; i < 50; i++, sent++) await ch.send({ type: 'broadcast', event: 'blob', payload: { chunk } })
+      return (await realtimeStatus(f)).droppedSlowConsumers > before
+    }, 120_000, 10)
+    expect(sent).toBeLessThan(5_000) // ≈ 300 MB: the cap (8 MiB) was hit long before memory grew
+    ;(slow as unknown as { _socket: { resume(): void } })._socket.resume()
+    const c = await closed
+    expect([1008, 1006]).toContain(c.code) // 1006 when the socket was destroyed before the close frame got through
+    if (c.code === 1008) expect(c.reason).toMatch(/slow consumer/)
+    // The sender's socket still works.
+    expect(await ch.send({ type: 'broadcast', event: 'after', payload: {} })).toBe('ok')
+  })
+
   it('keeps memory bounded under 10k joins in a loop (one connection, channel cap)', async () => {
     const t = await token(f, 'anon')
     const ws = await rawSocket(`${url}/websocket?apikey=${t}&vsn=2.0.0`)

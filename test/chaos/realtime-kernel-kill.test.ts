@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { RealtimeClient, RealtimePostgresChangesPayload } from '@supabase/realtime-js'
+import { readKernelInfo } from '../../src/kernel/state.js'
+import { waitFor } from '../helpers/wait.js'
+import { client, createRealtimeFlock, Inbox, realtimeStatus, subscribed, token, waitStreaming, type RealtimeFlock } from '../helpers/realtime.js'
+
+/**
+ * kill -9 of the kernel while a realtime-js client is subscribed: Postgres keeps serving, the
+ * slot stays behind holding WAL. The next kernel finds the slot over realtime.slotMaxRetainedMB,
+ * drops and re-creates it (never letting it fill the disk), and the client — reconnecting on its
+ * own — gets changes again.
+ */
+describe('realtime across a kernel kill (chaos)', () => {
+  let rf: RealtimeFlock
+  let c: RealtimeClient | undefined
+  beforeAll(async () => {
+    rf = await createRealtimeFlock('  slotMaxRetainedMB: 16\n')
+    await rf.sql(`create table public.ticks (id int primary key, pad text); alter publication magflock_realtime add table public.ticks`)
+  })
+  afterAll(async () => {
+    await c?.disconnect().catch(() => undefined)
+    await rf?.f.destroy()
+  })
+
+  it('drops the slot that passed its cap while the kernel was dead, and the client resumes on the next kernel', async () => {
+    c = client(rf.url, await token(rf.f, 'postgres'))
+    const changes = new Inbox<RealtimePostgresChangesPayload<{ id: number }>>()
+    const ch = c.channel('ticks').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'ticks' }, changes.push)
+    expect((await subscribed(ch)).status).toBe('SUBSCRIBED')
+    await rf.sql('insert into ticks values (1)')
+    await changes.next(1)
+
+    const info = await readKernelInfo(rf.f.layout)
+    process.kill(info!.pid, 'SIGKILL')
+    // ~40 MB of WAL the dead kernel's slot holds back (cap: 16 MiB).
+    await rf.sql(`insert into ticks select g, repeat('x', 2000) from generate_series(1000, 20999) g; select pg_switch_wal()`)
+    const held = await rf.sql<{ retained: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text as retained from pg_replication_slots where slot_name = 'magflock_realtime'`)
+    expect(Number(held[0]?.retained)).toBeGreaterThan(16 * 1024 * 1024)
+
+    const r = await rf.f.run(['kernel', 'start', '--json'])
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+    const s = await waitStreaming(rf.f)
+    expect(s.stream?.slotRecreations).toBeGreaterThanOrEqual(1)
+    const after = await rf.sql<{ retained: string }>(`select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text as retained from pg_replication_slots where slot_name = 'magflock_realtime'`)
+    expect(Number(after[0]?.retained)).toBeLessThan(16 * 1024 * 1024)
+
+    // realtime-js reconnects and re-joins by itself; a change committed after that arrives.
+    await waitFor('the client to re-join the next kernel', async () => (await realtimeStatus(rf.f)).postgresSubscriptions >= 1)
+    await rf.sql('insert into ticks values (2)')
+    await waitFor('the change after the kernel restart', async () => changes.items.some((p) => (p.new as { id: number }).id === 2), 60_000)
+  })
+})
