@@ -60,7 +60,11 @@ export const backupRoutes: BoundRoute[] = [
     let r: Awaited<ReturnType<typeof svc.restore>>
     try {
       const deps = { ...k, flock: (k as CoreServices).kernel.instances }
-      r = isRemote(input.repo) ? await repo.restoreFromRepo(deps, input.repo, input, throttled(ctx), ctx.signal) : await svc.restore(deps, input, throttled(ctx), ctx.signal)
+      if (isRemote(input.repo)) r = await repo.restoreFromRepo(deps, input.repo, input, throttled(ctx), ctx.signal)
+      else {
+        await repo.fillLocalWal(k, input, ctx.signal) // the local archive may be a trimmed cache
+        r = await svc.restore(deps, input, throttled(ctx), ctx.signal)
+      }
     } finally {
       release()
     }
