@@ -38,6 +38,8 @@ function repo(over: Partial<Record<string, unknown>> = {}, creds = { accessKeyId
     partSizeMiB: 5,
     maxAttempts: 3,
     requestTimeoutSeconds: 2,
+    // nock's failed mock sockets only give up after the connection timeout: keep it short here.
+    connectTimeoutSeconds: 1,
     ...over,
   })
   return new S3Repository(cfg, creds)
