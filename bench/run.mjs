@@ -17,6 +17,7 @@ const BENCHES = {
   postgres: [NODE, ['bench/postgres-instance.mjs']],
   migrations: [NODE, ['bench/migrations-apply.mjs']],
   backup: [NODE, ['bench/backup-compare.mjs']],
+  'backup-s3': [NODE, ['bench/backup-s3.mjs']],
   failover: ['bash', ['bench/failover-compare.sh', 'all']],
   'replica-add': [NODE, ['bench/replica-add.mjs']],
   realtime: [NODE, ['bench/realtime.mjs']],

@@ -46,7 +46,8 @@ export const backupCreate = defineRoute({
     label: z.string().max(100).optional(),
   }),
   /** repositories: where the backup is stored ("local" first, then every object store). */
-  output: BackupSummary.extend({ seconds: z.number(), repositories: z.array(z.string()) }),
+  /** source: the instance the backup was read from (a replica with backup.source=prefer-standby). */
+  output: BackupSummary.extend({ seconds: z.number(), repositories: z.array(z.string()), source: z.string() }),
 })
 
 export const backupList = defineRoute({

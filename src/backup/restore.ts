@@ -87,6 +87,12 @@ export interface PreparedRestore {
 const TIME_RE = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$/i
 
 const MARK = '# set by magflock backup restore'
+/**
+ * A backup read from a standby (backup.source=prefer-standby) carries the standby's own
+ * postgresql.auto.conf: its port, sockets and upstream. They must not follow it into the
+ * restored instance (whose port comes from magflock.conf, or from the settings below).
+ */
+const STANDBY_ONLY = ['port', 'listen_addresses', 'unix_socket_directories', 'primary_conninfo', 'primary_slot_name']
 /** Recovery-only settings: dropped from postgresql.auto.conf once the restore is writable. */
 const RECOVERY_KEYS = ['restore_command', 'recovery_target', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_action', 'recovery_target_timeline']
 
@@ -258,7 +264,7 @@ async function writeRecoverySettings(o: PhysicalRestoreOptions, conf: 'private' 
   const prev = await fsp.readFile(autoConf, 'utf8').catch(() => '')
   const kept = prev.split('\n').filter((l) => {
     const k = l.split('=')[0]?.trim()
-    return !(k && k in settings) && l.trim() !== MARK
+    return !(k && (k in settings || STANDBY_ONLY.includes(k))) && l.trim() !== MARK
   })
   await fsp.writeFile(autoConf, [...kept.filter((l) => l.trim()), MARK, ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`)].join('\n') + '\n')
   await fsp.rm(path.join(o.dataDir, 'standby.signal'), { force: true })

@@ -76,11 +76,11 @@ export interface CreateInput {
   label?: string | undefined
 }
 
-export async function createBackup(k: BackupDeps, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number; repositories: string[] }> {
+export async function createBackup(k: BackupDeps, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number; repositories: string[]; source: string }> {
   const t0 = Date.now()
   const cfg = k.config().backup
-  const primary = k.instances.primary()
-  const conn = await primary.connection('postgres')
+  const source = input.type === 'physical' ? await backupSource(k) : { name: k.instances.primary().name, conn: await k.instances.primary().connection('postgres') }
+  const conn = source.conn
   const encryption = input.encrypt ? { kek: await loadKek((n) => k.secrets.get(n), kekName(k)), secretName: kekName(k) } : undefined
   const common = { backupsDir: k.layout.backupsDir, conn, bins: k.bins, runAs: k.runAs, compression: cfg.compression, encryption, ...(input.label ? { label: input.label } : {}), ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) }
   let m: BackupManifest
@@ -97,7 +97,24 @@ export async function createBackup(k: BackupDeps, input: CreateInput, onProgress
     m = await createPhysicalBackup(common)
   }
   const repositories = [LOCAL_REPOSITORY, ...(await pushToRemotes(k, m, onProgress, signal))]
-  return { ...summarize(m), seconds: (Date.now() - t0) / 1000, repositories }
+  return { ...summarize(m), seconds: (Date.now() - t0) / 1000, repositories, source: source.name }
+}
+
+/**
+ * Where a physical backup reads from. `backup.source: prefer-standby`: the first replica that
+ * answers and is in recovery (pg_basebackup works against a standby and streams its WAL from
+ * it), so the primary does not pay for the read; otherwise, or with `primary`, the primary.
+ */
+async function backupSource(k: BackupDeps): Promise<{ name: string; conn: pg.ClientConfig }> {
+  const primary = k.instances.primary()
+  if (k.config().backup.source === 'prefer-standby') {
+    for (const r of k.instances.members().filter((m) => m.role === 'replica')) {
+      const conn = await r.connection('postgres')
+      const standby = await withClient({ ...conn, connectionTimeoutMillis: 2000 }, async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r === true).catch(() => false)
+      if (standby) return { name: r.name, conn }
+    }
+  }
+  return { name: primary.name, conn: await primary.connection('postgres') }
 }
 
 /**

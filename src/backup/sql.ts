@@ -26,7 +26,7 @@ export async function sourceInfo(c: pg.Client): Promise<SourceInfo> {
     `select current_setting('server_version') as v,
             (select system_identifier::text from pg_control_system()) as id,
             (select timeline_id from pg_control_checkpoint()) as tli,
-            pg_current_wal_lsn()::text as lsn,
+            (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text as lsn, -- a standby too (prefer-standby)
             (select json_agg(json_build_object('datname', datname, 'size', pg_database_size(oid)::text) order by datname)
                from pg_database where datallowconn) as dbs`,
   )

@@ -65,6 +65,7 @@ export const BackupConfig = z
     walArchiving: z.boolean().default(true).describe('Stream WAL into <state>/wal for point-in-time recovery.'),
     repositories: RepositoriesConfig.describe('Object-store repositories every backup and WAL segment is also written to (docs/backup.md).'),
     retention: RetentionPolicyConfig.default({}).describe('Retention applied after each scheduled backup (local repository; default of the others).'),
+    source: z.enum(['primary', 'prefer-standby']).default('primary').describe('Where physical backups read from: prefer-standby uses a healthy replica when the flock has one.'),
     walCacheSegments: z.number().int().min(1).default(64).describe('With object-store repositories: WAL segments kept in <state>/wal once stored everywhere.'),
   })
   .strict()

@@ -51,6 +51,10 @@ async function projectWithRepo(s3: S3Server): Promise<Flock> {
   const f = await createFlock({ yaml: yaml(await freePort(), await freePort(), s3.endpoint) })
   // The createFlock yaml ports are the ones it chose; rewrite with them so helpers connect right.
   writeFileSync(`${f.projectDir}/magflock.yaml`, yaml(f.pgPort, f.metricsPort, s3.endpoint))
+  // Before the secrets are there, validation names the repository's missing credentials.
+  const v = await f.run(['config', 'validate', '--check-secrets', '--json'])
+  expect(v.exitCode).not.toBe(0)
+  expect(JSON.stringify(v.json)).toContain('backup.repositories[0].accessKeyId')
   for (const [name, value] of [['s3.access', S3_ACCESS_KEY], ['s3.secret', S3_SECRET_KEY], ['backup.kek', KEK]] as const) {
     const r = await f.run(['secrets', 'set', name, '--from-stdin', '--json'], { input: value + '\n' })
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)

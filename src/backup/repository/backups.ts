@@ -21,6 +21,8 @@ import type { S3Repository } from './s3.js'
  */
 export const BACKUPS_PREFIX = 'backups/'
 
+const UPLOAD_FILES_IN_FLIGHT = 3
+
 /** Pushes in progress in this process: their objects are not leftovers. */
 const active = new Set<string>()
 
@@ -36,12 +38,18 @@ export async function pushBackup(repo: S3Repository, backupDir: string, m: Backu
   const total = m.files.reduce((s, f) => s + f.size, 0)
   let done = 0
   try {
-    for (const f of m.files) {
-      signal?.throwIfAborted()
-      onProgress?.({ phase: 'upload', message: `${repo.name}: ${f.path}`, bytesDone: done, bytesTotal: total, fraction: total ? done / total : 0 })
-      await repo.putFile(base + f.path, path.join(backupDir, f.path), { sha256: f.sha256 }, signal)
-      done += f.size
+    // A few files at a time (each one multipart with its own parts in flight).
+    let next = 0
+    const worker = async () => {
+      while (next < m.files.length) {
+        const f = m.files[next++]!
+        signal?.throwIfAborted()
+        onProgress?.({ phase: 'upload', message: `${repo.name}: ${f.path}`, bytesDone: done, bytesTotal: total, fraction: total ? done / total : 0 })
+        await repo.putFile(base + f.path, path.join(backupDir, f.path), { sha256: f.sha256 }, signal)
+        done += f.size
+      }
     }
+    await Promise.all(Array.from({ length: Math.min(UPLOAD_FILES_IN_FLIGHT, m.files.length) }, worker))
     // Stored and checked before the manifest makes it visible: every object there, with its size.
     const stored = new Map((await repo.list(base)).map((o) => [o.key, o.size]))
     for (const f of m.files) {

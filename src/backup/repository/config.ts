@@ -45,6 +45,7 @@ export const S3RepositoryConfig = z
     partSizeMiB: z.number().int().min(5).max(512).default(16).describe('Multipart upload part size.'),
     maxAttempts: z.number().int().min(1).max(10).default(4).describe('Attempts per request (exponential backoff in between).'),
     requestTimeoutSeconds: z.number().min(0.1).max(3600).default(60).describe('A request without a response for this long is retried.'),
+    connectTimeoutSeconds: z.number().min(0.1).max(600).default(10).describe('A connection not established within this long is retried.'),
     retention: RetentionPolicyConfig.optional().describe('Retention of this repository (default: backup.retention).'),
   })
   .strict()

@@ -65,7 +65,7 @@ export class S3Repository {
       credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
       maxAttempts: cfg.maxAttempts,
       retryMode: 'standard',
-      requestHandler: { connectionTimeout: 10_000, requestTimeout: cfg.requestTimeoutSeconds * 1000 },
+      requestHandler: { connectionTimeout: cfg.connectTimeoutSeconds * 1000, requestTimeout: cfg.requestTimeoutSeconds * 1000 },
       // No "Expect: 100-continue" on large parts: several self-hosted S3 servers and proxies
       // handle it badly, and our bodies are bounded by the part size anyway.
       expectContinueHeader: false,

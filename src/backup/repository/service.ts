@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { loadKek } from '../keys.js'
+import { loadBackup } from '../manifest.js'
 import { planPrune, type PrunePolicy } from '../retention.js'
 import { kekFor, prune, restore, summarize, type BackupDeps, type RestoreDeps, type RestoreInput, type RestoreOutput } from '../service.js'
 import type { OnProgress } from '../tools.js'
@@ -96,6 +97,23 @@ export async function restoreFromRepo(k: RestoreDeps, name: string, input: Resto
       await fsp.rm(staging, { recursive: true, force: true })
     }
   })
+}
+
+/**
+ * A point-in-time restore from the local repository when the local WAL archive is only a
+ * cache: the segments it no longer holds (from the backup's start on) are read back from the
+ * object stores into `<state>/wal` first. Nothing to do without repositories or a target.
+ */
+export async function fillLocalWal(k: BackupDeps, input: RestoreInput, signal?: AbortSignal): Promise<string[]> {
+  if (!(input.targetTime || input.targetLsn) || remoteConfigs(k).length === 0) return []
+  const { manifest } = await loadBackup(k.layout.backupsDir, input.id)
+  if (manifest.type !== 'physical' || !manifest.systemIdentifier) return []
+  const repos = await openRemotes(k)
+  try {
+    return await fetchWal({ repos, sysid: manifest.systemIdentifier, fromSegNo: segmentNo(manifest.startLsn), destDir: k.layout.walDir, getKek: (s) => loadKek((n) => k.secrets.get(n), s), runAs: k.runAs, signal })
+  } finally {
+    for (const r of repos) r.destroy()
+  }
 }
 
 export interface RepoPruneResult {

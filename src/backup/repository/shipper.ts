@@ -82,27 +82,38 @@ export const walShipperComponent = defineComponent<{ services: KernelServices }>
     if (!cfg.walArchiving || cfg.repositories.length === 0) {
       return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'no object-store repository configured' }) }
     }
-    const repos = await openRemotes(k)
-    const conn = await k.instances.primary().connection('postgres')
-    const sysid = await withClient(conn, async (c) => (await c.query<{ s: string }>('select system_identifier::text as s from pg_control_system()')).rows[0]!.s)
-    const encryption = cfg.encryptionKey ? { kek: await loadKek((n) => k.secrets.get(n), kekSecretName(cfg.encryptionKey)), secretName: kekSecretName(cfg.encryptionKey) } : undefined
-    const shipper = new WalShipper({ walDir: k.layout.walDir, repos, sysid, encryption, cacheSegments: cfg.walCacheSegments })
-    await shipper.init()
+    // Set up lazily and retried every pass: a missing credential or an unreachable store must
+    // not keep the kernel from booting (the detail says what is wrong; WAL stays local meanwhile).
+    let repos: S3Repository[] = []
+    let shipper: WalShipper | undefined
+    const setUp = async (): Promise<WalShipper> => {
+      repos = await openRemotes(k)
+      const conn = await k.instances.primary().connection('postgres')
+      const sysid = await withClient(conn, async (c) => (await c.query<{ s: string }>('select system_identifier::text as s from pg_control_system()')).rows[0]!.s)
+      const encryption = cfg.encryptionKey ? { kek: await loadKek((n) => k.secrets.get(n), kekSecretName(cfg.encryptionKey)), secretName: kekSecretName(cfg.encryptionKey) } : undefined
+      const s = new WalShipper({ walDir: k.layout.walDir, repos, sysid, encryption, cacheSegments: cfg.walCacheSegments })
+      await s.init()
+      return s
+    }
     const pushedTotal = counterOn(ctx.metrics, { name: 'magflock_wal_shipped_files_total', help: 'WAL files pushed to object-store repositories.' })
     const ratio = gaugeOn(ctx.metrics, { name: 'magflock_wal_shipped_ratio', help: 'Stored bytes / raw bytes of the WAL pushed since start (compression).' })
     const failures = counterOn(ctx.metrics, { name: 'magflock_wal_ship_failures_total', help: 'WAL shipping passes that failed.' })
-    let detail = `shipping WAL of ${sysid} to ${repos.map((r) => r.name).join(', ')}`
+    let detail = `shipping WAL to ${cfg.repositories.map((r) => r.name).join(', ')}`
     let running = false
+    const pass = async () => {
+      if (!shipper) {
+        for (const r of repos) r.destroy()
+        shipper = await setUp()
+      }
+      const r = await shipper.tick()
+      pushedTotal.inc(r.pushed.length)
+      if (shipper.rawBytes) ratio.set(shipper.storedBytes / shipper.rawBytes)
+      detail = `shipped ${r.pushed.length} file(s), ${r.evicted.length} evicted from the local cache`
+    }
     const timer = setInterval(() => {
       if (running) return
       running = true
-      void shipper
-        .tick()
-        .then((r) => {
-          pushedTotal.inc(r.pushed.length)
-          if (shipper.rawBytes) ratio.set(shipper.storedBytes / shipper.rawBytes)
-          detail = `shipped ${r.pushed.length} file(s), ${r.evicted.length} evicted from the local cache`
-        })
+      void pass()
         .catch((err: unknown) => {
           failures.inc()
           detail = `shipping failed: ${(err as Error).message}`

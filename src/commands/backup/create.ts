@@ -39,7 +39,7 @@ export default class BackupCreate extends MagflockCommand<BackupCreateResult> {
       await sink.fail((err as Error).message)
       throw err
     }
-    const summary = `Backup ${r.id} (${r.type}${r.encrypted ? ', encrypted' : ''}) complete: ${(r.sizeBytes / 1048576).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s, stored in ${r.repositories.join(', ')}.`
+    const summary = `Backup ${r.id} (${r.type}${r.encrypted ? ', encrypted' : ''}) complete: ${(r.sizeBytes / 1048576).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s from ${r.source}, stored in ${r.repositories.join(', ')}.`
     await sink.done(summary)
     this.log(summary)
     this.log(`Verify it: magflock backup verify ${r.id}`)

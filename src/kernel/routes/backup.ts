@@ -37,7 +37,7 @@ export const backupRoutes: BoundRoute[] = [
     Object.assign(ctx.auditDetails, { type: input.type, database: input.db, encrypt: input.encrypt })
     try {
       const r = await svc.createBackup(k, input, throttled(ctx), ctx.signal)
-      Object.assign(ctx.auditDetails, { id: r.id, bytes: r.sizeBytes, keyId: r.keyId, repositories: r.repositories })
+      Object.assign(ctx.auditDetails, { id: r.id, bytes: r.sizeBytes, keyId: r.keyId, repositories: r.repositories, source: r.source })
       publish(k, 'backup.completed', { id: r.id, type: r.type, ...(input.db ? { database: input.db } : {}), bytes: r.sizeBytes, seconds: r.seconds, encrypted: r.encrypted, scheduled: false })
       return r
     } catch (err) {
@@ -60,7 +60,11 @@ export const backupRoutes: BoundRoute[] = [
     let r: Awaited<ReturnType<typeof svc.restore>>
     try {
       const deps = { ...k, flock: (k as CoreServices).kernel.instances }
-      r = isRemote(input.repo) ? await repo.restoreFromRepo(deps, input.repo, input, throttled(ctx), ctx.signal) : await svc.restore(deps, input, throttled(ctx), ctx.signal)
+      if (isRemote(input.repo)) r = await repo.restoreFromRepo(deps, input.repo, input, throttled(ctx), ctx.signal)
+      else {
+        await repo.fillLocalWal(k, input, ctx.signal) // the local archive may be a trimmed cache
+        r = await svc.restore(deps, input, throttled(ctx), ctx.signal)
+      }
     } finally {
       release()
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
+import { promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import nock from 'nock'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -8,6 +8,9 @@ import { beginBackup, completeBackup, describeFiles, newBackupId, type BackupMan
 import { cleanupRemote, fetchBackup, listRemote, pushBackup } from '../../../src/backup/repository/backups.js'
 import { S3RepositoryConfig } from '../../../src/backup/repository/config.js'
 import { S3Repository } from '../../../src/backup/repository/s3.js'
+import { applyRetention } from '../../../src/backup/repository/service.js'
+import { WalShipper } from '../../../src/backup/repository/shipper.js'
+import type { BackupDeps } from '../../../src/backup/service.js'
 import { decodeWal, encodeWal, fetchWal, pushWalFile } from '../../../src/backup/repository/wal.js'
 import { s3ObjectFile, startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../../helpers/s3.js'
 import { tempDir } from '../../helpers/tmp.js'
@@ -35,13 +38,15 @@ function repo(over: Partial<Record<string, unknown>> = {}, creds = { accessKeyId
     partSizeMiB: 5,
     maxAttempts: 3,
     requestTimeoutSeconds: 2,
+    // nock's failed mock sockets only give up after the connection timeout: keep it short here.
+    connectTimeoutSeconds: 1,
     ...over,
   })
   return new S3Repository(cfg, creds)
 }
 
 /** A complete local backup of random files (12 MiB base file: multipart with 5 MiB parts). */
-async function fakeBackup(): Promise<BackupManifest> {
+async function fakeBackup(lsn: { start: string; stop: string } = { start: '0/2000028', stop: '0/2000100' }): Promise<BackupManifest> {
   const id = newBackupId('physical')
   const partial = await beginBackup(backupsDir, id)
   await fsp.mkdir(path.join(partial, 'base'))
@@ -54,8 +59,8 @@ async function fakeBackup(): Promise<BackupManifest> {
     type: 'physical',
     label: 'test',
     format: 'tar',
-    startLsn: '0/2000028',
-    stopLsn: '0/2000100',
+    startLsn: lsn.start,
+    stopLsn: lsn.stop,
     startTime: new Date().toISOString(),
     stopTime: new Date().toISOString(),
     timeline: 1,
@@ -275,6 +280,64 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
     const got = await fetchWal({ repos: [r], sysid: '42', fromSegNo: 0n, destDir: dest, getKek: async () => kek })
     expect(got).toEqual([name])
     expect(readFileSync(path.join(dest, name)).equals(raw)).toBe(true)
+    r.destroy()
+  })
+
+  it('WAL shipping: every closed segment and history file to every repository, the local cache trimmed only of what all hold', async () => {
+    const walDir = path.join(tmp.dir, 'wal-cache')
+    await fsp.mkdir(walDir, { recursive: true })
+    const seg = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, '0')}`
+    for (let n = 1; n <= 5; n++) writeFileSync(path.join(walDir, seg(n)), randomBytes(64 << 10))
+    writeFileSync(path.join(walDir, '00000002.history'), '1\t0/5000000\tno recovery target specified\n')
+    writeFileSync(path.join(walDir, `${seg(6)}.partial`), randomBytes(1024))
+    const r1 = repo()
+    const r2 = repo({ name: 'second' })
+    const shipper = new WalShipper({ walDir, repos: [r1, r2], sysid: '99', cacheSegments: 2 })
+    await shipper.init()
+    const t = await shipper.tick()
+    expect(t.pushed).toHaveLength(12) // 5 segments + 1 history file, to each of two repositories
+    expect(t.evicted).toEqual([seg(1), seg(2), seg(3)])
+    expect(readdirSync(walDir).sort()).toEqual(['00000002.history', seg(4), seg(5), `${seg(6)}.partial`].sort())
+    for (const r of [r1, r2]) {
+      const names = (await r.list('wal/99/')).map((o) => o.key.split('/').pop()).sort()
+      expect(names).toEqual(['00000002.history', seg(1), seg(2), seg(3), seg(4), seg(5)].sort())
+    }
+    // A repository that refuses: nothing is evicted that it does not hold.
+    const bad = repo({ name: 'bad' }, { accessKeyId: 'NOPE', secretAccessKey: 'x' })
+    const shipper2 = new WalShipper({ walDir, repos: [r1, bad], sysid: '99', cacheSegments: 1 })
+    await shipper2.init().catch(() => undefined)
+    for (let n = 7; n <= 8; n++) writeFileSync(path.join(walDir, seg(n)), randomBytes(64 << 10))
+    await expect(shipper2.tick()).rejects.toMatchObject({ code: 'E_BACKUP_REPO_AUTH' })
+    expect(readdirSync(walDir).filter((n) => !n.endsWith('.partial') && !n.endsWith('.history')).sort()).toEqual([seg(4), seg(5), seg(7), seg(8)])
+    for (const r of [r1, r2, bad]) r.destroy()
+  })
+
+  it('automatic retention per repository: old backups go, WAL a kept backup needs stays', async () => {
+    const r = repo()
+    const sysid = '7000000000000000001'
+    const ids: string[] = []
+    for (const [start, stop] of [['0/1000028', '0/1000100'], ['0/3000028', '0/3000100'], ['0/5000028', '0/5000100']] as const) {
+      const m = await fakeBackup({ start, stop })
+      await pushBackup(r, path.join(backupsDir, m.id), m)
+      ids.push(m.id)
+      await new Promise((res) => setTimeout(res, 10))
+    }
+    const walDir = path.join(tmp.dir, 'wal-ret')
+    await fsp.mkdir(walDir, { recursive: true })
+    const names = [1, 2, 3, 4, 5, 6].map((n) => `00000001000000000000000${n}`)
+    for (const n of names) {
+      writeFileSync(path.join(walDir, n), randomBytes(1024))
+      await pushWalFile(r, walDir, n, sysid)
+    }
+    const deps = {
+      config: () => ({ backup: { retention: {}, repositories: [{ ...r.cfg, retention: { keepLast: 1 } }] } }),
+      secrets: { get: async (n: string) => (n === 's3.id' ? S3_ACCESS_KEY : n === 's3.key' ? S3_SECRET_KEY : undefined) },
+    } as unknown as BackupDeps
+    const res = await applyRetention(deps)
+    expect(res).toEqual([{ repository: 'offsite', removed: [ids[0], ids[1]], walRemoved: 4 }])
+    expect((await listRemote(r)).complete.map((b) => b.id)).toEqual([ids[2]])
+    const left = (await r.list(`wal/${sysid}/`)).map((o) => o.key.split('/').pop()).sort()
+    expect(left).toEqual([names[4], names[5]]) // from the kept backup's start segment (…05) on
     r.destroy()
   })
 })
