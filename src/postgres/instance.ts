@@ -10,7 +10,7 @@ import type { OsUser } from '../platform/os-user.js'
 import { isPortFree } from '../platform/ports.js'
 import { run, spawnLong } from '../platform/process.js'
 import type { PgBinaries } from './binaries.js'
-import { renderMagflockConf, renderPgHba, withInclude, type SettingValue } from './conf.js'
+import { renderMagflockConf, renderPgHba, socketDirFor, withInclude, type SettingValue } from './conf.js'
 import {
   INSTANCE_ALREADY_INITIALIZED,
   INSTANCE_DIR_INACCESSIBLE,
@@ -20,7 +20,7 @@ import {
   INSTANCE_START_TIMEOUT,
   INSTANCE_STOP_TIMEOUT,
 } from './errors.js'
-import { isOurPostmaster, isProcessAlive, killProcessesInDataDir, postmasterPidPath, processesWithArg, readPostmasterPid } from './pidfile.js'
+import { isOurPostmaster, isProcessAlive, killProcessesInDataDir, postmasterPidPath, processesWithArg, readPostmasterPid, removeStaleSocketLock } from './pidfile.js'
 
 /**
  * One Postgres instance on this host: its data directory, how it is initialised, started,
@@ -390,6 +390,7 @@ export async function startInstance(spec: InstanceSpec): Promise<PostgresProcess
   } else {
     await clearOrphans(spec)
   }
+  await removeStaleSocketLock(socketDirFor(spec.instanceDir, spec.port), spec.port)
   if (!(await isPortFree(spec.port, spec.host))) throw PORT_IN_USE({ port: spec.port, what: spec.portConfigKey ?? 'postgres.port' })
 
   await ensureInstanceDir(spec)

@@ -206,3 +206,22 @@ export async function killProcessesInDataDir(dataDir: string, timeoutMs = 3000):
     await new Promise((r) => setTimeout(r, 10))
   }
 }
+
+/**
+ * Removes the Unix socket lock (`.s.PGSQL.<port>.lock`) in `socketDir` when the PID it names
+ * is dead or a zombie. Postgres removes a lock whose PID is gone, but `kill(pid, 0)` succeeds
+ * on a zombie: where PID 1 does not reap orphans (our containers), a SIGKILLed postmaster's
+ * lock would refuse every later start on that port ("Is another postmaster using socket file").
+ * A lock held by a live process is left alone, so Postgres still refuses a real conflict.
+ */
+export async function removeStaleSocketLock(socketDir: string, port: number): Promise<boolean> {
+  if (!socketDir) return false
+  const lock = path.join(socketDir, `.s.PGSQL.${port}.lock`)
+  const text = await fsp.readFile(lock, 'utf8').catch(() => undefined)
+  if (text === undefined) return false
+  const pid = Number(text.split('\n')[0]?.trim())
+  if (Number.isInteger(pid) && pid > 0 && isProcessAliveSync(pid)) return false
+  await fsp.rm(lock, { force: true })
+  await fsp.rm(path.join(socketDir, `.s.PGSQL.${port}`), { force: true })
+  return true
+}

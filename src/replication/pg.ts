@@ -7,7 +7,7 @@ import { run } from '../platform/process.js'
 import { writeFileAtomic } from '../platform/fs.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { formatLsn } from './lsn.js'
-import { isOurPostmaster, isProcessAliveSync, killProcessesInDataDir, readPostmasterPid } from '../postgres/pidfile.js'
+import { isOurPostmaster, isProcessAliveSync, killProcessesInDataDir, readPostmasterPid, removeStaleSocketLock } from '../postgres/pidfile.js'
 
 /**
  * The replication area's narrow adapter to Postgres: SQL as small functions, pg_ctl, and the
@@ -62,6 +62,7 @@ const STOP_SIGNAL = { fast: 'SIGINT', immediate: 'SIGQUIT' } as const
 export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, timeoutS = 60): InstanceLifecycle {
   return {
     async start(node) {
+      await removeStaleSocketLock(socketDir(node), node.port)
       await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', String(timeoutS), 'start'], { runAs, timeoutMs: (timeoutS + 5) * 1000 })
     },
     async stop(node, mode, opts) {
