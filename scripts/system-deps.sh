@@ -2,6 +2,7 @@
 # System packages the test suite needs, installed only when missing (Debian/Ubuntu, as root):
 #   - PostgreSQL server binaries (initdb, postgres, pg_dump, pg_basebackup, pg_rewind, …)
 #   - promtool (package `prometheus`), which checks our /metrics output
+#   - pgbouncer, the managed connection pooler
 # On a machine where they are present this prints one line and changes nothing.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v pg_co
 fi
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v lz4 >/dev/null 2>&1 || need+=(lz4)   # physical backups decompress with it
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)   # the managed pooler
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0

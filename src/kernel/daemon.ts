@@ -22,6 +22,7 @@ import { postgresComponent } from './components/postgres.js'
 import { metricsComponent } from './components/metrics.js'
 import { backupSchedulerComponent, walArchiverComponent } from '../backup/components.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
+import { poolerComponent } from '../pooler/component.js'
 import { allRoutes } from './routes/index.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
@@ -116,6 +117,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     components.register(walArchiverComponent, { services })
     components.register(backupSchedulerComponent, { services })
     components.register(failoverMonitorComponent, { services, instances })
+    components.register(poolerComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
 

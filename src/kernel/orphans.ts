@@ -2,6 +2,8 @@ import { promises as fsp } from 'node:fs'
 import type { StateLayout } from '../platform/paths.js'
 import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
 import { isProcessAliveSync } from '../platform/pids.js'
+import { stopOrphanPooler } from '../pooler/process.js'
+import { poolerLayout } from '../pooler/ini.js'
 
 /**
  * Stops postmasters of this flock that run without a kernel (the kernel was killed and
@@ -27,5 +29,7 @@ export async function stopOrphanInstances(layout: StateLayout): Promise<string[]
     }
     stopped.push(name)
   }
+  // The managed PgBouncer outlives a kernel too (docs/pooling.md).
+  await stopOrphanPooler(poolerLayout(layout.root)).catch(() => false)
   return stopped
 }
