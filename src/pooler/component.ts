@@ -49,6 +49,7 @@ export class ManagedPooler {
   paused = false
   lastRepoint: PoolerStatus['lastRepoint'] = null
   private userlistText = ''
+  private iniText = ''
   private chain: Promise<unknown> = Promise.resolve()
 
   constructor(
@@ -95,14 +96,23 @@ export class ManagedPooler {
     }
   }
 
-  async writeConfig(): Promise<void> {
+  /** Writes the ini and the userlist when they changed; true when either did. */
+  async writeConfig(): Promise<boolean> {
     const cfg = this.k.config()
-    await writePoolerFile(this.layout, this.layout.ini, renderIni({ pooler: cfg.pooler, primary: this.target, adminUser: cfg.postgres.superuser, layout: this.layout }), this.k.runAs)
+    const ini = renderIni({ pooler: cfg.pooler, primary: this.target, adminUser: cfg.postgres.superuser, layout: this.layout })
+    let changed = false
+    if (ini !== this.iniText) {
+      await writePoolerFile(this.layout, this.layout.ini, ini, this.k.runAs)
+      this.iniText = ini
+      changed = true
+    }
     const ul = await this.readUserlist()
     if (ul !== undefined && ul !== this.userlistText) {
       this.userlistText = ul
       await writePoolerFile(this.layout, this.layout.userlist, ul, this.k.runAs)
+      changed = true
     }
+    return changed
   }
 
   async start(): Promise<PoolerProcess> {
@@ -154,9 +164,7 @@ export class ManagedPooler {
   /** Refreshes the userlist (new roles, rotated passwords) and RELOADs when it changed. */
   refreshUsers(): Promise<void> {
     return this.serial(async () => {
-      const before = this.userlistText
-      await this.writeConfig()
-      if (this.userlistText !== before) await adminCommand(this.admin, 'RELOAD')
+      if (await this.writeConfig()) await adminCommand(this.admin, 'RELOAD')
     })
   }
 
@@ -219,7 +227,6 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
       ctx.fail(new Error(reason))
     })
     const gauges = poolerGauges(ctx)
-    let ticks = 0
     let ticking = false
     const timer = setInterval(() => {
       if (ticking || stopping) return
@@ -228,7 +235,7 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
         try {
           const want = p.registryPrimary()
           if (want && !p.paused && (want.name !== p.target.name || want.port !== p.target.port)) await p.repoint(want, false)
-          if (ticks++ % 5 === 0 && !p.paused) await p.refreshUsers()
+          if (!p.paused) await p.refreshUsers()
           const { pools, stats } = await p.observe()
           gauges.up!.set(1)
           for (const g of [gauges.clientsActive, gauges.clientsWaiting, gauges.serversActive, gauges.serversIdle, gauges.maxWait, gauges.xacts, gauges.queries, gauges.waitTime]) g!.reset()

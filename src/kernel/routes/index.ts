@@ -4,9 +4,10 @@ import { configRoutes } from './config.js'
 import { coreRoutes } from './core.js'
 import { dbRoutes } from './db.js'
 import { replicationRoutes } from './replication.js'
+import { poolerRoutes } from './pooler.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...poolerRoutes]
