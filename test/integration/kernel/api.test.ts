@@ -58,7 +58,7 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
   it('serves status to the admin token', async () => {
     const s = await admin.call(status, {})
     expect(s.instances[0]).toMatchObject({ name: 'primary', role: 'primary', state: 'running', port: p.pgPort })
-    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'failover-monitor', 'metrics', 'wal-archiver'])
+    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'failover-monitor', 'metrics', 'pooler', 'wal-archiver'])
     expect(s.primaryUrl).toContain(`127.0.0.1:${p.pgPort}`)
     expect(s.primaryUrl).toContain('target_session_attrs=read-write')
     expect(s.components.every((c) => c.state === 'running' && c.healthy)).toBe(true)
