@@ -19,6 +19,7 @@ const BENCHES = {
   backup: [NODE, ['bench/backup-compare.mjs']],
   failover: ['bash', ['bench/failover-compare.sh', 'all']],
   'replica-add': [NODE, ['bench/replica-add.mjs']],
+  pooler: [NODE, ['bench/pooler.mjs']],
 }
 
 const wanted = process.argv.slice(2)
