@@ -79,7 +79,7 @@ try {
           ['`-S` persistent, 1 client, tps', lat.direct.tps.toFixed(0), lat.pooled.tps.toFixed(0), `${(lat.pooled.tps / lat.direct.tps).toFixed(2)}×`, ''],
         ],
       ) +
-      '\n\nWith \`-C\` every transaction pays a SCRAM handshake (4096 PBKDF2 iterations in pgbench and again in PgBouncer, or in the backend when direct); pooling saves the backend fork and its authentication, not the client\'s own key derivation, so on this 2-core machine (pgbench, PgBouncer and Postgres sharing it) the gain is bounded. The persistent p99 is noisy on a shared machine.' +
+      '\n\nWith `-C` every transaction pays a SCRAM handshake (4096 PBKDF2 iterations in pgbench and again in PgBouncer, or in the backend when direct); pooling saves the backend fork and its authentication, not the client\'s own key derivation, so on this 2-core machine (pgbench, PgBouncer and Postgres sharing it) the gain is bounded. The persistent p99 is noisy on a shared machine.' +
       '\n\nSwitchover through the pooler: 0 failed pgbench transactions in `test/chaos/pooler-switchover.test.ts` (pgbench -c 4 -R 100 during `magflock switchover`). Failover first-transaction timing vs the direct RTO is not measured yet.\n',
   )
   log('wrote docs/benchmarks/pooler.md')
