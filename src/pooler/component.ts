@@ -196,7 +196,8 @@ function poolerGauges(ctx: ComponentContext): Record<string, Gauge> {
 export const poolerComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
   name: 'pooler',
   dependsOn: ['postgres'],
-  restart: { policy: 'on-failure', maxRestarts: 10, windowMs: 300_000 },
+  // 5 in a minute: a kill -9 is survived; a taken port fails the boot in ~6 s, not a minute.
+  restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 60_000 },
   async start(ctx): Promise<ComponentHandle> {
     const { services: k, instances } = ctx.services
     const cfg = k.config().pooler

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readFileSync, statSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import pg from 'pg'
 import { createFlock, type Flock } from '../helpers/flock.js'
@@ -162,5 +163,19 @@ describe('pooler (managed PgBouncer)', () => {
     const r = await f.run(['down', '--json'])
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     await waitFor('pgbouncer to exit', async () => !isProcessAliveSync(pid), 20_000)
+  })
+
+  it('pooler.port taken: the kernel refuses to boot naming pooler.port, and leaves nothing running', async () => {
+    const squatter = net.createServer()
+    await new Promise<void>((resolve) => squatter.listen(poolerPort, '127.0.0.1', resolve))
+    try {
+      const r = await f.run(['kernel', 'start', '--json'])
+      expect(r.exitCode).not.toBe(0)
+      expect(r.stdout + r.stderr).toContain('pooler.port')
+      expect(await f.postmasterPid()).toBeUndefined()
+      expect(await readKernelInfo(f.layout).catch(() => undefined)).toBeUndefined()
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve))
+    }
   })
 })
