@@ -1,3 +1,4 @@
+import { promises as fsp } from 'node:fs'
 import type { Gauge } from 'prom-client'
 import { defineComponent, type ComponentContext, type ComponentHandle } from '../kernel/component.js'
 import type { FlockInstances } from '../kernel/instances.js'
@@ -7,7 +8,7 @@ import { gaugeOn } from '../telemetry/metrics.js'
 import { registerPrimaryHook, type PrimaryTarget } from '../replication/hooks.js'
 import { adminCommand, showPools, showStats, withAdmin, type AdminTarget, type PoolRow, type StatsRow } from './admin.js'
 import { poolerLayout, renderIni, renderUserlist, type PoolerLayout } from './ini.js'
-import { adoptPooler, findPgbouncer, startPooler, stopPid, writePoolerFile, type PoolerProcess } from './process.js'
+import { adoptPooler, findPgbouncer, startPooler, stopOrphanPooler, stopPid, writePoolerFile, type PoolerProcess } from './process.js'
 import './events.js'
 
 /**
@@ -117,8 +118,17 @@ export class ManagedPooler {
 
   async start(): Promise<PoolerProcess> {
     const cfg = this.k.config()
+    const listen = (ini: string) => ini.split('\n').filter((l) => /^listen_(addr|port) =/.test(l)).join('\n')
+    const previous = await fsp.readFile(this.layout.ini, 'utf8').catch(() => '')
     await this.writeConfig()
-    const adopted = await adoptPooler(this.layout)
+    let adopted = await adoptPooler(this.layout)
+    if (adopted && listen(previous) !== listen(this.iniText)) {
+      // RELOAD cannot move the listening socket: a changed pooler.port/host needs a restart.
+      this.ctx.log.info({ pid: adopted.pid }, 'pooler.port or pooler.host changed: restarting pgbouncer')
+      adopted.detach()
+      await stopPid(adopted.pid)
+      adopted = undefined
+    }
     if (adopted) {
       // The ini may have changed while no kernel watched (a failover finished at boot).
       await adminCommand(this.admin, 'RELOAD')
@@ -201,7 +211,11 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
   async start(ctx): Promise<ComponentHandle> {
     const { services: k, instances } = ctx.services
     const cfg = k.config().pooler
-    if (!cfg.enabled) return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (pooler.enabled=false)' }) }
+    if (!cfg.enabled) {
+      // Turned off since the last boot: the PgBouncer that outlived that kernel goes too.
+      if (await stopOrphanPooler(poolerLayout(k.layout.root))) ctx.log.info('pooler disabled: stopped the running pgbouncer')
+      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (pooler.enabled=false)' }) }
+    }
     const p = new ManagedPooler(k, poolerLayout(k.layout.root), ctx)
     const proc = await p.start()
     current = p
