@@ -165,7 +165,7 @@ describe('pooler (managed PgBouncer)', () => {
     await waitFor('pgbouncer to exit', async () => !isProcessAliveSync(pid), 20_000)
   })
 
-  it('a changed pooler.port restarts PgBouncer at the next boot; pooler.enabled=false stops it', async () => {
+  it('a changed pooler.port restarts PgBouncer at the next boot; `pooler disable` stops it', async () => {
     expect((await f.run(['kernel', 'start', '--json'])).exitCode).toBe(0)
     const first = pidOf()
     const newPort = await freePort()
@@ -179,7 +179,7 @@ describe('pooler (managed PgBouncer)', () => {
     const c = pooled({ port: newPort })
     await c.connect()
     await c.end()
-    expect((await f.run(['config', 'set', 'pooler.enabled', 'false', '--json'])).exitCode).toBe(0)
+    expect((await f.run(['pooler', 'disable', '--json'])).exitCode).toBe(0)
     expect((await f.run(['kernel', 'stop', '--json'])).exitCode).toBe(0)
     expect((await f.run(['kernel', 'start', '--json'])).exitCode).toBe(0)
     expect(isProcessAliveSync(second)).toBe(false)
@@ -187,7 +187,7 @@ describe('pooler (managed PgBouncer)', () => {
     expect(s.json?.ok && s.json.data).toMatchObject({ enabled: false, running: false })
     const url = await f.run(['db', 'url', 'app', '--pooled', '--json'])
     expect(url.json?.ok === false && url.json.error.code).toBe('E_POOLER_DISABLED')
-    expect((await f.run(['config', 'set', 'pooler.enabled', 'true', '--json'])).exitCode).toBe(0)
+    expect((await f.run(['pooler', 'enable', '--json'])).exitCode).toBe(0)
     expect((await f.run(['config', 'set', 'pooler.port', String(poolerPort), '--json'])).exitCode).toBe(0)
     expect((await f.run(['down', '--json'])).exitCode).toBe(0)
   })
