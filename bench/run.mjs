@@ -21,6 +21,7 @@ const BENCHES = {
   failover: ['bash', ['bench/failover-compare.sh', 'all']],
   'replica-add': [NODE, ['bench/replica-add.mjs']],
   realtime: [NODE, ['bench/realtime.mjs']],
+  pooler: [NODE, ['bench/pooler.mjs']],
 }
 
 const wanted = process.argv.slice(2)

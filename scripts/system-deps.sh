@@ -3,6 +3,7 @@
 #   - PostgreSQL server binaries (initdb, postgres, pg_dump, pg_basebackup, pg_rewind, …)
 #   - promtool (package `prometheus`), which checks our /metrics output
 #   - systemd-analyze (package `systemd`), which verifies the unit `magflock service install` writes
+#   - pgbouncer, the managed connection pooler
 # On a machine where they are present this prints one line and changes nothing.
 set -euo pipefail
 need=()
@@ -13,6 +14,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v lz4 >/dev/null 2>&1 || need+=(lz4)   # physical backups decompress with it
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the service unit
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # helpers die with the kernel; .js migrations run as nobody
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)   # the managed pooler
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0

@@ -71,6 +71,8 @@ export const dbUrl = defineRoute({
     purpose: z.enum(['url', 'psql']).default('url'),
     /** A libpq multi-host URL over every live instance that finds the primary (or any) after a failover. */
     role: z.enum(['primary', 'any']).optional(),
+    /** Through the managed PgBouncer (pooler.host:pooler.port), which follows the primary. */
+    pooled: z.boolean().optional(),
   }),
   output: DbUrlResult,
 })

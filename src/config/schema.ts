@@ -97,6 +97,17 @@ export const RealtimeConfig = z
   })
   .strict()
 
+export const PoolerConfig = z
+  .object({
+    enabled: z.boolean().default(false).describe('Run a managed PgBouncer in front of the primary (docs/pooling.md).'),
+    port: port.default(6432).describe('TCP port PgBouncer listens on.'),
+    host: z.literal('127.0.0.1').default('127.0.0.1').describe('Listen address of PgBouncer; loopback only for now.'),
+    poolMode: z.enum(['transaction', 'session', 'statement']).default('transaction').describe('When a server connection returns to the pool: after each transaction, session or statement.'),
+    defaultPoolSize: z.number().int().min(1).max(10_000).default(20).describe('Server connections per database/user pair.'),
+    maxClientConn: z.number().int().min(1).max(100_000).default(1000).describe('Client connections PgBouncer accepts in all.'),
+  })
+  .strict()
+
 export const MagflockConfig = z
   .object({
     flock: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).default('default').describe('Name of this flock (lowercase).'),
@@ -107,6 +118,7 @@ export const MagflockConfig = z
     backup: BackupConfig.default(BackupConfig.parse({})),
     replication: ReplicationConfig.default(ReplicationConfig.parse({})),
     realtime: RealtimeConfig.default(RealtimeConfig.parse({})),
+    pooler: PoolerConfig.default(PoolerConfig.parse({})),
   })
   .strict()
 

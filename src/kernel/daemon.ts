@@ -23,6 +23,7 @@ import { metricsComponent } from './components/metrics.js'
 import { backupSchedulerComponent, walArchiverComponent } from '../backup/components.js'
 import { walShipperComponent } from '../backup/repository/shipper.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
+import { poolerComponent } from '../pooler/component.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
 import { TokenStore } from './tokens.js'
@@ -142,6 +143,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
 
     // Idles (and drops a leftover slot) when realtime.enabled is false.
     components.register(realtimeComponent, { services, instances })
+    components.register(poolerComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.

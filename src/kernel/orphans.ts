@@ -5,6 +5,8 @@ import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 import { sweepPassfiles } from '../platform/process.js'
 import { listBackups, PARTIAL_SUFFIX } from '../backup/manifest.js'
+import { stopOrphanPooler } from '../pooler/process.js'
+import { poolerLayout } from '../pooler/ini.js'
 
 /**
  * Stops postmasters of this flock that run without a kernel (the kernel was killed and
@@ -31,6 +33,8 @@ export async function stopOrphanInstances(layout: StateLayout): Promise<string[]
     }
     stopped.push(name)
   }
+  // The managed PgBouncer outlives a kernel too (docs/pooling.md).
+  await stopOrphanPooler(poolerLayout(layout.root)).catch(() => false)
   return stopped
 }
 

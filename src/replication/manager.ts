@@ -14,6 +14,7 @@ import * as actions from './actions.js'
 import { nextInstanceName, reservedInstanceName } from '../kernel/instances.js'
 import { createReplicaFromBackup } from './from-backup.js'
 import './events.js'
+import { runPrimaryHooks } from './hooks.js'
 import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_DIR_EXISTS, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
 import { addFaultPoint } from './fault.js'
 import { decide, rankCandidates, type PrimaryObservation, type ReplicaObservation } from './decide.js'
@@ -412,15 +413,23 @@ export class ReplicationManager {
         st.replicas[primary.name] = { sync: wasSync, addedAt: new Date().toISOString() }
       })
       const s = await this.state.read()
-      const res = await actions.switchover(env, primary.node, target.node, others, {
-        noSync: this.deps.noSync ?? false,
-        syncNames: (np) => this.syncNames(s, np),
-        ...(progress ? { progress } : {}),
-        onPromoted: async () => {
-          await this.deps.registry.setRole(primary.name, 'fenced')
-          await this.deps.registry.setRole(target.name, 'primary')
-        },
-      })
+      const hookError = (err: Error) => this.deps.log.warn({ err: err.message }, 'a primary-change hook failed')
+      await runPrimaryHooks('beforeSwitchover', [primary.node, target.node], hookError)
+      let res: actions.SwitchoverResult
+      try {
+        res = await actions.switchover(env, primary.node, target.node, others, {
+          noSync: this.deps.noSync ?? false,
+          syncNames: (np) => this.syncNames(s, np),
+          ...(progress ? { progress } : {}),
+          onPromoted: async () => {
+            await this.deps.registry.setRole(primary.name, 'fenced')
+            await this.deps.registry.setRole(target.name, 'primary')
+            await runPrimaryHooks('primaryChanged', [target.node, { planned: true, from: primary.name }], hookError)
+          },
+        })
+      } finally {
+        await runPrimaryHooks('afterSwitchover', [this.deps.registry.list().some((m) => m.name === target.name && m.role === 'primary')], hookError)
+      }
       await this.deps.registry.setRole(primary.name, 'replica')
       await this.state.update((st) => {
         delete st.inProgress
@@ -489,6 +498,7 @@ export class ReplicationManager {
           onPromoted: async () => {
             await this.deps.registry.setRole(primary.name, 'fenced')
             await this.deps.registry.setRole(target.name, 'primary')
+            await runPrimaryHooks('primaryChanged', [target.node, { planned: false, from: primary.name }], (err) => this.deps.log.warn({ err: err.message }, 'a primary-change hook failed'))
           },
         })
       } catch (err) {

@@ -10,6 +10,7 @@ export default class DbUrl extends MagflockCommand<DbUrlResult> {
     'export DATABASE_URL=$(<%= config.bin %> db url app --reveal)',
     '<%= config.bin %> db url app --role primary --reveal   # survives a failover (target_session_attrs=read-write)',
     '<%= config.bin %> db url app --reveal --json',
+    '<%= config.bin %> db url app --pooled --reveal   # through the managed PgBouncer',
   ]
   static override args = { name: Args.string({ required: true, description: 'Database name.' }) }
   // Prints the owner password on request (--reveal): exempt from output scrubbing.
@@ -20,11 +21,12 @@ export default class DbUrl extends MagflockCommand<DbUrlResult> {
       summary: 'A multi-host URL over the whole flock that reaches the primary (read-write) or any instance, across failovers.',
       options: ['primary', 'any'],
     }),
+    pooled: Flags.boolean({ summary: 'Through the managed PgBouncer, which follows the primary across switchovers and failovers (docs/pooling.md).', default: false, exclusive: ['role'] }),
   }
 
   async run(): Promise<DbUrlResult> {
     const { args, flags } = await this.parse(DbUrl)
-    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url', ...(flags.role ? { role: flags.role as 'primary' | 'any' } : {}) })
+    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url', ...(flags.role ? { role: flags.role as 'primary' | 'any' } : {}), ...(flags.pooled ? { pooled: true } : {}) })
     this.log(res.url)
     return res
   }

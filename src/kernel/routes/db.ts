@@ -1,6 +1,8 @@
 import path from 'node:path'
 import * as dbApi from '../../api/db.js'
 import type { Role } from '../../api/route.js'
+import { POOLER_DISABLED } from '../../pooler/errors.js'
+import { currentPooler } from '../../pooler/component.js'
 import * as migApi from '../../api/migrations.js'
 import { DB_REVEAL_DENIED } from '../../databases/errors.js'
 import { validateName } from '../../databases/names.js'
@@ -98,6 +100,14 @@ export const dbRoutes: BoundRoute[] = [
     if (input.reveal && ctx.actor.role === 'viewer') throw DB_REVEAL_DENIED({ role: ctx.actor.role })
     const r = await databaseUrl(deps(k), { ...input, superuserFallback: ctx.actor.role === 'admin' })
     if (r.revealed && r.user !== r.owner) ctx.auditDetails.as = r.user
+    if (input.pooled) {
+      const pooler = k.config().pooler
+      if (!pooler.enabled) throw POOLER_DISABLED({})
+      ctx.auditDetails.routing = 'pooled'
+      // A role created a moment ago must be in PgBouncer's userlist before the URL is used.
+      await currentPooler()?.refreshUsers()
+      return { ...r, host: pooler.host, port: pooler.port, url: r.url.replace(`@${r.host}:${r.port}/`, `@${pooler.host}:${pooler.port}/`) }
+    }
     if (!input.role) return r
     ctx.auditDetails.routing = input.role
     const url = flockUrl({ members: k.instances.members(), user: r.user ?? r.owner, database: input.name, role: input.role, password: r.revealed ? r.password : undefined })

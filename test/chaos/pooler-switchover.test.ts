@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execa } from 'execa'
+import pg from 'pg'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { createFlock, type Flock } from '../helpers/flock.js'
+import { freePort } from '../../src/platform/ports.js'
+import { findPgBinaries } from '../../src/postgres/binaries.js'
+import { waitFor } from '../helpers/wait.js'
+import type { PoolerStatusResult } from '../../src/api/pooler.js'
+import type { ReplicationStatus } from '../../src/api/replication.js'
+
+/**
+ * Clients of the managed PgBouncer across a change of primary: a planned switchover under
+ * pgbench costs latency, never an error; a failover (kill -9 of the primary) costs errors only
+ * while no primary exists, then the same client connection carries on against the new one.
+ */
+describe('chaos: pooler follows the primary', () => {
+  let f: Flock
+  let poolerPort: number
+  let password: string
+  const pooled = () => new pg.Client({ host: '127.0.0.1', port: poolerPort, user: 'postgres', password, database: 'postgres' })
+  const members = async () => {
+    const r = await f.run<ReplicationStatus>(['replica', 'list', '--json'])
+    if (!r.json?.ok) throw new Error(`replica list failed: ${r.stdout} ${r.stderr}`)
+    return r.json.data.members
+  }
+  const primary = async () => (await members()).find((m) => m.role === 'primary')!
+  const direct = async (port: number, text: string) => {
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
+    await c.connect()
+    try {
+      return (await c.query(text)).rows
+    } finally {
+      await c.end()
+    }
+  }
+
+  beforeAll(async () => {
+    poolerPort = await freePort()
+    f = await createFlock({
+      yaml:
+        `postgres:\n  port: ${await freePort()}\n  settings:\n    fsync: "off"\n    wal_log_hints: "on"\nmetrics:\n  port: ${await freePort()}\n` +
+        `replication:\n  basePort: ${await freePort()}\n  failover:\n    graceSeconds: 1\npooler:\n  enabled: true\n  port: ${poolerPort}\n`,
+    })
+    for (const args of [['kernel', 'start', '--json'], ['replica', 'add', 'r1', '--json']]) {
+      const r = await f.run(args)
+      expect(r.exitCode, `${args.join(' ')}: ${r.stdout} ${r.stderr}`).toBe(0)
+    }
+    password = await f.superuserPassword()
+    await direct((await primary()).port, 'create table acks (id bigserial primary key, client int not null, at timestamptz default now())')
+  })
+  afterAll(async () => {
+    await f.destroy()
+  })
+
+  it('switchover with pgbench running through the pooler: 0 failed transactions, every acknowledged write present', async () => {
+    const before = await primary()
+    const script = path.join(f.projectDir, 'ack.sql')
+    writeFileSync(script, 'insert into acks (client) values (:client_id);\n')
+    const bench = execa(findPgBinaries().tool('pgbench'), ['-h', '127.0.0.1', '-p', String(poolerPort), '-U', 'postgres', '-n', '-c', '4', '-T', '20', '-R', '100', '-f', script, 'postgres'], {
+      env: { PGPASSWORD: password, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+    })
+    // pgbench is writing through the pooler before the switchover starts.
+    await waitFor('pgbench writes', async () => Number((await direct(before.port, 'select count(*)::int as n from acks'))[0]!.n) > 50, 30_000, 100)
+    const sw = await f.run<{ from: string; to: string; writeOutageMs: number }>(['switchover', '--json'])
+    expect(sw.exitCode, sw.stdout + sw.stderr).toBe(0)
+    const res = await bench
+    const out = `${res.stdout}\n${res.stderr}`
+    expect(res.exitCode, out).toBe(0)
+    expect(out).not.toMatch(/aborted|error/i)
+    const processed = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1])
+    const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? '0')
+    expect(failed).toBe(0)
+    expect(processed).toBeGreaterThan(100)
+
+    const after = await primary()
+    expect(after.name).not.toBe(before.name)
+    // Every transaction pgbench saw acknowledged is on the new primary.
+    expect(Number((await direct(after.port, 'select count(*)::int as n from acks'))[0]!.n)).toBe(processed)
+    // The pooler points at the new primary, and says so.
+    const c = pooled()
+    await c.connect()
+    const row = (await c.query('select inet_server_port() as port, pg_is_in_recovery() as ro')).rows[0]
+    await c.end()
+    expect(row).toEqual({ port: after.port, ro: false })
+    const s = await f.run<PoolerStatusResult>(['pooler', 'status', '--json'])
+    expect(s.json?.ok && s.json.data).toMatchObject({ paused: false, primary: { name: after.name, port: after.port }, lastRepoint: { from: before.name, to: after.name, planned: true } })
+  })
+
+  it('failover (kill -9 of the primary): errors only in the outage, then the same client connection writes to the new primary', async () => {
+    const old = await primary()
+    const pm = await f.postmasterPid(old.name)
+    expect(pm).toBeDefined()
+    const c = pooled()
+    c.on('error', () => undefined)
+    await c.connect()
+    const acked: number[] = []
+    let errors = 0
+    let i = 0
+    let stop = false
+    const writer = (async () => {
+      while (!stop) {
+        i += 1
+        try {
+          await c.query('insert into acks (client) values ($1)', [100_000 + i])
+          acked.push(100_000 + i)
+        } catch {
+          errors += 1
+        }
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    await waitFor('writes before the kill', async () => acked.length > 20, 30_000)
+    process.kill(pm!, 'SIGKILL')
+    const promoted = await waitFor('a new primary', async () => {
+      const p = (await members()).find((m) => m.role === 'primary')
+      return p && p.name !== old.name ? p : undefined
+    })
+    // After the failover, every new transaction succeeds on the same client connection.
+    await waitFor('the pooler to follow', async () => {
+      const s = await f.run<PoolerStatusResult>(['pooler', 'status', '--json'])
+      return s.json?.ok && s.json.data.primary?.name === promoted.name
+    }, 30_000, 200)
+    await waitFor('a write after the failover', async () => {
+      const n = acked.length
+      await new Promise((r) => setTimeout(r, 300))
+      return acked.length > n
+    })
+    const errorsAfter = errors
+    const ackedAfter = acked.length
+    await new Promise((r) => setTimeout(r, 2000))
+    stop = true
+    await writer
+    await c.end()
+    expect(errors).toBe(errorsAfter)
+    expect(acked.length).toBeGreaterThan(ackedAfter + 10)
+    // Every acknowledged write is on the new primary.
+    const rows = await direct(promoted.port, 'select client from acks where client > 100000')
+    const have = new Set(rows.map((r) => Number(r.client)))
+    expect(acked.filter((x) => !have.has(x))).toEqual([])
+    // The old primary never became writable again (fenced, or already rejoined as a replica).
+    expect((await members()).find((m) => m.name === old.name)?.role).not.toBe('primary')
+    console.log(`failover through the pooler: ${errors} failed statement(s) during the outage, ${acked.length} acknowledged`)
+  })
+})
