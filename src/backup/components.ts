@@ -1,6 +1,6 @@
 import type { Counter, Gauge} from 'prom-client';
 import { type Registry } from 'prom-client'
-import { defineComponent, type ComponentHandle } from '../kernel/component.js'
+import { defineComponent, idleHandle, type ComponentHandle } from '../kernel/component.js'
 import type { KernelServices } from '../kernel/services.js'
 import { isMagflockError } from '../errors/index.js'
 import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
@@ -37,7 +37,7 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
   async start(ctx): Promise<ComponentHandle> {
     const k = ctx.services.services
     if (!k.config().backup.walArchiving) {
-      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (backup.walArchiving=false)' }) }
+      return idleHandle('disabled (backup.walArchiving=false)')
     }
     // The embedded build (postgres, initdb and pg_ctl only) has no pg_receivewal: the flock
     // runs without a WAL archive (no slot is created, so no WAL piles up) and says so here, in
@@ -45,7 +45,7 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
     if (!k.bins.has('pg_receivewal')) {
       const detail = `off: no pg_receivewal in ${k.bins.binDir} (${k.bins.source} binaries); install PostgreSQL for WAL archiving and point-in-time recovery`
       ctx.log.warn({ binDir: k.bins.binDir }, detail)
-      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail }) }
+      return idleHandle(detail)
     }
     const lagGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archive_lag_bytes', help: 'Bytes of WAL written by the primary and not yet in the WAL archive.' })
     const upGauge = gaugeOn(ctx.metrics, { name: 'magflock_wal_archiver_up', help: '1 while pg_receivewal streams into the archive.' })
@@ -162,7 +162,7 @@ export const backupSchedulerComponent = defineComponent<{ services: KernelServic
   async start(ctx): Promise<ComponentHandle> {
     const k = ctx.services.services
     const cfg = k.config().backup
-    if (!cfg.schedule) return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'no backup.schedule configured' }) }
+    if (!cfg.schedule) return idleHandle('no backup.schedule configured')
     const encrypt = Boolean(cfg.encryptionKey)
     const sched = new BackupScheduler({
       spec: parseCron(cfg.schedule),

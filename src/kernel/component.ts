@@ -17,6 +17,11 @@ export interface ComponentHandle {
   health(): ComponentHealth | Promise<ComponentHealth>
 }
 
+/** The handle of a component that has nothing to run (disabled by config): healthy, says why. */
+export function idleHandle(detail: string): ComponentHandle {
+  return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail }) }
+}
+
 export interface ComponentHealth {
   live: boolean
   ready: boolean

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs'
 import type { Gauge } from 'prom-client'
-import { defineComponent, type ComponentContext, type ComponentHandle } from '../kernel/component.js'
+import { defineComponent, idleHandle, type ComponentContext, type ComponentHandle } from '../kernel/component.js'
 import type { FlockInstances } from '../kernel/instances.js'
 import type { KernelServices } from '../kernel/services.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
@@ -214,7 +214,7 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
     if (!cfg.enabled) {
       // Turned off since the last boot: the PgBouncer that outlived that kernel goes too.
       if (await stopOrphanPooler(poolerLayout(k.layout.root))) ctx.log.info('pooler disabled: stopped the running pgbouncer')
-      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'disabled (pooler.enabled=false)' }) }
+      return idleHandle('disabled (pooler.enabled=false)')
     }
     const p = new ManagedPooler(k, poolerLayout(k.layout.root), ctx)
     const proc = await p.start()

@@ -333,7 +333,7 @@ async function waitReady(spec: InstanceSpec, proc: PostgresProcess, dead: () => 
     const pf = await readPostmasterPid(spec.dataDir).catch(() => undefined)
     const says = pf?.pid === proc.pid && (pf.status === 'ready' || pf.status === 'standby')
     if ((says || i % 10 === 9) && (await pgIsReady(spec, port)) === 'running') return
-    if (Date.now() > deadline) {
+    if (Date.now() >= deadline) {
       throw INSTANCE_START_TIMEOUT({ instance: spec.name, ms, logTail: await logTail(spec.logFile, logFrom) })
     }
     await sleep(POLL_MS)

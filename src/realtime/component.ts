@@ -2,7 +2,7 @@ import http from 'node:http'
 import pg from 'pg'
 import { WebSocketServer } from 'ws'
 import { Histogram } from 'prom-client'
-import { defineComponent, type ComponentHandle, type ComponentContext } from '../kernel/component.js'
+import { defineComponent, idleHandle, type ComponentHandle, type ComponentContext } from '../kernel/component.js'
 import type { KernelServices } from '../kernel/services.js'
 import type { FlockInstances } from '../kernel/instances.js'
 import { PORT_IN_USE } from '../errors/index.js'
@@ -44,7 +44,7 @@ export const realtimeComponent = defineComponent<Deps>({
       } catch {
         // No primary right now, or it refuses: nothing of ours can hold WAL there either way.
       }
-      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail }) }
+      return idleHandle(detail)
     }
 
     await ensureLogicalWal(ctx, k, instances)

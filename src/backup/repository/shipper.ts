@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { defineComponent, type ComponentHandle } from '../../kernel/component.js'
+import { defineComponent, idleHandle, type ComponentHandle } from '../../kernel/component.js'
 import type { KernelServices } from '../../kernel/services.js'
 import { counterOn, gaugeOn } from '../../telemetry/metrics.js'
 import { kekSecretName, loadKek } from '../keys.js'
@@ -80,7 +80,7 @@ export const walShipperComponent = defineComponent<{ services: KernelServices }>
     const k = ctx.services.services
     const cfg = k.config().backup
     if (!cfg.walArchiving || cfg.repositories.length === 0) {
-      return { stop: async () => undefined, health: () => ({ live: true, ready: true, detail: 'no object-store repository configured' }) }
+      return idleHandle('no object-store repository configured')
     }
     // Set up lazily and retried every pass: a missing credential or an unreachable store must
     // not keep the kernel from booting (the detail says what is wrong; WAL stays local meanwhile).

@@ -90,7 +90,9 @@ describe('replication through the kernel control API', () => {
     // look at pg_stat_replication (refreshed about every 200 ms).
     const deadline = Date.now() + 10_000
     let s = await client.call(status, {})
-    while (Date.now() < deadline && s.instances.filter((i) => i.replication).length < 2) {
+    // The monitor's cached look may predate pg2 turning synchronous: wait for both facts.
+    const settled = () => s.instances.filter((i) => i.replication).length >= 2 && s.instances.find((i) => i.name === 'pg2')?.replication?.syncState === 'sync'
+    while (Date.now() < deadline && !settled()) {
       await new Promise((r) => setTimeout(r, 100))
       s = await client.call(status, {})
     }
