@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execa } from 'execa'
 import pg from 'pg'
-import { writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { createFlock, type Flock } from '../helpers/flock.js'
 import { freePort } from '../../src/platform/ports.js'
@@ -115,6 +115,10 @@ describe('chaos: pooler follows the primary', () => {
     })()
     await waitFor('writes before the kill', async () => acked.length > 20, 30_000)
     process.kill(pm!, 'SIGKILL')
+    // A postmaster that can restart in place is restarted, not failed over: take its pg_control
+    // so it cannot, as a lost disk would, and the kernel must promote the replica.
+    const control = path.join(f.layout.dataDir(old.name), 'global', 'pg_control')
+    renameSync(control, `${control}.gone`)
     const promoted = await waitFor('a new primary', async () => {
       const p = (await members()).find((m) => m.role === 'primary')
       return p && p.name !== old.name ? p : undefined
