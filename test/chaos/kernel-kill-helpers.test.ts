@@ -24,7 +24,7 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     const r = await f.run(['up', '--json'])
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     // Enough data that pg_basebackup is caught running.
-    await f.sql('postgres', "create table filler as select g, md5(g::text) || md5(random()::text) as pad from generate_series(1, 300000) g")
+    await f.sql('postgres', "create table filler as select g, md5(g::text) || md5(random()::text) as pad from generate_series(1, 1000000) g")
   })
   afterAll(async () => {
     await f?.destroy()
