@@ -26,7 +26,11 @@ describe('magflock status --watch in a terminal (built CLI)', () => {
     if (!s.json?.ok) throw new Error(`status failed: ${s.stdout}`)
     const primary = s.json.data.instances.find((i) => i.role === 'primary')!
     const cmd = [NODE, RUN_JS, 'status', '--watch'].map((a) => `'${a}'`).join(' ')
-    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: f.projectDir, env: { ...process.env, ...f.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    // ink renders only the last frame, at exit, when it believes it runs in CI (CI=true, as
+    // .ci/run has it, or any CI_* variable): this test is a person at a terminal.
+    const env: NodeJS.ProcessEnv = { ...process.env, ...f.env }
+    for (const k of Object.keys(env)) if (k === 'CI' || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('CI_')) delete env[k]
+    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: f.projectDir, env, stdio: ['pipe', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
