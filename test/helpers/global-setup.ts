@@ -1,8 +1,6 @@
-import { chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { findPgBinaries } from '../../src/postgres/binaries.js'
-import { postgresRunAs } from '../../src/platform/os-user.js'
-import { run } from '../../src/platform/process.js'
+import { initTestCluster } from './pg.js'
 import { tempDir } from './tmp.js'
 
 /**
@@ -13,19 +11,9 @@ import { tempDir } from './tmp.js'
 export default async function setup(): Promise<() => void> {
   const bins = findPgBinaries()
   process.env.MAGFLOCK_TEST_PG_BINDIR = bins.binDir
-  const runAs = postgresRunAs()
   const tmp = tempDir('mf-pg-template-')
   const dataDir = path.join(tmp.dir, 'data')
-  const password = 'test-' + Math.random().toString(36).slice(2)
-  const pwfile = path.join(tmp.dir, 'pw')
-  writeFileSync(pwfile, password, { mode: 0o600 })
-  mkdirSync(dataDir, { mode: 0o700 })
-  if (runAs) {
-    chownSync(pwfile, runAs.uid, runAs.gid)
-    chownSync(dataDir, runAs.uid, runAs.gid)
-  }
-  await run(bins.tool('initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync', '-k'], { runAs })
-  rmSync(pwfile)
+  const password = await initTestCluster(dataDir, path.join(tmp.dir, 'pw'))
   process.env.MAGFLOCK_TEST_PG_TEMPLATE = dataDir
   process.env.MAGFLOCK_TEST_PG_TEMPLATE_PASSWORD = password
   return () => tmp.cleanup()

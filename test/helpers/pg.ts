@@ -1,4 +1,4 @@
-import { mkdirSync, chownSync, writeFileSync } from 'node:fs'
+import { mkdirSync, chownSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { findPgBinaries } from '../../src/postgres/binaries.js'
@@ -25,6 +25,27 @@ export interface TestPostgres {
   stop(): Promise<void>
 }
 
+/**
+ * initdb of a test cluster (superuser `postgres` with a random password, scram, checksums, no
+ * fsync), as the postgres OS user when we are root. Returns the password; `pwfile` is removed.
+ */
+export async function initTestCluster(dataDir: string, pwfile: string): Promise<string> {
+  const runAs = postgresRunAs()
+  const password = 'test-' + Math.random().toString(36).slice(2)
+  writeFileSync(pwfile, password, { mode: 0o600 })
+  mkdirSync(dataDir, { mode: 0o700 })
+  if (runAs) {
+    chownSync(pwfile, runAs.uid, runAs.gid)
+    chownSync(dataDir, runAs.uid, runAs.gid)
+  }
+  try {
+    await run(findPgBinaries().tool('initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync', '-k'], { runAs })
+  } finally {
+    rmSync(pwfile, { force: true })
+  }
+  return password
+}
+
 export async function startTestPostgres(opts: { conf?: Record<string, string | number>; replication?: boolean } = {}): Promise<TestPostgres> {
   const bins = findPgBinaries()
   const runAs = postgresRunAs()
@@ -39,15 +60,7 @@ export async function startTestPostgres(opts: { conf?: Record<string, string | n
     password = process.env.MAGFLOCK_TEST_PG_TEMPLATE_PASSWORD ?? ''
     await run('cp', ['-a', template, dataDir])
   } else {
-    password = 'test-' + Math.random().toString(36).slice(2)
-    const pwfile = path.join(tmp.dir, 'pw')
-    writeFileSync(pwfile, password, { mode: 0o600 })
-    mkdirSync(dataDir, { mode: 0o700 })
-    if (runAs) {
-      chownSync(pwfile, runAs.uid, runAs.gid)
-      chownSync(dataDir, runAs.uid, runAs.gid)
-    }
-    await run(bins.tool('initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync', '-k'], { runAs })
+    password = await initTestCluster(dataDir, path.join(tmp.dir, 'pw'))
   }
   const port = await freePort()
   const conf: Record<string, string | number> = {
