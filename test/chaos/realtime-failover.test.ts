@@ -33,6 +33,13 @@ describe('realtime across a failover (chaos)', () => {
     await changes.next(1)
 
     const list = async () => (await rf.f.run<ReplicationStatus>(['replica', 'list', '--json'])).json
+    // The monitor picks a replica by what it saw it replay: wait until r1 has replayed WAL, or a
+    // kill right after the add can leave it with nothing observed ("has not replayed any WAL").
+    await waitFor('r1 streaming with WAL replayed', async () => {
+      const l = await list()
+      const r1 = l?.ok ? l.data.members.find((m) => m.name === 'r1') : undefined
+      return r1?.state === 'streaming' && r1.replayLsn !== null
+    })
     const before = await list()
     const old = before?.ok ? before.data.members.find((m) => m.role === 'primary') : undefined
     expect(old).toBeDefined()
