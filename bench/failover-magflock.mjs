@@ -20,10 +20,9 @@
 // and completed). BENCH_ONLY=failover|pgcrash|async-stall|switchover runs one kind of trial only.
 import { execFileSync, spawn } from 'node:child_process'
 import { promises as fsp, mkdirSync, readFileSync, writeFileSync, existsSync, appendFileSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { ROOT, tmp } from './lib.mjs'
+import { freePort, log, ROOT, tmp } from './lib.mjs'
 
 const DIST = process.env.MAGFLOCK_DIST ?? path.join(ROOT, 'dist')
 const OUT = path.join(process.env.BENCH_OUT ?? '/tmp/mf-bench-failover', 'magflock')
@@ -39,16 +38,6 @@ process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 5).toString('base64')
 mkdirSync(OUT, { recursive: true })
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const nowUs = () => Math.round(performance.timeOrigin * 1000 + performance.now() * 1000)
-const log = (m) => console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`)
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port
-      s.close(() => resolve(p))
-    })
-  })
-}
 
 function parseLog(file) {
   if (!existsSync(file)) return []

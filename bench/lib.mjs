@@ -1,12 +1,28 @@
 // Shared helpers for benchmarks: timing, percentiles, markdown tables.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, chmodSync, writeFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const NODE = process.execPath
+
+/** Progress line on stderr with a time of day, so stdout stays the bench's own output. */
+export function log(m) {
+  console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`)
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port
+      s.close(() => resolve(p))
+    })
+  })
+}
 
 export function tmp(prefix = 'mf-bench-') {
   const d = mkdtempSync(path.join(os.tmpdir(), prefix))

@@ -8,10 +8,9 @@
 // per-transaction log). Writes docs/benchmarks/pooler.md.
 import { execFileSync, spawn } from 'node:child_process'
 import { promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { ROOT, machine, pgBin, stats, table, tmp, writeSection } from './lib.mjs'
+import { freePort, log, machine, pgBin, ROOT, stats, table, tmp, writeSection } from './lib.mjs'
 
 const DIST = process.env.MAGFLOCK_DIST ?? path.join(ROOT, 'dist')
 const DUR = Number(process.env.DUR ?? 10)
@@ -22,14 +21,6 @@ const { SUPERUSER_SECRET } = await load('secrets/names.js')
 const { replicationManager } = await load('replication/kernel.js')
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 6).toString('base64')
-const log = (m) => console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`)
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port
-      s.close(() => resolve(p))
-    })
-  })
 
 const dir = tmp('mf-bench-pooler-')
 const pgPort = await freePort()

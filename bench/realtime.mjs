@@ -10,13 +10,12 @@
 // docs/benchmarks/realtime.md.
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import pg from 'pg'
 import WebSocket from 'ws'
 import { performance } from 'node:perf_hooks'
 import { clearInterval, setInterval } from 'node:timers'
-import { NODE, ROOT, machine, pgBin, stats, table, tmp, writeSection } from './lib.mjs'
+import { freePort, log, machine, NODE, pgBin, ROOT, stats, table, tmp, writeSection } from './lib.mjs'
 
 const CLIENTS = Number(process.env.CLIENTS ?? 1000)
 const RATE = Number(process.env.RATE ?? 500)
@@ -26,15 +25,7 @@ const IDLE = Number(process.env.IDLE ?? 10000)
 /** Run one part only: throughput, latency, broadcast, idle, rls (the table then has one row). */
 const ONLY = process.env.ONLY
 const part = (name) => !ONLY || ONLY === name
-const log = (m) => console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port
-      s.close(() => resolve(p))
-    })
-  })
 
 const dir = tmp('mf-bench-rt-')
 const pgPort = await freePort()

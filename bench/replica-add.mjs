@@ -8,11 +8,10 @@
 // to "streaming", the replica removed after each. Writes docs/benchmarks/replica-add.md.
 import { execFileSync } from 'node:child_process'
 import { promises as fsp, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
-import { ROOT, fmt, machine, pgBin, stats, table, tmp, writeSection } from './lib.mjs'
+import { fmt, freePort, log, machine, pgBin, ROOT, stats, table, tmp, writeSection } from './lib.mjs'
 
 const DIST = process.env.MAGFLOCK_DIST ?? path.join(ROOT, 'dist')
 const SCALE = Number(process.env.SCALE ?? 20)
@@ -25,14 +24,6 @@ const { createBackup } = await load('backup/service.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 6).toString('base64')
-const log = (m) => console.error(`[${new Date().toISOString().slice(11, 23)}] ${m}`)
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port
-      s.close(() => resolve(p))
-    })
-  })
 
 const dir = tmp('mf-bench-radd-')
 const pgPort = await freePort()
