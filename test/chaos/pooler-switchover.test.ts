@@ -7,6 +7,7 @@ import { createFlock, type Flock } from '../helpers/flock.js'
 import { freePort } from '../../src/platform/ports.js'
 import { findPgBinaries } from '../../src/postgres/binaries.js'
 import { waitFor } from '../helpers/wait.js'
+import { query } from '../helpers/sql.js'
 import type { PoolerStatusResult } from '../../src/api/pooler.js'
 import type { ReplicationStatus } from '../../src/api/replication.js'
 
@@ -26,15 +27,8 @@ describe('chaos: pooler follows the primary', () => {
     return r.json.data.members
   }
   const primary = async () => (await members()).find((m) => m.role === 'primary')!
-  const direct = async (port: number, text: string) => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' })
-    await c.connect()
-    try {
-      return (await c.query(text)).rows
-    } finally {
-      await c.end()
-    }
-  }
+  // Straight to an instance, past the pooler, as the superuser.
+  const direct = (port: number, text: string) => query<Record<string, unknown>>(port, password, text)
 
   beforeAll(async () => {
     poolerPort = await freePort()
