@@ -73,6 +73,8 @@ export const dbUrl = defineRoute({
     role: z.enum(['primary', 'any']).optional(),
     /** Through the managed PgBouncer (pooler.host:pooler.port), which follows the primary. */
     pooled: z.boolean().optional(),
+    /** With `pooled`: `<name>.ro`, the read-only pool over the streaming replicas. */
+    readOnly: z.boolean().optional(),
   }),
   output: DbUrlResult,
 })

@@ -44,6 +44,16 @@ export const PoolerStatusResult = z.object({
   primary: z.object({ name: z.string(), host: z.string(), port: z.number() }).nullable(),
   paused: z.boolean(),
   lastRepoint: z.object({ from: z.string(), to: z.string(), at: z.string(), planned: z.boolean() }).nullable(),
+  /** The read-only pool (`<database>.ro`); null when pooler.readOnly.enabled is false or the pooler is down. */
+  readOnly: z
+    .object({
+      /** Replicas new read-only server connections go to, round robin. Empty: the primary serves, read-only. */
+      serving: z.array(z.string()),
+      excluded: z.array(z.object({ name: z.string(), reason: z.string() })),
+      via: z.enum(['sockets', 'tcp', 'primary']),
+      note: z.string().optional(),
+    })
+    .nullable(),
   pools: z.array(PoolerPool),
   stats: z.array(PoolerStats),
   totals: z.object({ clientsActive: z.number(), clientsWaiting: z.number(), serverConnections: z.number() }),

@@ -18,6 +18,7 @@ const LIVE_PREFIXES = [
   'backup.compression',
   'backup.encryptionKey',
   'replication.failover.',
+  'pooler.readOnly.',
 ]
 
 /**

@@ -97,6 +97,13 @@ export const RealtimeConfig = z
   })
   .strict()
 
+export const PoolerReadOnlyConfig = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve `<database>.ro`, round robin over the streaming replicas (the primary, read-only, when none qualifies).'),
+    maxLagBytes: z.number().int().min(0).max(2 ** 40).default(16 * 1024 * 1024).describe('A replica whose replay lags the primary by more bytes leaves the read-only pool until it catches up.'),
+  })
+  .strict()
+
 export const PoolerConfig = z
   .object({
     enabled: z.boolean().default(false).describe('Run a managed PgBouncer in front of the primary (docs/pooling.md).'),
@@ -105,6 +112,7 @@ export const PoolerConfig = z
     poolMode: z.enum(['transaction', 'session', 'statement']).default('transaction').describe('When a server connection returns to the pool: after each transaction, session or statement.'),
     defaultPoolSize: z.number().int().min(1).max(10_000).default(20).describe('Server connections per database/user pair.'),
     maxClientConn: z.number().int().min(1).max(100_000).default(1000).describe('Client connections PgBouncer accepts in all.'),
+    readOnly: PoolerReadOnlyConfig.default(PoolerReadOnlyConfig.parse({})),
   })
   .strict()
 

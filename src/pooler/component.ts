@@ -8,6 +8,9 @@ import { gaugeOn } from '../telemetry/metrics.js'
 import { registerPrimaryHook, type PrimaryTarget } from '../replication/hooks.js'
 import { adminCommand, showPools, showStats, withAdmin, type AdminTarget, type PoolRow, type StatsRow } from './admin.js'
 import { poolerLayout, renderIni, renderUserlist, type PoolerLayout } from './ini.js'
+import { planReadOnly, readPrimaryView, routeConnect, syncLinks, type ReadOnlyCandidate, type ReadOnlyPlan } from './readonly.js'
+import { socketDirFor } from '../postgres/conf.js'
+import path from 'node:path'
 import { adoptPooler, findPgbouncer, startPooler, stopOrphanPooler, stopPid, writePoolerFile, type PoolerProcess } from './process.js'
 import './events.js'
 
@@ -35,6 +38,8 @@ export interface PoolerStatus {
   primary: PrimaryTarget
   paused: boolean
   lastRepoint: { from: string; to: string; at: string; planned: boolean } | null
+  /** The read-only pool (`<db>.ro`); null when pooler.readOnly.enabled is false. */
+  readOnly: ReadOnlyPlan | null
 }
 
 let current: ManagedPooler | undefined
@@ -49,6 +54,8 @@ export class ManagedPooler {
   proc: PoolerProcess | undefined
   paused = false
   lastRepoint: PoolerStatus['lastRepoint'] = null
+  readOnly: ReadOnlyPlan | null = null
+  private readOnlyDatabases: string[] = []
   private userlistText = ''
   private iniText = ''
   private chain: Promise<unknown> = Promise.resolve()
@@ -97,10 +104,45 @@ export class ManagedPooler {
     }
   }
 
+  /** The Unix socket directory of a local instance ('' for TCP): PgBouncer's shortest path to it. */
+  private socketDirOf(name: string, host: string, port: number): string {
+    const h = this.k.instances.get(name)
+    if (!h || !['127.0.0.1', 'localhost', '::1'].includes(host)) return ''
+    return socketDirFor(path.dirname(h.dataDir), port)
+  }
+
+  /** Which replicas serve `<db>.ro` now (streaming, within the lag bound), and the flock's databases. */
+  private async planReadOnly(): Promise<{ plan: ReadOnlyPlan; databases: string[]; candidates: ReadOnlyCandidate[] } | undefined> {
+    const cfg = this.k.config().pooler
+    if (!cfg.readOnly.enabled) return undefined
+    let view: Awaited<ReturnType<typeof readPrimaryView>>
+    try {
+      view = await readPrimaryView(await this.k.instances.primary().connection())
+    } catch {
+      return undefined // primary down: keep what PgBouncer has
+    }
+    const candidates: ReadOnlyCandidate[] = this.k.instances
+      .members()
+      .filter((m) => m.role === 'replica')
+      .map((m) => ({ name: m.name, host: m.host, port: m.port, socketDir: this.socketDirOf(m.name, m.host, m.port), state: view.senders.get(m.name)?.state, lagBytes: view.senders.get(m.name)?.lagBytes }))
+    return { plan: planReadOnly(candidates, { maxLagBytes: cfg.readOnly.maxLagBytes, layout: this.layout, vport: cfg.port }), databases: view.databases, candidates }
+  }
+
   /** Writes the ini and the userlist when they changed; true when either did. */
   async writeConfig(): Promise<boolean> {
     const cfg = this.k.config()
-    const ini = renderIni({ pooler: cfg.pooler, primary: this.target, adminUser: cfg.postgres.superuser, layout: this.layout })
+    const ro = await this.planReadOnly()
+    if (ro) {
+      await syncLinks(this.layout, ro.candidates, ro.plan, cfg.pooler.port, this.k.runAs)
+      this.readOnly = ro.plan
+      this.readOnlyDatabases = ro.databases
+    } else if (!cfg.pooler.readOnly.enabled) {
+      this.readOnly = null
+      this.readOnlyDatabases = []
+    }
+    const primary = { ...this.target, socketDir: this.socketDirOf(this.target.name, this.target.host, this.target.port) }
+    const readOnly = this.readOnly ? { databases: this.readOnlyDatabases, connect: routeConnect(this.readOnly.route) } : undefined
+    const ini = renderIni({ pooler: cfg.pooler, primary, readOnly, adminUser: cfg.postgres.superuser, layout: this.layout })
     let changed = false
     if (ini !== this.iniText) {
       await writePoolerFile(this.layout, this.layout.ini, ini, this.k.runAs)
@@ -184,7 +226,7 @@ export class ManagedPooler {
 
   status(): PoolerStatus {
     const cfg = this.k.config().pooler
-    return { pid: this.proc?.pid ?? 0, adopted: this.proc?.adopted ?? false, host: cfg.host, port: cfg.port, poolMode: cfg.poolMode, primary: this.target, paused: this.paused, lastRepoint: this.lastRepoint }
+    return { pid: this.proc?.pid ?? 0, adopted: this.proc?.adopted ?? false, host: cfg.host, port: cfg.port, poolMode: cfg.poolMode, primary: this.target, paused: this.paused, lastRepoint: this.lastRepoint, readOnly: this.readOnly }
   }
 }
 

@@ -33,3 +33,11 @@ export const POOLER_UNAVAILABLE = defineError<{ reason: string }>({
   message: (a) => `PgBouncer's admin console did not answer: ${a.reason}`,
   hint: () => 'See `magflock status` for the pooler component; the kernel restarts PgBouncer by its restart policy.',
 })
+
+export const POOLER_READ_ONLY_DISABLED = defineError<Record<string, never>>({
+  code: 'E_POOLER_READ_ONLY_DISABLED',
+  class: 'failed_precondition',
+  area: 'pooler',
+  message: () => 'The pooler serves no read-only pool (pooler.readOnly.enabled is false).',
+  hint: () => 'Turn it on with `magflock config set pooler.readOnly.enabled true`, or drop --read-only to reach the primary.',
+})

@@ -11,6 +11,7 @@ export default class DbUrl extends MagflockCommand<DbUrlResult> {
     '<%= config.bin %> db url app --role primary --reveal   # survives a failover (target_session_attrs=read-write)',
     '<%= config.bin %> db url app --reveal --json',
     '<%= config.bin %> db url app --pooled --reveal   # through the managed PgBouncer',
+    '<%= config.bin %> db url app --pooled --read-only --reveal   # app.ro: round robin over the replicas',
   ]
   static override args = { name: Args.string({ required: true, description: 'Database name.' }) }
   // Prints the owner password on request (--reveal): exempt from output scrubbing.
@@ -22,11 +23,12 @@ export default class DbUrl extends MagflockCommand<DbUrlResult> {
       options: ['primary', 'any'],
     }),
     pooled: Flags.boolean({ summary: 'Through the managed PgBouncer, which follows the primary across switchovers and failovers (docs/pooling.md).', default: false, exclusive: ['role'] }),
+    'read-only': Flags.boolean({ summary: 'With --pooled: the read-only pool `<name>.ro`, round robin over streaming replicas within pooler.readOnly.maxLagBytes.', default: false, dependsOn: ['pooled'] }),
   }
 
   async run(): Promise<DbUrlResult> {
     const { args, flags } = await this.parse(DbUrl)
-    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url', ...(flags.role ? { role: flags.role as 'primary' | 'any' } : {}), ...(flags.pooled ? { pooled: true } : {}) })
+    const res = await this.kernel().call(dbUrl, { name: args.name, reveal: flags.reveal, purpose: 'url', ...(flags.role ? { role: flags.role as 'primary' | 'any' } : {}), ...(flags.pooled ? { pooled: true } : {}), ...(flags['read-only'] ? { readOnly: true } : {}) })
     this.log(res.url)
     return res
   }

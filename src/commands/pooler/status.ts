@@ -15,6 +15,11 @@ export default class PoolerStatus extends MagflockCommand<PoolerStatusResult> {
     }
     this.log(`pooler   ${r.running ? `pid ${r.pid}` : 'DOWN (restarting)'}  ${r.host}:${r.port}  ${r.poolMode} pooling  → ${r.primary ? `${r.primary.name} (:${r.primary.port})` : '-'}${r.paused ? '  PAUSED' : ''}`)
     this.log(`clients  ${r.totals.clientsActive} active, ${r.totals.clientsWaiting} waiting; ${r.totals.serverConnections} server connection(s)`)
+    if (r.readOnly) {
+      const ro = r.readOnly
+      const out = ro.excluded.length > 0 ? `; left out: ${ro.excluded.map((e) => `${e.name} (${e.reason})`).join(', ')}` : ''
+      this.log(`read-only <db>.ro → ${ro.serving.length > 0 ? `${ro.serving.join(', ')} (round robin${ro.via === 'sockets' ? ', Unix sockets' : ''})` : 'the primary, read-only (no replica qualifies)'}${out}${ro.note ? ` [${ro.note}]` : ''}`)
+    }
     if (r.lastRepoint) this.log(`last repoint ${r.lastRepoint.from} → ${r.lastRepoint.to} at ${r.lastRepoint.at} (${r.lastRepoint.planned ? 'switchover' : 'failover'})`)
     if (r.pools.length > 0) {
       const head = ['DATABASE', 'USER', 'CL ACTIVE', 'CL WAITING', 'SV ACTIVE', 'SV IDLE', 'MAX WAIT S', 'XACTS']

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import * as dbApi from '../../api/db.js'
 import type { Role } from '../../api/route.js'
-import { POOLER_DISABLED } from '../../pooler/errors.js'
+import { POOLER_DISABLED, POOLER_READ_ONLY_DISABLED } from '../../pooler/errors.js'
 import { currentPooler } from '../../pooler/component.js'
 import * as migApi from '../../api/migrations.js'
 import { DB_REVEAL_DENIED } from '../../databases/errors.js'
@@ -100,13 +100,16 @@ export const dbRoutes: BoundRoute[] = [
     if (input.reveal && ctx.actor.role === 'viewer') throw DB_REVEAL_DENIED({ role: ctx.actor.role })
     const r = await databaseUrl(deps(k), { ...input, superuserFallback: ctx.actor.role === 'admin' })
     if (r.revealed && r.user !== r.owner) ctx.auditDetails.as = r.user
+    if (input.readOnly && !input.pooled) throw INVALID_REQUEST({ message: 'readOnly needs pooled (the read-only pool is served by the pooler)' })
     if (input.pooled) {
       const pooler = k.config().pooler
       if (!pooler.enabled) throw POOLER_DISABLED({})
-      ctx.auditDetails.routing = 'pooled'
-      // A role created a moment ago must be in PgBouncer's userlist before the URL is used.
+      if (input.readOnly && !pooler.readOnly.enabled) throw POOLER_READ_ONLY_DISABLED({})
+      ctx.auditDetails.routing = input.readOnly ? 'pooled-read-only' : 'pooled'
+      // A role (or database) created a moment ago must be in PgBouncer's files before the URL is used.
       await currentPooler()?.refreshUsers()
-      return { ...r, host: pooler.host, port: pooler.port, url: r.url.replace(`@${r.host}:${r.port}/`, `@${pooler.host}:${pooler.port}/`) }
+      const db = input.readOnly ? `${input.name}.ro` : input.name
+      return { ...r, host: pooler.host, port: pooler.port, url: r.url.replace(`@${r.host}:${r.port}/${input.name}`, `@${pooler.host}:${pooler.port}/${db}`) }
     }
     if (!input.role) return r
     ctx.auditDetails.routing = input.role
