@@ -1,6 +1,6 @@
 // The managed PgBouncer vs connecting to Postgres directly, same kernel, same run.
 //
-//   npm run build && node bench/pooler.mjs          # DUR=10 CLIENTS=4 by default
+//   npm run build && node bench/pooler.mjs          # DUR=10 CLIENTS=4 FAILOVERS=5 by default
 //
 // One in-process kernel with pooler.enabled and a pgbench database (scale 1), then pgbench -S
 // both ways: -C (a new connection per transaction; what pooling is for) and persistent
@@ -15,6 +15,7 @@ import { freePort, log, machine, pgBin, ROOT, stats, table, tmp, writeSection } 
 const DIST = process.env.MAGFLOCK_DIST ?? path.join(ROOT, 'dist')
 const DUR = Number(process.env.DUR ?? 10)
 const CLIENTS = Number(process.env.CLIENTS ?? 4)
+const FAILOVERS = Number(process.env.FAILOVERS ?? 5)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
 const { startKernel } = await load('kernel/daemon.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
@@ -76,6 +77,84 @@ try {
     ;(sw[way] ??= []).push({ aborted, processed, failedTx, outage: r.writeOutageMs })
     log(`switchover ${way}: ${aborted} client(s) aborted, ${failedTx} failed, ${processed} processed, write outage ${r.writeOutageMs} ms`)
   }
+  // Failovers (kill -9 of the primary, which the supervisor cannot restart: pg_control moved
+  // away), with two writers running through the same event: one through the pooler (one client
+  // connection, never reconnected by hand), one straight at Postgres that reconnects the way
+  // libpq's target_session_attrs=read-write does (try each instance, keep the writable one).
+  const pg = (await import('pg')).default
+  const conn = (port) => ({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 1000 })
+  const admin = new pg.Client(conn(k.instances.primary().port))
+  await admin.connect()
+  await admin.query('create table if not exists fo_acks (id bigserial primary key, way text not null, at timestamptz default clock_timestamp())')
+  await admin.end()
+  const writer = (way) => {
+    const w = { way, firstOkAfterKill: undefined, killAt: undefined, stop: false, acks: 0, errors: 0 }
+    w.done = (async () => {
+      let c
+      const open = async () => {
+        if (way === 'pooled') {
+          const x = new pg.Client(conn(poolerPort))
+          x.on('error', () => undefined)
+          await x.connect()
+          return x
+        }
+        for (const m of k.instances.members()) {
+          const x = new pg.Client(conn(m.port))
+          x.on('error', () => undefined)
+          try {
+            await x.connect()
+            if (!(await x.query('select pg_is_in_recovery() as r')).rows[0].r) return x
+          } catch {
+            // next instance
+          }
+          await x.end().catch(() => undefined)
+        }
+        throw new Error('no writable instance')
+      }
+      while (!w.stop) {
+        try {
+          c ??= await open()
+          await c.query('insert into fo_acks (way) values ($1)', [way])
+          w.acks++
+          if (w.killAt !== undefined && w.firstOkAfterKill === undefined) w.firstOkAfterKill = performance.now()
+          await new Promise((r) => setTimeout(r, 5))
+        } catch {
+          w.errors++
+          // The pooled client keeps its connection unless PgBouncer closed it.
+          if (way === 'direct' || c?._ending || c?.connection?.stream?.destroyed) {
+            await c?.end().catch(() => undefined)
+            c = undefined
+          }
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      }
+      await c?.end().catch(() => undefined)
+    })()
+    return w
+  }
+  const fo = []
+  for (let trial = 0; trial < FAILOVERS; trial++) {
+    const old = k.instances.primary()
+    const ws = [writer('pooled'), writer('direct')]
+    await new Promise((r) => setTimeout(r, 1000))
+    const control = path.join(old.dataDir, 'global', 'pg_control')
+    await fsp.rename(control, control + '.bench')
+    const pid = Number(readFileSync(path.join(old.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
+    const killAt = performance.now()
+    for (const w of ws) w.killAt = killAt
+    process.kill(pid, 'SIGKILL')
+    const deadline = Date.now() + 60_000
+    while (ws.some((w) => w.firstOkAfterKill === undefined) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    for (const w of ws) w.stop = true
+    await Promise.all(ws.map((w) => w.done))
+    const [p, d] = ws.map((w) => (w.firstOkAfterKill === undefined ? NaN : w.firstOkAfterKill - killAt))
+    fo.push({ pooled: p, direct: d, pooledErrors: ws[0].errors, directErrors: ws[1].errors, to: k.instances.primary().name })
+    log(`failover ${trial + 1}: ${old.name} → ${k.instances.primary().name}; first write pooled ${p.toFixed(0)} ms, direct ${d.toFixed(0)} ms`)
+    // The old primary comes back as a replica for the next trial.
+    await fsp.rename(control + '.bench', control)
+    await mgr.rejoin(old.name)
+  }
+  const foStats = (key) => stats(fo.map((x) => x[key]))
   const swCell = (way) => sw[way].map((x) => `${x.failedTx} failed, ${x.aborted}/4 clients aborted, ${x.processed} done (outage ${x.outage} ms)`).join('; ')
   const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length
   const cD = mean(results['C-direct'])
@@ -84,7 +163,7 @@ try {
   writeSection(
     'pooler',
     `## Connection pooling: managed PgBouncer vs direct\n\n` +
-      `\`node bench/pooler.mjs\` (DUR=${DUR}, CLIENTS=${CLIENTS}) — ${machine()}. PgBouncer ${execFileSync('/usr/sbin/pgbouncer', ['--version'], { encoding: 'utf8' }).split('\n')[0].replace('PgBouncer ', '')}, transaction pooling, SCRAM; pgbench -S on a scale-1 database, same kernel and Postgres for both ways.\n\n` +
+      `\`node bench/pooler.mjs\` (DUR=${DUR}, CLIENTS=${CLIENTS}, FAILOVERS=${FAILOVERS}) — ${machine()}. PgBouncer ${execFileSync('/usr/sbin/pgbouncer', ['--version'], { encoding: 'utf8' }).split('\n')[0].replace('PgBouncer ', '')}, transaction pooling, SCRAM; pgbench -S on a scale-1 database, same kernel and Postgres for both ways.\n\n` +
       table(
         ['pgbench', 'direct', 'pooled', 'ratio / added', 'target'],
         [
@@ -93,10 +172,11 @@ try {
           ['`-S` persistent, 1 client, latency p99', `${lat.direct.s.p99.toFixed(3)} ms`, `${lat.pooled.s.p99.toFixed(3)} ms`, `+${(lat.pooled.s.p99 - lat.direct.s.p99).toFixed(3)} ms`, ''],
           ['`-S` persistent, 1 client, tps', lat.direct.tps.toFixed(0), lat.pooled.tps.toFixed(0), `${(lat.pooled.tps / lat.direct.tps).toFixed(2)}×`, ''],
           ['`-N -c 4 -R 100` during `switchover` (2 trials each)', swCell('direct'), swCell('pooled'), '', 'pooled: 0 failed, 0 aborted'],
+          [`kill -9 of the primary → first acknowledged write (median of ${FAILOVERS} failovers, both writers in each)`, `${foStats('direct').p50.toFixed(0)} ms`, `${foStats('pooled').p50.toFixed(0)} ms`, `+${(foStats('pooled').p50 - foStats('direct').p50).toFixed(0)} ms`, 'pooled within +200 ms of direct'],
         ],
       ) +
       '\n\nWith `-C` every transaction pays a SCRAM handshake (4096 PBKDF2 iterations in pgbench and again in PgBouncer, or in the backend when direct); pooling saves the backend fork and its authentication, not the client\'s own key derivation, so on this 2-core machine (pgbench, PgBouncer and Postgres sharing it) the gain is bounded. The persistent p99 is noisy on a shared machine.' +
-      '\n\nDuring a switchover a direct pgbench client whose server goes away aborts (pgbench does not reconnect); through the pooler the clients wait while PgBouncer is paused and carry on. Failover first-transaction timing vs the direct RTO is not measured yet.\n',
+      '\n\nDuring a switchover a direct pgbench client whose server goes away aborts (pgbench does not reconnect); through the pooler the clients wait while PgBouncer is paused and carry on. In a failover both writers see the same event (the postmaster is killed with its pg_control moved away, so the supervisor cannot restart it and the monitor promotes the replica after \`replication.failover.graceSeconds\` = 1 s); the direct writer reconnects the way libpq\'s \`target_session_attrs=read-write\` does, the pooled one keeps its single connection. Per trial (direct / pooled, ms): ' + fo.map((x) => `${x.direct.toFixed(0)} / ${x.pooled.toFixed(0)}`).join(', ') + '.\n',
   )
   log('wrote docs/benchmarks/pooler.md')
 } finally {

@@ -77,7 +77,7 @@ describe('chaos: pooler follows the primary', () => {
     // The pooler points at the new primary, and says so.
     const c = pooled()
     await c.connect()
-    const row = (await c.query('select inet_server_port() as port, pg_is_in_recovery() as ro')).rows[0]
+    const row = (await c.query("select current_setting('port')::int as port, pg_is_in_recovery() as ro")).rows[0]
     await c.end()
     expect(row).toEqual({ port: after.port, ro: false })
     const s = await f.run<PoolerStatusResult>(['pooler', 'status', '--json'])
