@@ -88,7 +88,9 @@ try {
   await admin.query('create table if not exists fo_acks (id bigserial primary key, way text not null, at timestamptz default clock_timestamp())')
   await admin.end()
   const writer = (way) => {
-    const w = { way, firstOkAfterKill: undefined, killAt: undefined, stop: false, acks: 0, errors: 0 }
+    // A write counts after the kill only once the new primary acknowledged it: backends of a
+    // killed postmaster can still answer for a moment.
+    const w = { way, firstOkAfterKill: undefined, killAt: undefined, oldPort: undefined, stop: false, acks: 0, errors: 0 }
     w.done = (async () => {
       let c
       const open = async () => {
@@ -114,9 +116,9 @@ try {
       while (!w.stop) {
         try {
           c ??= await open()
-          await c.query('insert into fo_acks (way) values ($1)', [way])
+          const r = await c.query("insert into fo_acks (way) values ($1) returning current_setting('port')::int as port", [way])
           w.acks++
-          if (w.killAt !== undefined && w.firstOkAfterKill === undefined) w.firstOkAfterKill = performance.now()
+          if (w.killAt !== undefined && w.firstOkAfterKill === undefined && r.rows[0].port !== w.oldPort) w.firstOkAfterKill = performance.now()
           await new Promise((r) => setTimeout(r, 5))
         } catch {
           w.errors++
@@ -141,7 +143,7 @@ try {
     await fsp.rename(control, control + '.bench')
     const pid = Number(readFileSync(path.join(old.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
     const killAt = performance.now()
-    for (const w of ws) w.killAt = killAt
+    for (const w of ws) Object.assign(w, { killAt, oldPort: old.port })
     process.kill(pid, 'SIGKILL')
     const deadline = Date.now() + 60_000
     while (ws.some((w) => w.firstOkAfterKill === undefined) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
@@ -150,9 +152,20 @@ try {
     const [p, d] = ws.map((w) => (w.firstOkAfterKill === undefined ? NaN : w.firstOkAfterKill - killAt))
     fo.push({ pooled: p, direct: d, pooledErrors: ws[0].errors, directErrors: ws[1].errors, to: k.instances.primary().name })
     log(`failover ${trial + 1}: ${old.name} → ${k.instances.primary().name}; first write pooled ${p.toFixed(0)} ms, direct ${d.toFixed(0)} ms`)
+    const current = () => k.instances.members().find((m) => m.role === 'primary')?.name
+    while ((current() === undefined || current() === old.name) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     // The old primary comes back as a replica for the next trial.
     await fsp.rename(control + '.bench', control)
-    await mgr.rejoin(old.name)
+    for (;;) {
+      try {
+        await mgr.rejoin(old.name)
+        break
+      } catch (err) {
+        // The failover still holds the topology lock for its last steps.
+        if (err.code !== 'E_BUSY' || Date.now() > deadline) throw err
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
   }
   const foStats = (key) => stats(fo.map((x) => x[key]))
   const swCell = (way) => sw[way].map((x) => `${x.failedTx} failed, ${x.aborted}/4 clients aborted, ${x.processed} done (outage ${x.outage} ms)`).join('; ')

@@ -231,8 +231,12 @@ export class FailoverMonitor {
     }
   }
 
-  /** Gathers what decide() needs. */
-  async observe(): Promise<Observed> {
+  /**
+   * Gathers what decide() needs. `full`: ask every replica itself (an operator's request is
+   * waiting): a walsender that just reconnected to a primary restarted in place reports no
+   * replay position until the standby's first feedback, which would refuse a forced failover.
+   */
+  async observe(full = false): Promise<Observed> {
     const now = this.clock()
     const mgr = this.o.manager
     const members = mgr.deps.registry.list()
@@ -286,7 +290,7 @@ export class FailoverMonitor {
       }
       // Replicas are probed every tick while the primary is down, otherwise once a second
       // (to keep lag metrics and the split-brain hunt going without a connection storm).
-      if (!up || this.tickNo % 5 === 0) {
+      if (!up || full || this.tickNo % 5 === 0) {
         replicas = await mgr.observeReplicas(env, this.lastSync)
         if (up) await this.reconcileSync(p, probe.senders.filter((s) => s.state === 'streaming').map((s) => s.name)).catch(() => undefined)
       } else {
@@ -319,7 +323,7 @@ export class FailoverMonitor {
     let o: Observed
     let s: Awaited<ReturnType<ReplicationManager['state']['read']>>
     try {
-      o = await this.observe()
+      o = await this.observe(req !== undefined)
       s = await this.o.manager.state.read()
     } catch (err) {
       req?.reject(err) // the operator hears why, instead of waiting forever
