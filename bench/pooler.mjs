@@ -96,7 +96,8 @@ try {
       const open = async () => {
         if (way === 'pooled') {
           const x = new pg.Client(conn(poolerPort))
-          x.on('error', () => undefined)
+          x.on('error', () => (x.broken = true))
+          x.on('end', () => (x.broken = true))
           await x.connect()
           return x
         }
@@ -122,8 +123,9 @@ try {
           await new Promise((r) => setTimeout(r, 5))
         } catch {
           w.errors++
-          // The pooled client keeps its connection unless PgBouncer closed it.
-          if (way === 'direct' || c?._ending || c?.connection?.stream?.destroyed) {
+          // The pooled client keeps its connection unless PgBouncer closed it (it does when the
+          // client's transaction was in flight on the dead primary).
+          if (way === 'direct' || c?.broken) {
             await c?.end().catch(() => undefined)
             c = undefined
           }
@@ -135,7 +137,14 @@ try {
     return w
   }
   const fo = []
+  // When the failover started and when the pooler pointed at the new primary, per trial.
+  const marks = {}
+  const current = () => k.instances.members().find((m) => m.role === 'primary')?.name
+  k.services.events.subscribe((ev) => {
+    if (['failover.started', 'pooler.repointed', 'failover.completed'].includes(ev.type)) marks[ev.type] ??= performance.now()
+  })
   for (let trial = 0; trial < FAILOVERS; trial++) {
+    for (const key of Object.keys(marks)) delete marks[key]
     const old = k.instances.primary()
     const ws = [writer('pooled'), writer('direct')]
     await new Promise((r) => setTimeout(r, 1000))
@@ -150,9 +159,9 @@ try {
     for (const w of ws) w.stop = true
     await Promise.all(ws.map((w) => w.done))
     const [p, d] = ws.map((w) => (w.firstOkAfterKill === undefined ? NaN : w.firstOkAfterKill - killAt))
-    fo.push({ pooled: p, direct: d, pooledErrors: ws[0].errors, directErrors: ws[1].errors, to: k.instances.primary().name })
-    log(`failover ${trial + 1}: ${old.name} → ${k.instances.primary().name}; first write pooled ${p.toFixed(0)} ms, direct ${d.toFixed(0)} ms`)
-    const current = () => k.instances.members().find((m) => m.role === 'primary')?.name
+    const at = (type) => (marks[type] === undefined ? NaN : marks[type] - killAt)
+    fo.push({ pooled: p, direct: d, pooledErrors: ws[0].errors, directErrors: ws[1].errors, started: at('failover.started'), repointed: at('pooler.repointed'), completed: at('failover.completed') })
+    log(`failover ${trial + 1}: ${old.name} → ${current()}; first write pooled ${p.toFixed(0)} ms, direct ${d.toFixed(0)} ms (failover started ${at('failover.started').toFixed(0)}, pooler repointed ${at('pooler.repointed').toFixed(0)}, completed ${at('failover.completed').toFixed(0)} ms)`)
     while ((current() === undefined || current() === old.name) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     // The old primary comes back as a replica for the next trial.
     await fsp.rename(control + '.bench', control)

@@ -128,14 +128,21 @@ export class ManagedPooler {
     return { plan: planReadOnly(candidates, { maxLagBytes: cfg.readOnly.maxLagBytes, layout: this.layout, vport: cfg.port }), databases: view.databases, candidates }
   }
 
-  /** Writes the ini and the userlist when they changed; true when either did. */
-  async writeConfig(): Promise<boolean> {
+  /**
+   * Writes the ini and the userlist when they changed; true when either did. `quick` (a
+   * repoint, on the failover's critical path): the new primary's address only, with the last
+   * read-only plan and userlist; the next refresh (2 s) brings those up to date.
+   */
+  async writeConfig(quick = false): Promise<boolean> {
     const cfg = this.k.config()
-    const ro = await this.planReadOnly()
+    const ro = quick ? undefined : await this.planReadOnly()
     if (ro) {
       await syncLinks(this.layout, ro.candidates, ro.plan, cfg.pooler.port, this.k.runAs)
       this.readOnly = ro.plan
       this.readOnlyDatabases = ro.databases
+    } else if (quick && this.readOnly?.serving.includes(this.target.name)) {
+      // The promoted replica is the primary now: reads go to it, guarded, until the next plan.
+      this.readOnly = { serving: [], excluded: this.readOnly.excluded, route: { kind: 'primary' } }
     } else if (!cfg.pooler.readOnly.enabled) {
       this.readOnly = null
       this.readOnlyDatabases = []
@@ -149,7 +156,7 @@ export class ManagedPooler {
       this.iniText = ini
       changed = true
     }
-    const ul = await this.readUserlist()
+    const ul = quick ? undefined : await this.readUserlist()
     if (ul !== undefined && ul !== this.userlistText) {
       this.userlistText = ul
       await writePoolerFile(this.layout, this.layout.userlist, ul, this.k.runAs)
@@ -204,7 +211,7 @@ export class ManagedPooler {
       const from = this.target
       if (from.host === to.host && from.port === to.port && from.name === to.name) return
       this.target = { name: to.name, host: to.host, port: to.port }
-      await this.writeConfig()
+      await this.writeConfig(true)
       await adminCommand(this.admin, 'RELOAD')
       await adminCommand(this.admin, 'RECONNECT')
       this.lastRepoint = { from: from.name, to: to.name, at: new Date().toISOString(), planned }

@@ -53,7 +53,7 @@ export const PRIMARY = '$primary'
  * pgbouncer.ini. `*` is PgBouncer's fallback database: every database name a client asks for
  * gets its own pool (per database and user) on the primary, so `db create` needs no rewrite.
  * server_login_retry is short so that after a failover the first new server login is retried
- * within a quarter second, not PgBouncer's default 15 s.
+ * within 50 ms, not PgBouncer's default 15 s.
  */
 export function renderIni(i: IniInput): string {
   const p = i.pooler
@@ -77,7 +77,7 @@ export function renderIni(i: IniInput): string {
     `default_pool_size = ${v(p.defaultPoolSize)}`,
     `max_client_conn = ${v(p.maxClientConn)}`,
     `pidfile = ${v(i.layout.pidfile)}`,
-    'server_login_retry = 0.25',
+    'server_login_retry = 0.05',
     // New server connections of a read-only pool go round robin over its replicas.
     'server_round_robin = 1',
     'server_connect_timeout = 5',
