@@ -7,6 +7,7 @@
 // connections with one client (the latency the extra hop adds; p50 from pgbench's
 // per-transaction log). Writes docs/benchmarks/pooler.md.
 import { execFileSync, spawn } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
 import { promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -198,7 +199,7 @@ try {
         ],
       ) +
       '\n\nWith `-C` every transaction pays a SCRAM handshake (4096 PBKDF2 iterations in pgbench and again in PgBouncer, or in the backend when direct); pooling saves the backend fork and its authentication, not the client\'s own key derivation, so on this 2-core machine (pgbench, PgBouncer and Postgres sharing it) the gain is bounded. The persistent p99 is noisy on a shared machine.' +
-      '\n\nDuring a switchover a direct pgbench client whose server goes away aborts (pgbench does not reconnect); through the pooler the clients wait while PgBouncer is paused and carry on. In a failover both writers see the same event (the postmaster is killed with its pg_control moved away, so the supervisor cannot restart it and the monitor promotes the replica after \`replication.failover.graceSeconds\` = 1 s); the direct writer reconnects the way libpq\'s \`target_session_attrs=read-write\` does, the pooled one keeps its single connection. Per trial (direct / pooled, ms): ' + fo.map((x) => `${x.direct.toFixed(0)} / ${x.pooled.toFixed(0)}`).join(', ') + '.\n',
+      '\n\nDuring a switchover a direct pgbench client whose server goes away aborts (pgbench does not reconnect); through the pooler the clients wait while PgBouncer is paused and carry on. In a failover both writers see the same event (the postmaster is killed with its pg_control moved away, so the supervisor cannot restart it and the monitor promotes the replica after `replication.failover.graceSeconds` = 1 s); the direct writer reconnects the way libpq\'s `target_session_attrs=read-write` does, the pooled one keeps its single connection. Per trial (direct / pooled, ms): ' + fo.map((x) => `${x.direct.toFixed(0)} / ${x.pooled.toFixed(0)}`).join(', ') + '.\n',
   )
   log('wrote docs/benchmarks/pooler.md')
 } finally {
