@@ -16,7 +16,7 @@ export default defineConfig({
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], isolate: false } },
-      { extends: true, test: { name: 'postgres', include: ['test/{integration,e2e,chaos}/**/*.test.ts'], globalSetup: ['test/helpers/global-setup.ts'] } },
+      { extends: true, test: { name: 'postgres', include: ['test/{integration,e2e,chaos,security}/**/*.test.ts'], globalSetup: ['test/helpers/global-setup.ts'] } },
     ],
   },
 })
