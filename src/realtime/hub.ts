@@ -483,8 +483,10 @@ export class Hub {
 
   private readonly flushAll = (): void => {
     this.flushScheduled = false
-    for (const c of this.dirty) this.flushClient(c)
+    // A snapshot: a frame queued while flushing (a write's side effect) schedules its own flush.
+    const clients = [...this.dirty]
     this.dirty.clear()
+    for (const c of clients) this.flushClient(c)
   }
 
   private flushClient(c: Client): void {
@@ -567,16 +569,16 @@ export class Hub {
     const hits: Array<{ m: Member; ids: number[] }> = []
     if (!row) return hits
     const typeOf = (col: string) => rel.columns.find((c) => c.name === col)?.type
-    const isKey = (col: string) => rel.columns.some((c) => c.name === col && c.key)
     for (const m of this.pgMembers) {
       let ids: number[] | undefined
       for (const b of m.bindings) {
         if (b.event !== '*' && b.event !== ch.type) continue
         if (b.schema !== '*' && b.schema !== rel.schema) continue
         if (b.table !== undefined && b.table !== '*' && b.table !== rel.table) continue
-        // A DELETE may reach RLS-bound subscribers with its key columns only: a filter on any
-        // other column passes (as Supabase does) rather than tell what the deleted row held.
-        if (b.filter && !(ch.type === 'DELETE' && !isKey(b.filter.column)) && !matchFilter(b.filter, row, typeOf)) continue
+        // DELETE events pass every filter, as in Supabase Realtime: an RLS-bound subscriber gets
+        // the key columns only, and whether it receives the event must not tell what the
+        // deleted row held either.
+        if (b.filter && ch.type !== 'DELETE' && !matchFilter(b.filter, row, typeOf)) continue
         ;(ids ??= []).push(b.id)
       }
       if (ids) hits.push({ m, ids })
@@ -667,7 +669,8 @@ export function textFrame(text: string): Buffer {
 function keyColumns(rel: Change['relation'], row: Record<string, string | null> | null): Record<string, string | null> {
   const out: Record<string, string | null> = {}
   if (!row) return out
-  for (const c of rel.columns) if (c.key && c.name in row) out[c.name] = row[c.name] ?? null
+  const names = rel.primaryKey ?? rel.columns.filter((c) => c.key).map((c) => c.name)
+  for (const n of names) if (n in row) out[n] = row[n] ?? null
   return out
 }
 

@@ -21,6 +21,11 @@ export interface Relation {
   table: string
   replicaIdentity: string
   columns: RelColumn[]
+  /**
+   * Primary key columns, filled in from the catalog by the visibility check (rls.ts): with
+   * REPLICA IDENTITY FULL, pgoutput flags every column as key.
+   */
+  primaryKey?: string[] | undefined
 }
 
 export type Row = Record<string, string | null>

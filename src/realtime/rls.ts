@@ -18,6 +18,8 @@ export interface TableInfo {
   rls: boolean
   force: boolean
   types: Map<string, string>
+  /** Primary key columns (else the replica identity index's); undefined: neither exists. */
+  pkey: string[] | undefined
 }
 
 const TTL_MS = 5000
@@ -63,6 +65,7 @@ export class RowVisibility {
       const rel = ch.relation
       const info = await this.tableInfo(pool, rel.oid)
       if (!info) continue
+      rel.primaryKey = info.pkey
       for (const g of groups) {
         const priv = await this.privilege(pool, g.role, rel.oid)
         if (!priv.select) continue
@@ -74,7 +77,7 @@ export class RowVisibility {
           out[i]!.add(g.key).add(`${g.key}${KEYS_ONLY}`)
           continue
         }
-        const key = rowKey(rel, ch.record)
+        const key = rowKey(rel, info, ch.record)
         if (!key) continue // no key to look the row up by: never delivered to RLS-bound roles
         let n = need.get(g.key)
         if (!n) need.set(g.key, (n = { g, tables: new Map() }))
@@ -99,10 +102,10 @@ export class RowVisibility {
     const lit = (v: string) => client.escapeLiteral(v)
     const parts = ['begin read only', `set local role ${ident(g.role)}`, `select set_config('request.jwt.claims', ${lit(JSON.stringify(g.claims))}, true)`]
     for (const t of tables) {
-      const keys = t.rel.columns.filter((c) => c.key)
+      const keys = keyNames(t.rel, t.info)
       const cols = keys.map((_, j) => `k${j}`)
-      const arrays = keys.map((k, j) => `${lit(arrayLiteral(t.rows.map((r) => r.key[j]!)))}::${t.info.types.get(k.name) ?? 'text'}[]`)
-      const match = keys.map((k, j) => `t.${ident(k.name)} = u.k${j}`).join(' and ')
+      const arrays = keys.map((k, j) => `${lit(arrayLiteral(t.rows.map((r) => r.key[j]!)))}::${t.info.types.get(k) ?? 'text'}[]`)
+      const match = keys.map((k, j) => `t.${ident(k)} = u.k${j}`).join(' and ')
       parts.push(`select u.n from unnest(${arrays.join(', ')}) with ordinality as u(${cols.join(', ')}, n) where exists (select 1 from ${ident(t.rel.schema)}.${ident(t.rel.table)} t where ${match})`)
     }
     parts.push('rollback')
@@ -133,6 +136,7 @@ export class RowVisibility {
     if (!t || now - t.at >= TTL_MS) return undefined
     const out = new Set<string>()
     if (!t.info) return out
+    ch.relation.primaryKey = t.info.pkey
     for (const g of groups) {
       const p = this.privileges.get(`${g.role}\u0000${ch.relation.oid}`)
       if (!p || now - p.at >= TTL_MS) return undefined
@@ -149,14 +153,16 @@ export class RowVisibility {
   private async tableInfo(pool: pg.Pool, oid: number): Promise<TableInfo | undefined> {
     const hit = this.tables.get(oid)
     if (hit && Date.now() - hit.at < TTL_MS) return hit.info
-    const r = await pool.query<{ rls: boolean; force: boolean; attname: string | null; typ: string | null }>(
-      `select c.relrowsecurity as rls, c.relforcerowsecurity as force, a.attname, format_type(a.atttypid, a.atttypmod) as typ
+    const r = await pool.query<{ rls: boolean; force: boolean; attname: string | null; typ: string | null; pkey: string[] | null }>(
+      `select c.relrowsecurity as rls, c.relforcerowsecurity as force, a.attname, format_type(a.atttypid, a.atttypmod) as typ,
+              (select array(select ka.attname::text from unnest(i.indkey::int2[]) with ordinality k(n, o) join pg_attribute ka on ka.attrelid = i.indrelid and ka.attnum = k.n order by k.o)
+                 from pg_index i where i.indrelid = c.oid and (i.indisprimary or i.indisreplident) order by i.indisprimary desc limit 1) as pkey
          from pg_class c left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
         where c.oid = $1`,
       [oid],
     )
     const first = r.rows[0]
-    const info = first ? { rls: first.rls, force: first.force, types: new Map(r.rows.filter((x) => x.attname).map((x) => [x.attname!, x.typ!])) } : undefined
+    const info = first ? { rls: first.rls, force: first.force, types: new Map(r.rows.filter((x) => x.attname).map((x) => [x.attname!, x.typ!])), pkey: first.pkey ?? undefined } : undefined
     this.tables.set(oid, { at: Date.now(), info })
     return info
   }
@@ -177,16 +183,24 @@ export class RowVisibility {
 }
 
 /** The replica identity key of a row (Postgres text), or undefined when a part is missing. */
-function rowKey(rel: Change['relation'], row: Change['record']): string[] | undefined {
-  const keys = rel.columns.filter((c) => c.key)
+function rowKey(rel: Change['relation'], info: TableInfo, row: Change['record']): string[] | undefined {
+  const keys = keyNames(rel, info)
   if (!row || keys.length === 0) return undefined
   const out: string[] = []
   for (const k of keys) {
-    const v = row[k.name]
+    const v = row[k]
     if (typeof v !== 'string') return undefined
     out.push(v)
   }
   return out
+}
+
+/**
+ * The columns a row is looked up by: the primary key (or replica identity index), else the
+ * columns pgoutput flags as key (with REPLICA IDENTITY FULL that is every column).
+ */
+function keyNames(rel: Change['relation'], info: TableInfo): string[] {
+  return info.pkey ?? rel.columns.filter((c) => c.key).map((c) => c.name)
 }
 
 /** A Postgres array literal of text elements, each quoted: {"a","b \\" c"}. */

@@ -87,4 +87,16 @@ describe('RowVisibility (RLS as the subscriber role with its claims)', () => {
     // From the cache alone too (the fast path), with the same answer.
     expect([...v.visibleGroupsCached(deletion(rel, { id: '1' }), groups)!].sort()).toEqual(['a', `a${KEYS_ONLY}`, 's'])
   })
+
+  it('looks rows up by the primary key when REPLICA IDENTITY FULL flags every column (json has no equality)', async () => {
+    await db.query(`create table public.docs (id int primary key, owner text, body json); alter table docs replica identity full;
+      alter table docs enable row level security; create policy own_docs on docs for select using (owner = current_setting('request.jwt.claims', true)::json->>'sub');
+      grant select on docs to app_user; insert into docs values (1, 'alice', '{"a": 1}')`)
+    const oid = Number((await db.query<{ oid: string }>(`select 'public.docs'::regclass::oid as oid`)).rows[0]!.oid)
+    const docs: Relation = { oid, schema: 'public', table: 'docs', replicaIdentity: 'f', columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }, { name: 'owner', typeOid: 25, type: 'text', key: true }, { name: 'body', typeOid: 114, type: 'json', key: true }] }
+    const v = new RowVisibility(() => pool)
+    const seen = await v.visibleGroups(change(docs, { id: '1', owner: 'alice', body: '{"a": 1}' }), [group('a', 'app_user', 'alice'), group('b', 'app_user', 'bob')])
+    expect([...seen], v.lastError).toEqual(['a'])
+    expect(docs.primaryKey).toEqual(['id'])
+  })
 })
