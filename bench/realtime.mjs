@@ -292,11 +292,11 @@ Reading it:
 - **Latency at 500 changes/s × 1,000 clients** (p50 < 5 ms, p99 < 50 ms: **out of reach on 2
   cores**). Every change is a frame to each of 1,000 sockets: 500,000 frames/s. The measured
   kernel CPU per frame sent (shared frame buffer, one write per socket per turn) times
-  500,000/s is the number of cores the kernel alone needs (last column of the row), while the
+  500,000/s is the number of cores the kernel alone needs (third column of the row), while the
   1,000 receiving clients need about as much again to read those frames and Postgres and the
   insert loop share the same 2 cores. Below saturation latency is milliseconds (the RLS row's
-  open-table baseline: 100 changes to 100 clients, p50 in the tens of ms under this load); at
-  saturation changes queue and latency grows to seconds. Meeting the target needs either fewer
+  open-table baseline: 100 changes to 100 clients); at saturation changes queue and latency
+  grows to seconds, and the bench's insert loop, sharing the CPU, cannot even produce 500/s. Meeting the target needs either fewer
   frames (clients on fewer sockets) or more cores / kernel processes for the fan-out.
 - **RLS-checked delivery, 100 groups**: changes that need a per-row check are batched (up to
   1,000) and each group is checked with one round trip per batch (one statement per table
