@@ -72,9 +72,9 @@ export const realtimeComponent = defineComponent<Deps>({
       maxChannelsPerClient: cfg.maxChannelsPerClient,
       publication: REALTIME_PUBLICATION,
       verify: (t) => verifyJwt(t, secret),
-      visibleGroups: async (ch, groups) => {
+      visibleBatch: async (items) => {
         await ensurePool()
-        return visibility.visibleGroups(ch, groups)
+        return visibility.visibleBatch(items)
       },
       visibleGroupsCached: (ch, groups) => (pool ? visibility.visibleGroupsCached(ch, groups) : undefined),
       roleExists: async (role) => {

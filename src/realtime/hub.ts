@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws'
 import type { Change } from './change.js'
 import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js'
 import type { Claims, VerifyResult } from './jwt.js'
-import { jsonRow } from './pgoutput.js'
+import { rowJson, type Relation } from './pgoutput.js'
 import { defaultPresenceKey, TopicPresence, type PresenceMap } from './presence.js'
 import { decodeFrame, encodeFrame, ProtocolError, type Frame, type Vsn } from './protocol.js'
 
@@ -27,8 +27,11 @@ export interface HubDeps {
   maxBufferedBytes: number
   maxChannelsPerClient: number
   verify(token: unknown): VerifyResult
-  /** Which groups may SELECT the changed row (RLS as that role with those claims). */
-  visibleGroups(change: Change, groups: VisibilityGroup[]): Promise<Set<string>>
+  /**
+   * Which groups may SELECT each changed row of a batch (RLS as that role with those claims),
+   * in order; for a DELETE on an RLS table a group may be answered with KEYS_ONLY too.
+   */
+  visibleBatch(items: Array<{ change: Change; groups: VisibilityGroup[] }>): Promise<Array<Set<string>>>
   /** The same answer from cache alone, or undefined when a query would be needed. */
   visibleGroupsCached?(change: Change, groups: VisibilityGroup[]): Set<string> | undefined
   /** Does this database role exist (postgres_changes joins only)? */
@@ -79,8 +82,15 @@ interface Client {
   members: Map<string, Member>
   lastSeen: number
   dropped: boolean
-  /** Messages written since the socket was corked (0: not corked). */
-  corked: number
+  /** The TCP socket under ws: frames built here are written to it directly. */
+  sock: FrameSink
+  /** Frames waiting for this turn's flush (one write per client per flush). */
+  out: Buffer[]
+  outBytes: number
+}
+
+interface FrameSink {
+  write(b: Buffer): boolean
 }
 
 export interface HubStatus {
@@ -100,9 +110,19 @@ export class Hub {
   private readonly presence = new Map<string, TopicPresence>()
   private readonly pgMembers = new Set<Member>()
   private readonly now: () => number
-  /** Changes are delivered one at a time, in commit order, even when an RLS check awaits. */
-  private queue: Promise<void> = Promise.resolve()
-  private queued = 0
+  /** Clients with frames queued for the next flush. */
+  private readonly dirty = new Set<Client>()
+  private flushScheduled = false
+  /** Per relation: the JSON of its fixed part (schema, table, columns), built once. */
+  private readonly relJson = new WeakMap<Relation, string>()
+  private lastCommit = { time: NaN, json: '' }
+  /**
+   * Changes waiting for an RLS check, in commit order; checked in batches (one round trip per
+   * group per batch), delivered in order, even when a check awaits.
+   */
+  private pending: Change[] = []
+  private inFlight = 0
+  private running: Promise<void> | undefined
 
   constructor(private readonly d: HubDeps) {
     this.now = d.now ?? Date.now
@@ -118,12 +138,19 @@ export class Hub {
 
   /** Changes waiting for delivery (decoded, not yet sent). */
   backlog(): number {
-    return this.queued
+    return this.pending.length + this.inFlight
   }
 
   /** A WebSocket whose upgrade carried a verified token (apikey). */
   attach(ws: WebSocket, vsn: Vsn, claims: Claims): void {
-    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, corked: 0 }
+    // ws writes frames to this socket itself; ours go there too, in the same order (no
+    // per-message deflate: ws's sender never holds a frame back, see docs/realtime.md).
+    const sock = (ws as unknown as { _socket?: FrameSink })._socket
+    if (!sock) {
+      ws.terminate()
+      return
+    }
+    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, sock, out: [], outBytes: 0 }
     this.clients.add(client)
     ws.on('message', (data, isBinary) => {
       client.lastSeen = this.now()
@@ -162,6 +189,7 @@ export class Hub {
 
   closeAll(code: number, reason: string): void {
     for (const c of [...this.clients]) {
+      this.flushClient(c)
       c.ws.close(code, reason)
       this.detach(c)
     }
@@ -333,9 +361,25 @@ export class Hub {
       return
     }
     const msg = { type: 'broadcast', event: p.event, payload: p.payload ?? {}, ...(p.meta !== undefined ? { meta: p.meta } : {}) }
+    // One frame per distinct (vsn, join ref), written to every member that shares it.
+    const frames = new Map<string, Buffer>()
+    let msgJson: string | undefined
     for (const other of this.topics.get(m.key) ?? []) {
       if (other === m && !m.self) continue
-      this.push(other, 'broadcast', msg)
+      const key = `${other.client.vsn}\u0000${other.joinRef}`
+      let frame = frames.get(key)
+      if (frame === undefined) {
+        msgJson ??= JSON.stringify(msg)
+        const jr = JSON.stringify(other.joinRef)
+        const topic = JSON.stringify(other.topic)
+        frame = textFrame(
+          other.client.vsn === '2.0.0'
+            ? `[${jr},null,${topic},"broadcast",${msgJson}]`
+            : `{"join_ref":${jr},"ref":null,"topic":${topic},"event":"broadcast","payload":${msgJson}}`,
+        )
+        frames.set(key, frame)
+      }
+      this.sendFrame(other.client, frame)
     }
     if (m.ack && f.ref) this.reply(m.client, f, 'ok', {})
   }
@@ -394,6 +438,7 @@ export class Hub {
   private detach(c: Client): void {
     if (!this.clients.delete(c)) return
     c.dropped = true
+    this.dirty.delete(c)
     for (const m of [...c.members.values()]) this.leave(m)
   }
 
@@ -408,31 +453,49 @@ export class Hub {
   }
 
   private send(c: Client, text: string): boolean {
+    return this.sendFrame(c, textFrame(text))
+  }
+
+  /**
+   * Queues a complete WebSocket frame (header included) for the client. Frames leave in one
+   * write per client per turn of the event loop (or once 64 KiB are queued), so a burst of
+   * changes is not one syscall per message; a frame shared by many clients (the same change on
+   * the same topic) is built once and the same buffer is written to every socket.
+   */
+  private sendFrame(c: Client, frame: Buffer): boolean {
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
-    if (c.ws.bufferedAmount + text.length > this.d.maxBufferedBytes) {
+    if (c.ws.bufferedAmount + c.outBytes + frame.length > this.d.maxBufferedBytes) {
       this.dropSlow(c)
       return false
     }
-    // Messages sent in one turn of the event loop leave in one write (writev) per socket:
-    // a fan-out of a burst of changes is then not one syscall per message.
-    // Flushed at the next turn of the loop or every 64 messages, whichever comes first (the
-    // change stream may hand over thousands of changes without yielding to I/O).
-    const sock = (c.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket
-    if (sock && c.corked === 0) {
-      sock.cork()
-      setImmediate(() => {
-        if (c.corked > 0) {
-          c.corked = 0
-          sock.uncork()
-        }
-      })
-    }
-    c.ws.send(text)
-    if (sock && ++c.corked >= 64) {
-      c.corked = 0
-      sock.uncork()
+    c.out.push(frame)
+    c.outBytes += frame.length
+    if (c.outBytes >= FLUSH_BYTES) this.flushClient(c)
+    else {
+      this.dirty.add(c)
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(this.flushAll)
+      }
     }
     return true
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false
+    // A snapshot: a frame queued while flushing (a write's side effect) schedules its own flush.
+    const clients = [...this.dirty]
+    this.dirty.clear()
+    for (const c of clients) this.flushClient(c)
+  }
+
+  private flushClient(c: Client): void {
+    if (c.out.length === 0) return
+    const buf = c.out.length === 1 ? c.out[0]! : Buffer.concat(c.out, c.outBytes)
+    c.out = []
+    c.outBytes = 0
+    if (c.dropped || c.ws.readyState !== c.ws.OPEN) return
+    c.sock.write(buf)
   }
 
   /**
@@ -441,7 +504,9 @@ export class Hub {
    * (a close frame queued behind megabytes it does not read would never arrive).
    */
   private dropSlow(c: Client): void {
-    const bytes = c.ws.bufferedAmount
+    const bytes = c.ws.bufferedAmount + c.outBytes
+    c.out = []
+    c.outBytes = 0
     this.d.onDropSlow?.(bytes)
     c.ws.close(1008, `slow consumer: ${bytes} bytes unsent, limit ${this.d.maxBufferedBytes}`)
     const ws = c.ws
@@ -456,26 +521,44 @@ export class Hub {
     if (this.pgMembers.size === 0) return
     // Fast path: nothing queued and every group's visibility known from cache (no per-row
     // query needed): deliver now, without a promise per change.
-    if (this.queued === 0 && this.d.visibleGroupsCached && this.deliverSync(change)) return
-    this.queued++
-    this.queue = this.queue.then(() => this.deliverNow(change)).catch((err: Error) => this.d.onDeliveryError?.(err)).finally(() => {
-      this.queued--
+    if (this.pending.length === 0 && !this.running && this.d.visibleGroupsCached && this.deliverSync(change)) return
+    this.pending.push(change)
+    this.kick()
+  }
+
+  private kick(): void {
+    this.running ??= this.deliverPending().finally(() => {
+      this.running = undefined
+      if (this.pending.length > 0) this.kick()
     })
   }
 
   /** Resolves when every queued change has been sent. */
   drained(): Promise<void> {
-    return this.queue
+    return this.running ?? Promise.resolve()
+  }
+
+  private async deliverPending(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, MAX_BATCH)
+      this.inFlight = batch.length
+      try {
+        const items = batch.map((change) => ({ change, hits: this.match(change) })).filter((x) => x.hits.length > 0)
+        const answers = items.length > 0 ? await this.d.visibleBatch(items.map((x) => ({ change: x.change, groups: this.groups(x.hits) }))) : []
+        items.forEach((x, i) => this.send_(x.change, x.hits, answers[i] ?? new Set()))
+      } catch (err) {
+        this.d.onDeliveryError?.(err as Error)
+      } finally {
+        this.inFlight = 0
+      }
+    }
   }
 
   private deliverSync(ch: Change): boolean {
     const hits = this.match(ch)
     if (hits.length === 0) return true
-    let allowed: Set<string> | undefined
-    if (ch.type !== 'DELETE') {
-      allowed = this.d.visibleGroupsCached!(ch, this.groups(hits))
-      if (!allowed) return false
-    }
+    const allowed = this.d.visibleGroupsCached!(ch, this.groups(hits))
+    if (!allowed) return false
     this.send_(ch, hits, allowed)
     return true
   }
@@ -492,7 +575,10 @@ export class Hub {
         if (b.event !== '*' && b.event !== ch.type) continue
         if (b.schema !== '*' && b.schema !== rel.schema) continue
         if (b.table !== undefined && b.table !== '*' && b.table !== rel.table) continue
-        if (b.filter && !matchFilter(b.filter, row, typeOf)) continue
+        // DELETE events pass every filter, as in Supabase Realtime: an RLS-bound subscriber gets
+        // the key columns only, and whether it receives the event must not tell what the
+        // deleted row held either.
+        if (b.filter && ch.type !== 'DELETE' && !matchFilter(b.filter, row, typeOf)) continue
         ;(ids ??= []).push(b.id)
       }
       if (ids) hits.push({ m, ids })
@@ -509,56 +595,82 @@ export class Hub {
     return [...groups.values()]
   }
 
-  private async deliverNow(ch: Change): Promise<void> {
-    const hits = this.match(ch)
-    if (hits.length === 0) return
-    // Row visibility: once per distinct role + claims. DELETE is not checked (the row is gone;
-    // Supabase Realtime does the same), so a DELETE carries only the replica identity columns.
-    const allowed = ch.type === 'DELETE' ? undefined : await this.d.visibleGroups(ch, this.groups(hits))
-    this.send_(ch, hits, allowed)
-  }
-
-  private send_(ch: Change, hits: Array<{ m: Member; ids: number[] }>, allowed: Set<string> | undefined): void {
+  private send_(ch: Change, hits: Array<{ m: Member; ids: number[] }>, allowed: Set<string>): void {
     const rel = ch.relation
-    const columns = rel.columns.map((c) => ({ name: c.name, type: c.type }))
-    const data: Record<string, unknown> = {
-      schema: rel.schema,
-      table: rel.table,
-      commit_timestamp: new Date(ch.commitTime).toISOString(),
-      eventType: ch.type,
-      type: ch.type,
-      columns,
-      errors: null,
+    // The change's JSON is built once, from cached pieces (relation, commit time), and each
+    // distinct frame (topic, join ref, binding ids) once: subscribers sharing it get the same buffer.
+    let relJson = this.relJson.get(rel)
+    if (relJson === undefined) {
+      relJson = `"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"columns":${JSON.stringify(rel.columns.map((c) => ({ name: c.name, type: c.type })))}`
+      this.relJson.set(rel, relJson)
     }
-    if (ch.record) data.record = jsonRow(rel, ch.record)
-    if (ch.type !== 'INSERT') data.old_record = jsonRow(rel, ch.oldRecord ?? keyColumns(rel, ch.record))
-    const dataJson = JSON.stringify(data)
+    if (this.lastCommit.time !== ch.commitTime) this.lastCommit = { time: ch.commitTime, json: JSON.stringify(new Date(ch.commitTime).toISOString()) }
+    let dataJson = `{${relJson},"commit_timestamp":${this.lastCommit.json},"eventType":"${ch.type}","type":"${ch.type}","errors":null`
+    if (ch.record) dataJson += `,"record":${rowJson(rel, ch.record)}`
+    if (ch.type !== 'INSERT') dataJson += `,"old_record":${rowJson(rel, ch.oldRecord ?? keyColumns(rel, ch.record))}`
+    dataJson += '}'
+    let keysOnly: string | undefined
     let sent = 0
-    // Subscribers of the same topic with the same join ref and bindings get the same text.
-    const texts = new Map<string, string>()
+    const frames = new Map<string, Buffer>()
     for (const { m, ids } of hits) {
-      if (allowed && !allowed.has(groupKey(m.claims))) continue
+      const g = groupKey(m.claims)
+      if (!allowed.has(g)) continue
+      // A DELETE on an RLS table: groups bound by RLS get the key columns only (see rls.ts).
+      const reduced = ch.type === 'DELETE' && allowed.has(`${g}${KEYS_ONLY}`)
       const c = m.client
-      const key = `${c.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${ids.join(',')}`
-      let text = texts.get(key)
-      if (text === undefined) {
-        const payload = `{"ids":${JSON.stringify(ids)},"data":${dataJson}}`
-        text =
+      const key = `${reduced ? 'k' : 'f'}${c.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${ids.join(',')}`
+      let frame = frames.get(key)
+      if (frame === undefined) {
+        let data = dataJson
+        if (reduced) {
+          keysOnly ??= dataJson.slice(0, dataJson.lastIndexOf(',"old_record":')) + `,"old_record":${rowJson(rel, keyColumns(rel, ch.oldRecord))}}`
+          data = keysOnly
+        }
+        const payload = `{"ids":${JSON.stringify(ids)},"data":${data}}`
+        frame = textFrame(
           c.vsn === '2.0.0'
             ? `[${JSON.stringify(m.joinRef)},null,${JSON.stringify(m.topic)},"postgres_changes",${payload}]`
-            : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`
-        texts.set(key, text)
+            : `{"join_ref":${JSON.stringify(m.joinRef)},"ref":null,"topic":${JSON.stringify(m.topic)},"event":"postgres_changes","payload":${payload}}`,
+        )
+        frames.set(key, frame)
       }
-      if (this.send(c, text)) sent++
+      if (this.sendFrame(c, frame)) sent++
     }
     this.d.onDelivered?.(sent, this.now() - ch.commitTime)
   }
 }
 
+/** Suffix of a group key in a visibility answer: the group gets a DELETE's key columns only. */
+export const KEYS_ONLY = '\u0000keys'
+
+const FLUSH_BYTES = 64 * 1024
+/** Changes checked for visibility together (one query per group per batch). */
+const MAX_BATCH = 1000
+
+/** One unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2), as a server sends it. */
+export function textFrame(text: string): Buffer {
+  const len = Buffer.byteLength(text)
+  const head = len < 126 ? 2 : len < 65536 ? 4 : 10
+  const buf = Buffer.allocUnsafe(head + len)
+  buf[0] = 0x81
+  if (len < 126) buf[1] = len
+  else if (len < 65536) {
+    buf[1] = 126
+    buf.writeUInt16BE(len, 2)
+  } else {
+    buf[1] = 127
+    buf.writeUInt32BE(Math.floor(len / 2 ** 32), 2)
+    buf.writeUInt32BE(len >>> 0, 6)
+  }
+  buf.write(text, head, 'utf8')
+  return buf
+}
+
 function keyColumns(rel: Change['relation'], row: Record<string, string | null> | null): Record<string, string | null> {
   const out: Record<string, string | null> = {}
   if (!row) return out
-  for (const c of rel.columns) if (c.key && c.name in row) out[c.name] = row[c.name] ?? null
+  const names = rel.primaryKey ?? rel.columns.filter((c) => c.key).map((c) => c.name)
+  for (const n of names) if (n in row) out[n] = row[n] ?? null
   return out
 }
 

@@ -21,6 +21,11 @@ export interface Relation {
   table: string
   replicaIdentity: string
   columns: RelColumn[]
+  /**
+   * Primary key columns, filled in from the catalog by the visibility check (rls.ts): with
+   * REPLICA IDENTITY FULL, pgoutput flags every column as key.
+   */
+  primaryKey?: string[] | undefined
 }
 
 export type Row = Record<string, string | null>
@@ -226,4 +231,46 @@ export function jsonValue(type: string, v: string | null): unknown {
     }
   }
   return v
+}
+
+const rowKeys = new WeakMap<Relation, string[]>()
+
+/**
+ * `JSON.stringify(jsonRow(rel, row))`, written straight to text (the per-change hot path:
+ * no intermediate object). json/jsonb values are copied as Postgres printed them (valid JSON
+ * by their type), small integers too.
+ */
+export function rowJson(rel: Relation, row: Row): string {
+  let keys = rowKeys.get(rel)
+  if (!keys) rowKeys.set(rel, (keys = rel.columns.map((c) => `${JSON.stringify(c.name)}:`)))
+  let s = '{'
+  const cols = rel.columns
+  for (let i = 0; i < cols.length; i++) {
+    const c = cols[i]!
+    const v = row[c.name]
+    if (v !== null && typeof v !== 'string') continue // not in the row (unchanged TOAST value)
+    if (s.length > 1) s += ','
+    s += keys[i]! + jsonText(c.type, v)
+  }
+  return s + '}'
+}
+
+function jsonText(type: string, v: string | null): string {
+  if (v === null) return 'null'
+  switch (type) {
+    case 'int2':
+    case 'int4':
+    case 'oid':
+      return v
+    case 'bool':
+      return v === 't' || v === 'true' ? 'true' : 'false'
+    case 'json':
+    case 'jsonb':
+      return v
+    case 'text':
+    case 'varchar':
+      return JSON.stringify(v)
+    default:
+      return JSON.stringify(jsonValue(type, v))
+  }
 }

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { Change } from './change.js'
-import type { VisibilityGroup } from './hub.js'
+import { KEYS_ONLY, type VisibilityGroup } from './hub.js'
 
 /**
  * Row visibility for postgres_changes: a change reaches a subscriber only if the subscriber's
@@ -18,6 +18,8 @@ export interface TableInfo {
   rls: boolean
   force: boolean
   types: Map<string, string>
+  /** Primary key columns (else the replica identity index's); undefined: neither exists. */
+  pkey: string[] | undefined
 }
 
 const TTL_MS = 5000
@@ -37,21 +39,91 @@ export class RowVisibility {
   }
 
   async visibleGroups(ch: Change, groups: VisibilityGroup[]): Promise<Set<string>> {
-    const out = new Set<string>()
+    return (await this.visibleBatch([{ change: ch, groups }]))[0]!
+  }
+
+  /**
+   * Which groups may see each change of a batch (in order). Per group, every row the batch
+   * needs checked is checked in one round trip: one simple-protocol string holding
+   * `begin read only; set local role …; set_config('request.jwt.claims', …)`, then per table
+   * one `select … from unnest(<keys>) with ordinality … where exists (select 1 from <table>
+   * where <key> = …)` answering which of the keys the role sees, then `rollback`. Groups
+   * are checked concurrently, as many at once as the pool has connections.
+   *
+   * DELETE: the row is gone, so it cannot be checked (as in Supabase Realtime). A group with
+   * SELECT on the table gets the DELETE; on a table with RLS, a group bound by it gets the
+   * replica identity key columns only (its answer also holds `<group key>` + KEYS_ONLY).
+   */
+  async visibleBatch(items: Array<{ change: Change; groups: VisibilityGroup[] }>): Promise<Array<Set<string>>> {
+    const out = items.map(() => new Set<string>())
     const pool = this.pool()
     if (!pool) return out
-    const rel = ch.relation
-    const info = await this.tableInfo(pool, rel.oid)
-    if (!info) return out
-    // Groups are checked concurrently, as many at once as the pool has connections.
-    await Promise.all(
-      groups.map(async (g) => {
+    /** group key → (table oid → rows to check: the change's index and its key values) */
+    const need = new Map<string, { g: VisibilityGroup; tables: Map<number, { rel: Change['relation']; info: TableInfo; rows: Array<{ i: number; key: string[] }> }> }>()
+    for (let i = 0; i < items.length; i++) {
+      const { change: ch, groups } = items[i]!
+      const rel = ch.relation
+      const info = await this.tableInfo(pool, rel.oid)
+      if (!info) continue
+      rel.primaryKey = info.pkey
+      for (const g of groups) {
         const priv = await this.privilege(pool, g.role, rel.oid)
-        if (!priv.select) return
-        if (!info.rls || (priv.bypass && !info.force) || (await this.rowVisible(pool, ch, info, g))) out.add(g.key)
+        if (!priv.select) continue
+        if (!info.rls || (priv.bypass && !info.force)) {
+          out[i]!.add(g.key)
+          continue
+        }
+        if (ch.type === 'DELETE') {
+          out[i]!.add(g.key).add(`${g.key}${KEYS_ONLY}`)
+          continue
+        }
+        const key = rowKey(rel, info, ch.record)
+        if (!key) continue // no key to look the row up by: never delivered to RLS-bound roles
+        let n = need.get(g.key)
+        if (!n) need.set(g.key, (n = { g, tables: new Map() }))
+        let t = n.tables.get(rel.oid)
+        if (!t) n.tables.set(rel.oid, (t = { rel, info, rows: [] }))
+        t.rows.push({ i, key })
+      }
+    }
+    await Promise.all(
+      [...need.values()].map(async ({ g, tables }) => {
+        const seen = await this.checkGroup(pool, g, [...tables.values()])
+        for (const i of seen) out[i]!.add(g.key)
       }),
     )
     return out
+  }
+
+  /** One round trip for a group: the indexes (into the batch) of the rows it may SELECT. */
+  private async checkGroup(pool: pg.Pool, g: VisibilityGroup, tables: Array<{ rel: Change['relation']; info: TableInfo; rows: Array<{ i: number; key: string[] }> }>): Promise<number[]> {
+    const client = await pool.connect()
+    this.checks++
+    const lit = (v: string) => client.escapeLiteral(v)
+    const parts = ['begin read only', `set local role ${ident(g.role)}`, `select set_config('request.jwt.claims', ${lit(JSON.stringify(g.claims))}, true)`]
+    for (const t of tables) {
+      const keys = keyNames(t.rel, t.info)
+      const cols = keys.map((_, j) => `k${j}`)
+      const arrays = keys.map((k, j) => `${lit(arrayLiteral(t.rows.map((r) => r.key[j]!)))}::${t.info.types.get(k) ?? 'text'}[]`)
+      const match = keys.map((k, j) => `t.${ident(k)} = u.k${j}`).join(' and ')
+      parts.push(`select u.n from unnest(${arrays.join(', ')}) with ordinality as u(${cols.join(', ')}, n) where exists (select 1 from ${ident(t.rel.schema)}.${ident(t.rel.table)} t where ${match})`)
+    }
+    parts.push('rollback')
+    try {
+      const res = (await client.query(parts.join(';\n'))) as unknown as pg.QueryResult[]
+      const seen: number[] = []
+      tables.forEach((t, j) => {
+        for (const row of (res[3 + j]?.rows ?? []) as Array<{ n: string }>) seen.push(t.rows[Number(row.n) - 1]!.i)
+      })
+      return seen
+    } catch (err) {
+      // A policy that errors for this role denies, as it would for a direct query.
+      this.lastError = (err as Error).message
+      await client.query('rollback').catch(() => undefined)
+      return []
+    } finally {
+      client.release()
+    }
   }
 
   /**
@@ -64,11 +136,15 @@ export class RowVisibility {
     if (!t || now - t.at >= TTL_MS) return undefined
     const out = new Set<string>()
     if (!t.info) return out
+    ch.relation.primaryKey = t.info.pkey
     for (const g of groups) {
       const p = this.privileges.get(`${g.role}\u0000${ch.relation.oid}`)
       if (!p || now - p.at >= TTL_MS) return undefined
       if (!p.select) continue
-      if (t.info.rls && !(p.bypass && !t.info.force)) return undefined
+      if (t.info.rls && !(p.bypass && !t.info.force)) {
+        if (ch.type !== 'DELETE') return undefined
+        out.add(`${g.key}${KEYS_ONLY}`)
+      }
       out.add(g.key)
     }
     return out
@@ -77,14 +153,16 @@ export class RowVisibility {
   private async tableInfo(pool: pg.Pool, oid: number): Promise<TableInfo | undefined> {
     const hit = this.tables.get(oid)
     if (hit && Date.now() - hit.at < TTL_MS) return hit.info
-    const r = await pool.query<{ rls: boolean; force: boolean; attname: string | null; typ: string | null }>(
-      `select c.relrowsecurity as rls, c.relforcerowsecurity as force, a.attname, format_type(a.atttypid, a.atttypmod) as typ
+    const r = await pool.query<{ rls: boolean; force: boolean; attname: string | null; typ: string | null; pkey: string[] | null }>(
+      `select c.relrowsecurity as rls, c.relforcerowsecurity as force, a.attname, format_type(a.atttypid, a.atttypmod) as typ,
+              (select array(select ka.attname::text from unnest(i.indkey::int2[]) with ordinality k(n, o) join pg_attribute ka on ka.attrelid = i.indrelid and ka.attnum = k.n order by k.o)
+                 from pg_index i where i.indrelid = c.oid and (i.indisprimary or i.indisreplident) order by i.indisprimary desc limit 1) as pkey
          from pg_class c left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
         where c.oid = $1`,
       [oid],
     )
     const first = r.rows[0]
-    const info = first ? { rls: first.rls, force: first.force, types: new Map(r.rows.filter((x) => x.attname).map((x) => [x.attname!, x.typ!])) } : undefined
+    const info = first ? { rls: first.rls, force: first.force, types: new Map(r.rows.filter((x) => x.attname).map((x) => [x.attname!, x.typ!])), pkey: first.pkey ?? undefined } : undefined
     this.tables.set(oid, { at: Date.now(), info })
     return info
   }
@@ -102,34 +180,32 @@ export class RowVisibility {
     this.privileges.set(key, v)
     return v
   }
+}
 
-  private async rowVisible(pool: pg.Pool, ch: Change, info: TableInfo, g: VisibilityGroup): Promise<boolean> {
-    const rel = ch.relation
-    const row = ch.record
-    const keys = rel.columns.filter((c) => c.key)
-    if (!row || keys.length === 0 || keys.some((k) => row[k.name] === undefined || row[k.name] === null)) return false
-    const params: unknown[] = []
-    const where = keys.map((k) => {
-      params.push(row[k.name])
-      return `${ident(k.name)} = $${params.length}::${info.types.get(k.name) ?? 'text'}`
-    })
-    const client = await pool.connect()
-    this.checks++
-    try {
-      await client.query('begin read only')
-      await client.query(`set local role ${ident(g.role)}`)
-      await client.query(`select set_config('request.jwt.claims', $1::text, true)`, [JSON.stringify(g.claims)])
-      const r = await client.query(`select 1 from ${ident(rel.schema)}.${ident(rel.table)} where ${where.join(' and ')}`, params)
-      return (r.rowCount ?? 0) > 0
-    } catch (err) {
-      // A policy that errors for this role denies, as it would for a direct query.
-      this.lastError = (err as Error).message
-      return false
-    } finally {
-      await client.query('rollback').catch(() => undefined)
-      client.release()
-    }
+/** The replica identity key of a row (Postgres text), or undefined when a part is missing. */
+function rowKey(rel: Change['relation'], info: TableInfo, row: Change['record']): string[] | undefined {
+  const keys = keyNames(rel, info)
+  if (!row || keys.length === 0) return undefined
+  const out: string[] = []
+  for (const k of keys) {
+    const v = row[k]
+    if (typeof v !== 'string') return undefined
+    out.push(v)
   }
+  return out
+}
+
+/**
+ * The columns a row is looked up by: the primary key (or replica identity index), else the
+ * columns pgoutput flags as key (with REPLICA IDENTITY FULL that is every column).
+ */
+function keyNames(rel: Change['relation'], info: TableInfo): string[] {
+  return info.pkey ?? rel.columns.filter((c) => c.key).map((c) => c.name)
+}
+
+/** A Postgres array literal of text elements, each quoted: {"a","b \\" c"}. */
+export function arrayLiteral(values: string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`
 }
 
 export function ident(s: string): string {

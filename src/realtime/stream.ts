@@ -177,10 +177,27 @@ export class ChangeStream {
     }
     if (this.stopped) return
     const from = !created.created && this.resume?.on === target.name ? this.resume.lsn : undefined
-    const service = new LogicalReplicationService(conn, { acknowledge: { auto: false, timeoutSeconds: 1 }, flowControl: { enabled: true } })
+    // The library's flowControl awaits every message (two promises each): a third of the
+    // per-change cost at 30k changes/s. Messages are handled synchronously instead, and the
+    // replication socket is paused while the hub's backlog is too long (backpressure).
+    const service = new LogicalReplicationService(conn, { acknowledge: { auto: false, timeoutSeconds: 1 }, flowControl: { enabled: false } })
     this.service = service
     const decoder = new PgoutputDecoder()
     let commitTime = Date.now()
+    let paused = false
+    const backpressure = (): void => {
+      if (paused) return
+      const wait = this.o.backlog()
+      if (!wait) return
+      const sock = (service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } | null })._connection?.stream
+      if (!sock) return
+      paused = true
+      sock.pause()
+      void wait.finally(() => {
+        paused = false
+        sock.resume()
+      })
+    }
     service.on('data', (lsn: string, buf: Buffer) => {
       const msg = decoder.decode(buf)
       this.st.lastLsn = lsn
@@ -194,13 +211,13 @@ export class ChangeStream {
           return undefined
         case 'insert':
           this.o.onChange({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, decodedAt: performance.now() })
-          return this.o.backlog()
+          return backpressure()
         case 'update':
           this.o.onChange({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, decodedAt: performance.now() })
-          return this.o.backlog()
+          return backpressure()
         case 'delete':
           this.o.onChange({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, decodedAt: performance.now() })
-          return this.o.backlog()
+          return backpressure()
         default:
           return undefined
       }

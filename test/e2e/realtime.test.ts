@@ -169,6 +169,42 @@ describe('realtime (MagWS) with @supabase/realtime-js', () => {
     expect(boxes.outsider.items).toHaveLength(0) // no SELECT grant: nothing, whatever the claims
   })
 
+  it('sends a DELETE on an RLS table to roles with SELECT, with only the key to RLS-bound ones (as Supabase)', async () => {
+    await sql(`create table public.diary (id int primary key, owner text not null, body text);
+      alter table public.diary replica identity full;
+      alter table public.diary enable row level security;
+      create policy own_diary on public.diary for select using (owner = current_setting('request.jwt.claims', true)::json->>'sub');
+      grant select on public.diary to app_user;
+      alter publication magflock_realtime add table public.diary;
+      insert into diary values (1, 'bob', 'secret of bob'), (2, 'alice', 'alice writes');`)
+    const subs = { alice: await token(f, 'app_user', { sub: 'alice' }), outsider: await token(f, 'outsider', { sub: 'bob' }), admin: await token(f, 'postgres') }
+    const boxes = { alice: new Inbox<Change>(), aliceFiltered: new Inbox<Change>(), outsider: new Inbox<Change>(), admin: new Inbox<Change>() }
+    for (const name of ['alice', 'outsider', 'admin'] as const) {
+      const ch = open(subs[name]).channel(`diary-${name}`).on('postgres_changes', { event: 'DELETE', schema: 'public', table: 'diary' }, boxes[name].push)
+      expect((await subscribed(ch)).status).toBe('SUBSCRIBED')
+    }
+    // DELETEs pass every filter (as in Supabase): receiving one must not tell what the row held.
+    const filtered = open(subs.alice).channel('diary-alice-f').on('postgres_changes', { event: 'DELETE', schema: 'public', table: 'diary', filter: 'owner=eq.nobody' }, boxes.aliceFiltered.push)
+    expect((await subscribed(filtered)).status).toBe('SUBSCRIBED')
+    await sql(`delete from diary where id = 1`)
+    const [adminDel] = await boxes.admin.next(1)
+    const [aliceDel] = await boxes.alice.next(1)
+    const [aliceF] = await boxes.aliceFiltered.next(1)
+    // Superuser (bypasses RLS): the whole old row (REPLICA IDENTITY FULL).
+    expect(adminDel?.old).toEqual({ id: 1, owner: 'bob', body: 'secret of bob' })
+    // RLS-bound: the DELETE of a row it could not see arrives, with the primary key only.
+    expect(aliceDel).toMatchObject({ eventType: 'DELETE', old: { id: 1 } })
+    expect(Object.keys(aliceDel!.old)).toEqual(['id'])
+    expect(aliceF?.old).toEqual({ id: 1 })
+    // No SELECT grant: nothing. Its DELETE would have come before the marker's INSERT.
+    const marker = new Inbox<Change>()
+    const mch = open(subs.admin).channel('diary-marker').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'diary' }, marker.push)
+    expect((await subscribed(mch)).status).toBe('SUBSCRIBED')
+    await sql(`insert into diary values (3, 'alice', 'marker')`)
+    await marker.next(1)
+    expect(boxes.outsider.items).toHaveLength(0)
+  })
+
   it('refuses forged and expired tokens, at connect and at join', async () => {
     const secret = await f.run<{ value: string }>(['secrets', 'get', 'realtime.jwt.secret', '--reveal', '--json'])
     expect(secret.json?.ok).toBe(true)

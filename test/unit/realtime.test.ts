@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { decodeFrame, encodeFrame, ProtocolError } from '../../src/realtime/protocol.js'
 import { matchFilter, parseFilter } from '../../src/realtime/filters.js'
 import { signJwt, verifyJwt } from '../../src/realtime/jwt.js'
-import { jsonValue, PgoutputDecoder } from '../../src/realtime/pgoutput.js'
+import { jsonRow, jsonValue, PgoutputDecoder, rowJson, type Relation } from '../../src/realtime/pgoutput.js'
 import { TopicPresence } from '../../src/realtime/presence.js'
-import { topicAllowed } from '../../src/realtime/hub.js'
+import { textFrame, topicAllowed } from '../../src/realtime/hub.js'
 
 describe('realtime protocol frames', () => {
   it('decodes vsn 2.0.0 arrays and vsn 1.0.0 objects', () => {
@@ -113,6 +113,30 @@ describe('pgoutput decoder', () => {
     expect(jsonValue('bool', 'f')).toBe(false)
     expect(jsonValue('jsonb', '{"a":1}')).toEqual({ a: 1 })
     expect(jsonValue('_int4', '{1,2}')).toBe('{1,2}')
+  })
+  it('writes a row as JSON text equal to the JSON of jsonRow (the fan-out hot path)', () => {
+    const types = ['int4', 'int2', 'int8', 'int8', 'numeric', 'float8', 'bool', 'bool', 'jsonb', 'json', 'text', 'varchar', 'timestamptz', '_int4', 'uuid', 'text']
+    const values = ['-5', '7', '9007199254740993', '42', 'NaN', '1.5e+30', 't', 'f', '{"a": [1, "x"]}', '[1, 2]', 'quote " and \\ and \u2028', 'é ü', '2026-01-02 03:04:05+00', '{1,2}', '0b7f1c6e-0000-4000-8000-000000000000', null]
+    const rel: Relation = { oid: 1, schema: 'public', table: 't', replicaIdentity: 'd', columns: types.map((type, i) => ({ name: `c${i}`, typeOid: 0, type, key: i === 0 })) }
+    const row = Object.fromEntries(values.map((v, i) => [`c${i}`, v]))
+    expect(JSON.parse(rowJson(rel, row))).toEqual(jsonRow(rel, row))
+    // A column missing from the row (unchanged TOAST value) is left out, as jsonRow does.
+    const partial = { c0: '1' }
+    expect(JSON.parse(rowJson(rel, partial))).toEqual(jsonRow(rel, partial))
+    // Changing the writer's output breaks this test: it is not a tautology.
+    expect(rowJson(rel, partial)).toBe('{"c0":1}')
+  })
+  it('builds unmasked WebSocket text frames of every length class', () => {
+    for (const n of [0, 125, 126, 65535, 65536, 70000]) {
+      const f = textFrame('x'.repeat(n))
+      expect(f[0]).toBe(0x81)
+      const len = f[1]! < 126 ? f[1]! : f[1] === 126 ? f.readUInt16BE(2) : f.readUInt32BE(6)
+      const head = f[1]! < 126 ? 2 : f[1] === 126 ? 4 : 10
+      expect(len).toBe(n)
+      expect(f.length).toBe(head + n)
+    }
+    expect(textFrame('é').subarray(2).toString('utf8')).toBe('é')
+    expect(textFrame('é')[1]).toBe(2)
   })
 })
 

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest'
+import { EventEmitter } from 'node:events'
+import type { WebSocket } from 'ws'
+import { Hub, KEYS_ONLY, type HubDeps } from '../../src/realtime/hub.js'
+import type { Change } from '../../src/realtime/change.js'
+import type { Relation } from '../../src/realtime/pgoutput.js'
+
+/** A stand-in for a server-side ws socket: what the hub writes lands in `frames` (decoded text). */
+class FakeWs extends EventEmitter {
+  readonly OPEN = 1
+  readyState = 1
+  bufferedAmount = 0
+  readonly frames: unknown[] = []
+  readonly _socket = {
+    write: (b: Buffer) => {
+      let o = 0
+      while (o < b.length) {
+        let len = b[o + 1]!
+        let head = 2
+        if (len === 126) [len, head] = [b.readUInt16BE(o + 2), 4]
+        else if (len === 127) [len, head] = [b.readUInt32BE(o + 6), 10]
+        this.frames.push(JSON.parse(b.subarray(o + head, o + head + len).toString('utf8')))
+        o += head + len
+      }
+      return true
+    },
+  }
+  send(text: string): void {
+    this.frames.push(JSON.parse(text))
+  }
+  close(): void {
+    this.readyState = 3
+  }
+  terminate(): void {
+    this.readyState = 3
+  }
+  in(msg: unknown): void {
+    this.emit('message', Buffer.from(JSON.stringify(msg)), false)
+  }
+}
+
+// REPLICA IDENTITY FULL: pgoutput flags every column as key; the catalog's primary key is id.
+const rel: Relation = { oid: 7, schema: 'public', table: 'diary', replicaIdentity: 'f', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }, { name: 'owner', typeOid: 25, type: 'text', key: true }] }
+const flush = () => new Promise((r) => setImmediate(r))
+
+function hub(visible: (ch: Change, keys: string[]) => Set<string>): { hub: Hub; batches: number[] } {
+  const batches: number[] = []
+  const deps: HubDeps = {
+    maxBufferedBytes: 1 << 20,
+    maxChannelsPerClient: 10,
+    publication: 'p',
+    verify: () => ({ ok: false, reason: 'malformed', message: 'no' }),
+    visibleBatch: async (items) => {
+      batches.push(items.length)
+      return items.map((x) => visible(x.change, x.groups.map((g) => g.key)))
+    },
+    roleExists: async () => true,
+    published: async () => true,
+  }
+  return { hub: new Hub(deps), batches }
+}
+
+async function join(h: Hub, role: string, sub: string, topic: string, binding: Record<string, unknown>): Promise<FakeWs> {
+  const ws = new FakeWs()
+  h.attach(ws as unknown as WebSocket, '2.0.0', { role, sub, exp: 2e9 })
+  ws.in(['1', '1', `realtime:${topic}`, 'phx_join', { config: { postgres_changes: [{ schema: 'public', table: 'diary', ...binding }] } }])
+  for (let i = 0; i < 50 && ws.frames.length < 2; i++) await flush()
+  ws.frames.length = 0
+  return ws
+}
+
+const changes = (ws: FakeWs) => ws.frames.filter((f) => (f as unknown[])[3] === 'postgres_changes').map((f) => ((f as unknown[])[4] as { data: { old_record: unknown; record: unknown } }).data)
+
+describe('realtime hub: delivery of changes', () => {
+  it('sends a DELETE on an RLS table with the key only to RLS-bound groups; DELETEs pass every filter', async () => {
+    const { hub: h } = hub((ch, keys) => new Set(keys.flatMap((k) => (k.startsWith('app') ? [k, `${k}${KEYS_ONLY}`] : [k]))))
+    const bound = await join(h, 'app', 'alice', 'a', { event: 'DELETE' })
+    const filtered = await join(h, 'app', 'alice', 'b', { event: 'DELETE', filter: 'owner=eq.nobody' })
+    const keyFiltered = await join(h, 'app', 'alice', 'c', { event: 'DELETE', filter: 'id=eq.2' })
+    const admin = await join(h, 'postgres', 'x', 'd', { event: 'DELETE' })
+    h.deliver({ type: 'DELETE', relation: rel, record: null, oldRecord: { id: '1', owner: 'bob' }, commitTime: Date.now(), decodedAt: 0 })
+    for (let i = 0; i < 20; i++) await flush()
+    expect(changes(admin).map((d) => d.old_record)).toEqual([{ id: 1, owner: 'bob' }])
+    expect(changes(bound).map((d) => d.old_record)).toEqual([{ id: 1 }])
+    expect(changes(filtered).map((d) => d.old_record)).toEqual([{ id: 1 }])
+    expect(changes(keyFiltered).map((d) => d.old_record)).toEqual([{ id: 1 }])
+  })
+
+  it('checks queued changes in batches and delivers them in commit order', async () => {
+    const { hub: h, batches } = hub((ch, keys) => (Number(ch.record!.id) % 2 === 0 ? new Set(keys) : new Set()))
+    const ws = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    for (let id = 1; id <= 200; id++) h.deliver({ type: 'INSERT', relation: rel, record: { id: String(id), owner: 'x' }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    await h.drained()
+    for (let i = 0; i < 5; i++) await flush()
+    expect(changes(ws).map((d) => (d.record as { id: number }).id)).toEqual(Array.from({ length: 100 }, (_, i) => 2 * (i + 1)))
+    // The first change starts a check; the 199 that queue behind it go in one more.
+    expect(batches).toEqual([1, 199])
+  })
+})
