@@ -4,17 +4,6 @@ import module from 'node:module'
 import { existsSync } from 'node:fs'
 module.enableCompileCache?.()
 
-// zod as one file (dist/vendor/zod.js, made by `npm run build`) instead of its hundred-odd
-// modules, for every command that talks to the kernel. A resolve hook slows every other
-// import a little, so --version and help, which never load zod, go without it.
-const ZOD = new URL('../dist/vendor/zod.js', import.meta.url)
-const noZod = ['--version', '-v', 'version', '--help', '-h', 'help', undefined].includes(process.argv[2])
-if (module.registerHooks && !noZod && existsSync(ZOD)) {
-  module.registerHooks({
-    resolve: (specifier, context, next) => (specifier === 'zod' && !context.conditions?.includes('require') ? { url: ZOD.href, shortCircuit: true } : next(specifier, context)),
-  })
-}
-
 const [major] = process.versions.node.split('.').map(Number)
 if (major < 22) {
   process.stderr.write(

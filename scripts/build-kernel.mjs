@@ -1,5 +1,6 @@
-// 1. zod as one file, dist/vendor/zod.js: bin/run.js resolves 'zod' to it, which spares every
-//    command that talks to the kernel loading zod's hundred-odd modules one by one.
+// 1. zod as one file, dist/vendor/zod.js, and every `from 'zod'` tsc wrote in dist/ pointed at
+//    it: that spares every command that talks to the kernel loading zod's hundred-odd modules
+//    one by one, without a resolve hook (which slowed every other import of the CLI).
 // 2. Bundles the detached kernel's entry (src/kernel/entry.ts) into dist/kernel/entry.js, over
 // the file tsc wrote, so `magflock up` starts a kernel that reads one file instead of resolving
 // a few hundred modules. Run by `npm run build` after tsc (so the build stays reproducible
@@ -8,7 +9,7 @@
 // Chunks stay next to entry.js so that paths relative to import.meta.url
 // (../../package.json, ../../templates/) resolve as they do from any dist/<dir>/<file>.js.
 import { build } from 'esbuild'
-import { readdirSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -23,6 +24,17 @@ await build({
   target: 'node22',
   logLevel: 'warning',
 })
+
+const VENDOR_ZOD = path.join(ROOT, 'dist/vendor/zod.js')
+for (const e of readdirSync(path.join(ROOT, 'dist'), { recursive: true, withFileTypes: true })) {
+  if (!e.isFile() || !e.name.endsWith('.js')) continue
+  const file = path.join(e.parentPath, e.name)
+  const text = readFileSync(file, 'utf8')
+  if (!text.includes("from 'zod'")) continue
+  let rel = path.relative(path.dirname(file), VENDOR_ZOD)
+  if (!rel.startsWith('.')) rel = `./${rel}`
+  writeFileSync(file, text.replaceAll("from 'zod';", `from '${rel}';`))
+}
 
 const OUT = path.join(ROOT, 'dist/kernel')
 for (const f of readdirSync(OUT)) if (/^entry-[A-Z0-9]+\.js(\.map)?$/.test(f)) rmSync(path.join(OUT, f))
