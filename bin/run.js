@@ -4,17 +4,6 @@ import module from 'node:module'
 import { existsSync } from 'node:fs'
 module.enableCompileCache?.()
 
-// zod as one file (dist/vendor/zod.js, made by `npm run build`) instead of its hundred-odd
-// modules, for every command that talks to the kernel. A resolve hook slows every other
-// import a little, so --version and help, which never load zod, go without it.
-const ZOD = new URL('../dist/vendor/zod.js', import.meta.url)
-const noZod = ['--version', '-v', 'version', '--help', '-h', 'help', undefined].includes(process.argv[2])
-if (module.registerHooks && !noZod && existsSync(ZOD)) {
-  module.registerHooks({
-    resolve: (specifier, context, next) => (specifier === 'zod' && !context.conditions?.includes('require') ? { url: ZOD.href, shortCircuit: true } : next(specifier, context)),
-  })
-}
-
 const [major] = process.versions.node.split('.').map(Number)
 if (major < 22) {
   process.stderr.write(
@@ -22,6 +11,12 @@ if (major < 22) {
       'Hint: in a clone, `npm ci` installs the project\'s Node 24 (node_modules/node) and `./magflock …` runs on it.\n',
   )
   process.exit(69)
+}
+
+// `up`: start the detached kernel (and so Postgres) now, while oclif loads (src/cli/early-up.ts).
+if (process.argv[2] === 'up') {
+  const EARLY = new URL('../dist/cli/early-up.js', import.meta.url)
+  if (existsSync(EARLY)) (await import(EARLY.href)).startEarlyUp(process.argv.slice(3))
 }
 
 const { execute } = await import('@oclif/core')

@@ -3,6 +3,7 @@ import { renderStatus } from '../cli/render.js'
 import { status, type StatusOutput } from '../api/core.js'
 import { effectiveEnv, envFlag } from '../config/flags.js'
 import { ensureKernel } from '../kernel/launcher.js'
+import { takeEarlyUp } from '../cli/early-up.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
 import { shellWord, whichOnPath } from '../cli/invocation.js'
 import { findPgBinaries } from '../postgres/binaries.js'
@@ -23,7 +24,9 @@ export default class Up extends MagflockCommand<UpResult> {
     const { flags } = await this.parse(Up)
     const layout = this.layout()
     this.progressLine('Starting the MagFlock kernel…')
-    const ensured = await ensureKernel(layout, { projectDir: process.cwd(), env: effectiveEnv(flags.env) })
+    const env = effectiveEnv(flags.env)
+    // bin/run.js may have started this launch before oclif loaded (src/cli/early-up.ts).
+    const ensured = await (takeEarlyUp(layout.root, env, process.cwd()) ?? ensureKernel(layout, { projectDir: process.cwd(), env }))
     const s = await this.kernel().call(status, {})
     const primary = s.instances.find((i) => i.role === 'primary')
     this.log(`MagFlock is up${ensured.launched ? '' : ' (kernel already running)'}.`)

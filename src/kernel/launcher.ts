@@ -142,6 +142,7 @@ async function launch(
   let exited: number | null | undefined
   child.once('exit', (code) => (exited = code))
   child.unref()
+  const spawnedAt = Date.now()
 
   while (Date.now() < deadline) {
     if (exited !== undefined) {
@@ -158,7 +159,8 @@ async function launch(
     if (l.state === 'running' && l.info.pid === child.pid && (await socketAnswers(l.info.socket))) {
       return { launched: true, pid: child.pid, cleaned }
     }
-    await new Promise((r) => setTimeout(r, 50))
+    // Often while a warm boot is still likely to finish (a kernel.json read), then calmer.
+    await new Promise((r) => setTimeout(r, Date.now() - spawnedAt < 5000 ? 10 : 50))
   }
   throw TIMEOUT({ what: 'the kernel to start', ms: timeoutMs })
 }

@@ -75,6 +75,10 @@ const SIGNALS: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIG
 const STOP_TIMEOUT_MS: Record<StopMode, number> = { smart: 60_000, fast: 60_000, immediate: 15_000 }
 const DEFAULT_START_TIMEOUT_MS = 60_000
 const POLL_MS = 50
+const FAST_POLL_MS = 10
+const FAST_POLL_FOR_MS = 2000
+/** pg_isready without the pid file saying ready (odd builds): at this pace. */
+const PROBE_EVERY_MS = 500
 // A dead adopted postmaster's orphans may still serve clients until we notice: poll often.
 const ADOPTED_POLL_MS = 100
 
@@ -323,8 +327,10 @@ async function clearOrphans(spec: InstanceSpec): Promise<void> {
 
 async function waitReady(spec: InstanceSpec, proc: PostgresProcess, dead: () => boolean, logFrom: number, port: number): Promise<void> {
   const ms = spec.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS
-  const deadline = Date.now() + ms
-  for (let i = 0; ; i++) {
+  const t0 = Date.now()
+  const deadline = t0 + ms
+  let probed = t0
+  for (;;) {
     if (dead()) {
       throw INSTANCE_START_FAILED({ instance: spec.name, reason: 'postgres exited during startup', logTail: await logTail(spec.logFile, logFrom) })
     }
@@ -332,11 +338,15 @@ async function waitReady(spec: InstanceSpec, proc: PostgresProcess, dead: () => 
     // reading it is cheaper than spawning pg_isready, which confirms (and covers odd builds).
     const pf = await readPostmasterPid(spec.dataDir).catch(() => undefined)
     const says = pf?.pid === proc.pid && (pf.status === 'ready' || pf.status === 'standby')
-    if ((says || i % 10 === 9) && (await pgIsReady(spec, port)) === 'running') return
+    const probeDue = Date.now() - probed >= PROBE_EVERY_MS
+    if (probeDue) probed = Date.now()
+    if ((says || probeDue) && (await pgIsReady(spec, port)) === 'running') return
     if (Date.now() >= deadline) {
       throw INSTANCE_START_TIMEOUT({ instance: spec.name, ms, logTail: await logTail(spec.logFile, logFrom) })
     }
-    await sleep(POLL_MS)
+    // A warm start is ready within ~100 ms: read the (tiny) pid file often at first, so
+    // `magflock up` does not wait out a 50 ms tick; crash recovery gets the slower pace.
+    await sleep(Date.now() - t0 < FAST_POLL_FOR_MS ? FAST_POLL_MS : POLL_MS)
   }
 }
 

@@ -1,7 +1,7 @@
 import type { KernelServices } from '../../kernel/services.js'
 import { LOCAL_REPOSITORY, secretName, type S3RepositoryConfig } from './config.js'
 import { BACKUP_REPO_CREDENTIALS_MISSING, BACKUP_REPO_UNKNOWN } from './errors.js'
-import { S3Repository } from './s3.js'
+import type { S3Repository } from './s3.js'
 
 /** Repositories from config + vault: credentials are read from the vault here and nowhere else. */
 export type RepoDeps = Pick<KernelServices, 'config' | 'secrets'>
@@ -15,6 +15,9 @@ export async function openRepository(cfg: S3RepositoryConfig, get: (name: string
   if (!id) throw BACKUP_REPO_CREDENTIALS_MISSING({ repo: cfg.name, secret: secretName(cfg.accessKeyId) })
   const key = await get(secretName(cfg.secretAccessKey))
   if (!key) throw BACKUP_REPO_CREDENTIALS_MISSING({ repo: cfg.name, secret: secretName(cfg.secretAccessKey) })
+  // Loaded on first use: the AWS SDK is the largest part of the kernel bundle, and a kernel
+  // boot (Postgres start) must not wait for it when no object store is configured.
+  const { S3Repository } = await import('./s3.js')
   return new S3Repository(cfg, { accessKeyId: id, secretAccessKey: key })
 }
 
