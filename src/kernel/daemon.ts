@@ -33,6 +33,7 @@ import { registerEventType } from './events.js'
 import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
+import { prepareNodeTls } from '../tls/boot.js'
 
 import { realtimeEventSchemas } from '../realtime/events.js'
 import { realtimeComponent } from '../realtime/component.js'
@@ -109,6 +110,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     await migrateLegacySuperuserPassword(layout, secrets)
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
+    await prepareNodeTls({ stateRoot: layout.root, projectDir: opts.projectDir, config, secrets, runAs, log })
     const locks = new InMemoryLocks()
     const instances = new FlockInstances(layout, secrets, () => config, log)
 
