@@ -1,3 +1,4 @@
+import path from 'node:path'
 import { isIP } from 'node:net'
 import type { MagflockConfig } from '../config/schema.js'
 import { REPLICATION_ROLE } from '../postgres/conf.js'
@@ -101,4 +102,24 @@ export function conninfoOf(opts: Record<string, string>): string {
   return Object.entries(opts)
     .map(([k, v]) => `${k}='${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`)
     .join(' ')
+}
+
+/** An instance dir is <state>/instances/<name>: the state root its TLS files live under. */
+export function stateRootOfInstanceDir(instanceDir: string): string {
+  return path.dirname(path.dirname(instanceDir))
+}
+
+/**
+ * libpq environment for a replication tool (pg_basebackup, pg_rewind) reaching `peerHost`:
+ * nothing for a local peer; verify-full against the flock CA otherwise.
+ */
+export function replicationSslEnv(peerHost: string, instanceDir: string): Record<string, string> {
+  const o = replicationConnOptions({ host: peerHost, port: 0 }, stateRootOfInstanceDir(instanceDir))
+  return o.sslmode && o.sslrootcert ? { PGSSLMODE: o.sslmode, PGSSLROOTCERT: o.sslrootcert } : {}
+}
+
+/** The same as primary_conninfo words ("sslmode=verify-full sslrootcert=…"), or none for a local peer. */
+export function replicationSslConninfo(peerHost: string, instanceDir: string): string[] {
+  const e = replicationSslEnv(peerHost, instanceDir)
+  return e.PGSSLMODE && e.PGSSLROOTCERT ? [`sslmode=${e.PGSSLMODE}`, `sslrootcert=${e.PGSSLROOTCERT}`] : []
 }

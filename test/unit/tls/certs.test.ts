@@ -67,3 +67,16 @@ describe('tls/postgres (pg_hba block, replication options)', () => {
     expect(conninfoOf(remote)).toBe("host='10.0.0.2' port='5433' user='magflock_replicator' sslmode='verify-full' sslrootcert='/s/tls/postgres/ca.crt'")
   })
 })
+
+describe('replication over TLS to a non-local peer', () => {
+  it('primary_conninfo and the tools\' environment ask for verify-full only when the primary is not on 127.0.0.1', async () => {
+    const { primaryConninfo } = await import('../../../src/replication/pg.js')
+    const { replicationSslEnv } = await import('../../../src/tls/postgres.js')
+    const standby = { name: 'r1', host: '127.0.0.1', port: 5434, instanceDir: '/s/instances/r1', dataDir: '/s/instances/r1/data', logFile: '/s/instances/r1/postgres.log' }
+    const env = { superuser: 'postgres', replicator: { user: 'magflock_replicator', password: 'x' } }
+    expect(primaryConninfo(env, { host: '127.0.0.1', port: 5433 }, standby)).not.toContain('sslmode')
+    expect(primaryConninfo(env, { host: '10.0.0.1', port: 5433 }, standby)).toContain('sslmode=verify-full sslrootcert=/s/tls/postgres/ca.crt')
+    expect(replicationSslEnv('127.0.0.1', standby.instanceDir)).toEqual({})
+    expect(replicationSslEnv('10.0.0.1', standby.instanceDir)).toEqual({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: '/s/tls/postgres/ca.crt' })
+  })
+})
