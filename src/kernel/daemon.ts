@@ -34,6 +34,7 @@ import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
 import { prepareNodeTls } from '../tls/boot.js'
+import { startTlsApiListener } from '../tls/api-listener.js'
 
 import { realtimeEventSchemas } from '../realtime/events.js'
 import { realtimeComponent } from '../realtime/component.js'
@@ -110,7 +111,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     await migrateLegacySuperuserPassword(layout, secrets)
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
-    await prepareNodeTls({ stateRoot: layout.root, projectDir: opts.projectDir, config, secrets, runAs, log })
+    const nodeTls = await prepareNodeTls({ stateRoot: layout.root, projectDir: opts.projectDir, config, secrets, runAs, log })
     const locks = new InMemoryLocks()
     const instances = new FlockInstances(layout, secrets, () => config, log)
 
@@ -159,6 +160,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     }
 
     const startedAt = new Date()
+    let closeApiTls: () => Promise<void> = async () => {}
     let resolveStopped!: () => void
     const stopped = new Promise<void>((r) => (resolveStopped = r))
     let shuttingDown: Promise<void> | undefined
@@ -176,6 +178,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
           events.publish('kernel.stopping', { reason })
           instances.keepRunningOnStop = keepPostgres
           await server.close().catch(() => {})
+          await closeApiTls().catch(() => {})
           await components.stopAll()
           await removeKernelInfo(layout)
           await releaseLock()
@@ -208,6 +211,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     })
     await server.listen()
     undo.unshift(() => server.close())
+    if (config.api.listen && nodeTls) {
+      const listener = await startTlsApiListener({ listen: config.api.listen, tls: nodeTls, server, log })
+      undo.unshift(() => listener.close())
+      closeApiTls = () => listener.close()
+    }
 
     const metricsUrl = config.metrics.enabled ? `http://127.0.0.1:${config.metrics.port}/metrics` : null
     await writeKernelInfo(layout, {

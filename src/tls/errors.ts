@@ -73,3 +73,35 @@ export const TLS_BAD_NAME = defineError<{ name: string }>({
   message: (a) => `"${a.name.slice(0, 80)}" is not a valid certificate name.`,
   hint: () => 'Use lowercase letters, digits, "." and "-" (up to 63 characters), starting with a letter or digit.',
 })
+
+export const TLS_API_LISTEN_FAILED = defineError<{ listen: string; reason: string }>({
+  code: 'E_TLS_API_LISTEN_FAILED',
+  class: 'failed_precondition',
+  area: 'tls',
+  message: (a) => `The control API cannot listen on ${a.listen}: ${a.reason}.`,
+  hint: (a) => `Free that port or choose another address with \`magflock config set api.listen ${a.listen.replace(/:\d+$/, ':7544')}\`; the address must be one of this host's.`,
+})
+
+export const REMOTE_UNREACHABLE = defineError<{ api: string; reason: string }>({
+  code: 'E_REMOTE_UNREACHABLE',
+  class: 'unavailable',
+  area: 'tls',
+  message: (a) => `The kernel at ${a.api} cannot be reached over mutual TLS: ${a.reason}.`,
+  hint: () => 'Check the address (api.listen on that node), and that MAGFLOCK_TLS_DIR (or --tls-dir) holds ca.crt, client.crt and client.key issued by `magflock tls client NAME` on that flock.',
+})
+
+export const REMOTE_TLS_FILES = defineError<{ dir: string; reason: string }>({
+  code: 'E_REMOTE_TLS_FILES',
+  class: 'invalid_argument',
+  area: 'tls',
+  message: (a) => `The client certificate directory ${a.dir} cannot be used: ${a.reason}.`,
+  hint: () => 'Issue one with `magflock tls client NAME --out DIR` on a node of the flock and pass that DIR as --tls-dir or MAGFLOCK_TLS_DIR.',
+})
+
+export const REMOTE_TOKEN_MISSING = defineError<{ api: string }>({
+  code: 'E_REMOTE_TOKEN_MISSING',
+  class: 'unauthenticated',
+  area: 'tls',
+  message: (a) => `A remote kernel (${a.api}) needs a token; there is no local admin token for it.`,
+  hint: () => 'Create one on that flock (`magflock token create NAME --role viewer`) and pass it with --token or MAGFLOCK_TOKEN.',
+})
