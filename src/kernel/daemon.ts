@@ -35,6 +35,7 @@ import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
 import { prepareNodeTls } from '../tls/boot.js'
 import { startTlsApiListener } from '../tls/api-listener.js'
+import { healthComponent } from '../health/component.js'
 
 import { realtimeEventSchemas } from '../realtime/events.js'
 import { realtimeComponent } from '../realtime/component.js'
@@ -147,6 +148,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     // Idles (and drops a leftover slot) when realtime.enabled is false.
     components.register(realtimeComponent, { services, instances })
     components.register(poolerComponent, { services, instances })
+    // Patroni-compatible endpoints for load balancers, only when asked for (health.enabled).
+    if (config.health.enabled) components.register(healthComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.
