@@ -154,4 +154,11 @@ describe('tls init/status/rotate and Postgres on postgres.listen with TLS', () =
     const st = await f.run<TlsStatus>(['tls', 'status', '--json'])
     expect(st.json?.ok && st.json.data.cert?.serial).toBe(fresh)
   })
+
+  it('doctor shows the expiry of the CA and the node certificate', async () => {
+    const r = await f.run<{ checks: Array<{ name: string; status: string; detail: string }> }>(['doctor', '--json'])
+    const text = r.stdout
+    expect(text).toContain('"tls ca"')
+    expect(text).toMatch(/"tls node cert"[\s\S]*?"status": "ok"[\s\S]*?CN=node-a[^"]*expires \d{4}-\d{2}-\d{2} \(36\d days\)/)
+  })
 })
