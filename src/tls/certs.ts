@@ -1,7 +1,6 @@
-import 'reflect-metadata'
 import { X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto'
 import { isIP } from 'node:net'
-import * as x509 from '@peculiar/x509'
+import type * as X509 from '@peculiar/x509'
 
 /**
  * The flock's certificate authority and the certificates it issues, built with @peculiar/x509
@@ -11,10 +10,24 @@ import * as x509 from '@peculiar/x509'
  * Pure functions of their inputs (plus the clock and randomness): nothing here touches the
  * file system or the vault; src/tls/material.ts decides where the PEMs go.
  */
-type X509Crypto = Parameters<typeof x509.cryptoProvider.set>[0]
-type KeyPair = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys']
+type X509Crypto = Parameters<typeof X509.cryptoProvider.set>[0]
+type KeyPair = Parameters<typeof X509.X509CertificateGenerator.createSelfSigned>[0]['keys']
 type SigningKey = KeyPair['privateKey']
-x509.cryptoProvider.set(webcrypto as unknown as X509Crypto)
+
+let loaded: Promise<typeof X509> | undefined
+/**
+ * @peculiar/x509 (and the reflect-metadata polyfill its DI container needs) load only when a
+ * certificate is issued: the kernel's boot and `tls status` parse with Node's X509Certificate.
+ */
+function x509Lib(): Promise<typeof X509> {
+  loaded ??= (async () => {
+    await import('reflect-metadata')
+    const lib = await import('@peculiar/x509')
+    lib.cryptoProvider.set(webcrypto as unknown as X509Crypto)
+    return lib
+  })()
+  return loaded
+}
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const
 const DAY_MS = 86_400_000
@@ -64,6 +77,7 @@ function dn(cn: string): string {
 
 /** A self-signed CA for one flock (pathLen 0: it signs node and client certs only). */
 export async function createCa(flock: string, days: number, now = new Date()): Promise<Pem> {
+  const x509 = await x509Lib()
   const keys = await generateKeys()
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -84,6 +98,7 @@ export async function createCa(flock: string, days: number, now = new Date()): P
 
 /** A leaf certificate signed by the CA, with the SANs a verify-full client checks. */
 export async function issueCert(input: IssueInput): Promise<Pem> {
+  const x509 = await x509Lib()
   const now = input.now ?? new Date()
   const caCert = new x509.X509Certificate(input.ca.certPem)
   const caKey = await importSigningKey(input.ca.keyPem)
@@ -92,7 +107,7 @@ export async function issueCert(input: IssueInput): Promise<Pem> {
   if (input.usage !== 'client') usages.push(x509.ExtendedKeyUsage.serverAuth)
   if (input.usage !== 'server') usages.push(x509.ExtendedKeyUsage.clientAuth)
   const sans = [...new Set(input.sans)].map((s) => (isIP(s) ? { type: 'ip' as const, value: s } : { type: 'dns' as const, value: s }))
-  const extensions: x509.Extension[] = [
+  const extensions: X509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
     new x509.ExtendedKeyUsageExtension(usages, false),
