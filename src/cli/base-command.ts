@@ -2,6 +2,7 @@ import { Command, Errors, Flags, type Interfaces } from '@oclif/core'
 import { INTERNAL, USAGE, isMagflockError, type MagflockError } from '../errors/index.js'
 import { resolveStateDir, stateLayout, type StateLayout } from '../platform/paths.js'
 import { KernelClient } from '../client/index.js'
+import { remoteTransport } from '../tls/remote.js'
 import { stateAccessError } from '../client/errors.js'
 import { redactor } from '../secrets/redact.js'
 import { cliName, localizeCommands } from './invocation.js'
@@ -28,6 +29,14 @@ export abstract class MagflockCommand<T> extends Command {
     }),
     token: Flags.string({
       summary: 'Control API token (default: <state>/admin.token). Also MAGFLOCK_TOKEN.',
+      helpGroup: 'GLOBAL',
+    }),
+    api: Flags.string({
+      summary: 'ADDRESS:PORT of a remote kernel (its api.listen), reached over mutual TLS. Also MAGFLOCK_API.',
+      helpGroup: 'GLOBAL',
+    }),
+    'tls-dir': Flags.string({
+      summary: 'Directory with ca.crt, client.crt, client.key for --api (`magflock tls client`). Also MAGFLOCK_TLS_DIR.',
       helpGroup: 'GLOBAL',
     }),
   }
@@ -64,6 +73,8 @@ export abstract class MagflockCommand<T> extends Command {
 
   private _stateDirFlag: string | undefined
   private _tokenFlag: string | undefined
+  private _apiFlag: string | undefined
+  private _tlsDirFlag: string | undefined
 
   protected layout(): StateLayout {
     return stateLayout(resolveStateDir(this._stateDirFlag))
@@ -71,7 +82,9 @@ export abstract class MagflockCommand<T> extends Command {
 
   /** Typed control-API client for this flock. */
   protected kernel(): KernelClient {
-    return new KernelClient(this.layout(), { token: this._tokenFlag ?? process.env.MAGFLOCK_TOKEN })
+    const api = this._apiFlag ?? process.env.MAGFLOCK_API
+    const remote = api ? remoteTransport(api, this._tlsDirFlag ?? process.env.MAGFLOCK_TLS_DIR) : undefined
+    return new KernelClient(this.layout(), { token: this._tokenFlag ?? process.env.MAGFLOCK_TOKEN, remote })
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -83,6 +96,8 @@ export abstract class MagflockCommand<T> extends Command {
     const f = out.flags as Record<string, unknown>
     this._stateDirFlag = f['state-dir'] as string | undefined
     this._tokenFlag = f.token as string | undefined
+    this._apiFlag = f.api as string | undefined
+    this._tlsDirFlag = f['tls-dir'] as string | undefined
     return out
   }
 

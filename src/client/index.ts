@@ -5,6 +5,7 @@ import type { z } from 'zod'
 import { MagflockError, type WireError } from '../errors/index.js'
 import type { StateLayout } from '../platform/paths.js'
 import { API_HOST, ProgressEvent, WireErrorSchema, type RouteDef } from '../api/route.js'
+import type { RemoteTransport } from '../tls/remote.js'
 import { BAD_RESPONSE, KERNEL_LOST, KERNEL_NOT_RUNNING, STATE_ACCESS, TOKEN_MISSING, stateAccessError } from './errors.js'
 
 export interface CallOptions {
@@ -21,7 +22,7 @@ export interface CallOptions {
 export class KernelClient {
   constructor(
     readonly layout: StateLayout,
-    private readonly opts: { token?: string | undefined; socket?: string } = {},
+    private readonly opts: { token?: string | undefined; socket?: string; remote?: RemoteTransport | undefined } = {},
   ) {}
 
   get socketPath(): string {
@@ -30,6 +31,7 @@ export class KernelClient {
 
   token(): string {
     if (this.opts.token) return this.opts.token
+    if (this.opts.remote) throw this.opts.remote.missingToken()
     try {
       return readFileSync(this.layout.adminToken, 'utf8').trim()
     } catch (err) {
@@ -68,7 +70,7 @@ export class KernelClient {
         {
           // Our own connection instead of socketPath: no http.Agent, whose server-name
           // check compiles Node's IPv6 regex on the first request (a few ms of every call).
-          createConnection: () => net.connect(this.socketPath),
+          createConnection: () => (this.opts.remote ? this.opts.remote.connect() : net.connect(this.socketPath)),
           method,
           path,
           headers: {
@@ -147,7 +149,8 @@ export class KernelClient {
       )
       req.on('timeout', () => req.destroy(new Error('timeout')))
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if ((err.code === 'ECONNRESET' || err.code === 'EPIPE') && sent) {
+        if (this.opts.remote) reject(this.opts.remote.mapError(err))
+        else if ((err.code === 'ECONNRESET' || err.code === 'EPIPE') && sent) {
           // The request went out and no response came: the kernel died while handling it.
           reject(lost('the connection was closed or reset before a response', err))
         } else if (err.code === 'ECONNRESET' || err.code === 'EPIPE') {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { RepositoriesConfig, RetentionPolicyConfig } from '../backup/repository/config.js'
 
@@ -15,6 +16,11 @@ export const PostgresConfig = z
   .object({
     port: port.default(5433).describe('TCP port of the primary instance (127.0.0.1).'),
     host: z.literal('127.0.0.1').default('127.0.0.1').describe('Listen address; loopback only for now.'),
+    listen: z
+      .array(z.string().refine((a) => isIP(a) !== 0, { message: 'must be an IPv4 or IPv6 address' }))
+      .min(1)
+      .default(['127.0.0.1'])
+      .describe('Addresses the primary and replicas listen on (127.0.0.1 is always included). A non-loopback address needs TLS (`magflock tls init`): remote clients and replication must use hostssl with SCRAM.'),
     binDir: z.string().optional().describe('Directory holding postgres, initdb, pg_ctl…; discovered when unset.'),
     osUser: z.string().default('postgres').describe('Unprivileged OS user Postgres runs as when the kernel is root.'),
     superuser: z.string().default('postgres').describe('Name of the bootstrap superuser role.'),
@@ -116,6 +122,36 @@ export const PoolerConfig = z
   })
   .strict()
 
+export const TlsConfig = z
+  .object({
+    nodeName: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/).optional().describe('Name of this node in its certificate (CN and a DNS SAN); the host name when unset.'),
+    sans: z.array(z.string().min(1).max(253)).default([]).describe('Extra DNS names or IP addresses for the node certificate (postgres.listen and api.listen addresses are always included).'),
+    certDays: z.number().int().min(1).max(3650).default(365).describe('Lifetime of node and client certificates issued by `magflock tls init|rotate`.'),
+    caDays: z.number().int().min(30).max(36_500).default(3650).describe('Lifetime of the flock CA created by `magflock tls init`.'),
+    caFile: z.string().optional().describe("The operator's own CA certificate (PEM file). With certFile and keyFile it replaces the flock CA MagFlock creates."),
+    certFile: z.string().optional().describe("The operator's own node certificate (PEM file), signed by caFile."),
+    keyFile: z.string().optional().describe("The operator's own node key (PEM file, or secret:NAME for a key kept in the vault)."),
+  })
+  .strict()
+
+export const ApiConfig = z
+  .object({
+    listen: z
+      .string()
+      .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):\d{1,5}$/, { message: 'must be ADDRESS:PORT, e.g. 10.0.0.1:7543' })
+      .optional()
+      .describe('ADDRESS:PORT of the control API over TCP with mutual TLS (a client certificate signed by the flock CA, plus a token). Unset: Unix socket only.'),
+  })
+  .strict()
+
+export const HealthConfig = z
+  .object({
+    enabled: z.boolean().default(false).describe('Serve Patroni-compatible health endpoints (GET /primary, /replica, /read-write, /read-only, /health, /liveness, /readiness) for load balancers, one plain-HTTP port per instance.'),
+    host: z.string().refine((a) => isIP(a) !== 0, { message: 'must be an IP address' }).default('127.0.0.1').describe('Listen address of the health endpoints (read-only, no secrets).'),
+    portOffset: z.number().int().min(1).max(60_000).default(3000).describe("An instance's health port is its Postgres port plus this offset (5433 → 8433), like one Patroni REST API per member."),
+  })
+  .strict()
+
 export const MagflockConfig = z
   .object({
     flock: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/).default('default').describe('Name of this flock (lowercase).'),
@@ -127,6 +163,9 @@ export const MagflockConfig = z
     replication: ReplicationConfig.default(ReplicationConfig.parse({})),
     realtime: RealtimeConfig.default(RealtimeConfig.parse({})),
     pooler: PoolerConfig.default(PoolerConfig.parse({})),
+    tls: TlsConfig.default(TlsConfig.parse({})),
+    api: ApiConfig.default(ApiConfig.parse({})),
+    health: HealthConfig.default(HealthConfig.parse({})),
   })
   .strict()
 

@@ -1,3 +1,4 @@
+import { tlsChecks } from '../tls/doctor.js'
 import { promises as fsp, statfsSync } from 'node:fs'
 import path from 'node:path'
 import type { MagflockConfig } from '../config/schema.js'
@@ -100,6 +101,7 @@ export async function runChecks(layout: StateLayout, config: MagflockConfig, env
   } catch {
     checks.push({ name: 'state dir', status: 'ok', detail: `${layout.root} does not exist yet (created by \`magflock up\`)` })
   }
+  checks.push(...(await tlsChecks(layout.root, process.cwd(), config)))
   return checks
 }
 

@@ -33,6 +33,9 @@ import { registerEventType } from './events.js'
 import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
+import { prepareNodeTls } from '../tls/boot.js'
+import { startTlsApiListener } from '../tls/api-listener.js'
+import { healthComponent } from '../health/component.js'
 
 import { realtimeEventSchemas } from '../realtime/events.js'
 import { realtimeComponent } from '../realtime/component.js'
@@ -109,6 +112,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     await migrateLegacySuperuserPassword(layout, secrets)
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
+    const nodeTls = await prepareNodeTls({ stateRoot: layout.root, projectDir: opts.projectDir, config, secrets, runAs, log })
     const locks = new InMemoryLocks()
     const instances = new FlockInstances(layout, secrets, () => config, log)
 
@@ -144,6 +148,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     // Idles (and drops a leftover slot) when realtime.enabled is false.
     components.register(realtimeComponent, { services, instances })
     components.register(poolerComponent, { services, instances })
+    // Patroni-compatible endpoints for load balancers, only when asked for (health.enabled).
+    if (config.health.enabled) components.register(healthComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.
@@ -157,6 +163,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     }
 
     const startedAt = new Date()
+    let closeApiTls: () => Promise<void> = async () => {}
     let resolveStopped!: () => void
     const stopped = new Promise<void>((r) => (resolveStopped = r))
     let shuttingDown: Promise<void> | undefined
@@ -174,6 +181,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
           events.publish('kernel.stopping', { reason })
           instances.keepRunningOnStop = keepPostgres
           await server.close().catch(() => {})
+          await closeApiTls().catch(() => {})
           await components.stopAll()
           await removeKernelInfo(layout)
           await releaseLock()
@@ -206,6 +214,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     })
     await server.listen()
     undo.unshift(() => server.close())
+    if (config.api.listen && nodeTls) {
+      const listener = await startTlsApiListener({ listen: config.api.listen, tls: nodeTls, server, log })
+      undo.unshift(() => listener.close())
+      closeApiTls = () => listener.close()
+    }
 
     const metricsUrl = config.metrics.enabled ? `http://127.0.0.1:${config.metrics.port}/metrics` : null
     await writeKernelInfo(layout, {

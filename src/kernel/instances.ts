@@ -21,6 +21,7 @@ import type { InstanceStatus } from '../api/core.js'
 import { writeServiceFile } from '../postgres/pgpass.js'
 
 import { instanceSettings } from '../realtime/settings.js'
+import { postgresNetworkSettings, remoteAddresses } from '../tls/postgres.js'
 
 /**
  * 'standalone': a restored copy (`backup restore --to-instance`). Supervised like the others,
@@ -121,7 +122,8 @@ export class FlockInstances implements InstanceRegistry {
       superuser: cfg.postgres.superuser,
       bins,
       runAs,
-      settings: instanceSettings(cfg),
+      settings: { ...postgresNetworkSettings(cfg, this.layout.root), ...instanceSettings(cfg) },
+      remoteHba: remoteAddresses(cfg),
       startTimeoutMs: cfg.postgres.startTimeoutSeconds * 1000,
       ...(this.log ? { log: this.log.child({ instance: name }) } : {}),
     }
@@ -149,7 +151,7 @@ export class FlockInstances implements InstanceRegistry {
     this.syncRestartPolicy(next)
     if (!appliedKeys.some((k) => k.startsWith('postgres.settings.'))) return
     for (const e of this.entries.values()) {
-      e.spec.settings = instanceSettings(next)
+      e.spec.settings = { ...postgresNetworkSettings(next, this.layout.root), ...instanceSettings(next) }
       await writeInstanceConf(e.spec)
       const c = new pgLib.Client(await this.handle(e).connection())
       await c.connect()

@@ -86,7 +86,8 @@ export class ControlServer {
     await fsp.rm(this.opts.socketPath, { force: true })
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** One request, from the Unix socket or the mutual-TLS listener (src/tls/api-listener.ts). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint()
     const url = new URL(req.url ?? '/', 'http://magflock')
     const method = req.method ?? 'GET'

@@ -11,6 +11,7 @@ import { isPortFree } from '../platform/ports.js'
 import { run, spawnLong } from '../platform/process.js'
 import type { PgBinaries } from './binaries.js'
 import { renderMagflockConf, renderPgHba, socketDirFor, withInclude, type SettingValue } from './conf.js'
+import { withRemoteHba } from '../tls/postgres.js'
 import {
   INSTANCE_ALREADY_INITIALIZED,
   INSTANCE_DIR_INACCESSIBLE,
@@ -44,6 +45,8 @@ export interface InstanceSpec {
   bins: PgBinaries
   runAs: OsUser | undefined
   settings?: Record<string, SettingValue>
+  /** Addresses beyond 127.0.0.1 Postgres listens on: a managed hostssl block in pg_hba (src/tls/postgres.ts). */
+  remoteHba?: string[]
   startTimeoutMs?: number
   /** Config key named in E_PORT_IN_USE's hint (default postgres.port; replicas: replication.basePort). */
   portConfigKey?: string
@@ -164,6 +167,14 @@ export async function writeInstanceConf(spec: InstanceSpec, dataDir = spec.dataD
   const text = renderMagflockConf({ port: spec.port, instanceDir: spec.instanceDir, settings: spec.settings })
   const old = await fsp.readFile(file, 'utf8').catch(() => undefined)
   if (old !== text) await writeOwned(spec, file, text)
+  if (spec.remoteHba) {
+    const hba = path.join(dataDir, 'pg_hba.conf')
+    const cur = await fsp.readFile(hba, 'utf8').catch(() => undefined)
+    if (cur !== undefined) {
+      const nextHba = withRemoteHba(cur, spec.remoteHba)
+      if (nextHba !== cur) await writeOwned(spec, hba, nextHba)
+    }
+  }
 }
 
 /**

@@ -91,7 +91,7 @@ export async function createReplica(
       '-D', replica.dataDir, '-R', '-S', slot, '-C', '-X', 'stream', '-c', 'fast',
       ...(opts.noSync ? ['--no-sync'] : []),
     ],
-    { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup'), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+    { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup', { host: primary.host, local: replica }), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
   )
   progress('configure', `configuring ${replica.name} as a standby of ${primary.name}`, 0.8)
   await writeAutoConf(env, replica.dataDir, standbySettings(env, primary, replica, slot))
@@ -250,7 +250,7 @@ export async function rejoin(
     const res = await run(
       env.bins.tool('pg_rewind'),
       ['--target-pgdata', node.dataDir, '--source-server', conn, ...(opts.noSync ? ['--no-sync'] : [])],
-      { runAs: env.runAs, ...replicationChild(env), reject: false, timeoutMs: opts.timeoutMs ?? 10 * 60_000 },
+      { runAs: env.runAs, ...replicationChild(env, undefined, { host: newPrimary.host, local: node }), reject: false, timeoutMs: opts.timeoutMs ?? 10 * 60_000 },
     )
     env.log?.('pg_rewind finished', { instance: node.name, exitCode: res.exitCode, output: (res.stdout + '\n' + res.stderr).trim().split('\n').slice(-8).join(' | ') })
     if (res.exitCode === 0) method = /no rewind required/i.test(res.stdout + res.stderr) ? 'none' : 'rewind'
@@ -268,7 +268,7 @@ export async function rejoin(
     await run(
       env.bins.tool('pg_basebackup'),
       ['-h', newPrimary.host, '-p', String(newPrimary.port), '-U', replicationLogin(env).user, '-D', node.dataDir, '-X', 'stream', '-c', 'fast', ...(opts.noSync ? ['--no-sync'] : [])],
-      { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup'), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+      { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup', { host: newPrimary.host, local: node }), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
     )
     method = 'reclone'
   }

@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../platform/fs.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { formatLsn } from './lsn.js'
 import { isOurPostmaster, isProcessAliveSync, killProcessesInDataDir, readPostmasterPid, removeStaleSocketLock } from '../postgres/pidfile.js'
+import { replicationSslConninfo, replicationSslEnv } from '../tls/postgres.js'
 
 /**
  * The replication area's narrow adapter to Postgres: SQL as small functions, pg_ctl, and the
@@ -142,6 +143,8 @@ export function primaryConninfo(env: Pick<ReplicationEnv, 'superuser' | 'replica
     `application_name=${standby.name}`,
     'connect_timeout=2',
     'keepalives_idle=2',
+    // A peer beyond 127.0.0.1 is reached over TLS, verify-full against the flock CA.
+    ...replicationSslConninfo(primary.host, standby.instanceDir),
   ].join(' ')
 }
 
@@ -151,9 +154,10 @@ export function replicationLogin(env: Pick<ReplicationEnv, 'superuser' | 'passwo
 }
 
 /** Environment and redaction for a child that logs in as the replication role (never argv). */
-export function replicationChild(env: ReplicationEnv, appName?: string): { env: Record<string, string>; secrets: string[] } {
+export function replicationChild(env: ReplicationEnv, appName?: string, peer?: { host: string; local: Pick<PgNode, 'instanceDir'> }): { env: Record<string, string>; secrets: string[] } {
   const login = replicationLogin(env)
-  return { env: { PGPASSWORD: login.password, ...(appName ? { PGAPPNAME: appName } : {}) }, secrets: [login.password, env.password] }
+  const ssl = peer ? replicationSslEnv(peer.host, peer.local.instanceDir) : {}
+  return { env: { PGPASSWORD: login.password, ...(appName ? { PGAPPNAME: appName } : {}), ...ssl }, secrets: [login.password, env.password] }
 }
 
 export async function writePassfile(env: ReplicationEnv, node: PgNode): Promise<void> {

@@ -43,6 +43,7 @@ describe('docs/configuration.md and templates/magflock.yaml', () => {
 function flatDefault(key: string): unknown {
   let cur: unknown = defaultConfig()
   for (const p of key.split('.')) cur = (cur as Record<string, unknown>)[p]
-  // An unset optional key gets a valid value of its kind.
+  // An unset optional key gets a valid value of its kind (a format-checked one, a sample).
+  if (cur === undefined && key === 'api.listen') return '127.0.0.1:7543'
   return cur ?? (kindOf(schemaAt(key.split('.'))!) === 'number' ? 1 : 'x')
 }
