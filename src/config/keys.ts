@@ -111,8 +111,10 @@ export function describeExpected(s: z.ZodType): string {
       return `a mapping of names to values (${describeExpected(d.valueType!)})`
     case 'union':
       return (d.options ?? []).map((o) => describeExpected(o)).join(' or ')
+    case 'array':
+      return 'a list'
     default:
-      return `a ${d.type}`
+      return `${/^[aeiou]/.test(d.type) ? 'an' : 'a'} ${d.type}`
   }
 }
 
