@@ -6,7 +6,7 @@ import { isMagflockError } from '../errors/index.js'
 import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
 import { nextRun, parseCron, type CronSpec } from './cron.js'
 import { createBackup } from './service.js'
-import { applyRetention } from './repository/service.js'
+import { applyRetention, recoverUploadsOf } from './repository/service.js'
 import './events.js'
 import { counterOn, gaugeOn } from '../telemetry/metrics.js'
 
@@ -162,6 +162,16 @@ export const backupSchedulerComponent = defineComponent<{ services: KernelServic
   async start(ctx): Promise<ComponentHandle> {
     const k = ctx.services.services
     const cfg = k.config().backup
+    // Uploads a killed kernel left half done: aborted and cleaned (or stored again), in the background.
+    void recoverUploadsOf(k).then(
+      (l) => {
+        for (const r of l) {
+          if (r.error) ctx.log.warn({ repository: r.repository, id: r.id, err: r.error }, 'could not clean up an interrupted upload; retrying at the next start')
+          else ctx.log.warn({ repository: r.repository, id: r.id, outcome: r.outcome, abortedUploads: r.abortedUploads }, 'cleaned up an upload interrupted by a kernel that died')
+        }
+      },
+      (err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'could not look for interrupted uploads'),
+    )
     if (!cfg.schedule) return idleHandle('no backup.schedule configured')
     const encrypt = Boolean(cfg.encryptionKey)
     const sched = new BackupScheduler({
