@@ -26,6 +26,7 @@ import { verifyBackup, type VerifyResult } from './verify.js'
 import { LOCAL_REPOSITORY } from './repository/config.js'
 import { BACKUP_REPO_PUSH_FAILED } from './repository/errors.js'
 import { openRepository, remoteConfigs } from './repository/index.js'
+import { rekeyRepository, type RepoRekeyResult } from './repository/rekey.js'
 import { abandonPushes, beginPushes, completePushes, fanOut, type RemotePush } from './repository/push.js'
 
 /**
@@ -459,9 +460,25 @@ export async function prune(k: BackupDeps, policy: PrunePolicy, dryRun: boolean)
   return { ...r, leftoversRemoved: r.leftoversRemoved.map((l) => l.id) }
 }
 
-export async function rekey(k: BackupDeps, fromSecret: string, toSecret?: string): Promise<RekeyResult> {
+/**
+ * Rewraps under the new key every encrypted backup of the local repository, then every
+ * encrypted backup and WAL object of each object-store repository (repository/rekey.ts: one
+ * PUT per object, read back and checked; objects already under the new key are skipped, so an
+ * interrupted rekey is finished by running it again).
+ */
+export async function rekey(k: BackupDeps, fromSecret: string, toSecret?: string): Promise<RekeyResult & { repositories: RepoRekeyResult[] }> {
   const to = toSecret ?? kekName(k)
   const oldKek = await loadKek((n) => k.secrets.get(n), fromSecret)
   const newKek = await loadKek((n) => k.secrets.get(n), to)
-  return rekeyBackups({ backupsDir: k.layout.backupsDir, oldKeks: [oldKek], newKek, newSecretName: to })
+  const local = await rekeyBackups({ backupsDir: k.layout.backupsDir, oldKeks: [oldKek], newKek, newSecretName: to })
+  const repositories: RepoRekeyResult[] = []
+  for (const cfg of remoteConfigs(k)) {
+    const repo = await openRepository(cfg, (n) => k.secrets.get(n))
+    try {
+      repositories.push(await rekeyRepository(repo, [oldKek], newKek, to))
+    } finally {
+      repo.destroy()
+    }
+  }
+  return { ...local, repositories }
 }
