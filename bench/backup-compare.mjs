@@ -7,6 +7,7 @@
 // when each magflock phase started (where the time goes).
 import { spawnSync } from 'node:child_process'
 import { chownSync, mkdirSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { performance } from 'node:perf_hooks'
@@ -242,6 +243,28 @@ rec('restore', 'magflock logical (hash, then pg_restore -j2)', secs(t0))
 if (rows(PORT, 'mf_copy') !== SCALE * 100000) throw new Error('logical restore: wrong row count')
 psql('drop database mf_copy', 'postgres')
 
+// ---------- second pass in the reverse order (backups only): magflock first, then the raw tool ----------
+// The first pass always runs the raw tool first; an autovacuum or writeback left over from an
+// earlier step would then weigh on one side only. Each pair is compared within its pass.
+await checkpoint()
+t0 = now()
+const lm2 = await createLogicalBackup({ backupsDir, conn, database: 'bench', bins, runAs, jobs: 2 })
+rec('backup', 'magflock logical (pg_dump -Fd -j2, gzip), pass 2 (run first)', secs(t0), lm2.totalBytes)
+await checkpoint()
+t0 = now()
+sh(`${PGBIN}/pg_dump -h 127.0.0.1 -p ${PORT} -U postgres -Fd -j2 -f ${BASE}/raw-dump2 bench`)
+rec('backup', 'pg_dump -Fd -j2, gzip (raw), pass 2 (run second)', secs(t0), bytesOf(`${BASE}/raw-dump2`))
+rmSync(`${BASE}/raw-dump2`, { recursive: true })
+await checkpoint()
+t0 = now()
+const pm2 = await createPhysicalBackup({ backupsDir, conn, bins, runAs, compression: 'lz4' })
+rec('backup', 'magflock physical lz4, pass 2 (run first)', secs(t0), pm2.totalBytes)
+await checkpoint()
+t0 = now()
+sh(`${PGBIN}/pg_basebackup -h 127.0.0.1 -p ${PORT} -U postgres -D ${BASE}/raw-bb2 -Ft -X stream -c fast --compress=server-lz4`)
+rec('backup', 'pg_basebackup -Ft server-lz4 (raw), pass 2 (run second)', secs(t0), bytesOf(`${BASE}/raw-bb2`))
+rmSync(`${BASE}/raw-bb2`, { recursive: true })
+
 // ---------- pgBackRest full lz4 ----------
 if (havePgbr) {
   await checkpoint()
@@ -299,6 +322,8 @@ await cleanup()
 const find = (op, tool) => results.find((r) => r.op === op && r.tool.startsWith(tool))
 const ratio = (a, b) => (a && b ? `${(a.seconds / b.seconds).toFixed(2)}×` : '')
 const baseline = {
+  'backup:magflock logical (pg_dump -Fd -j2, gzip), pass 2': find('backup', 'pg_dump -Fd -j2, gzip (raw), pass 2'),
+  'backup:magflock physical lz4, pass 2': find('backup', 'pg_basebackup -Ft server-lz4 (raw), pass 2'),
   'backup:magflock physical lz4 + AES': find('backup', 'magflock physical lz4'),
   'backup:magflock physical lz4': find('backup', 'pg_basebackup'),
   'restore:magflock physical lz4 + AES': find('restore', 'magflock physical lz4 (hash'),
@@ -314,7 +339,7 @@ const rowsMd = results.map((r) => {
 })
 const md = `## Backup and restore (\`bench/backup-compare.mjs\`)
 
-\`SCALE=${SCALE} node_modules/.bin/node bench/backup-compare.mjs\` — pgbench scale ${SCALE} (database ${(dbBytes / 1048576).toFixed(0)} MiB), PostgreSQL ${bins.version}, ${pgbrVersion}; ${machine()}. One run, everything on the same data; MiB/s is database size ÷ time. "vs" compares with the raw tool at the same settings (encrypted: vs magflock unencrypted; PITR: vs pgBackRest).
+\`SCALE=${SCALE} node_modules/.bin/node bench/backup-compare.mjs\` — pgbench scale ${SCALE} (database ${(dbBytes / 1048576).toFixed(0)} MiB), PostgreSQL ${bins.version}, ${pgbrVersion}; ${machine()}. One run, everything on the same data; the backups of both tools run twice, raw tool first in pass 1 and MagFlock first in pass 2 (each pair compared within its pass); load average (1 min) ${os.loadavg()[0].toFixed(1)} at the end (the 2 CPUs were shared with other work); MiB/s is database size ÷ time. "vs" compares with the raw tool at the same settings (encrypted: vs magflock unencrypted; PITR: vs pgBackRest).
 
 ${table(['op', 'tool', 'time', 'MiB/s', 'size', 'vs'], rowsMd)}
 

@@ -160,5 +160,16 @@ export const backupRekey = defineRoute({
     newKeyId: z.string(),
     rewrapped: z.array(z.string()),
     skipped: z.array(z.object({ id: z.string(), reason: z.string() })),
+    /** The same for every object-store repository, plus its WAL objects. */
+    repositories: z.array(
+      z.object({
+        repository: z.string(),
+        rewrapped: z.array(z.string()),
+        skipped: z.array(z.object({ id: z.string(), reason: z.string() })),
+        walRewrapped: z.number(),
+        walUnchanged: z.number(),
+        walSkipped: z.array(z.object({ name: z.string(), reason: z.string() })),
+      }),
+    ),
   }),
 })

@@ -1,3 +1,4 @@
+import path from 'node:path'
 import { promises as fsp } from 'node:fs'
 import type pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
@@ -45,6 +46,8 @@ export interface WalReceiver {
   pid: number | undefined
   /** Resolves with the exit once pg_receivewal ends (for supervision). */
   exited: Promise<{ exitCode: number | undefined; signal: string | undefined }>
+  /** The end of what pg_receivewal wrote to stderr (why it stopped). */
+  stderrTail(): string
   stop(): Promise<void>
 }
 
@@ -63,7 +66,12 @@ export async function startWalReceiver(o: {
     runAs: o.runAs,
     env: pgEnv(o.conn),
     detached: false,
-    stdio: ['ignore', 'ignore', 'ignore'],
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let tail = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (c: string) => {
+    tail = (tail + c).slice(-2000)
   })
   const exited = child.then(
     (r) => ({ exitCode: r.exitCode, signal: r.signal }),
@@ -73,6 +81,7 @@ export async function startWalReceiver(o: {
   return {
     pid: child.pid,
     exited,
+    stderrTail: () => tail,
     async stop() {
       if (stopped) return
       stopped = true
@@ -120,4 +129,24 @@ export async function waitForArchived(walDir: string, lsn: string, timeoutMs = 3
     await new Promise((r) => setTimeout(r, 100))
   }
   throw new Error(`WAL up to ${lsn} did not reach the archive within ${timeoutMs} ms`)
+}
+
+/**
+ * After pg_receivewal stopped on a full filesystem: a `.partial` segment it could not pad to
+ * full size (pg_receivewal pads a new segment with zeros before writing WAL into it) makes the
+ * next pg_receivewal refuse to start ("has N bytes, should be 0 or 16777216"). It holds no WAL
+ * the server does not still have — the slot's restart position is at or before it, so the
+ * segment is streamed again — and is removed. Returns the names removed.
+ */
+export async function dropTornPartials(walDir: string): Promise<string[]> {
+  const removed: string[] = []
+  for (const n of await fsp.readdir(walDir).catch(() => [] as string[])) {
+    if (!/^[0-9A-F]{24}\.partial$/.test(n)) continue
+    const st = await fsp.stat(path.join(walDir, n)).catch(() => undefined)
+    if (st && BigInt(st.size) !== WAL_SEGMENT_BYTES) {
+      await fsp.rm(path.join(walDir, n), { force: true })
+      removed.push(n)
+    }
+  }
+  return removed
 }

@@ -1,12 +1,15 @@
+import { promises as fsp } from 'node:fs'
 import type { Counter, Gauge} from 'prom-client';
 import { type Registry } from 'prom-client'
 import { defineComponent, idleHandle, type ComponentHandle } from '../kernel/component.js'
 import type { KernelServices } from '../kernel/services.js'
-import { isMagflockError } from '../errors/index.js'
-import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
+import { isMagflockError, type MagflockError } from '../errors/index.js'
+import { WAL_ARCHIVE_NO_SPACE } from './errors.js'
+import { WAL_SEGMENT_BYTES } from './wal.js'
+import { ARCHIVE_LOCK, archiveLag, dropTornPartials, startWalReceiver, type WalReceiver } from './archiver.js'
 import { nextRun, parseCron, type CronSpec } from './cron.js'
 import { createBackup } from './service.js'
-import { applyRetention } from './repository/service.js'
+import { applyRetention, recoverUploadsOf } from './repository/service.js'
 import './events.js'
 import { counterOn, gaugeOn } from '../telemetry/metrics.js'
 
@@ -18,6 +21,14 @@ import { counterOn, gaugeOn } from '../telemetry/metrics.js'
  *                     duration and size.
  * The kernel constructs both with `{ services: KernelServices }`.
  */
+
+const SEGMENT = Number(WAL_SEGMENT_BYTES)
+
+/** Bytes free for an unprivileged writer on the filesystem of `dir` (0 when it cannot be read). */
+async function freeBytes(dir: string): Promise<number> {
+  const st = await fsp.statfs(dir).catch(() => undefined)
+  return st ? Number(st.bavail) * Number(st.bsize) : 0
+}
 
 /** 256 MiB of WAL not yet in the archive is worth waking someone (the slot keeps it in pg_wal). */
 export const LAG_ALERT_BYTES = 256 * 1024 * 1024
@@ -56,18 +67,48 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
       await new Promise((r) => setTimeout(r, 250))
     }
     const conn = await k.instances.primary().connection('postgres')
-    let receiver: WalReceiver | undefined = await startWalReceiver({ walDir: k.layout.walDir, conn, bins: k.bins, runAs: k.runAs })
+    const start = () => startWalReceiver({ walDir: k.layout.walDir, conn, bins: k.bins, runAs: k.runAs })
+    let receiver: WalReceiver | undefined = await start()
     upGauge.set(1)
     let stopping = false
     let lastAlert: number | undefined
     let detail = `streaming into ${k.layout.walDir}`
-    void receiver.exited.then((e) => {
-      upGauge.set(0)
-      if (stopping) return
-      const reason = `pg_receivewal exited (${e.signal ?? `exit ${e.exitCode}`})`
-      ctx.events.publish('wal.archiver_down', { reason, restarts: 0 })
-      ctx.fail(new Error(reason))
-    })
+    let noSpace: MagflockError | undefined
+    // pg_receivewal stopping on a full archive filesystem is not a crash to restart in a loop:
+    // the component says so (E_WAL_ARCHIVE_NO_SPACE, in status and as wal.archiver_down), waits
+    // for space and starts it again; the slot keeps the WAL meanwhile, so the archive catches up.
+    const supervise = (r: WalReceiver) => {
+      void r.exited.then(async (e) => {
+        upGauge.set(0)
+        if (stopping) return
+        const reason = `pg_receivewal exited (${e.signal ?? `exit ${e.exitCode}`})${r.stderrTail().trim() ? `: ${r.stderrTail().trim().split('\n').slice(-2).join(' | ')}` : ''}`
+        const free = await freeBytes(k.layout.walDir)
+        if (!/No space left on device/i.test(r.stderrTail()) && free >= SEGMENT) {
+          ctx.events.publish('wal.archiver_down', { reason, restarts: 0 })
+          ctx.fail(new Error(reason))
+          return
+        }
+        receiver = undefined
+        noSpace = WAL_ARCHIVE_NO_SPACE({ path: k.layout.walDir, freeBytes: free, neededBytes: SEGMENT })
+        ctx.events.publish('wal.archiver_down', { reason: `${noSpace.code}: ${noSpace.message}`, restarts: 0 })
+        ctx.log.error({ code: noSpace.code, path: k.layout.walDir, freeBytes: free }, noSpace.message)
+        while (!stopping && (await freeBytes(k.layout.walDir)) < 2 * SEGMENT) await new Promise((res) => setTimeout(res, 2000))
+        if (stopping) return
+        try {
+          const torn = await dropTornPartials(k.layout.walDir)
+          if (torn.length) ctx.log.warn({ removed: torn }, 'removed a segment pg_receivewal could not pad on the full filesystem (it is streamed again)')
+          receiver = await start()
+        } catch (err) {
+          ctx.fail(err instanceof Error ? err : new Error(String(err)))
+          return
+        }
+        noSpace = undefined
+        upGauge.set(1)
+        ctx.log.info({ path: k.layout.walDir }, 'space is back: WAL archiving resumed')
+        supervise(receiver)
+      })
+    }
+    supervise(receiver)
     const timer = setInterval(() => {
       void (async () => {
         try {
@@ -93,7 +134,10 @@ export const walArchiverComponent = defineComponent<{ services: KernelServices }
         await receiver?.stop()
         receiver = undefined
       },
-      health: () => ({ live: receiver !== undefined, ready: receiver !== undefined, detail }),
+      health: () =>
+        noSpace
+          ? { live: true, ready: false, detail: `${noSpace.code}: ${noSpace.message} ${noSpace.hint ?? ''}`.trim() }
+          : { live: receiver !== undefined, ready: receiver !== undefined, detail },
     }
   },
 })
@@ -162,6 +206,16 @@ export const backupSchedulerComponent = defineComponent<{ services: KernelServic
   async start(ctx): Promise<ComponentHandle> {
     const k = ctx.services.services
     const cfg = k.config().backup
+    // Uploads a killed kernel left half done: aborted and cleaned (or stored again), in the background.
+    void recoverUploadsOf(k).then(
+      (l) => {
+        for (const r of l) {
+          if (r.error) ctx.log.warn({ repository: r.repository, id: r.id, err: r.error }, 'could not clean up an interrupted upload; retrying at the next start')
+          else ctx.log.warn({ repository: r.repository, id: r.id, outcome: r.outcome, abortedUploads: r.abortedUploads }, 'cleaned up an upload interrupted by a kernel that died')
+        }
+      },
+      (err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'could not look for interrupted uploads'),
+    )
     if (!cfg.schedule) return idleHandle('no backup.schedule configured')
     const encrypt = Boolean(cfg.encryptionKey)
     const sched = new BackupScheduler({

@@ -132,6 +132,16 @@ export const BACKUP_NO_SPACE = defineError<{ path: string; neededBytes: number; 
   hint: (a) => `Free at least ${mib(Math.max(0, a.neededBytes - a.freeBytes))} there (\`magflock backup prune\` removes old backups) or give the backups more room, then retry \`magflock backup create\`.`,
 })
 
+export const WAL_ARCHIVE_NO_SPACE = defineError<{ path: string; freeBytes: number; neededBytes: number }>({
+  code: 'E_WAL_ARCHIVE_NO_SPACE',
+  class: 'failed_precondition',
+  area: 'backup',
+  message: (a) =>
+    `The WAL archive ${a.path} is out of space (${mib(a.freeBytes)} free, a segment needs ${mib(a.neededBytes)}): pg_receivewal stopped. Postgres keeps running; its replication slot holds the WAL not yet archived, so nothing is lost.`,
+  hint: (a) =>
+    `Free space on the filesystem of ${a.path} (\`magflock backup prune\` removes old backups and WAL they no longer need) or grow it; archiving resumes by itself and catches up. Until then WAL piles up in pg_wal (bounded by max_slot_wal_keep_size when set).`,
+})
+
 function mib(n: number): string {
   return `${(n / 1048576).toFixed(1)} MiB`
 }

@@ -16,7 +16,7 @@ import {
 } from './manifest.js'
 import { sourceInfo, withClient } from './sql.js'
 import { isNoSpace, noSpaceFailure } from './space.js'
-import { encryptFileInPlace, encryptSink, followWrites, hashSink, pgEnv, runTool, secretsOf, startBackup, type FileDigest, type OnProgress } from './tools.js'
+import { encryptFileInPlace, encryptSink, followWrites, hashSink, pgEnv, runTool, secretsOf, startBackup, type FileDigest, type OnProgress, type Tee } from './tools.js'
 
 /**
  * Physical backup of the whole instance with pg_basebackup, tar format, compressed on the
@@ -45,6 +45,12 @@ export interface PhysicalBackupOptions {
   signal?: AbortSignal
   /** For tests: override the id (still must be unique). */
   id?: string
+  /**
+   * Object-store uploads of the files produced while pg_basebackup runs (base.tar*, stored
+   * form: encrypted when encrypted), keyed by their path in the backup (`base/base.tar.lz4.mfenc`).
+   * The local backup is written exactly as without it.
+   */
+  tee?: ((id: string, rel: string) => Tee | undefined) | undefined
 }
 
 export const PHYSICAL_SUBDIR = 'base'
@@ -102,7 +108,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     following = followWrites(
       target,
       (n) => APPEND_ONLY.test(n),
-      (n) => (key ? encryptSink(path.join(target, n + ENCRYPTED_SUFFIX), key) : hashSink()),
+      (n) => (key ? encryptSink(path.join(target, n + ENCRYPTED_SUFFIX), key, o.tee?.(id, `${PHYSICAL_SUBDIR}/${n}${ENCRYPTED_SUFFIX}`)) : hashSink(o.tee?.(id, `${PHYSICAL_SUBDIR}/${n}`))),
     )
     // --no-sync: describeFiles fsyncs every file once, alongside its hash.
     await runTool(

@@ -15,7 +15,7 @@ import { freePort } from '../platform/ports.js'
 import { BACKUP_CANCELLED, BACKUP_INPLACE_HAS_REPLICAS, BACKUP_INPLACE_NEEDS_FORCE, BACKUP_INVALID, BACKUP_ROLLBACK_FAILED, BACKUP_TARGET_EXISTS } from './errors.js'
 import { kekSecretName, loadKek, openBackupKey, rekeyBackups, type RekeyResult } from './keys.js'
 import { createLogicalBackup, restoreLogical } from './logical.js'
-import { listBackups, loadBackup, type BackupManifest } from './manifest.js'
+import { listBackups, loadBackup, newBackupId, type BackupManifest } from './manifest.js'
 import { createPhysicalBackup } from './physical.js'
 import { pruneBackups, type PrunePolicy, type PruneResult } from './retention.js'
 import { clearRestoreMark, dropRecoverySettings, markRestore, prepareRestore, recoveryFailure, restorePhysical, timelineFork, waitWritable, type PhysicalRestoreOptions } from './restore.js'
@@ -23,11 +23,11 @@ import { databaseExists, withClient } from './sql.js'
 import type { OnProgress, Progress } from './tools.js'
 import { listArchive, segmentNo } from './wal.js'
 import { verifyBackup, type VerifyResult } from './verify.js'
-import { isMagflockError } from '../errors/index.js'
 import { LOCAL_REPOSITORY } from './repository/config.js'
 import { BACKUP_REPO_PUSH_FAILED } from './repository/errors.js'
 import { openRepository, remoteConfigs } from './repository/index.js'
-import { pushBackup } from './repository/backups.js'
+import { rekeyRepository, type RepoRekeyResult } from './repository/rekey.js'
+import { abandonPushes, beginPushes, completePushes, fanOut, type RemotePush } from './repository/push.js'
 
 /**
  * The backup service as the kernel uses it: the library functions above, fed from the
@@ -84,6 +84,7 @@ export async function createBackup(k: BackupDeps, input: CreateInput, onProgress
   const encryption = input.encrypt ? { kek: await loadKek((n) => k.secrets.get(n), kekName(k)), secretName: kekName(k) } : undefined
   const common = { backupsDir: k.layout.backupsDir, conn, bins: k.bins, runAs: k.runAs, compression: cfg.compression, encryption, ...(input.label ? { label: input.label } : {}), ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) }
   let m: BackupManifest
+  let remote: { pushes: RemotePush[]; failures: string[] }
   if (input.type === 'logical') {
     if (!input.db) throw BACKUP_INVALID({ message: 'A logical backup needs --db NAME.' })
     const release = k.locks.acquire(`db:${input.db}`, 'backup')
@@ -92,12 +93,27 @@ export async function createBackup(k: BackupDeps, input: CreateInput, onProgress
     } finally {
       release()
     }
+    // A few MiB of dump: uploaded once it is complete (to every repository at once).
+    remote = await beginPushes(k.layout.backupsDir, m.id, remoteOpeners(k), signal)
   } else {
     if (input.db) throw BACKUP_INVALID({ message: '--db is for logical backups; a physical backup covers the whole instance.' })
-    m = await createPhysicalBackup(common)
+    // Streamed: base.tar goes to every repository while pg_basebackup writes it (push.ts).
+    const id = newBackupId('physical')
+    remote = await beginPushes(k.layout.backupsDir, id, remoteOpeners(k), signal)
+    const { pushes } = remote
+    try {
+      m = await createPhysicalBackup({ ...common, id, tee: (_id, rel) => fanOut(pushes.map((p) => p.stream(rel))) })
+    } catch (err) {
+      await abandonPushes(pushes)
+      throw err
+    }
   }
-  const repositories = [LOCAL_REPOSITORY, ...(await pushToRemotes(k, m, onProgress, signal))]
+  const repositories = [LOCAL_REPOSITORY, ...(await completeRemotes(k, remote, m, onProgress, signal))]
   return { ...summarize(m), seconds: (Date.now() - t0) / 1000, repositories, source: source.name }
+}
+
+function remoteOpeners(k: BackupDeps) {
+  return remoteConfigs(k).map((cfg) => ({ name: cfg.name, open: () => openRepository(cfg, (n) => k.secrets.get(n)) }))
 }
 
 /**
@@ -118,30 +134,17 @@ async function backupSource(k: BackupDeps): Promise<{ name: string; conn: pg.Cli
 }
 
 /**
- * Writes a complete local backup to every object-store repository (docs/backup.md
- * "Repositories"). All are tried; if any failed, its partial upload is already removed and
+ * Finishes the local backup's way into every object-store repository (docs/backup.md
+ * "Repositories"), all at once. If any failed, its partial upload is already removed and
  * E_BACKUP_REPO_PUSH_FAILED names each repository and object (the local copy stays).
  */
-async function pushToRemotes(k: BackupDeps, m: BackupManifest, onProgress?: OnProgress, signal?: AbortSignal): Promise<string[]> {
-  if (remoteConfigs(k).length === 0) return []
-  const stored: string[] = []
-  const failures: string[] = []
-  for (const cfg of remoteConfigs(k)) {
-    try {
-      const repo = await openRepository(cfg, (n) => k.secrets.get(n))
-      try {
-        await pushBackup(repo, path.join(k.layout.backupsDir, m.id), m, onProgress, signal)
-        stored.push(cfg.name)
-      } finally {
-        repo.destroy()
-      }
-    } catch (err) {
-      if (signal?.aborted) throw err
-      failures.push(`${cfg.name}: ${isMagflockError(err) ? `${err.code} ${err.message}` : String(err)}`)
-    }
-  }
+async function completeRemotes(k: BackupDeps, remote: { pushes: RemotePush[]; failures: string[] }, m: BackupManifest, onProgress?: OnProgress, signal?: AbortSignal): Promise<string[]> {
+  if (remote.pushes.length === 0 && remote.failures.length === 0) return []
+  const r = await completePushes(remote.pushes, path.join(k.layout.backupsDir, m.id), m, onProgress)
+  if (signal?.aborted) throw signal.reason ?? new Error('cancelled')
+  const failures = [...remote.failures, ...r.failures]
   if (failures.length) throw BACKUP_REPO_PUSH_FAILED({ id: m.id, failures: failures.join('; ') })
-  return stored
+  return r.stored
 }
 
 export async function listAll(k: BackupDeps) {
@@ -457,9 +460,25 @@ export async function prune(k: BackupDeps, policy: PrunePolicy, dryRun: boolean)
   return { ...r, leftoversRemoved: r.leftoversRemoved.map((l) => l.id) }
 }
 
-export async function rekey(k: BackupDeps, fromSecret: string, toSecret?: string): Promise<RekeyResult> {
+/**
+ * Rewraps under the new key every encrypted backup of the local repository, then every
+ * encrypted backup and WAL object of each object-store repository (repository/rekey.ts: one
+ * PUT per object, read back and checked; objects already under the new key are skipped, so an
+ * interrupted rekey is finished by running it again).
+ */
+export async function rekey(k: BackupDeps, fromSecret: string, toSecret?: string): Promise<RekeyResult & { repositories: RepoRekeyResult[] }> {
   const to = toSecret ?? kekName(k)
   const oldKek = await loadKek((n) => k.secrets.get(n), fromSecret)
   const newKek = await loadKek((n) => k.secrets.get(n), to)
-  return rekeyBackups({ backupsDir: k.layout.backupsDir, oldKeks: [oldKek], newKek, newSecretName: to })
+  const local = await rekeyBackups({ backupsDir: k.layout.backupsDir, oldKeks: [oldKek], newKek, newSecretName: to })
+  const repositories: RepoRekeyResult[] = []
+  for (const cfg of remoteConfigs(k)) {
+    const repo = await openRepository(cfg, (n) => k.secrets.get(n))
+    try {
+      repositories.push(await rekeyRepository(repo, [oldKek], newKek, to))
+    } finally {
+      repo.destroy()
+    }
+  }
+  return { ...local, repositories }
 }

@@ -160,23 +160,42 @@ export interface FollowSink {
   abort(): Promise<void>
 }
 
-/** Sink: sha256 of the file itself. */
-export function hashSink(): FollowSink {
+/**
+ * A second consumer of the bytes a sink stores (the object-store upload of the same file, see
+ * repository/push.ts). It never throws: a failed upload is the uploader's business and never
+ * fails the local backup. `write` may wait (backpressure from the upload).
+ */
+export interface Tee {
+  write(chunk: Buffer): Promise<void>
+  end(): Promise<void>
+  abort(): Promise<void>
+}
+
+/** Sink: sha256 of the file itself (and the bytes to `tee`, when given). */
+export function hashSink(tee?: Tee): FollowSink {
   const h = createHash('sha256')
   let size = 0
   return {
-    write(c) {
+    async write(c) {
       h.update(c)
       size += c.length
-      return Promise.resolve()
+      await tee?.write(c)
     },
-    end: () => Promise.resolve({ size, sha256: h.digest('hex') }),
-    abort: () => Promise.resolve(),
+    async end() {
+      await tee?.end()
+      return { size, sha256: h.digest('hex') }
+    },
+    abort: async () => {
+      await tee?.abort()
+    },
   }
 }
 
-/** Sink: encrypts into `out` (the frames of encryptFrames), hashing the ciphertext as it is written. */
-export function encryptSink(out: string, key: Buffer): FollowSink {
+/**
+ * Sink: encrypts into `out` (the frames of encryptFrames), hashing the ciphertext as it is
+ * written, and handing the same ciphertext to `tee` when given.
+ */
+export function encryptSink(out: string, key: Buffer, tee?: Tee): FollowSink {
   const input = new PassThrough({ highWaterMark: 4 << 20 })
   const h = createHash('sha256')
   let size = 0
@@ -184,6 +203,7 @@ export function encryptSink(out: string, key: Buffer): FollowSink {
     for await (const f of frames) {
       h.update(f)
       size += f.length
+      await tee?.write(f)
       yield f
     }
   }
@@ -195,12 +215,19 @@ export function encryptSink(out: string, key: Buffer): FollowSink {
     },
     async end() {
       input.end()
-      await done
+      try {
+        await done
+      } catch (err) {
+        await tee?.abort()
+        throw err
+      }
+      await tee?.end()
       return { size, sha256: h.digest('hex') }
     },
     async abort() {
       input.destroy()
       await done.catch(() => undefined)
+      await tee?.abort()
       await fsp.rm(out, { force: true })
     },
   }

@@ -30,7 +30,14 @@ function backupPrefix(id: string): string {
   return `${BACKUPS_PREFIX}${id}/`
 }
 
-export async function pushBackup(repo: S3Repository, backupDir: string, m: BackupManifest, onProgress?: OnProgress, signal?: AbortSignal): Promise<{ bytes: number; seconds: number }> {
+export interface PushOptions {
+  /** Files already stored whole (streamed while the backup was made): not uploaded again. */
+  skip?: (f: BackupManifest['files'][number]) => boolean
+  /** Learns each multipart upload id (the writer's journal, see push.ts). */
+  onUploadId?: (key: string, uploadId: string) => void
+}
+
+export async function pushBackup(repo: S3Repository, backupDir: string, m: BackupManifest, onProgress?: OnProgress, signal?: AbortSignal, opts: PushOptions = {}): Promise<{ bytes: number; seconds: number }> {
   const t0 = Date.now()
   const base = backupPrefix(m.id)
   const tag = `${repo.name}:${m.id}`
@@ -44,8 +51,10 @@ export async function pushBackup(repo: S3Repository, backupDir: string, m: Backu
       while (next < m.files.length) {
         const f = m.files[next++]!
         signal?.throwIfAborted()
-        onProgress?.({ phase: 'upload', message: `${repo.name}: ${f.path}`, bytesDone: done, bytesTotal: total, fraction: total ? done / total : 0 })
-        await repo.putFile(base + f.path, path.join(backupDir, f.path), { sha256: f.sha256 }, signal)
+        if (!opts.skip?.(f)) {
+          onProgress?.({ phase: 'upload', message: `${repo.name}: ${f.path}`, bytesDone: done, bytesTotal: total, fraction: total ? done / total : 0 })
+          await repo.putFile(base + f.path, path.join(backupDir, f.path), { sha256: f.sha256 }, signal, opts.onUploadId)
+        }
         done += f.size
       }
     }

@@ -108,27 +108,57 @@ export class S3Repository {
   }
 
   /** Uploads a file (multipart above one part size); aborted on `signal`. */
-  async putFile(rel: string, file: string, meta: Record<string, string> = {}, signal?: AbortSignal): Promise<void> {
+  async putFile(rel: string, file: string, meta: Record<string, string> = {}, signal?: AbortSignal, onUploadId?: (key: string, uploadId: string) => void): Promise<void> {
+    await this.upload(rel, createReadStream(file, { highWaterMark: 1 << 20 }), meta, signal, onUploadId)
+  }
+
+  /**
+   * Uploads a stream of unknown length: lib-storage cuts it into parts of `partSizeMiB` and
+   * keeps four in flight, so memory stays bounded (about five parts) however long the stream
+   * is. `onUploadId` learns the multipart upload's id once the server gave it (the writer's
+   * journal keeps it, so a kernel killed mid-upload can abort it at the next start).
+   */
+  async upload(rel: string, body: Readable, meta: Record<string, string> = {}, signal?: AbortSignal, onUploadId?: (key: string, uploadId: string) => void): Promise<void> {
     const up = new Upload({
       client: this.client,
-      params: { Bucket: this.cfg.bucket, Key: this.key(rel), Body: createReadStream(file, { highWaterMark: 1 << 20 }), Metadata: meta, ChecksumAlgorithm: 'CRC32' },
+      params: { Bucket: this.cfg.bucket, Key: this.key(rel), Body: body, Metadata: meta, ChecksumAlgorithm: 'CRC32' },
       partSize: this.cfg.partSizeMiB * 1024 * 1024,
       queueSize: 4,
       // We abort ourselves (below), so a server that cannot abort never hides the real error.
       leavePartsOnError: true,
     })
+    // lib-storage reports the id only with the first finished part: look for it sooner too.
+    let told = false
+    const tell = () => {
+      if (!told && onUploadId && up.uploadId) {
+        told = true
+        onUploadId(rel, up.uploadId)
+      }
+    }
+    up.on('httpUploadProgress', tell)
+    const looking = onUploadId ? setInterval(tell, 100) : undefined
     const onAbort = () => void up.abort().catch(() => undefined)
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       await up.done()
     } catch (err) {
-      const uploadId = (up as unknown as { uploadId?: string }).uploadId
-      if (uploadId) {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.key(rel), UploadId: uploadId })).catch(() => undefined)
-      }
+      if (up.uploadId) await this.abortUpload(rel, up.uploadId).catch(() => undefined)
       throw this.fail('upload', rel, err)
     } finally {
+      clearInterval(looking)
       signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Aborts one multipart upload; one the server no longer knows (or cannot abort) is not an error. */
+  async abortUpload(rel: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: this.key(rel), UploadId: uploadId }))
+    } catch (err) {
+      const e = err as SdkError
+      const status = e.$metadata?.httpStatusCode
+      if (e.name === 'NoSuchUpload' || status === 404 || status === 405 || status === 501) return
+      throw this.fail('AbortMultipartUpload', rel, err)
     }
   }
 

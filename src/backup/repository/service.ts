@@ -11,7 +11,8 @@ import { parseSegmentName, segmentNo } from '../wal.js'
 import { verifyBackup, type VerifyResult } from '../verify.js'
 import { cleanupRemote, fetchBackup, listRemote, loadRemoteBackup, removeRemoteBackup } from './backups.js'
 import { LOCAL_REPOSITORY, type RetentionPolicyConfig } from './config.js'
-import { openRemotes, remoteConfigs, resolveRepository } from './index.js'
+import { openRemotes, openRepository, remoteConfigs, resolveRepository } from './index.js'
+import { recoverUploads, type RecoveredUpload } from './push.js'
 import { openKeyOf } from './keycheck.js'
 import type { S3Repository } from './s3.js'
 import { fetchWal, listRemoteWal, WAL_PREFIX } from './wal.js'
@@ -190,4 +191,12 @@ export async function applyRetention(k: BackupDeps): Promise<Array<{ repository:
     }
   }
   return out
+}
+
+/** At kernel start: the uploads a killed kernel left (push.ts `recoverUploads`). */
+export async function recoverUploadsOf(k: BackupDeps): Promise<RecoveredUpload[]> {
+  return recoverUploads(k.layout.backupsDir, async (name) => {
+    const cfg = remoteConfigs(k).find((r) => r.name === name)
+    return cfg ? openRepository(cfg, (n) => k.secrets.get(n)) : undefined
+  })
 }

@@ -179,3 +179,44 @@ export async function fetchWal(o: {
   }
   return fetched
 }
+
+/**
+ * Rewraps the data key in a WAL object's header from one of `oldKeks` to `newKek` (the body —
+ * the ciphertext — is kept byte for byte). Returns the new object, or why it stays as it is.
+ */
+export function rewrapWal(
+  obj: Buffer,
+  name: string,
+  sysid: string,
+  oldKeks: Buffer[],
+  newKek: Buffer,
+  newSecretName: string,
+): { obj: Buffer } | { skip: string } {
+  if (obj.length < 8 || !obj.subarray(0, 4).equals(MAGIC)) return { skip: 'not a MagFlock WAL object' }
+  const hl = obj.readUInt32BE(4)
+  let header: WalHeader
+  try {
+    header = JSON.parse(obj.subarray(8, 8 + hl).toString('utf8')) as WalHeader
+  } catch {
+    return { skip: 'unreadable header' }
+  }
+  if (!header.encryption) return { skip: 'not encrypted' }
+  const newKeyId = keyIdOf(newKek)
+  if (header.encryption.keyId === newKeyId) return { skip: 'already under the new key' }
+  const aad = `wal/${sysid}/${name}`
+  let dataKey: Buffer | undefined
+  for (const k of oldKeks) {
+    try {
+      dataKey = unwrapKey(k, header.encryption.wrappedKey, aad)
+      break
+    } catch {
+      // the next candidate
+    }
+  }
+  if (!dataKey) return { skip: `no offered key opens it (key id ${header.encryption.keyId})` }
+  const next: WalHeader = { ...header, encryption: { ...header.encryption, keyId: newKeyId, secretName: newSecretName, wrappedKey: wrapKey(newKek, dataKey, aad) } }
+  const h = Buffer.from(JSON.stringify(next))
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(h.length)
+  return { obj: Buffer.concat([MAGIC, len, h, obj.subarray(8 + hl)]) }
+}
