@@ -105,6 +105,8 @@ export interface RequestContext {
 }
 
 export interface RawStream {
+  /** Sends the response head now (200, NDJSON); the first write does it otherwise. */
+  open(): void
   /** Writes one line; false when the socket's buffer is full (then wait for drain()). */
   write(line: unknown): boolean
   /** Resolves once the buffer has drained or the connection has closed. */

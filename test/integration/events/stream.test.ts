@@ -1,3 +1,4 @@
+import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readEvents, type StreamLine } from '../../../src/events/client.js'
@@ -79,6 +80,18 @@ describe('GET /v1/events', () => {
     expect(got.map((l) => (l.data as { applied: string[] }).applied[0])).toEqual(Array.from({ length: 50 }, (_, i) => `live-${i}`))
     const seqs = got.map((l) => l.seq!)
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+  })
+
+  it('a follower gets its response head at once, before any event arrives', { timeout: 20_000 }, async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ socketPath: f.layout.socket, path: '/v1/events?follow=1&type=no.such.type', headers: { host: 'magflock', authorization: `Bearer ${f.tokens.admin}` } }, (res) => {
+        resolve(res.statusCode ?? 0)
+        req.destroy()
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(status).toBe(200)
   })
 
   it('refuses a cursor newer than the journal and bad parameters, and ci tokens', async () => {
