@@ -28,6 +28,7 @@ const env = { ...process.env, MAGFLOCK_MASTER_KEY: Buffer.alloc(32, 5).toString(
 const cli = (args) => JSON.parse(execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), ...args, '--json'], { cwd: dir, env, encoding: 'utf8' })).data
 const socketPath = path.join(dir, '.magflock/kernel.sock')
 
+const loadStart = os.loadavg()[0]
 log('starting a kernel')
 cli(['kernel', 'start'])
 const info = JSON.parse(readFileSync(path.join(dir, '.magflock/kernel.json'), 'utf8'))
@@ -121,6 +122,14 @@ const ext = await run(1, extToken, '')
 const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${info.pid}/status`, 'utf8'))[1])
 cli(['kernel', 'stop'])
 
+/** One sentence on the target, with what the machine was doing. */
+function verdict() {
+  const worst = Math.max(one.delivery.p99, many.delivery.p99, ext.delivery.p99)
+  const load = `load average ${loadStart.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end on ${os.cpus().length} cores`
+  if (worst < 10) return `Target met: delivery p99 below 10 ms in every row (${load}).`
+  return `Target not met in this run: worst delivery p99 ${fmt(worst)} (${load}). The p50 is the cost of the path itself; the tail follows the machine's load: the baseline HTTP answers of the same calls have a p99 of ${fmt(one.toResponse.p99)} (1 follower). Rerun on a quiet machine before drawing a conclusion.`
+}
+
 const ms = (x) => fmt(x)
 const row = (name, s) => [name, ms(s.delivery.p50), ms(s.delivery.p99), ms(s.toEvent.p50), ms(s.toEvent.p99), ms(s.toResponse.p50), ms(s.toResponse.p99)]
 const md = `## Events out (GET /v1/events)
@@ -137,6 +146,8 @@ Each event is journaled (a synchronous append to <state>/events/) before any fol
 so the figure includes the disk write. The baseline is the same reload call's own HTTP answer:
 the event line and the answer leave the kernel within the same turn of its loop. Kernel RSS at
 the end: ${(rssKb / 1024).toFixed(0)} MiB.
+
+${verdict()}
 `
 writeSection('events', md)
 console.log(md)
