@@ -68,6 +68,8 @@ export interface HookRunner {
   run(point: HookPoint, context: HookContext): Promise<void>
   /** Tells the point's observers; returns at once and never throws. */
   notify(point: HookPoint, context: HookContext): void
+  /** Forgets every hook of an extension (disabled or removed). */
+  dropExtension(extension: string): void
 }
 
 export interface KernelServices {
