@@ -11,7 +11,7 @@
 //   request → event line vs request → HTTP response of the same call (the baseline, same run).
 // Writes docs/benchmarks/events.md.
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -120,7 +120,8 @@ const extToken = (await new TokenStore(tokensFile).create({ role: 'extension', n
 log('extension follower')
 const ext = await run(1, extToken, '')
 const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${info.pid}/status`, 'utf8'))[1])
-cli(['kernel', 'stop'])
+cli(['down'])
+rmSync(dir, { recursive: true, force: true })
 
 /** One sentence on the target, with what the machine was doing. */
 function verdict() {
