@@ -119,6 +119,10 @@ export const MagflockConfig = z
     replication: ReplicationConfig.default(ReplicationConfig.parse({})),
     realtime: RealtimeConfig.default(RealtimeConfig.parse({})),
     pooler: PoolerConfig.default(PoolerConfig.parse({})),
+    extensions: z
+      .record(z.string().regex(/^[a-z][a-z0-9-]{0,23}$/), z.record(z.string(), z.unknown()))
+      .default({})
+      .describe('Settings of each extension, by extension name; each checked against its manifest and readable only by it (`config:read`, docs/extensions.md).'),
   })
   .strict()
 

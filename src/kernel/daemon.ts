@@ -24,6 +24,7 @@ import { backupSchedulerComponent, walArchiverComponent } from '../backup/compon
 import { walShipperComponent } from '../backup/repository/shipper.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
 import { poolerComponent } from '../pooler/component.js'
+import { extensionsComponent } from '../extensions/component.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
 import { TokenStore } from './tokens.js'
@@ -144,6 +145,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     // Idles (and drops a leftover slot) when realtime.enabled is false.
     components.register(realtimeComponent, { services, instances })
     components.register(poolerComponent, { services, instances })
+    components.register(extensionsComponent, { services, routes: () => routesLoading.then((m) => m.allRoutes) })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.

@@ -13,8 +13,17 @@ import type { BoundRoute, KernelServices, RequestContext } from './services.js'
 import { BAD_HOST, FORBIDDEN, ROUTE_NOT_FOUND, SOCKET_IN_USE, UNAUTHENTICATED } from './errors.api.js'
 
 export interface TokenVerifier {
-  verify(token: string): Promise<{ id: string; name: string; role: Role } | undefined>
+  verify(token: string): Promise<VerifiedToken | undefined>
 }
+
+/** An extension token (src/extensions/broker.ts) carries role `extension` and its grants. */
+export type VerifiedToken = { id: string; name: string; role: Role } | { id: string; name: string; role: 'extension'; extension: string; grants: readonly string[] }
+
+/**
+ * Replaces the role check for a server whose tokens are not role tokens (an extension's own
+ * socket): returns the refusal, which the server sends and audits like a 403.
+ */
+export type Authorizer = (token: VerifiedToken, route: BoundRoute['def']) => { error: MagflockError; audit: boolean } | undefined
 
 export interface ApiMetrics {
   apiRequest(route: string, method: string, status: number, seconds: number): void
@@ -47,6 +56,7 @@ export class ControlServer {
       audit: AuditWriter
       metrics: ApiMetrics
       log: Logger
+      authorize?: Authorizer
     },
   ) {}
 
@@ -135,9 +145,16 @@ export class ControlServer {
       sendError(err)
       return
     }
-    if (!def.roles.includes(token.role)) {
-      const err = FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles })
-      await this.audit({ actor: token.name, role: token.role, action: def.id, result: 'denied', details: { code: err.code } })
+    // A flood of refusals (an extension over its rate limit) is audited once per window by the
+    // authorizer's choice, so the audit log cannot be used to slow the kernel down.
+    const refusal = this.opts.authorize
+      ? this.opts.authorize(token, def)
+      : token.role === 'extension' || !def.roles.includes(token.role)
+        ? { error: FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles }), audit: true }
+        : undefined
+    if (refusal) {
+      const err = refusal.error
+      if (refusal.audit) await this.audit({ actor: token.name, role: token.role, action: def.id, result: 'denied', details: { code: err.code } })
       sendError(err)
       return
     }
@@ -180,7 +197,9 @@ export class ControlServer {
       if (!res.writableFinished) abort.abort()
     })
     const ctx: RequestContext = {
-      actor: { tokenId: token.id, name: token.name, role: token.role },
+      // Inside a route an extension has a viewer's rights (the least-privileged role): the
+      // broker already decided it may call the route at all.
+      actor: token.role === 'extension' ? { tokenId: token.id, name: token.name, role: 'viewer', extension: token.extension } : { tokenId: token.id, name: token.name, role: token.role },
       signal: abort.signal,
       auditDetails: {},
       progress: () => {},

@@ -74,7 +74,8 @@ export interface KernelServices {
 }
 
 export interface RequestContext {
-  actor: { tokenId: string; name: string; role: Role }
+  /** `extension` is set for an extension's token (the name of the extension). */
+  actor: { tokenId: string; name: string; role: Role; extension?: string }
   /** Streams a progress event to the caller (NDJSON routes only; a no-op otherwise). */
   progress(ev: Omit<ProgressEvent, 'type'>): void
   /** Aborted when the caller disconnects or the kernel shuts down. */
