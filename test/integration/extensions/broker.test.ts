@@ -1,0 +1,137 @@
+import { execFileSync } from 'node:child_process'
+import { statSync } from 'node:fs'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { extEnable, extGrant, extInstall, extList, extRemove, extRevoke } from '../../../src/api/extensions.js'
+import { dbCreate } from '../../../src/api/db.js'
+import { auditRecords, extInfo, probeExtension, waitForProbe, type ProbeLine } from '../../helpers/extensions.js'
+import { waitFor } from '../../helpers/wait.js'
+import { errorOf, rawRequest, startSecurityFlock, type SecurityFlock } from '../../security/harness.js'
+
+/**
+ * The extension plane's walls, through the real kernel: real OS users, real processes, the
+ * real broker on each extension's socket. An extension that tries to read the vault, the
+ * master key, the tokens, another extension's state or the kernel's environment is refused by
+ * the OS; one that calls a route it was not granted is refused by the broker and audited.
+ */
+let f: SecurityFlock
+
+beforeAll(async () => {
+  f = await startSecurityFlock()
+  await f.admin.call(dbCreate, { name: 'app' })
+}, 180_000)
+afterAll(async () => {
+  for (const e of (await f?.admin.call(extList, {}).catch(() => ({ extensions: [] })))?.extensions ?? []) await f.admin.call(extRemove, { name: e.name }).catch(() => undefined)
+  await f?.stop()
+})
+
+describe('ext install', () => {
+  it('installs with no grants unless they are named, and refuses capabilities the manifest does not request', async () => {
+    const src = probeExtension(f.projectDir, 'plain', ['idle'], { capabilities: ['config:read', 'api:call:status'] })
+    const e = await f.admin.call(extInstall, { source: src })
+    expect(e.grants).toEqual([])
+    expect(e.requested).toEqual(['config:read', 'api:call:status'])
+    expect(e.enabled).toBe(false)
+    expect((await errorOf(f.admin.call(extGrant, { name: 'plain', capability: 'state:dir' }))).code).toBe('E_EXT_CAPABILITY_NOT_REQUESTED')
+    expect((await errorOf(f.admin.call(extGrant, { name: 'plain', capability: 'api:call:secrets.rotate' }))).code).toBe('E_EXT_CAPABILITY_INVALID')
+    expect((await errorOf(f.admin.call(extInstall, { source: src }))).code).toBe('E_EXT_EXISTS')
+    const g = await f.admin.call(extGrant, { name: 'plain', capability: 'config:read' })
+    expect(g.grants).toEqual(['config:read'])
+    const records = auditRecords(f.layout.auditLog).filter((r) => r.action === 'ext.grant')
+    expect(records.some((r) => r.result === 'ok' && r.details?.capability === 'config:read')).toBe(true)
+    expect(records.some((r) => r.result === 'error' && r.details?.code === 'E_EXT_CAPABILITY_NOT_REQUESTED')).toBe(true)
+    await f.admin.call(extRemove, { name: 'plain' })
+  })
+
+  it('refuses a manifest that is not valid, naming the field', async () => {
+    const src = probeExtension(f.projectDir, 'badman', ['idle'], { name: 'Bad Name' })
+    const err = await errorOf(f.admin.call(extInstall, { source: src }))
+    expect(err.code).toBe('E_EXT_MANIFEST_INVALID')
+    expect(err.message).toMatch(/name/)
+    expect((await errorOf(f.admin.call(extInstall, { source: '../relative' }))).code).toBe('E_EXT_SOURCE_INVALID')
+  })
+})
+
+describe('isolation and the broker', () => {
+  let lines: ProbeLine[]
+  beforeAll(async () => {
+    const other = probeExtension(f.projectDir, 'other', ['secret'], { capabilities: ['state:dir'] })
+    await f.admin.call(extInstall, { source: other, grants: ['state:dir'], enable: true })
+    await waitForProbe(f.admin, 'other', 'wrote-secret')
+    const src = probeExtension(f.projectDir, 'prober', ['probe', f.stateDir, 'other'], { capabilities: ['state:dir', 'api:call:status'] })
+    await f.admin.call(extInstall, { source: src, grants: ['state:dir'], enable: true })
+    lines = await waitForProbe(f.admin, 'prober', 'done')
+  }, 120_000)
+
+  it('runs as its own OS user, in its own 0700 state directory, with an allow-listed environment', async () => {
+    const start = lines.find((l) => l.probe === 'start')!
+    const uid = Number(execFileSync('id', ['-u', 'mfext-prober'], { encoding: 'utf8' }).trim())
+    expect(start.uid).toBe(uid)
+    expect(uid).not.toBe(0)
+    const stateDir = path.join(f.stateDir, 'extensions/prober/state')
+    expect(start.cwd).toBe(stateDir)
+    const st = statSync(stateDir)
+    expect(st.mode & 0o777).toBe(0o700)
+    expect(st.uid).toBe(uid)
+    const keys = start.envKeys as string[]
+    expect(keys).toContain('MAGFLOCK_EXT_TOKEN')
+    expect(keys.filter((k) => k.startsWith('MAGFLOCK_')).sort()).toEqual(['MAGFLOCK_EXT_NAME', 'MAGFLOCK_EXT_SOCKET', 'MAGFLOCK_EXT_TOKEN'])
+    expect(keys).not.toContain('MAGFLOCK_MASTER_KEY')
+    expect(lines.find((l) => l.probe === 'write-state')?.ok).toBe(true)
+  })
+
+  it('cannot read the vault, master.key, tokens, audit log, another extension\'s state or the kernel\'s environ', () => {
+    for (const what of ['vault', 'master.key', 'tokens', 'admin.token', 'audit', 'other-extension-state', 'kernel-environ']) {
+      const l = lines.find((x) => x.probe === 'read' && x.what === what)
+      expect(l, what).toBeDefined()
+      expect(l!.ok, what).toBe(false)
+      expect(['EACCES', 'ENOENT', 'EPERM'], what).toContain(l!.code)
+    }
+    // The files it was refused exist: the refusal is the wall, not their absence.
+    expect(statSync(path.join(f.stateDir, 'tokens.json')).isFile()).toBe(true)
+    expect(statSync(path.join(f.stateDir, 'extensions/other/state/secret.txt')).isFile()).toBe(true)
+  })
+
+  it('calls an ungranted route → E_EXT_DENIED, a never-grantable one → E_EXT_ROUTE_FORBIDDEN; both audited', () => {
+    const call = (p: string) => lines.find((l) => l.probe === 'call' && l.path === p)!
+    expect(call('/v1/status')).toMatchObject({ status: 403, code: 'E_EXT_DENIED' })
+    expect(call('/v1/ext/self')).toMatchObject({ status: 200 })
+    expect(call('/v1/tokens')).toMatchObject({ status: 403, code: 'E_EXT_ROUTE_FORBIDDEN' })
+    expect(call('/v1/secrets/rotate')).toMatchObject({ status: 403, code: 'E_EXT_ROUTE_FORBIDDEN' })
+    const denied = auditRecords(f.layout.auditLog).filter((r) => r.actor === 'ext:prober' && r.result === 'denied')
+    expect(denied.map((r) => [r.action, r.details?.code])).toEqual(
+      expect.arrayContaining([
+        ['status', 'E_EXT_DENIED'],
+        ['token.list', 'E_EXT_ROUTE_FORBIDDEN'],
+        ['secrets.rotate', 'E_EXT_ROUTE_FORBIDDEN'],
+      ]),
+    )
+    expect(denied.every((r) => r.role === 'extension')).toBe(true)
+  })
+
+  it('its socket takes only its own token: not an admin token, not another extension\'s', async () => {
+    const sock = path.join(f.stateDir, 'extensions/prober/api.sock')
+    const r = await rawRequest(sock, f.tokens.admin, { path: '/v1/status' })
+    expect(r.status).toBe(401)
+    // The main socket does not know extension tokens either.
+    const environ = execFileSync('cat', [`/proc/${(await extInfo(f.admin, 'prober')).pid}/environ`]).toString('utf8').split('\0')
+    const token = environ.find((e) => e.startsWith('MAGFLOCK_EXT_TOKEN='))!.split('=')[1]!
+    expect((await rawRequest(f.layout.socket, token, { path: '/v1/status' })).status).toBe(401)
+    expect((await rawRequest(path.join(f.stateDir, 'extensions/other/api.sock'), token, { path: '/v1/ext/self' })).status).toBe(401)
+    const ok = await rawRequest(sock, token, { path: '/v1/ext/self' })
+    expect(ok.status).toBe(200)
+    expect(ok.body).toMatchObject({ name: 'prober', grants: ['state:dir'] })
+  })
+
+  it('api:call granted → allowed at once; revoked → denied at once', async () => {
+    const environ = execFileSync('cat', [`/proc/${(await extInfo(f.admin, 'prober')).pid}/environ`]).toString('utf8').split('\0')
+    const token = environ.find((e) => e.startsWith('MAGFLOCK_EXT_TOKEN='))!.split('=')[1]!
+    const sock = path.join(f.stateDir, 'extensions/prober/api.sock')
+    await f.admin.call(extGrant, { name: 'prober', capability: 'api:call:status' })
+    expect((await rawRequest(sock, token, { path: '/v1/status' })).status).toBe(200)
+    await f.admin.call(extRevoke, { name: 'prober', capability: 'api:call:status' })
+    const r = await rawRequest(sock, token, { path: '/v1/status' })
+    expect(r.status).toBe(403)
+    expect(r.body.error?.code).toBe('E_EXT_DENIED')
+  })
+})
