@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
-import { statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { extEnable, extGrant, extInstall, extList, extRemove, extRevoke } from '../../../src/api/extensions.js'
 import { dbCreate } from '../../../src/api/db.js'
@@ -17,8 +18,14 @@ import { errorOf, rawRequest, startSecurityFlock, type SecurityFlock } from '../
 let f: SecurityFlock
 
 beforeAll(async () => {
-  f = await startSecurityFlock()
+  f = await startSecurityFlock({ yaml: 'extensions:\n  prober:\n    greeting: hello\n    retries: 3\n' })
   await f.admin.call(dbCreate, { name: 'app' })
+  await f.admin.call(dbCreate, { name: 'other' })
+  const c = new pg.Client(await f.kernel.services.instances.primary().connection('app'))
+  await c.connect()
+  await c.query('CREATE TABLE items (id int primary key, v text)')
+  await c.query("INSERT INTO items VALUES (1, 'one')")
+  await c.end()
 }, 180_000)
 afterAll(async () => {
   for (const e of (await f?.admin.call(extList, {}).catch(() => ({ extensions: [] })))?.extensions ?? []) await f.admin.call(extRemove, { name: e.name }).catch(() => undefined)
@@ -58,7 +65,10 @@ describe('isolation and the broker', () => {
     const other = probeExtension(f.projectDir, 'other', ['secret'], { capabilities: ['state:dir'] })
     await f.admin.call(extInstall, { source: other, grants: ['state:dir'], enable: true })
     await waitForProbe(f.admin, 'other', 'wrote-secret')
-    const src = probeExtension(f.projectDir, 'prober', ['probe', f.stateDir, 'other'], { capabilities: ['state:dir', 'api:call:status'] })
+    const src = probeExtension(f.projectDir, 'prober', ['probe', f.stateDir, 'other'], {
+      capabilities: ['state:dir', 'api:call:status', 'config:read', 'db:connect:app:ro', 'db:connect:app:rw'],
+      config: { greeting: { type: 'string', required: true }, retries: { type: 'number', default: 5 }, verbose: { type: 'boolean', default: false } },
+    })
     await f.admin.call(extInstall, { source: src, grants: ['state:dir'], enable: true })
     lines = await waitForProbe(f.admin, 'prober', 'done')
   }, 120_000)
@@ -133,5 +143,88 @@ describe('isolation and the broker', () => {
     const r = await rawRequest(sock, token, { path: '/v1/status' })
     expect(r.status).toBe(403)
     expect(r.body.error?.code).toBe('E_EXT_DENIED')
+  })
+})
+
+describe('capabilities through the broker, each allowed and denied', () => {
+  let token: string
+  let sock: string
+  const call = (p: string, body?: unknown) => rawRequest(sock, token, body === undefined ? { path: p } : { method: 'POST', path: p, body })
+  beforeAll(async () => {
+    const environ = execFileSync('cat', [`/proc/${(await extInfo(f.admin, 'prober')).pid}/environ`]).toString('utf8').split('\0')
+    token = environ.find((e) => e.startsWith('MAGFLOCK_EXT_TOKEN='))!.split('=')[1]!
+    sock = path.join(f.stateDir, 'extensions/prober/api.sock')
+  })
+
+  it('config:read: its own namespace, checked against its manifest; refused without the grant', async () => {
+    const denied = await call('/v1/ext/self/config')
+    expect(denied.status).toBe(403)
+    expect(denied.body.error?.code).toBe('E_EXT_DENIED')
+    await f.admin.call(extGrant, { name: 'prober', capability: 'config:read' })
+    const ok = await call('/v1/ext/self/config')
+    expect(ok.status, ok.text).toBe(200)
+    expect(ok.body).toEqual({ name: 'prober', config: { greeting: 'hello', retries: 3, verbose: false } })
+  })
+
+  it('state:dir: the broker names its directory only when granted', async () => {
+    const ok = await call('/v1/ext/self/state')
+    expect(ok.body).toEqual({ name: 'prober', dir: path.join(f.stateDir, 'extensions/prober/state') })
+    await f.admin.call(extRevoke, { name: 'prober', capability: 'state:dir' })
+    const denied = await call('/v1/ext/self/state')
+    expect(denied.body.error?.code).toBe('E_EXT_DENIED')
+    // And the directory is no longer its own.
+    expect(statSync(path.join(f.stateDir, 'extensions/prober/state')).uid).toBe(0)
+    await f.admin.call(extGrant, { name: 'prober', capability: 'state:dir' })
+  })
+
+  it('db:connect ro: a non-superuser role that reads and cannot write; other databases refused', async () => {
+    expect((await call('/v1/ext/self/db', { database: 'app', mode: 'ro' })).body.error?.code).toBe('E_EXT_DENIED')
+    await f.admin.call(extGrant, { name: 'prober', capability: 'db:connect:app:ro' })
+    const r = await call('/v1/ext/self/db', { database: 'app', mode: 'ro' })
+    expect(r.status, r.text).toBe(200)
+    const url = (r.body as { url: string }).url
+    expect((r.body as { role: string }).role).toBe('ext_prober')
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    try {
+      expect((await c.query('SELECT v FROM items')).rows).toEqual([{ v: 'one' }])
+      await expect(c.query("INSERT INTO items VALUES (2, 'two')")).rejects.toThrow(/permission denied/)
+      const su = (await c.query<{ rolsuper: boolean; rolcreaterole: boolean }>('SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user')).rows[0]
+      expect(su).toEqual({ rolsuper: false, rolcreaterole: false })
+    } finally {
+      await c.end()
+    }
+    expect((await call('/v1/ext/self/db', { database: 'other', mode: 'ro' })).body.error?.code).toBe('E_EXT_DENIED')
+    await expect(new pg.Client({ connectionString: url.replace(/\/app$/, '/other') }).connect()).rejects.toThrow(/permission denied|not permitted/)
+    // The password never reaches the audit log.
+    const rec = auditRecords(f.layout.auditLog).filter((x) => x.action === 'ext.self.db' && x.result === 'ok')
+    expect(rec.length).toBeGreaterThan(0)
+    expect(readFileSync(f.layout.auditLog, 'utf8')).not.toContain(new URL(url).password)
+  })
+
+  it('db:connect rw: writes; revoking it takes the SQL rights back', async () => {
+    expect((await call('/v1/ext/self/db', { database: 'app', mode: 'rw' })).body.error?.code).toBe('E_EXT_DENIED')
+    await f.admin.call(extGrant, { name: 'prober', capability: 'db:connect:app:rw' })
+    const url = ((await call('/v1/ext/self/db', { database: 'app', mode: 'rw' })).body as { url: string }).url
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    await c.query("INSERT INTO items VALUES (3, 'three')")
+    await c.end()
+    await f.admin.call(extRevoke, { name: 'prober', capability: 'db:connect:app:rw' })
+    await f.admin.call(extRevoke, { name: 'prober', capability: 'db:connect:app:ro' })
+    const again = new pg.Client({ connectionString: url })
+    await expect(again.connect()).rejects.toThrow(/permission denied/)
+  })
+
+  it('over its rate limit: E_EXT_RATE_LIMITED, audited once per second, the kernel keeps answering others', async () => {
+    const before = auditRecords(f.layout.auditLog).filter((x) => x.details?.code === 'E_EXT_RATE_LIMITED').length
+    const results = await Promise.all(Array.from({ length: 400 }, () => call('/v1/ext/self')))
+    const limited = results.filter((r) => r.body.error?.code === 'E_EXT_RATE_LIMITED')
+    expect(limited.length).toBeGreaterThan(0)
+    expect(limited[0]!.status).toBe(503)
+    const after = auditRecords(f.layout.auditLog).filter((x) => x.details?.code === 'E_EXT_RATE_LIMITED').length
+    expect(after - before).toBeGreaterThanOrEqual(1)
+    expect(after - before).toBeLessThan(limited.length)
+    expect((await f.request('admin', { path: '/v1/status' })).status).toBe(200)
   })
 })
