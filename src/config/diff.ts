@@ -18,6 +18,9 @@ const LIVE_PREFIXES = [
   'backup.compression',
   'backup.encryptionKey',
   'replication.failover.',
+  // Read by extensions at each config:read call.
+  'extensions',
+  'extensions.',
 ]
 
 /**
