@@ -3,10 +3,9 @@ import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { extEnable, extGrant, extInstall, extList, extRemove, extRevoke } from '../../../src/api/extensions.js'
+import { extGrant, extInstall, extList, extRemove, extRevoke } from '../../../src/api/extensions.js'
 import { dbCreate } from '../../../src/api/db.js'
 import { auditRecords, extInfo, probeExtension, waitForProbe, type ProbeLine } from '../../helpers/extensions.js'
-import { waitFor } from '../../helpers/wait.js'
 import { errorOf, rawRequest, startSecurityFlock, type SecurityFlock } from '../../security/harness.js'
 
 /**
