@@ -90,8 +90,11 @@ export const instanceRemove = defineRoute({
 export const TokenInfo = z.object({
   id: z.string(),
   name: z.string(),
-  role: z.enum(ROLES),
+  // 'extension': a scoped token of an extension (docs/extensions.md), with its grants.
+  role: z.enum([...ROLES, 'extension']),
   createdAt: z.string(),
+  extension: z.string().optional(),
+  grants: z.array(z.string()).optional(),
 })
 
 export const tokenCreate = defineRoute({

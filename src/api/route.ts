@@ -17,6 +17,13 @@ export interface RouteDef<I extends z.ZodType = z.ZodType, O extends z.ZodType =
   /** Mutating calls are appended to the audit log, successful or not. */
   mutating: boolean
   streaming?: boolean
+  /**
+   * A long-lived NDJSON stream the handler writes itself through `ctx.stream` (no progress/
+   * result protocol), e.g. GET /v1/events.
+   */
+  raw?: boolean
+  /** Extension tokens reach this route and the handler checks their grants (events, hooks). */
+  extensions?: boolean
   input: I
   output: O
 }

@@ -10,7 +10,7 @@ import { INSTANCE_START_FAILED, INSTANCE_START_TIMEOUT } from '../postgres/error
 import { startInstance, stopInstance, type InstanceSpec } from '../postgres/instance.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
 import type { BackupSummary } from '../api/backup.js'
-import type { KernelServices } from '../kernel/services.js'
+import type { HookRunner, KernelServices } from '../kernel/services.js'
 import { freePort } from '../platform/ports.js'
 import { BACKUP_CANCELLED, BACKUP_INPLACE_HAS_REPLICAS, BACKUP_INPLACE_NEEDS_FORCE, BACKUP_INVALID, BACKUP_ROLLBACK_FAILED, BACKUP_TARGET_EXISTS } from './errors.js'
 import { kekSecretName, loadKek, openBackupKey, rekeyBackups, type RekeyResult } from './keys.js'
@@ -76,7 +76,21 @@ export interface CreateInput {
   label?: string | undefined
 }
 
-export async function createBackup(k: BackupDeps, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number; repositories: string[]; source: string }> {
+export async function createBackup(k: BackupDeps & { hooks?: HookRunner }, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number; repositories: string[]; source: string }> {
+  // Extension hooks (docs/extensions.md): a veto stops the backup before it starts (E_HOOK_VETOED).
+  const hookContext = { type: input.type, database: input.db ?? null, encrypted: input.encrypt, label: input.label ?? null }
+  await k.hooks?.run('backup.before', hookContext)
+  try {
+    const r = await createBackupUnhooked(k, input, onProgress, signal)
+    k.hooks?.notify('backup.after', { ...hookContext, ok: true, id: r.id, bytes: r.sizeBytes, seconds: r.seconds })
+    return r
+  } catch (err) {
+    k.hooks?.notify('backup.after', { ...hookContext, ok: false, code: isMagflockError(err) ? err.code : 'E_INTERNAL' })
+    throw err
+  }
+}
+
+async function createBackupUnhooked(k: BackupDeps, input: CreateInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<BackupSummary & { seconds: number; repositories: string[]; source: string }> {
   const t0 = Date.now()
   const cfg = k.config().backup
   const source = input.type === 'physical' ? await backupSource(k) : { name: k.instances.primary().name, conn: await k.instances.primary().connection('postgres') }

@@ -40,6 +40,15 @@ export const KernelConfig = z
       .strict()
       .default({ maxRestarts: 5, windowSeconds: 60, initialBackoffMs: 200, maxBackoffMs: 10_000 })
       .describe('Restart policy for supervised Postgres instances.'),
+    events: z
+      .object({
+        journalSegmentBytes: z.number().int().min(4096).max(1024 * 1024 * 1024).default(4 * 1024 * 1024).describe('Size at which the event journal starts a new segment file (<state>/events/).'),
+        journalSegments: z.number().int().min(2).max(1000).default(8).describe('Journal segments kept; the oldest is deleted beyond this (readers with an older cursor are told they missed events).'),
+        readerMaxQueuedBytes: z.number().int().min(16 * 1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('Events queued for one slow GET /v1/events reader before it is disconnected with a stream.closed line.'),
+      })
+      .strict()
+      .default({ journalSegmentBytes: 4 * 1024 * 1024, journalSegments: 8, readerMaxQueuedBytes: 4 * 1024 * 1024 })
+      .describe('Event journal and /v1/events readers (docs/extensions.md).'),
   })
   .strict()
 

@@ -4,7 +4,8 @@ import { EXTENSION_SELF_ROUTES } from '../api/extensions.js'
 import type { MagflockError } from '../errors/index.js'
 import type { Authorizer, TokenVerifier, VerifiedToken } from '../kernel/server.js'
 import { EXT_DENIED, EXT_RATE_LIMITED, EXT_ROUTE_NEVER_GRANTABLE } from './errors.js'
-import { NEVER_GRANTABLE_ROUTE, granted } from './manifest.js'
+import { hasGrant } from '../kernel/grants.js'
+import { neverGrantable } from './manifest.js'
 
 /**
  * The broker's half of the control server for one extension (docs/extensions.md, "Broker"):
@@ -34,9 +35,6 @@ export interface BrokerSubject {
   /** Refused over the rate limit (the flood detector counts them). */
   onRateLimited(): void
 }
-
-/** Extra routes that check an extension's grants themselves (events stream, hooks). */
-export const extensionAwareRoutes = new Set<string>()
 
 export class ExtensionBroker implements TokenVerifier {
   private hash: Buffer | undefined
@@ -90,10 +88,11 @@ export class ExtensionBroker implements TokenVerifier {
 }
 
 /** Why `name` with `grants` may not call `def` (undefined: it may). Pure, table-tested. */
-export function routeRefusal(name: string, grants: readonly string[], def: Pick<RouteDef, 'id'>): MagflockError | undefined {
-  if (EXTENSION_SELF_ROUTES.has(def.id) || extensionAwareRoutes.has(def.id)) return undefined
-  if (NEVER_GRANTABLE_ROUTE.test(def.id)) return EXT_ROUTE_NEVER_GRANTABLE({ name, route: def.id })
+export function routeRefusal(name: string, grants: readonly string[], def: Pick<RouteDef, 'id' | 'extensions'>): MagflockError | undefined {
+  // ext.self* and the routes that check an extension's grants themselves (events, hooks).
+  if (EXTENSION_SELF_ROUTES.has(def.id) || def.extensions === true) return undefined
+  if (neverGrantable(def.id)) return EXT_ROUTE_NEVER_GRANTABLE({ name, route: def.id })
   const capability = `api:call:${def.id}`
-  if (granted(grants, capability)) return undefined
+  if (hasGrant({ role: 'extension', tokenId: '', grants }, capability)) return undefined
   return EXT_DENIED({ name, capability, action: `call ${def.id}` })
 }

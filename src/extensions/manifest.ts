@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { isNeverForExtensions } from '../kernel/grants.js'
 import { EXT_CAPABILITY_INVALID, EXT_NAME_INVALID } from './errors.js'
 
 /**
@@ -50,7 +51,12 @@ export const HOOK_POINTS = ['backup.before', 'backup.after', 'replication.role_c
  * Routes an extension can never be granted, whatever the operator types: they hand out
  * secrets or tokens, run code, or manage extensions (an extension granting itself more).
  */
-export const NEVER_GRANTABLE_ROUTE = /^(secrets\.|token\.|ext\.|backup\.rekey$|db\.migrate$|shutdown$|logs$|config\.reload$)/
+const NEVER_GRANTABLE_ROUTE = /^(secrets\.|token\.|ext\.|backup\.rekey$|db\.migrate$|shutdown$|logs$|config\.reload$)/
+
+/** The kernel's never-for-extensions list (src/kernel/grants.ts) plus the vault-key and reload routes. */
+export function neverGrantable(routeId: string): boolean {
+  return NEVER_GRANTABLE_ROUTE.test(routeId) || isNeverForExtensions(routeId)
+}
 
 export type Capability =
   | { kind: 'events:subscribe'; pattern: string }
@@ -74,7 +80,7 @@ export function parseCapability(cap: string, knownRoutes?: ReadonlySet<string>):
   m = /^api:call:([a-z][a-z0-9_.]*)$/.exec(cap)
   if (m) {
     const route = m[1]!
-    if (NEVER_GRANTABLE_ROUTE.test(route)) throw bad(`route ${route} is never grantable to an extension (secrets, tokens, code execution, extension management)`)
+    if (neverGrantable(route)) throw bad(`route ${route} is never grantable to an extension (secrets, tokens, code execution, extension management)`)
     if (knownRoutes && !knownRoutes.has(route)) throw bad(`there is no route "${route}"`)
     return { kind: 'api:call', route }
   }

@@ -36,10 +36,13 @@ import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
 
 import { realtimeEventSchemas } from '../realtime/events.js'
+import { hookEventSchemas } from '../hooks/events.js'
+import { HookRegistry } from '../hooks/registry.js'
+import { EventJournal } from './event-journal.js'
 import { realtimeComponent } from '../realtime/component.js'
 
 /** Domain event types, registered with the bus's schema registry before anything publishes. */
-for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas, ...realtimeEventSchemas })) registerEventType(type, schema)
+for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas, ...realtimeEventSchemas, ...hookEventSchemas })) registerEventType(type, schema)
 
 export interface DaemonOptions {
   stateDir: string
@@ -100,6 +103,11 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     }
     const metrics = createKernelMetrics()
     const events = new EventBus({ metrics, log })
+    // First subscriber: every accepted event gets its seq and is on disk before anyone sees it.
+    const ev = config.kernel.events
+    const journal = new EventJournal({ dir: `${layout.root}/events`, log, segmentBytes: ev.journalSegmentBytes, segments: ev.journalSegments })
+    events.subscribe((e) => journal.append(e))
+    undo.push(async () => journal.close())
     const tokens = new TokenStore(layout.tokens)
     const secrets = await openSecretStore({ layout, environ: process.env })
     // Fail fast on a store that cannot be read (E_VAULT_MISSING, E_VAULT_WRONG_KEY, …), before
@@ -112,6 +120,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const runAs = postgresRunAs(config.postgres.osUser)
     const locks = new InMemoryLocks()
     const instances = new FlockInstances(layout, secrets, () => config, log)
+    const hooks = new HookRegistry({ events, audit, log })
+    hooks.observeReplication()
 
     const services: KernelServices = {
       layout,
@@ -127,6 +137,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       secrets,
       instances,
       locks,
+      journal,
+      hooks,
     }
     const components = new ComponentManager({ log, events, metrics, audit })
     components.register(postgresComponent, { services, instances, metrics })
@@ -178,6 +190,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
           await server.close().catch(() => {})
           await components.stopAll()
           await removeKernelInfo(layout)
+          journal.close()
           await releaseLock()
           log?.info('kernel stopped')
           log?.flush?.()

@@ -5,25 +5,26 @@ import { promises as fsp } from 'node:fs'
 import type { Logger } from 'pino'
 import type { MagflockError} from '../errors/index.js';
 import { INVALID_REQUEST, isMagflockError, INTERNAL } from '../errors/index.js'
-import { API_HOST, type Role } from '../api/route.js'
+import { API_HOST } from '../api/route.js'
 import type { AuditWriter } from './component.js'
 import { AuditUnavailable } from './audit.js'
 import { AUDIT_UNAVAILABLE } from './errors.js'
 import type { BoundRoute, KernelServices, RequestContext } from './services.js'
+import { routeAllowed, type Principal, type PrincipalRole } from './grants.js'
 import { BAD_HOST, FORBIDDEN, ROUTE_NOT_FOUND, SOCKET_IN_USE, UNAUTHENTICATED } from './errors.api.js'
 
 export interface TokenVerifier {
   verify(token: string): Promise<VerifiedToken | undefined>
 }
 
-/** An extension token (src/extensions/broker.ts) carries role `extension` and its grants. */
-export type VerifiedToken = { id: string; name: string; role: Role } | { id: string; name: string; role: 'extension'; extension: string; grants: readonly string[] }
+/** A role token, or an extension token (role `extension`, with its extension and grants). */
+export type VerifiedToken = { id: string; name: string; role: PrincipalRole; extension?: string; grants?: readonly string[] }
 
 /**
  * Replaces the role check for a server whose tokens are not role tokens (an extension's own
  * socket): returns the refusal, which the server sends and audits like a 403.
  */
-export type Authorizer = (token: VerifiedToken, route: BoundRoute['def']) => { error: MagflockError; audit: boolean } | undefined
+export type Authorizer = (principal: Principal, route: BoundRoute['def']) => { error: MagflockError; audit: boolean } | undefined
 
 export interface ApiMetrics {
   apiRequest(route: string, method: string, status: number, seconds: number): void
@@ -117,7 +118,7 @@ export class ControlServer {
 
     const browser = browserShaped(req.headers)
     if (browser) {
-      const bound = this.opts.routes.find((r) => r.def.method === method && r.def.path === url.pathname)
+      const bound = findRoute(this.opts.routes, method, url.pathname)?.bound
       const err = BAD_HOST({ host: browser.value, header: browser.header })
       await this.audit({
         actor: 'anonymous',
@@ -128,8 +129,9 @@ export class ControlServer {
       sendError(err)
       return
     }
-    const bound = this.opts.routes.find((r) => r.def.method === method && r.def.path === url.pathname)
-    if (!bound) {
+    const found = findRoute(this.opts.routes, method, url.pathname)
+    const bound = found?.bound
+    if (!found || !bound) {
       sendError(ROUTE_NOT_FOUND({ method, path: url.pathname }))
       return
     }
@@ -145,13 +147,16 @@ export class ControlServer {
       sendError(err)
       return
     }
-    // A flood of refusals (an extension over its rate limit) is audited once per window by the
+    const principal: Principal = { role: token.role, tokenId: token.id, grants: token.grants ?? [] }
+    if (token.extension !== undefined) principal.extension = token.extension
+    // An extension's own socket has the broker as authorizer (src/extensions/broker.ts). A
+    // flood of refusals (an extension over its rate limit) is audited once per window by the
     // authorizer's choice, so the audit log cannot be used to slow the kernel down.
     const refusal = this.opts.authorize
-      ? this.opts.authorize(token, def)
-      : token.role === 'extension' || !def.roles.includes(token.role)
-        ? { error: FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles }), audit: true }
-        : undefined
+      ? this.opts.authorize(principal, def)
+      : routeAllowed(principal, def)
+        ? undefined
+        : { error: FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles }), audit: true }
     if (refusal) {
       const err = refusal.error
       if (refusal.audit) await this.audit({ actor: token.name, role: token.role, action: def.id, result: 'denied', details: { code: err.code } })
@@ -162,6 +167,7 @@ export class ControlServer {
     let raw: unknown
     try {
       raw = method === 'GET' ? Object.fromEntries(url.searchParams) : await readJson(req)
+      if (Object.keys(found.params).length > 0 && raw !== null && typeof raw === 'object') raw = { ...(raw as object), ...found.params }
     } catch (err) {
       sendError(isMagflockError(err) ? err : INVALID_REQUEST({ message: 'body is not valid JSON' }))
       return
@@ -197,14 +203,39 @@ export class ControlServer {
       if (!res.writableFinished) abort.abort()
     })
     const ctx: RequestContext = {
-      // Inside a route an extension has a viewer's rights (the least-privileged role): the
-      // broker already decided it may call the route at all.
-      actor: token.role === 'extension' ? { tokenId: token.id, name: token.name, role: 'viewer', extension: token.extension } : { tokenId: token.id, name: token.name, role: token.role },
+      actor: { tokenId: token.id, name: token.name, role: token.role },
+      principal,
       signal: abort.signal,
       auditDetails: {},
       progress: () => {},
     }
-    if (def.streaming) {
+    const rawHead = () => {
+      if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+    }
+    if (def.raw) {
+      // The head goes out with the first line, so a handler that refuses before streaming
+      // anything answers with a plain JSON error and its HTTP status.
+      ctx.stream = {
+        write: (line) => {
+          if (res.writableEnded || res.destroyed) return false
+          rawHead()
+          return res.write(JSON.stringify(line) + '\n')
+        },
+        drain: () =>
+          new Promise<void>((resolve) => {
+            if (res.writableLength === 0 || res.destroyed) return resolve()
+            const done = () => {
+              res.off('drain', done)
+              res.off('close', done)
+              resolve()
+            }
+            res.once('drain', done)
+            res.once('close', done)
+          }),
+        bufferedBytes: () => res.writableLength,
+        destroy: () => res.destroy(),
+      }
+    } else if (def.streaming) {
       res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
       ctx.progress = (ev) => {
         if (!res.writableEnded) res.write(JSON.stringify({ type: 'progress', ...ev }) + '\n')
@@ -237,6 +268,14 @@ export class ControlServer {
       })
     }
 
+    if (def.raw && (res.headersSent || !failure)) {
+      rawHead()
+      if (failure && !res.writableEnded && !res.destroyed) res.write(JSON.stringify({ type: 'error', error: failure.toWire() }) + '\n')
+      if (!res.writableEnded && !res.destroyed) res.end()
+      status = failure ? failure.httpStatus : 200
+      finish()
+      return
+    }
     if (def.streaming) {
       res.end(JSON.stringify(failure ? { type: 'error', error: failure.toWire() } : { type: 'result', data: result }) + '\n')
       status = failure ? failure.httpStatus : 200
@@ -263,6 +302,33 @@ export class ControlServer {
       this.opts.log.error({ err, action: rec.action }, 'audit append failed')
     }
   }
+}
+
+/**
+ * The route for a method and path. A path segment `:name` in a route's path matches any one
+ * segment, handed to the handler as input field `name` (e.g. /v1/hooks/invocations/:invocationId).
+ */
+export function findRoute(routes: BoundRoute[], method: string, pathname: string): { bound: BoundRoute; params: Record<string, string> } | undefined {
+  const exact = routes.find((r) => r.def.method === method && r.def.path === pathname)
+  if (exact) return { bound: exact, params: {} }
+  const parts = pathname.split('/')
+  for (const r of routes) {
+    if (r.def.method !== method || !r.def.path.includes('/:')) continue
+    const want = r.def.path.split('/')
+    if (want.length !== parts.length) continue
+    const params: Record<string, string> = {}
+    let ok = true
+    for (let i = 0; i < want.length && ok; i++) {
+      const w = want[i]!
+      const p = parts[i]!
+      if (w.startsWith(':')) {
+        if (p.length === 0) ok = false
+        else params[w.slice(1)] = decodeURIComponent(p)
+      } else if (w !== p) ok = false
+    }
+    if (ok) return { bound: r, params }
+  }
+  return undefined
 }
 
 /**

@@ -3,11 +3,14 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { z } from 'zod'
 import type { ProgressEvent, Role, RouteDef } from '../api/route.js'
+import type { HookPoint } from '../api/events.js'
+import type { EventJournal } from './event-journal.js'
 import type { MagflockConfig } from '../config/schema.js'
 import type { OsUser } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import type { AuditWriter, EventPublisher } from './component.js'
+import type { Principal } from './grants.js'
 
 /**
  * What the kernel hands to route handlers and components. Handlers in src/kernel/routes/*
@@ -56,6 +59,17 @@ export interface KernelEvents extends EventPublisher {
   subscribe(fn: (ev: { type: string; at: string; payload: unknown }) => void): () => void
 }
 
+/** What a hook is told about the operation: names, ids, numbers; never a secret value. */
+export type HookContext = Record<string, string | number | boolean | null | string[]>
+
+/** Extension hooks at the defined points (src/hooks/registry.ts, docs/extensions.md). */
+export interface HookRunner {
+  /** Runs the point's hooks; throws E_HOOK_VETOED when a veto hook vetoes. Timeouts are skipped. */
+  run(point: HookPoint, context: HookContext): Promise<void>
+  /** Tells the point's observers; returns at once and never throws. */
+  notify(point: HookPoint, context: HookContext): void
+}
+
 export interface KernelServices {
   layout: StateLayout
   /** The project the kernel runs for (its cwd at start): relative config paths resolve here. */
@@ -71,17 +85,34 @@ export interface KernelServices {
   secrets: SecretStore
   instances: InstanceRegistry
   locks: OperationLocks
+  /** Every accepted event, numbered and kept on disk (GET /v1/events). */
+  journal: EventJournal
+  hooks: HookRunner
 }
 
 export interface RequestContext {
-  /** `extension` is set for an extension's token (the name of the extension). */
-  actor: { tokenId: string; name: string; role: Role; extension?: string }
+  actor: { tokenId: string; name: string; role: Role | 'extension' }
+  /** The caller's role and grants (src/kernel/grants.ts). */
+  principal: Principal
+  /** Raw NDJSON routes only (RouteDef.raw): the response, one JSON value per line. */
+  stream?: RawStream
   /** Streams a progress event to the caller (NDJSON routes only; a no-op otherwise). */
   progress(ev: Omit<ProgressEvent, 'type'>): void
   /** Aborted when the caller disconnects or the kernel shuts down. */
   signal: AbortSignal
   /** Extra fields for this call's audit record (never secret values). */
   auditDetails: Record<string, unknown>
+}
+
+export interface RawStream {
+  /** Writes one line; false when the socket's buffer is full (then wait for drain()). */
+  write(line: unknown): boolean
+  /** Resolves once the buffer has drained or the connection has closed. */
+  drain(): Promise<void>
+  /** Bytes written but not yet flushed to the socket. */
+  bufferedBytes(): number
+  /** Cuts the connection. */
+  destroy(): void
 }
 
 export type RouteHandler<R extends RouteDef> = (

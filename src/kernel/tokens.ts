@@ -1,9 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { promises as fsp, statSync } from 'node:fs'
 import { z } from 'zod'
-import { ROLES, type Role } from '../api/route.js'
+import { ROLES } from '../api/route.js'
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../platform/fs.js'
 import { TOKEN_NOT_FOUND, TOKEN_STORE_MISMATCH } from './errors.js'
+import type { PrincipalRole } from './grants.js'
 
 /**
  * API bearer tokens. The secret (`mf_` + 32 random bytes, base64url) is shown exactly once,
@@ -18,8 +19,11 @@ import { TOKEN_NOT_FOUND, TOKEN_STORE_MISMATCH } from './errors.js'
 export interface TokenInfo {
   id: string
   name: string
-  role: Role
+  role: PrincipalRole
   createdAt: string
+  /** Extension tokens only (role `extension`): the extension and its granted capabilities. */
+  extension?: string
+  grants?: string[]
 }
 
 export interface CreatedToken extends TokenInfo {
@@ -29,8 +33,10 @@ export interface CreatedToken extends TokenInfo {
 const StoredToken = z.object({
   id: z.string().min(1),
   name: z.string(),
-  role: z.enum(ROLES),
+  role: z.enum([...ROLES, 'extension']),
   createdAt: z.string(),
+  extension: z.string().optional(),
+  grants: z.array(z.string()).optional(),
   hash: z.string().regex(/^[0-9a-f]{64}$/),
 })
 type StoredToken = z.infer<typeof StoredToken>
@@ -58,12 +64,14 @@ export class TokenStore {
     this.file = file
   }
 
-  async create(input: { role: Role; name: string }): Promise<CreatedToken> {
+  async create(input: { role: PrincipalRole; name: string; extension?: string; grants?: string[] }): Promise<CreatedToken> {
     return this.mutate((data) => {
       const token = TOKEN_PREFIX + randomBytes(32).toString('base64url')
       let id = randomBytes(4).toString('hex')
       while (data.tokens.some((t) => t.id === id)) id = randomBytes(4).toString('hex')
       const info: TokenInfo = { id, name: input.name, role: input.role, createdAt: new Date().toISOString() }
+      if (input.extension !== undefined) info.extension = input.extension
+      if (input.grants !== undefined) info.grants = [...input.grants]
       data.tokens.push({ ...info, hash: hashToken(token) })
       return { ...info, token }
     })
@@ -162,5 +170,8 @@ export class TokenStore {
 }
 
 function publicInfo(t: StoredToken): TokenInfo {
-  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt }
+  const info: TokenInfo = { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt }
+  if (t.extension !== undefined) info.extension = t.extension
+  if (t.grants !== undefined) info.grants = [...t.grants]
+  return info
 }

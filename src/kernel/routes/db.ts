@@ -1,3 +1,4 @@
+import { operatorRole } from '../grants.js'
 import path from 'node:path'
 import * as dbApi from '../../api/db.js'
 import type { Role } from '../../api/route.js'
@@ -97,8 +98,8 @@ export const dbRoutes: BoundRoute[] = [
 
   handle(dbApi.dbUrl, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { database: input.name, revealed: input.reveal, purpose: input.purpose })
-    if (input.reveal && ctx.actor.role === 'viewer') throw DB_REVEAL_DENIED({ role: ctx.actor.role })
-    const r = await databaseUrl(deps(k), { ...input, superuserFallback: ctx.actor.role === 'admin' })
+    if (input.reveal && operatorRole(ctx.actor, 'db.migrate') === 'viewer') throw DB_REVEAL_DENIED({ role: operatorRole(ctx.actor, 'db.migrate') })
+    const r = await databaseUrl(deps(k), { ...input, superuserFallback: operatorRole(ctx.actor, 'db.migrate') === 'admin' })
     if (r.revealed && r.user !== r.owner) ctx.auditDetails.as = r.user
     if (input.pooled) {
       const pooler = k.config().pooler
@@ -131,9 +132,11 @@ export const dbRoutes: BoundRoute[] = [
     ctx.auditDetails.dryRun = input.dryRun
     if (input.dir !== undefined) ctx.auditDetails.requestedDir = input.dir.slice(0, 300)
     if (input.register && input.dir === undefined) throw INVALID_REQUEST({ message: 'register needs dir (the folder to register)' })
-    const role = ctx.actor.role
+    const role = operatorRole(ctx.actor, 'db.migrate')
     const { database, dir, source, registry } = await migrationTarget(k, role, input)
     Object.assign(ctx.auditDetails, { dir, dirSource: source })
+    // Extension hooks: a veto stops the migration before the lock is taken (E_HOOK_VETOED).
+    if (!input.dryRun) await k.hooks.run('migrate.before', { database, dirSource: source })
     const lockTimeoutMs = (input.lockTimeoutSeconds ?? k.config().migrations.lockTimeoutSeconds) * 1000
     const started = Date.now()
     const check = privilegeCheck(database, role)
@@ -175,14 +178,14 @@ export const dbRoutes: BoundRoute[] = [
   handle(migApi.migrateStatus, async (input, ctx, k) => {
     let target: Awaited<ReturnType<typeof migrationTarget>>
     try {
-      target = await migrationTarget(k, ctx.actor.role, input)
+      target = await migrationTarget(k, operatorRole(ctx.actor, 'db.migrate'), input)
     } catch (err) {
       // A read route is not audited, but a refused attempt to name a folder or reach a
       // platform database is: it is what a probing token looks like.
       if (isMagflockError(err) && err.errorClass === 'permission_denied') {
         await k.audit.append({
           actor: ctx.actor.name,
-          role: ctx.actor.role,
+          role: operatorRole(ctx.actor, 'db.migrate'),
           action: migApi.migrateStatus.id,
           result: 'denied',
           details: { code: err.code, database: input.database, ...(input.dir !== undefined ? { dir: input.dir.slice(0, 300) } : {}) },
@@ -193,7 +196,7 @@ export const dbRoutes: BoundRoute[] = [
     const { database, dir, source } = target
     // The owner's login here too: a superuser reading tables a database owner controls is how
     // search_path tricks (CVE-2018-1058 style) run the owner's code as the superuser.
-    const res = await migrationStatus({ connection: await migrationConnection(deps(k), database, ctx.actor.role), dir })
+    const res = await migrationStatus({ connection: await migrationConnection(deps(k), database, operatorRole(ctx.actor, 'db.migrate')), dir })
     return { ...res, dirSource: source }
   }),
 ]

@@ -16,7 +16,7 @@ const mgr = (k: KernelServices): ExtensionManager => {
 
 /** The calling extension and a check of one of its grants (denials are audited by the caller's route record). */
 function self(ctx: RequestContext, k: KernelServices, capability?: string) {
-  const name = ctx.actor.extension
+  const name = ctx.principal.role === 'extension' ? ctx.principal.extension : undefined
   if (!name) throw INVALID_REQUEST({ message: 'only an extension token may call this route' })
   const e = mgr(k).registry.get(name)
   if (capability && !granted(e.grants, capability)) {
