@@ -3,8 +3,10 @@ import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { extGrant, extInstall, extList, extRemove, extRevoke } from '../../../src/api/extensions.js'
+import { extGrant, extInstall, extList, extLogs, extRemove, extRevoke } from '../../../src/api/extensions.js'
 import { dbCreate } from '../../../src/api/db.js'
+import { ROOT } from '../../helpers/cli.js'
+import { waitFor } from '../../helpers/wait.js'
 import { auditRecords, extInfo, probeExtension, waitForProbe, type ProbeLine } from '../../helpers/extensions.js'
 import { errorOf, rawRequest, startSecurityFlock, type SecurityFlock } from '../../security/harness.js'
 
@@ -225,5 +227,19 @@ describe('capabilities through the broker, each allowed and denied', () => {
     expect(after - before).toBeGreaterThanOrEqual(1)
     expect(after - before).toBeLessThan(limited.length)
     expect((await f.request('admin', { path: '/v1/status' })).status).toBe(200)
+  })
+})
+
+describe('templates/extension', () => {
+  it('installs as is and starts with its requested grants', async () => {
+    const e = await f.admin.call(extInstall, { source: path.join(ROOT, 'templates/extension'), grants: ['config:read', 'events:subscribe:backup.*', 'state:dir'], enable: true })
+    expect(e.name).toBe('my-extension')
+    const started = await waitFor('the template to log "started"', async () => {
+      const lines = (await f.admin.call(extLogs, { name: 'my-extension', lines: 100 })).lines
+      return lines.find((l) => l.includes('"msg":"started"'))
+    }, 60_000, 200)
+    expect(JSON.parse(started)).toMatchObject({ name: 'my-extension', greeting: 'hello' })
+    await f.admin.call(extRemove, { name: 'my-extension' })
+    expect(() => execFileSync('id', ['-u', 'mfext-my-extension'], { stdio: 'ignore' })).toThrow()
   })
 })
