@@ -23,6 +23,7 @@ const BENCHES = {
   realtime: [NODE, ['bench/realtime.mjs']],
   pooler: [NODE, ['bench/pooler.mjs']],
   extensions: [NODE, ['bench/extensions.mjs']],
+  events: [NODE, ['bench/events.mjs']],
 }
 
 const wanted = process.argv.slice(2)

@@ -48,6 +48,10 @@ export async function serveEvents(o: StreamOptions): Promise<StreamEnd> {
 
   if (o.after !== undefined && o.after > journal.lastSeq) throw EVENT_CURSOR_AHEAD({ after: o.after, lastSeq: journal.lastSeq })
 
+  // Refusals above answer with their HTTP status; from here on the stream is open (a
+  // follower learns it is connected before the first event).
+  stream.open()
+
   // Live entries queue here while the reader catches up or is slow.
   const queue: JournalEntry[] = []
   let queuedBytes = 0

@@ -166,6 +166,7 @@ export class ExtensionManager {
       list.find((e) => e.name === name)!.enabled = false
     })
     await this.runners.get(name)?.stop()
+    this.d.k.hooks.dropExtension(name)
     return this.info(this.registry.get(name))
   }
 
@@ -210,6 +211,7 @@ export class ExtensionManager {
     const e = this.registry.get(name)
     await this.runners.get(name)?.stop()
     this.runners.delete(name)
+    this.d.k.hooks.dropExtension(name)
     const dbs = [...new Set(e.grants.map((g) => /^db:connect:([^:]+):/.exec(g)?.[1]).filter((x): x is string => !!x))]
     await dropRole(this.d.k, name, dbs).catch((err) => this.d.log.warn({ extension: name, err: (err as Error).message }, 'could not drop the extension database role'))
     await fsp.rm(this.layout.dir(name), { recursive: true, force: true })

@@ -189,6 +189,8 @@ export class ExtRunner {
   private async handleExit(code: number | null, signal: string | null): Promise<void> {
     this.child = undefined
     this.pid = null
+    // Its hooks die with the process: the next run registers again.
+    this.d.k.hooks.dropExtension(this.name)
     await this.teardown()
     const reason = this.killReason ?? (signal ? `killed by ${signal}${signal === 'SIGKILL' && this.memoryKind !== 'node-heap' ? ' (out of memory?)' : ''}` : `exited with status ${code}`)
     this.onExit(code, signal, reason)

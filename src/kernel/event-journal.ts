@@ -68,6 +68,7 @@ export class EventJournal {
   private curBytes = 0
   private curEvents = 0
   private nextSeq = 1
+  private closed = false
   private readonly listeners = new Set<(e: JournalEntry) => void>()
 
   constructor(opts: JournalOptions) {
@@ -93,6 +94,8 @@ export class EventJournal {
   append(ev: KernelEvent): JournalEntry {
     const entry: JournalEntry = { seq: this.nextSeq, id: randomUUID(), type: ev.type, time: ev.at, data: ev.payload ?? {} }
     const line = redactor.scrub(JSON.stringify(entry)) + '\n'
+    // After close (kernel stopping): nothing is written or announced any more.
+    if (this.closed) return entry
     if (this.fd === undefined || this.curBytes >= this.segmentBytes || this.curEvents >= this.segmentEvents) this.roll(entry.seq)
     try {
       writeSync(this.fd!, line)
@@ -153,6 +156,7 @@ export class EventJournal {
   }
 
   close(): void {
+    this.closed = true
     if (this.fd !== undefined) closeSync(this.fd)
     this.fd = undefined
     this.listeners.clear()

@@ -216,6 +216,12 @@ export class ControlServer {
       // The head goes out with the first line, so a handler that refuses before streaming
       // anything answers with a plain JSON error and its HTTP status.
       ctx.stream = {
+        open: () => {
+          if (!res.writableEnded && !res.destroyed) {
+            rawHead()
+            res.flushHeaders()
+          }
+        },
         write: (line) => {
           if (res.writableEnded || res.destroyed) return false
           rawHead()

@@ -68,6 +68,8 @@ export interface HookRunner {
   run(point: HookPoint, context: HookContext): Promise<void>
   /** Tells the point's observers; returns at once and never throws. */
   notify(point: HookPoint, context: HookContext): void
+  /** Forgets every hook of an extension (disabled or removed). */
+  dropExtension(extension: string): void
 }
 
 export interface KernelServices {
@@ -105,6 +107,8 @@ export interface RequestContext {
 }
 
 export interface RawStream {
+  /** Sends the response head now (200, NDJSON); the first write does it otherwise. */
+  open(): void
   /** Writes one line; false when the socket's buffer is full (then wait for drain()). */
   write(line: unknown): boolean
   /** Resolves once the buffer has drained or the connection has closed. */

@@ -1,7 +1,10 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readEvents, type StreamLine } from '../../../src/events/client.js'
-import { codeOf, startSecurityFlock, type SecurityFlock } from '../../security/harness.js'
+import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
+import { codeOf, rawRequest, startSecurityFlock, type SecurityFlock } from '../../security/harness.js'
 import { waitFor } from '../../helpers/wait.js'
 
 /**
@@ -81,6 +84,31 @@ describe('GET /v1/events', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
   })
 
+  it('never carries a secret value the kernel knows, on the stream or on disk', async () => {
+    const password = (await f.kernel.services.secrets.get(SUPERUSER_SECRET))!
+    expect(password.length).toBeGreaterThan(8)
+    const cursor = f.kernel.services.journal.lastSeq
+    f.kernel.services.events.publish('api.denied', { route: 'x', reason: `a careless message with ${password} in it` })
+    const { lines } = await read(f.tokens.admin, { after: cursor })
+    expect(lines.length).toBe(1)
+    expect(JSON.stringify(lines)).not.toContain(password)
+    expect((lines[0]!.data as { reason: string }).reason).toContain('***')
+    const dir = `${f.stateDir}/events`
+    for (const seg of readdirSync(dir)) expect(readFileSync(`${dir}/${seg}`, 'utf8')).not.toContain(password)
+  })
+
+  it('a follower gets its response head at once, before any event arrives', { timeout: 20_000 }, async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ socketPath: f.layout.socket, path: '/v1/events?follow=1&type=no.such.type', headers: { host: 'magflock', authorization: `Bearer ${f.tokens.admin}` } }, (res) => {
+        resolve(res.statusCode ?? 0)
+        req.destroy()
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(status).toBe(200)
+  })
+
   it('refuses a cursor newer than the journal and bad parameters, and ci tokens', async () => {
     const ahead = await f.request('admin', { path: `/v1/events?after=${f.kernel.services.journal.lastSeq + 1000}` })
     expect(ahead.status).toBe(400)
@@ -113,7 +141,6 @@ describe('extension principals', () => {
   })
 
   it('reach a route only through api:call, and never a sensitive one', async () => {
-    const { rawRequest } = await import('../../security/harness.js')
     expect((await rawRequest(f.layout.socket, ext.caller!, { path: '/v1/status' })).status).toBe(200)
     const denied = await rawRequest(f.layout.socket, ext.caller!, { path: '/v1/metrics' })
     expect(denied.status).toBe(403)
