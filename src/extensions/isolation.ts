@@ -1,6 +1,7 @@
 import { existsSync, promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { lookupUser, type OsUser } from '../platform/os-user.js'
+import { isProcessAliveSync } from '../platform/pids.js'
 import { run } from '../platform/process.js'
 import { EXT_ISOLATION_UNAVAILABLE } from './errors.js'
 import type { ExtLayout } from './registry.js'
@@ -117,6 +118,28 @@ export async function memoryLimit(name: string, mb: number): Promise<MemoryLimit
     if (r) return r
   }
   return { kind: 'node-heap', remove: async () => {} }
+}
+
+/**
+ * Removes the cgroups a killed kernel left (`magflock-ext-<name>-<pid>` of a pid that is gone;
+ * its extensions died with it by their parent-death signal, so the groups are empty).
+ */
+export async function sweepCgroups(): Promise<string[]> {
+  const removed: string[] = []
+  for (const base of [CG2, CG1]) {
+    let names: string[]
+    try {
+      names = await fsp.readdir(base)
+    } catch {
+      continue
+    }
+    for (const n of names) {
+      const m = /^magflock-ext-[a-z0-9-]+-(\d+)$/.exec(n)
+      if (!m || Number(m[1]) === process.pid || isProcessAliveSync(Number(m[1]))) continue
+      await fsp.rmdir(path.join(base, n)).then(() => removed.push(n), () => undefined)
+    }
+  }
+  return removed
 }
 
 async function removeCgroup(dir: string): Promise<void> {

@@ -9,7 +9,7 @@ import type { ApiMetrics } from '../kernel/server.js'
 import type { BoundRoute, KernelEvents, KernelServices } from '../kernel/services.js'
 import { dropRole, revokeDatabase } from './db.js'
 import { EXT_CAPABILITY_NOT_REQUESTED, EXT_EXISTS, EXT_GRANT_MISSING } from './errors.js'
-import { ensureOsUser, installFiles, osUserName, removeOsUser, requireRoot } from './isolation.js'
+import { ensureOsUser, installFiles, osUserName, removeOsUser, requireRoot, sweepCgroups } from './isolation.js'
 import { checkExtName, parseCapability, type Manifest } from './manifest.js'
 import { ExtRegistry, extLayout, type ExtEntry, type ExtLayout } from './registry.js'
 import { ExtRunner } from './runner.js'
@@ -47,8 +47,22 @@ export class ExtensionManager {
     this.apiMetrics = { apiRequest: (route, _m, status) => counter.inc({ route, status: String(status) }) }
   }
 
+  private loadError: string | undefined
+
   async start(): Promise<void> {
-    for (const e of await this.registry.load()) {
+    const swept = await sweepCgroups().catch(() => [])
+    if (swept.length > 0) this.d.log.info({ cgroups: swept }, 'removed memory cgroups a killed kernel left')
+    let entries: ExtEntry[]
+    try {
+      entries = await this.registry.load()
+    } catch (err) {
+      // A damaged registry must not stop the kernel (and the databases) from booting: no
+      // extension runs, and status says why.
+      this.loadError = `cannot read ${this.layout.registry}: ${(err as Error).message.slice(0, 200)}`
+      this.d.log.error({ err: this.loadError }, 'extensions not started')
+      return
+    }
+    for (const e of entries) {
       if (!e.enabled) continue
       // Isolation needs root; a kernel that is not root keeps them disabled (status says why).
       try {
@@ -66,6 +80,7 @@ export class ExtensionManager {
   }
 
   health(): { live: boolean; ready: boolean; detail: string } {
+    if (this.loadError) return { live: true, ready: true, detail: `no extension started: ${this.loadError}` }
     const list = this.registry.list()
     const running = [...this.runners.values()].filter((r) => r.state === 'running').length
     const failed = [...this.runners.values()].filter((r) => r.state === 'failed').map((r) => r.name)
