@@ -22,6 +22,7 @@ const BENCHES = {
   'replica-add': [NODE, ['bench/replica-add.mjs']],
   realtime: [NODE, ['bench/realtime.mjs']],
   pooler: [NODE, ['bench/pooler.mjs']],
+  extensions: [NODE, ['bench/extensions.mjs']],
   events: [NODE, ['bench/events.mjs']],
 }
 

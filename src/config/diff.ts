@@ -19,6 +19,10 @@ const LIVE_PREFIXES = [
   'backup.encryptionKey',
   'replication.failover.',
   'pooler.readOnly.',
+
+  // Read by extensions at each config:read call.
+  'extensions',
+  'extensions.',
 ]
 
 /**

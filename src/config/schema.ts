@@ -175,6 +175,11 @@ export const MagflockConfig = z
     tls: TlsConfig.default(TlsConfig.parse({})),
     api: ApiConfig.default(ApiConfig.parse({})),
     health: HealthConfig.default(HealthConfig.parse({})),
+
+    extensions: z
+      .record(z.string().regex(/^[a-z][a-z0-9-]{0,23}$/), z.record(z.string(), z.unknown()))
+      .default({})
+      .describe('Settings of each extension, by extension name; each checked against its manifest and readable only by it (`config:read`, docs/extensions.md).'),
   })
   .strict()
 

@@ -24,6 +24,7 @@ import { backupSchedulerComponent, walArchiverComponent } from '../backup/compon
 import { walShipperComponent } from '../backup/repository/shipper.js'
 import { failoverMonitorComponent } from '../replication/kernel.js'
 import { poolerComponent } from '../pooler/component.js'
+import { extensionsComponent } from '../extensions/component.js'
 import { ControlServer } from './server.js'
 import { removeKernelInfo, writeKernelInfo } from './state.js'
 import { TokenStore } from './tokens.js'
@@ -162,6 +163,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     components.register(poolerComponent, { services, instances })
     // Patroni-compatible endpoints for load balancers, only when asked for (health.enabled).
     if (config.health.enabled) components.register(healthComponent, { services, instances })
+
+    components.register(extensionsComponent, { services, routes: () => routesLoading.then((m) => m.allRoutes) })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.

@@ -14,8 +14,17 @@ import { routeAllowed, type Principal, type PrincipalRole } from './grants.js'
 import { BAD_HOST, FORBIDDEN, ROUTE_NOT_FOUND, SOCKET_IN_USE, UNAUTHENTICATED } from './errors.api.js'
 
 export interface TokenVerifier {
-  verify(token: string): Promise<{ id: string; name: string; role: PrincipalRole; extension?: string; grants?: string[] } | undefined>
+  verify(token: string): Promise<VerifiedToken | undefined>
 }
+
+/** A role token, or an extension token (role `extension`, with its extension and grants). */
+export type VerifiedToken = { id: string; name: string; role: PrincipalRole; extension?: string; grants?: readonly string[] }
+
+/**
+ * Replaces the role check for a server whose tokens are not role tokens (an extension's own
+ * socket): returns the refusal, which the server sends and audits like a 403.
+ */
+export type Authorizer = (principal: Principal, route: BoundRoute['def']) => { error: MagflockError; audit: boolean } | undefined
 
 export interface ApiMetrics {
   apiRequest(route: string, method: string, status: number, seconds: number): void
@@ -48,6 +57,7 @@ export class ControlServer {
       audit: AuditWriter
       metrics: ApiMetrics
       log: Logger
+      authorize?: Authorizer
     },
   ) {}
 
@@ -140,9 +150,17 @@ export class ControlServer {
     }
     const principal: Principal = { role: token.role, tokenId: token.id, grants: token.grants ?? [] }
     if (token.extension !== undefined) principal.extension = token.extension
-    if (!routeAllowed(principal, def)) {
-      const err = FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles })
-      await this.audit({ actor: token.name, role: token.role, action: def.id, result: 'denied', details: { code: err.code } })
+    // An extension's own socket has the broker as authorizer (src/extensions/broker.ts). A
+    // flood of refusals (an extension over its rate limit) is audited once per window by the
+    // authorizer's choice, so the audit log cannot be used to slow the kernel down.
+    const refusal = this.opts.authorize
+      ? this.opts.authorize(principal, def)
+      : routeAllowed(principal, def)
+        ? undefined
+        : { error: FORBIDDEN({ role: token.role, route: def.id, allowed: def.roles }), audit: true }
+    if (refusal) {
+      const err = refusal.error
+      if (refusal.audit) await this.audit({ actor: token.name, role: token.role, action: def.id, result: 'denied', details: { code: err.code } })
       sendError(err)
       return
     }

@@ -7,9 +7,10 @@ import { realtimeRoutes } from './realtime.js'
 import { replicationRoutes } from './replication.js'
 import { poolerRoutes } from './pooler.js'
 import { eventsRoutes } from './events.js'
+import { extensionRoutes } from './extensions.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes, ...poolerRoutes, ...eventsRoutes]
+export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes, ...poolerRoutes, ...eventsRoutes, ...extensionRoutes]
