@@ -4,6 +4,7 @@
 #   - promtool (package `prometheus`), which checks our /metrics output
 #   - systemd-analyze (package `systemd`), which verifies the unit `magflock service install` writes
 #   - pgbouncer, the managed connection pooler
+#   - etcd-server (etcd + etcdctl), the flock store of multi-host tests; iproute2 for their network namespaces
 # On a machine where they are present this prints one line and changes nothing.
 set -euo pipefail
 need=()
@@ -15,6 +16,9 @@ command -v lz4 >/dev/null 2>&1 || need+=(lz4)   # physical backups decompress wi
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the service unit
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # helpers die with the kernel; .js migrations run as nobody
 [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)   # the managed pooler
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # multi-host tests: the flock store
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)   # multi-host tests: network namespaces
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0
