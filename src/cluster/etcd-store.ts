@@ -8,6 +8,8 @@ import {
   type DesiredDoc,
   type FailoverRecord,
   type FlockStore,
+  type MemberDoc,
+  type StatusDoc,
   type StoreKey,
   type TopologyDoc,
 } from './store.js'
@@ -133,6 +135,24 @@ export class EtcdFlockStore implements FlockStore {
   }
   async recordFailover(r: FailoverRecord): Promise<void> {
     await this.update<FailoverRecord[]>('history', (h) => [...h, r].slice(-HISTORY_MAX))
+  }
+
+  status(): Promise<StatusDoc> {
+    return this.read('status')
+  }
+  updateStatus(fn: (s: StatusDoc) => StatusDoc): Promise<StatusDoc> {
+    return this.update('status', fn)
+  }
+  member(node: string): Promise<MemberDoc | null> {
+    return this.read(`member/${node}`)
+  }
+  /** A plain put: only its node writes a member record, so there is nothing to compare. */
+  async putMember(m: MemberDoc): Promise<void> {
+    try {
+      await this.client.put(this.key(`member/${m.node}`)).value(JSON.stringify(m))
+    } catch (err) {
+      throw this.unavailable(err)
+    }
   }
 
   watch(key: StoreKey | 'leader', cb: () => void): () => void {

@@ -75,11 +75,38 @@ export const FailoverRecord = z.object({
 })
 export type FailoverRecord = z.infer<typeof FailoverRecord>
 
+/**
+ * Leader bookkeeping every node reads before acting: who led last (a fenced node that was the
+ * last leader demoted itself and may take the key back; otherwise it was replaced and must
+ * rejoin), and in sync mode the one standby that may be promoted. A primary names a standby
+ * here *before* it makes it synchronous, and a promotion clears it, as Patroni's /sync key:
+ * only a standby that confirmed every acknowledged commit may become the primary.
+ */
+export const StatusDoc = z.object({
+  lastLeader: z.string().optional(),
+  syncStandby: z.string().nullable().default(null),
+  at: z.string().optional(),
+})
+export type StatusDoc = z.infer<typeof StatusDoc>
+
+/** What a node publishes about its local instance every tick (candidacy, `node list`). */
+export const MemberDoc = z.object({
+  node: z.string(),
+  instance: z.string(),
+  role: z.enum(['primary', 'replica', 'fenced', 'down']),
+  /** Replay (replica) or current (primary) WAL position, as a decimal string of bytes. */
+  lsn: z.string().optional(),
+  lagBytes: z.number().optional(),
+  sentence: z.string().optional(),
+  at: z.number(),
+})
+export type MemberDoc = z.infer<typeof MemberDoc>
+
 export const ConfigOverrides = z.record(z.string(), z.unknown())
 export type ConfigOverrides = z.infer<typeof ConfigOverrides>
 
 /** Keys a store holds; the etcd store maps them to `/magflock/<flock>/<key>`. */
-export type StoreKey = 'topology' | 'config' | 'history' | `desired/${string}`
+export type StoreKey = 'topology' | 'config' | 'history' | 'status' | `desired/${string}` | `member/${string}`
 
 export interface FlockStore {
   readonly kind: 'file' | 'etcd'
@@ -92,6 +119,11 @@ export interface FlockStore {
   /** Newest last; the store keeps at most `HISTORY_MAX` records. */
   history(): Promise<FailoverRecord[]>
   recordFailover(r: FailoverRecord): Promise<void>
+  status(): Promise<StatusDoc>
+  updateStatus(fn: (s: StatusDoc) => StatusDoc): Promise<StatusDoc>
+  /** A node's last published member record (null: never published). */
+  member(node: string): Promise<MemberDoc | null>
+  putMember(m: MemberDoc): Promise<void>
   watch(key: StoreKey, cb: () => void): () => void
   /** The flock's leader key, held by `holderId`. */
   leadership(holderId: string): Leadership
@@ -105,6 +137,8 @@ export function parseDoc(key: StoreKey, v: unknown): unknown {
   if (key === 'topology') return TopologyDoc.parse(v ?? {})
   if (key === 'config') return ConfigOverrides.parse(v ?? {})
   if (key === 'history') return z.array(FailoverRecord).parse(v ?? [])
+  if (key === 'status') return StatusDoc.parse(v ?? {})
+  if (key.startsWith('member/')) return v === undefined || v === null ? null : MemberDoc.parse(v)
   return DesiredDoc.parse(v ?? {})
 }
 
@@ -159,6 +193,18 @@ export class FileFlockStore implements FlockStore {
   }
   async recordFailover(r: FailoverRecord): Promise<void> {
     await this.update<FailoverRecord[]>('history', (h) => [...h, r].slice(-HISTORY_MAX))
+  }
+  status(): Promise<StatusDoc> {
+    return this.read('status')
+  }
+  updateStatus(fn: (s: StatusDoc) => StatusDoc): Promise<StatusDoc> {
+    return this.update('status', fn)
+  }
+  member(node: string): Promise<MemberDoc | null> {
+    return this.read(`member/${node}`)
+  }
+  async putMember(m: MemberDoc): Promise<void> {
+    await this.update(`member/${m.node}`, () => m)
   }
 
   watch(key: StoreKey, cb: () => void, intervalMs = 500): () => void {
