@@ -1,4 +1,4 @@
-import { Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3'
+import { Etcd3, EtcdLeaseInvalidError, type Watcher } from 'etcd3'
 import type { Leadership } from '../replication/leadership.js'
 import { INVALID_ETCD_ENDPOINT, STORE_CONFLICT, STORE_CORRUPT, STORE_UNAVAILABLE } from './errors.js'
 import {
@@ -52,6 +52,9 @@ export class EtcdFlockStore implements FlockStore {
   readonly prefix: string
   private readonly timeoutMs: number
   private readonly watchers = new Set<Watcher>()
+  /** One client per member, tried in order starting with the last that answered (see call()). */
+  private readonly perHost: Etcd3[]
+  private preferred = 0
 
   constructor(private readonly o: EtcdStoreOptions) {
     this.timeoutMs = o.callTimeoutMs ?? 2000
@@ -62,6 +65,32 @@ export class EtcdFlockStore implements FlockStore {
       // Streams (watch, keep-alive) live long; unary calls get the deadline.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
     })
+    this.perHost = o.endpoints.map((e) => new Etcd3({ hosts: [e], dialTimeout: this.timeoutMs }))
+  }
+
+  /**
+   * Runs `fn` against one member after another, starting with the last one that answered,
+   * each attempt with its own deadline of `attemptMs`. The pooled client picks a member at
+   * random per call: with one member cut off, a third of the calls would wait out a full
+   * deadline, which is too slow for lease renewals. A member that answers stays preferred.
+   */
+  async call<T>(fn: (c: Etcd3, opts: { deadline: number }) => Promise<T>, attemptMs = this.timeoutMs): Promise<T> {
+    let last: unknown
+    const n = this.perHost.length
+    const start = this.preferred
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n
+      try {
+        const r = await fn(this.perHost[i] as Etcd3, { deadline: Date.now() + attemptMs })
+        this.preferred = i
+        return r
+      } catch (err) {
+        // An answer from etcd (not a transport failure) is the answer: do not ask another member.
+        if (err instanceof EtcdLeaseInvalidError) throw err
+        last = err
+      }
+    }
+    throw this.unavailable(last)
   }
 
   key(k: StoreKey | 'leader'): string {
@@ -73,12 +102,7 @@ export class EtcdFlockStore implements FlockStore {
   }
 
   private async readRaw(key: StoreKey): Promise<{ value: unknown; rev: string }> {
-    let res
-    try {
-      res = await this.client.get(this.key(key)).exec()
-    } catch (err) {
-      throw this.unavailable(err)
-    }
+    const res = await this.call((c, opts) => c.get(this.key(key)).options(opts).exec())
     const kv = res.kvs[0]
     if (!kv) return { value: parseDoc(key, undefined), rev: '0' }
     try {
@@ -97,17 +121,10 @@ export class EtcdFlockStore implements FlockStore {
     for (let i = 0; i < attempts; i++) {
       const cur = await this.readRaw(key)
       const next = parseDoc(key, fn(cur.value as T)) as T
-      let ok: boolean
-      try {
-        const r = await this.client
-          .if(this.key(key), 'Mod', '==', cur.rev)
-          .then(this.client.put(this.key(key)).value(JSON.stringify(next)))
-          .commit()
-        ok = r.succeeded
-      } catch (err) {
-        throw this.unavailable(err)
-      }
-      if (ok) return next
+      const r = await this.call((c, opts) =>
+        c.if(this.key(key), 'Mod', '==', cur.rev).then(c.put(this.key(key)).value(JSON.stringify(next))).options(opts).commit(),
+      )
+      if (r.succeeded) return next
     }
     throw STORE_CONFLICT({ key: this.key(key), attempts })
   }
@@ -148,11 +165,7 @@ export class EtcdFlockStore implements FlockStore {
   }
   /** A plain put: only its node writes a member record, so there is nothing to compare. */
   async putMember(m: MemberDoc): Promise<void> {
-    try {
-      await this.client.put(this.key(`member/${m.node}`)).value(JSON.stringify(m))
-    } catch (err) {
-      throw this.unavailable(err)
-    }
+    await this.call((c, opts) => c.put(this.key(`member/${m.node}`)).value(JSON.stringify(m)).options(opts).exec())
   }
 
   watch(key: StoreKey | 'leader', cb: () => void): () => void {
@@ -190,6 +203,7 @@ export class EtcdFlockStore implements FlockStore {
     for (const w of this.watchers) await w.cancel().catch(() => undefined)
     this.watchers.clear()
     this.client.close()
+    for (const c of this.perHost) c.close()
   }
 }
 
@@ -210,7 +224,8 @@ export class EtcdFlockStore implements FlockStore {
  * expire, so killing a kernel does not cause a failover (Patroni does the same).
  */
 export class EtcdLeadership implements Leadership {
-  private lease: Lease | undefined
+  /** The etcd lease id we hold (granted, and not known to be lost), or undefined. */
+  private leaseId: string | undefined
   private ttlS = 5
   private until = 0
   private readonly key: string
@@ -226,98 +241,88 @@ export class EtcdLeadership implements Leadership {
 
   /** Until when (this host's clock) the lease is certainly ours; 0 when we hold none. */
   validUntil(): number {
-    return this.lease ? this.until : 0
+    return this.leaseId ? this.until : 0
   }
 
-  get ttlMs(): number {
-    return this.ttlS * 1000
-  }
-
-  private deadline(): { deadline: number } {
-    return { deadline: Date.now() + Math.min(this.timeoutMs, Math.max(200, (this.ttlS * 1000) / 3)) }
+  /** One attempt per member: short enough that trying every member fits in the margin. */
+  private attemptMs(): number {
+    return Math.min(this.timeoutMs, Math.max(150, (this.ttlS * 1000) / 8))
   }
 
   async acquire(ttlMs: number): Promise<boolean> {
-    if (this.lease) return this.renew()
+    if (this.leaseId) return this.renew()
     // etcd TTLs are whole seconds; rounding up never shortens what the caller asked for.
     this.ttlS = Math.max(1, Math.ceil(ttlMs / 1000))
-    const c = this.store.client
     const sentAt = this.clock()
-    const lease = c.lease(this.ttlS, { autoKeepAlive: false })
-    lease.on('lost', () => undefined)
-    let leaseId: string
+    const grant = await this.store.call((c, opts) => c.leaseClient.leaseGrant({ TTL: this.ttlS }, opts), this.attemptMs())
+    const id = grant.ID
+    const revoke = () => this.store.call((c, opts) => c.leaseClient.leaseRevoke({ ID: id }, opts), this.attemptMs()).catch(() => undefined)
+    let ok: boolean
     try {
-      leaseId = await lease.grant()
-    } catch (err) {
-      lease.release()
-      throw this.store.unavailable(err)
-    }
-    try {
-      const created = await c
-        .if(this.key, 'Create', '==', 0)
-        .then(c.put(this.key).value(this.holderId).lease(leaseId))
-        .commit()
-      let ok = created.succeeded
-      if (!ok) {
+      ok = await this.store.call(async (c, opts) => {
+        const created = await c.if(this.key, 'Create', '==', 0).then(c.put(this.key).value(this.holderId).lease(id)).options(opts).commit()
+        if (created.succeeded) return true
         // Ours from a previous kernel on this node: take it over onto the new lease.
-        const took = await c
-          .if(this.key, 'Value', '==', this.holderId)
-          .then(c.put(this.key).value(this.holderId).lease(leaseId))
-          .commit()
-        ok = took.succeeded
-      }
-      if (!ok) {
-        await lease.revoke(this.deadline()).catch(() => undefined)
-        return false
-      }
-      this.lease = lease
-      this.until = sentAt + this.ttlS * 1000
-      return true
+        const took = await c.if(this.key, 'Value', '==', this.holderId).then(c.put(this.key).value(this.holderId).lease(id)).options(opts).commit()
+        return took.succeeded
+      }, this.attemptMs())
     } catch (err) {
-      await lease.revoke(this.deadline()).catch(() => undefined)
-      throw this.store.unavailable(err)
+      await revoke()
+      throw err
     }
+    if (!ok) {
+      await revoke()
+      return false
+    }
+    this.leaseId = id
+    this.until = sentAt + this.ttlS * 1000
+    return true
   }
 
-  /** False when the lease is gone or etcd did not confirm in time (see validUntil()). */
+  /** False when the lease is gone or no member confirmed in time (see validUntil()). */
   async renew(): Promise<boolean> {
-    const lease = this.lease
-    if (!lease) return false
+    const id = this.leaseId
+    if (!id) return false
     const sentAt = this.clock()
     try {
-      const res = await lease.keepaliveOnce(this.deadline())
-      if (Number(res.TTL) <= 0) {
-        this.drop()
+      const ttl = await this.store.call(async (c, opts) => {
+        const stream = await c.leaseClient.leaseKeepAlive(opts)
+        try {
+          return await new Promise<number>((resolve, reject) => {
+            stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)))
+            stream.on('error', reject)
+            stream.write({ ID: id })
+          })
+        } finally {
+          stream.end()
+        }
+      }, this.attemptMs())
+      if (ttl <= 0) {
+        // etcd answered: the lease expired or was revoked. Certain.
+        if (this.leaseId === id) this.drop()
         return false
       }
-      if (this.lease === lease) this.until = sentAt + this.ttlS * 1000
+      if (this.leaseId === id) this.until = sentAt + this.ttlS * 1000
       return true
-    } catch (err) {
-      // etcd says the lease is gone: certain. Anything else (timeout): we just do not know.
-      if (err instanceof EtcdLeaseInvalidError) this.drop()
+    } catch {
+      // No member answered in time: we just do not know. validUntil() still bounds us.
       return false
     }
   }
 
   private drop(): void {
-    this.lease?.release()
-    this.lease = undefined
+    this.leaseId = undefined
     this.until = 0
   }
 
   async release(): Promise<void> {
-    const lease = this.lease
-    this.lease = undefined
-    this.until = 0
-    if (lease) await lease.revoke(this.deadline()).catch(() => lease.release())
+    const id = this.leaseId
+    this.drop()
+    if (id) await this.store.call((c, opts) => c.leaseClient.leaseRevoke({ ID: id }, opts), this.attemptMs()).catch(() => undefined)
   }
 
   async current(): Promise<string | undefined> {
-    try {
-      return (await this.store.client.get(this.key).string()) ?? undefined
-    } catch (err) {
-      throw this.store.unavailable(err)
-    }
+    return (await this.store.call((c, opts) => c.get(this.key).options(opts).string(), this.attemptMs())) ?? undefined
   }
 
   watch(cb: (holder: string | undefined) => void): () => void {

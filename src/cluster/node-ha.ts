@@ -54,6 +54,8 @@ export class NodeHa {
   private unwatch: (() => void) | undefined
   private last: { decision: NodeDecision; at: number } | undefined
   private fencing: Promise<unknown> | undefined
+  private renewer: NodeJS.Timeout | undefined
+  private renewing = false
   private readonly ttlMs: number
   private readonly marginMs: number
   private readonly loopMs: number
@@ -71,13 +73,27 @@ export class NodeHa {
   start(): void {
     // A change of the leader key (expiry, a new holder) wakes the loop at once.
     this.unwatch = this.o.leadership.watch(() => this.wake?.())
+    // Renewals run on their own timer: a slow action of the loop (a rewind, a promotion, a
+    // Postgres that does not answer) must never delay them into a self-demotion.
+    this.renewer = setInterval(() => void this.renewOnce(), this.loopMs)
     this.done = this.loop()
+  }
+
+  private async renewOnce(): Promise<void> {
+    if (this.renewing || this.stopped || this.o.leadership.validUntil() === 0) return
+    this.renewing = true
+    try {
+      if (await this.o.leadership.renew()) this.arm()
+    } finally {
+      this.renewing = false
+    }
   }
 
   async stop(opts: { release?: boolean } = {}): Promise<void> {
     this.stopped = true
     this.wake?.()
     this.unwatch?.()
+    if (this.renewer) clearInterval(this.renewer)
     await this.done
     if (this.deadman) clearTimeout(this.deadman)
     await this.fencing?.catch(() => undefined)
@@ -187,11 +203,7 @@ export class NodeHa {
 
   async tick(): Promise<NodeDecision> {
     const look = await this.lookLocal()
-    let holding = this.o.leadership.validUntil() > 0
-    if (holding) {
-      if (await this.o.leadership.renew()) this.arm()
-      holding = this.o.leadership.validUntil() > 0
-    }
+    const holding = this.o.leadership.validUntil() > 0
     let storeOk = true
     let leader: string | undefined
     let status: StatusDoc = { syncStandby: null }
@@ -219,7 +231,7 @@ export class NodeHa {
     }
     const d = decideNode(observed)
     this.say(d, observed)
-    await this.act(d, look, status, leaderNode)
+    await this.act(d, look, status, topo, leaderNode)
     if (storeOk) {
       const after = d.action === 'keep' || d.action === 'follow' || d.action === 'wait' ? look : await this.lookLocal()
       await this.o.store
@@ -235,12 +247,12 @@ export class NodeHa {
     return ok
   }
 
-  private async act(d: NodeDecision, look: LocalLook, status: StatusDoc, leaderNode: PgNode | undefined): Promise<void> {
+  private async act(d: NodeDecision, look: LocalLook, status: StatusDoc, topo: TopologyDoc, leaderNode: PgNode | undefined): Promise<void> {
     const { env, local, store } = this.o
     switch (d.action) {
       case 'keep':
         if (status.lastLeader !== this.o.node) await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() })).catch(() => undefined)
-        if (this.o.mode === 'sync') await this.keepSync(look, status)
+        if (this.o.mode === 'sync') await this.keepSync(look, status, topo)
         return
       case 'acquire':
         if (await this.acquire()) await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() })).catch(() => undefined)
@@ -294,10 +306,16 @@ export class NodeHa {
    * store *first*, then make it synchronous. Never drops it (strict): a commit is acknowledged
    * only after the recorded standby has it, so promoting that standby loses nothing.
    */
-  private async keepSync(look: LocalLook, status: StatusDoc): Promise<void> {
+  private async keepSync(look: LocalLook, status: StatusDoc, topo: TopologyDoc): Promise<void> {
     let name = status.syncStandby
+    if (name === this.o.local.name) {
+      // Recorded while this node was the standby (a promotion whose status update failed).
+      await this.o.store.updateStatus((st) => ({ ...st, syncStandby: null }))
+      name = null
+    }
     if (name === null) {
-      const s = look.streaming?.[0]
+      // Only a flock member: pg_basebackup's own WAL stream shows up in pg_stat_replication too.
+      const s = look.streaming?.find((n) => n !== this.o.local.name && topo.instances[n]?.node !== undefined && topo.instances[n]?.node !== this.o.node)
       if (!s) return
       await this.o.store.updateStatus((st) => ({ ...st, syncStandby: s }))
       name = s
