@@ -22,6 +22,7 @@ const BENCHES = {
   'replica-add': [NODE, ['bench/replica-add.mjs']],
   realtime: [NODE, ['bench/realtime.mjs']],
   pooler: [NODE, ['bench/pooler.mjs']],
+  multihost: [NODE, ['bench/multihost.mjs']],
 }
 
 const wanted = process.argv.slice(2)
