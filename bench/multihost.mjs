@@ -272,6 +272,14 @@ const rows = [
   ['partition: old primary stopped after the cut (median)', ...[magflock, patroni].map((s) => col(s.name, 'oldStopped'))],
   ['switchover write outage across hosts', 'not built yet', 'not measured'],
 ]
+const NOTES = `
+Notes: the MagFlock host-kill time is the 3 s lease TTL (etcd expires leases on a 500 ms sweep)
+plus promotion; it misses the issue's < 3 s target with these defaults (\`ttlMs: 2000\` would meet
+it at the cost of a 1 s renewal window during etcd leader elections). In the partition step
+Patroni's surviving replica was not promoted within 60 s in any trial here (its old primary did
+demote); the cause was not investigated in this run, so the Patroni overlap cells are empty.
+Switchover across hosts is not built yet (no cross-host \`switchover\` command).
+`
 const failures = Object.entries(results).flatMap(([n, rs]) => rs.map((r, i) => (r.failed ? `${n.split(' ')[0]} trial ${i + 1}: ${r.failed}` : '')).filter(Boolean))
 const md = `## Several hosts: MagFlock vs Patroni on etcd (\`bench/multihost.mjs\`)
 
@@ -281,7 +289,7 @@ replication, one writer inserting a row at a time from a client namespace. MagFl
 lease TTL 3 s, margin 1 s, tick 250 ms.
 
 ${table(['', 'MagFlock', patroni.name], rows)}
-${failures.length ? `\nFailed trials: ${failures.join('; ')}\n` : ''}`
+${failures.length ? `\nFailed trials: ${failures.join('; ')}\n` : ''}${NOTES}`
 console.log(md)
 writeSection('multihost', md)
 mergeBenchmarks()
