@@ -327,6 +327,11 @@ export class NodeHa {
 /** For `node list`: bytes a member's replay position is behind the leader's. */
 export function lagBytes(leaderLsn: string | undefined, lsn: string | undefined): number | undefined {
   if (!leaderLsn || !lsn) return undefined
-  const d = parseLsn(leaderLsn) - parseLsn(lsn)
+  let d: bigint
+  try {
+    d = parseLsn(leaderLsn) - parseLsn(lsn)
+  } catch {
+    return undefined
+  }
   return d > 0n ? Number(d) : 0
 }

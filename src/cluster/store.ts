@@ -94,7 +94,7 @@ export const MemberDoc = z.object({
   node: z.string(),
   instance: z.string(),
   role: z.enum(['primary', 'replica', 'fenced', 'down']),
-  /** Replay (replica) or current (primary) WAL position, as a decimal string of bytes. */
+  /** Replay (replica) or current (primary) WAL position as Postgres prints it (`0/3000060`). */
   lsn: z.string().optional(),
   lagBytes: z.number().optional(),
   sentence: z.string().optional(),

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdFlockStore, parseEndpoints } from '../../../src/cluster/etcd-store.js'
 import { FileFlockStore } from '../../../src/cluster/store.js'
+import { nodeList } from '../../../src/cluster/node-list.js'
 import { startTestEtcd, type TestEtcd } from '../../helpers/etcd.js'
 import { tempDir } from '../../helpers/tmp.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -126,6 +127,37 @@ describe('EtcdLeadership', () => {
     await a.release()
     await waitFor('nobody seen', async () => seen.at(-1) === undefined && seen.length >= 3, 10_000)
     stop()
+  })
+})
+
+describe('nodeList', () => {
+  it('shows nodes, instances, published roles, lag behind the leader, the lease holder and the last failover', async () => {
+    const s = store('nl')
+    const l = s.leadership('a')
+    expect(await l.acquire(5000)).toBe(true)
+    await s.updateTopology(() => ({
+      nodes: {
+        a: { name: 'a', address: '10.0.0.1', joinedAt: 'x', kernel: { pid: 10, startedAt: 'y' } },
+        b: { name: 'b', address: '10.0.0.2', joinedAt: 'x' },
+        c: { name: 'c', address: '10.0.0.3', joinedAt: 'x' },
+      },
+      instances: {
+        a_1: { name: 'a_1', node: 'a', role: 'primary', port: 5432, sync: true },
+        b_1: { name: 'b_1', node: 'b', role: 'replica', port: 5432, sync: true },
+      },
+    }))
+    await s.putMember({ node: 'a', instance: 'a_1', role: 'primary', lsn: '0/3000100', sentence: 'holding', at: 1000 })
+    await s.putMember({ node: 'b', instance: 'b_1', role: 'replica', lsn: '0/3000000', sentence: 'following a', at: 1500 })
+    await s.updateStatus((st) => ({ ...st, syncStandby: 'b_1' }))
+    await s.recordFailover({ from: 'b', to: 'a', reason: 'test', at: 'z', automatic: true })
+    const r = await nodeList(s, 'nl', 2000)
+    expect(r).toMatchObject({ flock: 'nl', leader: 'a', syncStandby: 'b_1', lastFailover: { from: 'b', to: 'a' } })
+    expect(r.nodes).toEqual([
+      { name: 'a', address: '10.0.0.1', kernel: { pid: 10, startedAt: 'y' }, instance: 'a_1', role: 'primary', lsn: '0/3000100', lagBytes: null, seenAgoMs: 1000, decision: 'holding' },
+      { name: 'b', address: '10.0.0.2', kernel: null, instance: 'b_1', role: 'replica', lsn: '0/3000000', lagBytes: 256, seenAgoMs: 500, decision: 'following a' },
+      { name: 'c', address: '10.0.0.3', kernel: null, instance: null, role: 'unknown', lsn: null, lagBytes: null, seenAgoMs: null, decision: null },
+    ])
+    await l.release()
   })
 })
 
