@@ -24,6 +24,8 @@ const BENCHES = {
   pooler: [NODE, ['bench/pooler.mjs']],
   extensions: [NODE, ['bench/extensions.mjs']],
   events: [NODE, ['bench/events.mjs']],
+
+  multihost: [NODE, ['bench/multihost.mjs']],
 }
 
 const wanted = process.argv.slice(2)

@@ -5,6 +5,8 @@
 #   - systemd-analyze (package `systemd`), which verifies the unit `magflock service install` writes
 #   - pgbouncer, the managed connection pooler
 #   - openssl and haproxy, which check the TLS certificates and the HAProxy template
+
+#   - etcd-server (etcd + etcdctl), the flock store of multi-host tests; iproute2 for their network namespaces
 # On a machine where they are present this prints one line and changes nothing.
 set -euo pipefail
 need=()
@@ -18,6 +20,10 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # helpers die with th
 [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)   # the managed pooler
 command -v openssl >/dev/null 2>&1 || need+=(openssl)   # TLS tests verify certificates with it
 [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || need+=(haproxy)   # the health-endpoint/HAProxy template test
+
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # multi-host tests: the flock store
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)   # multi-host tests: network namespaces
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0

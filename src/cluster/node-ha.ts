@@ -1,0 +1,337 @@
+import { promises as fsp } from 'node:fs'
+import path from 'node:path'
+import { promote, rejoin, repoint, setSyncStandbys } from '../replication/actions.js'
+import { fence, readFence } from '../replication/fence.js'
+import type { Leadership } from '../replication/leadership.js'
+import { compareLsn, parseLsn } from '../replication/lsn.js'
+import { clientConfig, withClient, type PgNode, type ReplicationEnv } from '../replication/pg.js'
+import { decideNode, type LocalState, type NodeDecision, type NodeObserved } from './ha-decide.js'
+import type { FlockStore, MemberDoc, StatusDoc, TopologyDoc } from './store.js'
+
+/**
+ * The HA loop of one node of a multi-host flock: observe → decideNode() → act, one sentence
+ * per tick (`lastDecision()`), plus a dead-man timer that demotes a local primary the moment
+ * the lease can no longer be trusted, whatever the loop is busy with.
+ *
+ * Timing (defaults; docs/multi-host.md "Timing"): lease TTL 3 s, a tick every 250 ms (each
+ * tick renews), safety margin 1 s. A primary cut off from the etcd majority therefore stops
+ * writes at most 2 s after its last confirmed renewal, while etcd can expire its key no sooner
+ * than 3 s after that renewal was *sent*: 1 s in which the kill + fence of the local primary
+ * (a few ms) must complete, and which also covers clock-rate drift between the hosts and a
+ * stalled event loop. Promotion: the key vanishes ≤ 3 s after the last renewal, the replica's
+ * watch on the key wakes its loop at once.
+ */
+export interface NodeHaOptions {
+  node: string
+  store: FlockStore
+  leadership: Leadership & { validUntil(): number }
+  env: ReplicationEnv
+  /** The local instance; `host` is the address other nodes reach it at. */
+  local: PgNode
+  mode: 'sync' | 'async'
+  ttlMs?: number
+  marginMs?: number
+  loopMs?: number
+  failoverEnabled?: boolean
+  log?: (msg: string, fields?: Record<string, unknown>) => void
+  onDecision?: (d: NodeDecision, o: NodeObserved) => void
+  clock?: () => number
+}
+
+interface LocalLook {
+  state: LocalState
+  lsn?: string
+  conninfo?: string
+  streaming?: string[]
+  syncNames?: string
+}
+
+export class NodeHa {
+  private stopped = false
+  private done: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  private deadman: NodeJS.Timeout | undefined
+  private unwatch: (() => void) | undefined
+  private last: { decision: NodeDecision; at: number } | undefined
+  private fencing: Promise<unknown> | undefined
+  private renewer: NodeJS.Timeout | undefined
+  private renewing = false
+  private readonly ttlMs: number
+  private readonly marginMs: number
+  private readonly loopMs: number
+  private readonly clock: () => number
+  readonly history: string[] = []
+
+  constructor(private readonly o: NodeHaOptions) {
+    this.ttlMs = o.ttlMs ?? 3000
+    this.marginMs = o.marginMs ?? 1000
+    this.loopMs = o.loopMs ?? 250
+    this.clock = o.clock ?? Date.now
+    if (this.marginMs >= this.ttlMs) throw new Error('the safety margin must be shorter than the lease TTL')
+  }
+
+  start(): void {
+    // A change of the leader key (expiry, a new holder) wakes the loop at once.
+    this.unwatch = this.o.leadership.watch(() => this.wake?.())
+    // Renewals run on their own timer: a slow action of the loop (a rewind, a promotion, a
+    // Postgres that does not answer) must never delay them into a self-demotion.
+    this.renewer = setInterval(() => void this.renewOnce(), this.loopMs)
+    this.done = this.loop()
+  }
+
+  private async renewOnce(): Promise<void> {
+    if (this.renewing || this.stopped || this.o.leadership.validUntil() === 0) return
+    this.renewing = true
+    try {
+      if (await this.o.leadership.renew()) this.arm()
+    } finally {
+      this.renewing = false
+    }
+  }
+
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    this.stopped = true
+    this.wake?.()
+    this.unwatch?.()
+    if (this.renewer) clearInterval(this.renewer)
+    await this.done
+    if (this.deadman) clearTimeout(this.deadman)
+    await this.fencing?.catch(() => undefined)
+    if (opts.release) await this.o.leadership.release().catch(() => undefined)
+  }
+
+  lastDecision(): { decision: NodeDecision; at: number } | undefined {
+    return this.last
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.tick()
+      } catch (err) {
+        this.o.log?.('node HA tick failed', { err: (err as Error).message })
+      }
+      if (this.stopped) break
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, this.loopMs)
+        this.wake = () => {
+          clearTimeout(t)
+          r()
+        }
+      })
+    }
+  }
+
+  /** Arms the dead-man timer for the lease we hold now. */
+  private arm(): void {
+    if (this.deadman) clearTimeout(this.deadman)
+    const until = this.o.leadership.validUntil()
+    if (until === 0) return
+    const at = until - this.marginMs
+    this.deadman = setTimeout(() => {
+      // Renewed meanwhile: re-arm for the newer deadline.
+      if (this.o.leadership.validUntil() - this.marginMs > this.clock()) return this.arm()
+      void this.selfFence(`leader lease not renewed for ${this.ttlMs - this.marginMs} ms (dead-man timer, ${this.marginMs} ms before it can expire)`)
+    }, Math.max(0, at - this.clock()))
+  }
+
+  private async selfFence(reason: string): Promise<void> {
+    if (this.fencing) return
+    this.fencing = (async () => {
+      const look = await this.lookLocal()
+      if (look.state !== 'primary') return
+      this.say({ action: 'demote', sentence: `${reason}: demoting the primary on ${this.o.node}` })
+      await fence(this.o.env, this.o.local, reason)
+    })().finally(() => {
+      this.fencing = undefined
+    })
+    await this.fencing
+  }
+
+  private say(d: NodeDecision, o?: NodeObserved): void {
+    this.last = { decision: d, at: this.clock() }
+    const prev = this.history.at(-1)
+    if (prev !== d.sentence) {
+      this.history.push(d.sentence)
+      if (this.history.length > 200) this.history.shift()
+      this.o.log?.(d.sentence, { action: d.action })
+    }
+    if (o) this.o.onDecision?.(d, o)
+  }
+
+  private async lookLocal(): Promise<LocalLook> {
+    if (await readFence(this.o.local.instanceDir)) return { state: 'fenced' }
+    try {
+      return await withClient({ ...clientConfig(this.o.env, this.o.local), connectionTimeoutMillis: 1000, query_timeout: 1000 }, async (c) => {
+        const r = await c.query<{ rec: boolean; lsn: string | null; ci: string; sync: string }>(
+          `select pg_is_in_recovery() as rec,
+                  case when pg_is_in_recovery() then pg_last_wal_replay_lsn()::text else pg_current_wal_lsn()::text end as lsn,
+                  current_setting('primary_conninfo') as ci, current_setting('synchronous_standby_names') as sync`,
+        )
+        const row = r.rows[0]
+        if (!row) return { state: 'down' as const }
+        if (row.rec) return { state: 'replica' as const, ...(row.lsn ? { lsn: row.lsn } : {}), conninfo: row.ci }
+        const s = await c.query<{ name: string }>(`select application_name as name from pg_stat_replication where state = 'streaming'`)
+        return { state: 'primary' as const, ...(row.lsn ? { lsn: row.lsn } : {}), streaming: s.rows.map((x) => x.name), syncNames: row.sync }
+      })
+    } catch {
+      return { state: 'down' }
+    }
+  }
+
+  private nodeOf(topo: TopologyDoc, node: string): PgNode | undefined {
+    const n = topo.nodes[node]
+    const inst = Object.values(topo.instances).find((i) => i.node === node)
+    if (!n || !inst) return undefined
+    // Only host/port/name are used for a remote node.
+    return { name: inst.name, host: n.address, port: inst.port, instanceDir: '', dataDir: '', logFile: '' }
+  }
+
+  /** May the local replica be promoted? Sync: it is the recorded sync standby. Async: no fresher member replayed more. */
+  private async candidate(status: StatusDoc, topo: TopologyDoc, look: LocalLook): Promise<boolean> {
+    if (this.o.mode === 'sync') return status.syncStandby === this.o.local.name
+    const fresh = this.clock() - 3 * this.ttlMs
+    for (const other of Object.keys(topo.nodes)) {
+      if (other === this.o.node) continue
+      const m: MemberDoc | null = await this.o.store.member(other).catch(() => null)
+      if (!m || m.role !== 'replica' || m.at < fresh) continue
+      const c = compareLsn(m.lsn ?? null, look.lsn ?? null)
+      if (c > 0 || (c === 0 && other < this.o.node)) return false
+    }
+    return true
+  }
+
+  async tick(): Promise<NodeDecision> {
+    const look = await this.lookLocal()
+    const holding = this.o.leadership.validUntil() > 0
+    let storeOk = true
+    let leader: string | undefined
+    let status: StatusDoc = { syncStandby: null }
+    let topo: TopologyDoc = { nodes: {}, instances: {} }
+    try {
+      ;[leader, status, topo] = await Promise.all([this.o.leadership.current(), this.o.store.status(), this.o.store.topology()])
+    } catch {
+      storeOk = false
+      leader = undefined
+    }
+    const leaderNode = leader && leader !== this.o.node ? this.nodeOf(topo, leader) : undefined
+    const observed: NodeObserved = {
+      now: this.clock(),
+      node: this.o.node,
+      local: look.state,
+      storeOk,
+      leader,
+      holding,
+      validUntil: this.o.leadership.validUntil(),
+      marginMs: this.marginMs,
+      failoverEnabled: this.o.failoverEnabled ?? true,
+      candidate: storeOk && look.state === 'replica' ? await this.candidate(status, topo, look) : false,
+      lastLeader: status.lastLeader,
+      leaderReachable: leaderNode !== undefined,
+    }
+    const d = decideNode(observed)
+    this.say(d, observed)
+    await this.act(d, look, status, topo, leaderNode)
+    if (storeOk) {
+      const after = d.action === 'keep' || d.action === 'follow' || d.action === 'wait' ? look : await this.lookLocal()
+      await this.o.store
+        .putMember({ node: this.o.node, instance: this.o.local.name, role: after.state, ...(after.lsn ? { lsn: after.lsn } : {}), sentence: d.sentence, at: this.clock() })
+        .catch(() => undefined)
+    }
+    return d
+  }
+
+  private async acquire(): Promise<boolean> {
+    const ok = await this.o.leadership.acquire(this.ttlMs).catch(() => false)
+    if (ok) this.arm()
+    return ok
+  }
+
+  private async act(d: NodeDecision, look: LocalLook, status: StatusDoc, topo: TopologyDoc, leaderNode: PgNode | undefined): Promise<void> {
+    const { env, local, store } = this.o
+    switch (d.action) {
+      case 'keep':
+        if (status.lastLeader !== this.o.node) await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() })).catch(() => undefined)
+        if (this.o.mode === 'sync') await this.keepSync(look, status, topo)
+        return
+      case 'acquire':
+        if (await this.acquire()) await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() })).catch(() => undefined)
+        return
+      case 'demote':
+        if (this.deadman) clearTimeout(this.deadman)
+        await this.selfFence(d.sentence)
+        await this.o.leadership.release().catch(() => undefined)
+        return
+      case 'promote': {
+        if (this.o.leadership.validUntil() === 0 && !(await this.acquire())) return
+        const t0 = this.clock()
+        try {
+          await promote(env, local, 60)
+        } catch (err) {
+          // Not promoted: give the key back so another candidate can try.
+          await this.o.leadership.release().catch(() => undefined)
+          throw err
+        }
+        const from = status.lastLeader ?? 'unknown'
+        await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, syncStandby: null, at: new Date().toISOString() })).catch(() => undefined)
+        await store
+          .recordFailover({ from, to: this.o.node, reason: d.sentence, at: new Date().toISOString(), automatic: true, durationMs: this.clock() - t0 })
+          .catch(() => undefined)
+        return
+      }
+      case 'resume':
+        if (this.o.leadership.validUntil() === 0 && !(await this.acquire())) return
+        // Self-fenced, still the freshest copy: lift the fence and serve again.
+        await fsp.rm(path.join(local.dataDir, 'standby.signal'), { force: true })
+        await fsp.rm(path.join(local.instanceDir, 'fence.json'), { force: true })
+        await env.lifecycle.start(local)
+        await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() })).catch(() => undefined)
+        return
+      case 'rejoin':
+        if (!leaderNode) return
+        await rejoin(env, local, leaderNode, { allowReclone: true, timeoutMs: 120_000 })
+        return
+      case 'follow':
+        if (leaderNode && look.conninfo !== undefined && !look.conninfo.includes(`host=${leaderNode.host} port=${leaderNode.port} `)) {
+          await repoint(env, local, leaderNode)
+        }
+        return
+      case 'wait':
+        return
+    }
+  }
+
+  /**
+   * Sync mode on the primary: once a replica streams, record it as the sync standby in the
+   * store *first*, then make it synchronous. Never drops it (strict): a commit is acknowledged
+   * only after the recorded standby has it, so promoting that standby loses nothing.
+   */
+  private async keepSync(look: LocalLook, status: StatusDoc, topo: TopologyDoc): Promise<void> {
+    let name = status.syncStandby
+    if (name === this.o.local.name) {
+      // Recorded while this node was the standby (a promotion whose status update failed).
+      await this.o.store.updateStatus((st) => ({ ...st, syncStandby: null }))
+      name = null
+    }
+    if (name === null) {
+      // Only a flock member: pg_basebackup's own WAL stream shows up in pg_stat_replication too.
+      const s = look.streaming?.find((n) => n !== this.o.local.name && topo.instances[n]?.node !== undefined && topo.instances[n]?.node !== this.o.node)
+      if (!s) return
+      await this.o.store.updateStatus((st) => ({ ...st, syncStandby: s }))
+      name = s
+    }
+    if (!look.syncNames?.includes(name)) await setSyncStandbys(this.o.env, this.o.local, [name])
+  }
+}
+
+/** For `node list`: bytes a member's replay position is behind the leader's. */
+export function lagBytes(leaderLsn: string | undefined, lsn: string | undefined): number | undefined {
+  if (!leaderLsn || !lsn) return undefined
+  let d: bigint
+  try {
+    d = parseLsn(leaderLsn) - parseLsn(lsn)
+  } catch {
+    return undefined
+  }
+  return d > 0n ? Number(d) : 0
+}

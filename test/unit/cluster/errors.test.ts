@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest'
+import * as clusterErrors from '../../../src/cluster/errors.js'
+import { errorCatalog, type ErrorDefinition } from '../../../src/errors/index.js'
+
+describe('cluster error catalog', () => {
+  const defs = Object.values(clusterErrors) as Array<ErrorDefinition<never>>
+  const samples: Record<string, unknown> = {
+    E_FLOCK_STORE_UNAVAILABLE: { endpoints: 'http://10.0.0.1:2379', reason: 'deadline exceeded' },
+    E_FLOCK_STORE_CONFLICT: { key: '/magflock/f/topology', attempts: 20 },
+    E_FLOCK_STORE_CORRUPT: { key: '/magflock/f/topology', reason: 'bad' },
+    E_ETCD_ENDPOINT_INVALID: { endpoint: 'x' },
+  }
+
+  it('registers every cluster error with a unique E_ code, a message and a hint', () => {
+    const catalog = new Set(errorCatalog().map((e) => e.code))
+    for (const d of defs) {
+      expect(catalog.has(d.code)).toBe(true)
+      const args = samples[d.code]
+      expect(args, `sample args for ${d.code}`).toBeDefined()
+      const err = d(args as never)
+      expect(err.message.length).toBeGreaterThan(10)
+      expect(err.hint, d.code).toBeTruthy()
+    }
+  })
+})
