@@ -16,9 +16,9 @@ const DIST = process.env.MAGFLOCK_DIST ?? path.join(ROOT, 'dist')
 const DUR = Number(process.env.DUR ?? 10)
 const CLIENTS = Number(process.env.CLIENTS ?? 4)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
-const { startKernel } = await load('kernel/daemon.js')
+const { startKernel } = await load('daemon/boot.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
-const { replicationManager } = await load('replication/kernel.js')
+const { replicationManager } = await load('daemon/replication.js')
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 6).toString('base64')
 

@@ -10,7 +10,7 @@ import type { PgBinaries } from '../postgres/binaries.js'
 import type { AuditWriter, EventPublisher } from './component.js'
 
 /**
- * What the kernel hands to route handlers and components. Handlers in src/kernel/routes/*
+ * What the kernel hands to route handlers and components. Handlers in src/daemon/routes/*
  * do their work through these services (and the domain modules), never by reaching into the
  * daemon's internals.
  */

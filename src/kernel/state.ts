@@ -33,7 +33,7 @@ export function isKernelProcess(pid: number): boolean {
   if (!isProcessAliveSync(pid)) return false
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    // Either the detached kernel (dist/kernel/entry.js) or `magflock kernel start --foreground`.
+    // Either the detached kernel (dist/daemon/entry.js) or `magflock kernel start --foreground`.
     if (cmd.some((a) => /kernel[/\\]entry\.js$/.test(a))) return true
     return cmd.includes('kernel') && cmd.includes('start') && cmd.some((a) => /run\.js$|magflock$/.test(a))
   } catch {

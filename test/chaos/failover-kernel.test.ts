@@ -5,14 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { status } from '../../src/api/core.js'
 import { replicaAdd, replicaList } from '../../src/api/replication.js'
 import { KernelClient } from '../../src/client/index.js'
-import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../src/daemon/boot.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor, replicationManager } from '../../src/replication/kernel.js'
+import { currentMonitor, replicationManager } from '../../src/daemon/replication.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 import { waitFor } from '../helpers/wait.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
@@ -47,7 +47,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     await client.call(replicaAdd, { name: 'r1', sync: true })
     const ports = (await client.call(replicaList, {})).members.map((m) => m.port)
     const password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
-    // The kernel runs the failover-monitor component itself (src/kernel/daemon.ts).
+    // The kernel runs the failover-monitor component itself (src/daemon/boot.ts).
     expect((await k.components.status()).find((c) => c.name === 'failover-monitor')).toMatchObject({ state: 'running' })
     // A client like libpq with target_session_attrs=read-write over all hosts.
     const acked: Array<{ seq: number; at: number; port: number }> = []

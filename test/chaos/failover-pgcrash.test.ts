@@ -4,14 +4,14 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { replicaAdd, replicaList } from '../../src/api/replication.js'
 import { KernelClient } from '../../src/client/index.js'
-import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../src/daemon/boot.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { processesInDataDir, readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor } from '../../src/replication/kernel.js'
+import { currentMonitor } from '../../src/daemon/replication.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 

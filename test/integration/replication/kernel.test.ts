@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { status } from '../../../src/api/core.js'
 import { failover, replicaAdd, replicaList, replicaRejoin, replicaRemove, switchover } from '../../../src/api/replication.js'
 import type { KernelClient } from '../../../src/client/index.js'
-import type { RunningKernel } from '../../../src/kernel/daemon.js'
+import type { RunningKernel } from '../../../src/daemon/boot.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { startKernelFlock, type KernelFlock } from './harness.js'
-import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
-import { currentMonitor } from '../../../src/replication/kernel.js'
+import { FIRST_INSTANCE } from '../../../src/daemon/instances.js'
+import { currentMonitor } from '../../../src/daemon/replication.js'
 
 /**
  * The replication routes through a real in-process kernel: its supervisors, registry,

@@ -1,6 +1,6 @@
 import * as api from '../../api/pooler.js'
-import { currentPooler } from '../../pooler/component.js'
-import { handle, type BoundRoute } from '../services.js'
+import { currentPooler } from '../components/pooler.js'
+import { handle, type BoundRoute } from '../../kernel/services.js'
 
 /** Pooler routes: read the running ManagedPooler and PgBouncer's admin console. */
 export const poolerRoutes: BoundRoute[] = [

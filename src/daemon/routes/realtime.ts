@@ -1,7 +1,7 @@
 import { realtimeStatus, realtimeToken } from '../../api/realtime.js'
 import { realtimeRuntime } from '../../realtime/runtime.js'
 import { issueToken } from '../../realtime/token.js'
-import { handle, type BoundRoute } from '../services.js'
+import { handle, type BoundRoute } from '../../kernel/services.js'
 
 export const realtimeRoutes: BoundRoute[] = [
   handle(realtimeStatus, async (_in, _ctx, k) => {

@@ -1,14 +1,14 @@
 import type { Counter, Gauge} from 'prom-client';
 import { type Registry } from 'prom-client'
-import { defineComponent, idleHandle, type ComponentHandle } from '../kernel/component.js'
-import type { KernelServices } from '../kernel/services.js'
-import { isMagflockError } from '../errors/index.js'
-import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from './archiver.js'
-import { nextRun, parseCron, type CronSpec } from './cron.js'
-import { createBackup } from './service.js'
-import { applyRetention } from './repository/service.js'
-import './events.js'
-import { counterOn, gaugeOn } from '../telemetry/metrics.js'
+import { defineComponent, idleHandle, type ComponentHandle } from '../../kernel/component.js'
+import type { KernelServices } from '../../kernel/services.js'
+import { isMagflockError } from '../../errors/index.js'
+import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from '../../backup/archiver.js'
+import { nextRun, parseCron, type CronSpec } from '../../backup/cron.js'
+import { createBackup } from '../../backup/service.js'
+import { applyRetention } from '../../backup/repository/service.js'
+import '../../backup/events.js'
+import { counterOn, gaugeOn } from '../../telemetry/metrics.js'
 
 /**
  * Kernel components of the backup area:

@@ -13,7 +13,7 @@ module.enableCompileCache?.()
 const { values } = parseArgs({ options: { 'state-dir': { type: 'string' }, env: { type: 'string' } }, strict: true })
 const stateDir = values['state-dir']
 if (!stateDir) {
-  process.stderr.write('usage: kernel/entry.js --state-dir DIR [--env NAME]\n')
+  process.stderr.write('usage: daemon/entry.js --state-dir DIR [--env NAME]\n')
   process.exit(2)
 }
 const { runForeground } = await import('./main.js')

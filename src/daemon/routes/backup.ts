@@ -5,9 +5,9 @@ import * as svc from '../../backup/service.js'
 import * as repo from '../../backup/repository/service.js'
 import { LOCAL_REPOSITORY } from '../../backup/repository/config.js'
 import { isMagflockError } from '../../errors/index.js'
-import type { CoreServices } from '../daemon.js'
+import type { CoreServices } from '../boot.js'
 import type { Progress } from '../../backup/tools.js'
-import { handle, type BoundRoute, type KernelServices, type RequestContext } from '../services.js'
+import { handle, type BoundRoute, type KernelServices, type RequestContext } from '../../kernel/services.js'
 
 /**
  * Backup routes: thin handlers over src/backup/service.ts. Progress is forwarded to the

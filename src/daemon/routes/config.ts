@@ -1,8 +1,8 @@
 import { configReload } from '../../api/config.js'
 import { secretsRotate } from '../../api/secrets.js'
 import { rotateSecretInKernel } from '../../secrets/kernel-rotate.js'
-import type { CoreServices } from '../daemon.js'
-import { handle, type BoundRoute } from '../services.js'
+import type { CoreServices } from '../boot.js'
+import { handle, type BoundRoute } from '../../kernel/services.js'
 
 export const configRoutes: BoundRoute[] = [
   handle(configReload, async (_in, ctx, k) => {

@@ -1,4 +1,4 @@
-import type { BoundRoute } from '../services.js'
+import type { BoundRoute } from '../../kernel/services.js'
 import { backupRoutes } from './backup.js'
 import { configRoutes } from './config.js'
 import { coreRoutes } from './core.js'

@@ -2,7 +2,7 @@ import path from 'node:path'
 import * as dbApi from '../../api/db.js'
 import type { Role } from '../../api/route.js'
 import { POOLER_DISABLED } from '../../pooler/errors.js'
-import { currentPooler } from '../../pooler/component.js'
+import { currentPooler } from '../components/pooler.js'
 import * as migApi from '../../api/migrations.js'
 import { DB_REVEAL_DENIED } from '../../databases/errors.js'
 import { validateName } from '../../databases/names.js'
@@ -19,7 +19,7 @@ import { MIGRATE_LOCK_TIMEOUT } from '../../migrations/errors.js'
 import { MigrationDirRegistry } from '../../migrations/registry.js'
 import { migrationStatus, runMigrations } from '../../migrations/runner.js'
 import { flockUrl } from '../../replication/manager.js'
-import { handle, type BoundRoute, type KernelServices } from '../services.js'
+import { handle, type BoundRoute, type KernelServices } from '../../kernel/services.js'
 
 /**
  * Databases and migrations of the flock's primary. Handlers hold `db:<name>` in the

@@ -1,11 +1,11 @@
 import { promises as fsp } from 'node:fs'
 import * as core from '../../api/core.js'
-import { AuditLog, auditPathsOf, storeKeyring } from '../audit.js'
-import type { CoreServices } from '../daemon.js'
-import { handle, type BoundRoute, type KernelServices } from '../services.js'
-import { VERSION } from '../version.js'
+import { AuditLog, auditPathsOf, storeKeyring } from '../../kernel/audit.js'
+import type { CoreServices } from '../boot.js'
+import { handle, type BoundRoute, type KernelServices } from '../../kernel/services.js'
+import { VERSION } from '../../kernel/version.js'
 import { flockUrl } from '../../replication/manager.js'
-import { currentMonitor } from '../../replication/kernel.js'
+import { currentMonitor } from '../replication.js'
 
 const kernelOf = (k: KernelServices) => (k as CoreServices).kernel
 

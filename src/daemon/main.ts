@@ -1,4 +1,4 @@
-import { startKernel, type DaemonOptions } from './daemon.js'
+import { startKernel, type DaemonOptions } from './boot.js'
 
 /**
  * `magflock kernel start --foreground`: boot, then serve until SIGTERM/SIGINT (orderly

@@ -1,7 +1,7 @@
 import * as api from '../../api/replication.js'
 import { flockUrl } from '../../replication/manager.js'
-import { currentMonitor, replicationManager } from '../../replication/kernel.js'
-import { handle, type BoundRoute, type RequestContext } from '../services.js'
+import { currentMonitor, replicationManager } from '../replication.js'
+import { handle, type BoundRoute, type RequestContext } from '../../kernel/services.js'
 
 /**
  * Replication routes: thin handlers over ReplicationManager. Topology changes take the
