@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { RepositoriesConfig, RetentionPolicyConfig } from '../backup/repository/config.js'
+import { RepositoriesConfig, RetentionPolicyConfig } from './repository.js'
 
 /**
  * The single source of truth for MagFlock's configuration: keys, types, defaults and the

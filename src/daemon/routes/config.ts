@@ -1,6 +1,6 @@
 import { configReload } from '../../api/config.js'
 import { secretsRotate } from '../../api/secrets.js'
-import { rotateSecretInKernel } from '../../secrets/kernel-rotate.js'
+import { rotateSecretInKernel } from '../../databases/rotate-secret.js'
 import type { CoreServices } from '../boot.js'
 import { handle, type BoundRoute } from '../../kernel/services.js'
 
@@ -12,7 +12,7 @@ export const configRoutes: BoundRoute[] = [
     return r
   }),
 
-  // ALTER ROLE and the vault update as one operation (src/secrets/kernel-rotate.ts); the new
+  // ALTER ROLE and the vault update as one operation (src/databases/rotate-secret.ts); the new
   // value never leaves the kernel.
   handle(secretsRotate, async (input, ctx, k) => {
     const r = await rotateSecretInKernel(k, input.name)

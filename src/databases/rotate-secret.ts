@@ -1,9 +1,9 @@
 import pg from 'pg'
 import type { KernelServices } from '../kernel/services.js'
-import { ROTATE_FAILED, SECRET_NOT_FOUND } from './errors.js'
-import { generateSecret } from './generate.js'
-import { assertSecretName, roleForSecret } from './names.js'
-import { rotateRolePassword } from './rotate.js'
+import { ROTATE_FAILED, SECRET_NOT_FOUND } from '../secrets/errors.js'
+import { generateSecret } from '../secrets/generate.js'
+import { assertSecretName, roleForSecret } from '../secrets/names.js'
+import { rotateRolePassword } from './rotate-password.js'
 import { writeSuperuserPgpass } from '../postgres/pgpass.js'
 
 /**

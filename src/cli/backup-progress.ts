@@ -1,4 +1,4 @@
-import type { Progress } from './tools.js'
+import type { Progress } from '../backup/tools.js'
 
 /**
  * Rate and ETA for byte-counting progress, and the CLI sink that renders it: an ink bar in a

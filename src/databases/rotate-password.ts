@@ -1,10 +1,10 @@
 import { scramVerifier } from '../postgres/sql.js'
 import pg from 'pg'
 import type { SecretStore } from '../kernel/services.js'
-import { ROTATE_FAILED, ROTATE_INCOMPLETE, SECRET_NOT_FOUND } from './errors.js'
-import { generateSecret } from './generate.js'
-import { pendingName } from './names.js'
-import { redactor } from './redact.js'
+import { ROTATE_FAILED, ROTATE_INCOMPLETE, SECRET_NOT_FOUND } from '../secrets/errors.js'
+import { generateSecret } from '../secrets/generate.js'
+import { pendingName } from '../secrets/names.js'
+import { redactor } from '../secrets/redact.js'
 
 /**
  * Rotates a database role's password and its vault entry as one operation. The order makes

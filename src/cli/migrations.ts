@@ -1,7 +1,7 @@
 import path from 'node:path'
 import type { ProgressEvent } from '../api/route.js'
 import { USAGE, isMagflockError } from '../errors/index.js'
-import type { DriftItem } from './drift.js'
+import type { DriftItem } from '../migrations/drift.js'
 
 /**
  * What `db migrate` and `db migrate status` share on the CLI side: which database they
