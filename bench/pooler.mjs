@@ -56,7 +56,7 @@ try {
     log(`-S ${way}: p50 ${lat[way].s.p50.toFixed(3)} ms, ${tps(out)} tps`)
   }
   // Switchovers under pgbench -N (writes), through the pooler and straight at the primary.
-  const mgr = replicationManager(k.services, k.instances)
+  const mgr = replicationManager(k.services)
   await mgr.add({ name: 'bench_r1' })
   const sw = {}
   for (const way of ['pooled', 'direct', 'pooled', 'direct']) {

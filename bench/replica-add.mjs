@@ -39,7 +39,7 @@ try {
   const backup = await createBackup(k.services, { type: 'physical', encrypt: false })
   log(`backup ${backup.id}: ${(backup.sizeBytes / 2 ** 20).toFixed(0)} MiB compressed (${(backup.sourceBytes / 2 ** 20).toFixed(0)} MiB source) in ${backup.seconds.toFixed(1)} s`)
   pgbench(['-T', String(AFTER_S), '-c', '2', '-n'])
-  const mgr = replicationManager(k.services, k.instances)
+  const mgr = replicationManager(k.services)
   const samples = { primary: [], backup: [] }
   for (let i = 0; i < RUNS; i++) {
     for (const way of i % 2 === 0 ? ['primary', 'backup'] : ['backup', 'primary']) {

@@ -2,7 +2,11 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import type pg from 'pg'
-import type { FlockInstances } from '../daemon/instances.js'
+import type { MagflockConfig } from '../config/schema.js'
+import type { RestartPolicy } from '../kernel/restart-policy.js'
+import type { OsUser } from '../platform/os-user.js'
+import type { PgBinaries } from '../platform/pg-tools.js'
+import type { InstanceRole } from '../postgres/instance-names.js'
 import { ARCHIVE_LOCK } from './archiver.js'
 import { exists } from '../platform/fs.js'
 import { run } from '../platform/process.js'
@@ -10,7 +14,7 @@ import { INSTANCE_START_FAILED, INSTANCE_START_TIMEOUT } from '../postgres/error
 import { startInstance, stopInstance, type InstanceSpec } from '../postgres/instance.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
 import type { BackupSummary } from '../api/backup.js'
-import type { KernelServices } from '../kernel/services.js'
+import type { InstanceRegistry, KernelServices } from '../kernel/services.js'
 import { freePort } from '../platform/ports.js'
 import { BACKUP_CANCELLED, BACKUP_INPLACE_HAS_REPLICAS, BACKUP_INPLACE_NEEDS_FORCE, BACKUP_INVALID, BACKUP_ROLLBACK_FAILED, BACKUP_TARGET_EXISTS } from './errors.js'
 import { kekSecretName, loadKek, openBackupKey, rekeyBackups, type RekeyResult } from './keys.js'
@@ -184,10 +188,19 @@ export interface RestoreOutput {
 }
 
 /**
- * The kernel's instance registry with supervision (FlockInstances): restores that create or
- * replace an instance need it, the plain registry of KernelServices is not enough.
+ * The kernel's instance registry with supervision (the daemon's FlockInstances satisfies it):
+ * restores that create or replace an instance need it, the plain registry of KernelServices
+ * is not enough.
  */
-export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & { flock: FlockInstances }
+export interface SupervisedInstances extends InstanceRegistry {
+  specFor(name: string, port: number, bins: PgBinaries, runAs: OsUser | undefined): InstanceSpec
+  syncRestartPolicy(cfg: MagflockConfig): RestartPolicy
+  add(spec: InstanceSpec, role: InstanceRole, supervisor: InstanceSupervisor | undefined): void
+  saveTopology(): Promise<void>
+  supervisor(name: string): InstanceSupervisor | undefined
+}
+
+export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & { flock: SupervisedInstances }
 
 /**
  * Where a restore reads from: the local repository by default; a backup fetched (and

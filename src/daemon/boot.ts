@@ -18,24 +18,17 @@ import { ComponentManager } from '../kernel/lifecycle.js'
 import { acquireKernelLock } from '../kernel/lock.js'
 import { InMemoryLocks } from '../kernel/locks.js'
 import { FlockInstances } from './instances.js'
-import { postgresComponent } from './components/postgres.js'
-import { metricsComponent } from './components/metrics.js'
-import { backupSchedulerComponent, walArchiverComponent } from './components/backup.js'
-import { walShipperComponent } from '../backup/repository/shipper.js'
-import { failoverMonitorComponent } from './replication.js'
-import { poolerComponent } from './components/pooler.js'
+import { daemonComponents } from './components/index.js'
 import { ControlServer } from '../kernel/server.js'
 import { removeKernelInfo, writeKernelInfo } from '../kernel/state.js'
 import { TokenStore } from '../kernel/tokens.js'
-import type { KernelServices } from '../kernel/services.js'
+import type { DaemonServices, RouteServices, RunningKernel } from './services.js'
 import { VERSION } from '../kernel/version.js'
 import { registerEventType } from '../kernel/events.js'
 import { backupEventSchemas } from '../backup/events.js'
 import { replicationEventSchemas } from '../replication/events.js'
 import { cleanLeftovers } from './orphans.js'
-
 import { realtimeEventSchemas } from '../realtime/events.js'
-import { realtimeComponent } from './components/realtime.js'
 
 /** Domain event types, registered with the bus's schema registry before anything publishes. */
 for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas, ...realtimeEventSchemas })) registerEventType(type, schema)
@@ -48,18 +41,7 @@ export interface DaemonOptions {
   foreground?: boolean
 }
 
-export interface RunningKernel {
-  services: KernelServices
-  components: ComponentManager
-  instances: FlockInstances
-  tokens: TokenStore
-  startedAt: Date
-  /** Stop everything; with keepPostgres the instances keep serving for the next kernel. */
-  shutdown(opts: { keepPostgres: boolean; reason: string }): Promise<void>
-  /** Resolves when the kernel has fully stopped. */
-  stopped: Promise<void>
-  reload(): Promise<{ applied: string[]; restartRequired: string[]; env: string }>
-}
+export type { RunningKernel } from './services.js'
 
 /**
  * Boots a kernel for one state directory: lock → config → logging, metrics, events, audit,
@@ -112,7 +94,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const locks = new InMemoryLocks()
     const instances = new FlockInstances(layout, secrets, () => config, log)
 
-    const services: KernelServices = {
+    const services: DaemonServices = {
       layout,
       projectDir: opts.projectDir,
       env,
@@ -126,24 +108,17 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       secrets,
       instances,
       locks,
+      kernelMetrics: metrics,
+      live: {},
     }
     const components = new ComponentManager({ log, events, metrics, audit })
-    components.register(postgresComponent, { services, instances, metrics })
-    if (config.metrics.enabled) components.register(metricsComponent, { services, instances })
-    // Both are no-ops when disabled (backup.walArchiving false, no backup.schedule).
-    components.register(walArchiverComponent, { services })
-    components.register(walShipperComponent, { services })
-    components.register(backupSchedulerComponent, { services })
-    components.register(failoverMonitorComponent, { services, instances })
+    for (const c of daemonComponents(config)) components.register(c, services)
     // The route handlers pull in every domain (backups, replication, migrations, databases):
     // they load while the components boot (Postgres starts in its own process meanwhile),
     // not before. In the bundled kernel (scripts/build-kernel.mjs) they are their own chunk.
     const routesLoading = import('./routes/index.js')
     routesLoading.catch(() => undefined)
 
-    // Idles (and drops a leftover slot) when realtime.enabled is false.
-    components.register(realtimeComponent, { services, instances })
-    components.register(poolerComponent, { services, instances })
     await components.startAll()
     undo.unshift(() => components.stopAll())
     // The admin token once the flock is up, not before: a failed `up` leaves no token files.
@@ -195,11 +170,12 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       },
     }
 
-    const server = new ControlServer({
+    const routeServices: RouteServices = Object.assign(services, { kernel })
+    const server = new ControlServer<RouteServices>({
       socketPath: layout.socket,
       routes: (await routesLoading).allRoutes,
       tokens,
-      services: Object.assign(services, { kernel }),
+      services: routeServices,
       audit,
       metrics,
       log,
@@ -232,6 +208,3 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     throw e
   }
 }
-
-/** Kernel services as route handlers see them: the running kernel is reachable for core routes. */
-export type CoreServices = KernelServices & { kernel: RunningKernel }

@@ -1,22 +1,19 @@
-import path from 'node:path'
 import { kekFor } from '../backup/service.js'
-import { defineComponent } from '../kernel/component.js'
-import type { CoreServices } from './boot.js'
 import { isFirstInstance, type FlockInstances } from './instances.js'
 import type { KernelServices } from '../kernel/services.js'
+import type { DaemonServices } from './services.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
 import { generateSecret } from '../secrets/generate.js'
 import { SUPERUSER_SECRET } from '../secrets/names.js'
-import { FileLeadership } from '../replication/leadership.js'
 import { ReplicationManager, type Role, type TopologyRegistry } from '../replication/manager.js'
-import { FailoverMonitor } from '../replication/monitor.js'
 import { pgCtlLifecycle, type InstanceLifecycle, type PgNode } from '../replication/pg.js'
 import { REPLICATOR_SECRET } from '../replication/role.js'
 
 /**
  * Kernel glue: the replication manager over the kernel's FlockInstances (registry +
- * supervisors), and the `failover-monitor` component. Route handlers build a manager per call
- * (its state is in files and in the kernel's locks, so that is cheap and race-free).
+ * supervisors). Route handlers and the `failover-monitor` component
+ * (components/failover-monitor.ts) build a manager per call (its state is in files and in the
+ * kernel's locks, so that is cheap and race-free).
  */
 
 function nodeOf(k: KernelServices, name: string, port: number, host: string, dataDir: string): PgNode {
@@ -79,9 +76,8 @@ function kernelLifecycle(k: KernelServices): InstanceLifecycle {
   return pgCtlLifecycle(k.bins, k.runAs, k.config().postgres.startTimeoutSeconds)
 }
 
-export function replicationManager(k: KernelServices, instances?: FlockInstances): ReplicationManager {
-  const inst = instances ?? (k as CoreServices).kernel?.instances
-  if (!inst) throw new Error('replication needs the kernel instance registry')
+export function replicationManager(k: DaemonServices): ReplicationManager {
+  const inst = k.instances
   const cfg = k.config()
   return new ReplicationManager({
     layout: k.layout,
@@ -106,54 +102,3 @@ export function replicationManager(k: KernelServices, instances?: FlockInstances
     backups: { dir: k.layout.backupsDir, walDir: k.layout.walDir, kek: (m) => kekFor(k, m) },
   })
 }
-
-/** The running monitor, for `replica list` / status to show its last sentence. */
-let current: FailoverMonitor | undefined
-/** One per kernel (several in-process kernels in one test process): keyed by state dir. */
-const byStateDir = new Map<string, FailoverMonitor>()
-export function currentMonitor(stateDir?: string): FailoverMonitor | undefined {
-  return stateDir === undefined ? current : byStateDir.get(stateDir)
-}
-
-export const failoverMonitorComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
-  name: 'failover-monitor',
-  dependsOn: ['postgres'],
-  restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 60_000 },
-  async start(ctx) {
-    const k = ctx.services.services
-    const manager = replicationManager(k, ctx.services.instances)
-    // A `replica add` cut short by a killed kernel: its standby, slot and directory go first.
-    const rolledBack = await manager.rollbackInterruptedAdds().catch((err: unknown) => {
-      ctx.log.warn({ err: (err as Error).message }, 'could not roll back an interrupted replica add yet; a retry of the add will')
-      return [] as string[]
-    })
-    if (rolledBack.length > 0) ctx.log.warn({ names: rolledBack }, `rolled back interrupted replica add(s): ${rolledBack.join(', ')}`)
-    const monitor = new FailoverMonitor({
-      manager,
-      leadership: new FileLeadership(path.join(k.layout.root, 'leader.json'), `kernel-${process.pid}`),
-      locks: k.locks,
-      log: ctx.log,
-      config: () => {
-        const f = k.config().replication.failover
-        return { enabled: f.enabled, graceMs: f.graceSeconds * 1000, startTimeoutMs: k.config().postgres.startTimeoutSeconds * 1000 }
-      },
-      subscribe: (fn) => k.events.subscribe(fn),
-      supervised: true,
-      metrics: ctx.metrics,
-    })
-    monitor.start()
-    current = monitor
-    byStateDir.set(k.layout.root, monitor)
-    return {
-      async stop() {
-        if (current === monitor) current = undefined
-        if (byStateDir.get(k.layout.root) === monitor) byStateDir.delete(k.layout.root)
-        await monitor.stop()
-      },
-      health() {
-        const d = monitor.lastDecision()
-        return { live: true, ready: true, detail: d?.decision.sentence ?? 'starting' }
-      },
-    }
-  },
-})

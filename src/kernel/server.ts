@@ -34,16 +34,16 @@ const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
  * call is refused with E_AUDIT_UNAVAILABLE and nothing happens) and its outcome (ok/error,
  * pointing back at the intent's seq). A kernel killed mid-call leaves the intent.
  */
-export class ControlServer {
+export class ControlServer<S = KernelServices> {
   private server: Server | undefined
   private readonly inflight = new Set<AbortController>()
 
   constructor(
     private readonly opts: {
       socketPath: string
-      routes: BoundRoute[]
+      routes: Array<BoundRoute<S>>
       tokens: TokenVerifier
-      services: KernelServices
+      services: S
       audit: AuditWriter
       metrics: ApiMetrics
       log: Logger

@@ -9,7 +9,7 @@ import { startKernel, type RunningKernel } from '../../src/daemon/boot.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor, replicationManager } from '../../src/daemon/replication.js'
+import { replicationManager } from '../../src/daemon/replication.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
 import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
@@ -106,8 +106,8 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     const present = new Set((await c.query<{ seq: number }>('select seq from kw')).rows.map((r) => r.seq))
     await c.end()
     const lost = acked.filter((a) => !present.has(a.seq))
-    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}\n${currentMonitor()?.history.join('\n')}`)
-    expect(currentMonitor()?.history.some((x) => new RegExp(`^promote r1: primary ${FIRST_INSTANCE} unreachable for \\d\\.\\d s`).test(x))).toBe(true)
+    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}\n${k.services.live.failoverMonitor?.history.join('\n')}`)
+    expect(k.services.live.failoverMonitor?.history.some((x) => new RegExp(`^promote r1: primary ${FIRST_INSTANCE} unreachable for \\d\\.\\d s`).test(x))).toBe(true)
     expect(lost).toEqual([])
     const l = await client.call(replicaList, {})
     expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:fenced`, 'r1:primary'])
@@ -134,7 +134,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
 
     // The node comes back (pg_control restored): it rejoins with pg_rewind and streams.
     await fsp.rename(path.join(dataDir, 'global', 'pg_control.gone'), path.join(dataDir, 'global', 'pg_control'))
-    const mgr = replicationManager(k.services, k.instances)
+    const mgr = replicationManager(k.services)
     let rj: { method: string } | undefined
     for (let i = 0; i < 100 && !rj; i++) {
       rj = await mgr.rejoin(FIRST_INSTANCE, { allowReclone: false }).catch(async (err: { code?: string }) => {

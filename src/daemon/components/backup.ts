@@ -1,7 +1,7 @@
 import type { Counter, Gauge} from 'prom-client';
 import { type Registry } from 'prom-client'
-import { defineComponent, idleHandle, type ComponentHandle } from '../../kernel/component.js'
-import type { KernelServices } from '../../kernel/services.js'
+import { idleHandle, type ComponentHandle } from '../../kernel/component.js'
+import { defineComponent } from '../component.js'
 import { isMagflockError } from '../../errors/index.js'
 import { ARCHIVE_LOCK, archiveLag, startWalReceiver, type WalReceiver } from '../../backup/archiver.js'
 import { nextRun, parseCron, type CronSpec } from '../../backup/cron.js'
@@ -16,7 +16,7 @@ import { counterOn, gaugeOn } from '../../telemetry/metrics.js'
  *                     archive-lag gauge, `wal.archive_lagging` / `wal.archiver_down` events;
  *   backup-scheduler  runs backup.schedule (cron, UTC) and exports last success time,
  *                     duration and size.
- * The kernel constructs both with `{ services: KernelServices }`.
+ * Both get the daemon's services (DaemonServices) like every component.
  */
 
 /** 256 MiB of WAL not yet in the archive is worth waking someone (the slot keeps it in pg_wal). */
@@ -30,12 +30,12 @@ export function lagDecision(lagBytes: number, threshold: number, lastAlertAt: nu
   return { alert: true, sentence: `archive lag ${mib} MiB exceeds ${threshold / 1048576} MiB: raising wal.archive_lagging` }
 }
 
-export const walArchiverComponent = defineComponent<{ services: KernelServices }>({
+export const walArchiverComponent = defineComponent({
   name: 'wal-archiver',
-  dependsOn: ['postgres'],
+  requires: ['postgres'],
   restart: { policy: 'on-failure', maxRestarts: 10, windowMs: 300_000 },
   async start(ctx): Promise<ComponentHandle> {
-    const k = ctx.services.services
+    const k = ctx.services
     if (!k.config().backup.walArchiving) {
       return idleHandle('disabled (backup.walArchiving=false)')
     }
@@ -155,12 +155,12 @@ export class BackupScheduler {
   }
 }
 
-export const backupSchedulerComponent = defineComponent<{ services: KernelServices }>({
+export const backupSchedulerComponent = defineComponent({
   name: 'backup-scheduler',
-  dependsOn: ['postgres'],
+  requires: ['postgres'],
   restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 300_000 },
   async start(ctx): Promise<ComponentHandle> {
-    const k = ctx.services.services
+    const k = ctx.services
     const cfg = k.config().backup
     if (!cfg.schedule) return idleHandle('no backup.schedule configured')
     const encrypt = Boolean(cfg.encryptionKey)

@@ -1,8 +1,6 @@
 import { http } from '../../platform/http.js'
 import pg from 'pg'
-import { defineComponent } from '../../kernel/component.js'
-import type { KernelServices } from '../../kernel/services.js'
-import type { FlockInstances } from '../instances.js'
+import { defineComponent } from '../component.js'
 import { PORT_IN_USE } from '../../errors/index.js'
 import { registerPostgresCollector } from '../../telemetry/pg-stats.js'
 
@@ -10,12 +8,13 @@ import { registerPostgresCollector } from '../../telemetry/pg-stats.js'
  * `metrics`: Prometheus exposition on 127.0.0.1:<metrics.port>/metrics. Per-instance figures
  * are read from pg_stat_database at scrape time through a short-lived connection.
  */
-export const metricsComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
+export const metricsComponent = defineComponent({
   name: 'metrics',
-  dependsOn: ['postgres'],
+  requires: ['postgres'],
   restart: { policy: 'on-failure', maxRestarts: 3, windowMs: 60_000 },
   async start(ctx) {
-    const { services: k, instances } = ctx.services
+    const k = ctx.services
+    const instances = k.instances
     const port = k.config().metrics.port
     registerPostgresCollector(k.metrics, async () =>
       instances.list().map((i) => ({

@@ -1,8 +1,9 @@
 import { promises as fsp } from 'node:fs'
 import type { Gauge } from 'prom-client'
-import { defineComponent, idleHandle, type ComponentContext, type ComponentHandle } from '../../kernel/component.js'
-import type { FlockInstances } from '../instances.js'
+import { idleHandle, type ComponentContext, type ComponentHandle } from '../../kernel/component.js'
 import type { KernelServices } from '../../kernel/services.js'
+import type { PoolerRuntime, PoolerStatus } from '../../pooler/runtime.js'
+import { defineComponent } from '../component.js'
 import { SUPERUSER_SECRET } from '../../secrets/names.js'
 import { gaugeOn } from '../../telemetry/metrics.js'
 import { registerPrimaryHook, type PrimaryTarget } from '../../replication/hooks.js'
@@ -26,25 +27,7 @@ import '../../pooler/events.js'
  * A PgBouncer that dies is restarted by the component's restart policy. PgBouncer outlives
  * the kernel like Postgres does (kernel stop or kill -9); `magflock down` stops it.
  */
-export interface PoolerStatus {
-  pid: number
-  adopted: boolean
-  host: string
-  port: number
-  poolMode: string
-  primary: PrimaryTarget
-  paused: boolean
-  lastRepoint: { from: string; to: string; at: string; planned: boolean } | null
-}
-
-let current: ManagedPooler | undefined
-
-/** The running pooler of this kernel, for the status route; undefined when disabled or down. */
-export function currentPooler(): ManagedPooler | undefined {
-  return current
-}
-
-export class ManagedPooler {
+export class ManagedPooler implements PoolerRuntime {
   target: PrimaryTarget
   proc: PoolerProcess | undefined
   paused = false
@@ -203,13 +186,14 @@ function poolerGauges(ctx: ComponentContext): Record<string, Gauge> {
   }
 }
 
-export const poolerComponent = defineComponent<{ services: KernelServices; instances: FlockInstances }>({
+export const poolerComponent = defineComponent({
   name: 'pooler',
-  dependsOn: ['postgres'],
+  requires: ['postgres'],
   // 5 in a minute: a kill -9 is survived; a taken port fails the boot in ~6 s, not a minute.
   restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 60_000 },
   async start(ctx): Promise<ComponentHandle> {
-    const { services: k, instances } = ctx.services
+    const k = ctx.services
+    const instances = k.instances
     const cfg = k.config().pooler
     if (!cfg.enabled) {
       // Turned off since the last boot: the PgBouncer that outlived that kernel goes too.
@@ -218,7 +202,7 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
     }
     const p = new ManagedPooler(k, poolerLayout(k.layout.root), ctx)
     const proc = await p.start()
-    current = p
+    k.live.pooler = p
     ctx.log.info({ pid: proc.pid, adopted: proc.adopted, port: cfg.port, primary: p.target.name }, proc.adopted ? 'adopted running pgbouncer' : 'started pgbouncer')
     ctx.events.publish('pooler.started', { pid: proc.pid, port: cfg.port, adopted: proc.adopted, primary: p.target.name })
     const warn = (what: string) => (err: unknown) => ctx.log.warn({ err: (err as Error).message }, what)
@@ -236,7 +220,7 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
     let detail = `serving on ${cfg.host}:${cfg.port}, pointing at ${p.target.name}`
     void proc.exited.then(() => {
       if (stopping) return
-      if (current === p) current = undefined
+      if (k.live.pooler === p) k.live.pooler = undefined
       const reason = `pgbouncer (pid ${proc.pid}) exited`
       ctx.events.publish('pooler.down', { pid: proc.pid, reason })
       ctx.fail(new Error(reason))
@@ -282,7 +266,7 @@ export const poolerComponent = defineComponent<{ services: KernelServices; insta
         stopping = true
         clearInterval(timer)
         unhook()
-        if (current === p) current = undefined
+        if (k.live.pooler === p) k.live.pooler = undefined
         gauges.up!.set(0)
         const mode = instances.keepRunningOnStop
         const keep = mode === true || (mode === 'adopted' && proc.adopted)

@@ -1,9 +1,6 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { defineComponent } from '../../kernel/component.js'
-import type { KernelServices } from '../../kernel/services.js'
-import type { FlockInstances } from '../instances.js'
-import type { KernelMetrics } from '../../telemetry/metrics.js'
+import { defineComponent } from '../component.js'
 import { initInstance, instanceState, stopInstance, type InstanceSpec } from '../../postgres/instance.js'
 import { INSTANCE_DATA_MISSING, TOPOLOGY_MISSING } from '../../postgres/errors.js'
 import { readPostmasterPid } from '../../postgres/pidfile.js'
@@ -19,27 +16,22 @@ import { writeSuperuserPgpass } from '../../postgres/pgpass.js'
 import { exists } from '../../platform/fs.js'
 import { FIRST_INSTANCE, LEGACY_FIRST_INSTANCE, isFirstInstance } from '../instances.js'
 
-export interface PostgresComponentDeps {
-  services: KernelServices
-  instances: FlockInstances
-  metrics: KernelMetrics
-}
-
 /**
  * The `postgres` component: provisions the primary on first boot (initdb with checksums and
  * scram, a generated superuser password kept in the vault), then adopts or starts every
  * instance of the flock and supervises it. Postgres outlives the kernel: stopping this
  * component with keepRunningOnStop (kernel stop, or a kernel killed) leaves it serving.
  */
-export const postgresComponent = defineComponent<PostgresComponentDeps>({
+export const postgresComponent = defineComponent({
   name: 'postgres',
-  dependsOn: [],
+  requires: [],
   // The instance supervisors restart Postgres themselves; the component itself is not retried
   // at boot, so a port in use or a broken data dir is reported at once.
   restart: { policy: 'never' },
   stopTimeoutMs: 60_000,
   async start(ctx) {
-    const { services: k, instances, metrics } = ctx.services
+    const k = ctx.services
+    const { instances, kernelMetrics: metrics } = k
     const cfg = k.config()
     const topology = await instances.readTopology()
     // No topology yet: a fresh flock (its first instance is pg1), or a state dir from before

@@ -2,9 +2,9 @@ import http from 'node:http'
 import pg from 'pg'
 import { WebSocketServer } from 'ws'
 import { Histogram } from 'prom-client'
-import { defineComponent, idleHandle, type ComponentHandle, type ComponentContext } from '../../kernel/component.js'
-import type { KernelServices } from '../../kernel/services.js'
-import type { FlockInstances } from '../instances.js'
+import { idleHandle, type ComponentHandle, type ComponentContext } from '../../kernel/component.js'
+import { defineComponent } from '../component.js'
+import type { DaemonServices } from '../services.js'
 import { PORT_IN_USE } from '../../errors/index.js'
 import { stopInstance } from '../../postgres/instance.js'
 import { counterOn, gaugeOn } from '../../telemetry/metrics.js'
@@ -14,10 +14,9 @@ import { parseVsn } from '../../realtime/protocol.js'
 import { RowVisibility } from '../../realtime/rls.js'
 import { ChangeStream, dropRealtimeSlot, REALTIME_PUBLICATION } from '../../realtime/stream.js'
 import { realtimeSecret } from '../../realtime/token.js'
-import { LatencyRing, setRealtimeRuntime } from '../../realtime/runtime.js'
+import { LatencyRing } from '../../realtime/runtime.js'
 import { instanceSettings } from '../../realtime/settings.js'
 
-type Deps = { services: KernelServices; instances: FlockInstances }
 
 /**
  * `realtime`: a WebSocket server speaking the Supabase Realtime protocol (src/realtime/hub.ts)
@@ -28,13 +27,14 @@ type Deps = { services: KernelServices; instances: FlockInstances }
  * dropped past realtime.slotMaxRetainedMB; a client that does not read is dropped. Disabled,
  * it drops a leftover slot so that nothing holds WAL back for it.
  */
-export const realtimeComponent = defineComponent<Deps>({
+export const realtimeComponent = defineComponent({
   name: 'realtime',
-  dependsOn: ['postgres'],
+  requires: ['postgres'],
   restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 300_000 },
   stopTimeoutMs: 15_000,
   async start(ctx): Promise<ComponentHandle> {
-    const { services: k, instances } = ctx.services
+    const k = ctx.services
+    const instances = k.instances
     const cfg = k.config().realtime
     if (!cfg.enabled) {
       let detail = 'disabled (realtime.enabled=false)'
@@ -169,7 +169,7 @@ export const realtimeComponent = defineComponent<Deps>({
     const url = `ws://${cfg.host}:${cfg.port}/realtime/v1`
     ctx.events.publish('realtime.started', { host: cfg.host, port: cfg.port, database: cfg.database })
     ctx.log.info({ url }, 'realtime serving')
-    setRealtimeRuntime({
+    k.live.realtime = {
       url,
       database: cfg.database,
       hub: () => hub.status(),
@@ -178,7 +178,7 @@ export const realtimeComponent = defineComponent<Deps>({
       commitToSend: () => ring.summary(),
       droppedSlow: () => dropped,
       protocolErrors: () => protocolErrors,
-    })
+    }
 
     // Housekeeping: silent sockets, failover following, the slot's WAL cap, gauges.
     const timer = setInterval(() => {
@@ -203,7 +203,7 @@ export const realtimeComponent = defineComponent<Deps>({
     return {
       async stop() {
         clearInterval(timer)
-        setRealtimeRuntime(undefined)
+        k.live.realtime = undefined
         hub.closeAll(1001, 'server shutting down')
         await new Promise<void>((r) => {
           wss.close(() => r())
@@ -220,7 +220,7 @@ export const realtimeComponent = defineComponent<Deps>({
   },
 })
 
-function metrics(ctx: ComponentContext<Deps>) {
+function metrics(ctx: ComponentContext<DaemonServices>) {
   const reg = ctx.metrics
   return {
     clients: gaugeOn(reg, { name: 'magflock_realtime_clients', help: 'Connected realtime WebSocket clients.' }),
@@ -248,7 +248,7 @@ function metrics(ctx: ComponentContext<Deps>) {
  * (instanceSettings); an instance started before realtime was enabled is restarted once, under
  * the `topology` lock so that the failover monitor does not read the restart as a lost primary.
  */
-async function ensureLogicalWal(ctx: ComponentContext<Deps>, k: KernelServices, instances: FlockInstances): Promise<void> {
+async function ensureLogicalWal(ctx: ComponentContext<DaemonServices>, k: DaemonServices, instances: DaemonServices['instances']): Promise<void> {
   for (const inst of instances.members()) {
     if (inst.role === 'fenced') continue
     let level: string | undefined

@@ -5,9 +5,9 @@ import * as svc from '../../backup/service.js'
 import * as repo from '../../backup/repository/service.js'
 import { LOCAL_REPOSITORY } from '../../config/repository.js'
 import { isMagflockError } from '../../errors/index.js'
-import type { CoreServices } from '../boot.js'
 import type { Progress } from '../../backup/tools.js'
-import { handle, type BoundRoute, type KernelServices, type RequestContext } from '../../kernel/services.js'
+import type { KernelServices, RequestContext } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 
 /**
  * Backup routes: thin handlers over src/backup/service.ts. Progress is forwarded to the
@@ -32,7 +32,7 @@ function isRemote(name: string | undefined): name is string {
   return name !== undefined && name !== LOCAL_REPOSITORY
 }
 
-export const backupRoutes: BoundRoute[] = [
+export const backupRoutes: DaemonRoute[] = [
   handle(api.backupCreate, async (input, ctx, k) => {
     Object.assign(ctx.auditDetails, { type: input.type, database: input.db, encrypt: input.encrypt })
     try {
@@ -59,7 +59,7 @@ export const backupRoutes: BoundRoute[] = [
     const release = k.locks.acquire('topology', 'backup restore')
     let r: Awaited<ReturnType<typeof svc.restore>>
     try {
-      const deps = { ...k, flock: (k as CoreServices).kernel.instances }
+      const deps = { ...k, flock: k.instances }
       if (isRemote(input.repo)) r = await repo.restoreFromRepo(deps, input.repo, input, throttled(ctx), ctx.signal)
       else {
         await repo.fillLocalWal(k, input, ctx.signal) // the local archive may be a trimmed cache

@@ -1,12 +1,11 @@
 import { configReload } from '../../api/config.js'
 import { secretsRotate } from '../../api/secrets.js'
 import { rotateSecretInKernel } from '../../databases/rotate-secret.js'
-import type { CoreServices } from '../boot.js'
-import { handle, type BoundRoute } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 
-export const configRoutes: BoundRoute[] = [
+export const configRoutes: DaemonRoute[] = [
   handle(configReload, async (_in, ctx, k) => {
-    const r = await (k as CoreServices).kernel.reload()
+    const r = await k.kernel.reload()
     ctx.auditDetails.applied = r.applied
     ctx.auditDetails.restartRequired = r.restartRequired
     return r

@@ -1,19 +1,15 @@
 import { promises as fsp } from 'node:fs'
 import * as core from '../../api/core.js'
 import { AuditLog, auditPathsOf, storeKeyring } from '../../kernel/audit.js'
-import type { CoreServices } from '../boot.js'
-import { handle, type BoundRoute, type KernelServices } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 import { VERSION } from '../../kernel/version.js'
 import { flockUrl } from '../../replication/manager.js'
-import { currentMonitor } from '../replication.js'
 
-const kernelOf = (k: KernelServices) => (k as CoreServices).kernel
-
-export const coreRoutes: BoundRoute[] = [
+export const coreRoutes: DaemonRoute[] = [
   handle(core.status, async (_in, _ctx, k) => {
-    const kernel = kernelOf(k)
+    const kernel = k.kernel
     const cfg = k.config()
-    const lag = currentMonitor()?.replication
+    const lag = k.live.failoverMonitor?.replication
     const instances = kernel.instances.statuses().map((i) => {
       if (i.role !== 'replica') return i
       const r = lag?.get(i.name)
@@ -41,7 +37,7 @@ export const coreRoutes: BoundRoute[] = [
   handle(core.shutdown, async (input, ctx, k) => {
     ctx.auditDetails.keepPostgres = input.keepPostgres
     // Answer first, then stop: the caller waits for kernel.json to disappear.
-    setTimeout(() => void kernelOf(k).shutdown({ keepPostgres: input.keepPostgres, reason: `requested by ${ctx.actor.name}` }), 20)
+    setTimeout(() => void k.kernel.shutdown({ keepPostgres: input.keepPostgres, reason: `requested by ${ctx.actor.name}` }), 20)
     return { stopping: true }
   }),
 
@@ -50,23 +46,23 @@ export const coreRoutes: BoundRoute[] = [
     // Not while a restore or switchover changes the topology.
     const release = k.locks.acquire('topology', 'instance remove')
     try {
-      return await kernelOf(k).instances.removeStandalone(input.name, input.keepData)
+      return await k.kernel.instances.removeStandalone(input.name, input.keepData)
     } finally {
       release()
     }
   }),
 
   handle(core.tokenCreate, async (input, ctx, k) => {
-    const t = await kernelOf(k).tokens.create({ role: input.role, name: input.name })
+    const t = await k.kernel.tokens.create({ role: input.role, name: input.name })
     ctx.auditDetails.tokenId = t.id
     ctx.auditDetails.role = input.role
     return t
   }),
 
-  handle(core.tokenList, async (_in, _ctx, k) => ({ tokens: await kernelOf(k).tokens.list() })),
+  handle(core.tokenList, async (_in, _ctx, k) => ({ tokens: await k.kernel.tokens.list() })),
 
   handle(core.tokenRevoke, async (input, ctx, k) => {
-    await kernelOf(k).tokens.revoke(input.id)
+    await k.kernel.tokens.revoke(input.id)
     ctx.auditDetails.tokenId = input.id
     return { revoked: input.id }
   }),

@@ -2,7 +2,6 @@ import path from 'node:path'
 import * as dbApi from '../../api/db.js'
 import type { Role } from '../../api/route.js'
 import { POOLER_DISABLED } from '../../pooler/errors.js'
-import { currentPooler } from '../components/pooler.js'
 import * as migApi from '../../api/migrations.js'
 import { DB_REVEAL_DENIED } from '../../databases/errors.js'
 import { validateName } from '../../databases/names.js'
@@ -19,7 +18,8 @@ import { MIGRATE_LOCK_TIMEOUT } from '../../migrations/errors.js'
 import { MigrationDirRegistry } from '../../migrations/registry.js'
 import { migrationStatus, runMigrations } from '../../migrations/runner.js'
 import { flockUrl } from '../../replication/manager.js'
-import { handle, type BoundRoute, type KernelServices } from '../../kernel/services.js'
+import type { KernelServices } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 
 /**
  * Databases and migrations of the flock's primary. Handlers hold `db:<name>` in the
@@ -80,7 +80,7 @@ async function acquireMigrateLock(
   }
 }
 
-export const dbRoutes: BoundRoute[] = [
+export const dbRoutes: DaemonRoute[] = [
   handle(dbApi.dbCreate, async (input, ctx, k) => {
     ctx.auditDetails.database = input.name
     const release = k.locks.acquire(`db:${validateName(input.name, 'database')}`, 'create')
@@ -105,7 +105,7 @@ export const dbRoutes: BoundRoute[] = [
       if (!pooler.enabled) throw POOLER_DISABLED({})
       ctx.auditDetails.routing = 'pooled'
       // A role created a moment ago must be in PgBouncer's userlist before the URL is used.
-      await currentPooler()?.refreshUsers()
+      await k.live.pooler?.refreshUsers()
       return { ...r, host: pooler.host, port: pooler.port, url: r.url.replace(`@${r.host}:${r.port}/`, `@${pooler.host}:${pooler.port}/`) }
     }
     if (!input.role) return r

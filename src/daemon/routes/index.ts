@@ -1,4 +1,4 @@
-import type { BoundRoute } from '../../kernel/services.js'
+import type { DaemonRoute } from '../services.js'
 import { backupRoutes } from './backup.js'
 import { configRoutes } from './config.js'
 import { coreRoutes } from './core.js'
@@ -9,6 +9,6 @@ import { poolerRoutes } from './pooler.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
- * (routes/<area>.ts exporting `<area>Routes: BoundRoute[]`) and adds one line here.
+ * (routes/<area>.ts exporting `<area>Routes: DaemonRoute[]`) and adds one line here.
  */
-export const allRoutes: BoundRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes, ...poolerRoutes]
+export const allRoutes: DaemonRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes, ...poolerRoutes]

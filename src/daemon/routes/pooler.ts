@@ -1,12 +1,11 @@
 import * as api from '../../api/pooler.js'
-import { currentPooler } from '../components/pooler.js'
-import { handle, type BoundRoute } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 
-/** Pooler routes: read the running ManagedPooler and PgBouncer's admin console. */
-export const poolerRoutes: BoundRoute[] = [
+/** Pooler routes: read the running pooler (live.pooler) and PgBouncer's admin console. */
+export const poolerRoutes: DaemonRoute[] = [
   handle(api.poolerStatus, async (_in, _ctx, k) => {
     const cfg = k.config().pooler
-    const p = currentPooler()
+    const p = k.live.pooler
     const base = { enabled: cfg.enabled, host: cfg.host, port: cfg.port, poolMode: cfg.poolMode, defaultPoolSize: cfg.defaultPoolSize, maxClientConn: cfg.maxClientConn }
     if (!p) return { ...base, running: false, pid: null, primary: null, paused: false, lastRepoint: null, pools: [], stats: [], totals: { clientsActive: 0, clientsWaiting: 0, serverConnections: 0 } }
     const s = p.status()

@@ -1,12 +1,11 @@
 import { realtimeStatus, realtimeToken } from '../../api/realtime.js'
-import { realtimeRuntime } from '../../realtime/runtime.js'
 import { issueToken } from '../../realtime/token.js'
-import { handle, type BoundRoute } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 
-export const realtimeRoutes: BoundRoute[] = [
+export const realtimeRoutes: DaemonRoute[] = [
   handle(realtimeStatus, async (_in, _ctx, k) => {
     const cfg = k.config().realtime
-    const r = realtimeRuntime()
+    const r = k.live.realtime
     if (!r) {
       return {
         enabled: cfg.enabled,

@@ -1,7 +1,8 @@
 import * as api from '../../api/replication.js'
 import { flockUrl } from '../../replication/manager.js'
-import { currentMonitor, replicationManager } from '../replication.js'
-import { handle, type BoundRoute, type RequestContext } from '../../kernel/services.js'
+import { replicationManager } from '../replication.js'
+import type { RequestContext } from '../../kernel/services.js'
+import { handle, type DaemonRoute } from '../services.js'
 
 /**
  * Replication routes: thin handlers over ReplicationManager. Topology changes take the
@@ -12,13 +13,13 @@ function progressOf(ctx: RequestContext) {
   return (phase: string, message: string, fraction?: number) => ctx.progress({ phase, message, ...(fraction !== undefined ? { fraction } : {}) })
 }
 
-export const replicationRoutes: BoundRoute[] = [
+export const replicationRoutes: DaemonRoute[] = [
   handle(api.replicaList, async (_in, _ctx, k) => {
     const mgr = replicationManager(k)
     const members = await mgr.list()
     const cfg = k.config()
     const s = await mgr.state.read()
-    const d = currentMonitor()?.lastDecision()
+    const d = k.live.failoverMonitor?.lastDecision()
     const urlOf = (role: 'primary' | 'any') => flockUrl({ members, user: cfg.postgres.superuser, database: cfg.postgres.database, role })
     return {
       members,
@@ -62,7 +63,7 @@ export const replicationRoutes: BoundRoute[] = [
     Object.assign(ctx.auditDetails, { to: input.to, force: input.force })
     // The API records the intent; the failover monitor's loop observes, decides and acts
     // (Patroni's rule). Without a running monitor, the manager probes the primary itself.
-    const monitor = currentMonitor(k.layout.root)
+    const monitor = k.live.failoverMonitor
     const r = monitor
       ? await monitor.requestFailover({ to: input.to, force: input.force }, progressOf(ctx))
       : await replicationManager(k).failover({ to: input.to, force: input.force, automatic: false }, progressOf(ctx))
