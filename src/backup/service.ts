@@ -9,8 +9,8 @@ import type { PgBinaries } from '../platform/pg-tools.js'
 import type { InstanceRole } from '../postgres/instance-names.js'
 import { ARCHIVE_LOCK } from './archiver.js'
 import { exists } from '../platform/fs.js'
-import { run } from '../platform/process.js'
 import { INSTANCE_START_FAILED, INSTANCE_START_TIMEOUT } from '../postgres/errors.js'
+import { pgControl } from '../postgres/control.js'
 import { startInstance, stopInstance, type InstanceSpec } from '../postgres/instance.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
 import type { BackupSummary } from '../api/backup.js'
@@ -457,7 +457,7 @@ async function restoreDatabaseAt(k: RestoreDeps, common: CommonRestore, primaryC
   } finally {
     progress({ phase: 'cleanup', message: 'removing the temporary instance' })
     if (await exists(path.join(dataDir, 'postmaster.pid'))) {
-      await run(k.bins.tool('pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { runAs: k.runAs, reject: false, timeoutMs: 60_000 })
+      await pgControl(k.bins, k.runAs).pgCtlStop({ dataDir, mode: 'immediate', timeoutMs: 60_000 })
     }
     await fsp.rm(tmp, { recursive: true, force: true })
     release()

@@ -48,4 +48,12 @@ describe('src/ dependency rule (.dependency-cruiser.mjs, docs/architecture.md "W
     )
     expect(casts).toEqual([])
   })
+
+  it('starts and stops Postgres only through the control adapter (src/postgres/control.ts)', () => {
+    const direct = sourceFiles(path.join(ROOT, 'src'))
+      .filter((f) => !f.endsWith(path.join('postgres', 'control.ts')))
+      .filter((f) => /tool\(\s*'(pg_ctl|postgres)'\s*\)/.test(readFileSync(f, 'utf8')))
+      .map((f) => path.relative(ROOT, f))
+    expect(direct).toEqual([])
+  })
 })
