@@ -53,7 +53,7 @@ if (!process.env.SKIP_BUILD) spawnSync(NODE, [path.join(ROOT, 'node_modules/type
 const lib = async (m) => import(pathToFileURL(path.join(OUT, m)).href)
 const { createPhysicalBackup } = await lib('backup/physical.js')
 const { kekFromSecret } = await lib('backup/crypto.js')
-const { S3RepositoryConfig } = await lib('backup/repository/config.js')
+const { S3RepositoryConfig } = await lib('config/repository.js')
 const { S3Repository } = await lib('backup/repository/s3.js')
 const { RemotePush } = await lib('backup/repository/push.js')
 const { newBackupId } = await lib('backup/manifest.js')

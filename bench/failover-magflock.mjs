@@ -28,8 +28,8 @@ const DIST = process.env.MAGFLOCK_DIST ?? path.join(ROOT, 'dist')
 const OUT = path.join(process.env.BENCH_OUT ?? '/tmp/mf-bench-failover', 'magflock')
 const N = Number(process.env.BENCH_RUNS ?? 5)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
-const { startKernel } = await load('kernel/daemon.js')
-const { replicationManager, currentMonitor } = await load('replication/kernel.js')
+const { startKernel } = await load('daemon/boot.js')
+const { replicationManager } = await load('daemon/replication.js')
 const { readPostmasterPid } = await load('postgres/pidfile.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
 const { default: pg } = await import(pathToFileURL(path.join(ROOT, 'node_modules/pg/lib/index.js')).href)
@@ -57,7 +57,7 @@ async function up(sync) {
   // Kernel events with their time, for each trial's timeline column (where the RTO goes).
   const events = []
   k.services.events.subscribe((ev) => events.push({ type: ev.type, us: nowUs(), payload: ev.payload }))
-  const mgr = replicationManager(k.services, k.instances)
+  const mgr = replicationManager(k.services)
   await mgr.add({ name: 'r1', sync })
   // The kernel runs its own failover-monitor component (default settings).
   const password = await k.services.secrets.get(SUPERUSER_SECRET)
@@ -169,16 +169,16 @@ function timeline(f, tKill) {
 }
 
 /** Waits until the monitor calls the primary healthy (no failover or restart under way). */
-async function settle(timeoutMs = 120_000) {
+async function settle(f, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs
-  while (!/^primary \S+ is healthy/.test(currentMonitor()?.lastDecision()?.decision.sentence ?? '')) {
-    if (Date.now() > deadline) throw new Error(`monitor did not settle: ${currentMonitor()?.lastDecision()?.decision.sentence}`)
+  while (!/^primary \S+ is healthy/.test(f.k.services.live.failoverMonitor?.lastDecision()?.decision.sentence ?? '')) {
+    if (Date.now() > deadline) throw new Error(`monitor did not settle: ${f.k.services.live.failoverMonitor?.lastDecision()?.decision.sentence}`)
     await sleep(100)
   }
 }
 
 async function failoverTrial(f, label, sync, trial, stallS) {
-  await settle()
+  await settle(f)
   await waitStreaming(f)
   // Unique per kind of trial: a stall trial reusing a failover trial's id found its stop file
   // already there, so its writer exited at once ("writer acked nothing").
@@ -218,7 +218,7 @@ async function failoverTrial(f, label, sync, trial, stallS) {
   const lost = await lostOf(f, run, acked)
   const rto = first ? Math.round((first.t1 - tKill) / 1000) : 'NA'
   const gap = first ? Math.round((first.t1 - lastOk) / 1000) : 'NA'
-  const sentence = [...(currentMonitor()?.history ?? [])].reverse().find((x) => x.startsWith('promoted ')) ?? currentMonitor()?.lastDecision()?.decision.sentence
+  const sentence = [...(f.k.services.live.failoverMonitor?.history ?? [])].reverse().find((x) => x.startsWith('promoted ')) ?? f.k.services.live.failoverMonitor?.lastDecision()?.decision.sentence
   // Rejoin: the node comes back (pg_control restored); pg_rewind against the new primary.
   await fsp.rename(path.join(old.node.dataDir, 'global', 'pg_control.bench'), path.join(old.node.dataDir, 'global', 'pg_control'))
   let rj
@@ -260,7 +260,7 @@ async function pgcrashTrial(f, label, sync, trial) {
   // A failover may still be under way (the writer was served by an orphaned backend, or the
   // grace ran out during crash recovery): settle first, or the bookkeeping below and the next
   // trial race with it (the first run's "async stall trials after pgcrash acked nothing").
-  await settle()
+  await settle(f)
   const acked = parseLog(w.wlog).filter((e) => e.rc === 0).map((e) => e.seq)
   const lost = await lostOf(f, run, acked)
   // With graceSeconds 1 a crash recovery that takes longer is failed over: bring the old one back.

@@ -18,9 +18,9 @@ const DUR = Number(process.env.DUR ?? 10)
 const CLIENTS = Number(process.env.CLIENTS ?? 4)
 const FAILOVERS = Number(process.env.FAILOVERS ?? 5)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
-const { startKernel } = await load('kernel/daemon.js')
+const { startKernel } = await load('daemon/boot.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
-const { replicationManager } = await load('replication/kernel.js')
+const { replicationManager } = await load('daemon/replication.js')
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 6).toString('base64')
 
@@ -58,7 +58,7 @@ try {
     log(`-S ${way}: p50 ${lat[way].s.p50.toFixed(3)} ms, ${tps(out)} tps`)
   }
   // Switchovers under pgbench -N (writes), through the pooler and straight at the primary.
-  const mgr = replicationManager(k.services, k.instances)
+  const mgr = replicationManager(k.services)
   await mgr.add({ name: 'bench_r1' })
   const sw = {}
   for (const way of ['pooled', 'direct', 'pooled', 'direct']) {

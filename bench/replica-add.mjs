@@ -18,8 +18,8 @@ const SCALE = Number(process.env.SCALE ?? 20)
 const RUNS = Number(process.env.RUNS ?? 3)
 const AFTER_S = Number(process.env.AFTER_S ?? 10)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
-const { startKernel } = await load('kernel/daemon.js')
-const { replicationManager } = await load('replication/kernel.js')
+const { startKernel } = await load('daemon/boot.js')
+const { replicationManager } = await load('daemon/replication.js')
 const { createBackup } = await load('backup/service.js')
 const { SUPERUSER_SECRET } = await load('secrets/names.js')
 
@@ -39,7 +39,7 @@ try {
   const backup = await createBackup(k.services, { type: 'physical', encrypt: false })
   log(`backup ${backup.id}: ${(backup.sizeBytes / 2 ** 20).toFixed(0)} MiB compressed (${(backup.sourceBytes / 2 ** 20).toFixed(0)} MiB source) in ${backup.seconds.toFixed(1)} s`)
   pgbench(['-T', String(AFTER_S), '-c', '2', '-n'])
-  const mgr = replicationManager(k.services, k.instances)
+  const mgr = replicationManager(k.services)
   const samples = { primary: [], backup: [] }
   for (let i = 0; i < RUNS; i++) {
     for (const way of i % 2 === 0 ? ['primary', 'backup'] : ['backup', 'primary']) {

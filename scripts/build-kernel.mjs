@@ -1,11 +1,11 @@
 // 1. zod as one file, dist/vendor/zod.js, and every `from 'zod'` tsc wrote in dist/ pointed at
 //    it: that spares every command that talks to the kernel loading zod's hundred-odd modules
 //    one by one, without a resolve hook (which slowed every other import of the CLI).
-// 2. Bundles the detached kernel's entry (src/kernel/entry.ts) into dist/kernel/entry.js, over
+// 2. Bundles the detached kernel's entry (src/daemon/entry.ts) into dist/daemon/entry.js, over
 // the file tsc wrote, so `magflock up` starts a kernel that reads one file instead of resolving
 // a few hundred modules. Run by `npm run build` after tsc (so the build stays reproducible
 // from `npm ci`). Route handlers and everything a request pulls in sit behind dynamic
-// imports and land in their own chunks (dist/kernel/entry-*.js), loaded on first use.
+// imports and land in their own chunks (dist/daemon/entry-*.js), loaded on first use.
 // Chunks stay next to entry.js so that paths relative to import.meta.url
 // (../../package.json, ../../templates/) resolve as they do from any dist/<dir>/<file>.js.
 import { build } from 'esbuild'
@@ -52,11 +52,11 @@ for (const e of readdirSync(path.join(ROOT, 'dist'), { recursive: true, withFile
   writeFileSync(file, text.replaceAll("from 'zod';", `from '${rel}';`))
 }
 
-const OUT = path.join(ROOT, 'dist/kernel')
+const OUT = path.join(ROOT, 'dist/daemon')
 for (const f of readdirSync(OUT)) if (/^entry-[A-Z0-9]+\.js(\.map)?$/.test(f)) rmSync(path.join(OUT, f))
 
 await build({
-  entryPoints: [path.join(ROOT, 'src/kernel/entry.ts')],
+  entryPoints: [path.join(ROOT, 'src/daemon/entry.ts')],
   outdir: OUT,
   bundle: true,
   splitting: true,

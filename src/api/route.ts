@@ -32,6 +32,9 @@ export function defineRoute<I extends z.ZodType, O extends z.ZodType>(r: RouteDe
   return r
 }
 
+/** A route's response as the client returns it: commands derive their `--json` result type from it. */
+export type RouteOutput<R extends RouteDef> = z.output<R['output']>
+
 export const ALL_ROLES: readonly Role[] = ROLES
 export const OPERATORS: readonly Role[] = ['admin', 'operator']
 export const ADMIN_ONLY: readonly Role[] = ['admin']

@@ -2,8 +2,8 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
-import { run } from '../platform/process.js'
 import type { PgBinaries } from '../postgres/binaries.js'
+import { pgControl } from '../postgres/control.js'
 import { BACKUP_CANCELLED, BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_WAL_MISSING } from './errors.js'
 import { extractPhysical } from './extract.js'
 import { openBackupKey } from './keys.js'
@@ -234,7 +234,7 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
   } catch (err) {
     // Nothing half-restored stays behind (a started copy is stopped first).
     if (await postmasterAlive(o.dataDir)) {
-      await run(o.bins.tool('pg_ctl'), ['-D', o.dataDir, '-m', 'immediate', '-w', 'stop'], { runAs: o.runAs, reject: false, timeoutMs: 30_000 })
+      await pgControl(o.bins, o.runAs).pgCtlStop({ dataDir: o.dataDir, mode: 'immediate', timeoutMs: 30_000 })
     }
     await fsp.rm(madeParent ?? o.dataDir, { recursive: true, force: true })
     throw o.signal?.aborted ? BACKUP_CANCELLED({ what: `restore of ${o.id}` }) : err
@@ -294,11 +294,13 @@ async function startRestored(o: PhysicalRestoreOptions, logFile: string): Promis
   await fsp.writeFile(logFile, '', { flag: 'a' })
   if (o.runAs) await fsp.chown(logFile, o.runAs.uid, o.runAs.gid)
   const timeoutMs = o.timeoutMs ?? 300_000
-  const res = await run(o.bins.tool('pg_ctl'), ['-D', o.dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(timeoutMs / 1000)), 'start'], {
-    runAs: o.runAs,
-    reject: false,
+  const res = await pgControl(o.bins, o.runAs).pgCtlStart({
+    dataDir: o.dataDir,
+    logFile,
+    timeoutS: Math.ceil(timeoutMs / 1000),
     timeoutMs: timeoutMs + 5000,
-    ...(o.signal ? { signal: o.signal } : {}),
+    reject: false,
+    signal: o.signal,
   })
   o.signal?.throwIfAborted()
   if (res.exitCode !== 0) throw await recoveryFailure(o.walDir, logFile)

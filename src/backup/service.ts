@@ -2,16 +2,20 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import type pg from 'pg'
-import type { FlockInstances } from '../kernel/instances.js'
+import type { MagflockConfig } from '../config/schema.js'
+import type { RestartPolicy } from '../kernel/restart-policy.js'
+import type { OsUser } from '../platform/os-user.js'
+import type { PgBinaries } from '../platform/pg-tools.js'
+import type { InstanceRole } from '../postgres/instance-names.js'
 import { ARCHIVE_LOCK } from './archiver.js'
 import { isMagflockError } from '../errors/index.js'
 import { exists } from '../platform/fs.js'
-import { run } from '../platform/process.js'
 import { INSTANCE_START_FAILED, INSTANCE_START_TIMEOUT } from '../postgres/errors.js'
+import { pgControl } from '../postgres/control.js'
 import { startInstance, stopInstance, type InstanceSpec } from '../postgres/instance.js'
 import { InstanceSupervisor } from '../postgres/supervisor.js'
 import type { BackupSummary } from '../api/backup.js'
-import type { HookRunner, KernelServices } from '../kernel/services.js'
+import type { HookRunner, InstanceRegistry, KernelServices } from '../kernel/services.js'
 import { freePort } from '../platform/ports.js'
 import { BACKUP_CANCELLED, BACKUP_INPLACE_HAS_REPLICAS, BACKUP_INPLACE_NEEDS_FORCE, BACKUP_INVALID, BACKUP_ROLLBACK_FAILED, BACKUP_TARGET_EXISTS } from './errors.js'
 import { kekSecretName, loadKek, openBackupKey, rekeyBackups, type RekeyResult } from './keys.js'
@@ -24,7 +28,7 @@ import { databaseExists, withClient } from './sql.js'
 import type { OnProgress, Progress } from './tools.js'
 import { listArchive, segmentNo } from './wal.js'
 import { verifyBackup, type VerifyResult } from './verify.js'
-import { LOCAL_REPOSITORY } from './repository/config.js'
+import { LOCAL_REPOSITORY } from '../config/repository.js'
 import { BACKUP_REPO_PUSH_FAILED } from './repository/errors.js'
 import { openRepository, remoteConfigs } from './repository/index.js'
 import { rekeyRepository, type RepoRekeyResult } from './repository/rekey.js'
@@ -202,10 +206,19 @@ export interface RestoreOutput {
 }
 
 /**
- * The kernel's instance registry with supervision (FlockInstances): restores that create or
- * replace an instance need it, the plain registry of KernelServices is not enough.
+ * The kernel's instance registry with supervision (the daemon's FlockInstances satisfies it):
+ * restores that create or replace an instance need it, the plain registry of KernelServices
+ * is not enough.
  */
-export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & { flock: FlockInstances }
+export interface SupervisedInstances extends InstanceRegistry {
+  specFor(name: string, port: number, bins: PgBinaries, runAs: OsUser | undefined): InstanceSpec
+  syncRestartPolicy(cfg: MagflockConfig): RestartPolicy
+  add(spec: InstanceSpec, role: InstanceRole, supervisor: InstanceSupervisor | undefined): void
+  saveTopology(): Promise<void>
+  supervisor(name: string): InstanceSupervisor | undefined
+}
+
+export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & { flock: SupervisedInstances }
 
 /**
  * Where a restore reads from: the local repository by default; a backup fetched (and
@@ -462,7 +475,7 @@ async function restoreDatabaseAt(k: RestoreDeps, common: CommonRestore, primaryC
   } finally {
     progress({ phase: 'cleanup', message: 'removing the temporary instance' })
     if (await exists(path.join(dataDir, 'postmaster.pid'))) {
-      await run(k.bins.tool('pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { runAs: k.runAs, reject: false, timeoutMs: 60_000 })
+      await pgControl(k.bins, k.runAs).pgCtlStop({ dataDir, mode: 'immediate', timeoutMs: 60_000 })
     }
     await fsp.rm(tmp, { recursive: true, force: true })
     release()

@@ -2,7 +2,7 @@ import { MagflockCommand } from '../cli/base-command.js'
 import { shutdown } from '../api/core.js'
 import { kernelLiveness } from '../kernel/state.js'
 import { waitForKernelExit } from '../kernel/launcher.js'
-import { stopOrphanInstances } from '../kernel/orphans.js'
+import { stopOrphanInstances } from '../daemon/orphans.js'
 
 export type DownResult = { kernelStopped: boolean; instancesStopped: string[] }
 

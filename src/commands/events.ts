@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { MagflockCommand } from '../cli/base-command.js'
-import { readEvents, type StreamLine } from '../events/client.js'
+import { readEvents, type StreamLine } from '../client/events.js'
 
 export type EventsResult = { lines: number; lastSeq: number | null }
 

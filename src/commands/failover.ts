@@ -1,16 +1,10 @@
 import { Flags } from '@oclif/core'
 import { failover } from '../api/replication.js'
 import { MagflockCommand } from '../cli/base-command.js'
+import type { RouteOutput } from '../api/route.js'
 
-export type FailoverResult = {
-  from: string
-  to: string
-  reason: string
-  timeline: number
-  durationMs: number
-  repointed: string[]
-  notRepointed: Array<{ name: string; error: string }>
-}
+/** The `--json` result: the route's response, as its contract (failover) defines it. */
+export type FailoverResult = RouteOutput<typeof failover>
 
 export default class Failover extends MagflockCommand<FailoverResult> {
   static override summary = 'Unplanned failover: fence the primary and promote a replica now.'

@@ -1,7 +1,9 @@
 import { MagflockCommand } from '../cli/base-command.js'
 import { metrics } from '../api/core.js'
+import type { RouteOutput } from '../api/route.js'
 
-export type MetricsResult = { contentType: string; text: string }
+/** The `--json` result: the route's response, as its contract (metrics) defines it. */
+export type MetricsResult = RouteOutput<typeof metrics>
 
 export default class Metrics extends MagflockCommand<MetricsResult> {
   static override summary = 'Print the kernel\'s Prometheus metrics (the same text /metrics serves).'

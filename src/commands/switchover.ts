@@ -1,18 +1,10 @@
 import { Flags } from '@oclif/core'
 import { switchover } from '../api/replication.js'
 import { MagflockCommand } from '../cli/base-command.js'
+import type { RouteOutput } from '../api/route.js'
 
-export type SwitchoverResult = {
-  from: string
-  to: string
-  writeOutageMs: number
-  durationMs: number
-  timeline: number
-  finalLsn: string
-  repointed: string[]
-  rejoin: 'none' | 'rewind' | 'reclone'
-  phases: { checkpointMs: number; stopMs: number; catchupMs: number; fenceMs: number; promoteMs: number; repointMs: number; rejoinMs: number; syncMs: number }
-}
+/** The `--json` result: the route's response, as its contract (switchover) defines it. */
+export type SwitchoverResult = RouteOutput<typeof switchover>
 
 export default class Switchover extends MagflockCommand<SwitchoverResult> {
   static override summary = 'Planned role swap: promote a replica without losing any acknowledged write.'

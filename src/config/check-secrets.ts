@@ -1,4 +1,4 @@
-import type { SecretStore } from '../kernel/services.js'
+import type { SecretStore } from '../secrets/secret-store.js'
 import { secretRefName } from '../secrets/resolve.js'
 import { CONFIG_INVALID, type ConfigProblem } from './errors.js'
 import { renderSource, type LoadedConfig } from './load.js'

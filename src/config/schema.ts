@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { RepositoriesConfig, RetentionPolicyConfig } from '../backup/repository/config.js'
+import { RepositoriesConfig, RetentionPolicyConfig } from './repository.js'
 
 /**
  * The single source of truth for MagFlock's configuration: keys, types, defaults and the

@@ -6,26 +6,28 @@ import type { ExtInfo } from '../api/extensions.js'
 import type { AuditWriter } from '../kernel/component.js'
 import { registerEventType } from '../kernel/events.js'
 import type { ApiMetrics } from '../kernel/server.js'
-import type { BoundRoute, KernelEvents, KernelServices } from '../kernel/services.js'
+import type { KernelEvents, KernelServices } from '../kernel/services.js'
 import { dropRole, revokeDatabase } from './db.js'
 import { EXT_CAPABILITY_NOT_REQUESTED, EXT_EXISTS, EXT_GRANT_MISSING } from './errors.js'
 import { ensureOsUser, installFiles, osUserName, removeOsUser, requireRoot, sweepCgroups } from './isolation.js'
 import { checkExtName, parseCapability, type Manifest } from './manifest.js'
 import { ExtRegistry, extLayout, type ExtEntry, type ExtLayout } from './registry.js'
-import { ExtRunner } from './runner.js'
+import { ExtRunner, type ExtApiFactory } from './runner.js'
 import { resolveSource } from './source.js'
 
 registerEventType('extension.failed', z.object({ extension: z.string(), reason: z.string() }))
 
 /**
  * The extension plane of one kernel: the registry, one ExtRunner per enabled extension, and
- * the operations behind `magflock ext …` (src/kernel/routes/extensions.ts). Installing grants
+ * the operations behind `magflock ext …` (src/daemon/routes/extensions.ts). Installing grants
  * nothing unless the caller names the grants; every operation runs through an admin-only,
  * audited route.
  */
 export interface ManagerDeps {
   k: KernelServices
-  routes: () => Promise<BoundRoute[]>
+  serve: ExtApiFactory
+  /** The ids of the kernel's routes (a grant must name one). */
+  routeIds: () => Promise<string[]>
   log: Logger
   audit: AuditWriter
   events: KernelEvents
@@ -91,7 +93,7 @@ export class ExtensionManager {
   runner(name: string): ExtRunner {
     let r = this.runners.get(name)
     if (!r) {
-      r = new ExtRunner(name, { k: this.d.k, layout: this.layout, routes: this.d.routes, log: this.d.log, audit: this.d.audit, events: this.d.events, apiMetrics: this.apiMetrics, entry: () => this.registry.find(name) })
+      r = new ExtRunner(name, { k: this.d.k, layout: this.layout, serve: this.d.serve, log: this.d.log, audit: this.d.audit, events: this.d.events, apiMetrics: this.apiMetrics, entry: () => this.registry.find(name) })
       this.runners.set(name, r)
     }
     return r
@@ -126,7 +128,7 @@ export class ExtensionManager {
 
   /** Checks a capability string and that the manifest requests it. */
   private async checkGrant(name: string, manifest: Manifest, capability: string): Promise<void> {
-    const known = new Set((await this.d.routes()).map((r) => r.def.id))
+    const known = new Set(await this.d.routeIds())
     parseCapability(capability, known)
     if (!manifest.capabilities.includes(capability)) throw EXT_CAPABILITY_NOT_REQUESTED({ name, capability })
   }

@@ -4,8 +4,8 @@ import type { Logger } from 'pino'
 import type { ExtInfo } from '../api/extensions.js'
 import type { AuditWriter } from '../kernel/component.js'
 import { decideRestart, type RestartPolicy } from '../kernel/restart-policy.js'
-import { ControlServer, type ApiMetrics } from '../kernel/server.js'
-import type { BoundRoute, KernelEvents, KernelServices } from '../kernel/services.js'
+import type { ApiMetrics, Authorizer, TokenVerifier } from '../kernel/server.js'
+import type { KernelEvents, KernelServices } from '../kernel/services.js'
 import type { OsUser } from '../platform/os-user.js'
 import { spawnLong } from '../platform/process.js'
 import { redactor } from '../secrets/redact.js'
@@ -33,10 +33,19 @@ export const RESTART_POLICY: RestartPolicy = { policy: 'on-failure', initialBack
 export const FLOOD_REFUSALS = 500
 const STOP_GRACE_MS = 5_000
 
+/** An extension's API socket: a ControlServer over the kernel's routes, as the daemon builds it. */
+export interface ExtApiServer {
+  listen(): Promise<void>
+  close(): Promise<void>
+}
+
+export type ExtApiFactory = (o: { socketPath: string; tokens: TokenVerifier; authorize: Authorizer; audit: AuditWriter; metrics: ApiMetrics; log: Logger }) => Promise<ExtApiServer>
+
 export interface RunnerDeps {
   k: KernelServices
   layout: ExtLayout
-  routes: () => Promise<BoundRoute[]>
+  /** Opens an extension's own API socket over the kernel's routes (the composition root owns them). */
+  serve: ExtApiFactory
   log: Logger
   audit: AuditWriter
   events: KernelEvents
@@ -55,7 +64,7 @@ export class ExtRunner {
   private restartTimes: number[] = []
   private child: Child | undefined
   private exited: Promise<void> | undefined
-  private server: ControlServer | undefined
+  private server: ExtApiServer | undefined
   private mem: MemoryLimit | undefined
   private stopping = false
   private timer: NodeJS.Timeout | undefined
@@ -113,17 +122,15 @@ export class ExtRunner {
   }
 
   private async launch(entry: ExtEntry): Promise<void> {
-    const { k, layout } = this.d
+    const { layout } = this.d
     const user = await ensureOsUser(this.name)
     const token = this.broker.issue()
     redactor.add(token)
     const socket = layout.socket(this.name)
-    this.server = new ControlServer({
+    this.server = await this.d.serve({
       socketPath: socket,
-      routes: await this.d.routes(),
       tokens: this.broker,
       authorize: this.broker.authorize,
-      services: k,
       audit: this.d.audit,
       metrics: this.d.apiMetrics,
       log: this.d.log.child({ extension: this.name }),

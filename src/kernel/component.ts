@@ -28,9 +28,15 @@ export interface ComponentHealth {
   detail?: string
 }
 
-export interface ComponentDef<S = unknown> {
-  name: string
-  dependsOn: string[]
+/**
+ * One component declaration. `S` is the services bag the composition root hands every
+ * component (src/daemon/services.ts); `N` the names of the components it may require, so a
+ * misspelt or unknown dependency is a compile error (and the graph refuses it at boot too).
+ */
+export interface ComponentDef<S = unknown, N extends string = string> {
+  name: N
+  /** Components that must be running before this one starts (and stop after it). */
+  requires: readonly N[]
   restart: RestartPolicy
   stopTimeoutMs?: number
   start(ctx: ComponentContext<S>): Promise<ComponentHandle>
@@ -72,6 +78,6 @@ export interface AuditWriter {
 
 export type ComponentState = 'pending' | 'starting' | 'running' | 'restarting' | 'stopping' | 'stopped' | 'failed'
 
-export function defineComponent<S>(def: ComponentDef<S>): ComponentDef<S> {
+export function defineComponent<S, N extends string = string>(def: ComponentDef<S, N>): ComponentDef<S, N> {
   return def
 }

@@ -7,7 +7,7 @@ export const COMPONENT_CYCLE = defineError<{ path: string[] }>({
   class: 'failed_precondition',
   area: 'kernel',
   message: (a) => `Kernel components depend on each other in a cycle: ${a.path.join(' → ')}.`,
-  hint: () => 'Remove one of the dependsOn links in the cycle; a component may only depend on components that start before it.',
+  hint: () => 'Remove one of the `requires` links in the cycle; a component may only depend on components that start before it.',
 })
 
 export const COMPONENT_MISSING_DEP = defineError<{ component: string; dependency: string }>({
@@ -15,7 +15,7 @@ export const COMPONENT_MISSING_DEP = defineError<{ component: string; dependency
   class: 'failed_precondition',
   area: 'kernel',
   message: (a) => `Kernel component "${a.component}" depends on "${a.dependency}", which is not registered.`,
-  hint: (a) => `Register the "${a.dependency}" component (or enable it in magflock.yaml), or drop it from "${a.component}".dependsOn.`,
+  hint: (a) => `Register the "${a.dependency}" component (or enable it in magflock.yaml), or drop it from "${a.component}".requires.`,
 })
 
 export const COMPONENT_DUPLICATE = defineError<{ component: string }>({

@@ -9,7 +9,7 @@ import { KERNEL_START_IN_PROGRESS } from './errors.js'
 import { kernelLiveness, removeKernelInfo, type KernelInfo } from './state.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 
-const ENTRY_JS = fileURLToPath(new URL('./entry.js', import.meta.url))
+const ENTRY_JS = fileURLToPath(new URL('../daemon/entry.js', import.meta.url))
 
 export function socketAnswers(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -32,7 +32,7 @@ export interface EnsureResult {
 /**
  * Makes sure a kernel serves this state dir: reuses a live one, otherwise cleans what a dead
  * one left (kernel.json naming a dead pid, a socket nobody answers) and starts a detached
- * kernel (src/kernel/entry.ts), then waits until its socket answers, or reports the
+ * kernel (src/daemon/entry.ts), then waits until its socket answers, or reports the
  * error the kernel recorded when it could not boot (port in use, missing binary, …).
  *
  * Two `up` at once: the launch is serialized by <state>/kernel.launch.lock (O_EXCL, holding

@@ -124,7 +124,7 @@ export class ComponentManager {
 
   /** Boot order of the registered components (validates the graph). */
   bootOrder(): string[] {
-    return bootOrder([...this.entries.values()].map((e) => ({ name: e.def.name, dependsOn: e.def.dependsOn })))
+    return bootOrder([...this.entries.values()].map((e) => ({ name: e.def.name, dependsOn: [...e.def.requires] })))
   }
 
   async startAll(): Promise<void> {

@@ -44,16 +44,17 @@ const ALLOWED_HOSTS = new Set([API_HOST, 'localhost'])
  * call is refused with E_AUDIT_UNAVAILABLE and nothing happens) and its outcome (ok/error,
  * pointing back at the intent's seq). A kernel killed mid-call leaves the intent.
  */
-export class ControlServer {
+export class ControlServer<S = KernelServices> {
   private server: Server | undefined
   private readonly inflight = new Set<AbortController>()
 
   constructor(
     private readonly opts: {
       socketPath: string
-      routes: BoundRoute[]
+      routes: Array<BoundRoute<S>>
       tokens: TokenVerifier
-      services: KernelServices
+      /** The services handlers get; a function is asked at each request (a server opened while the kernel boots). */
+      services: S | (() => S)
       audit: AuditWriter
       metrics: ApiMetrics
       log: Logger
@@ -252,7 +253,8 @@ export class ControlServer {
     let result: unknown
     let failure: MagflockError | undefined
     try {
-      result = await bound.handler(parsed.data, ctx, this.opts.services)
+      const services = this.opts.services
+      result = await bound.handler(parsed.data, ctx, typeof services === 'function' ? (services as () => S)() : services)
       const out = def.output.safeParse(result)
       if (!out.success) {
         this.opts.log.error({ route: def.id, issues: out.error.issues.slice(0, 3) }, 'handler returned an invalid response')
@@ -315,7 +317,7 @@ export class ControlServer {
  * The route for a method and path. A path segment `:name` in a route's path matches any one
  * segment, handed to the handler as input field `name` (e.g. /v1/hooks/invocations/:invocationId).
  */
-export function findRoute(routes: BoundRoute[], method: string, pathname: string): { bound: BoundRoute; params: Record<string, string> } | undefined {
+export function findRoute<S>(routes: Array<BoundRoute<S>>, method: string, pathname: string): { bound: BoundRoute<S>; params: Record<string, string> } | undefined {
   const exact = routes.find((r) => r.def.method === method && r.def.path === pathname)
   if (exact) return { bound: exact, params: {} }
   const parts = pathname.split('/')

@@ -8,12 +8,13 @@ import type { EventJournal } from './event-journal.js'
 import type { MagflockConfig } from '../config/schema.js'
 import type { OsUser } from '../platform/os-user.js'
 import type { StateLayout } from '../platform/paths.js'
-import type { PgBinaries } from '../postgres/binaries.js'
+import type { PgBinaries } from '../platform/pg-tools.js'
+import type { SecretStore } from '../secrets/secret-store.js'
 import type { AuditWriter, EventPublisher } from './component.js'
 import type { Principal } from './grants.js'
 
 /**
- * What the kernel hands to route handlers and components. Handlers in src/kernel/routes/*
+ * What the kernel hands to route handlers and components. Handlers in src/daemon/routes/*
  * do their work through these services (and the domain modules), never by reaching into the
  * daemon's internals.
  */
@@ -37,13 +38,7 @@ export interface InstanceRegistry {
   primary(): InstanceHandle
 }
 
-/** Secrets as the kernel sees them (vault or OS keychain behind it). */
-export interface SecretStore {
-  get(name: string): Promise<string | undefined>
-  set(name: string, value: string): Promise<void>
-  delete(name: string): Promise<boolean>
-  list(): Promise<string[]>
-}
+export type { SecretStore } from '../secrets/secret-store.js'
 
 /**
  * In-kernel exclusion between long operations on the same resource, e.g. `db:app` taken by
@@ -119,17 +114,21 @@ export interface RawStream {
   destroy(): void
 }
 
-export type RouteHandler<R extends RouteDef> = (
+/**
+ * A route handler over the services `S` the composition root hands it (KernelServices, or a
+ * richer bag such as the daemon's RouteServices): typed, so no handler casts to reach more.
+ */
+export type RouteHandler<R extends RouteDef, S = KernelServices> = (
   input: z.infer<R['input']>,
   ctx: RequestContext,
-  k: KernelServices,
+  k: S,
 ) => Promise<z.infer<R['output']>>
 
-export interface BoundRoute {
+export interface BoundRoute<S = KernelServices> {
   def: RouteDef
-  handler: RouteHandler<RouteDef>
+  handler: RouteHandler<RouteDef, S>
 }
 
-export function handle<R extends RouteDef>(def: R, handler: RouteHandler<R>): BoundRoute {
-  return { def, handler: handler as unknown as RouteHandler<RouteDef> }
+export function handle<R extends RouteDef, S = KernelServices>(def: R, handler: RouteHandler<R, S>): BoundRoute<S> {
+  return { def, handler: handler as unknown as RouteHandler<RouteDef, S> }
 }

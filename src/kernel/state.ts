@@ -33,8 +33,9 @@ export function isKernelProcess(pid: number): boolean {
   if (!isProcessAliveSync(pid)) return false
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-    // Either the detached kernel (dist/kernel/entry.js) or `magflock kernel start --foreground`.
-    if (cmd.some((a) => /kernel[/\\]entry\.js$/.test(a))) return true
+    // Either the detached kernel (dist/daemon/entry.js; dist/kernel/entry.js from builds before
+    // the composition root moved to src/daemon) or `magflock kernel start --foreground`.
+    if (cmd.some((a) => /(?:daemon|kernel)[/\\]entry\.js$/.test(a))) return true
     return cmd.includes('kernel') && cmd.includes('start') && cmd.some((a) => /run\.js$|magflock$/.test(a))
   } catch {
     return false

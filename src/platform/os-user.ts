@@ -1,13 +1,8 @@
 import { execFileSync } from 'node:child_process'
 import { OS_USER_MISSING } from '../errors/index.js'
-import { childEnv } from './process.js'
+import { childEnv, type OsUser } from './process.js'
 
-export interface OsUser {
-  name: string
-  uid: number
-  gid: number
-  home: string
-}
+export type { OsUser } from './process.js'
 
 /**
  * Postgres refuses to run as root. When the kernel is root, every Postgres tool runs as an

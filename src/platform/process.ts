@@ -3,8 +3,15 @@ import os from 'node:os'
 import path from 'node:path'
 import { execa, type Options, type ResultPromise } from 'execa'
 import { BINARY_MISSING, COMMAND_FAILED, TIMEOUT } from '../errors/index.js'
-import type { OsUser } from './os-user.js'
 import { isProcessAliveSync } from './pids.js'
+
+/** An OS account a child runs as (src/platform/os-user.ts finds it; defined here, where it is used, so the two files do not import each other). */
+export interface OsUser {
+  name: string
+  uid: number
+  gid: number
+  home: string
+}
 
 /**
  * The one place that spawns processes. It:

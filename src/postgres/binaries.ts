@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { BINARY_MISSING } from '../errors/index.js'
 import { childEnv } from '../platform/process.js'
+import type { BinSource, PgBinaries } from '../platform/pg-tools.js'
 
 /**
  * Finds the Postgres binaries, in the order docs/architecture.md gives:
@@ -13,34 +14,7 @@ import { childEnv } from '../platform/process.js'
  *   4. the embedded-binaries npm package (optional dependency), so Node alone is enough.
  * A directory counts only when it holds an executable `postgres` and `initdb`.
  */
-export type BinSource = 'config' | 'pg_config' | 'system' | 'embedded'
-
-export interface PgBinaries {
-  binDir: string
-  source: BinSource
-  version: string
-  major: number
-  /** Absolute path of a tool; throws E_BINARY_MISSING naming it when absent. */
-  tool(name: PgTool): string
-  has(name: PgTool): boolean
-}
-
-export type PgTool =
-  | 'postgres'
-  | 'initdb'
-  | 'pg_ctl'
-  | 'pg_isready'
-  | 'psql'
-  | 'pg_dump'
-  | 'pg_restore'
-  | 'pg_basebackup'
-  | 'pg_receivewal'
-  | 'pg_rewind'
-  | 'pg_verifybackup'
-  | 'pg_controldata'
-  | 'pg_waldump'
-  | 'pg_archivecleanup'
-  | 'pgbench'
+export type { BinSource, PgBinaries, PgTool } from '../platform/pg-tools.js'
 
 
 function isExec(p: string): boolean {

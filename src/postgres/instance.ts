@@ -8,7 +8,8 @@ import { PORT_IN_USE } from '../errors/index.js'
 import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import type { OsUser } from '../platform/os-user.js'
 import { isPortFree } from '../platform/ports.js'
-import { run, spawnLong } from '../platform/process.js'
+import { run, type spawnLong } from '../platform/process.js'
+import { pgControl, STOP_SIGNALS, type StopMode } from './control.js'
 import type { PgBinaries } from './binaries.js'
 import { renderMagflockConf, renderPgHba, socketDirFor, withInclude, type SettingValue } from './conf.js'
 import { withRemoteHba } from '../tls/postgres.js'
@@ -53,7 +54,7 @@ export interface InstanceSpec {
   log?: Logger
 }
 
-export type StopMode = 'fast' | 'immediate' | 'smart'
+export type { StopMode } from './control.js'
 export type InstanceState = 'absent' | 'initializing-leftover' | 'ready'
 export type ReadyState = 'running' | 'rejecting' | 'no_response'
 
@@ -74,7 +75,7 @@ export interface PostgresProcess {
   detach(): void
 }
 
-const SIGNALS: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' }
+const SIGNALS = STOP_SIGNALS
 const STOP_TIMEOUT_MS: Record<StopMode, number> = { smart: 60_000, fast: 60_000, immediate: 15_000 }
 const DEFAULT_START_TIMEOUT_MS = 60_000
 const POLL_MS = 50
@@ -424,7 +425,7 @@ export async function startInstance(spec: InstanceSpec): Promise<PostgresProcess
     logFrom = (await fh.stat()).size
     // execa's typings reject a bare fd inside the stdio array; Node and execa accept it.
     const stdio = ['ignore', fh.fd, fh.fd] as unknown as Options['stdio']
-    child = spawnLong(spec.bins.tool('postgres'), ['-D', spec.dataDir], { runAs: spec.runAs, detached: true, stdio })
+    child = pgControl(spec.bins, spec.runAs).spawnPostmaster(spec.dataDir, stdio)
   } finally {
     await fh.close()
   }

@@ -3,7 +3,8 @@ import type { StreamStatus } from './stream.js'
 
 /**
  * What the running realtime component exposes to the control API (`realtime status`). The
- * component sets it at start and clears it at stop; the kernel runs at most one.
+ * component publishes it in the daemon's live component slots (src/daemon/services.ts) at
+ * start and clears it at stop.
  */
 export interface RealtimeRuntime {
   url: string
@@ -14,16 +15,6 @@ export interface RealtimeRuntime {
   commitToSend(): { p50Ms: number | null; p99Ms: number | null; samples: number }
   droppedSlow(): number
   protocolErrors(): number
-}
-
-let current: RealtimeRuntime | undefined
-
-export function setRealtimeRuntime(r: RealtimeRuntime | undefined): void {
-  current = r
-}
-
-export function realtimeRuntime(): RealtimeRuntime | undefined {
-  return current
 }
 
 /** A fixed ring of recent latencies for p50/p99 without unbounded memory. */

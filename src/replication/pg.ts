@@ -3,9 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
-import { run } from '../platform/process.js'
 import { writeFileAtomic } from '../platform/fs.js'
 import type { PgBinaries } from '../postgres/binaries.js'
+import { pgControl, STOP_SIGNALS } from '../postgres/control.js'
 import { formatLsn } from './lsn.js'
 import { isOurPostmaster, isProcessAliveSync, killProcessesInDataDir, readPostmasterPid, removeStaleSocketLock } from '../postgres/pidfile.js'
 import { replicationSslConninfo, replicationSslEnv } from '../tls/postgres.js'
@@ -57,14 +57,12 @@ export interface InstanceLifecycle {
   stop(node: PgNode, mode: 'fast' | 'immediate', opts?: { pollMs?: number }): Promise<void>
 }
 
-/** What `pg_ctl stop -m fast|immediate` sends to the postmaster. */
-const STOP_SIGNAL = { fast: 'SIGINT', immediate: 'SIGQUIT' } as const
-
 export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, timeoutS = 60): InstanceLifecycle {
+  const control = pgControl(bins, runAs)
   return {
     async start(node) {
       await removeStaleSocketLock(socketDir(node), node.port)
-      await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', String(timeoutS), 'start'], { runAs, timeoutMs: (timeoutS + 5) * 1000 })
+      await control.pgCtlStart({ dataDir: node.dataDir, logFile: node.logFile, timeoutS, timeoutMs: (timeoutS + 5) * 1000 })
     },
     async stop(node, mode, opts) {
       const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
@@ -74,7 +72,7 @@ export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, time
         // pg_ctl stop is kill(postmaster, SIGINT|SIGQUIT) plus a 100 ms poll; the same signal
         // with a finer poll. The postmaster is gone once its last child has exited and
         // postmaster.pid is removed, i.e. after the shutdown checkpoint is written.
-        process.kill(pid.pid, STOP_SIGNAL[mode])
+        process.kill(pid.pid, STOP_SIGNALS[mode])
         const deadline = Date.now() + timeoutS * 1000
         while (isProcessAliveSync(pid.pid)) {
           if (Date.now() > deadline) throw new Error(`${node.name} (pid ${pid.pid}) did not stop within ${timeoutS} s`)
@@ -82,7 +80,7 @@ export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, time
         }
         return
       }
-      await run(bins.tool('pg_ctl'), ['-D', node.dataDir, '-m', mode, '-w', '-t', String(timeoutS), 'stop'], { runAs, reject: false, timeoutMs: (timeoutS + 5) * 1000 })
+      await control.pgCtlStop({ dataDir: node.dataDir, mode, timeoutS, timeoutMs: (timeoutS + 5) * 1000 })
     },
   }
 }

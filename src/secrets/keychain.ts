@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { SecretStore } from '../kernel/services.js'
+import type { SecretStore } from './secret-store.js'
 import { KEYCHAIN_UNAVAILABLE } from './errors.js'
 import { assertStoreName } from './names.js'
 import { redactor } from './redact.js'

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
-import type { SecretStore } from '../kernel/services.js'
+import type { SecretStore } from './secret-store.js'
 import type { StateLayout } from '../platform/paths.js'
 import { fsyncDir } from '../platform/fs.js'
 import { SUPERUSER_SECRET } from './names.js'

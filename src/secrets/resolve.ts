@@ -1,5 +1,5 @@
 import type { MagflockConfig } from '../config/schema.js'
-import type { SecretStore } from '../kernel/services.js'
+import type { SecretStore } from './secret-store.js'
 import { SECRET_NOT_FOUND } from './errors.js'
 
 /** `secret:NAME` anywhere in the config refers to a vault entry. */

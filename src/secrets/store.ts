@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import type { SecretStore } from '../kernel/services.js'
+import type { SecretStore } from './secret-store.js'
 import type { StateLayout } from '../platform/paths.js'
 import { KEYCHAIN_UNAVAILABLE } from './errors.js'
 import { KeychainStore, keychainScope, probeKeychain, type KeyringEntryClass } from './keychain.js'

@@ -10,7 +10,7 @@ import { createFlock, type Flock } from '../helpers/flock.js'
 import { readKernelInfo } from '../../src/kernel/state.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { waitFor } from '../helpers/wait.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 /**
  * Faults during a restore (needs the built CLI): recovery that fails after the primary was

@@ -6,7 +6,7 @@ import { readPostmasterPid } from '../../src/postgres/pidfile.js'
 import { createFlock, createReplicatedFlock, type Flock } from '../helpers/flock.js'
 import { waitFor } from '../helpers/wait.js'
 import { query } from '../helpers/sql.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 /**
  * The node dies while no kernel runs (kernel stopped or killed before it could fence): the

@@ -8,7 +8,7 @@ import { readFence } from '../../src/replication/fence.js'
 import { createReplicatedFlock, type Flock } from '../helpers/flock.js'
 import { waitFor } from '../helpers/wait.js'
 import { query, inRecovery } from '../helpers/sql.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 /**
  * A real kernel (the built CLI's detached `kernel start`) killed with SIGKILL in the middle of

@@ -5,14 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { status } from '../../src/api/core.js'
 import { replicaAdd, replicaList } from '../../src/api/replication.js'
 import { KernelClient } from '../../src/client/index.js'
-import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../src/daemon/boot.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor, replicationManager } from '../../src/replication/kernel.js'
+import { replicationManager } from '../../src/daemon/replication.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 import { waitFor } from '../helpers/wait.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
@@ -47,7 +47,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     await client.call(replicaAdd, { name: 'r1', sync: true })
     const ports = (await client.call(replicaList, {})).members.map((m) => m.port)
     const password = (await k.services.secrets.get(SUPERUSER_SECRET)) ?? ''
-    // The kernel runs the failover-monitor component itself (src/kernel/daemon.ts).
+    // The kernel runs the failover-monitor component itself (src/daemon/boot.ts).
     expect((await k.components.status()).find((c) => c.name === 'failover-monitor')).toMatchObject({ state: 'running' })
     // A client like libpq with target_session_attrs=read-write over all hosts.
     const acked: Array<{ seq: number; at: number; port: number }> = []
@@ -106,8 +106,8 @@ describe('failover-monitor component in a kernel (chaos)', () => {
     const present = new Set((await c.query<{ seq: number }>('select seq from kw')).rows.map((r) => r.seq))
     await c.end()
     const lost = acked.filter((a) => !present.has(a.seq))
-    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}\n${currentMonitor()?.history.join('\n')}`)
-    expect(currentMonitor()?.history.some((x) => new RegExp(`^promote r1: primary ${FIRST_INSTANCE} unreachable for \\d\\.\\d s`).test(x))).toBe(true)
+    console.log(`kernel failover: RTO ${rto} ms, acked ${acked.length}, lost ${lost.length}\n${k.services.live.failoverMonitor?.history.join('\n')}`)
+    expect(k.services.live.failoverMonitor?.history.some((x) => new RegExp(`^promote r1: primary ${FIRST_INSTANCE} unreachable for \\d\\.\\d s`).test(x))).toBe(true)
     expect(lost).toEqual([])
     const l = await client.call(replicaList, {})
     expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:fenced`, 'r1:primary'])
@@ -134,7 +134,7 @@ describe('failover-monitor component in a kernel (chaos)', () => {
 
     // The node comes back (pg_control restored): it rejoins with pg_rewind and streams.
     await fsp.rename(path.join(dataDir, 'global', 'pg_control.gone'), path.join(dataDir, 'global', 'pg_control'))
-    const mgr = replicationManager(k.services, k.instances)
+    const mgr = replicationManager(k.services)
     let rj: { method: string } | undefined
     for (let i = 0; i < 100 && !rj; i++) {
       rj = await mgr.rejoin(FIRST_INSTANCE, { allowReclone: false }).catch(async (err: { code?: string }) => {

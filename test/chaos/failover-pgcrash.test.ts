@@ -4,14 +4,13 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { replicaAdd, replicaList } from '../../src/api/replication.js'
 import { KernelClient } from '../../src/client/index.js'
-import { startKernel, type RunningKernel } from '../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../src/daemon/boot.js'
 import { stateLayout } from '../../src/platform/paths.js'
 import { freePort } from '../../src/platform/ports.js'
 import { processesInDataDir, readPostmasterPid } from '../../src/postgres/pidfile.js'
-import { currentMonitor } from '../../src/replication/kernel.js'
 import { SUPERUSER_SECRET } from '../../src/secrets/names.js'
 import { tempDir } from '../helpers/tmp.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 
@@ -118,6 +117,6 @@ describe('chaos: postmaster killed, kernel alive (restart in place)', () => {
     const l = await client.call(replicaList, {})
     expect(l.members.map((m) => `${m.name}:${m.role}`)).toEqual([`${FIRST_INSTANCE}:primary`, 'r1:replica'])
     expect(l.failoversTotal).toBe(0)
-    expect(currentMonitor()?.history.some((s) => s.startsWith('promote'))).toBe(false)
+    expect(k.services.live.failoverMonitor?.history.some((s) => s.startsWith('promote'))).toBe(false)
   }, 120_000)
 })

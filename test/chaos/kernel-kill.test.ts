@@ -7,7 +7,7 @@ import { readKernelInfo } from '../../src/kernel/state.js'
 import type { StatusOutput } from '../../src/api/core.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import { waitFor } from '../helpers/wait.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 
 describe('chaos: kill -9 of the kernel', () => {

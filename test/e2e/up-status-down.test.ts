@@ -4,7 +4,7 @@ import path from 'node:path'
 import { createFlock, type Flock } from '../helpers/flock.js'
 import { isProcessAliveSync } from '../../src/platform/pids.js'
 import type { StatusOutput } from '../../src/api/core.js'
-import { FIRST_INSTANCE } from '../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../src/daemon/instances.js'
 
 type UpData = StatusOutput & { launched: boolean; adminTokenFile: string }
 

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dbCreate } from '../../src/api/db.js'
 import { ROLES, type Role, type RouteDef } from '../../src/api/route.js'
-import { allRoutes } from '../../src/kernel/routes/index.js'
+import { allRoutes } from '../../src/daemon/routes/index.js'
 import { ROOT } from '../helpers/cli.js'
 import { codeOf, startSecurityFlock, type RawRequest, type SecurityFlock } from './harness.js'
 

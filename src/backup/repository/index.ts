@@ -1,5 +1,5 @@
 import type { KernelServices } from '../../kernel/services.js'
-import { LOCAL_REPOSITORY, secretName, type S3RepositoryConfig } from './config.js'
+import { LOCAL_REPOSITORY, secretName, type S3RepositoryConfig } from '../../config/repository.js'
 import { BACKUP_REPO_CREDENTIALS_MISSING, BACKUP_REPO_UNKNOWN } from './errors.js'
 import type { S3Repository } from './s3.js'
 

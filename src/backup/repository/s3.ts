@@ -13,7 +13,7 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { createReadStream } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { isMagflockError } from '../../errors/index.js'
-import { type S3RepositoryConfig, secretName } from './config.js'
+import { type S3RepositoryConfig, secretName } from '../../config/repository.js'
 import { BACKUP_REPO_AUTH, BACKUP_REPO_IO, BACKUP_REPO_NO_BUCKET } from './errors.js'
 
 /**

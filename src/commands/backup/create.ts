@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import type { z } from 'zod'
 import { backupCreate } from '../../api/backup.js'
-import { progressSink } from '../../backup/progress.js'
+import { progressSink } from '../../cli/backup-progress.js'
 import { MagflockCommand } from '../../cli/base-command.js'
 
 export type BackupCreateResult = z.infer<typeof backupCreate.output>

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import type { z } from 'zod'
 import { backupRestore } from '../../api/backup.js'
-import { progressSink } from '../../backup/progress.js'
+import { progressSink } from '../../cli/backup-progress.js'
 import { MagflockCommand } from '../../cli/base-command.js'
 
 export type BackupRestoreResult = z.infer<typeof backupRestore.output>

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import type { z } from 'zod'
 import { backupVerify } from '../../api/backup.js'
 import { BACKUP_VERIFY_FAILED } from '../../backup/errors.js'
-import { progressSink } from '../../backup/progress.js'
+import { progressSink } from '../../cli/backup-progress.js'
 import { MagflockCommand } from '../../cli/base-command.js'
 
 export type BackupVerifyResult = z.infer<typeof backupVerify.output>

@@ -1,7 +1,9 @@
 import { dbList } from '../../api/db.js'
 import { MagflockCommand } from '../../cli/base-command.js'
+import type { RouteOutput } from '../../api/route.js'
 
-export type DbListResult = { databases: Array<{ name: string; owner: string; sizeBytes: number; connections: number; managed: boolean }> }
+/** The `--json` result: the route's response, as its contract (dbList) defines it. */
+export type DbListResult = RouteOutput<typeof dbList>
 
 export default class DbList extends MagflockCommand<DbListResult> {
   static override summary = 'List the databases of the flock with size, owner and open connections.'

@@ -19,7 +19,7 @@ export default class KernelStart extends MagflockCommand<KernelStartResult> {
     const { flags } = await this.parse(KernelStart)
     const layout = this.layout()
     if (flags.foreground) {
-      const { runForeground } = await import('../../kernel/main.js')
+      const { runForeground } = await import('../../daemon/main.js')
       await runForeground({ stateDir: layout.root, projectDir: process.cwd(), env: effectiveEnv(flags.env), foreground: !this.jsonEnabled() })
       return { pid: process.pid, launched: true, foreground: true }
     }

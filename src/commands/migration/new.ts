@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { MagflockCommand } from '../../cli/base-command.js'
-import { migrationSettings } from '../../migrations/cli-support.js'
+import { migrationSettings } from '../../cli/migrations.js'
 import { newMigration, type NewMigrationResult } from '../../migrations/new.js'
 
 export default class MigrationNew extends MagflockCommand<NewMigrationResult> {

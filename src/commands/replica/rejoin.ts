@@ -1,8 +1,10 @@
 import { Args, Flags } from '@oclif/core'
 import { replicaRejoin } from '../../api/replication.js'
 import { MagflockCommand } from '../../cli/base-command.js'
+import type { RouteOutput } from '../../api/route.js'
 
-export type ReplicaRejoinResult = { name: string; method: 'none' | 'rewind' | 'reclone'; durationMs: number }
+/** The `--json` result: the route's response, as its contract (replicaRejoin) defines it. */
+export type ReplicaRejoinResult = RouteOutput<typeof replicaRejoin>
 
 export default class ReplicaRejoin extends MagflockCommand<ReplicaRejoinResult> {
   static override summary = 'Bring a fenced old primary back as a replica of the current primary (pg_rewind, else a fresh clone).'

@@ -1,8 +1,10 @@
 import { Args } from '@oclif/core'
 import { replicaRemove } from '../../api/replication.js'
 import { MagflockCommand } from '../../cli/base-command.js'
+import type { RouteOutput } from '../../api/route.js'
 
-export type ReplicaRemoveResult = { name: string; slotDropped: boolean }
+/** The `--json` result: the route's response, as its contract (replicaRemove) defines it. */
+export type ReplicaRemoveResult = RouteOutput<typeof replicaRemove>
 
 export default class ReplicaRemove extends MagflockCommand<ReplicaRemoveResult> {
   static override summary = 'Remove a replica: take it out of synchronous_standby_names, stop it, drop its slot, delete its data.'

@@ -1,9 +1,10 @@
 import { Flags } from '@oclif/core'
 import { MagflockCommand } from '../../cli/base-command.js'
 import { tokenCreate } from '../../api/core.js'
-import { ROLES } from '../../api/route.js'
+import { ROLES, type RouteOutput } from '../../api/route.js'
 
-export type TokenCreateResult = { id: string; name: string; role: string; createdAt: string; token: string }
+/** The `--json` result: the route's response, as its contract (tokenCreate) defines it. */
+export type TokenCreateResult = RouteOutput<typeof tokenCreate>
 
 export default class TokenCreate extends MagflockCommand<TokenCreateResult> {
   static override summary = 'Create a control API token with a role (the secret is shown once).'

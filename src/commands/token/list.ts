@@ -1,7 +1,9 @@
 import { MagflockCommand } from '../../cli/base-command.js'
 import { tokenList } from '../../api/core.js'
+import type { RouteOutput } from '../../api/route.js'
 
-export type TokenListResult = { tokens: Array<{ id: string; name: string; role: string; createdAt: string }> }
+/** The `--json` result: the route's response, as its contract (tokenList) defines it. */
+export type TokenListResult = RouteOutput<typeof tokenList>
 
 export default class TokenList extends MagflockCommand<TokenListResult> {
   static override summary = 'List control API tokens (never their secrets).'

@@ -1,8 +1,10 @@
 import { Args } from '@oclif/core'
 import { MagflockCommand } from '../../cli/base-command.js'
 import { tokenRevoke } from '../../api/core.js'
+import type { RouteOutput } from '../../api/route.js'
 
-export type TokenRevokeResult = { revoked: string }
+/** The `--json` result: the route's response, as its contract (tokenRevoke) defines it. */
+export type TokenRevokeResult = RouteOutput<typeof tokenRevoke>
 
 export default class TokenRevoke extends MagflockCommand<TokenRevokeResult> {
   static override summary = 'Revoke a control API token by id; it stops working at once.'

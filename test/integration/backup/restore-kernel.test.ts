@@ -5,7 +5,7 @@ import { listArchive } from '../../../src/backup/wal.js'
 import { isProcessAliveSync } from '../../../src/platform/pids.js'
 import { createFlock, type Flock } from '../../helpers/flock.js'
 import { waitFor } from '../../helpers/wait.js'
-import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../../src/daemon/instances.js'
 
 /**
  * Restores through the built CLI against a real kernel: in place over the primary (plain and

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { backupCreate, backupList } from '../../../src/api/backup.js'
 import { dbCreate } from '../../../src/api/db.js'
 import { migrate } from '../../../src/api/migrations.js'
-import { readEvents, type StreamLine } from '../../../src/events/client.js'
+import { readEvents, type StreamLine } from '../../../src/client/events.js'
 import { codeOf, errorOf, rawRequest, startSecurityFlock, type SecurityFlock } from '../../security/harness.js'
 import { waitFor } from '../../helpers/wait.js'
 

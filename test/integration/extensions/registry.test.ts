@@ -14,7 +14,7 @@ describe('extension registry', () => {
       mkdirSync(path.join(t.dir, 'extensions'))
       writeFileSync(path.join(t.dir, 'extensions/registry.json'), '{"version":1,"extensions":[{"name":')
       const k = { layout: { root: t.dir } } as unknown as KernelServices
-      const m = new ExtensionManager({ k, routes: async () => [], log: pino({ level: 'silent' }), audit: { append: async () => undefined }, events: { publish: () => true, subscribe: () => () => undefined }, metrics: new Registry() })
+      const m = new ExtensionManager({ k, serve: async () => { throw new Error('no extension should start') }, routeIds: async () => [], log: pino({ level: 'silent' }), audit: { append: async () => undefined }, events: { publish: () => true, subscribe: () => () => undefined }, metrics: new Registry() })
       await m.start()
       expect(m.health()).toMatchObject({ live: true, ready: true, detail: expect.stringMatching(/no extension started: cannot read .*registry\.json/) })
     } finally {

@@ -3,7 +3,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../../src/daemon/boot.js'
 import { KernelClient } from '../../../src/client/index.js'
 import { status, shutdown, tokenCreate, tokenRevoke, auditVerify } from '../../../src/api/core.js'
 import { stateLayout } from '../../../src/platform/paths.js'
@@ -13,7 +13,7 @@ import pg from 'pg'
 import { freePort } from '../../../src/platform/ports.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { tempDir } from '../../helpers/tmp.js'
-import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
+import { FIRST_INSTANCE } from '../../../src/daemon/instances.js'
 
 process.env.MAGFLOCK_MASTER_KEY ??= Buffer.alloc(32, 9).toString('base64')
 

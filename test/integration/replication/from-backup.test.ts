@@ -7,7 +7,7 @@ import { status } from '../../../src/api/core.js'
 import { replicaAdd } from '../../../src/api/replication.js'
 import type { KernelClient } from '../../../src/client/index.js'
 import { isMagflockError } from '../../../src/errors/index.js'
-import type { RunningKernel } from '../../../src/kernel/daemon.js'
+import type { RunningKernel } from '../../../src/daemon/boot.js'
 import { startKernelFlock, waitFor, type KernelFlock } from './harness.js'
 
 /**

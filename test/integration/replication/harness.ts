@@ -10,7 +10,7 @@ import { ReplicationManager, type TopologyRegistry } from '../../../src/replicat
 import { InMemoryLocks } from '../../../src/kernel/locks.js'
 import { stateLayout } from '../../../src/platform/paths.js'
 import { KernelClient } from '../../../src/client/index.js'
-import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../../src/daemon/boot.js'
 import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
 import { tempDir } from '../../helpers/tmp.js'

@@ -4,11 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { status } from '../../../src/api/core.js'
 import { failover, replicaAdd, replicaList, replicaRejoin, replicaRemove, switchover } from '../../../src/api/replication.js'
 import type { KernelClient } from '../../../src/client/index.js'
-import type { RunningKernel } from '../../../src/kernel/daemon.js'
+import type { RunningKernel } from '../../../src/daemon/boot.js'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { startKernelFlock, type KernelFlock } from './harness.js'
-import { FIRST_INSTANCE } from '../../../src/kernel/instances.js'
-import { currentMonitor } from '../../../src/replication/kernel.js'
+import { FIRST_INSTANCE } from '../../../src/daemon/instances.js'
 
 /**
  * The replication routes through a real in-process kernel: its supervisors, registry,
@@ -135,7 +134,7 @@ describe('replication through the kernel control API', () => {
     const audited = fs.readFileSync(k.services.layout.auditLog, 'utf8').split('\n').filter((x) => x.includes('"action":"failover"'))
     expect(audited.at(-1)).toContain(JSON.stringify(f.reason))
     expect(audited.join('\n')).not.toMatch(/unreachable for/)
-    expect(currentMonitor(k.services.layout.root)?.history.some((x) => x.startsWith(`promote pg2: operator requested a failover from ${FIRST_INSTANCE}`))).toBe(true)
+    expect(k.services.live.failoverMonitor?.history.some((x) => x.startsWith(`promote pg2: operator requested a failover from ${FIRST_INSTANCE}`))).toBe(true)
     // Status after the failover: the fenced old primary is stopped, not "restarting", and the
     // monitor does not count it as a reachable replica.
     const st = await client.call(status, {})

@@ -4,15 +4,15 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isMagflockError } from '../../../src/errors/index.js'
 import { freePort } from '../../../src/platform/ports.js'
-import { startKernel, type RunningKernel } from '../../../src/kernel/daemon.js'
+import { startKernel, type RunningKernel } from '../../../src/daemon/boot.js'
 import { SUPERUSER_SECRET } from '../../../src/secrets/names.js'
-import { rotateSecretInKernel } from '../../../src/secrets/kernel-rotate.js'
+import { rotateSecretInKernel } from '../../../src/databases/rotate-secret.js'
 import { tempDir } from '../../helpers/tmp.js'
 import { KernelClient } from '../../../src/client/index.js'
 import { tokenCreate } from '../../../src/api/core.js'
 import { configReload } from '../../../src/api/config.js'
 import { secretsRotate } from '../../../src/api/secrets.js'
-import { canLogin } from '../../../src/secrets/rotate.js'
+import { canLogin } from '../../../src/databases/rotate-password.js'
 
 /**
  * The real kernel (in-process, real Postgres) with layered config: --env production picks

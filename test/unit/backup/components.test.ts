@@ -1,8 +1,8 @@
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { BackupScheduler, lagDecision } from '../../../src/backup/components.js'
+import { BackupScheduler, lagDecision } from '../../../src/daemon/components/backup.js'
 import { parseCron } from '../../../src/backup/cron.js'
-import { RateMeter, describeProgress, formatEta } from '../../../src/backup/progress.js'
+import { RateMeter, describeProgress, formatEta } from '../../../src/cli/backup-progress.js'
 import { backupEventSchemas } from '../../../src/backup/events.js'
 
 describe('wal-archiver lag decision', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FIRST_INSTANCE, isFirstInstance, nextInstanceName, reservedInstanceName } from '../../../src/kernel/instances.js'
+import { FIRST_INSTANCE, isFirstInstance, nextInstanceName, reservedInstanceName } from '../../../src/daemon/instances.js'
 
 describe('instance names never repeat a role word', () => {
   it('the first instance is pg1; replicas take the next free pgN', () => {

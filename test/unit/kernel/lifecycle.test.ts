@@ -52,7 +52,7 @@ function comp(
   const ctl: Ctl = { signals: [], starts: 0, stops: 0 }
   const def: ComponentDef<unknown> = {
     name,
-    dependsOn,
+    requires: dependsOn,
     restart: extra.restart ?? { policy: 'on-failure', initialBackoffMs: 100, maxBackoffMs: 1_000, maxRestarts: 3, windowMs: 60_000 },
     ...(extra.stopTimeoutMs !== undefined ? { stopTimeoutMs: extra.stopTimeoutMs } : {}),
     async start(ctx) {
@@ -327,7 +327,7 @@ describe('ComponentManager', () => {
     h.mgr.register<{ port: number }>(
       {
         name: 'svc',
-        dependsOn: [],
+        requires: [],
         restart: { policy: 'never' },
         async start(ctx) {
           seen = { services: ctx.services, name: ctx.name, hasRegistry: ctx.metrics === h.metrics.registry }

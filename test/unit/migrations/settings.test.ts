@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { migrationSettings } from '../../../src/migrations/cli-support.js'
+import { migrationSettings } from '../../../src/cli/migrations.js'
 import { tempDir } from '../../helpers/tmp.js'
 
 describe('migrationSettings', () => {

@@ -3,7 +3,7 @@ import { Flags } from '@oclif/core'
 import { migrate } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
 import { USAGE } from '../../../errors/index.js'
-import { driftLines, driftOf, migrateTarget, migrationSettings, progressSink } from '../../../migrations/cli-support.js'
+import { driftLines, driftOf, migrateTarget, migrationSettings, progressSink } from '../../../cli/migrations.js'
 import { runMigrations, type MigrateResult } from '../../../migrations/runner.js'
 
 export default class DbMigrate extends MagflockCommand<MigrateResult> {

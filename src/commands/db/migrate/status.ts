@@ -2,7 +2,7 @@ import path from 'node:path'
 import { Flags } from '@oclif/core'
 import { migrateStatus } from '../../../api/migrations.js'
 import { MagflockCommand } from '../../../cli/base-command.js'
-import { driftLines, migrateTarget, migrationSettings } from '../../../migrations/cli-support.js'
+import { driftLines, migrateTarget, migrationSettings } from '../../../cli/migrations.js'
 import { migrationStatus, type StatusResult } from '../../../migrations/runner.js'
 
 export default class DbMigrateStatus extends MagflockCommand<StatusResult> {

@@ -1,0 +1,35 @@
+import type { MagflockConfig } from '../../config/schema.js'
+import type { DaemonComponent } from '../component.js'
+import { backupSchedulerComponent, walArchiverComponent } from './backup.js'
+import { extensionsComponent } from './extensions.js'
+import { failoverMonitorComponent } from './failover-monitor.js'
+import { healthComponent } from './health.js'
+import { metricsComponent } from './metrics.js'
+import { poolerComponent } from './pooler.js'
+import { postgresComponent } from './postgres.js'
+import { realtimeComponent } from './realtime.js'
+import { walShipperComponent } from './wal-shipper.js'
+
+/**
+ * Every component the daemon runs, declared in this folder with defineComponent
+ * (src/daemon/component.ts). The kernel boots them in dependency order (`requires`), whatever
+ * their order here. A component that is off in config still boots and idles, saying why,
+ * except `metrics` and `health`, which are not registered at all when disabled.
+ */
+export function daemonComponents(config: MagflockConfig): DaemonComponent[] {
+  return [
+    postgresComponent,
+    ...(config.metrics.enabled ? [metricsComponent] : []),
+    // No-ops when disabled (backup.walArchiving false, no repository, no backup.schedule).
+    walArchiverComponent,
+    walShipperComponent,
+    backupSchedulerComponent,
+    failoverMonitorComponent,
+    // Idles (and drops a leftover slot) when realtime.enabled is false.
+    realtimeComponent,
+    poolerComponent,
+    // Patroni-compatible endpoints for load balancers, only when asked for (health.enabled).
+    ...(config.health.enabled ? [healthComponent] : []),
+    extensionsComponent,
+  ]
+}

@@ -1,0 +1,26 @@
+/**
+ * The detached kernel's process entry (spawned by src/kernel/launcher.ts). It skips oclif,
+ * which saves its start-up on every `magflock up`; `magflock kernel start --foreground` is
+ * the same kernel for a terminal. Arguments: --state-dir DIR [--env NAME]; cwd = project dir.
+ * A boot failure is recorded in <state>/kernel.start-error.json by startKernel (read by
+ * `up`) and printed here to stderr (<state>/kernel.out).
+ */
+import module from 'node:module'
+import { parseArgs } from 'node:util'
+
+module.enableCompileCache?.()
+
+const { values } = parseArgs({ options: { 'state-dir': { type: 'string' }, env: { type: 'string' } }, strict: true })
+const stateDir = values['state-dir']
+if (!stateDir) {
+  process.stderr.write('usage: daemon/entry.js --state-dir DIR [--env NAME]\n')
+  process.exit(2)
+}
+const { runForeground } = await import('./main.js')
+try {
+  await runForeground({ stateDir, projectDir: process.cwd(), env: values.env, foreground: false })
+} catch (err) {
+  const e = err as { code?: string; message?: string; exitCode?: number }
+  process.stderr.write(`Error [${e.code ?? 'E_INTERNAL'}]: ${e.message ?? String(err)}\n`)
+  process.exitCode = e.exitCode ?? 1
+}
