@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { isIP } from 'node:net'
 import type { MagflockConfig } from '../config/schema.js'
@@ -94,7 +95,11 @@ export function replicationConnOptions(peer: ReplicationPeer, stateRoot: string,
   const base: Record<string, string> = { host: peer.host, port: String(peer.port), user }
   if (peer.host === LOOPBACK || peer.host === 'localhost') return base
   if (isIP(peer.host) === 0 && !/^[a-z0-9.-]+$/i.test(peer.host)) return base
-  return { ...base, sslmode: 'verify-full', sslrootcert: tlsLayout(stateRoot).pgCa }
+  // A kernel never listens beyond 127.0.0.1 without certificates (E_TLS_REQUIRED at boot), so a
+  // missing CA here means a node without MagFlock's TLS (the etcd agent, docs/multi-host.md).
+  const ca = tlsLayout(stateRoot).pgCa
+  if (!existsSync(ca)) return base
+  return { ...base, sslmode: 'verify-full', sslrootcert: ca }
 }
 
 /** The same options as a conninfo string ("host=… port=… sslmode=verify-full …"), values quoted. */

@@ -113,7 +113,12 @@ describe('health endpoints and HAProxy (health.enabled)', () => {
     const sw = await f.run(['switchover', '--to', r.name, '--json'])
     expect(sw.exitCode, sw.stdout + sw.stderr).toBe(0)
     // HAProxy's checks follow /primary: the write port now reaches the old replica.
-    await waitFor('HAProxy to route writes to the new primary', async () => (await through(writePort)) === r.port, 60_000)
+    // Until HAProxy's check marks the old primary down, both may be up in the write backend:
+    // wait until several connections in a row reach the new primary only.
+    await waitFor('HAProxy to route writes to the new primary only', async () => {
+      for (let i = 0; i < 5; i++) if ((await through(writePort)) !== r.port) return false
+      return true
+    }, 60_000)
     const c = new pg.Client({ host: '127.0.0.1', port: writePort, user: 'postgres', password, database: 'postgres' })
     await c.connect()
     try {

@@ -59,7 +59,7 @@ describe('kernel control API (in-process kernel, real Postgres)', () => {
   it('serves status to the admin token', async () => {
     const s = await admin.call(status, {})
     expect(s.instances[0]).toMatchObject({ name: FIRST_INSTANCE, role: 'primary', state: 'running', port: p.pgPort })
-    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'failover-monitor', 'metrics', 'pooler', 'realtime', 'wal-archiver', 'wal-shipper'])
+    expect(s.components.map((c) => c.name)).toEqual(['postgres', 'backup-scheduler', 'extensions', 'failover-monitor', 'metrics', 'pooler', 'realtime', 'wal-archiver', 'wal-shipper'])
     expect(s.primaryUrl).toContain(`127.0.0.1:${p.pgPort}`)
     expect(s.primaryUrl).toContain('target_session_attrs=read-write')
     expect(s.components.every((c) => c.state === 'running' && c.healthy)).toBe(true)

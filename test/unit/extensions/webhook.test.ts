@@ -11,9 +11,14 @@ type Deliver = (url: string, payload: unknown, opts: Record<string, unknown>) =>
 const send = deliver as Deliver
 const URL_ = 'http://hooks.example.test'
 
-beforeAll(() => nock.disableNetConnect())
+// Unit tests share their worker (isolate: false): nock's interceptors must not outlive this file.
+beforeAll(() => {
+  if (!nock.isActive()) nock.activate()
+  nock.disableNetConnect()
+})
 afterAll(() => {
   nock.enableNetConnect()
+  nock.restore()
 })
 afterEach(() => nock.cleanAll())
 

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { certMatches, createCa, describeCert, issueCert } from '../../../src/tls/certs.js'
@@ -61,22 +62,42 @@ describe('tls/postgres (pg_hba block, replication options)', () => {
   })
 
   it('reaches a non-local peer with verify-full against the flock CA, a local one as before', () => {
-    expect(replicationConnOptions({ host: '127.0.0.1', port: 5433 }, '/s')).toEqual({ host: '127.0.0.1', port: '5433', user: 'magflock_replicator' })
-    const remote = replicationConnOptions({ host: '10.0.0.2', port: 5433 }, '/s')
-    expect(remote).toEqual({ host: '10.0.0.2', port: '5433', user: 'magflock_replicator', sslmode: 'verify-full', sslrootcert: '/s/tls/postgres/ca.crt' })
-    expect(conninfoOf(remote)).toBe("host='10.0.0.2' port='5433' user='magflock_replicator' sslmode='verify-full' sslrootcert='/s/tls/postgres/ca.crt'")
+    const s = withCa()
+    try {
+      expect(replicationConnOptions({ host: '127.0.0.1', port: 5433 }, s.dir)).toEqual({ host: '127.0.0.1', port: '5433', user: 'magflock_replicator' })
+      const remote = replicationConnOptions({ host: '10.0.0.2', port: 5433 }, s.dir)
+      expect(remote).toEqual({ host: '10.0.0.2', port: '5433', user: 'magflock_replicator', sslmode: 'verify-full', sslrootcert: `${s.dir}/tls/postgres/ca.crt` })
+      expect(conninfoOf(remote)).toBe(`host='10.0.0.2' port='5433' user='magflock_replicator' sslmode='verify-full' sslrootcert='${s.dir}/tls/postgres/ca.crt'`)
+      // A node without MagFlock's certificates (the etcd agent) replicates as configured by its pg_hba.
+      expect(replicationConnOptions({ host: '10.0.0.2', port: 5433 }, '/nonexistent')).toEqual({ host: '10.0.0.2', port: '5433', user: 'magflock_replicator' })
+    } finally {
+      s.cleanup()
+    }
   })
 })
+
+/** A state dir holding the flock CA copy Postgres' clients verify against. */
+function withCa(): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mf-tlsca-'))
+  mkdirSync(path.join(dir, 'tls/postgres'), { recursive: true })
+  writeFileSync(path.join(dir, 'tls/postgres/ca.crt'), '-----BEGIN CERTIFICATE-----\n')
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
 
 describe('replication over TLS to a non-local peer', () => {
   it('primary_conninfo and the tools\' environment ask for verify-full only when the primary is not on 127.0.0.1', async () => {
     const { primaryConninfo } = await import('../../../src/replication/pg.js')
     const { replicationSslEnv } = await import('../../../src/tls/postgres.js')
-    const standby = { name: 'r1', host: '127.0.0.1', port: 5434, instanceDir: '/s/instances/r1', dataDir: '/s/instances/r1/data', logFile: '/s/instances/r1/postgres.log' }
-    const env = { superuser: 'postgres', replicator: { user: 'magflock_replicator', password: 'x' } }
-    expect(primaryConninfo(env, { host: '127.0.0.1', port: 5433 }, standby)).not.toContain('sslmode')
-    expect(primaryConninfo(env, { host: '10.0.0.1', port: 5433 }, standby)).toContain('sslmode=verify-full sslrootcert=/s/tls/postgres/ca.crt')
-    expect(replicationSslEnv('127.0.0.1', standby.instanceDir)).toEqual({})
-    expect(replicationSslEnv('10.0.0.1', standby.instanceDir)).toEqual({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: '/s/tls/postgres/ca.crt' })
+    const s = withCa()
+    try {
+      const standby = { name: 'r1', host: '127.0.0.1', port: 5434, instanceDir: `${s.dir}/instances/r1`, dataDir: `${s.dir}/instances/r1/data`, logFile: `${s.dir}/instances/r1/postgres.log` }
+      const env = { superuser: 'postgres', replicator: { user: 'magflock_replicator', password: 'x' } }
+      expect(primaryConninfo(env, { host: '127.0.0.1', port: 5433 }, standby)).not.toContain('sslmode')
+      expect(primaryConninfo(env, { host: '10.0.0.1', port: 5433 }, standby)).toContain(`sslmode=verify-full sslrootcert=${s.dir}/tls/postgres/ca.crt`)
+      expect(replicationSslEnv('127.0.0.1', standby.instanceDir)).toEqual({})
+      expect(replicationSslEnv('10.0.0.1', standby.instanceDir)).toEqual({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: `${s.dir}/tls/postgres/ca.crt` })
+    } finally {
+      s.cleanup()
+    }
   })
 })
