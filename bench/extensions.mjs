@@ -17,7 +17,7 @@ import { fmt, freePort, log, machine, mergeBenchmarks, stats, table, tmp, writeS
 const DIST = process.env.MAGFLOCK_DIST ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dist')
 const N = Number(process.env.N ?? 300)
 const load = (p) => import(pathToFileURL(path.join(DIST, p)).href)
-const { startKernel } = await load('kernel/daemon.js')
+const { startKernel } = await load('daemon/boot.js')
 const { KernelClient } = await load('client/index.js')
 const ext = await load('api/extensions.js')
 const core = await load('api/core.js')

@@ -112,3 +112,19 @@ export async function adminCommand(t: AdminTarget, command: 'PAUSE' | 'RESUME' |
     timeoutMs,
   )
 }
+
+/**
+ * Wakes PgBouncer's event loop a few times after a repoint. PgBouncer launches a new server
+ * connection for waiting clients only when its loop turns (an event, or its maintenance timer
+ * three times a second), and not within server_login_retry of a failed login: after a failover
+ * its last login to the dead primary failed moments ago, so without a nudge the clients wait up
+ * to a third of a second for the next timer. Each query on the admin console is such an event.
+ */
+export async function nudge(t: AdminTarget, delaysMs: number[]): Promise<void> {
+  await withAdmin(t, async (c) => {
+    for (const d of delaysMs) {
+      await new Promise((r) => setTimeout(r, d))
+      await c.query('SHOW VERSION')
+    }
+  })
+}

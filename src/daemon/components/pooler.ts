@@ -7,7 +7,7 @@ import { defineComponent } from '../component.js'
 import { SUPERUSER_SECRET } from '../../secrets/names.js'
 import { gaugeOn } from '../../telemetry/metrics.js'
 import { registerPrimaryHook, type PrimaryTarget } from '../../replication/hooks.js'
-import { adminCommand, showPools, showStats, withAdmin, type AdminTarget, type PoolRow, type StatsRow } from '../../pooler/admin.js'
+import { adminCommand, nudge, showPools, showStats, withAdmin, type AdminTarget, type PoolRow, type StatsRow } from '../../pooler/admin.js'
 import { poolerLayout, renderIni, renderUserlist, type PoolerLayout } from '../../pooler/ini.js'
 import { adoptPooler, findPgbouncer, startPooler, stopOrphanPooler, stopPid, writePoolerFile, type PoolerProcess } from '../../pooler/process.js'
 import { planReadOnly, readPrimaryView, routeConnect, syncLinks, type ReadOnlyCandidate, type ReadOnlyPlan } from '../../pooler/readonly.js'
@@ -195,6 +195,8 @@ export class ManagedPooler implements PoolerRuntime {
       await this.writeConfig(true)
       await adminCommand(this.admin, 'RELOAD')
       await adminCommand(this.admin, 'RECONNECT')
+      // After a failover the pool's last server login failed: let PgBouncer retry at once.
+      if (!planned) void nudge(this.admin, [60, 60, 120]).catch(() => undefined)
       this.lastRepoint = { from: from.name, to: to.name, at: new Date().toISOString(), planned }
       this.ctx.log.info({ from: from.name, to: to.name, port: to.port, planned }, `pooler repointed from ${from.name} to ${to.name}`)
       this.ctx.events.publish('pooler.repointed', { from: from.name, to: to.name, port: to.port, planned })
