@@ -19,6 +19,7 @@ import { acquireKernelLock } from '../kernel/lock.js'
 import { InMemoryLocks } from '../kernel/locks.js'
 import { FlockInstances } from './instances.js'
 import { daemonComponents } from './components/index.js'
+import { PrimaryHooks } from '../replication/hooks.js'
 import { ControlServer } from '../kernel/server.js'
 import { removeKernelInfo, writeKernelInfo } from '../kernel/state.js'
 import { TokenStore } from '../kernel/tokens.js'
@@ -125,6 +126,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       hooks,
       kernelMetrics: metrics,
       live: {},
+      primaryHooks: new PrimaryHooks(),
     }
     const components = new ComponentManager({ log, events, metrics, audit })
     for (const c of daemonComponents(config)) components.register(c, services)

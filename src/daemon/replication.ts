@@ -99,6 +99,7 @@ export function replicationManager(k: DaemonServices): ReplicationManager {
     audit: k.audit,
     lifecycle: kernelLifecycle(k),
     basePort: cfg.replication.basePort,
+    primaryHooks: k.primaryHooks,
     backups: { dir: k.layout.backupsDir, walDir: k.layout.walDir, kek: (m) => kekFor(k, m) },
   })
 }

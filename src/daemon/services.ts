@@ -4,6 +4,7 @@ import { handle as bindRoute, type BoundRoute, type KernelServices, type RouteHa
 import type { TokenStore } from '../kernel/tokens.js'
 import type { PoolerRuntime } from '../pooler/runtime.js'
 import type { RealtimeRuntime } from '../realtime/runtime.js'
+import type { PrimaryHooks } from '../replication/hooks.js'
 import type { FailoverMonitor } from '../replication/monitor.js'
 import type { KernelMetrics } from '../telemetry/metrics.js'
 import type { FlockInstances } from './instances.js'
@@ -31,6 +32,8 @@ export interface DaemonServices extends KernelServices {
   /** The kernel's metric set (component states, API figures) over `metrics`. */
   kernelMetrics: KernelMetrics
   live: LiveComponents
+  /** Awaited hooks around a change of primary, of this kernel (the pooler registers). */
+  primaryHooks: PrimaryHooks
 }
 
 export interface RunningKernel {

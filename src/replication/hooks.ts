@@ -22,29 +22,31 @@ export interface PrimaryChangeHook {
   afterSwitchover?(ok: boolean): Promise<void>
 }
 
-const hooks = new Set<PrimaryChangeHook>()
-
-/** Registers a hook; the returned function removes it. */
-export function registerPrimaryHook(h: PrimaryChangeHook): () => void {
-  hooks.add(h)
-  return () => void hooks.delete(h)
-}
-
 type HookName = keyof PrimaryChangeHook
 
-/** Runs every registered hook of that name in turn; failures go to `onError`, never up. */
-export async function runPrimaryHooks<N extends HookName>(
-  name: N,
-  args: Parameters<NonNullable<PrimaryChangeHook[N]>>,
-  onError: (err: Error) => void,
-): Promise<void> {
-  for (const h of [...hooks]) {
-    const fn = h[name] as ((...a: unknown[]) => Promise<void>) | undefined
-    if (!fn) continue
-    try {
-      await fn.apply(h, args as unknown[])
-    } catch (err) {
-      onError(err as Error)
+/**
+ * The hooks of one kernel (the daemon makes one per kernel and hands it to the replication
+ * manager and the pooler; several kernels in one process keep theirs apart).
+ */
+export class PrimaryHooks {
+  private readonly hooks = new Set<PrimaryChangeHook>()
+
+  /** Registers a hook; the returned function removes it. */
+  register(h: PrimaryChangeHook): () => void {
+    this.hooks.add(h)
+    return () => void this.hooks.delete(h)
+  }
+
+  /** Runs every registered hook of that name in turn; failures go to `onError`, never up. */
+  async run<N extends HookName>(name: N, args: Parameters<NonNullable<PrimaryChangeHook[N]>>, onError: (err: Error) => void): Promise<void> {
+    for (const h of [...this.hooks]) {
+      const fn = h[name] as ((...a: unknown[]) => Promise<void>) | undefined
+      if (!fn) continue
+      try {
+        await fn.apply(h, args as unknown[])
+      } catch (err) {
+        onError(err as Error)
+      }
     }
   }
 }

@@ -14,7 +14,7 @@ import * as actions from './actions.js'
 import { nextInstanceName, reservedInstanceName } from '../postgres/instance-names.js'
 import { createReplicaFromBackup } from './from-backup.js'
 import './events.js'
-import { runPrimaryHooks } from './hooks.js'
+import type { PrimaryHooks } from './hooks.js'
 import { FAILOVER_REFUSED, INVALID_REPLICA_NAME, NO_CANDIDATE, REPLICA_BACKUP_UNUSABLE, REPLICA_DIR_EXISTS, REPLICA_EXISTS, REPLICA_NOT_FOUND, SWITCHOVER_TARGET } from './errors.js'
 import { addFaultPoint } from './fault.js'
 import { decide, rankCandidates, type PrimaryObservation, type ReplicaObservation } from './decide.js'
@@ -78,6 +78,8 @@ export interface ReplicationDeps {
   basePort: number
   /** Skip fsync in clones (tests, benchmarks). */
   noSync?: boolean
+  /** Awaited hooks around a change of primary (the pooler); none in tests of the manager alone. */
+  primaryHooks?: PrimaryHooks
   /** Where `replica add --from-backup` finds physical backups and the WAL archive. */
   backups?: { dir: string; walDir: string; kek(m: BackupManifest): Promise<Buffer | undefined> }
 }
@@ -414,7 +416,7 @@ export class ReplicationManager {
       })
       const s = await this.state.read()
       const hookError = (err: Error) => this.deps.log.warn({ err: err.message }, 'a primary-change hook failed')
-      await runPrimaryHooks('beforeSwitchover', [primary.node, target.node], hookError)
+      await this.deps.primaryHooks?.run('beforeSwitchover', [primary.node, target.node], hookError)
       let res: actions.SwitchoverResult
       try {
         res = await actions.switchover(env, primary.node, target.node, others, {
@@ -424,11 +426,11 @@ export class ReplicationManager {
           onPromoted: async () => {
             await this.deps.registry.setRole(primary.name, 'fenced')
             await this.deps.registry.setRole(target.name, 'primary')
-            await runPrimaryHooks('primaryChanged', [target.node, { planned: true, from: primary.name }], hookError)
+            await this.deps.primaryHooks?.run('primaryChanged', [target.node, { planned: true, from: primary.name }], hookError)
           },
         })
       } finally {
-        await runPrimaryHooks('afterSwitchover', [this.deps.registry.list().some((m) => m.name === target.name && m.role === 'primary')], hookError)
+        await this.deps.primaryHooks?.run('afterSwitchover', [this.deps.registry.list().some((m) => m.name === target.name && m.role === 'primary')], hookError)
       }
       await this.deps.registry.setRole(primary.name, 'replica')
       await this.state.update((st) => {
@@ -498,7 +500,7 @@ export class ReplicationManager {
           onPromoted: async () => {
             await this.deps.registry.setRole(primary.name, 'fenced')
             await this.deps.registry.setRole(target.name, 'primary')
-            await runPrimaryHooks('primaryChanged', [target.node, { planned: false, from: primary.name }], (err) => this.deps.log.warn({ err: err.message }, 'a primary-change hook failed'))
+            await this.deps.primaryHooks?.run('primaryChanged', [target.node, { planned: false, from: primary.name }], (err) => this.deps.log.warn({ err: err.message }, 'a primary-change hook failed'))
           },
         })
       } catch (err) {

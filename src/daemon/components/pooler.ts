@@ -6,7 +6,7 @@ import type { PoolerRuntime, PoolerStatus } from '../../pooler/runtime.js'
 import { defineComponent } from '../component.js'
 import { SUPERUSER_SECRET } from '../../secrets/names.js'
 import { gaugeOn } from '../../telemetry/metrics.js'
-import { registerPrimaryHook, type PrimaryTarget } from '../../replication/hooks.js'
+import type { PrimaryTarget } from '../../replication/hooks.js'
 import { adminCommand, nudge, showPools, showStats, withAdmin, type AdminTarget, type PoolRow, type StatsRow } from '../../pooler/admin.js'
 import { poolerLayout, renderIni, renderUserlist, type PoolerLayout } from '../../pooler/ini.js'
 import { adoptPooler, findPgbouncer, startPooler, stopOrphanPooler, stopPid, writePoolerFile, type PoolerProcess } from '../../pooler/process.js'
@@ -255,7 +255,7 @@ export const poolerComponent = defineComponent({
     ctx.log.info({ pid: proc.pid, adopted: proc.adopted, port: cfg.port, primary: p.target.name }, proc.adopted ? 'adopted running pgbouncer' : 'started pgbouncer')
     ctx.events.publish('pooler.started', { pid: proc.pid, port: cfg.port, adopted: proc.adopted, primary: p.target.name })
     const warn = (what: string) => (err: unknown) => ctx.log.warn({ err: (err as Error).message }, what)
-    const unhook = registerPrimaryHook({
+    const unhook = ctx.services.primaryHooks.register({
       beforeSwitchover: () => p.pause(),
       primaryChanged: (to, how) => p.repoint(to, how.planned),
       afterSwitchover: async () => {

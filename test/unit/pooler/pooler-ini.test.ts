@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { poolerLayout, renderIni, renderUserlist } from '../../../src/pooler/ini.js'
 import { PoolerConfig } from '../../../src/config/schema.js'
-import { registerPrimaryHook, runPrimaryHooks } from '../../../src/replication/hooks.js'
+import { PrimaryHooks } from '../../../src/replication/hooks.js'
 
 describe('pooler ini and userlist', () => {
   const layout = poolerLayout('/state')
@@ -44,20 +44,26 @@ describe('primary-change hooks', () => {
   it('run in order, report failures without throwing, and unregister', async () => {
     const calls: string[] = []
     const errors: string[] = []
-    const off1 = registerPrimaryHook({ beforeSwitchover: async (from, to) => void calls.push(`a:${from.name}->${to.name}`) })
-    const off2 = registerPrimaryHook({
+    const hooks = new PrimaryHooks()
+    const off1 = hooks.register({ beforeSwitchover: async (from, to) => void calls.push(`a:${from.name}->${to.name}`) })
+    const off2 = hooks.register({
       beforeSwitchover: async () => {
         throw new Error('boom')
       },
       primaryChanged: async (to, how) => void calls.push(`b:${to.name}:${how.planned}`),
     })
     const n = (name: string) => ({ name, host: '127.0.0.1', port: 1 })
-    await runPrimaryHooks('beforeSwitchover', [n('p'), n('r1')], (e) => errors.push(e.message))
-    await runPrimaryHooks('primaryChanged', [n('r1'), { planned: false, from: 'p' }], (e) => errors.push(e.message))
+    await hooks.run('beforeSwitchover', [n('p'), n('r1')], (e) => errors.push(e.message))
+    await hooks.run('primaryChanged', [n('r1'), { planned: false, from: 'p' }], (e) => errors.push(e.message))
     off1()
     off2()
-    await runPrimaryHooks('beforeSwitchover', [n('p'), n('r1')], (e) => errors.push(e.message))
+    await hooks.run('beforeSwitchover', [n('p'), n('r1')], (e) => errors.push(e.message))
     expect(calls).toEqual(['a:p->r1', 'b:r1:false'])
     expect(errors).toEqual(['boom'])
+    // Another kernel's hooks (another PrimaryHooks) never see these.
+    const other = new PrimaryHooks()
+    other.register({ primaryChanged: async () => void calls.push('other') })
+    await hooks.run('primaryChanged', [n('r1'), { planned: false, from: 'p' }], (e) => errors.push(e.message))
+    expect(calls).toEqual(['a:p->r1', 'b:r1:false'])
   })
 })
