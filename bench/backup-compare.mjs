@@ -1,4 +1,4 @@
-// Backup/restore side by side, ONE run on the same data (see /work/shared/anchors/backup/):
+// Backup/restore side by side, ONE run on the same data (see ../shared/anchors/backup/):
 //   magflock physical lz4 / physical lz4+AES-GCM / logical   vs   raw pg_basebackup (server lz4),
 //   pg_dump -Fd -j2 / pg_restore -j2, pgBackRest 2.x full lz4, and PITR to writable (magflock vs pgBackRest).
 // Usage: SCALE=50 node_modules/.bin/node bench/backup-compare.mjs   (root; loopback only)

@@ -6,13 +6,13 @@
 #   bash bench/failover-compare.sh report    # docs/benchmarks/replication.md from both result sets
 #   bash bench/failover-compare.sh all       # the three in order (never concurrently: 2 vCPUs)
 #
-# Patroni side: the anchor scripts in /work/shared/anchors/patroni (writer every 50 ms, kill -9
+# Patroni side: the anchor scripts in ../shared/anchors/patroni (beside the repository) (writer every 50 ms, kill -9
 # of the leader's agent + postmaster + children, rejoin, patronictl switchover), unchanged,
-# results in $OUT/patroni. Install once: bash /work/shared/anchors/patroni/00-install.sh.
+# results in $OUT/patroni. Install once: bash ../shared/anchors/patroni/00-install.sh.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-ANCHOR=${ANCHOR:-/work/shared/anchors/patroni}
+ANCHOR=${ANCHOR:-$ROOT/../shared/anchors/patroni}
 OUT=${BENCH_OUT:-/tmp/mf-bench-failover}
 N=${BENCH_RUNS:-5}
 mkdir -p "$OUT"

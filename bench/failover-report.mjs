@@ -43,7 +43,7 @@ const lines = [
   '`target_session_attrs=read-write`). Command: `bash bench/failover-compare.sh all` (sides: `patroni`,',
   '`magflock`, `report`). Values: median [min–max] (n trials).',
   '',
-  '- **Patroni**: `/work/shared/anchors/patroni` unchanged; node death = kill -9 of the leader\'s Patroni',
+  '- **Patroni**: `../shared/anchors/patroni` unchanged; node death = kill -9 of the leader\'s Patroni',
   '  agent + postmaster + all children; default profile ttl 30 / loop_wait 10, tuned ttl 10 / loop_wait 2.',
   '- **MagFlock**: in-process kernel with its supervisors and the `failover-monitor` component at default',
   '  settings (`replication.failover.graceSeconds: 1`); node death = kill -9 of the postmaster + all',

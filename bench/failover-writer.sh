@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy of /work/shared/anchors/patroni/writer.sh (same loop, same log format) with the libpq
+# Copy of ../shared/anchors/patroni/writer.sh (same loop, same log format) with the libpq
 # DSN taken from $WRITER_DSN, so MagFlock is measured with exactly the client Patroni was.
 # Client write loop via psql: ONE persistent psql session (like an app with one
 # pooled connection) fed through FIFOs; one INSERT every 50 ms. If the session
