@@ -24,7 +24,7 @@ import { appliedRows, invalidIndexes, migrationsTables } from './sql.js'
 
 /**
  * MagFlock's migration runner: postgres-migrations 5.3.0 does the applying; everything
- * around it is a guard rail for a hazard measured in /work/shared/anchors/migrations:
+ * around it is a guard rail for a hazard measured in ../shared/anchors/migrations:
  *
  *  - a dedicated pg.Client per run, never a Pool (on a shared Pool the library's session
  *    lock, BEGIN and COMMIT land on different backends);
