@@ -2,16 +2,11 @@ import { Etcd3, EtcdLeaseInvalidError, type Watcher } from 'etcd3'
 import type { Leadership } from '../replication/leadership.js'
 import { INVALID_ETCD_ENDPOINT, STORE_CONFLICT, STORE_CORRUPT, STORE_UNAVAILABLE } from './errors.js'
 import {
-  HISTORY_MAX,
+  DocFlockStore,
   parseDoc,
-  type ConfigOverrides,
-  type DesiredDoc,
-  type FailoverRecord,
   type FlockStore,
   type MemberDoc,
-  type StatusDoc,
   type StoreKey,
-  type TopologyDoc,
 } from './store.js'
 
 /**
@@ -46,7 +41,7 @@ export function parseEndpoints(list: string): string[] {
   return out
 }
 
-export class EtcdFlockStore implements FlockStore {
+export class EtcdFlockStore extends DocFlockStore implements FlockStore {
   readonly kind = 'etcd' as const
   readonly client: Etcd3
   readonly prefix: string
@@ -57,6 +52,7 @@ export class EtcdFlockStore implements FlockStore {
   private preferred = 0
 
   constructor(private readonly o: EtcdStoreOptions) {
+    super()
     this.timeoutMs = o.callTimeoutMs ?? 2000
     this.prefix = `/magflock/${o.flock}/`
     this.client = new Etcd3({
@@ -112,11 +108,11 @@ export class EtcdFlockStore implements FlockStore {
     }
   }
 
-  private async read<T>(key: StoreKey): Promise<T> {
+  protected async read<T>(key: StoreKey): Promise<T> {
     return (await this.readRaw(key)).value as T
   }
 
-  private async update<T>(key: StoreKey, fn: (v: T) => T): Promise<T> {
+  protected async update<T>(key: StoreKey, fn: (v: T) => T): Promise<T> {
     const attempts = 20
     for (let i = 0; i < attempts; i++) {
       const cur = await this.readRaw(key)
@@ -129,40 +125,6 @@ export class EtcdFlockStore implements FlockStore {
     throw STORE_CONFLICT({ key: this.key(key), attempts })
   }
 
-  topology(): Promise<TopologyDoc> {
-    return this.read('topology')
-  }
-  updateTopology(fn: (t: TopologyDoc) => TopologyDoc): Promise<TopologyDoc> {
-    return this.update('topology', fn)
-  }
-  desired(node: string): Promise<DesiredDoc> {
-    return this.read(`desired/${node}`)
-  }
-  updateDesired(node: string, fn: (d: DesiredDoc) => DesiredDoc): Promise<DesiredDoc> {
-    return this.update(`desired/${node}`, fn)
-  }
-  configOverrides(): Promise<ConfigOverrides> {
-    return this.read('config')
-  }
-  updateConfigOverrides(fn: (c: ConfigOverrides) => ConfigOverrides): Promise<ConfigOverrides> {
-    return this.update('config', fn)
-  }
-  history(): Promise<FailoverRecord[]> {
-    return this.read('history')
-  }
-  async recordFailover(r: FailoverRecord): Promise<void> {
-    await this.update<FailoverRecord[]>('history', (h) => [...h, r].slice(-HISTORY_MAX))
-  }
-
-  status(): Promise<StatusDoc> {
-    return this.read('status')
-  }
-  updateStatus(fn: (s: StatusDoc) => StatusDoc): Promise<StatusDoc> {
-    return this.update('status', fn)
-  }
-  member(node: string): Promise<MemberDoc | null> {
-    return this.read(`member/${node}`)
-  }
   /** A plain put: only its node writes a member record, so there is nothing to compare. */
   async putMember(m: MemberDoc): Promise<void> {
     await this.call((c, opts) => c.put(this.key(`member/${m.node}`)).value(JSON.stringify(m)).options(opts).exec())

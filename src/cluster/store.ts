@@ -143,32 +143,12 @@ export function parseDoc(key: StoreKey, v: unknown): unknown {
 }
 
 /**
- * The state directory as a flock store: one JSON file per key under `<state>/flock/`, written
- * atomically, and the existing file lease. Only one kernel runs per state directory (the
- * kernel lock), so a read-modify-write needs no further mutex; `watch` polls the file's mtime.
+ * The typed documents of a flock store over one read and one read-modify-write per key: each
+ * store (file, etcd) supplies only those two and how a member record is written.
  */
-export class FileFlockStore implements FlockStore {
-  readonly kind = 'file' as const
-  private readonly dir: string
-
-  constructor(private readonly stateDir: string) {
-    this.dir = path.join(stateDir, 'flock')
-  }
-
-  private file(key: StoreKey): string {
-    return path.join(this.dir, `${key.replace('/', '-')}.json`)
-  }
-
-  private async read<T>(key: StoreKey): Promise<T> {
-    return ((await readJsonFile(this.file(key), (v) => parseDoc(key, v))) ?? parseDoc(key, undefined)) as T
-  }
-
-  private async update<T>(key: StoreKey, fn: (v: T) => T): Promise<T> {
-    const next = parseDoc(key, fn(await this.read<T>(key))) as T
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
-    await writeJsonAtomic(this.file(key), next)
-    return next
-  }
+export abstract class DocFlockStore {
+  protected abstract read<T>(key: StoreKey): Promise<T>
+  protected abstract update<T>(key: StoreKey, fn: (v: T) => T): Promise<T>
 
   topology(): Promise<TopologyDoc> {
     return this.read('topology')
@@ -203,6 +183,37 @@ export class FileFlockStore implements FlockStore {
   member(node: string): Promise<MemberDoc | null> {
     return this.read(`member/${node}`)
   }
+}
+
+/**
+ * The state directory as a flock store: one JSON file per key under `<state>/flock/`, written
+ * atomically, and the existing file lease. Only one kernel runs per state directory (the
+ * kernel lock), so a read-modify-write needs no further mutex; `watch` polls the file's mtime.
+ */
+export class FileFlockStore extends DocFlockStore implements FlockStore {
+  readonly kind = 'file' as const
+  private readonly dir: string
+
+  constructor(private readonly stateDir: string) {
+    super()
+    this.dir = path.join(stateDir, 'flock')
+  }
+
+  private file(key: StoreKey): string {
+    return path.join(this.dir, `${key.replace('/', '-')}.json`)
+  }
+
+  protected async read<T>(key: StoreKey): Promise<T> {
+    return ((await readJsonFile(this.file(key), (v) => parseDoc(key, v))) ?? parseDoc(key, undefined)) as T
+  }
+
+  protected async update<T>(key: StoreKey, fn: (v: T) => T): Promise<T> {
+    const next = parseDoc(key, fn(await this.read<T>(key))) as T
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
+    await writeJsonAtomic(this.file(key), next)
+    return next
+  }
+
   async putMember(m: MemberDoc): Promise<void> {
     await this.update(`member/${m.node}`, () => m)
   }
