@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
+import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
 import nock from 'nock'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { kekFromSecret, keyIdOf, newDataKey, unwrapKey, wrapKey } from '../../../src/backup/crypto.js'
-import { beginBackup, completeBackup, describeFiles, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
+import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { loadRemoteBackup, pushBackup } from '../../../src/backup/repository/backups.js'
 import { S3RepositoryConfig } from '../../../src/config/repository.js'
 import { rekeyRepository } from '../../../src/backup/repository/rekey.js'
@@ -51,29 +52,10 @@ async function encryptedBackup(r: S3Repository, kek: Buffer): Promise<{ m: Backu
   const partial = await beginBackup(backupsDir, id)
   await fsp.mkdir(path.join(partial, 'base'))
   await fsp.writeFile(path.join(partial, 'base', 'base.tar.lz4.mfenc'), randomBytes(1 << 20))
-  const files = await describeFiles(partial)
-  const m: BackupManifest = {
-    formatVersion: 1,
-    id,
-    type: 'physical',
-    label: 'test',
-    format: 'tar',
-    startLsn: '0/2000028',
-    stopLsn: '0/2000100',
-    startTime: new Date().toISOString(),
-    stopTime: new Date().toISOString(),
-    timeline: 1,
-    pgVersion: '15',
+  const m = await completeFakeBackup(backupsDir, partial, id, {
     systemIdentifier: SYSID,
-    databases: ['postgres'],
-    compression: 'lz4',
     encryption: { algorithm: 'aes-256-gcm-frames-v1', keyId: keyIdOf(kek), secretName: 'backup.kek', wrappedKey: wrapKey(kek, dataKey, id), frameSize: 1 << 20 },
-    tool: 'test',
-    sourceBytes: 1,
-    totalBytes: files.reduce((s, f) => s + f.size, 0),
-    files,
-  }
-  await completeBackup(backupsDir, partial, m)
+  })
   await pushBackup(r, path.join(backupsDir, id), m)
   return { m, dataKey }
 }

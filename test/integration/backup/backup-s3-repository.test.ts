@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
 import nock from 'nock'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { kekFromSecret } from '../../../src/backup/crypto.js'
-import { beginBackup, completeBackup, describeFiles, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
+import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { cleanupRemote, fetchBackup, listRemote, pushBackup } from '../../../src/backup/repository/backups.js'
 import { S3RepositoryConfig } from '../../../src/config/repository.js'
 import { S3Repository } from '../../../src/backup/repository/s3.js'
@@ -52,29 +53,7 @@ async function fakeBackup(lsn: { start: string; stop: string } = { start: '0/200
   await fsp.mkdir(path.join(partial, 'base'))
   await fsp.writeFile(path.join(partial, 'base', 'base.tar.lz4'), randomBytes(12 << 20))
   await fsp.writeFile(path.join(partial, 'base', 'backup_manifest'), JSON.stringify({ hello: 'world' }))
-  const files = await describeFiles(partial)
-  const m: BackupManifest = {
-    formatVersion: 1,
-    id,
-    type: 'physical',
-    label: 'test',
-    format: 'tar',
-    startLsn: lsn.start,
-    stopLsn: lsn.stop,
-    startTime: new Date().toISOString(),
-    stopTime: new Date().toISOString(),
-    timeline: 1,
-    pgVersion: '15',
-    systemIdentifier: '7000000000000000001',
-    databases: ['postgres'],
-    compression: 'lz4',
-    encryption: null,
-    tool: 'test',
-    sourceBytes: 1,
-    totalBytes: files.reduce((s, f) => s + f.size, 0),
-    files,
-  }
-  await completeBackup(backupsDir, partial, m)
+  const m = await completeFakeBackup(backupsDir, partial, id, { startLsn: lsn.start, stopLsn: lsn.stop })
   return m
 }
 

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
+import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
 import nock from 'nock'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { beginBackup, completeBackup, describeFiles, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
+import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { fetchBackup, listRemote } from '../../../src/backup/repository/backups.js'
 import { S3RepositoryConfig } from '../../../src/config/repository.js'
 import { recoverUploads, RemotePush, UPLOADS_DIR, UploadJournal } from '../../../src/backup/repository/push.js'
@@ -71,29 +72,7 @@ async function backupWhileStreaming(push?: RemotePush, id = newBackupId('physica
   await fh.close()
   await tee?.end()
   await fsp.writeFile(path.join(partial, 'base', 'backup_manifest'), JSON.stringify({ hello: 'world' }))
-  const files = await describeFiles(partial)
-  const m: BackupManifest = {
-    formatVersion: 1,
-    id,
-    type: 'physical',
-    label: 'test',
-    format: 'tar',
-    startLsn: '0/2000028',
-    stopLsn: '0/2000100',
-    startTime: new Date().toISOString(),
-    stopTime: new Date().toISOString(),
-    timeline: 1,
-    pgVersion: '15',
-    systemIdentifier: '7000000000000000001',
-    databases: ['postgres'],
-    compression: 'lz4',
-    encryption: null,
-    tool: 'test',
-    sourceBytes: 1,
-    totalBytes: files.reduce((s, f) => s + f.size, 0),
-    files,
-  }
-  await completeBackup(backupsDir, partial, m)
+  const m = await completeFakeBackup(backupsDir, partial, id)
   return m
 }
 
