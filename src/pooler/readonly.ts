@@ -118,23 +118,35 @@ export function routeConnect(route: ReadOnlyRoute): string {
   }
 }
 
-/** The flock's databases (those PgBouncer may serve) and each replica's stream, from the primary. */
-export async function readPrimaryView(conn: ClientConfig): Promise<{ databases: string[]; senders: Map<string, { state: string; lagBytes: number }> }> {
+/**
+ * What the pooler reads from the primary on each refresh, in one round trip: the flock's
+ * databases (those PgBouncer may serve), each replica's stream, and the login roles with a
+ * SCRAM secret (PgBouncer's userlist).
+ */
+export interface PrimaryView {
+  databases: string[]
+  senders: Map<string, { state: string; lagBytes: number }>
+  roles: Array<{ name: string; secret: string }>
+}
+
+export async function readPrimaryView(conn: ClientConfig): Promise<PrimaryView> {
   const pg = (await import('pg')).default
   const c = new pg.Client({ ...conn, connectionTimeoutMillis: 2000 })
   c.on('error', () => undefined)
   await c.connect()
   try {
-    const r = await c.query<{ databases: string[] | null; senders: Array<{ name: string; state: string; lag: string | null }> | null }>(
+    const r = await c.query<{ databases: string[] | null; senders: Array<{ name: string; state: string; lag: string | null }> | null; roles: Array<{ name: string; secret: string }> | null }>(
       `select (select array_agg(datname::text order by datname) from pg_database where datallowconn and not datistemplate) as databases,
               (select json_agg(json_build_object('name', application_name, 'state', state,
                         'lag', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::text))
-                 from pg_stat_replication where application_name <> 'pg_basebackup') as senders`,
+                 from pg_stat_replication where application_name <> 'pg_basebackup') as senders,
+              (select json_agg(json_build_object('name', rolname, 'secret', rolpassword) order by rolname)
+                 from pg_authid where rolcanlogin and rolpassword like 'SCRAM-SHA-256$%') as roles`,
     )
     const row = r.rows[0]
     const senders = new Map<string, { state: string; lagBytes: number }>()
     for (const s of row?.senders ?? []) senders.set(s.name, { state: s.state, lagBytes: s.lag === null ? Number.POSITIVE_INFINITY : Number(s.lag) })
-    return { databases: row?.databases ?? [], senders }
+    return { databases: row?.databases ?? [], senders, roles: row?.roles ?? [] }
   } finally {
     await c.end().catch(() => undefined)
   }

@@ -10,7 +10,7 @@ import type { PrimaryTarget } from '../../replication/hooks.js'
 import { adminCommand, nudge, showPools, showStats, withAdmin, type AdminTarget, type PoolRow, type StatsRow } from '../../pooler/admin.js'
 import { poolerLayout, renderIni, renderUserlist, type PoolerLayout } from '../../pooler/ini.js'
 import { adoptPooler, findPgbouncer, startPooler, stopOrphanPooler, stopPid, writePoolerFile, type PoolerProcess } from '../../pooler/process.js'
-import { planReadOnly, readPrimaryView, routeConnect, syncLinks, type ReadOnlyCandidate, type ReadOnlyPlan } from '../../pooler/readonly.js'
+import { planReadOnly, readPrimaryView, routeConnect, syncLinks, type PrimaryView, type ReadOnlyCandidate, type ReadOnlyPlan } from '../../pooler/readonly.js'
 import { socketDirFor } from '../../postgres/conf.js'
 import path from 'node:path'
 import '../../pooler/events.js'
@@ -66,25 +66,6 @@ export class ManagedPooler implements PoolerRuntime {
     return next
   }
 
-  /** Login roles with a SCRAM secret, from the primary's pg_authid; undefined when it is down. */
-  private async readUserlist(): Promise<string | undefined> {
-    try {
-      const conn = await this.k.instances.primary().connection()
-      const pg = (await import('pg')).default
-      const c = new pg.Client({ ...conn, connectionTimeoutMillis: 2000 })
-      c.on('error', () => undefined)
-      await c.connect()
-      try {
-        const r = await c.query<{ name: string; secret: string }>("select rolname as name, rolpassword as secret from pg_authid where rolcanlogin and rolpassword like 'SCRAM-SHA-256$%' order by 1")
-        return renderUserlist(r.rows)
-      } finally {
-        await c.end().catch(() => undefined)
-      }
-    } catch {
-      return undefined
-    }
-  }
-
   /** The Unix socket directory of a local instance ('' for TCP): PgBouncer's shortest path to it. */
   private socketDirOf(name: string, host: string, port: number): string {
     const h = this.k.instances.get(name)
@@ -93,15 +74,9 @@ export class ManagedPooler implements PoolerRuntime {
   }
 
   /** Which replicas serve `<db>.ro` now (streaming, within the lag bound), and the flock's databases. */
-  private async planReadOnly(): Promise<{ plan: ReadOnlyPlan; databases: string[]; candidates: ReadOnlyCandidate[] } | undefined> {
+  private planReadOnly(view: PrimaryView): { plan: ReadOnlyPlan; databases: string[]; candidates: ReadOnlyCandidate[] } | undefined {
     const cfg = this.k.config().pooler
     if (!cfg.readOnly.enabled) return undefined
-    let view: Awaited<ReturnType<typeof readPrimaryView>>
-    try {
-      view = await readPrimaryView(await this.k.instances.primary().connection())
-    } catch {
-      return undefined // primary down: keep what PgBouncer has
-    }
     const candidates: ReadOnlyCandidate[] = this.k.instances
       .members()
       .filter((m) => m.role === 'replica')
@@ -116,7 +91,9 @@ export class ManagedPooler implements PoolerRuntime {
    */
   async writeConfig(quick = false): Promise<boolean> {
     const cfg = this.k.config()
-    const ro = quick ? undefined : await this.planReadOnly()
+    // One round trip to the primary per refresh; undefined when it is down (keep what PgBouncer has).
+    const view = quick ? undefined : await this.k.instances.primary().connection().then(readPrimaryView).catch(() => undefined)
+    const ro = view ? this.planReadOnly(view) : undefined
     if (ro) {
       await syncLinks(this.layout, ro.candidates, ro.plan, cfg.pooler.port, this.k.runAs)
       this.readOnly = ro.plan
@@ -137,7 +114,7 @@ export class ManagedPooler implements PoolerRuntime {
       this.iniText = ini
       changed = true
     }
-    const ul = quick ? undefined : await this.readUserlist()
+    const ul = view ? renderUserlist(view.roles) : undefined
     if (ul !== undefined && ul !== this.userlistText) {
       this.userlistText = ul
       await writePoolerFile(this.layout, this.layout.userlist, ul, this.k.runAs)
