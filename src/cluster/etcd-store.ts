@@ -1,3 +1,4 @@
+import { noop } from 'cockatiel'
 import { Etcd3, EtcdLeaseInvalidError, type Watcher } from 'etcd3'
 import type { Leadership } from '../replication/leadership.js'
 import { INVALID_ETCD_ENDPOINT, STORE_CONFLICT, STORE_CORRUPT, STORE_UNAVAILABLE } from './errors.js'
@@ -61,7 +62,11 @@ export class EtcdFlockStore extends DocFlockStore implements FlockStore {
       // Streams (watch, keep-alive) live long; unary calls get the deadline.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
     })
-    this.perHost = o.endpoints.map((e) => new Etcd3({ hosts: [e], dialTimeout: this.timeoutMs }))
+    // No fault handling inside these clients: call() and race() choose members and retry within
+    // their deadlines. etcd3's default (a circuit breaker per host that opens for 5 s after
+    // three recoverable errors, plus three retries) turned a one-second etcd leader election
+    // into 5 s in which every member looked unreachable, and a healthy primary demoted itself.
+    this.perHost = o.endpoints.map((e) => new Etcd3({ hosts: [e], dialTimeout: this.timeoutMs, faultHandling: { host: () => noop, global: noop } }))
   }
 
   /**
@@ -87,6 +92,37 @@ export class EtcdFlockStore extends DocFlockStore implements FlockStore {
       }
     }
     throw this.unavailable(last)
+  }
+
+  /**
+   * Runs `fn` against every member at once and takes the first answer: for lease renewals,
+   * where a member that is down or an etcd leader election in progress must not cost one
+   * deadline per member in turn (sequential attempts could spend the whole safety margin).
+   * An answer from etcd that the lease is invalid is final, whichever member gives it.
+   */
+  async race<T>(fn: (c: Etcd3, opts: { deadline: number }) => Promise<T>, attemptMs = this.timeoutMs): Promise<T> {
+    const deadline = Date.now() + attemptMs
+    return new Promise<T>((resolve, reject) => {
+      let pending = this.perHost.length
+      let settled = false
+      this.perHost.forEach((c, i) => {
+        fn(c, { deadline }).then(
+          (r) => {
+            if (settled) return
+            settled = true
+            this.preferred = i
+            resolve(r)
+          },
+          (err: unknown) => {
+            if (settled) return
+            if (err instanceof EtcdLeaseInvalidError || --pending === 0) {
+              settled = true
+              reject(err instanceof EtcdLeaseInvalidError ? err : this.unavailable(err))
+            }
+          },
+        )
+      })
+    })
   }
 
   key(k: StoreKey | 'leader'): string {
@@ -247,7 +283,7 @@ export class EtcdLeadership implements Leadership {
     if (!id) return false
     const sentAt = this.clock()
     try {
-      const ttl = await this.store.call(async (c, opts) => {
+      const ttl = await this.store.race(async (c, opts) => {
         const stream = await c.leaseClient.leaseKeepAlive(opts)
         try {
           return await new Promise<number>((resolve, reject) => {

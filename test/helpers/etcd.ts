@@ -11,6 +11,9 @@ import { waitFor } from './wait.js'
 export interface TestEtcd {
   endpoint: string
   proc: ChildProcess
+  /** kill -9 (a crashed member); `start()` brings it back on the same ports and data. */
+  crash(): Promise<void>
+  start(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -18,7 +21,7 @@ export async function startTestEtcd(): Promise<TestEtcd> {
   const tmp = tempDir('mf-etcd-')
   const client = await freePort()
   const peer = await freePort()
-  const proc = spawn(
+  const run = () => spawn(
     'etcd',
     [
       '--name', 'e1',
@@ -35,20 +38,31 @@ export async function startTestEtcd(): Promise<TestEtcd> {
     { stdio: 'ignore' },
   )
   const endpoint = `http://127.0.0.1:${client}`
-  await waitFor('etcd health', async () => {
+  const healthy = () => waitFor('etcd health', async () => {
     const r = await fetch(`${endpoint}/health`)
     return r.ok && ((await r.json()) as { health: string }).health === 'true'
   }, 30_000, 50)
-  return {
+  const kill = async (p: ChildProcess) => {
+    if (p.exitCode !== null || p.signalCode !== null) return
+    const done = new Promise((r) => p.once('exit', r))
+    p.kill('SIGKILL')
+    await done
+  }
+  const e: TestEtcd = {
     endpoint,
-    proc,
+    proc: run(),
+    async crash() {
+      await kill(e.proc)
+    },
+    async start() {
+      e.proc = run()
+      await healthy()
+    },
     async stop() {
-      if (proc.exitCode === null) {
-        const done = new Promise((r) => proc.once('exit', r))
-        proc.kill('SIGKILL')
-        await done
-      }
+      await kill(e.proc)
       tmp.cleanup()
     },
   }
+  await healthy()
+  return e
 }

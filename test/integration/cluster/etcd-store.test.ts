@@ -117,6 +117,24 @@ describe('EtcdLeadership', () => {
     await second.release()
   })
 
+  it('renews again on the first attempt after etcd answers again (no client-side circuit breaker holding a member closed)', async () => {
+    const a = store('stall').leadership('a')
+    expect(await a.acquire(10_000)).toBe(true)
+    // etcd goes away (a crashed member, or every member busy electing a leader): renewals fail …
+    await etcd.crash()
+    // (the HA tick keeps reading the leader key meanwhile; those reads fail too)
+    for (let i = 0; i < 3; i++) {
+      expect(await a.renew()).toBe(false)
+      await expect(a.current()).rejects.toThrow()
+    }
+    await etcd.start()
+    // … and the very next one after it answers again is confirmed. etcd3's default fault
+    // handling opened a breaker for 5 s after three errors, so this renewal failed and a
+    // healthy primary demoted itself.
+    expect(await a.renew()).toBe(true)
+    await a.release()
+  })
+
   it('reports holder changes to a watcher', async () => {
     const a = store('lw').leadership('a')
     const seen: Array<string | undefined> = []
