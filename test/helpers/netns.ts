@@ -171,6 +171,8 @@ export interface EtcdCluster {
   endpoints: string[]
   start(h: NetHost, state?: 'new' | 'existing'): Promise<void>
   stop(h: NetHost): void
+  /** The host whose member is the raft leader now (asked through `via`'s member). */
+  leader(via: NetHost): NetHost
 }
 
 export function etcdCluster(net: NetTopology, hosts: NetHost[]): EtcdCluster {
@@ -202,6 +204,14 @@ export function etcdCluster(net: NetTopology, hosts: NetHost[]): EtcdCluster {
     stop(h) {
       procs.get(h.name)?.kill('SIGKILL')
       procs.delete(h.name)
+    },
+    leader(via) {
+      const out = nsExec(via, 'etcdctl', ['--endpoints', c.endpoints.join(','), '--command-timeout=2s', 'endpoint', 'status', '--write-out=json'])
+      const rows = JSON.parse(out) as Array<{ Endpoint: string; Status: { header: { member_id: number | string }; leader: number | string } }>
+      const lead = rows.find((r) => String(r.Status.header.member_id) === String(r.Status.leader))
+      const h = hosts.find((x) => lead && lead.Endpoint === `http://${x.addr}:2379`)
+      if (!h) throw new Error(`no etcd leader among ${rows.length} members`)
+      return h
     },
   }
   return c
