@@ -61,6 +61,16 @@ export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, time
   const control = pgControl(bins, runAs)
   return {
     async start(node) {
+      // A postmaster.pid naming a dead (or zombie) process, e.g. just after a fence's SIGKILL:
+      // Postgres checks that PID with kill(0), which a zombie passes, and would refuse to start
+      // ("lock file postmaster.pid already exists"). A live postmaster of this data dir keeps it.
+      const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
+      // Orphaned backends of that dead postmaster go first: with them alive, the lock file (and
+      // the shared-memory interlock it names) must stay.
+      if (pid && !(await isOurPostmaster(pid.pid, node.dataDir))) {
+        await killProcessesInDataDir(node.dataDir)
+        await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true })
+      }
       await removeStaleSocketLock(socketDir(node), node.port)
       await control.pgCtlStart({ dataDir: node.dataDir, logFile: node.logFile, timeoutS, timeoutMs: (timeoutS + 5) * 1000 })
     },

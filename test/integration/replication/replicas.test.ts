@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createReplica, removeReplica, setSyncStandbys, switchover, syncStandbyNamesValue } from '../../../src/replication/actions.js'
@@ -102,6 +103,23 @@ describe('replication actions against real Postgres', () => {
     )
     expect(role).toMatchObject({ rolsuper: false, rolreplication: true, rolcanlogin: true })
     expect(role!.grants).toBe(4)
+  })
+
+  it('starts an instance whose postmaster.pid names a live process that is not its postmaster (a zombie or recycled PID after a fence)', async () => {
+    const pidFile = path.join(r2.dataDir, 'postmaster.pid')
+    const text = readFileSync(pidFile, 'utf8')
+    await f.env.lifecycle.stop(r2, 'immediate')
+    // Postgres checks the PID in its lock file with kill(0): a zombie or any live process of
+    // its own OS user passes (another user's gives EPERM, which Postgres takes for "gone").
+    const squatter = spawn('sleep', ['60'], { stdio: 'ignore', ...(f.env.runAs ? { uid: f.env.runAs.uid, gid: f.env.runAs.gid } : {}) })
+    try {
+      writeFileSync(pidFile, text.replace(/^\d+/, String(squatter.pid)))
+      await f.env.lifecycle.start(r2)
+      expect((await standbyStatus(clientConfig(f.env, r2))).inRecovery).toBe(true)
+      expect(readFileSync(pidFile, 'utf8').split('\n')[0]).not.toBe(String(squatter.pid))
+    } finally {
+      squatter.kill('SIGKILL')
+    }
   })
 
   it('removes a replica: stopped, slot dropped, directory gone', async () => {
