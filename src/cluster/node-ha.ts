@@ -284,7 +284,14 @@ export class NodeHa {
         // Self-fenced, still the freshest copy: lift the fence and serve again.
         await fsp.rm(path.join(local.dataDir, 'standby.signal'), { force: true })
         await fsp.rm(path.join(local.instanceDir, 'fence.json'), { force: true })
-        await env.lifecycle.start(local)
+        try {
+          await env.lifecycle.start(local)
+        } catch (err) {
+          // Not serving: fenced again, so the next tick tries again instead of leaving an
+          // instance that is neither fenced nor running (and no primary anywhere).
+          await fence(env, local, `resuming failed: ${(err as Error).message.slice(0, 200)}`)
+          throw err
+        }
         await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() })).catch(() => undefined)
         return
       case 'rejoin':
