@@ -13,13 +13,15 @@ import net from 'node:net'
  * Exit status (what Postgres makes of it):
  *   0    the file is at %p
  *   1    no repository holds the file: the normal end of archive recovery
- *   126  the object is damaged or unreadable, or the server is gone: Postgres treats an exit
+ *   126  the object is damaged or unreadable, or the server is gone (a segment; a history file
+ *        asked for then is exit 1, see below): Postgres treats an exit
  *        status above 125 as fatal and stops recovery, so a damaged archive never ends it early
  *        (the kernel reports the server's error, naming the object)
  *
  * Imports only Node built-ins (it starts once per WAL file: nothing else to load).
  */
 const FATAL = 126
+const HISTORY = /^[0-9A-F]{8}\.history$/
 
 function main(argv: string[]): void {
   const [sock, name, dest] = argv
@@ -36,7 +38,10 @@ function main(argv: string[]): void {
   })
   c.on('error', (err) => {
     process.stderr.write(`wal-get: the restore's WAL server is unreachable: ${err.message}\n`)
-    process.exit(FATAL)
+    // Postgres asks for timeline history files once more while it leaves recovery, after
+    // recovery.signal is gone (the restore may be over and its server closed by then): those
+    // are "not found". A WAL segment asked for without the server would end recovery early.
+    process.exit(HISTORY.test(name) ? 1 : FATAL)
   })
   c.on('close', () => {
     const line = answer.split('\n')[0] ?? ''

@@ -142,11 +142,15 @@ describe('WAL on demand from the object store (restore_command client + kernel-s
     expect(existsSync(path.join(tmp.dir, 'spool', seg(7)))).toBe(false)
   })
 
-  it('once the restore is over (server closed) the client fails fatally instead of ending recovery', async () => {
+  it('once the restore is over (server closed): a segment is fatal instead of ending recovery, a history file is not found', async () => {
     await server!.close()
     const r = await get(seg(8))
     expect(r.exitCode).toBe(126)
     expect(String(r.stderr)).toContain('unreachable')
+    // A history file asked for then is "not found": Postgres probes them as it leaves recovery,
+    // after recovery.signal is gone, when the restore may already have closed the server.
+    const h = await get('00000005.history', 'pg_wal/RECOVERYHISTORY')
+    expect(h.exitCode).toBe(1)
     server = undefined
   })
 })
