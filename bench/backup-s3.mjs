@@ -235,6 +235,8 @@ if (havePgbr) {
 
 // ---------- PITR from the object store until writable ----------
 const pitr = []
+/** MagFlock PITR: seconds until the backup was read back from the repository (of the total). */
+const pitrRead = []
 if (process.env.PITR !== '0' && pitrBase) {
   const sysid = psql('select system_identifier::text from pg_control_system()', 'postgres')
   // What the wal-shipper does: every closed segment to the repository (zstd + encrypted).
@@ -277,6 +279,7 @@ if (process.env.PITR !== '0' && pitrBase) {
       let t
       try {
         await fetchBackup(repo, pitrBase.id, path.join(staging, 'backups'))
+        pitrRead.push(secs(t0))
         await restorePhysical({ backupsDir: path.join(staging, 'backups'), id: pitrBase.id, dataDir: RS, port: RPORT, bins, runAs, kek, walDir: path.join(staging, 'wal'), remoteWal: { restoreCommand: wal.restoreCommand(), archive: wal.archive() }, targetTime: target, auth: { user: 'postgres' } })
         await waitRw()
         t = secs(t0)
@@ -325,7 +328,7 @@ const rowsMd = [
 ]
 const pm = med(pitr.filter((r) => r.tool === 'magflock')), pb = med(pitr.filter((r) => r.tool === 'pgBackRest'))
 const pitrMd = pitr.length
-  ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) read back from the repository into a staging dir, then extraction, replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the backup's download); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
+  ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) read back from the repository into a staging dir, then extraction, replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the backup's download; of each run's time, reading the backup back took ${pitrRead.map((x) => x.toFixed(2)).join(' / ')} s); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
 `
   : 'PITR from the object store: not run (PITR=0).\n'
 const md = `## Backup to an S3-compatible server (issue 13)
