@@ -312,7 +312,8 @@ if (process.env.PITR !== '0' && pitrBase) {
       stop()
     },
   }
-  for (let round = 0; round < Number(process.env.PITR_ROUNDS ?? 2); round++) {
+  // As many PITR rounds as backup rounds (PITR_ROUNDS overrides): with 3 the median is a middle run.
+  for (let round = 0; round < Number(process.env.PITR_ROUNDS ?? ROUNDS); round++) {
     for (const name of round % 2 === 0 ? ['magflock', 'pgbackrest'] : ['pgbackrest', 'magflock']) await pitrRuns[name]()
   }
 }
