@@ -6,8 +6,9 @@
 // in alternating order (A B C, C B A, …) to spread out autovacuum and page-cache effects; and the
 // WAL archive size ratio (zstd, encrypted objects vs raw 16 MiB segments) after a pgbench run.
 // The S3 server is s3rver (npm), its own process on 127.0.0.1 with TLS.
-// Then PITR to a time from the object store until writable: magflock (backup and WAL read back
-// from the repository, decrypted and checked, then restore + replay) vs pgBackRest restore
+// Then PITR to a time from the object store until writable: magflock (backup read back from the
+// repository, then restore + replay with WAL fetched on demand, decrypted and checked, with
+// parallel prefetch: backup/repository/wal-serve.ts) vs pgBackRest restore
 // --type=time from the same server (PITR=0 skips it).
 // Usage: SCALE=10 ROUNDS=2 node_modules/.bin/node bench/backup-s3.mjs   (root; loopback only)
 // Writes docs/benchmarks/backup-s3.md (then `node bench/merge.mjs`).
@@ -57,7 +58,8 @@ const { S3RepositoryConfig } = await lib('config/repository.js')
 const { S3Repository } = await lib('backup/repository/s3.js')
 const { RemotePush } = await lib('backup/repository/push.js')
 const { newBackupId } = await lib('backup/manifest.js')
-const { encodeWal, fetchWal, pushWalFile } = await lib('backup/repository/wal.js')
+const { encodeWal, pushWalFile } = await lib('backup/repository/wal.js')
+const { RemoteWalServer } = await lib('backup/repository/wal-serve.js')
 const { fetchBackup } = await lib('backup/repository/backups.js')
 const { restorePhysical } = await lib('backup/restore.js')
 const { segmentNo } = await lib('backup/wal.js')
@@ -233,6 +235,8 @@ if (havePgbr) {
 
 // ---------- PITR from the object store until writable ----------
 const pitr = []
+/** MagFlock PITR: seconds until the backup was read back from the repository (of the total). */
+const pitrRead = []
 if (process.env.PITR !== '0' && pitrBase) {
   const sysid = psql('select system_identifier::text from pg_control_system()', 'postgres')
   // What the wal-shipper does: every closed segment to the repository (zstd + encrypted).
@@ -269,15 +273,24 @@ if (process.env.PITR !== '0' && pitrBase) {
       mkdirSync(staging, { recursive: true, mode: 0o711 })
       checkpoint()
       const t0 = performance.now()
-      await fetchBackup(repo, pitrBase.id, path.join(staging, 'backups'))
-      await fetchWal({ repos: [repo], sysid, fromSegNo: segmentNo(pitrBase.startLsn), destDir: path.join(staging, 'wal'), getKek: async () => kek, runAs })
-      await restorePhysical({ backupsDir: path.join(staging, 'backups'), id: pitrBase.id, dataDir: RS, port: RPORT, bins, runAs, kek, walDir: path.join(staging, 'wal'), targetTime: target, auth: { user: 'postgres' } })
-      await waitRw()
-      const t = secs(t0)
+      // As restoreFromRepo does: the WAL server starts first (its first segments download
+      // while the backup does), then restore_command asks it for each file during replay.
+      const wal = await RemoteWalServer.start({ repos: [repo], sysid, fromSegNo: segmentNo(pitrBase.startLsn), timeline: pitrBase.timeline, spoolDir: path.join(staging, 'wal'), getKek: async () => kek, runAs })
+      let t
+      try {
+        await fetchBackup(repo, pitrBase.id, path.join(staging, 'backups'))
+        pitrRead.push(secs(t0))
+        await restorePhysical({ backupsDir: path.join(staging, 'backups'), id: pitrBase.id, dataDir: RS, port: RPORT, bins, runAs, kek, walDir: path.join(staging, 'wal'), remoteWal: { restoreCommand: wal.restoreCommand(), archive: wal.archive() }, targetTime: target, auth: { user: 'postgres' } })
+        await waitRw()
+        t = secs(t0)
+        console.log(`  WAL server: ${wal.stats.fetched} files fetched, ${wal.stats.served} handed out, ${wal.stats.missing} asked for and not in the repository`)
+      } finally {
+        await wal.close()
+      }
       const got = sh(`${PGBIN}/psql -X -h 127.0.0.1 -p ${RPORT} -d bench -Atq -c "select string_agg(label, ',') from pitr_marker"`)
       if (got !== 'before') throw new Error(`magflock PITR: markers ${got}`)
       pitr.push({ tool: 'magflock', seconds: t })
-      console.log(`PITR magflock (backup + WAL from the object store, decrypt, check, replay) ${t.toFixed(2)} s`)
+      console.log(`PITR magflock (backup from the object store, WAL on demand, decrypt, check, replay) ${t.toFixed(2)} s`)
       stop()
       rmSync(staging, { recursive: true, force: true })
     },
@@ -299,7 +312,8 @@ if (process.env.PITR !== '0' && pitrBase) {
       stop()
     },
   }
-  for (let round = 0; round < Number(process.env.PITR_ROUNDS ?? 2); round++) {
+  // As many PITR rounds as backup rounds (PITR_ROUNDS overrides): with 3 the median is a middle run.
+  for (let round = 0; round < Number(process.env.PITR_ROUNDS ?? ROUNDS); round++) {
     for (const name of round % 2 === 0 ? ['magflock', 'pgbackrest'] : ['pgbackrest', 'magflock']) await pitrRuns[name]()
   }
 }
@@ -315,7 +329,7 @@ const rowsMd = [
 ]
 const pm = med(pitr.filter((r) => r.tool === 'magflock')), pb = med(pitr.filter((r) => r.tool === 'pgBackRest'))
 const pitrMd = pitr.length
-  ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) and every WAL object from its start read back from the repository (decrypted, zstd-decompressed, each file's sha256 checked) into a staging dir, then extraction, replay to the target and promotion; ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
+  ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) read back from the repository into a staging dir, then extraction, replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the backup's download; of each run's time, reading the backup back took ${pitrRead.map((x) => x.toFixed(2)).join(' / ')} s); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
 `
   : 'PITR from the object store: not run (PITR=0).\n'
 const md = `## Backup to an S3-compatible server (issue 13)

@@ -9,7 +9,7 @@ import { extractPhysical } from './extract.js'
 import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
-import { firstMissingSegment, listArchive, restoreCommand } from './wal.js'
+import { firstMissingSegment, listArchive, restoreCommand, type ArchivedSegment } from './wal.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import { socketDirFor } from '../postgres/conf.js'
@@ -40,6 +40,12 @@ export interface PhysicalRestoreOptions {
   force?: boolean
   /** WAL archive for PITR (`<state>/wal`). */
   walDir?: string
+  /**
+   * restore_command instead of the copy from `walDir` (PITR from object stores: the WAL
+   * server's client, repository/wal-serve.ts), and the WAL files it can serve, for the gap
+   * check instead of walDir's listing.
+   */
+  remoteWal?: { restoreCommand: string; archive: ArchivedSegment[] } | undefined
   targetTime?: string
   targetLsn?: string
   /**
@@ -130,7 +136,7 @@ async function postmasterAlive(dataDir: string): Promise<boolean> {
  * being deleted on a mismatch before Postgres ever starts.
  */
 export async function prepareRestore(
-  o: Pick<PhysicalRestoreOptions, 'backupsDir' | 'id' | 'kek' | 'walDir' | 'targetTime' | 'targetLsn' | 'onProgress'> & { fullVerify: boolean },
+  o: Pick<PhysicalRestoreOptions, 'backupsDir' | 'id' | 'kek' | 'walDir' | 'remoteWal' | 'targetTime' | 'targetLsn' | 'onProgress'> & { fullVerify: boolean },
 ): Promise<PreparedRestore> {
   const { dir, manifest, dataKey } = await openBackupKey(o.backupsDir, o.id, o.kek)
   if (manifest.type !== 'physical') throw BACKUP_INVALID({ message: `Backup ${o.id} is logical; restore it with --to-db.` })
@@ -146,7 +152,7 @@ export async function prepareRestore(
   if (o.fullVerify) await assertVerified(o.backupsDir, o.id, o.onProgress ?? (() => undefined))
   else await assertLayout(dir, manifest)
   if (pitr && o.walDir) {
-    const archive = await listArchive(o.walDir)
+    const archive = o.remoteWal?.archive ?? (await listArchive(o.walDir))
     const missing = firstMissingSegment(archive, manifest.timeline, manifest.stopLsn, o.targetLsn)
     if (missing) throw BACKUP_WAL_MISSING({ segment: missing, walDir: o.walDir })
   }
@@ -253,7 +259,7 @@ async function writeRecoverySettings(o: PhysicalRestoreOptions, conf: 'private' 
   // timeline's WAL past the backup, which the restored primary must never write over.
   const archiveRecovery = Boolean(o.walDir) && (pitr || conf === 'in-place')
   if (archiveRecovery && o.walDir) {
-    settings.restore_command = `'${restoreCommand(o.walDir).replace(/'/g, "''")}'`
+    settings.restore_command = `'${(o.remoteWal?.restoreCommand ?? restoreCommand(o.walDir)).replace(/'/g, "''")}'`
     if (o.targetTime) settings.recovery_target_time = `'${o.targetTime.replace(/'/g, "''")}'`
     else if (o.targetLsn) settings.recovery_target_lsn = `'${o.targetLsn}'`
     else settings.recovery_target = "'immediate'"

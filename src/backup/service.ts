@@ -228,6 +228,8 @@ export type RestoreDeps = BackupDeps & Pick<KernelServices, 'log' | 'events'> & 
 export interface RestoreSource {
   backupsDir: string
   walDir: string
+  /** WAL served on demand from the repositories (repository/wal-serve.ts) instead of walDir. */
+  remoteWal?: PhysicalRestoreOptions['remoteWal']
 }
 
 export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal, source?: RestoreSource): Promise<RestoreOutput> {
@@ -260,6 +262,7 @@ export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: 
     runAs: k.runAs,
     kek,
     walDir: source?.walDir ?? k.layout.walDir,
+    remoteWal: source?.remoteWal,
     ...(input.targetTime ? { targetTime: input.targetTime } : {}),
     ...(input.targetLsn ? { targetLsn: input.targetLsn } : {}),
     auth,

@@ -12,6 +12,7 @@ import { createFlock, type Flock } from '../helpers/flock.js'
 import { tempDir } from '../helpers/tmp.js'
 import { s3ObjectFile, startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../helpers/s3.js'
 import { waitFor } from '../helpers/wait.js'
+import { environOf } from '../helpers/procs.js'
 
 /**
  * The disaster-recovery drill of docs/backup.md, through the built CLI: a flock writes its
@@ -75,6 +76,8 @@ describe('disaster-recovery drill: restore on a fresh state dir from the object 
   let id = ''
   let target = ''
   let oldPassword = ''
+  /** A WAL object the point-in-time restore must read (it holds the commit after the target). */
+  let walObject = ''
 
   beforeAll(async () => {
     s3 = await startS3([BUCKET])
@@ -106,6 +109,7 @@ describe('disaster-recovery drill: restore on a fresh state dir from the object 
     // The wal-shipper pushes every closed segment: wait until the one holding 'second' is there.
     const repo = new S3Repository(S3RepositoryConfig.parse({ name: 'offsite', type: 's3', endpoint: s3.endpoint, bucket: BUCKET, prefix: 'flock-a', accessKeyId: 'secret:x', secretAccessKey: 'secret:y' }), { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY })
     const closed = segBefore(lsn.f) // pg_switch_wal closed it: it holds 'second'
+    walObject = `flock-a/wal/${sysid}/${closed}`
     await waitFor(`WAL up to ${lsn.l} in the repository`, async () => (await repo.list(`wal/${sysid}/`)).some((o) => /\/[0-9A-F]{24}$/.test(o.key) && o.key.slice(-24) >= closed), 90_000, 250)
     // Stored WAL is compressed: a 16 MiB segment takes far less.
     const objects = await repo.list(`wal/${sysid}/`)
@@ -171,6 +175,33 @@ describe('disaster-recovery drill: restore on a fresh state dir from the object 
     // The restored cluster keeps the lost machine's roles and passwords.
     const rows = await restoredRows(out.port, oldPassword)
     expect(rows).toEqual(['before-backup', 'first'])
+    // WAL came through restore_command from the kernel's WAL server: Postgres (whose children
+    // run restore_command) never had a repository credential or the backup key in its environment.
+    const pid = await b.postmasterPid('recovered')
+    expect(pid).toBeDefined()
+    const env = environOf(pid!)
+    expect(env).toBeDefined()
+    const values = Object.values(env!).join('\n')
+    for (const secret of [S3_SECRET_KEY, KEK]) expect(values).not.toContain(secret)
+    expect(Object.keys(env!).filter((k) => /^AWS_|KEK|SECRET/i.test(k))).toEqual([])
+  })
+
+  it('a flipped byte in a WAL object the target needs: restore --repo fails naming the segment, nothing is left', async () => {
+    const file = s3ObjectFile(s3, BUCKET, walObject)
+    const good = readFileSync(file)
+    const bad = Buffer.from(good)
+    bad[bad.length - 64] = bad[bad.length - 64]! ^ 0x01
+    writeFileSync(file, bad)
+    try {
+      const r = await b!.run(['backup', 'restore', id, '--repo', 'offsite', '--to-instance', 'damagedwal', '--target-time', target, '--json'])
+      expect(r.exitCode, r.stdout + r.stderr).toBe(11)
+      expect(r.json).toMatchObject({ ok: false, error: { code: 'E_BACKUP_VERIFY_FAILED' } })
+      expect(JSON.stringify(r.json)).toContain(walObject.split('/').pop()!)
+      const st = await b!.run<{ instances: Array<{ name: string }> }>(['status', '--json'])
+      expect((st.json as { data: { instances: Array<{ name: string }> } }).data.instances.map((i) => i.name)).not.toContain('damagedwal')
+    } finally {
+      writeFileSync(file, good)
+    }
   })
 
   it('a flipped byte in a stored object: verify --repo names it (exit 11) and restore --repo refuses', async () => {

@@ -16,6 +16,7 @@ import { recoverUploads, type RecoveredUpload } from './push.js'
 import { openKeyOf } from './keycheck.js'
 import type { S3Repository } from './s3.js'
 import { fetchWal, listRemoteWal, WAL_PREFIX } from './wal.js'
+import { RemoteWalServer } from './wal-serve.js'
 
 /**
  * The `--repo NAME` side of the backup service: list, verify, restore and prune against an
@@ -64,9 +65,12 @@ export async function verifyRepo(k: BackupDeps, name: string, id: string, deep: 
 /**
  * Restore from an object store (the disaster-recovery path): the backup is read into
  * `<state>/tmp/repo-<random>/` with every object re-hashed (a damaged one refuses the restore
- * before anything is written to the target), the WAL a point-in-time target needs is read
- * back from every repository into the same staging dir, and the normal restore runs from
- * there. The staging dir is removed in every outcome.
+ * before anything is written to the target), and the normal restore runs from there. The WAL
+ * a point-in-time target needs is served on demand (wal-serve.ts): Postgres's restore_command
+ * asks the kernel for each file, read back from the first repository holding it, with the next
+ * segments prefetched in parallel; the first ones download while the backup does. A damaged
+ * WAL object stops recovery and is the error reported. The staging dir is removed in every
+ * outcome.
  */
 export async function restoreFromRepo(k: RestoreDeps, name: string, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal): Promise<RestoreOutput> {
   return withRepo(k, name, async (r) => {
@@ -78,23 +82,36 @@ export async function restoreFromRepo(k: RestoreDeps, name: string, input: Resto
     }
     const staging = path.join(k.layout.root, 'tmp', `repo-${randomBytes(4).toString('hex')}`)
     const walDir = path.join(staging, 'wal')
+    let others: S3Repository[] = []
+    let server: RemoteWalServer | undefined
     try {
       await fsp.mkdir(staging, { recursive: true, mode: 0o711 })
-      onProgress?.({ phase: 'download', message: `reading ${input.id} from repository ${name}` })
-      await fetchBackup(r, input.id, path.join(staging, 'backups'), onProgress, signal)
       await fsp.mkdir(walDir, { recursive: true, mode: 0o700 })
       if (k.runAs) await fsp.chown(walDir, k.runAs.uid, k.runAs.gid)
       if ((input.targetTime || input.targetLsn) && manifest.type === 'physical' && manifest.systemIdentifier) {
-        onProgress?.({ phase: 'download', message: 'reading WAL back from the repositories' })
-        const repos = [r, ...(await openRemotes(k)).filter((x) => x.name !== r.name)]
-        try {
-          await fetchWal({ repos, sysid: manifest.systemIdentifier, fromSegNo: segmentNo(manifest.startLsn), destDir: walDir, getKek: (s) => loadKek((n) => k.secrets.get(n), s), runAs: k.runAs, signal })
-        } finally {
-          for (const x of repos.slice(1)) x.destroy()
-        }
+        others = (await openRemotes(k)).filter((x) => x.name !== r.name)
+        server = await RemoteWalServer.start({
+          repos: [r, ...others],
+          sysid: manifest.systemIdentifier,
+          fromSegNo: segmentNo(manifest.startLsn),
+          timeline: manifest.timeline,
+          spoolDir: walDir,
+          getKek: (s) => loadKek((n) => k.secrets.get(n), s),
+          runAs: k.runAs,
+        })
       }
-      return await restore(k, input, onProgress, signal, { backupsDir: path.join(staging, 'backups'), walDir })
+      onProgress?.({ phase: 'download', message: `reading ${input.id} from repository ${name}` })
+      await fetchBackup(r, input.id, path.join(staging, 'backups'), onProgress, signal)
+      const remoteWal = server ? { restoreCommand: server.restoreCommand(), archive: server.archive() } : undefined
+      try {
+        return await restore(k, input, onProgress, signal, { backupsDir: path.join(staging, 'backups'), walDir, remoteWal })
+      } catch (err) {
+        // Recovery stopped on a damaged or unreadable WAL object: that object is the error.
+        throw server?.failure ?? err
+      }
     } finally {
+      await server?.close()
+      for (const x of others) x.destroy()
       await fsp.rm(staging, { recursive: true, force: true })
     }
   })
