@@ -89,9 +89,12 @@ interface Client {
   dropped: boolean
   /** The TCP socket under ws: frames built here are written to it directly. */
   sock: FrameSink
-  /** Frames waiting for this turn's flush (one write per client per flush). */
-  out: Buffer[]
-  outBytes: number
+  /**
+   * Frames waiting for this turn's flush (one write per client per flush), as a node of the
+   * turn's sequence trie: clients sent the same frames in the same order share the node, and
+   * the concatenated bytes are built once for all of them.
+   */
+  seq: SeqNode
   /** The socket's unsent bytes when this turn's first frame was queued. */
   unsent: number
   /** In the hub's list of clients to flush. */
@@ -109,6 +112,47 @@ interface MatchPlan {
   fixed: Hit[]
   /** Members with a filtered binding: evaluated per row. */
   filtered: Array<{ m: Member; bindings: Binding[] }>
+}
+
+/** A sequence of frames: its last frame, the node before it, its total bytes. */
+interface SeqNode {
+  parent: SeqNode | undefined
+  frame: Buffer | undefined
+  bytes: number
+  /** The usual single successor, then any others. */
+  nextFrame: Buffer | undefined
+  nextNode: SeqNode | undefined
+  more: Map<Buffer, SeqNode> | undefined
+  /** The frames concatenated, once built. */
+  joined: Buffer | undefined
+}
+
+function newRoot(): SeqNode {
+  return { parent: undefined, frame: undefined, bytes: 0, nextFrame: undefined, nextNode: undefined, more: undefined, joined: undefined }
+}
+
+/** A client with nothing queued (its first frame of a turn moves it to the turn's root). */
+const EMPTY: SeqNode = newRoot()
+
+function step(node: SeqNode, frame: Buffer): SeqNode {
+  if (node.nextFrame === frame) return node.nextNode!
+  let child = node.more?.get(frame)
+  if (child) return child
+  child = { parent: node, frame, bytes: node.bytes + frame.length, nextFrame: undefined, nextNode: undefined, more: undefined, joined: undefined }
+  if (node.nextFrame === undefined) {
+    node.nextFrame = frame
+    node.nextNode = child
+  } else (node.more ??= new Map()).set(frame, child)
+  return child
+}
+
+function joined(node: SeqNode): Buffer {
+  if (node.joined) return node.joined
+  const frames: Buffer[] = []
+  for (let n: SeqNode | undefined = node; n?.frame; n = n.parent) frames.push(n.frame)
+  frames.reverse()
+  node.joined = frames.length === 1 ? frames[0]! : Buffer.concat(frames, node.bytes)
+  return node.joined
 }
 
 interface FrameSink {
@@ -134,6 +178,8 @@ export class Hub {
   private readonly now: () => number
   /** Clients with frames queued for the next flush. */
   private dirty: Client[] = []
+  /** Root of this turn's frame-sequence trie (see Client.seq). */
+  private root: SeqNode = newRoot()
   private flushScheduled = false
   /** Per relation: the JSON of its fixed part (schema, table, columns), built once. */
   private readonly relJson = new WeakMap<Relation, string>()
@@ -181,7 +227,7 @@ export class Hub {
       ws.terminate()
       return
     }
-    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, sock, out: [], outBytes: 0, unsent: 0, queued: false }
+    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, sock, seq: EMPTY, unsent: 0, queued: false }
     this.clients.add(client)
     ws.on('message', (data, isBinary) => {
       client.lastSeen = this.now()
@@ -501,14 +547,16 @@ export class Hub {
   private sendFrame(c: Client, frame: Buffer): boolean {
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
     // What the socket holds unsent is read once per turn (at the client's first queued frame).
-    if (c.out.length === 0) c.unsent = c.ws.bufferedAmount
-    if (c.unsent + c.outBytes + frame.length > this.d.maxBufferedBytes) {
+    if (c.seq.bytes === 0) {
+      c.seq = this.root
+      c.unsent = c.ws.bufferedAmount
+    }
+    if (c.unsent + c.seq.bytes + frame.length > this.d.maxBufferedBytes) {
       this.dropSlow(c)
       return false
     }
-    c.out.push(frame)
-    c.outBytes += frame.length
-    if (c.outBytes >= FLUSH_BYTES) this.flushClient(c)
+    c.seq = step(c.seq, frame)
+    if (c.seq.bytes >= FLUSH_BYTES) this.flushClient(c)
     else if (!c.queued) {
       c.queued = true
       this.dirty.push(c)
@@ -525,6 +573,8 @@ export class Hub {
     // A snapshot: a frame queued while flushing (a write's side effect) schedules its own flush.
     const clients = this.dirty
     this.dirty = []
+    // This turn's sequences are written below; the next turn starts a new trie.
+    this.root = newRoot()
     for (const c of clients) {
       c.queued = false
       this.flushClient(c)
@@ -533,10 +583,10 @@ export class Hub {
   }
 
   private flushClient(c: Client): void {
-    if (c.out.length === 0) return
-    const buf = c.out.length === 1 ? c.out[0]! : Buffer.concat(c.out, c.outBytes)
-    c.out = []
-    c.outBytes = 0
+    const node = c.seq
+    if (node.bytes === 0) return
+    c.seq = EMPTY
+    const buf = joined(node)
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return
     c.sock.write(buf)
   }
@@ -547,9 +597,8 @@ export class Hub {
    * (a close frame queued behind megabytes it does not read would never arrive).
    */
   private dropSlow(c: Client): void {
-    const bytes = c.ws.bufferedAmount + c.outBytes
-    c.out = []
-    c.outBytes = 0
+    const bytes = c.ws.bufferedAmount + c.seq.bytes
+    c.seq = EMPTY
     this.d.onDropSlow?.(bytes)
     c.ws.close(1008, `slow consumer: ${bytes} bytes unsent, limit ${this.d.maxBufferedBytes}`)
     const ws = c.ws
@@ -644,6 +693,8 @@ export class Hub {
       if (type === 'DELETE' || bindings.every((b) => !b.filter)) fixed.push({ m, ids: bindings.map((b) => b.id) })
       else filtered.push({ m, bindings })
     }
+    // Members of one topic next to each other: their shared frame is found without a lookup.
+    fixed.sort((x, y) => (x.m.topic < y.m.topic ? -1 : x.m.topic > y.m.topic ? 1 : 0))
     return { version: this.membersVersion, fixed, filtered }
   }
 
