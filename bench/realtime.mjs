@@ -304,9 +304,10 @@ const loadEnd = os.loadavg()
 const md = `## Realtime (issue 14, \`bench/realtime.mjs\`)
 
 \`npm run build && node_modules/.bin/node bench/realtime.mjs\` — ${machine()}. One kernel process
-(the built CLI), PostgreSQL 15; subscribers are raw \`ws\` clients speaking realtime-js's vsn
-2.0.0 frames (the latency part's 1,000 in a worker thread of the bench, so their frame handling
-does not hold up its insert loop). Latencies are receive time minus the change's
+(the built CLI), PostgreSQL 15; subscribers speak realtime-js's vsn 2.0.0 frames: raw \`ws\`
+clients, except the latency part's 1,000, minimal WebSocket clients on plain sockets in a
+worker thread of the bench (bench/realtime-clients.mjs), so their frame handling neither holds
+up its insert loop nor outweighs the kernel's. Latencies are receive time minus the change's
 \`commit_timestamp\` (same host clock, ms resolution). **Load**: \`uptime\` load average
 ${loadStart.map((x) => x.toFixed(1)).join(', ')} at the start and ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end, on 2
 cores shared with other work: wall-clock figures are inflated several-fold; the CPU figures
@@ -330,7 +331,7 @@ Reading it:
   builds JSON and writes WebSocket frames, where pg_recvlogical copies bytes to a file), so
   on a machine where other work takes most of the CPU the wall-time ratio falls with the
   kernel's share of a core (before these changes: 0.26× at a load of 16–18, 0.73× at a load
-  of 2; after them, trial runs of this part gave 0.37× at a load of 16 and 0.89× at about 10). The "kernel ceiling" row is the rate with a core to
+  of 2; after them, trial runs of this part gave 0.37× at a load of 16 and 0.89× at about 12). The "kernel ceiling" row is the rate with a core to
   itself.
 - **Latency at 500 changes/s × 1,000 clients** (p50 < 5 ms, p99 < 50 ms: ${fig.lat === undefined ? 'not run' : fig.lat.p50 < 5 && fig.lat.p99 < 50 ? '**met**' : '**not met** on this shared machine'}).
   Every change is a frame to each of 1,000 sockets: 500,000 frames/s. The bench now
@@ -343,9 +344,10 @@ Reading it:
   per change. What remains is one socket write per client per turn (\`writeBuffer\`, the
   largest item of the profile): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
   1,000 receivers, Postgres and the insert loop share the same 2 cores with the other work
-  on the machine, so frames queue in the receivers' sockets: the client-side latency is set
-  by the load, not by a queue in the kernel (before these changes the kernel's own commit →
-  send p50 was 1.6–2.4 s in this part).
+  on the machine (the load average above): the kernel gets a fraction of a core,
+  so changes queue in it (its own commit → send figure above) and frames queue again in the
+  receivers. Before these changes the kernel's own commit → send p50 in this part was 1.6 s
+  at 147 changes/s and 1.9–2.4 s at 500/s, at loads of 12–16.
 - **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
