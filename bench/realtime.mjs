@@ -45,6 +45,12 @@ const cpuMs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
   return (Number(f[11]) + Number(f[12])) * 10 // utime, stime: clock ticks of 10 ms
 }
+/** With PROFILE_DIR and bench/cpu-prof-hook.mjs imported: the kernel writes its profile so far. */
+const profileMark = async () => {
+  if (!process.env.PROFILE_DIR) return
+  process.kill(kernelPid(), 'SIGUSR2')
+  await sleep(1000)
+}
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024
 
 log('starting a kernel with realtime enabled')
@@ -90,6 +96,8 @@ function connect(tok, topic, config, onMsg) {
 const heartbeat = (socks) => setInterval(() => socks.forEach((s) => s.readyState === 1 && s.send('[null,"h","phoenix","heartbeat",{}]')), 20000)
 
 const rows = []
+/** Figures the notes under the table quote. */
+const fig = {}
 const loadStart = os.loadavg()
 
 // 1. Memory per idle connection (first: the later parts grow the kernel's heap, and RSS
@@ -129,6 +137,7 @@ if (part('throughput')) {
   const kpid = kernelPid()
   // The walsender decoding for the kernel (the same work pg_recvlogical's walsender does).
   const wpid = (await db.query(`select pid from pg_stat_replication where application_name = 'magflock-realtime'`)).rows[0]?.pid
+  await profileMark()
   const w0 = wpid ? cpuMs(wpid) : 0
   const cpu0 = cpuMs(kpid)
   const client0 = process.cpuUsage()
@@ -144,6 +153,7 @@ if (part('throughput')) {
   const rtCpu = cpuMs(kpid) - cpu0
   const walCpu = wpid ? cpuMs(wpid) - w0 : NaN
   const cu = process.cpuUsage(client0)
+  await profileMark()
   const clientCpu = (cu.user + cu.system) / 1000
   // pg_recvlogical: same plugin and publication, decoding the same transaction from its slot;
   // bash's \`times\` gives its CPU time.
@@ -163,6 +173,8 @@ if (part('throughput')) {
   sub.close()
   const rt = ROWS / (rtMs / 1000)
   const raw = ROWS / (rawMs / 1000)
+  fig.tp = rt / raw
+  fig.cpuRatio = rtCpu / Math.max(rawCpu, 1)
   rows.push([`change throughput, one table, one subscriber (${ROWS} rows, one transaction)`, `${Math.round(rt)} rows/s (commit → last row at the client ${rtMs.toFixed(0)} ms)`, `pg_recvlogical, pgoutput: ${Math.round(raw)} rows/s (${rawMs.toFixed(0)} ms)`, `${(rt / raw).toFixed(2)}×`, '≥ 0.8×'])
   rows.push([`CPU per change, same run (kernel process vs pg_recvlogical process; the walsender's decoding is the same for both)`, `${((rtCpu * 1000) / ROWS).toFixed(1)} µs (${rtCpu} ms for ${ROWS}; the receiving bench client used ${clientCpu.toFixed(0)} ms, wall ${rtMs.toFixed(0)} ms)`, `${((rawCpu * 1000) / ROWS).toFixed(1)} µs (${rawCpu.toFixed(0)} ms)`, `${(rtCpu / Math.max(rawCpu, 1)).toFixed(1)}× the CPU`, ''])
   // The kernel's ceiling on a core of its own is 1 / its CPU per change (the walsender's
@@ -185,24 +197,38 @@ if (part('latency')) {
     worker.once('message', (m) => (m.type === 'ready' ? resolve() : reject(new Error(String(m)))))
   })
   const kpid = kernelPid()
+  await profileMark()
   const cpu0 = cpuMs(kpid)
   const total = RATE * SECONDS
+  // Inserts leave on schedule from 4 connections, each its own transaction, without waiting
+  // for the previous commit (one connection waiting for each commit's WAL flush cannot
+  // reach 500/s).
+  const writers = await Promise.all([0, 1, 2, 3].map(async () => {
+    const c = new pg.Client(conn)
+    await c.connect()
+    return c
+  }))
+  const inflight = []
   const start = performance.now()
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / RATE
     const wait = due - performance.now()
     if (wait > 1) await sleep(wait)
-    await db.query('insert into bench (v) values ($1)', [i])
+    inflight.push(writers[i % writers.length].query('insert into bench (v) values ($1)', [i]))
   }
+  await Promise.all(inflight)
   const sent = performance.now() - start
+  await Promise.all(writers.map((c) => c.end()))
   await sleep(2000)
   const kcpu = cpuMs(kpid) - cpu0
+  await profileMark()
   const { lat, received } = await new Promise((resolve) => {
     worker.on('message', (m) => m.type === 'done' && resolve(m))
     worker.postMessage('stop')
   })
   const s = stats(lat)
   const st = cli(['realtime', 'status'])
+  fig.lat = { p50: s.p50, p99: s.p99, send50: st.commitToSend.p50Ms, send99: st.commitToSend.p99Ms, cores: (((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS) / 1e6, rate: total / (sent / 1000) }
   rows.push([`commit → client latency, ${Math.round(total / (sent / 1000))} changes/s to ${CLIENTS} subscribed clients (${lat.length} samples; ms clock of commit_timestamp)`, `p50 ${s.p50} ms, p99 ${s.p99} ms (kernel commit→send p50 ${st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${st.commitToSend.p99Ms?.toFixed(1)} ms)`, `${received} of ${total * CLIENTS} frames received in the run; kernel CPU ${kcpu} ms over ${((sent + 2000) / 1000).toFixed(1)} s = ${((kcpu * 1000) / Math.max(received, 1)).toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${(((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS / 1e6).toFixed(1)} cores of kernel alone`, '', 'p50 < 5 ms, p99 < 50 ms'])
 }
 
@@ -268,6 +294,7 @@ if (part('rls')) {
   }
   const open = await measure('bench_open')
   const rls = await measure('bench_rls')
+  fig.rls = { p50: rls.s.p50, open: open.s.p50 }
   rows.push([`RLS-checked delivery, ${GROUPS} distinct role+claims groups (${N} changes, every group may see every row)`, `p50 ${rls.s.p50} ms, p99 ${rls.s.p99} ms (${rls.n} deliveries)`, `same table without RLS: p50 ${open.s.p50} ms, p99 ${open.s.p99} ms (${open.n})`, `${(rls.s.p50 / Math.max(open.s.p50, 1)).toFixed(1)}× p50`, 'report'])
 }
 
@@ -277,9 +304,10 @@ const loadEnd = os.loadavg()
 const md = `## Realtime (issue 14, \`bench/realtime.mjs\`)
 
 \`npm run build && node_modules/.bin/node bench/realtime.mjs\` — ${machine()}. One kernel process
-(the built CLI), PostgreSQL 15; subscribers are raw \`ws\` clients speaking realtime-js's vsn
-2.0.0 frames (the latency part's 1,000 in a worker thread of the bench, so their frame handling
-does not hold up its insert loop). Latencies are receive time minus the change's
+(the built CLI), PostgreSQL 15; subscribers speak realtime-js's vsn 2.0.0 frames: raw \`ws\`
+clients, except the latency part's 1,000, minimal WebSocket clients on plain sockets in a
+worker thread of the bench (bench/realtime-clients.mjs), so their frame handling neither holds
+up its insert loop nor outweighs the kernel's. Latencies are receive time minus the change's
 \`commit_timestamp\` (same host clock, ms resolution). **Load**: \`uptime\` load average
 ${loadStart.map((x) => x.toFixed(1)).join(', ')} at the start and ${loadEnd.map((x) => x.toFixed(1)).join(', ')} at the end, on 2
 cores shared with other work: wall-clock figures are inflated several-fold; the CPU figures
@@ -289,33 +317,44 @@ ${table(['what', 'MagFlock', 'baseline (same run)', 'ratio', 'target'], rows)}
 
 Reading it:
 
-- **Throughput** (target ≥ 0.8× pg_recvlogical, **not met** in wall time on this loaded
-  machine). The per-change path was cut (profiled with \`node --cpu-prof\`): no promise per
-  message in the stream (pg-logical-replication's flowControl awaited two per change; the
-  replication socket is now paused only while the hub's backlog is long), the change's JSON
-  written as text from cached pieces, each frame encoded once as a complete WebSocket frame and
-  written with one socket write per client per event-loop turn (before: 0.25×, with a kernel
-  CPU profile of ≈ 28 µs per change). The kernel now spends the CPU shown per change;
-  pg_recvlogical writes bytes to a file and spends about a microsecond. The wall-time ratio
-  is set by what the kernel gets of a CPU shared by a load of 15–20: its CPU for the whole
-  transaction is a fraction of the wall time it took. On a core of its own its ceiling
-  (1 / CPU per change) is the "kernel ceiling" row: about pg_recvlogical's rate in the same
-  run — which the load slows too, so read that ratio as an estimate, not a measurement.
-- **Latency at 500 changes/s × 1,000 clients** (p50 < 5 ms, p99 < 50 ms: **not met; out of
-  reach on this shared machine**, borderline on 2 idle cores). Every change is a frame to each
-  of 1,000 sockets: 500,000 frames/s. The measured
-  kernel CPU per frame sent (shared frame buffer, one write per socket per turn) times
-  500,000/s is the number of cores the kernel alone needs (third column of the row), while the
-  1,000 receiving clients need about as much again to read those frames and Postgres and the
-  insert loop share the same 2 cores. Below saturation latency is milliseconds (the RLS row's
-  open-table baseline: 100 changes to 100 clients); at saturation changes queue and latency
-  grows to seconds, and the bench's insert loop, sharing the CPU, cannot even produce 500/s
-  (the kernel CPU of the run against its wall time: it got a fraction of a core). Meeting the
-  target needs either fewer frames (clients on fewer sockets) or more cores / kernel processes for the fan-out.
-- **RLS-checked delivery, 100 groups**: changes that need a per-row check are batched (up to
-  1,000) and each group is checked with one round trip per batch (one statement per table
-  checking all the batch's keys), 4 groups at a time; before this change it was one
-  transaction of 5 round trips per change per group (p50 5,135 ms, 642× the unchecked p50).
+- **Throughput** (target ≥ 0.8× pg_recvlogical: ${fig.tp === undefined ? 'not run' : fig.tp >= 0.8 ? `**met** in this run (${fig.tp.toFixed(2)}×)` : `**not met** in this run (${fig.tp.toFixed(2)}×)`}).
+  Profiled with \`node --cpu-prof\` on the kernel under this bench
+  (\`PROFILE_DIR=… NODE_OPTIONS=--import=…/bench/cpu-prof-hook.mjs\`, summarized by
+  \`bench/cpu-prof-top.mjs\`) and cut: row messages are taken off pg-logical-replication's
+  per-message path (an LSN string, an event and a promise per row) straight into the decoder;
+  the change's JSON is encoded to bytes once and each frame is a cached prefix + those bytes +
+  a suffix (it was re-encoded as a string per distinct frame, with a string key per
+  subscriber); the delivery metrics are observed once per transaction instead of per change.
+  In profiles of the throughput part (60,000 changes) the hub's frame building and queueing
+  (\`send_\`) fell from ≈ 709 ms to ≈ 196 ms. The kernel still
+  spends several times pg_recvlogical's CPU per change (${fig.cpuRatio === undefined ? '–' : fig.cpuRatio.toFixed(1)}× here; it decodes every row to text,
+  builds JSON and writes WebSocket frames, where pg_recvlogical copies bytes to a file), so
+  on a machine where other work takes most of the CPU the wall-time ratio falls with the
+  kernel's share of a core (before these changes: 0.26× at a load of 16–18, 0.73× at a load
+  of 2; after them, trial runs of this part gave 0.37× at a load of 16 and 0.89× at about 12). The "kernel ceiling" row is the rate with a core to
+  itself.
+- **Latency at 500 changes/s × 1,000 clients** (p50 < 5 ms, p99 < 50 ms: ${fig.lat === undefined ? 'not run' : fig.lat.p50 < 5 && fig.lat.p99 < 50 ? '**met**' : '**not met** on this shared machine'}).
+  Every change is a frame to each of 1,000 sockets: 500,000 frames/s. The bench now
+  produces the rate (inserts from 4 connections; one connection waiting for each commit
+  reached 147–270/s) and its subscribers are raw sockets that only walk frame headers (one
+  in ten decodes), so the load is the kernel's. In the kernel, clients of one topic share one
+  prebuilt frame and clients sent the same frames in a turn share one concatenated buffer
+  (before: a \`Buffer.concat\` per client per turn, about a quarter of the kernel's profile
+  at this load), and who receives a relation's changes is computed once per subscription change, not
+  per change. What remains is one socket write per client per turn (\`writeBuffer\`, the
+  largest item of the profile): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
+  1,000 receivers, Postgres and the insert loop share the same 2 cores with the other work
+  on the machine (the load average above): the kernel gets a fraction of a core,
+  so changes queue in it (its own commit → send figure above) and frames queue again in the
+  receivers. Before these changes the kernel's own commit → send p50 in this part was 1.6 s
+  at 147 changes/s and 1.9–2.4 s at 500/s, at loads of 12–16.
+- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
+  and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
+  and the groups are spread over the 4 connections of the RLS pool, each checking its share
+  in one round trip (per group: \`set local role\`, \`set_config\` of the claims, one
+  statement per table for all the batch's keys) — 4 parallel round trips per batch instead
+  of 100 (25 rounds of 4). If one group's policy raises an error, that connection's groups are
+  re-checked one by one. Prepared statements were not used: RLS plans are per role.
 - **DELETE** events are not RLS-checked (as Supabase): see docs/realtime.md.
 - Memory per idle connection and 10,000 held connections meet the target.
 `

@@ -69,10 +69,11 @@ export class PgoutputDecoder {
     return this.relations.get(oid)
   }
 
-  decode(buf: Buffer): PgoutputMessage {
+  /** The message at `start` of `buf` (a whole XLogData message may be handed over, unsliced). */
+  decode(buf: Buffer, start = 0): PgoutputMessage {
     this.buf = buf
-    this.o = 1
-    const code = String.fromCharCode(buf[0]!)
+    this.o = start + 1
+    const code = String.fromCharCode(buf[start]!)
     switch (code) {
       case 'B': {
         const finalLsn = this.lsn()

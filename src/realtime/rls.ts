@@ -86,28 +86,62 @@ export class RowVisibility {
         t.rows.push({ i, key })
       }
     }
+    // The groups are spread over the pool's connections: one round trip per connection per
+    // batch, whatever the number of groups (100 groups: 4 round trips in parallel, not 100).
+    const all = [...need.values()].map(({ g, tables }) => ({ g, tables: [...tables.values()] }))
+    const lanes = Math.min(all.length, Math.max(1, pool.options.max ?? 1))
+    const chunks: Array<typeof all> = Array.from({ length: lanes }, () => [])
+    all.forEach((x, i) => chunks[i % lanes]!.push(x))
     await Promise.all(
-      [...need.values()].map(async ({ g, tables }) => {
-        const seen = await this.checkGroup(pool, g, [...tables.values()])
-        for (const i of seen) out[i]!.add(g.key)
+      chunks.map(async (chunk) => {
+        const seen = await this.checkGroups(pool, chunk)
+        chunk.forEach(({ g }, j) => {
+          for (const i of seen[j]!) out[i]!.add(g.key)
+        })
       }),
     )
     return out
   }
 
-  /** One round trip for a group: the indexes (into the batch) of the rows it may SELECT. */
-  private async checkGroup(pool: pg.Pool, g: VisibilityGroup, tables: Array<{ rel: Change['relation']; info: TableInfo; rows: Array<{ i: number; key: string[] }> }>): Promise<number[]> {
+  /**
+   * Several groups in one round trip: one read-only transaction in which each group in turn
+   * sets its role and claims (`SET LOCAL ROLE` and `set_config(..., true)` may be repeated)
+   * and runs its per-table lookups. A statement that fails (a policy erroring for one role)
+   * aborts the lot: the groups are then checked one by one, so only that group is denied.
+   */
+  private async checkGroups(pool: pg.Pool, groups: Array<{ g: VisibilityGroup; tables: CheckTable[] }>): Promise<number[][]> {
+    if (groups.length === 1) return [await this.checkGroup(pool, groups[0]!.g, groups[0]!.tables)]
     const client = await pool.connect()
     this.checks++
-    const lit = (v: string) => client.escapeLiteral(v)
-    const parts = ['begin read only', `set local role ${ident(g.role)}`, `select set_config('request.jwt.claims', ${lit(JSON.stringify(g.claims))}, true)`]
-    for (const t of tables) {
-      const keys = keyNames(t.rel, t.info)
-      const cols = keys.map((_, j) => `k${j}`)
-      const arrays = keys.map((k, j) => `${lit(arrayLiteral(t.rows.map((r) => r.key[j]!)))}::${t.info.types.get(k) ?? 'text'}[]`)
-      const match = keys.map((k, j) => `t.${ident(k)} = u.k${j}`).join(' and ')
-      parts.push(`select u.n from unnest(${arrays.join(', ')}) with ordinality as u(${cols.join(', ')}, n) where exists (select 1 from ${ident(t.rel.schema)}.${ident(t.rel.table)} t where ${match})`)
+    const parts = ['begin read only']
+    for (const { g, tables } of groups) parts.push(...groupStatements(client, g, tables))
+    parts.push('rollback')
+    let res: pg.QueryResult[]
+    try {
+      res = (await client.query(parts.join(';\n'))) as unknown as pg.QueryResult[]
+    } catch {
+      await client.query('rollback').catch(() => undefined)
+      client.release()
+      return Promise.all(groups.map(({ g, tables }) => this.checkGroup(pool, g, tables)))
     }
+    client.release()
+    let at = 1
+    return groups.map(({ tables }) => {
+      at += 2 // set local role, set_config
+      const seen: number[] = []
+      for (const t of tables) {
+        for (const row of (res[at]?.rows ?? []) as Array<{ n: string }>) seen.push(t.rows[Number(row.n) - 1]!.i)
+        at++
+      }
+      return seen
+    })
+  }
+
+  /** One round trip for a group: the indexes (into the batch) of the rows it may SELECT. */
+  private async checkGroup(pool: pg.Pool, g: VisibilityGroup, tables: CheckTable[]): Promise<number[]> {
+    const client = await pool.connect()
+    this.checks++
+    const parts = ['begin read only', ...groupStatements(client, g, tables)]
     parts.push('rollback')
     try {
       const res = (await client.query(parts.join(';\n'))) as unknown as pg.QueryResult[]
@@ -180,6 +214,30 @@ export class RowVisibility {
     this.privileges.set(key, v)
     return v
   }
+}
+
+interface CheckTable {
+  rel: Change['relation']
+  info: TableInfo
+  rows: Array<{ i: number; key: string[] }>
+}
+
+/**
+ * A group's statements inside the check transaction: its role, its claims, then per table
+ * one `select … from unnest(<keys>) with ordinality … where exists (select 1 from <table>
+ * where <key> = …)` answering which of the keys the role sees.
+ */
+function groupStatements(client: pg.PoolClient, g: VisibilityGroup, tables: CheckTable[]): string[] {
+  const lit = (v: string) => client.escapeLiteral(v)
+  const parts = [`set local role ${ident(g.role)}`, `select set_config('request.jwt.claims', ${lit(JSON.stringify(g.claims))}, true)`]
+  for (const t of tables) {
+    const keys = keyNames(t.rel, t.info)
+    const cols = keys.map((_, j) => `k${j}`)
+    const arrays = keys.map((k, j) => `${lit(arrayLiteral(t.rows.map((r) => r.key[j]!)))}::${t.info.types.get(k) ?? 'text'}[]`)
+    const match = keys.map((k, j) => `t.${ident(k)} = u.k${j}`).join(' and ')
+    parts.push(`select u.n from unnest(${arrays.join(', ')}) with ordinality as u(${cols.join(', ')}, n) where exists (select 1 from ${ident(t.rel.schema)}.${ident(t.rel.table)} t where ${match})`)
+  }
+  return parts
 }
 
 /** The replica identity key of a row (Postgres text), or undefined when a part is missing. */

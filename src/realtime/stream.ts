@@ -48,7 +48,9 @@ export interface StreamStatus {
   detail: string
 }
 
-class Pgoutput extends AbstractPlugin<{ publication: string }> {
+type CopyDataListener = (msg: { chunk: Buffer }) => void
+
+class Pgoutput extends AbstractPlugin<{ publication: string; rows(buf: Buffer, start: number): boolean }> {
   get name(): string {
     return 'pgoutput'
   }
@@ -57,6 +59,23 @@ class Pgoutput extends AbstractPlugin<{ publication: string }> {
     return buffer
   }
   start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
+    // The hot path: pg-logical-replication handles every XLogData message with an LSN string,
+    // a subarray, an event and a promise. Row messages (Insert, Update, Delete: nearly all of
+    // them) go straight to the stream's decoder instead; the rest (Begin, Commit, Relation,
+    // keepalives) still pass through the library, which then acknowledges at transaction
+    // boundaries (the slot cannot advance inside a transaction anyway).
+    const conn = (client as unknown as { connection?: { listeners(e: string): CopyDataListener[]; removeListener(e: string, l: CopyDataListener): void; on(e: string, l: CopyDataListener): void } }).connection
+    const lib = conn?.listeners('copyData').at(-1)
+    if (conn && lib) {
+      const rows = this.options.rows
+      conn.removeListener('copyData', lib)
+      conn.on('copyData', (msg) => {
+        const b = msg.chunk
+        // 'w' XLogData: 1 + 8 start + 8 end + 8 clock bytes, then the pgoutput message.
+        if (b[0] === 119 && b.length > 25 && (b[25] === 73 || b[25] === 85 || b[25] === 68) && rows(b, 25)) return
+        lib(msg)
+      })
+    }
     return client.query(`START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (proto_version '1', publication_names '${this.options.publication}')`)
   }
 }
@@ -183,6 +202,8 @@ export class ChangeStream {
     const service = new LogicalReplicationService(conn, { acknowledge: { auto: false, timeoutSeconds: 1 }, flowControl: { enabled: false } })
     this.service = service
     const decoder = new PgoutputDecoder()
+    /** Row messages, handed over by the plugin without the library's per-message work. */
+    let rows: (buf: Buffer, start: number) => boolean = () => false
     let commitTime = Date.now()
     let paused = false
     const backpressure = (): void => {
@@ -198,14 +219,14 @@ export class ChangeStream {
         sock.resume()
       })
     }
-    service.on('data', (lsn: string, buf: Buffer) => {
-      const msg = decoder.decode(buf)
-      this.st.lastLsn = lsn
+    const onMessage = (buf: Buffer, start: number): void => {
+      const msg = decoder.decode(buf, start)
       switch (msg.tag) {
         case 'begin':
           commitTime = msg.commitTime
           return undefined
         case 'commit':
+          this.st.lastLsn = msg.endLsn
           this.st.lastCommitAt = new Date(msg.commitTime).toISOString()
           this.resume = { lsn: msg.endLsn, on: target.name }
           return undefined
@@ -221,7 +242,12 @@ export class ChangeStream {
         default:
           return undefined
       }
-    })
+    }
+    rows = (buf, start) => {
+      onMessage(buf, start)
+      return true
+    }
+    service.on('data', (_lsn: string, buf: Buffer) => onMessage(buf, 0))
     service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
       if (shouldRespond) void service.acknowledge(lsn).catch(() => undefined)
     })
@@ -233,7 +259,7 @@ export class ChangeStream {
       this.o.log?.info({ primary: target.name }, 'realtime change stream started')
     })
     try {
-      const plugin = new Pgoutput({ publication: REALTIME_PUBLICATION })
+      const plugin = new Pgoutput({ publication: REALTIME_PUBLICATION, rows: (buf, start) => rows(buf, start) })
       await (from ? service.subscribe(plugin, REALTIME_SLOT, from) : service.subscribe(plugin, REALTIME_SLOT))
     } finally {
       this.st.connected = false

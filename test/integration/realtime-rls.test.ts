@@ -65,6 +65,26 @@ describe('RowVisibility (RLS as the subscriber role with its claims)', () => {
     expect(arrayLiteral(['a"b', 'c\\d', ''])).toBe('{"a\\"b","c\\\\d",""}')
   })
 
+  it('checks many groups with one round trip per pool connection; a group whose policy errors is denied alone', async () => {
+    const v = new RowVisibility(() => pool)
+    const subs = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy']
+    const groups = subs.map((s) => group(s, 'app_user', s))
+    const items = [1, 2].map((id) => ({ change: change(rel, { id: String(id), owner: 'x' }), groups }))
+    const answers = await v.visibleBatch(items)
+    expect(answers.map((a) => [...a]), v.lastError).toEqual([['alice'], ['bob']])
+    expect(v.checks).toBe(2) // 10 groups, a pool of 2: two round trips, not ten
+    await db.query(`create role picky nologin; grant select on public.notes to picky;
+      create policy picky_boom on public.notes for select to picky using ((1 / (id - id)) = 1)`)
+    const w = new RowVisibility(() => pool)
+    const mixed = [group('alice', 'app_user', 'alice'), group('bob', 'app_user', 'bob'), group('picky', 'picky', 'alice')]
+    const seen = await w.visibleBatch([{ change: change(rel, { id: '1', owner: 'x' }), groups: mixed }])
+    expect([...seen[0]!]).toEqual(['alice'])
+    expect(w.lastError).toMatch(/division by zero/)
+    // The failed chunk (alice and picky together) was checked again group by group.
+    expect(w.checks).toBe(4)
+    await db.query('drop policy picky_boom on public.notes; revoke select on public.notes from picky; drop role picky')
+  })
+
   it('denies a group whose policy errors, and says why', async () => {
     const v = new RowVisibility(() => pool)
     const bad = { key: 'x', role: 'app_user', claims: { role: 'app_user', sub: 'alice', exp: 2e9 } }

@@ -11,8 +11,11 @@ class FakeWs extends EventEmitter {
   readyState = 1
   bufferedAmount = 0
   readonly frames: unknown[] = []
+  /** The buffers written to the socket, as written. */
+  readonly writes: Buffer[] = []
   readonly _socket = {
     write: (b: Buffer) => {
+      this.writes.push(b)
       let o = 0
       while (o < b.length) {
         let len = b[o + 1]!
@@ -43,7 +46,7 @@ class FakeWs extends EventEmitter {
 const rel: Relation = { oid: 7, schema: 'public', table: 'diary', replicaIdentity: 'f', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }, { name: 'owner', typeOid: 25, type: 'text', key: true }] }
 const flush = () => new Promise((r) => setImmediate(r))
 
-function hub(visible: (ch: Change, keys: string[]) => Set<string>): { hub: Hub; batches: number[] } {
+function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = false): { hub: Hub; batches: number[] } {
   const batches: number[] = []
   const deps: HubDeps = {
     maxBufferedBytes: 1 << 20,
@@ -56,6 +59,7 @@ function hub(visible: (ch: Change, keys: string[]) => Set<string>): { hub: Hub; 
     },
     roleExists: async () => true,
     published: async () => true,
+    ...(cached ? { visibleGroupsCached: (ch: Change, groups: Array<{ key: string }>) => visible(ch, groups.map((g) => g.key)) } : {}),
   }
   return { hub: new Hub(deps), batches }
 }
@@ -95,5 +99,34 @@ describe('realtime hub: delivery of changes', () => {
     expect(changes(ws).map((d) => (d.record as { id: number }).id)).toEqual(Array.from({ length: 100 }, (_, i) => 2 * (i + 1)))
     // The first change starts a check; the 199 that queue behind it go in one more.
     expect(batches).toEqual([1, 199])
+  })
+
+  it('writes a turn of changes once per client, the bytes built once for clients sent the same frames', async () => {
+    const { hub: h } = hub((_ch, keys) => new Set(keys), true)
+    const a1 = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    const a2 = await join(h, 'app', 'bob', 'a', { event: 'INSERT' })
+    const b = await join(h, 'app', 'alice', 'b', { event: '*' })
+    const f = await join(h, 'app', 'alice', 'a', { event: 'INSERT', filter: 'owner=eq.x' })
+    for (const ws of [a1, a2, b, f]) ws.writes.length = 0
+    const insert = (id: number, owner: string): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), owner }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    h.deliver(insert(1, 'x'))
+    h.deliver(insert(2, 'y'))
+    h.deliver(insert(3, 'x'))
+    await flush()
+    const ids = (ws: FakeWs) => changes(ws).map((d) => (d.record as { id: number }).id)
+    expect(ids(a1)).toEqual([1, 2, 3])
+    expect(ids(a2)).toEqual([1, 2, 3])
+    expect(ids(b)).toEqual([1, 2, 3])
+    expect(ids(f)).toEqual([1, 3])
+    // One write each; a1 and a2 (same topic, join ref and bindings) share the very buffer.
+    expect([a1, a2, b, f].map((ws) => ws.writes.length)).toEqual([1, 1, 1, 1])
+    expect(a2.writes[0]).toBe(a1.writes[0])
+    expect(b.writes[0]).not.toBe(a1.writes[0])
+    // A subscriber joining later gets the next change (who receives what is not stale).
+    const late = await join(h, 'app', 'carol', 'a', { event: 'INSERT' })
+    h.deliver(insert(4, 'x'))
+    await flush()
+    expect(ids(late)).toEqual([4])
+    expect(ids(a1)).toEqual([1, 2, 3, 4])
   })
 })
