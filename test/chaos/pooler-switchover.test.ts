@@ -15,7 +15,8 @@ import type { ReplicationStatus } from '../../src/api/replication.js'
 /**
  * Clients of the managed PgBouncer across a change of primary: a planned switchover under
  * pgbench costs latency, never an error; a failover (kill -9 of the primary) costs errors only
- * while no primary exists, then the same client connection carries on against the new one.
+ * while no primary exists, then the same client connection carries on against the new one. A
+ * statement in flight at the crash fails (PgBouncer closes that client, docs/pooling.md).
  */
 describe('chaos: pooler follows the primary', () => {
   let f: Flock
@@ -130,6 +131,12 @@ describe('chaos: pooler follows the primary', () => {
       }
     })()
     await waitFor('writes before the kill', async () => acked.length > 20, 20_000)
+    // Another client is in the middle of a statement at the crash: it fails, never acknowledged.
+    const busy = pooled()
+    busy.on('error', () => undefined)
+    await busy.connect()
+    const inFlight = busy.query('insert into acks (client) select -1 from pg_sleep(60)').then(() => 'acknowledged', () => 'failed')
+    await waitFor('a statement in flight on the primary', async () => (await direct(old.port, "select 1 from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()")).length > 0, 10_000)
     await closeGate()
     process.kill(pm!, 'SIGKILL')
     // A postmaster that can restart in place is restarted, not failed over: take its pg_control
@@ -144,6 +151,8 @@ describe('chaos: pooler follows the primary', () => {
     }, 15_000, 50)
     open = true
     gate!.release()
+    expect(await inFlight).toBe('failed')
+    await busy.end().catch(() => undefined)
     const promoted = await waitFor('a new primary', async () => {
       const p = (await members()).find((m) => m.role === 'primary')
       return p && p.name !== old.name ? p : undefined
@@ -173,6 +182,7 @@ describe('chaos: pooler follows the primary', () => {
     const rows = await direct(promoted.port, 'select client from acks where client > 100000')
     const have = new Set(rows.map((r) => Number(r.client)))
     expect(acked.filter((x) => !have.has(x))).toEqual([])
+    expect(await direct(promoted.port, 'select 1 from acks where client = -1')).toEqual([])
     // The old primary never became writable again (fenced, or already rejoined as a replica).
     expect((await members()).find((m) => m.name === old.name)?.role).not.toBe('primary')
     console.log(`failover through the pooler: ${errors} failed statement(s) during the outage, ${acked.length} acknowledged`)
