@@ -45,7 +45,8 @@ const HELPER_TOOLS = new Set(['pg_basebackup', 'pg_receivewal', 'pg_dump', 'pg_r
  * Helper processes a killed kernel left behind: a helper tool whose arguments name a path in
  * this state dir. The caller holds the kernel lock, so no live kernel of this flock owns any
  * of them. (Helpers die with their kernel through a parent-death signal; this catches those
- * started before that existed, or by a runner without setpriv.)
+ * started before that existed, by a runner without setpriv, and a helper's own forked child,
+ * which no parent-death signal reaches: pg_basebackup's WAL streamer.)
  */
 export function orphanHelpers(layout: StateLayout, procDir = '/proc'): Array<{ pid: number; tool: string }> {
   const found: Array<{ pid: number; tool: string }> = []

@@ -128,7 +128,7 @@ describe('backup chaos', () => {
     await fsp.rm(path.join(backupsDir, lm.id), { recursive: true })
   })
 
-  it('damage that lz4 and tar would extract without complaint is still caught while extracting; encrypted dumps too', async () => {
+  it('damage that lz4 and tar would extract without complaint is still caught while extracting; encrypted dumps too', { timeout: 120_000 }, async () => {
     // pg_wal.tar is an uncompressed tar: a flipped byte inside a WAL segment extracts "fine".
     const pm = await createPhysicalBackup({ backupsDir, conn: src.connection(), bins, runAs })
     const walTar = pm.files.find((f) => f.path === 'base/pg_wal.tar')!

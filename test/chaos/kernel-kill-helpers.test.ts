@@ -35,11 +35,12 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     return s.json?.ok ? s.json.data.components.find((c) => c.name === 'wal-archiver') : undefined
   }
 
-  it('no pg_basebackup or pg_receivewal survives the kernel; the next kernel removes the half backup and archives', async () => {
+  it('no pg_basebackup or pg_receivewal survives the kernel; the next kernel removes the half backup and archives', { timeout: 120_000 }, async () => {
     const info = await readKernelInfo(f.layout)
     const create = execa(NODE, [RUN_JS, 'backup', 'create', '--type', 'physical', '--json'], { cwd: f.projectDir, env: f.env, reject: false })
-    // The kernel's own child (pg_basebackup forks a WAL-streaming child of its own, which
-    // exits by itself once its parent is gone: not frozen here).
+    // The kernel's own child. pg_basebackup forks a WAL-streaming child of its own, which no
+    // parent-death signal reaches: it can outlive a killed kernel (up to a minute here) until
+    // the next kernel reaps it at boot, so it is checked after `up`, not at the kernel's death.
     const mine = () => toolsUnder('pg_basebackup', f.layout.backupsDir).filter((p) => p.ppid === info!.pid)
     await waitFor('pg_basebackup running', async () => mine().length > 0, 60_000, 2)
     const basebackups = mine()
@@ -51,12 +52,14 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     await waitFor('the kernel to die', async () => !isProcessAliveSync(info!.pid))
     expect((await create).exitCode).not.toBe(0)
     await waitFor('helpers to die with the kernel', async () => [...basebackups, ...receivers].every((p) => !isProcessAliveSync(p.pid)), 10_000)
-    await waitFor('no pg_basebackup or pg_receivewal of this flock left', async () => toolsUnder('pg_basebackup', f.layout.root).length + toolsUnder('pg_receivewal', f.layout.root).length === 0, 10_000)
+    expect(toolsUnder('pg_receivewal', f.layout.root)).toEqual([])
 
     // Left behind: a half-written backup (no kernel is running to be asked; read the dir).
     expect((await listBackups(f.layout.backupsDir)).incomplete.map((i) => i.state)).toEqual(['interrupted'])
     const up = await f.run(['up', '--json'])
     expect(up.exitCode, up.stdout + up.stderr).toBe(0)
+    // The next kernel killed whatever helper of this flock was left before its components started.
+    expect(toolsUnder('pg_basebackup', f.layout.root)).toEqual([])
     const after = await f.run<{ incomplete: unknown[] }>(['backup', 'list', '--json'])
     expect(after.json?.ok && after.json.data.incomplete).toEqual([])
     await waitFor('the archiver streaming', async () => (await archiver())?.state === 'running')
@@ -65,7 +68,7 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     expect(a?.healthy).toBe(true)
   })
 
-  it('an orphaned pg_receivewal holding the archive slot is reaped by the next kernel', async () => {
+  it('an orphaned pg_receivewal holding the archive slot is reaped by the next kernel', { timeout: 120_000 }, async () => {
     const stop = await f.run(['kernel', 'stop', '--json'])
     expect(stop.exitCode, stop.stdout + stop.stderr).toBe(0)
     // A receiver no kernel owns (as a kernel without a parent-death signal would leave it).

@@ -23,7 +23,7 @@ describe('realtime across a failover (chaos)', () => {
     await rf?.f.destroy()
   })
 
-  it('streams again from the promoted replica after kill -9 of the primary', async () => {
+  it('streams again from the promoted replica after kill -9 of the primary', { timeout: 120_000 }, async () => {
     c = client(rf.url, await token(rf.f, 'postgres'))
     const changes = new Inbox<RealtimePostgresChangesPayload<{ id: number }>>()
     const system = new Inbox<{ status: string; message: string }>()

@@ -21,7 +21,7 @@ describe('chaos: kill -9 of the kernel during replica add', () => {
     await f?.destroy()
   })
 
-  it('the next kernel rolls the half-done add back and the retry succeeds', async () => {
+  it('the next kernel rolls the half-done add back and the retry succeeds', { timeout: 120_000 }, async () => {
     const fl = await createFlock()
     f = fl
     writeFileSync(
@@ -34,7 +34,8 @@ describe('chaos: kill -9 of the kernel during replica add', () => {
     const kernel = await readKernelInfo(fl.layout)
     const add = await fl.run(['replica', 'add', 'r1', '--json'])
     expect(add.exitCode).not.toBe(0)
-    await waitFor('the kernel to die at the fault point', async () => !isProcessAliveSync(kernel!.pid), 60_000)
+    // Still alive long after the add returned: the add failed before the fault point, and says why.
+    await waitFor(`the kernel to die at the fault point (replica add said: ${(add.stdout + add.stderr).trim().slice(0, 1500)})`, async () => !isProcessAliveSync(kernel!.pid), 60_000)
 
     // What it left: a running standby nobody supervises, its data dir, and a slot on the primary.
     const standby = await readPostmasterPid(fl.layout.dataDir('r1'))

@@ -46,7 +46,7 @@ describe('chaos: topology.json corrupt or moved aside, with a running replica', 
     expect(r.json?.ok === false && r.json.error.code).toBe('E_REPAIR_KERNEL_RUNNING')
   })
 
-  it('a corrupt topology.json: the hint names doctor --repair, which rebuilds it with the replica', async () => {
+  it('a corrupt topology.json: the hint names doctor --repair, which rebuilds it with the replica', { timeout: 120_000 }, async () => {
     expect((await f.run(['kernel', 'stop', '--json'])).exitCode).toBe(0)
     writeFileSync(topo(), '{"instances": [garbage')
     const up = await f.run(['up', '--json'])
@@ -68,7 +68,7 @@ describe('chaos: topology.json corrupt or moved aside, with a running replica', 
     await expectReplicaSupervised()
   })
 
-  it('a topology.json moved aside: up refuses (it would orphan the replica) and points at doctor --repair', async () => {
+  it('a topology.json moved aside: up refuses (it would orphan the replica) and points at doctor --repair', { timeout: 120_000 }, async () => {
     expect((await f.run(['kernel', 'stop', '--json'])).exitCode).toBe(0)
     renameSync(topo(), `${topo()}.aside`)
     const up = await f.run(['up', '--json'])
