@@ -97,3 +97,19 @@ export const NODE_NO_LEADER = defineError<{ waitedS: number }>({
   message: (a) => `No node of the flock led (held the leader key with a known address) within ${a.waitedS} s: there is nothing to clone.`,
   hint: () => 'Start the first node with `magflock up --etcd … --node NAME --listen ADDR`, check `magflock node list`, then join again.',
 })
+
+export const SWITCHOVER_TARGET_INVALID = defineError<{ to: string; reason: string }>({
+  code: 'E_NODE_SWITCHOVER_TARGET',
+  class: 'failed_precondition',
+  area: 'cluster',
+  message: (a) => `Cannot switch over to "${a.to}": ${a.reason}.`,
+  hint: () => '`magflock node list` shows the instances, their nodes and the sync standby; name a replica on another node.',
+})
+
+export const SWITCHOVER_NOT_DONE = defineError<{ to: string; reason: string }>({
+  code: 'E_NODE_SWITCHOVER_FAILED',
+  class: 'unavailable',
+  area: 'cluster',
+  message: (a) => `The switchover to ${a.to} did not complete: ${a.reason}.`,
+  hint: () => 'The old primary serves again or the target leads; `magflock node list` says which. Retry once the target streams.',
+})

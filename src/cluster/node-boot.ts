@@ -14,6 +14,7 @@ import type { ClusterSettings } from './node-settings.js'
 export interface ClusterNodeRuntime {
   settings: ClusterSettings
   store: EtcdFlockStore
+  leadership: EtcdLeadership
   ha: NodeHa
   local: PgNode
   env: ReplicationEnv

@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import readline from 'node:readline'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNetTopology, etcdCluster, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
@@ -8,6 +9,7 @@ import { NODE, ROOT, RUN_JS, type CliResult } from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
 import type { NodeListResult } from '../../src/cluster/node-list.js'
 import type { StatusOutput } from '../../src/api/core.js'
+import type { SwitchoverDetail } from '../../src/cluster/switchover.js'
 
 /**
  * The KERNEL as a node of a multi-host flock, through the built CLI in network namespaces
@@ -61,6 +63,7 @@ function sqlOn(h: NetHost, q: string): Array<Record<string, unknown>> {
     encoding: 'utf8',
     env: { PATH: process.env.PATH ?? '', PGPASSWORD: password, PGSSLMODE: 'no-verify' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 256 * 1024 * 1024,
   })
   return JSON.parse(out) as Array<Record<string, unknown>>
 }
@@ -70,6 +73,50 @@ function etcdGet(key: string): string {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   }).trim()
+}
+
+const probes = new Map<string, Array<{ t: number; p: number }>>()
+const acked: number[] = []
+let writer: ChildProcess | undefined
+
+function lines(p: ChildProcess, on: (o: Record<string, unknown>) => void): void {
+  if (!p.stdout) return
+  readline.createInterface({ input: p.stdout }).on('line', (l) => {
+    try {
+      on(JSON.parse(l) as Record<string, unknown>)
+    } catch {
+      // not ours
+    }
+  })
+}
+
+/** Samples from the client namespace whether each host's instance is a writable primary. */
+function startProbe(h: NetHost): void {
+  const samples: Array<{ t: number; p: number }> = []
+  probes.set(h.name, samples)
+  const p = net.spawn(net.client, process.execPath, [CLIENT, 'probe', `${h.addr}:5432`], { env: { PGPASSWORD: password, PGSSLMODE: 'no-verify' } })
+  lines(p, (o) => samples.push(o as { t: number; p: number }))
+}
+
+const primaryNow = (h: NetHost) => probes.get(h.name)?.at(-1)?.p === 1
+
+/** The hunter: at no sampled moment were both instances primaries. */
+function assertNeverTwoPrimaries(): void {
+  const a = probes.get('h1') ?? []
+  const b = probes.get('h2') ?? []
+  for (const s of a.filter((x) => x.p === 1)) {
+    const clash = b.find((x) => x.p === 1 && Math.abs(x.t - s.t) < 20)
+    expect(clash, `h1 primary at ${s.t} while h2 primary at ${clash?.t}`).toBeUndefined()
+  }
+}
+
+async function waitAcks(more: number, timeoutMs = 60_000): Promise<void> {
+  const target = acked.length + more
+  await waitFor(`${more} more acknowledged writes`, async () => acked.length >= target, timeoutMs, 50)
+}
+
+function ids(h: NetHost): Set<number> {
+  return new Set(sqlOn(h, 'select id from acks').map((r) => Number(r.id)))
 }
 
 function writeProject(h: NetHost): void {
@@ -98,6 +145,7 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
+  writer?.kill('SIGKILL')
   for (const h of [h1, h2]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
   net?.destroy()
 }, 120_000)
@@ -190,4 +238,56 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(sqlOn(h1, 'select pg_is_in_recovery() as r')[0]?.r).toBe(false)
     expect(sqlOn(h2, 'select pg_is_in_recovery() as r')[0]?.r).toBe(true)
   }, 180_000)
+  it('switchover --to across hosts, asked of the replica\'s kernel: carried out by the leader\'s node, no acknowledged write lost', async () => {
+    startProbe(h1)
+    startProbe(h2)
+    writer = net.spawn(net.client, process.execPath, [CLIENT, 'writer', `${h1.addr}:5432,${h2.addr}:5432`, '1000'], { env: { PGPASSWORD: password, PGSSLMODE: 'no-verify' } })
+    lines(writer, (o) => {
+      if (typeof o.ack === 'number') acked.push(o.ack)
+    })
+    await waitAcks(20)
+    const r = ok(await cliOn<SwitchoverDetail>(h2, ['switchover', '--to', 'h2_1', '--json']), 'switchover to h2_1')
+    expect(r).toMatchObject({ from: 'h1_1', to: 'h2_1' })
+    expect(r.timeline).toBeGreaterThan(1)
+    expect(etcdGet('leader')).toBe('h2')
+    await waitFor('h2 primary', async () => primaryNow(h2), 30_000, 50)
+    await waitAcks(20)
+    // The old primary rejoins as the new sync standby.
+    await waitFor('h1_1 streams from h2', async () => sqlOn(h2, `select 1 from pg_stat_replication where application_name = 'h1_1' and state = 'streaming'`).length === 1, 90_000, 250)
+    await waitFor('h1_1 recorded as the sync standby', async () => JSON.parse(etcdGet('status') || '{}').syncStandby === 'h1_1', 30_000, 200)
+    const onH2 = ids(h2)
+    expect(acked.filter((id) => !onH2.has(id))).toEqual([])
+    // Bad input: the primary itself, an unknown instance.
+    const self = await cliOn(h1, ['switchover', '--to', 'h2_1', '--json'])
+    expect(self.json?.ok === false && self.json.error.code).toBe('E_NODE_SWITCHOVER_TARGET')
+    const unknown = await cliOn(h1, ['switchover', '--to', 'h7_1', '--json'])
+    expect(unknown.json?.ok === false && unknown.json.error.code).toBe('E_NODE_SWITCHOVER_TARGET')
+    expect(etcdGet('leader')).toBe('h2')
+    assertNeverTwoPrimaries()
+  }, 240_000)
+
+  it('kill -9 of the kernel on the primary\'s host in the middle of a switchover: the next kernel finishes or rolls it back; never two primaries, no acknowledged write lost', async () => {
+    await waitAcks(10)
+    const info = JSON.parse(readFileSync(path.join(stateOf(h2), 'kernel.json'), 'utf8')) as { pid: number }
+    const fenceFile = path.join(stateOf(h2), 'instances', 'h2_1', 'fence.json')
+    // Asked of h1's kernel; h2's node acts. The kernel dies once h2 stopped and fenced its primary.
+    const asked = cliOn<SwitchoverDetail>(h1, ['switchover', '--to', 'h1_1', '--json'])
+    await waitFor('h2 fenced its primary for the switchover', async () => existsSync(fenceFile), 60_000, 2)
+    process.kill(info.pid, 'SIGKILL')
+    ok(await cliOn<StatusOutput>(h2, ['up', '--json']), 'up on h2 after the kill')
+    // The restarted kernel closes the open request: finished (h1 leads) or carried out again.
+    const answer = await asked
+    // One primary serves again (h1: finished; h2: rolled back), with every acknowledged write.
+    await waitFor('a primary serves', async () => primaryNow(h1) || primaryNow(h2), 60_000, 50)
+    const leader = etcdGet('leader')
+    expect(['h1', 'h2']).toContain(leader)
+    if (answer.json?.ok) expect(leader).toBe('h1')
+    await waitAcks(20)
+    const onPrimary = ids(leader === 'h1' ? h1 : h2)
+    expect(acked.filter((id) => !onPrimary.has(id))).toEqual([])
+    // The other one follows the leader again.
+    const other = leader === 'h1' ? 'h2_1' : 'h1_1'
+    await waitFor(`${other} streams from ${leader}`, async () => sqlOn(leader === 'h1' ? h1 : h2, `select 1 from pg_stat_replication where application_name = '${other}' and state = 'streaming'`).length === 1, 90_000, 250)
+    assertNeverTwoPrimaries()
+  }, 240_000)
 })

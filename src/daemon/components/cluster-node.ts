@@ -41,6 +41,7 @@ export const clusterNodeComponent = defineComponent({
     // etcd3 (gRPC) loads only in a node's kernel, never in a one-host flock's.
     const { EtcdFlockStore } = await import('../../cluster/etcd-store.js')
     const { bootstrapNode, registerNode, startNodeHa } = await import('../../cluster/node-boot.js')
+    const { NodeSwitchover } = await import('../../cluster/switchover.js')
     const settings = await readClusterSettings(k.layout.root)
     if (!settings) throw new Error('cluster-node runs only on a node (cluster.json)')
     const name = nodeInstanceName(settings.node)
@@ -143,11 +144,15 @@ export const clusterNodeComponent = defineComponent({
       await store.close().catch(() => undefined)
       throw err
     }
-    const runtime: ClusterNodeRuntime = { settings, store, ha, local, env }
+    const runtime: ClusterNodeRuntime = { settings, store, leadership, ha, local, env }
+    // Switchover requests recorded for this node (by any kernel of the flock).
+    const switchovers = new NodeSwitchover({ node: settings.node, store, leadership, ha, env, local, mode: settings.mode, log: (msg, fields) => log.info(fields ?? {}, msg) })
+    switchovers.start()
     k.live.clusterNode = runtime
     return {
       async stop() {
         if (k.live.clusterNode === runtime) k.live.clusterNode = undefined
+        await switchovers.stop()
         await runtime.ha.stop()
         if (k.instances.keepRunningOnStop === false) {
           await ctl.stop(local, 'fast').catch((err: unknown) => log.warn({ err: (err as Error).message }, 'postgres did not stop'))

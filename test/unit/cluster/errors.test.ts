@@ -17,6 +17,8 @@ describe('cluster error catalog', () => {
     E_NODE_SECRETS_MISSING: { names: ['postgres.superuser.password'] },
     E_NODE_FLOCK_LED_ELSEWHERE: { leader: 'a' },
     E_NODE_NO_LEADER: { waitedS: 120 },
+    E_NODE_SWITCHOVER_TARGET: { to: 'b_1', reason: 'it is the primary already' },
+    E_NODE_SWITCHOVER_FAILED: { to: 'b_1', reason: 'no result' },
   }
 
   it('registers every cluster error with a unique E_ code, a message and a hint', () => {
