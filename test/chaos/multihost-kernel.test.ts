@@ -138,7 +138,7 @@ beforeAll(async () => {
   ;[h1, h2] = net.hosts as [NetHost, NetHost]
   etcd = etcdCluster(net, [h1])
   await etcd.start(h1)
-  await waitEtcdHealthy(h1)
+  await waitEtcdHealthy(h1, 90_000)
   writeProject(h1)
   writeProject(h2)
   ok(await cliOn(h1, ['tls', 'init', '--json']), 'tls init on h1')
