@@ -10,6 +10,12 @@ export const nodeFlags = {
   etcd: Flags.string({ summary: 'Client URLs of the etcd members, comma separated: this kernel becomes a node of a multi-host flock.', helpGroup: 'NODE' }),
   node: Flags.string({ summary: 'This node\'s name in the flock (once per machine; its instance is NAME_1).', helpGroup: 'NODE' }),
   listen: Flags.string({ summary: 'The address of this machine the other nodes reach (Postgres listens there, TLS only).', helpGroup: 'NODE' }),
+  ttl: Flags.integer({
+    summary: 'Leader lease TTL in seconds (default 3). A primary demotes itself 1 s before its lease can expire; a kernel must restart within it to avoid a failover.',
+    min: 2,
+    max: 60,
+    helpGroup: 'NODE',
+  }),
 }
 
 /**

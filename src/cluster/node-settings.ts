@@ -45,11 +45,13 @@ export interface NodeFlags {
   etcd?: string | undefined
   node?: string | undefined
   listen?: string | undefined
+  /** Leader lease TTL in seconds (only with the three above). */
+  ttl?: number | undefined
 }
 
 /** Validates the three node flags (all or none); undefined when none was given. */
-export function parseNodeFlags(f: NodeFlags): { etcd: string[]; node: string; listen: string } | undefined {
-  const given = [f.etcd, f.node, f.listen].filter((v) => v !== undefined)
+export function parseNodeFlags(f: NodeFlags): { etcd: string[]; node: string; listen: string; ttlMs?: number } | undefined {
+  const given = [f.etcd, f.node, f.listen, f.ttl].filter((v) => v !== undefined)
   if (given.length === 0) return undefined
   const missing = (['etcd', 'node', 'listen'] as const).filter((k) => f[k] === undefined).map((k) => `--${k}`)
   if (missing.length > 0) throw NODE_FLAGS_INCOMPLETE({ missing: missing.join(', ') })
@@ -58,7 +60,7 @@ export function parseNodeFlags(f: NodeFlags): { etcd: string[]; node: string; li
   if (!NODE_NAME.test(node)) throw NODE_NAME_INVALID({ name: node })
   const listen = f.listen as string
   if (isIP(listen) === 0 || listen.startsWith('127.') || listen === '0.0.0.0' || listen === '::' || listen === '::1') throw NODE_LISTEN_INVALID({ listen })
-  return { etcd, node, listen }
+  return { etcd, node, listen, ...(f.ttl !== undefined ? { ttlMs: f.ttl * 1000 } : {}) }
 }
 
 /**
@@ -66,12 +68,13 @@ export function parseNodeFlags(f: NodeFlags): { etcd: string[]; node: string; li
  * `up` repeated after a restart); different ones on a state directory that already is a node
  * are refused: a node never changes identity in place.
  */
-export async function saveClusterSettings(stateRoot: string, asked: { etcd: string[]; node: string; listen: string }, bootstrap: 'primary' | 'replica'): Promise<ClusterSettings> {
+export async function saveClusterSettings(stateRoot: string, asked: { etcd: string[]; node: string; listen: string; ttlMs?: number }, bootstrap: 'primary' | 'replica'): Promise<ClusterSettings> {
   const cur = await readClusterSettings(stateRoot)
   if (cur) {
     if (cur.node !== asked.node) throw NODE_SETTINGS_CONFLICT({ key: 'node', current: cur.node, asked: asked.node })
     if (cur.listen !== asked.listen) throw NODE_SETTINGS_CONFLICT({ key: 'listen', current: cur.listen, asked: asked.listen })
     if (cur.etcd.join(',') !== asked.etcd.join(',')) throw NODE_SETTINGS_CONFLICT({ key: 'etcd', current: cur.etcd.join(','), asked: asked.etcd.join(',') })
+    if (asked.ttlMs !== undefined && asked.ttlMs !== cur.ttlMs) throw NODE_SETTINGS_CONFLICT({ key: 'ttl', current: `${cur.ttlMs / 1000} s`, asked: `${asked.ttlMs / 1000} s` })
     return cur
   }
   const next = ClusterSettings.parse({ ...asked, bootstrap })

@@ -126,7 +126,9 @@ function writeProject(h: NetHost): void {
   writeFileSync(path.join(project(h), 'magflock.yaml'), `flock: ${FLOCK}\npostgres:\n  port: 5432\n  settings:\n    fsync: "off"\ntls:\n  nodeName: ${h.name}\n  sans: ["${h.addr}"]\n`)
 }
 
-const nodeArgs = (h: NetHost) => ['--etcd', etcd.endpoints.join(','), '--node', h.name, '--listen', h.addr]
+// A 10 s lease: a kernel restarted by `magflock up` on a loaded machine is back well within it,
+// so "no failover" after a kernel kill does not depend on how fast the machine is.
+const nodeArgs = (h: NetHost) => ['--etcd', etcd.endpoints.join(','), '--node', h.name, '--listen', h.addr, '--ttl', '10']
 
 async function copySecret(name: string): Promise<void> {
   const v = ok(await cliOn<{ value: string }>(h1, ['secrets', 'get', name, '--reveal', '--json']), `secrets get ${name}`).value

@@ -25,6 +25,7 @@ export default class NodeJoin extends MagflockCommand<NodeJoinResult> {
     etcd: Flags.string({ summary: nodeFlags.etcd.summary, required: true }),
     node: Flags.string({ summary: nodeFlags.node.summary, required: true }),
     listen: Flags.string({ summary: nodeFlags.listen.summary, required: true }),
+    ttl: nodeFlags.ttl,
   }
 
   async run(): Promise<NodeJoinResult> {

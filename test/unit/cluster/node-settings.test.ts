@@ -27,6 +27,8 @@ describe('node settings (cluster.json): the flags of `up --etcd` and `node join`
     for (const node of ['A', '1a', 'a-b', 'a'.repeat(41), '']) expect(code(() => parseNodeFlags({ etcd: 'http://e:2379', node, listen: '10.0.0.1' })), node).toBe('E_NODE_NAME_INVALID')
     for (const listen of ['127.0.0.1', '127.0.0.2', '0.0.0.0', '::', '::1', 'db1', '10.0.0.256', '']) expect(code(() => parseNodeFlags({ etcd: 'http://e:2379', node: 'a', listen })), listen).toBe('E_NODE_LISTEN_INVALID')
     expect(parseNodeFlags({ etcd: 'http://e:2379', node: 'a', listen: 'fd00::1' })?.listen).toBe('fd00::1')
+    expect(parseNodeFlags({ etcd: 'http://e:2379', node: 'a', listen: '10.0.0.1', ttl: 10 })?.ttlMs).toBe(10_000)
+    expect(code(() => parseNodeFlags({ ttl: 10 }))).toBe('E_NODE_FLAGS_INCOMPLETE')
   })
 
   it('records them once; the same again is fine, another identity is refused and nothing changes', async () => {
@@ -38,6 +40,7 @@ describe('node settings (cluster.json): the flags of `up --etcd` and `node join`
     await expect(saveClusterSettings(dir, { ...a, node: 'b' }, 'primary')).rejects.toMatchObject({ code: 'E_NODE_SETTINGS_CONFLICT' })
     await expect(saveClusterSettings(dir, { ...a, listen: '10.0.0.9' }, 'primary')).rejects.toMatchObject({ code: 'E_NODE_SETTINGS_CONFLICT' })
     await expect(saveClusterSettings(dir, { ...a, etcd: ['http://10.0.0.2:2379'] }, 'primary')).rejects.toMatchObject({ code: 'E_NODE_SETTINGS_CONFLICT' })
+    await expect(saveClusterSettings(dir, { ...a, ttlMs: 10_000 }, 'primary')).rejects.toMatchObject({ code: 'E_NODE_SETTINGS_CONFLICT' })
     expect(readFileSync(clusterSettingsFile(dir), 'utf8')).toBe(before)
     expect(await readClusterSettings(dir)).toEqual(s)
   })
