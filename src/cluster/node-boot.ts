@@ -117,7 +117,14 @@ export async function bootstrapNode(o: NodeBootOptions): Promise<'initialised' |
       const addr = topo && leader ? topo.nodes[leader]?.address : undefined
       if (inst && addr) {
         o.log('cloning the leader', { leader, instance: inst.name, address: addr })
-        await createReplica(env, { name: inst.name, host: addr, port: inst.port, instanceDir: '', dataDir: '', logFile: '' }, local, { noSync: true })
+        try {
+          await createReplica(env, { name: inst.name, host: addr, port: inst.port, instanceDir: '', dataDir: '', logFile: '' }, local, { noSync: true })
+        } catch (err) {
+          // A half clone must not pass for a data directory at the next start.
+          await env.lifecycle.stop(local, 'immediate').catch(() => undefined)
+          await fsp.rm(local.dataDir, { recursive: true, force: true })
+          throw err
+        }
         break
       }
       if (Date.now() > deadline) throw NODE_NO_LEADER({ waitedS: Math.round((o.joinTimeoutMs ?? 0) / 1000) })
