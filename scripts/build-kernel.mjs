@@ -68,8 +68,8 @@ await build({
   jsx: 'automatic',
   sourcemap: true,
   // Stay real imports: native addons, optional peers, and packages that find their own files
-  // through __dirname (postgres-migrations' SQL, pino's transport workers).
-  external: ['@napi-rs/keyring', 'pg-native', '@opentelemetry/api', 'postgres-migrations', 'pino'],
+  // through __dirname (postgres-migrations' SQL, pino's transport workers, etcd3's .proto files).
+  external: ['@napi-rs/keyring', 'pg-native', '@opentelemetry/api', 'postgres-migrations', 'pino', 'etcd3'],
   // CommonJS dependencies (pg, pino, prom-client, …) call require() inside an ES module.
   banner: { js: "import { createRequire as __mfRequire } from 'node:module'; const require = __mfRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -3,21 +3,18 @@ import path from 'node:path'
 import { z } from 'zod'
 import { postgresRunAs } from '../platform/os-user.js'
 import { run } from '../platform/process.js'
-import { exists, writeFileAtomic } from '../platform/fs.js'
+import { writeFileAtomic } from '../platform/fs.js'
 import { findPgBinaries } from '../postgres/binaries.js'
-import { createReplica } from '../replication/actions.js'
-import { chownTree, pgCtlLifecycle, sleep, type PgNode, type ReplicationEnv } from '../replication/pg.js'
-import { fence } from '../replication/fence.js'
-import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
+import { chownTree, pgCtlLifecycle, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import { EtcdFlockStore } from './etcd-store.js'
-import { NodeHa } from './node-ha.js'
+import { bootstrapNode, startNodeHa } from './node-boot.js'
 
 /**
  * One node of a multi-host flock as a process: bootstraps its local instance (the first node
  * initialises the primary, a joining node clones the current leader), registers itself in the
- * flock store, then runs the NodeHa loop until SIGTERM. The kernel component that will host
- * this loop (`magflock up --etcd … --node NAME`) is not wired yet; until then the multi-host
- * tests and bench/multihost.mjs run nodes with `node dist/cluster/agent.js CONFIG.json`.
+ * flock store, then runs the NodeHa loop until SIGTERM. The same bootstrap (node-boot.ts) runs
+ * inside the kernel (`magflock up --etcd … --node NAME`, `magflock node join`); this process
+ * without a kernel stays for the multi-host chaos test and bench/multihost.mjs.
  *
  * Secrets: the superuser password comes from MAGFLOCK_AGENT_PASSWORD (never argv or the
  * config file). Output: one JSON line per decision on stdout.
@@ -46,11 +43,6 @@ function out(o: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify({ t: Date.now(), ...o }) + '\n')
 }
 
-async function isRunning(node: PgNode): Promise<boolean> {
-  const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
-  return !!pid && (await isOurPostmaster(pid.pid, node.dataDir))
-}
-
 export async function runAgent(cfg: AgentConfig, password: string): Promise<() => Promise<void>> {
   const bins = findPgBinaries()
   const runAs = postgresRunAs()
@@ -76,76 +68,46 @@ export async function runAgent(cfg: AgentConfig, password: string): Promise<() =
   await fsp.mkdir(cfg.instanceDir, { recursive: true, mode: 0o700 })
   await chownTree(env, cfg.instanceDir)
 
-  const register = async (role: 'primary' | 'replica') => {
-    for (;;) {
-      try {
-        await store.updateTopology((t) => ({
-          nodes: { ...t.nodes, [cfg.node]: { name: cfg.node, address: cfg.listen, joinedAt: new Date().toISOString(), kernel: { pid: process.pid, startedAt: new Date().toISOString() } } },
-          instances: { ...t.instances, [name]: { name, node: cfg.node, role, port: cfg.port, sync: cfg.mode === 'sync' } },
-        }))
-        return
-      } catch (err) {
-        out({ log: 'store not ready', err: (err as Error).message })
-        await sleep(200)
-      }
+  const init = async () => {
+    if (cfg.template) await run('cp', ['-a', cfg.template, local.dataDir])
+    else {
+      const pw = path.join(cfg.instanceDir, 'pw')
+      await writeFileAtomic(pw, password, { mode: 0o600, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) })
+      await run(bins.tool('initdb'), ['-D', local.dataDir, '-U', 'postgres', '--pwfile', pw, '--auth=scram-sha-256', '-k', '--no-sync'], { runAs })
+      await fsp.rm(pw, { force: true })
     }
-  }
-
-  if (!(await exists(path.join(local.dataDir, 'PG_VERSION')))) {
-    if (cfg.bootstrap === 'primary') {
-      if (cfg.template) await run('cp', ['-a', cfg.template, local.dataDir])
-      else {
-        const pw = path.join(cfg.instanceDir, 'pw')
-        await writeFileAtomic(pw, password, { mode: 0o600, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) })
-        await run(bins.tool('initdb'), ['-D', local.dataDir, '-U', 'postgres', '--pwfile', pw, '--auth=scram-sha-256', '-k', '--no-sync'], { runAs })
-        await fsp.rm(pw, { force: true })
-      }
-      const conf = {
-        port: cfg.port,
-        listen_addresses: `'${cfg.listen}'`,
-        unix_socket_directories: `'${cfg.instanceDir}'`,
-        wal_level: 'replica',
-        hot_standby: 'on',
-        wal_log_hints: 'on',
-        max_wal_senders: 10,
-        max_replication_slots: 10,
-        wal_keep_size: "'256MB'",
-        wal_retrieve_retry_interval: "'250ms'",
-      }
-      const own = runAs ? { uid: runAs.uid, gid: runAs.gid } : {}
-      await writeFileAtomic(path.join(local.dataDir, 'postgresql.auto.conf'), Object.entries(conf).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n', { mode: 0o600, ...own })
-      const hba = `local all all scram-sha-256\nhost all all ${cfg.allowCidr} scram-sha-256\nhost replication all ${cfg.allowCidr} scram-sha-256\n`
-      await writeFileAtomic(path.join(local.dataDir, 'pg_hba.conf'), hba, { mode: 0o600, ...own })
-      // The key first: a primary that starts without it would be a second one if another node leads.
-      while (!(await leadership.acquire(cfg.ttlMs).catch(() => false))) {
-        out({ log: 'waiting for the leader key to bootstrap the primary' })
-        await sleep(500)
-      }
-      await env.lifecycle.start(local)
-      await store.updateStatus((s) => ({ ...s, lastLeader: cfg.node }))
-      await register('primary')
-    } else {
-      for (;;) {
-        const [leader, topo] = await Promise.all([leadership.current(), store.topology()]).catch(() => [undefined, undefined] as const)
-        const inst = topo && leader ? Object.values(topo.instances).find((i) => i.node === leader) : undefined
-        const addr = topo && leader ? topo.nodes[leader]?.address : undefined
-        if (inst && addr) {
-          await createReplica(env, { name: inst.name, host: addr, port: inst.port, instanceDir: '', dataDir: '', logFile: '' }, local, { noSync: true })
-          break
-        }
-        await sleep(200)
-      }
-      await register('replica')
+    const conf = {
+      port: cfg.port,
+      listen_addresses: `'${cfg.listen}'`,
+      unix_socket_directories: `'${cfg.instanceDir}'`,
+      wal_level: 'replica',
+      hot_standby: 'on',
+      wal_log_hints: 'on',
+      max_wal_senders: 10,
+      max_replication_slots: 10,
+      wal_keep_size: "'256MB'",
+      wal_retrieve_retry_interval: "'250ms'",
     }
-  } else if (!(await isRunning(local))) {
-    // A restarted node whose instance is down. A standby is started as one; a former primary
-    // is fenced first: the HA loop then resumes it if this node still is (or again becomes)
-    // the leader, or rejoins it to the leader elsewhere. It never starts as a primary here.
-    if (await exists(path.join(local.dataDir, 'standby.signal'))) await env.lifecycle.start(local).catch(() => undefined)
-    else await fence(env, local, 'node restarted with its primary down; the leader key decides what it becomes')
+    const own = runAs ? { uid: runAs.uid, gid: runAs.gid } : {}
+    await writeFileAtomic(path.join(local.dataDir, 'postgresql.auto.conf'), Object.entries(conf).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n', { mode: 0o600, ...own })
+    const hba = `local all all scram-sha-256\nhost all all ${cfg.allowCidr} scram-sha-256\nhost replication all ${cfg.allowCidr} scram-sha-256\n`
+    await writeFileAtomic(path.join(local.dataDir, 'pg_hba.conf'), hba, { mode: 0o600, ...own })
   }
+  await bootstrapNode({
+    node: cfg.node,
+    address: cfg.listen,
+    bootstrap: cfg.bootstrap,
+    mode: cfg.mode,
+    ttlMs: cfg.ttlMs,
+    local,
+    env,
+    store,
+    leadership,
+    init,
+    log: (msg, fields) => out({ log: msg, ...fields }),
+  })
 
-  const ha = new NodeHa({
+  const ha = startNodeHa({
     node: cfg.node,
     store,
     leadership,
@@ -158,7 +120,6 @@ export async function runAgent(cfg: AgentConfig, password: string): Promise<() =
     log: (msg, fields) => out({ log: msg, ...fields }),
     onDecision: (d) => out({ decision: d.action, sentence: d.sentence }),
   })
-  ha.start()
   out({ ready: cfg.node })
   return async () => {
     await ha.stop()

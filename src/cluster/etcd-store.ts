@@ -1,7 +1,7 @@
 import { noop } from 'cockatiel'
 import { Etcd3, EtcdLeaseInvalidError, type Watcher } from 'etcd3'
 import type { Leadership } from '../replication/leadership.js'
-import { INVALID_ETCD_ENDPOINT, STORE_CONFLICT, STORE_CORRUPT, STORE_UNAVAILABLE } from './errors.js'
+import { STORE_CONFLICT, STORE_CORRUPT, STORE_UNAVAILABLE } from './errors.js'
 import {
   DocFlockStore,
   parseDoc,
@@ -27,20 +27,8 @@ export interface EtcdStoreOptions {
   clock?: () => number
 }
 
-export function parseEndpoints(list: string): string[] {
-  const out = list.split(',').map((s) => s.trim()).filter(Boolean)
-  if (out.length === 0) throw INVALID_ETCD_ENDPOINT({ endpoint: list })
-  for (const e of out) {
-    let u: URL
-    try {
-      u = new URL(e)
-    } catch {
-      throw INVALID_ETCD_ENDPOINT({ endpoint: e })
-    }
-    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.port || u.pathname.length > 1) throw INVALID_ETCD_ENDPOINT({ endpoint: e })
-  }
-  return out
-}
+// Kept here for existing importers; it lives in endpoints.ts (no etcd3 load to validate flags).
+export { parseEndpoints } from './endpoints.js'
 
 export class EtcdFlockStore extends DocFlockStore implements FlockStore {
   readonly kind = 'etcd' as const

@@ -56,6 +56,8 @@ export class NodeHa {
   private fencing: Promise<unknown> | undefined
   private renewer: NodeJS.Timeout | undefined
   private renewing = false
+  private held = 0
+  private ticking: Promise<unknown> = Promise.resolve()
   private readonly ttlMs: number
   private readonly marginMs: number
   private readonly loopMs: number
@@ -100,6 +102,21 @@ export class NodeHa {
     if (opts.release) await this.o.leadership.release().catch(() => undefined)
   }
 
+  /**
+   * Runs `fn` with the loop's decisions held (a switchover acts alone on the local instance);
+   * renewals and the dead-man timer go on. Waits for a tick under way first.
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.held++
+    try {
+      await this.ticking.catch(() => undefined)
+      return await fn()
+    } finally {
+      this.held--
+      this.wake?.()
+    }
+  }
+
   lastDecision(): { decision: NodeDecision; at: number } | undefined {
     return this.last
   }
@@ -107,7 +124,7 @@ export class NodeHa {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        await this.tick()
+        if (this.held === 0) await (this.ticking = this.tick())
       } catch (err) {
         this.o.log?.('node HA tick failed', { err: (err as Error).message })
       }

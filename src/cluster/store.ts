@@ -61,7 +61,7 @@ export type DesiredOp = z.infer<typeof DesiredOp>
 export const DesiredDoc = z.object({
   ops: z.array(DesiredOp).default([]),
   /** Outcome per op id, written by the acting node (the requester polls it). */
-  results: z.record(z.string(), z.object({ ok: z.boolean(), sentence: z.string(), at: z.string() })).default({}),
+  results: z.record(z.string(), z.object({ ok: z.boolean(), sentence: z.string(), at: z.string(), detail: z.record(z.string(), z.unknown()).optional() })).default({}),
 })
 export type DesiredDoc = z.infer<typeof DesiredDoc>
 

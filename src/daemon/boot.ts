@@ -35,6 +35,7 @@ import { startTlsApiListener } from '../tls/api-listener.js'
 import { hookEventSchemas } from '../hooks/events.js'
 import { HookRegistry } from '../hooks/registry.js'
 import { EventJournal } from '../kernel/event-journal.js'
+import { readClusterSettings, withNodeListen } from '../cluster/node-settings.js'
 
 /** Domain event types, registered with the bus's schema registry before anything publishes. */
 for (const [type, schema] of Object.entries({ ...backupEventSchemas, ...replicationEventSchemas, ...realtimeEventSchemas, ...hookEventSchemas })) registerEventType(type, schema)
@@ -72,7 +73,9 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     releaseLock = await acquireKernelLock(layout.lockFile, layout.root)
     undo.push(releaseLock)
     const loaded = await loadConfig({ cwd: opts.projectDir, env: opts.env, environ: process.env })
-    let config: MagflockConfig = loaded.config
+    // A node of a multi-host flock (cluster.json) also listens on its node address.
+    const clusterNode = await readClusterSettings(layout.root)
+    let config: MagflockConfig = withNodeListen(loaded.config, clusterNode)
     const env = loaded.env
     log = createLogger({
       file: layout.kernelLog,
@@ -129,7 +132,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       primaryHooks: new PrimaryHooks(),
     }
     const components = new ComponentManager({ log, events, metrics, audit })
-    for (const c of daemonComponents(config)) components.register(c, services)
+    for (const c of daemonComponents(config, { clusterNode: clusterNode !== undefined })) components.register(c, services)
     // The route handlers pull in every domain (backups, replication, migrations, databases):
     // they load while the components boot (Postgres starts in its own process meanwhile),
     // not before. In the bundled kernel (scripts/build-kernel.mjs) they are their own chunk.
@@ -181,7 +184,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
       async reload() {
         const { reloadConfig } = await import('../config/reload.js')
         const res = await reloadConfig(config, () => loadConfig({ cwd: opts.projectDir, env, environ: process.env }))
-        config = res.next
+        config = withNodeListen(res.next, clusterNode)
         if (log) log.level = config.kernel.logLevel
         await instances.applyLiveConfig(config, res.applied)
         events.publish('config.reloaded', { applied: res.applied, restartRequired: res.restartRequired })

@@ -18,6 +18,7 @@ export type ComponentName =
   | 'pooler'
   | 'health'
   | 'extensions'
+  | 'cluster-node'
 
 /** A component over the daemon's services: `ctx.services` is the typed DaemonServices. */
 export type DaemonComponent = ComponentDef<DaemonServices, ComponentName>

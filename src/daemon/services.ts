@@ -8,6 +8,7 @@ import type { PrimaryHooks } from '../replication/hooks.js'
 import type { FailoverMonitor } from '../replication/monitor.js'
 import type { KernelMetrics } from '../telemetry/metrics.js'
 import type { FlockInstances } from './instances.js'
+import type { ClusterNodeRuntime } from '../cluster/node-boot.js'
 
 /**
  * What the daemon hands to its components and route handlers: the kernel's services (the
@@ -24,6 +25,8 @@ export interface LiveComponents {
   failoverMonitor?: FailoverMonitor | undefined
   pooler?: PoolerRuntime | undefined
   realtime?: RealtimeRuntime | undefined
+  /** This kernel as a node of a multi-host flock (cluster.json), else undefined. */
+  clusterNode?: ClusterNodeRuntime | undefined
 }
 
 export interface DaemonServices extends KernelServices {

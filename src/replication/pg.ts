@@ -40,6 +40,11 @@ export interface ReplicationEnv {
   replicator?: { user: string; password: string } | undefined
   lifecycle: InstanceLifecycle
   log?: (msg: string, fields?: Record<string, unknown>) => void
+  /**
+   * The flock CA (PEM) for MagFlock's own SQL to a peer on another host (a node of a
+   * multi-host flock): such connections then use TLS with the peer's certificate verified.
+   */
+  peerCa?: string | undefined
 }
 
 /**
@@ -95,8 +100,10 @@ export function pgCtlLifecycle(bins: PgBinaries, runAs: OsUser | undefined, time
   }
 }
 
-export function clientConfig(env: Pick<ReplicationEnv, 'superuser' | 'password'>, node: Pick<PgNode, 'host' | 'port'>, database = 'postgres'): pg.ClientConfig {
+export function clientConfig(env: Pick<ReplicationEnv, 'superuser' | 'password' | 'peerCa'>, node: Pick<PgNode, 'host' | 'port'>, database = 'postgres'): pg.ClientConfig {
+  const remote = env.peerCa !== undefined && node.host !== '127.0.0.1' && node.host !== 'localhost'
   return {
+    ...(remote ? { ssl: { ca: env.peerCa, rejectUnauthorized: true } } : {}),
     host: node.host,
     port: node.port,
     user: env.superuser,

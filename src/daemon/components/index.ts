@@ -1,5 +1,6 @@
 import type { MagflockConfig } from '../../config/schema.js'
 import type { DaemonComponent } from '../component.js'
+import { clusterNodeComponent } from './cluster-node.js'
 import { backupSchedulerComponent, walArchiverComponent } from './backup.js'
 import { extensionsComponent } from './extensions.js'
 import { failoverMonitorComponent } from './failover-monitor.js'
@@ -16,7 +17,10 @@ import { walShipperComponent } from './wal-shipper.js'
  * their order here. A component that is off in config still boots and idles, saying why,
  * except `metrics` and `health`, which are not registered at all when disabled.
  */
-export function daemonComponents(config: MagflockConfig): DaemonComponent[] {
+export function daemonComponents(config: MagflockConfig, opts: { clusterNode?: boolean } = {}): DaemonComponent[] {
+  // A node of a multi-host flock (cluster.json): its instance and HA loop are the cluster-node
+  // component's; the one-host instance, failover and instance-bound services are not run yet.
+  if (opts.clusterNode) return [clusterNodeComponent]
   return [
     postgresComponent,
     ...(config.metrics.enabled ? [metricsComponent] : []),

@@ -54,7 +54,11 @@ export const replicationRoutes: DaemonRoute[] = [
 
   handle(api.switchover, async (input, ctx, k) => {
     ctx.auditDetails.to = input.to
-    const r = await replicationManager(k).switchover({ to: input.to }, progressOf(ctx))
+    // A node of a multi-host flock: the request goes through the flock store to the leader's node.
+    const node = k.live.clusterNode
+    const r = node
+      ? await (await import('../../cluster/switchover.js')).requestSwitchover({ store: node.store, leadership: node.leadership, mode: node.settings.mode }, input.to, progressOf(ctx))
+      : await replicationManager(k).switchover({ to: input.to }, progressOf(ctx))
     Object.assign(ctx.auditDetails, { from: r.from, to: r.to, writeOutageMs: r.writeOutageMs, timeline: r.timeline })
     return r
   }),

@@ -9,6 +9,16 @@ describe('cluster error catalog', () => {
     E_FLOCK_STORE_CONFLICT: { key: '/magflock/f/topology', attempts: 20 },
     E_FLOCK_STORE_CORRUPT: { key: '/magflock/f/topology', reason: 'bad' },
     E_ETCD_ENDPOINT_INVALID: { endpoint: 'x' },
+    E_NODE_FLAGS_INCOMPLETE: { missing: '--listen' },
+    E_NODE_NAME_INVALID: { name: 'A!' },
+    E_NODE_LISTEN_INVALID: { listen: '127.0.0.1' },
+    E_NODE_SETTINGS_CONFLICT: { key: 'node', current: 'a', asked: 'b' },
+    E_NODE_KERNEL_RUNNING: {},
+    E_NODE_SECRETS_MISSING: { names: ['postgres.superuser.password'] },
+    E_NODE_FLOCK_LED_ELSEWHERE: { leader: 'a' },
+    E_NODE_NO_LEADER: { waitedS: 120 },
+    E_NODE_SWITCHOVER_TARGET: { to: 'b_1', reason: 'it is the primary already' },
+    E_NODE_SWITCHOVER_FAILED: { to: 'b_1', reason: 'no result' },
   }
 
   it('registers every cluster error with a unique E_ code, a message and a hint', () => {

@@ -1,0 +1,295 @@
+import { execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import readline from 'node:readline'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createNetTopology, etcdCluster, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
+import { NODE, ROOT, RUN_JS, type CliResult } from '../helpers/cli.js'
+import { waitFor } from '../helpers/wait.js'
+import type { NodeListResult } from '../../src/cluster/node-list.js'
+import type { StatusOutput } from '../../src/api/core.js'
+import type { SwitchoverDetail } from '../../src/cluster/switchover.js'
+
+/**
+ * The KERNEL as a node of a multi-host flock, through the built CLI in network namespaces
+ * (test/helpers/netns.ts): h1 runs an etcd member and `magflock up --etcd … --node h1 --listen
+ * 10.231.0.1` (TLS from `tls init`), h2 gets the flock's CA and passwords and runs `magflock
+ * node join …`, cloning h1 over TLS with the replication role. One topology for the file; the
+ * tests run in order.
+ */
+const CLIENT = path.join(ROOT, 'test/helpers/mh-client.mjs')
+const FLOCK = 'mhk'
+
+let net: NetTopology
+let etcd: EtcdCluster
+let h1: NetHost, h2: NetHost
+let password = ''
+const project = (h: NetHost) => path.join(h.dir, 'project')
+const stateOf = (h: NetHost) => path.join(project(h), '.magflock')
+const envOf = (h: NetHost) => ({
+  MAGFLOCK_MASTER_KEY: Buffer.alloc(32, h.name === 'h1' ? 1 : 2).toString('base64'),
+  MAGFLOCK_PREFS_DIR: path.join(h.dir, 'prefs'),
+  NO_COLOR: '1',
+})
+
+/** The built CLI inside a host's namespace (the kernel it launches lives there too). */
+async function cliOn<T = unknown>(h: NetHost, args: string[], opts: { input?: string; cwd?: string } = {}): Promise<CliResult<T>> {
+  const r = await execa('ip', ['netns', 'exec', h.ns, NODE, RUN_JS, ...args], {
+    cwd: opts.cwd ?? project(h),
+    env: envOf(h),
+    reject: false,
+    timeout: 240_000,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+  })
+  const stdout = String(r.stdout ?? '')
+  let json: CliResult<T>['json']
+  try {
+    json = stdout.trim().startsWith('{') ? JSON.parse(stdout) : undefined
+  } catch {
+    json = undefined
+  }
+  return { exitCode: r.exitCode ?? -1, stdout, stderr: String(r.stderr ?? ''), json }
+}
+
+function ok<T>(r: CliResult<T>, what: string): T {
+  if (!r.json?.ok) throw new Error(`${what} failed (exit ${r.exitCode}): ${r.stdout.slice(0, 2000)} ${r.stderr.slice(0, 2000)}`)
+  return r.json.data
+}
+
+/** SQL from the client namespace over the network: TLS (hostssl), superuser, SCRAM. */
+function sqlOn(h: NetHost, q: string): Array<Record<string, unknown>> {
+  const out = execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, CLIENT, 'sql', `${h.addr}:5432`, q], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', PGPASSWORD: password, PGSSLMODE: 'no-verify' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 256 * 1024 * 1024,
+  })
+  return JSON.parse(out) as Array<Record<string, unknown>>
+}
+
+function etcdGet(key: string): string {
+  return execFileSync('ip', ['netns', 'exec', net.client.ns, 'etcdctl', '--endpoints', etcd.endpoints.join(','), '--command-timeout=2s', 'get', `/magflock/${FLOCK}/${key}`, '--print-value-only'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim()
+}
+
+const probes = new Map<string, Array<{ t: number; p: number }>>()
+const acked: number[] = []
+let writer: ChildProcess | undefined
+
+function lines(p: ChildProcess, on: (o: Record<string, unknown>) => void): void {
+  if (!p.stdout) return
+  readline.createInterface({ input: p.stdout }).on('line', (l) => {
+    try {
+      on(JSON.parse(l) as Record<string, unknown>)
+    } catch {
+      // not ours
+    }
+  })
+}
+
+/** Samples from the client namespace whether each host's instance is a writable primary. */
+function startProbe(h: NetHost): void {
+  const samples: Array<{ t: number; p: number }> = []
+  probes.set(h.name, samples)
+  const p = net.spawn(net.client, process.execPath, [CLIENT, 'probe', `${h.addr}:5432`], { env: { PGPASSWORD: password, PGSSLMODE: 'no-verify' } })
+  lines(p, (o) => samples.push(o as { t: number; p: number }))
+}
+
+const primaryNow = (h: NetHost) => probes.get(h.name)?.at(-1)?.p === 1
+
+/** The hunter: at no sampled moment were both instances primaries. */
+function assertNeverTwoPrimaries(): void {
+  const a = probes.get('h1') ?? []
+  const b = probes.get('h2') ?? []
+  for (const s of a.filter((x) => x.p === 1)) {
+    const clash = b.find((x) => x.p === 1 && Math.abs(x.t - s.t) < 20)
+    expect(clash, `h1 primary at ${s.t} while h2 primary at ${clash?.t}`).toBeUndefined()
+  }
+}
+
+async function waitAcks(more: number, timeoutMs = 60_000): Promise<void> {
+  const target = acked.length + more
+  await waitFor(`${more} more acknowledged writes`, async () => acked.length >= target, timeoutMs, 50)
+}
+
+function ids(h: NetHost): Set<number> {
+  return new Set(sqlOn(h, 'select id from acks').map((r) => Number(r.id)))
+}
+
+function writeProject(h: NetHost): void {
+  mkdirSync(project(h), { recursive: true })
+  // The node's address goes into its certificate (tls.sans); Postgres listens there because
+  // of --listen. fsync off: a test machine.
+  writeFileSync(path.join(project(h), 'magflock.yaml'), `flock: ${FLOCK}\npostgres:\n  port: 5432\n  settings:\n    fsync: "off"\ntls:\n  nodeName: ${h.name}\n  sans: ["${h.addr}"]\n`)
+}
+
+// A 10 s lease: a kernel restarted by `magflock up` on a loaded machine is back well within it,
+// so "no failover" after a kernel kill does not depend on how fast the machine is.
+const nodeArgs = (h: NetHost) => ['--etcd', etcd.endpoints.join(','), '--node', h.name, '--listen', h.addr, '--ttl', '10']
+
+async function copySecret(name: string): Promise<void> {
+  const v = ok(await cliOn<{ value: string }>(h1, ['secrets', 'get', name, '--reveal', '--json']), `secrets get ${name}`).value
+  ok(await cliOn(h2, ['secrets', 'set', name, '--from-stdin', '--json'], { input: v }), `secrets set ${name}`)
+}
+
+beforeAll(async () => {
+  net = createNetTopology(2)
+  ;[h1, h2] = net.hosts as [NetHost, NetHost]
+  etcd = etcdCluster(net, [h1])
+  await etcd.start(h1)
+  await waitEtcdHealthy(h1, 90_000)
+  writeProject(h1)
+  writeProject(h2)
+  ok(await cliOn(h1, ['tls', 'init', '--json']), 'tls init on h1')
+}, 120_000)
+
+afterAll(async () => {
+  writer?.kill('SIGKILL')
+  for (const h of [h1, h2]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
+  net?.destroy()
+}, 120_000)
+
+describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespaces)', () => {
+  it('bad node flags are refused with a clear error and leave the state directory untouched', async () => {
+    const partial = await cliOn(h2, ['up', '--etcd', etcd.endpoints[0] as string, '--node', 'h2', '--json'])
+    expect(partial.exitCode).toBe(2)
+    expect(partial.json?.ok === false && partial.json.error.code).toBe('E_NODE_FLAGS_INCOMPLETE')
+    const badName = await cliOn(h2, ['up', '--etcd', etcd.endpoints[0] as string, '--node', 'H2!', '--listen', h2.addr, '--json'])
+    expect(badName.json?.ok === false && badName.json.error.code).toBe('E_NODE_NAME_INVALID')
+    const loop = await cliOn(h2, ['up', '--etcd', etcd.endpoints[0] as string, '--node', 'h2', '--listen', '127.0.0.1', '--json'])
+    expect(loop.json?.ok === false && loop.json.error.code).toBe('E_NODE_LISTEN_INVALID')
+    const badEtcd = await cliOn(h2, ['up', '--etcd', 'etcd1:2379', '--node', 'h2', '--listen', h2.addr, '--json'])
+    expect(badEtcd.json?.ok === false && badEtcd.json.error.code).toBe('E_ETCD_ENDPOINT_INVALID')
+    // h2 has no certificates yet: a node never listens on the network without TLS.
+    const noTls = await cliOn(h2, ['up', ...nodeArgs(h2), '--json'])
+    expect(noTls.json?.ok === false && noTls.json.error.code).toBe('E_TLS_REQUIRED')
+    expect(existsSync(path.join(stateOf(h2), 'cluster.json'))).toBe(false)
+    expect(existsSync(path.join(stateOf(h2), 'instances', 'h2_1', 'data'))).toBe(false)
+  }, 120_000)
+
+  it('up --etcd --node --listen: the kernel takes the leader key, initialises the primary and serves it over TLS', async () => {
+    const up = ok(await cliOn<StatusOutput>(h1, ['up', ...nodeArgs(h1), '--json']), 'up --etcd on h1')
+    expect(up.instances.map((i) => [i.name, i.role])).toEqual([['h1_1', 'primary']])
+    expect(up.components.map((c) => c.name)).toContain('cluster-node')
+    expect(etcdGet('leader')).toBe('h1')
+    password = ok(await cliOn<{ value: string }>(h1, ['secrets', 'get', 'postgres.superuser.password', '--reveal', '--json']), 'password').value
+    // From the client's namespace: TLS is on, writes are accepted.
+    await waitFor('h1 answers over the network', async () => sqlOn(h1, 'select ssl from pg_stat_ssl where pid = pg_backend_pid()')[0]?.ssl === true, 30_000, 200)
+    sqlOn(h1, 'create table acks (id bigint primary key)')
+    sqlOn(h1, 'insert into acks select generate_series(1, 100)')
+    const list = ok(await cliOn<NodeListResult>(h1, ['node', 'list', '--etcd', etcd.endpoints.join(','), '--flock', FLOCK, '--json']), 'node list')
+    expect(list.leader).toBe('h1')
+    expect(list.nodes.find((n) => n.name === 'h1')).toMatchObject({ address: h1.addr, instance: 'h1_1' })
+    // The same flags again are fine; another node name on this state directory is not.
+    const again = await cliOn(h1, ['up', ...nodeArgs(h1), '--json'])
+    expect(again.exitCode).toBe(0)
+    const other = await cliOn(h1, ['up', '--etcd', etcd.endpoints.join(','), '--node', 'h9', '--listen', h1.addr, '--json'])
+    expect(other.json?.ok === false && other.json.error.code).toBe('E_NODE_SETTINGS_CONFLICT')
+  }, 180_000)
+
+  it('a second first node is refused: the flock already has its primary', async () => {
+    // h2 with its own certificate (from the flock CA), started as a FIRST node by mistake.
+    await copySecret('tls.ca.key')
+    mkdirSync(path.join(stateOf(h2), 'tls'), { recursive: true })
+    writeFileSync(path.join(stateOf(h2), 'tls', 'ca.crt'), readFileSync(path.join(stateOf(h1), 'tls', 'ca.crt')))
+    ok(await cliOn(h2, ['tls', 'rotate', '--json']), 'tls rotate on h2')
+    const second = await cliOn(h2, ['up', ...nodeArgs(h2), '--json'])
+    expect(second.json?.ok === false && second.json.error.code).toBe('E_NODE_FLOCK_LED_ELSEWHERE')
+    expect(existsSync(path.join(stateOf(h2), 'cluster.json'))).toBe(false)
+    expect(existsSync(path.join(stateOf(h2), 'instances', 'h2_1', 'data'))).toBe(false)
+    expect(etcdGet('leader')).toBe('h1')
+  }, 180_000)
+
+  it('node join without the flock\'s passwords is refused and leaves nothing behind', async () => {
+    const r = await cliOn(h2, ['node', 'join', ...nodeArgs(h2), '--json'])
+    expect(r.json?.ok === false && r.json.error.code).toBe('E_NODE_SECRETS_MISSING')
+    expect(existsSync(path.join(stateOf(h2), 'cluster.json'))).toBe(false)
+  }, 120_000)
+
+  it('node join: h2 clones the leader over TLS with the replication role, streams, and becomes the sync standby', async () => {
+    await copySecret('postgres.superuser.password')
+    await copySecret('replication.replicator.password')
+    const joined = ok(await cliOn<StatusOutput & { node: string }>(h2, ['node', 'join', ...nodeArgs(h2), '--json']), 'node join on h2')
+    expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h2_1', 'replica']])
+    await waitFor('h2_1 streams from h1 over TLS', async () =>
+      sqlOn(h1, `select 1 from pg_stat_replication r join pg_stat_ssl s using (pid) where r.application_name = 'h2_1' and r.state = 'streaming' and r.usename = 'magflock_replicator' and s.ssl`).length === 1, 60_000, 250)
+    await waitFor('h2_1 recorded as the sync standby', async () => JSON.parse(etcdGet('status') || '{}').syncStandby === 'h2_1', 30_000, 200)
+    await waitFor('h2_1 synchronous', async () => sqlOn(h1, `select 1 from pg_stat_replication where application_name = 'h2_1' and sync_state = 'sync'`).length === 1, 30_000, 200)
+    sqlOn(h1, 'insert into acks select generate_series(101, 200)')
+    // Synchronous: the commit returned, so h2 has it (replay may trail by a moment).
+    await waitFor('rows on h2', async () => Number(sqlOn(h2, 'select count(*) as n from acks')[0]?.n) === 200, 30_000, 100)
+    expect(sqlOn(h2, 'select pg_is_in_recovery() as r')[0]?.r).toBe(true)
+    const list = ok(await cliOn<NodeListResult>(h2, ['node', 'list', '--etcd', etcd.endpoints.join(','), '--flock', FLOCK, '--json']), 'node list')
+    expect(list.nodes.map((n) => [n.name, n.role]).sort()).toEqual([['h1', 'primary'], ['h2', 'replica']])
+  }, 240_000)
+
+  it('kill -9 of the kernel on the primary\'s host: Postgres keeps serving, no failover, `magflock up` makes the same node again', async () => {
+    const info = JSON.parse(readFileSync(path.join(stateOf(h1), 'kernel.json'), 'utf8')) as { pid: number }
+    const history = etcdGet('history')
+    process.kill(info.pid, 'SIGKILL')
+    // Writes go on without a kernel (sync standby still confirms them).
+    sqlOn(h1, 'insert into acks values (201)')
+    const up = ok(await cliOn<StatusOutput>(h1, ['up', '--json']), 'up after kill')
+    expect(up.components.map((c) => c.name)).toContain('cluster-node')
+    await waitFor('the restarted kernel renews the key', async () => etcdGet('leader') === 'h1', 15_000, 200)
+    sqlOn(h1, 'insert into acks values (202)')
+    expect(etcdGet('history')).toBe(history)
+    expect(sqlOn(h1, 'select pg_is_in_recovery() as r')[0]?.r).toBe(false)
+    expect(sqlOn(h2, 'select pg_is_in_recovery() as r')[0]?.r).toBe(true)
+  }, 180_000)
+  it('switchover --to across hosts, asked of the replica\'s kernel: carried out by the leader\'s node, no acknowledged write lost', async () => {
+    startProbe(h1)
+    startProbe(h2)
+    writer = net.spawn(net.client, process.execPath, [CLIENT, 'writer', `${h1.addr}:5432,${h2.addr}:5432`, '1000'], { env: { PGPASSWORD: password, PGSSLMODE: 'no-verify' } })
+    lines(writer, (o) => {
+      if (typeof o.ack === 'number') acked.push(o.ack)
+    })
+    await waitAcks(20)
+    const r = ok(await cliOn<SwitchoverDetail>(h2, ['switchover', '--to', 'h2_1', '--json']), 'switchover to h2_1')
+    expect(r).toMatchObject({ from: 'h1_1', to: 'h2_1' })
+    expect(r.timeline).toBeGreaterThan(1)
+    expect(etcdGet('leader')).toBe('h2')
+    await waitFor('h2 primary', async () => primaryNow(h2), 30_000, 50)
+    await waitAcks(20)
+    // The old primary rejoins as the new sync standby.
+    await waitFor('h1_1 streams from h2', async () => sqlOn(h2, `select 1 from pg_stat_replication where application_name = 'h1_1' and state = 'streaming'`).length === 1, 90_000, 250)
+    await waitFor('h1_1 recorded as the sync standby', async () => JSON.parse(etcdGet('status') || '{}').syncStandby === 'h1_1', 30_000, 200)
+    const onH2 = ids(h2)
+    expect(acked.filter((id) => !onH2.has(id))).toEqual([])
+    // Bad input: the primary itself, an unknown instance.
+    const self = await cliOn(h1, ['switchover', '--to', 'h2_1', '--json'])
+    expect(self.json?.ok === false && self.json.error.code).toBe('E_NODE_SWITCHOVER_TARGET')
+    const unknown = await cliOn(h1, ['switchover', '--to', 'h7_1', '--json'])
+    expect(unknown.json?.ok === false && unknown.json.error.code).toBe('E_NODE_SWITCHOVER_TARGET')
+    expect(etcdGet('leader')).toBe('h2')
+    assertNeverTwoPrimaries()
+  }, 240_000)
+
+  it('kill -9 of the kernel on the primary\'s host in the middle of a switchover: the next kernel finishes or rolls it back; never two primaries, no acknowledged write lost', async () => {
+    await waitAcks(10)
+    const info = JSON.parse(readFileSync(path.join(stateOf(h2), 'kernel.json'), 'utf8')) as { pid: number }
+    const fenceFile = path.join(stateOf(h2), 'instances', 'h2_1', 'fence.json')
+    // Asked of h1's kernel; h2's node acts. The kernel dies once h2 stopped and fenced its primary.
+    const asked = cliOn<SwitchoverDetail>(h1, ['switchover', '--to', 'h1_1', '--json'])
+    await waitFor('h2 fenced its primary for the switchover', async () => existsSync(fenceFile), 60_000, 2)
+    process.kill(info.pid, 'SIGKILL')
+    ok(await cliOn<StatusOutput>(h2, ['up', '--json']), 'up on h2 after the kill')
+    // The restarted kernel closes the open request: finished (h1 leads) or carried out again.
+    const answer = await asked
+    // One primary serves again (h1: finished; h2: rolled back), with every acknowledged write.
+    await waitFor('a primary serves', async () => primaryNow(h1) || primaryNow(h2), 60_000, 50)
+    const leader = etcdGet('leader')
+    expect(['h1', 'h2']).toContain(leader)
+    if (answer.json?.ok) expect(leader).toBe('h1')
+    await waitAcks(20)
+    const onPrimary = ids(leader === 'h1' ? h1 : h2)
+    expect(acked.filter((id) => !onPrimary.has(id))).toEqual([])
+    // The other one follows the leader again.
+    const other = leader === 'h1' ? 'h2_1' : 'h1_1'
+    await waitFor(`${other} streams from ${leader}`, async () => sqlOn(leader === 'h1' ? h1 : h2, `select 1 from pg_stat_replication where application_name = '${other}' and state = 'streaming'`).length === 1, 90_000, 250)
+    assertNeverTwoPrimaries()
+  }, 240_000)
+})
