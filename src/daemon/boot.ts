@@ -10,6 +10,7 @@ import { writeJsonAtomic } from '../platform/fs.js'
 import { postgresRunAs } from '../platform/os-user.js'
 import { stateLayout } from '../platform/paths.js'
 import { findPgBinaries } from '../postgres/binaries.js'
+import { discardEarlyPostmasters } from '../postgres/early-start.js'
 import { createLogger } from '../telemetry/logger.js'
 import { createKernelMetrics } from '../telemetry/metrics.js'
 import { AuditLog, auditFailureCounter, auditPathsOf, storeKeyring } from '../kernel/audit.js'
@@ -229,6 +230,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const e: MagflockError = isMagflockError(root) ? root : INTERNAL({ message: root instanceof Error ? root.message : String(root) }, { cause: root })
     log?.error({ code: e.code, err: redactor.scrub(String((err as Error)?.stack ?? err)) }, 'kernel failed to start')
     for (const u of undo) await u().catch(() => {})
+    // Postmasters the first stage spawned and no component took stop before `up` hears of the failure.
+    await discardEarlyPostmasters().catch(() => [])
     await writeJsonAtomic(startErrorFile, { pid: process.pid, error: e.toWire() }).catch(() => {})
     throw e
   }
