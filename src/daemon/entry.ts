@@ -7,7 +7,7 @@
  */
 import module from 'node:module'
 import { parseArgs } from 'node:util'
-import { discardEarlyPostmasters, startEarlyPostmasters } from '../postgres/early-start.js'
+import { discardEarlyPostmasters, releaseEarlyLock, startEarlyPostmasters } from '../postgres/early-start.js'
 
 module.enableCompileCache?.()
 
@@ -30,4 +30,5 @@ try {
 } finally {
   // A boot that failed before the postgres component took them leaves nothing running.
   await discardEarlyPostmasters()
+  releaseEarlyLock(stateDir)
 }

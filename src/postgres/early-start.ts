@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, fchownSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, existsSync, fchownSync, fstatSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { childEnv } from '../platform/child-env.js'
-import { isProcessAliveSync } from '../platform/pids.js'
 
 /**
  * The kernel's first stage (src/daemon/entry.ts): before the kernel bundle loads (~200 ms of
@@ -20,8 +19,8 @@ import { isProcessAliveSync } from '../platform/pids.js'
  * the early postmaster and starts its own (a changed magflock.yaml costs one restart).
  *
  * Only the plain case is taken, everything else is left to the kernel's usual path: no
- * postmaster.pid (a clean shutdown: no orphaned backends, no stale lock), no kernel lock
- * held by a live process, no fence or interrupted-restore marker, no half-added replica, a
+ * postmaster.pid (a clean shutdown: no orphaned backends, no stale lock), no kernel.lock at
+ * all (this stage takes it, as the boot would, before spawning anything), no fence or interrupted-restore marker, no half-added replica, a
  * data dir with PG_VERSION. Postgres' own data dir lock (postmaster.pid, created O_EXCL)
  * still guards against two postmasters. Never throws: a first stage that cannot decide does
  * nothing.
@@ -70,18 +69,36 @@ function readRecipe(stateDir: string): LaunchRecipe | undefined {
   return { postgres: r.postgres, runAs: u ?? null }
 }
 
-/** A live process holds the kernel lock: another kernel of this state dir is booting or serving. */
-function lockHeld(stateDir: string): boolean {
-  const text = (() => {
-    try {
-      return readFileSync(path.join(stateDir, 'kernel.lock'), 'utf8')
-    } catch {
-      return undefined
-    }
-  })()
-  if (text === undefined) return false
-  const pid = Number(text.trim())
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isProcessAliveSync(pid)
+/**
+ * Takes the kernel lock (<state>/kernel.lock, O_EXCL with our pid, as acquireKernelLock in
+ * src/kernel/lock.ts does; the boot then finds its own pid there and keeps it). False when
+ * the file exists: a live kernel of this state dir, or a stale lock that the kernel's usual
+ * path judges. So no other kernel can adopt a postmaster this stage spawns.
+ */
+function takeLock(stateDir: string): boolean {
+  let fd: number
+  try {
+    fd = openSync(path.join(stateDir, 'kernel.lock'), 'wx', 0o600)
+  } catch {
+    return false
+  }
+  try {
+    writeSync(fd, String(process.pid))
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  return true
+}
+
+/** Removes kernel.lock if it still holds our pid (a boot that failed before it took the lock over). */
+export function releaseEarlyLock(stateDir: string): void {
+  const file = path.join(stateDir, 'kernel.lock')
+  try {
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true })
+  } catch {
+    // no lock, or not ours
+  }
 }
 
 /**
@@ -95,8 +112,9 @@ export function startEarlyPostmasters(stateDir: string): string[] {
     const root = process.getuid?.() === 0
     // Postgres refuses root; a non-root kernel cannot switch users: the kernel path decides.
     if (root ? !recipe.runAs || recipe.runAs.uid === 0 : recipe.runAs !== null) return []
-    if (!existsSync(recipe.postgres) || lockHeld(stateDir)) return []
+    if (!existsSync(recipe.postgres)) return []
     const topology = JSON.parse(readFileSync(path.join(stateDir, 'topology.json'), 'utf8')) as { instances?: Array<{ name?: unknown; role?: unknown }> }
+    if (!takeLock(stateDir)) return []
     const started: string[] = []
     for (const m of topology.instances ?? []) {
       if (typeof m.name !== 'string' || !EARLY_INSTANCE_NAME_RE.test(m.name) || typeof m.role !== 'string' || !ROLES.has(m.role)) continue

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { INSTANCE_NAME_RE } from '../../../src/platform/paths.js'
 import { EARLY_INSTANCE_NAME_RE, LAUNCH_RECIPE_FILE, discardEarlyPostmasters, sameRunAs, startEarlyPostmasters } from '../../../src/postgres/early-start.js'
@@ -51,7 +51,7 @@ describe('kernel first stage (early-start)', () => {
     expect(startEarlyPostmasters(dir)).toEqual([])
   })
 
-  it('spawns nothing while a live process holds the kernel lock, or with a recipe others may write', () => {
+  it('spawns nothing while kernel.lock exists (a live kernel, or a stale lock the boot judges), or with a recipe others may write', () => {
     const top = { instances: [{ name: 'pg1', role: 'primary' }] }
     const make = () => {
       const dir = stateDir(recipe, top)
@@ -69,6 +69,8 @@ describe('kernel first stage (early-start)', () => {
     // The same state dir with a trusted recipe and no lock does spawn (the control case).
     chmodSync(path.join(loose, LAUNCH_RECIPE_FILE), 0o600)
     expect(startEarlyPostmasters(loose)).toEqual(['pg1'])
+    // It took the kernel lock first, as the boot would (which then keeps it: same pid).
+    expect(readFileSync(path.join(loose, 'kernel.lock'), 'utf8')).toBe(String(process.pid))
   })
 
   it('compares OS users by uid, gid, name and home', () => {
