@@ -34,6 +34,8 @@ export interface LaunchRecipe {
   /** Absolute path of the postgres binary the last boot ran. */
   postgres: string
   runAs: { name: string; uid: number; gid: number; home: string } | null
+  /** The last boot ran Postgres with ssl: the kernel would not take an early postmaster, so none is spawned. */
+  ssl?: boolean
 }
 
 export interface EarlyExit {
@@ -66,7 +68,8 @@ function readRecipe(stateDir: string): LaunchRecipe | undefined {
   if (typeof r.postgres !== 'string' || !path.isAbsolute(r.postgres)) return undefined
   const u = r.runAs
   if (u !== null && (typeof u !== 'object' || !Number.isInteger(u.uid) || !Number.isInteger(u.gid) || typeof u.name !== 'string' || typeof u.home !== 'string')) return undefined
-  return { postgres: r.postgres, runAs: u ?? null }
+  if (r.ssl !== undefined && typeof r.ssl !== 'boolean') return undefined
+  return { postgres: r.postgres, runAs: u ?? null, ssl: r.ssl === true }
 }
 
 /**
@@ -108,7 +111,7 @@ export function releaseEarlyLock(stateDir: string): void {
 export function startEarlyPostmasters(stateDir: string): string[] {
   try {
     const recipe = readRecipe(stateDir)
-    if (!recipe) return []
+    if (!recipe || recipe.ssl) return []
     const root = process.getuid?.() === 0
     // Postgres refuses root; a non-root kernel cannot switch users: the kernel path decides.
     if (root ? !recipe.runAs || recipe.runAs.uid === 0 : recipe.runAs !== null) return []

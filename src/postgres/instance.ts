@@ -478,8 +478,8 @@ export async function startInstance(spec: InstanceSpec): Promise<PostgresProcess
  * The postmaster the kernel's first stage spawned for this data dir (src/postgres/early-start.ts),
  * taken over as if startInstance had spawned it: same handle (the child's exit, not polling),
  * same readiness wait. Only when it is exactly what startInstance would start now: the same
- * postgres binary, the same OS user, and magflock.conf, postgresql.conf and pg_hba.conf
- * unchanged by writeInstanceConf. Otherwise (or when it died: port taken, stale lock) it is
+ * postgres binary, the same OS user, no ssl (certificate copies are rewritten at boot), and
+ * magflock.conf, postgresql.conf and pg_hba.conf unchanged by writeInstanceConf. Otherwise (or when it died: port taken, stale lock) it is
  * stopped and undefined is returned, and the caller takes the usual path, which reports the
  * cause as it always does. Undefined too when there is none.
  */
@@ -488,7 +488,9 @@ export async function takeEarlyPostmaster(spec: InstanceSpec): Promise<PostgresP
   if (!e) return undefined
   let usable: boolean
   try {
-    usable = !e.dead() && e.recipe.postgres === postmasterBinary(spec.bins) && sameRunAs(e.recipe.runAs, spec.runAs)
+    // With ssl on, the boot has just (re)written the certificate copies Postgres reads
+    // (src/tls/boot.ts): an early postmaster may hold the previous ones, so it is not used.
+    usable = !e.dead() && spec.settings?.ssl !== true && e.recipe.postgres === postmasterBinary(spec.bins) && sameRunAs(e.recipe.runAs, spec.runAs)
     // Always written, as every start does; a change means the early postmaster read old settings.
     if (usable && (await writeInstanceConf(spec))) usable = false
   } catch {

@@ -143,7 +143,7 @@ export const postgresComponent = defineComponent({
       // next boot's first stage spawns what this one ran (src/postgres/early-start.ts).
       const discarded = await discardEarlyPostmasters()
       if (discarded.length > 0) ctx.log.warn({ instances: discarded }, 'stopped early-started postgres this boot did not use')
-      await writeLaunchRecipe(k.layout.root, k.bins, k.runAs)
+      await writeLaunchRecipe(k.layout.root, k.bins, k.runAs, instances.specFor(firstName, cfg.postgres.port, k.bins, k.runAs).settings?.ssl === true)
     } catch (err) {
       for (const s of started.reverse()) await s.stop({ keepRunning: s.status().adopted }).catch(() => {})
       await discardEarlyPostmasters().catch(() => [])
@@ -166,8 +166,8 @@ export const postgresComponent = defineComponent({
 })
 
 /** <state>/postgres-launch.json: what the kernel's first stage spawns next boot (rewritten only when it changes). */
-async function writeLaunchRecipe(root: string, bins: PgBinaries, runAs: OsUser | undefined): Promise<void> {
-  const recipe: LaunchRecipe = { postgres: postmasterBinary(bins), runAs: runAs ? { name: runAs.name, uid: runAs.uid, gid: runAs.gid, home: runAs.home } : null }
+async function writeLaunchRecipe(root: string, bins: PgBinaries, runAs: OsUser | undefined, ssl: boolean): Promise<void> {
+  const recipe: LaunchRecipe = { postgres: postmasterBinary(bins), runAs: runAs ? { name: runAs.name, uid: runAs.uid, gid: runAs.gid, home: runAs.home } : null, ssl }
   const file = path.join(root, LAUNCH_RECIPE_FILE)
   const text = JSON.stringify(recipe, null, 2) + '\n'
   if ((await fsp.readFile(file, 'utf8').catch(() => undefined)) !== text) await writeJsonAtomic(file, recipe, 0o600)

@@ -66,8 +66,12 @@ describe('kernel first stage (early-start)', () => {
     writeFileSync(path.join(loose, LAUNCH_RECIPE_FILE), JSON.stringify(recipe), { mode: 0o666 })
     chmodSync(path.join(loose, LAUNCH_RECIPE_FILE), 0o666)
     expect(startEarlyPostmasters(loose)).toEqual([])
-    // The same state dir with a trusted recipe and no lock does spawn (the control case).
+    // A flock that ran with ssl: the boot rewrites the certificate copies, so no early start.
+    writeFileSync(path.join(loose, LAUNCH_RECIPE_FILE), JSON.stringify({ ...recipe, ssl: true }), { mode: 0o600 })
     chmodSync(path.join(loose, LAUNCH_RECIPE_FILE), 0o600)
+    expect(startEarlyPostmasters(loose)).toEqual([])
+    // The same state dir with a trusted recipe and no lock does spawn (the control case).
+    writeFileSync(path.join(loose, LAUNCH_RECIPE_FILE), JSON.stringify(recipe), { mode: 0o600 })
     expect(startEarlyPostmasters(loose)).toEqual(['pg1'])
     // It took the kernel lock first, as the boot would (which then keeps it: same pid).
     expect(readFileSync(path.join(loose, 'kernel.lock'), 'utf8')).toBe(String(process.pid))
