@@ -491,7 +491,8 @@ export async function takeEarlyPostmaster(spec: InstanceSpec): Promise<PostgresP
     // With ssl on, the boot has just (re)written the certificate copies Postgres reads
     // (src/tls/boot.ts): an early postmaster may hold the previous ones, so it is not used.
     usable = !e.dead() && spec.settings?.ssl !== true && e.recipe.postgres === postmasterBinary(spec.bins) && sameRunAs(e.recipe.runAs, spec.runAs)
-    // Always written, as every start does; a change means the early postmaster read old settings.
+    // Always done, as every start does; a conf change means the early postmaster read old settings.
+    if (usable) await ensureInstanceDir(spec)
     if (usable && (await writeInstanceConf(spec))) usable = false
   } catch {
     usable = false
