@@ -7,9 +7,10 @@ import { openSecretStore } from '../secrets/store.js'
 import { migrateLegacySuperuserPassword } from '../secrets/migrate.js'
 import { redactor } from '../secrets/redact.js'
 import { writeJsonAtomic } from '../platform/fs.js'
-import { postgresRunAs } from '../platform/os-user.js'
+import { postgresRunAs, prefetchOsUser } from '../platform/os-user.js'
 import { stateLayout } from '../platform/paths.js'
-import { findPgBinaries } from '../postgres/binaries.js'
+import { findPgBinaries, prefetchPgBinaries } from '../postgres/binaries.js'
+import { discardEarlyPostmasters } from '../postgres/early-start.js'
 import { createLogger } from '../telemetry/logger.js'
 import { createKernelMetrics } from '../telemetry/metrics.js'
 import { AuditLog, auditFailureCounter, auditPathsOf, storeKeyring } from '../kernel/audit.js'
@@ -65,6 +66,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
   const startErrorFile = `${layout.root}/kernel.start-error.json`
   await fsp.rm(startErrorFile, { force: true })
   const undo: Array<() => Promise<void>> = []
+  // Discovery's execs (pg_config, postgres --version, getent) run while config, vault and audit load.
+  const discovery = prefetchPgBinaries()
   let log: Logger | undefined
   let releaseLock: () => Promise<void> = async () => {}
   try {
@@ -103,6 +106,7 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     // The chain key lives in the secret store, never beside the log; the anchor outside audit/.
     const audit = new AuditLog(auditPathsOf(layout), { keyring: storeKeyring(secrets), onWriteFailure: auditFailureCounter(metrics.registry) })
     await migrateLegacySuperuserPassword(layout, secrets)
+    await Promise.all([discovery, prefetchOsUser(config.postgres.osUser)])
     const bins = findPgBinaries(config.postgres.binDir)
     const runAs = postgresRunAs(config.postgres.osUser)
     const nodeTls = await prepareNodeTls({ stateRoot: layout.root, projectDir: opts.projectDir, config, secrets, runAs, log })
@@ -232,6 +236,8 @@ export async function startKernel(opts: DaemonOptions): Promise<RunningKernel> {
     const e: MagflockError = isMagflockError(root) ? root : INTERNAL({ message: root instanceof Error ? root.message : String(root) }, { cause: root })
     log?.error({ code: e.code, err: redactor.scrub(String((err as Error)?.stack ?? err)) }, 'kernel failed to start')
     for (const u of undo) await u().catch(() => {})
+    // Postmasters the first stage spawned and no component took stop before `up` hears of the failure.
+    await discardEarlyPostmasters().catch(() => [])
     await writeJsonAtomic(startErrorFile, { pid: process.pid, error: e.toWire() }).catch(() => {})
     throw e
   }

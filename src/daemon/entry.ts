@@ -7,6 +7,7 @@
  */
 import module from 'node:module'
 import { parseArgs } from 'node:util'
+import { discardEarlyPostmasters, releaseEarlyLock, startEarlyPostmasters } from '../postgres/early-start.js'
 
 module.enableCompileCache?.()
 
@@ -16,11 +17,18 @@ if (!stateDir) {
   process.stderr.write('usage: daemon/entry.js --state-dir DIR [--env NAME]\n')
   process.exit(2)
 }
-const { runForeground } = await import('./main.js')
+// First stage: the postmasters of a cleanly stopped flock start now, while the kernel loads
+// (src/postgres/early-start.ts); the postgres component takes them over as its own children.
+startEarlyPostmasters(stateDir)
 try {
+  const { runForeground } = await import('./main.js')
   await runForeground({ stateDir, projectDir: process.cwd(), env: values.env, foreground: false })
 } catch (err) {
   const e = err as { code?: string; message?: string; exitCode?: number }
   process.stderr.write(`Error [${e.code ?? 'E_INTERNAL'}]: ${e.message ?? String(err)}\n`)
   process.exitCode = e.exitCode ?? 1
+} finally {
+  // A boot that failed before the postgres component took them leaves nothing running.
+  await discardEarlyPostmasters()
+  releaseEarlyLock(stateDir)
 }

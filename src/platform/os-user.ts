@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { OS_USER_MISSING } from '../errors/index.js'
 import { childEnv, type OsUser } from './process.js'
 
@@ -15,10 +15,36 @@ export function postgresRunAs(configured?: string): OsUser | undefined {
   return lookupUser(name)
 }
 
+/** `getent passwd NAME` outputs run ahead by prefetchOsUser(), each used by one lookupUser(). */
+const prefetched = new Map<string, Promise<string | undefined>>()
+const settled = new Map<string, string>()
+
+/**
+ * Runs the account lookup of postgresRunAs(configured) in the background (the kernel boot
+ * does other work meanwhile); await it, then postgresRunAs() uses its answer. Never rejects.
+ */
+export function prefetchOsUser(configured?: string): Promise<void> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return Promise.resolve()
+  const name = configured ?? 'postgres'
+  let p = prefetched.get(name)
+  if (!p) {
+    p = new Promise<string | undefined>((resolve) =>
+      execFile('getent', ['passwd', name], { encoding: 'utf8', env: childEnv() }, (err, out) => resolve(err ? undefined : out.trim())),
+    )
+    prefetched.set(name, p)
+  }
+  return p.then((line) => {
+    prefetched.delete(name)
+    if (line !== undefined) settled.set(name, line)
+  })
+}
+
 export function lookupUser(name: string): OsUser {
   let line: string
+  const early = settled.get(name)
+  settled.delete(name)
   try {
-    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8', env: childEnv() }).trim()
+    line = early ?? execFileSync('getent', ['passwd', name], { encoding: 'utf8', env: childEnv() }).trim()
   } catch {
     throw OS_USER_MISSING({ user: name })
   }

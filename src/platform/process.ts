@@ -4,6 +4,7 @@ import path from 'node:path'
 import { execa, type Options, type ResultPromise } from 'execa'
 import { BINARY_MISSING, COMMAND_FAILED, TIMEOUT } from '../errors/index.js'
 import { isProcessAliveSync } from './pids.js'
+import { childEnv } from './child-env.js'
 
 /** An OS account a child runs as (src/platform/os-user.ts finds it; defined here, where it is used, so the two files do not import each other). */
 export interface OsUser {
@@ -59,23 +60,8 @@ export function redact(text: string, secrets: string[] = []): string {
   return out
 }
 
-/** Variables a child may inherit from us; everything else is dropped. */
-const ENV_ALLOW = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR|PGTZ)$/
-
-/**
- * The environment a child starts with: the allow-listed part of ours plus `extra`.
- * PGPASSWORD is never part of it (see withPassfile).
- */
-export function childEnv(extra: Record<string, string | undefined> = {}, inherit = false, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(from)) {
-    if (v === undefined) continue
-    if (inherit ? !/^MAGFLOCK_/.test(k) && k !== 'PGPASSWORD' : ENV_ALLOW.test(k)) env[k] = v
-  }
-  if (!env.PATH) env.PATH = '/usr/local/bin:/usr/bin:/bin'
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined && k !== 'PGPASSWORD') env[k] = v
-  return env
-}
+// childEnv lives in its own module so that the kernel's first stage can use it without execa.
+export { childEnv }
 
 const PASSDIR_PREFIX = 'magflock-pass-'
 

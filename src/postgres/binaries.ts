@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { accessSync, constants, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -30,9 +30,44 @@ function usable(dir: string): boolean {
   return isExec(path.join(dir, 'postgres')) && isExec(path.join(dir, 'initdb'))
 }
 
-function versionOf(dir: string): string {
-  const out = execFileSync(path.join(dir, 'postgres'), ['--version'], { encoding: 'utf8', env: childEnv() })
+function parseVersion(out: string): string {
   return out.match(/(\d+(?:\.\d+)?)/)?.[1] ?? 'unknown'
+}
+
+function versionOf(dir: string): string {
+  const early = prefetched?.versions.get(dir)
+  if (early !== undefined) return early
+  return parseVersion(execFileSync(path.join(dir, 'postgres'), ['--version'], { encoding: 'utf8', env: childEnv() }))
+}
+
+/**
+ * The outputs of discovery's external commands (`pg_config --bindir`, `postgres --version`),
+ * run without blocking by prefetchPgBinaries() while the kernel does other boot work, and
+ * used by the next findPgBinaries() instead of running them again synchronously (each is
+ * an exec, `pg_config` a shell script on Debian: slow on a loaded machine).
+ */
+let prefetched: { pgConfig: string | undefined; versions: Map<string, string> } | undefined
+let prefetching: Promise<void> | undefined
+
+const execText = (bin: string, args: string[]) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(bin, args, { encoding: 'utf8', env: childEnv() }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+  )
+
+/** Starts the discovery commands in the background; await it before findPgBinaries(). Never rejects. */
+export function prefetchPgBinaries(): Promise<void> {
+  prefetching ??= (async () => {
+    const pgConfig = await execText('pg_config', ['--bindir']).then((o) => o.trim(), () => undefined)
+    const versions = new Map<string, string>()
+    // The directory discovery picks without postgres.binDir (with it, that dir is run as before).
+    const dir = [pgConfig, ...systemCandidates(), embeddedCandidate()].find((d) => d !== undefined && usable(d))
+    if (dir) {
+      const v = await execText(path.join(dir, 'postgres'), ['--version']).then(parseVersion, () => undefined)
+      if (v !== undefined) versions.set(dir, v)
+    }
+    prefetched = { pgConfig, versions }
+  })().catch(() => undefined)
+  return prefetching
 }
 
 function systemCandidates(): string[] {
@@ -72,6 +107,7 @@ export function embeddedCandidate(): string | undefined {
 }
 
 function pgConfigBindir(): string | undefined {
+  if (prefetched) return prefetched.pgConfig
   try {
     return execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: childEnv() }).trim()
   } catch {
@@ -104,6 +140,16 @@ export function findPgBinaries(configured?: string): PgBinaries {
   const key = configured ?? ''
   const hit = cache.get(key)
   if (hit) return hit
+  try {
+    return discover(key, configured)
+  } finally {
+    // Prefetched outputs serve one discovery; a later one runs the commands again.
+    prefetched = undefined
+    prefetching = undefined
+  }
+}
+
+function discover(key: string, configured: string | undefined): PgBinaries {
   if (configured && !usable(configured)) {
     throw BINARY_MISSING({ tool: 'postgres', searched: [`${configured} (postgres.binDir)`] })
   }
@@ -137,4 +183,6 @@ export function findPgBinaries(configured?: string): PgBinaries {
 /** For tests. */
 export function clearBinaryCache(): void {
   cache.clear()
+  prefetched = undefined
+  prefetching = undefined
 }

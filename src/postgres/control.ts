@@ -46,6 +46,14 @@ export interface PgControl {
   pgCtlStop(o: PgCtlStop): Promise<RunResult>
 }
 
+/**
+ * The binary spawnPostmaster runs, recorded for the kernel's first stage (src/postgres/early-start.ts),
+ * which spawns it the same way (`postgres -D`, detached, as runAs) before the kernel has loaded.
+ */
+export function postmasterBinary(bins: PgBinaries): string {
+  return bins.tool('postgres')
+}
+
 export function pgControl(bins: PgBinaries, runAs: OsUser | undefined): PgControl {
   return {
     spawnPostmaster(dataDir, stdio) {

@@ -9,7 +9,7 @@ import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import type { OsUser } from '../platform/os-user.js'
 import { isPortFree } from '../platform/ports.js'
 import { run, type spawnLong } from '../platform/process.js'
-import { pgControl, STOP_SIGNALS, type StopMode } from './control.js'
+import { pgControl, postmasterBinary, STOP_SIGNALS, type StopMode } from './control.js'
 import type { PgBinaries } from './binaries.js'
 import { renderMagflockConf, renderPgHba, socketDirFor, withInclude, type SettingValue } from './conf.js'
 import { withRemoteHba } from '../tls/postgres.js'
@@ -22,6 +22,7 @@ import {
   INSTANCE_START_TIMEOUT,
   INSTANCE_STOP_TIMEOUT,
 } from './errors.js'
+import { sameRunAs, stopEarly, takeEarlyChild } from './early-start.js'
 import { isOurPostmaster, isProcessAlive, killProcessesInDataDir, postmasterPidPath, processesWithArg, readPostmasterPid, removeStaleSocketLock } from './pidfile.js'
 
 /**
@@ -156,26 +157,40 @@ async function writeOwned(spec: InstanceSpec, file: string, text: string): Promi
   await writeFileAtomic(file, text, { mode: 0o600, ...(spec.runAs ? { uid: spec.runAs.uid, gid: spec.runAs.gid } : {}) })
 }
 
-/** Writes magflock.conf (and the include line) into a data dir; called by init and every start. */
-export async function writeInstanceConf(spec: InstanceSpec, dataDir = spec.dataDir): Promise<void> {
+/**
+ * Writes magflock.conf (and the include line) into a data dir; called by init and every start.
+ * Returns whether any file changed (an early postmaster read the old ones: takeEarlyPostmaster).
+ */
+export async function writeInstanceConf(spec: InstanceSpec, dataDir = spec.dataDir): Promise<boolean> {
+  let changed = false
   const conf = path.join(dataDir, 'postgresql.conf')
   const current = (await exists(conf)) ? await fsp.readFile(conf, 'utf8') : ''
   const next = withInclude(current)
-  if (next !== current) await writeOwned(spec, conf, next)
+  if (next !== current) {
+    await writeOwned(spec, conf, next)
+    changed = true
+  }
   // Every start (a restart after a crash too) comes here; an unchanged file is not rewritten,
   // which saves two fsyncs on the restart and failover path.
   const file = path.join(dataDir, 'magflock.conf')
   const text = renderMagflockConf({ port: spec.port, instanceDir: spec.instanceDir, settings: spec.settings })
   const old = await fsp.readFile(file, 'utf8').catch(() => undefined)
-  if (old !== text) await writeOwned(spec, file, text)
+  if (old !== text) {
+    await writeOwned(spec, file, text)
+    changed = true
+  }
   if (spec.remoteHba) {
     const hba = path.join(dataDir, 'pg_hba.conf')
     const cur = await fsp.readFile(hba, 'utf8').catch(() => undefined)
     if (cur !== undefined) {
       const nextHba = withRemoteHba(cur, spec.remoteHba)
-      if (nextHba !== cur) await writeOwned(spec, hba, nextHba)
+      if (nextHba !== cur) {
+        await writeOwned(spec, hba, nextHba)
+        changed = true
+      }
     }
   }
+  return changed
 }
 
 /**
@@ -456,6 +471,54 @@ export async function startInstance(spec: InstanceSpec): Promise<PostgresProcess
     if (dead) await exited
     throw err
   }
+  return handle
+}
+
+/**
+ * The postmaster the kernel's first stage spawned for this data dir (src/postgres/early-start.ts),
+ * taken over as if startInstance had spawned it: same handle (the child's exit, not polling),
+ * same readiness wait. Only when it is exactly what startInstance would start now: the same
+ * postgres binary, the same OS user, no ssl (certificate copies are rewritten at boot), and
+ * magflock.conf, postgresql.conf and pg_hba.conf unchanged by writeInstanceConf. Otherwise (or when it died: port taken, stale lock) it is
+ * stopped and undefined is returned, and the caller takes the usual path, which reports the
+ * cause as it always does. Undefined too when there is none.
+ */
+export async function takeEarlyPostmaster(spec: InstanceSpec): Promise<PostgresProcess | undefined> {
+  const e = takeEarlyChild(spec.dataDir)
+  if (!e) return undefined
+  let usable: boolean
+  try {
+    // With ssl on, the boot has just (re)written the certificate copies Postgres reads
+    // (src/tls/boot.ts): an early postmaster may hold the previous ones, so it is not used.
+    usable = !e.dead() && spec.settings?.ssl !== true && e.recipe.postgres === postmasterBinary(spec.bins) && sameRunAs(e.recipe.runAs, spec.runAs)
+    // Always done, as every start does; a conf change means the early postmaster read old settings.
+    if (usable) await ensureInstanceDir(spec)
+    if (usable && (await writeInstanceConf(spec))) usable = false
+  } catch {
+    usable = false
+  }
+  if (!usable) {
+    if (!e.dead()) spec.log?.info({ instance: spec.name, pid: e.pid }, 'early-started postgres does not match the configuration; restarting it')
+    await stopEarly(e)
+    return undefined
+  }
+  const pid = e.pid
+  const exited: Promise<PostgresExit> = e.exited
+  const handle: PostgresProcess = {
+    pid,
+    adopted: false,
+    exited,
+    stop: (mode, timeoutMs) => signalAndWait(spec, pid, exited, mode, timeoutMs),
+    detach: () => undefined,
+  }
+  try {
+    await waitReady(spec, handle, e.dead, e.logFrom, spec.port)
+  } catch (err) {
+    // Died while starting: the usual path starts it again and reports what goes wrong.
+    if (e.dead()) return undefined
+    throw err
+  }
+  spec.log?.info({ instance: spec.name, pid, port: spec.port, early: true }, 'started postgres')
   return handle
 }
 

@@ -5,7 +5,7 @@ import { decideRestart, type RestartPolicy } from '../kernel/restart-policy.js'
 import { isMagflockError } from '../errors/index.js'
 import { INSTANCE_STOP_TIMEOUT } from './errors.js'
 import { isProcessAlive, killProcessesInDataDir } from './pidfile.js'
-import { adoptInstance, startInstance, type InstanceSpec, type PostgresExit, type PostgresProcess } from './instance.js'
+import { adoptInstance, startInstance, takeEarlyPostmaster, type InstanceSpec, type PostgresExit, type PostgresProcess } from './instance.js'
 
 /**
  * Keeps one Postgres instance running (the kernel's `postgres` component holds one per
@@ -113,7 +113,8 @@ export class InstanceSupervisor {
     this.state = 'starting'
     let proc: PostgresProcess
     try {
-      proc = (await adoptInstance(this.spec)) ?? (await startInstance(this.spec))
+      // A postmaster the kernel's first stage spawned is ours: taken, not adopted.
+      proc = (await takeEarlyPostmaster(this.spec)) ?? (await adoptInstance(this.spec)) ?? (await startInstance(this.spec))
     } catch (err) {
       this.state = 'stopped'
       this.note(`could not start: ${describe(err)}`, 'error')

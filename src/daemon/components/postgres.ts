@@ -14,6 +14,11 @@ import { isPortFree } from '../../platform/ports.js'
 import { undoInterruptedRestore } from '../../backup/restore.js'
 import { writeSuperuserPgpass } from '../../postgres/pgpass.js'
 import { exists } from '../../platform/fs.js'
+import { discardEarlyPostmasters, isEarlyPid, LAUNCH_RECIPE_FILE, type LaunchRecipe } from '../../postgres/early-start.js'
+import type { PgBinaries } from '../../postgres/binaries.js'
+import { postmasterBinary } from '../../postgres/control.js'
+import type { OsUser } from '../../platform/os-user.js'
+import { writeJsonAtomic } from '../../platform/fs.js'
 import { FIRST_INSTANCE, LEGACY_FIRST_INSTANCE, isFirstInstance } from '../instances.js'
 
 /**
@@ -109,7 +114,8 @@ export const postgresComponent = defineComponent({
         // Was a postmaster already serving this data dir (a kernel crash, re-adoption)? If our
         // start fails, only a postmaster this boot spawned may be stopped, never that one.
         const before = await readPostmasterPid(spec.dataDir).catch(() => undefined)
-        const wasRunning = before !== undefined && isProcessAliveSync(before.pid)
+        // (One the kernel's first stage spawned a moment ago is this boot's own.)
+        const wasRunning = before !== undefined && isProcessAliveSync(before.pid) && !isEarlyPid(before.pid)
         try {
           await sup.start()
         } catch (err) {
@@ -133,8 +139,14 @@ export const postgresComponent = defineComponent({
       await instances.saveTopology()
       const password = await k.secrets.get(SUPERUSER_SECRET)
       if (password) await writeSuperuserPgpass(k.layout.pgpass, { hosts: ['127.0.0.1', 'localhost'], user: cfg.postgres.superuser, password })
+      // Early postmasters of instances this boot did not start (fenced meanwhile, …) go; the
+      // next boot's first stage spawns what this one ran (src/postgres/early-start.ts).
+      const discarded = await discardEarlyPostmasters()
+      if (discarded.length > 0) ctx.log.warn({ instances: discarded }, 'stopped early-started postgres this boot did not use')
+      await writeLaunchRecipe(k.layout.root, k.bins, k.runAs, instances.specFor(firstName, cfg.postgres.port, k.bins, k.runAs).settings?.ssl === true)
     } catch (err) {
       for (const s of started.reverse()) await s.stop({ keepRunning: s.status().adopted }).catch(() => {})
+      await discardEarlyPostmasters().catch(() => [])
       throw err
     }
     return {
@@ -152,6 +164,14 @@ export const postgresComponent = defineComponent({
     }
   },
 })
+
+/** <state>/postgres-launch.json: what the kernel's first stage spawns next boot (rewritten only when it changes). */
+async function writeLaunchRecipe(root: string, bins: PgBinaries, runAs: OsUser | undefined, ssl: boolean): Promise<void> {
+  const recipe: LaunchRecipe = { postgres: postmasterBinary(bins), runAs: runAs ? { name: runAs.name, uid: runAs.uid, gid: runAs.gid, home: runAs.home } : null, ssl }
+  const file = path.join(root, LAUNCH_RECIPE_FILE)
+  const text = JSON.stringify(recipe, null, 2) + '\n'
+  if ((await fsp.readFile(file, 'utf8').catch(() => undefined)) !== text) await writeJsonAtomic(file, recipe, 0o600)
+}
 
 /** Instance directories other than `primary` that hold a data dir and are not an interrupted add. */
 async function otherInstanceDirs(instancesDir: string, firstName: string): Promise<string[]> {

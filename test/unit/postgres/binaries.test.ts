@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { clearBinaryCache, discoverySteps, findPgBinaries } from '../../../src/postgres/binaries.js'
+import { clearBinaryCache, discoverySteps, findPgBinaries, prefetchPgBinaries } from '../../../src/postgres/binaries.js'
+import { lookupUser, prefetchOsUser } from '../../../src/platform/os-user.js'
 
 describe('postgres/binaries', () => {
   it('finds a usable Postgres with its major version and tool paths', () => {
@@ -9,6 +10,23 @@ describe('postgres/binaries', () => {
     expect(b.tool('postgres')).toBe(`${b.binDir}/postgres`)
     expect(b.has('initdb')).toBe(true)
     expect(discoverySteps().some((s) => s.usable && s.dir === b.binDir)).toBe(true)
+  })
+
+  it('finds the same binaries and OS user with the discovery commands prefetched (the kernel boot) as without', async () => {
+    clearBinaryCache()
+    const plain = findPgBinaries()
+    clearBinaryCache()
+    await prefetchPgBinaries()
+    const early = findPgBinaries()
+    expect({ binDir: early.binDir, source: early.source, version: early.version }).toEqual({ binDir: plain.binDir, source: plain.source, version: plain.version })
+    // A prefetch serves one discovery: the next one runs the commands again, same answer.
+    clearBinaryCache()
+    expect(findPgBinaries().version).toBe(plain.version)
+    if (process.getuid?.() === 0) {
+      const direct = lookupUser('postgres')
+      await prefetchOsUser()
+      expect(lookupUser('postgres')).toEqual(direct)
+    }
   })
 
   it('names the missing tool with E_BINARY_MISSING', () => {
