@@ -19,8 +19,7 @@ import { decideRestart } from './restart-policy.js'
  * restarts them by their policy (src/kernel/restart-policy.ts decides; this class acts).
  *
  * Contracts:
- *  - `startAll()` starts each component once its dependencies are running (components that do
- *    not depend on each other start side by side). A `start()` that
+ *  - `startAll()` starts each component once its dependencies are running. A `start()` that
  *    rejects is retried by the restart policy with backoff; when the policy gives up, the
  *    component is `failed` (event component.failed), everything already started is stopped in
  *    reverse, and startAll rejects with E_COMPONENT_START_FAILED naming it and the cause.
@@ -133,37 +132,19 @@ export class ComponentManager {
     this.order = this.bootOrder()
     this.started = true
     this.log.info({ order: this.order }, `booting components: ${this.order.join(' → ') || '(none)'}`)
-    // Each component starts as soon as everything it requires is running, so components that
-    // do not depend on each other boot side by side (their waits on Postgres, sockets and
-    // child processes overlap) instead of one after the other.
-    const ops = new Map<string, Promise<StartOutcome>>()
-    let failure: { name: string; outcome: Extract<StartOutcome, { cause: string }> } | undefined
-    const boot = (name: string): Promise<StartOutcome> => {
-      const known = ops.get(name)
-      if (known) return known
+    for (const name of this.order) {
+      if (this.stopping) return
       const entry = this.entries.get(name) as Entry
-      const op = (async (): Promise<StartOutcome> => {
-        const deps = await Promise.all(entry.def.requires.map(boot))
-        if (this.stopping || deps.some((d) => !d.ok)) return { ok: false, cancelled: true }
-        const started = this.startWithPolicy(entry)
-        entry.op = started.then(() => undefined)
-        const outcome = await started
-        entry.op = undefined
-        if (!outcome.ok && !('cancelled' in outcome) && failure === undefined) {
-          failure = { name, outcome }
-          // Nothing half-booted stays behind: stop what started (and cancel pending restarts).
-          void this.stopAll()
-        }
-        return outcome
-      })()
-      ops.set(name, op)
-      return op
+      const op = this.startWithPolicy(entry)
+      entry.op = op.then(() => undefined)
+      const outcome = await op
+      entry.op = undefined
+      if (outcome.ok) continue
+      if ('cancelled' in outcome) return
+      // Nothing half-booted stays behind: stop what started (and cancel pending restarts).
+      await this.stopAll()
+      throw COMPONENT_START_FAILED({ component: name, cause: outcome.cause, reason: outcome.reason }, { cause: outcome.error })
     }
-    await Promise.all(this.order.map(boot))
-    if (failure === undefined) return
-    await this.stopAll()
-    const { name, outcome } = failure
-    throw COMPONENT_START_FAILED({ component: name, cause: outcome.cause, reason: outcome.reason }, { cause: outcome.error })
   }
 
   /** Idempotent: concurrent and repeated calls share one shutdown. */

@@ -97,55 +97,6 @@ describe('ComponentManager', () => {
     expect(h.states('postgres')).toEqual(['starting', 'running', 'stopping', 'stopped'])
   })
 
-  it('starts components that do not depend on each other side by side, each only once what it requires runs', async () => {
-    const h = harness()
-    const gates = new Map<string, () => void>()
-    const gated = (name: string, deps: string[] = []) =>
-      comp(h.calls, name, deps, { startImpl: () => new Promise<void>((r) => gates.set(name, r)) }).def
-    h.mgr.register(gated('postgres'), {})
-    h.mgr.register(gated('metrics', ['postgres']), {})
-    h.mgr.register(gated('pooler', ['postgres']), {})
-    h.mgr.register(gated('api', ['metrics']), {})
-    const boot = h.mgr.startAll()
-    await flush()
-    expect(h.calls).toEqual(['start postgres'])
-    gates.get('postgres')!()
-    await flush()
-    // Both dependents of postgres are starting before either finished.
-    expect(h.calls).toEqual(['start postgres', 'start metrics', 'start pooler'])
-    gates.get('pooler')!()
-    await flush()
-    expect(h.calls).toEqual(['start postgres', 'start metrics', 'start pooler'])
-    gates.get('metrics')!()
-    await flush()
-    expect(h.calls).toEqual(['start postgres', 'start metrics', 'start pooler', 'start api'])
-    gates.get('api')!()
-    await boot
-    expect(h.mgr.bootOrder()).toEqual(['postgres', 'metrics', 'api', 'pooler'])
-  })
-
-  it('a component that fails while its siblings start: all of them are stopped, E_COMPONENT_START_FAILED names it', async () => {
-    const h = harness()
-    let release!: () => void
-    h.mgr.register(comp(h.calls, 'postgres').def, {})
-    h.mgr.register(comp(h.calls, 'slow', ['postgres'], { startImpl: () => new Promise<void>((r) => (release = r)) }).def, {})
-    h.mgr.register(comp(h.calls, 'bad', ['postgres'], { restart: { policy: 'never' }, startImpl: () => Promise.reject(new Error('boom')) }).def, {})
-    h.mgr.register(comp(h.calls, 'after', ['slow']).def, {})
-    const boot = h.mgr.startAll().then(
-      () => undefined,
-      (e: unknown) => e,
-    )
-    await flush()
-    release()
-    const err = (await boot) as { code?: string; message?: string }
-    expect(err?.code).toBe('E_COMPONENT_START_FAILED')
-    expect(err.message).toMatch(/bad/)
-    expect(h.calls).not.toContain('start after')
-    expect(h.calls).toContain('stop slow')
-    expect(h.calls).toContain('stop postgres')
-    expect(h.calls.indexOf('stop slow')).toBeLessThan(h.calls.indexOf('stop postgres'))
-  })
-
   it('refuses to boot a dependency cycle with E_COMPONENT_CYCLE, starting nothing', async () => {
     const h = harness()
     h.mgr.register(comp(h.calls, 'a', ['b']).def, {})
