@@ -65,9 +65,12 @@ export async function verifyRepo(k: BackupDeps, name: string, id: string, deep: 
 }
 
 /**
- * Restore from an object store (the disaster-recovery path): the backup is read into
- * `<state>/tmp/repo-<random>/` with every object re-hashed (a damaged one refuses the restore
- * before anything is written to the target), and the normal restore runs from there. The WAL
+ * Restore from an object store (the disaster-recovery path). Into a new instance the objects
+ * stream from the repository into extraction (remoteReader), hashed as they go: a damaged one
+ * fails the extraction naming it and the new instance is removed. A restore that replaces
+ * data first reads the backup into `<state>/tmp/repo-<random>/` with every object re-hashed (a
+ * damaged one refuses the restore before anything is touched). The normal restore runs from
+ * there (only the manifest is staged when streaming). The WAL
  * a point-in-time target needs is served on demand (wal-serve.ts): Postgres's restore_command
  * asks the kernel for each file, read back from the first repository holding it, with the next
  * segments prefetched in parallel; the first ones download while the backup does. A damaged
