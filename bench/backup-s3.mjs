@@ -60,7 +60,7 @@ const { RemotePush } = await lib('backup/repository/push.js')
 const { newBackupId } = await lib('backup/manifest.js')
 const { encodeWal, pushWalFile } = await lib('backup/repository/wal.js')
 const { RemoteWalServer } = await lib('backup/repository/wal-serve.js')
-const { fetchBackup } = await lib('backup/repository/backups.js')
+const { assertRemoteLayout, remoteReader } = await lib('backup/repository/backups.js')
 const { restorePhysical } = await lib('backup/restore.js')
 const { segmentNo } = await lib('backup/wal.js')
 const { startWalReceiver, waitForArchived } = await lib('backup/archiver.js')
@@ -278,9 +278,13 @@ if (process.env.PITR !== '0' && pitrBase) {
       const wal = await RemoteWalServer.start({ repos: [repo], sysid, fromSegNo: segmentNo(pitrBase.startLsn), timeline: pitrBase.timeline, spoolDir: path.join(staging, 'wal'), getKek: async () => kek, runAs })
       let t
       try {
-        await fetchBackup(repo, pitrBase.id, path.join(staging, 'backups'))
-        pitrRead.push(secs(t0))
-        await restorePhysical({ backupsDir: path.join(staging, 'backups'), id: pitrBase.id, dataDir: RS, port: RPORT, bins, runAs, kek, walDir: path.join(staging, 'wal'), remoteWal: { restoreCommand: wal.restoreCommand(), archive: wal.archive() }, targetTime: target, auth: { user: 'postgres' } })
+        // As restoreFromRepo does for a new instance: only the manifest is staged; the objects
+        // stream from the repository into extraction, hashed as they go.
+        await assertRemoteLayout(repo, pitrBase)
+        mkdirSync(path.join(staging, 'backups', pitrBase.id), { recursive: true, mode: 0o700 })
+        writeFileSync(path.join(staging, 'backups', pitrBase.id, 'manifest.json'), JSON.stringify(pitrBase))
+        const onProgress = (p) => { if (p.phase === 'start') pitrRead.push(secs(t0)) }
+        await restorePhysical({ backupsDir: path.join(staging, 'backups'), id: pitrBase.id, reader: remoteReader(repo, pitrBase), dataDir: RS, port: RPORT, bins, runAs, kek, walDir: path.join(staging, 'wal'), remoteWal: { restoreCommand: wal.restoreCommand(), archive: wal.archive() }, targetTime: target, auth: { user: 'postgres' }, onProgress })
         await waitRw()
         t = secs(t0)
         console.log(`  WAL server: ${wal.stats.fetched} files fetched, ${wal.stats.served} handed out, ${wal.stats.missing} asked for and not in the repository`)
@@ -329,7 +333,7 @@ const rowsMd = [
 ]
 const pm = med(pitr.filter((r) => r.tool === 'magflock')), pb = med(pitr.filter((r) => r.tool === 'pgBackRest'))
 const pitrMd = pitr.length
-  ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) read back from the repository into a staging dir, then extraction, replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the backup's download; of each run's time, reading the backup back took ${pitrRead.map((x) => x.toFixed(2)).join(' / ')} s); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
+  ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) streamed from the repository into extraction (ranged GETs read ahead, hashed and decrypted as they stream), then replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the extraction; of each run's time, reading and extracting the backup took ${pitrRead.map((x) => x.toFixed(2)).join(' / ')} s); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
 `
   : 'PITR from the object store: not run (PITR=0).\n'
 const md = `## Backup to an S3-compatible server (issue 13)

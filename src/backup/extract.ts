@@ -4,11 +4,12 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
+import { isMagflockError } from '../errors/index.js'
 import type { OsUser } from '../platform/os-user.js'
 import { spawnLong } from '../platform/process.js'
 import { CryptoFailure, decryptFrames, ENCRYPTED_SUFFIX } from './crypto.js'
 import { BACKUP_TOOL_FAILED, BACKUP_VERIFY_FAILED } from './errors.js'
-import { sha256File, type BackupManifest, type ManifestFile } from './manifest.js'
+import { type BackupManifest, type ManifestFile } from './manifest.js'
 import { PHYSICAL_SUBDIR } from './physical.js'
 
 /**
@@ -30,9 +31,11 @@ export async function extractPhysical(o: {
   withManifest?: boolean
   verify?: boolean
   onBytes?: (n: number) => void
+  /** Where the backup's files are read from (default: the files under `dir`). */
+  reader?: BackupReader | undefined
 }): Promise<void> {
-  const base = path.join(o.dir, PHYSICAL_SUBDIR)
-  const names = await fsp.readdir(base)
+  const reader = o.reader ?? localReader(o.dir)
+  const names = await reader.names(PHYSICAL_SUBDIR)
   const plain = (n: string) => (n.endsWith(ENCRYPTED_SUFFIX) ? n.slice(0, -ENCRYPTED_SUFFIX.length) : n)
   const baseTar = names.find((n) => plain(n).startsWith('base.tar'))
   const walTar = names.find((n) => plain(n).startsWith('pg_wal.tar'))
@@ -45,19 +48,27 @@ export async function extractPhysical(o: {
     const entry = o.manifest.files.find((f) => f.path === rel)
     if (!entry) throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: rel, reason: 'not in the manifest' })
     checked.add(rel)
-    return new Tap(o.manifest.id, path.join(base, name), entry)
+    return new Tap(o.manifest.id, reader, entry)
   }
-  await untar(path.join(base, baseTar), o.dataDir, o, check(baseTar))
-  if (walTar) {
+  const rel = (name: string) => `${PHYSICAL_SUBDIR}/${name}`
+  const baseTap = check(baseTar)
+  const walTap = walTar ? check(walTar) : undefined
+  // base.tar and pg_wal.tar go into different directories: both extract at the same time.
+  const wal = async () => {
+    if (!walTar) return
     const walDir = path.join(o.dataDir, 'pg_wal')
     await fsp.mkdir(walDir, { recursive: true, mode: 0o700 })
     if (o.runAs) await fsp.chown(walDir, o.runAs.uid, o.runAs.gid)
-    await untar(path.join(base, walTar), walDir, o, check(walTar))
+    await untar(reader, rel(walTar), walDir, o, walTap)
   }
+  const results = await Promise.allSettled([untar(reader, rel(baseTar), o.dataDir, o, baseTap), wal()])
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown)
+  // A damaged file is the error to report, whichever extraction saw it.
+  if (failed.length) throw failed.find((e) => BACKUP_VERIFY_FAILED.is(e)) ?? failed[0]
   if (o.withManifest !== false && manifestFile) {
     const dest = path.join(o.dataDir, 'backup_manifest')
     const tap = check(manifestFile)
-    await pipeline(source(path.join(base, manifestFile), o.dataKey, o.manifest.id, manifestFile, undefined, tap), createWriteStream(dest, { mode: 0o600 }))
+    await pipeline(await source(reader, rel(manifestFile), o.dataKey, o.manifest.id, undefined, tap), createWriteStream(dest, { mode: 0o600 }))
     await tap?.assertMatches()
     if (o.runAs) await fsp.chown(dest, o.runAs.uid, o.runAs.gid)
   }
@@ -65,8 +76,26 @@ export async function extractPhysical(o: {
   if (o.verify !== false) {
     for (const f of o.manifest.files) {
       if (checked.has(f.path)) continue
-      await new Tap(o.manifest.id, path.join(o.dir, f.path), f).assertMatches()
+      await new Tap(o.manifest.id, reader, f).assertMatches()
     }
+  }
+}
+
+/**
+ * Where extraction reads a backup's files from: the backup directory (localReader), or an
+ * object-store repository streamed straight into extraction (repository/backups.ts).
+ */
+export interface BackupReader {
+  /** File names in the backup's sub-directory `sub` (e.g. `base`). */
+  names(sub: string): Promise<string[]>
+  /** The bytes of file `rel` (relative to the backup dir) from byte `start` on. */
+  open(rel: string, start?: number): Promise<Readable>
+}
+
+export function localReader(dir: string): BackupReader {
+  return {
+    names: async (sub) => fsp.readdir(path.join(dir, sub)),
+    open: async (rel, start = 0) => createReadStream(path.join(dir, rel), { start, highWaterMark: 1 << 20 }),
   }
 }
 
@@ -76,7 +105,7 @@ class Tap {
   private bytes = 0
   constructor(
     private readonly id: string,
-    private readonly file: string,
+    private readonly reader: BackupReader,
     private readonly entry: ManifestFile,
   ) {}
 
@@ -88,7 +117,7 @@ class Tap {
   /** Hashes what the consumer did not read (a reader may stop early), then compares. */
   async assertMatches(): Promise<void> {
     if (this.bytes < this.entry.size) {
-      for await (const c of createReadStream(this.file, { start: this.bytes, highWaterMark: 1 << 20 })) this.update(c as Buffer)
+      for await (const c of await this.reader.open(this.entry.path, this.bytes)) this.update(c as Buffer)
     }
     if (this.bytes !== this.entry.size) this.fail(`size ${this.bytes} != ${this.entry.size} in the manifest`)
     if (this.h.digest('hex') !== this.entry.sha256) this.fail('sha256 does not match the manifest')
@@ -96,7 +125,9 @@ class Tap {
 
   /** After a failed extraction: was it the file (then say so) or the tools? */
   async isDamaged(): Promise<boolean> {
-    return (await sha256File(this.file)) !== this.entry.sha256
+    const h = createHash('sha256')
+    for await (const c of await this.reader.open(this.entry.path)) h.update(c as Buffer)
+    return h.digest('hex') !== this.entry.sha256
   }
 
   private fail(reason: string): never {
@@ -104,8 +135,8 @@ class Tap {
   }
 }
 
-function source(file: string, dataKey: Buffer | undefined, id: string, name: string, onBytes?: (n: number) => void, tap?: Tap): Readable {
-  const rs = createReadStream(file, { highWaterMark: 1 << 20 })
+async function source(reader: BackupReader, rel: string, dataKey: Buffer | undefined, id: string, onBytes?: (n: number) => void, tap?: Tap): Promise<Readable> {
+  const rs = await reader.open(rel)
   if (onBytes || tap) {
     rs.on('data', (c) => {
       tap?.update(c as Buffer)
@@ -115,22 +146,23 @@ function source(file: string, dataKey: Buffer | undefined, id: string, name: str
   if (!dataKey) return rs
   const out = Readable.from(decryptFrames(dataKey)(rs))
   return out.on('error', (err) => {
-    if (err instanceof CryptoFailure) out.destroy(BACKUP_VERIFY_FAILED({ id, file: name, reason: err.message }))
+    if (err instanceof CryptoFailure) out.destroy(BACKUP_VERIFY_FAILED({ id, file: rel, reason: err.message }))
   })
 }
 
 async function untar(
-  file: string,
+  reader: BackupReader,
+  rel: string,
   dest: string,
   o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void },
   tap?: Tap,
 ): Promise<void> {
   try {
-    await untarStream(file, dest, o, tap)
+    await untarStream(reader, rel, dest, o, tap)
   } catch (err) {
     // A damaged file makes lz4/tar/decryption fail half-way: report the file, not the tool.
     if (tap && !BACKUP_VERIFY_FAILED.is(err) && (await tap.isDamaged().catch(() => false))) {
-      throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: `${PHYSICAL_SUBDIR}/${path.basename(file)}`, reason: 'sha256 does not match the manifest' }, { cause: err })
+      throw BACKUP_VERIFY_FAILED({ id: o.manifest.id, file: rel, reason: 'sha256 does not match the manifest' }, { cause: err })
     }
     throw err
   }
@@ -149,9 +181,9 @@ const LZ4_TAR = [
   'if [ "${s[0]}" != 0 ]; then echo "lz4 exited ${s[0]}" >&2; exit 3; fi',
 ].join('\n')
 
-async function untarStream(file: string, dest: string, o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void }, tap?: Tap): Promise<void> {
-  const name = path.basename(file, ENCRYPTED_SUFFIX)
-  const src = source(file, o.dataKey, o.manifest.id, path.basename(file), o.onBytes, tap)
+async function untarStream(reader: BackupReader, rel: string, dest: string, o: { manifest: BackupManifest; dataKey: Buffer | undefined; runAs?: OsUser | undefined; onBytes?: (n: number) => void }, tap?: Tap): Promise<void> {
+  const name = path.basename(rel, ENCRYPTED_SUFFIX)
+  const src = await source(reader, rel, o.dataKey, o.manifest.id, o.onBytes, tap)
   const lz4 = name.endsWith('.lz4')
   const tar = lz4
     ? spawnLong('bash', ['-c', LZ4_TAR, 'extract', dest], { runAs: o.runAs, detached: false, stdio: ['pipe', 'ignore', 'pipe'] })
@@ -168,6 +200,8 @@ async function untarStream(file: string, dest: string, o: { manifest: BackupMani
   const settle = async (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e)
   const [workErr, tarRes] = await Promise.all([settle(work), tar.catch((e: unknown) => e)])
   if (BACKUP_VERIFY_FAILED.is(workErr)) throw workErr
+  // The reader's own error (e.g. an object store's GetObject failure naming the object).
+  if (isMagflockError(workErr)) throw workErr
   const x = tarRes as { exitCode?: number; signal?: string; code?: string } | undefined
   if (x !== undefined && (x.code === 'ENOENT' || x.exitCode !== 0 || Boolean(x.signal))) {
     const tool = lz4 ? (x.exitCode === 3 ? 'lz4' : x.exitCode === 2 ? 'tar' : 'lz4 | tar') : 'tar'

@@ -5,7 +5,7 @@ import type { OsUser } from '../platform/os-user.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { pgControl } from '../postgres/control.js'
 import { BACKUP_CANCELLED, BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_WAL_MISSING } from './errors.js'
-import { extractPhysical } from './extract.js'
+import { extractPhysical, type BackupReader } from './extract.js'
 import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
@@ -68,6 +68,12 @@ export interface PhysicalRestoreOptions {
   signal?: AbortSignal | undefined
   /** From prepareRestore(), so the checks are not repeated. */
   prepared?: PreparedRestore
+  /**
+   * Read the backup's files from here instead of `<backupsDir>/<id>/` (only manifest.json is
+   * there): an object-store repository streamed into extraction. The caller checked the
+   * stored objects' layout; every byte is still hashed while extracting.
+   */
+  reader?: BackupReader | undefined
 }
 
 export interface PhysicalRestoreResult {
@@ -136,7 +142,7 @@ async function postmasterAlive(dataDir: string): Promise<boolean> {
  * being deleted on a mismatch before Postgres ever starts.
  */
 export async function prepareRestore(
-  o: Pick<PhysicalRestoreOptions, 'backupsDir' | 'id' | 'kek' | 'walDir' | 'remoteWal' | 'targetTime' | 'targetLsn' | 'onProgress'> & { fullVerify: boolean },
+  o: Pick<PhysicalRestoreOptions, 'backupsDir' | 'id' | 'kek' | 'walDir' | 'remoteWal' | 'targetTime' | 'targetLsn' | 'onProgress' | 'reader'> & { fullVerify: boolean },
 ): Promise<PreparedRestore> {
   const { dir, manifest, dataKey } = await openBackupKey(o.backupsDir, o.id, o.kek)
   if (manifest.type !== 'physical') throw BACKUP_INVALID({ message: `Backup ${o.id} is logical; restore it with --to-db.` })
@@ -149,7 +155,12 @@ export async function prepareRestore(
   }
   const pitr = Boolean(o.targetTime || o.targetLsn)
   if (pitr && !o.walDir) throw BACKUP_INVALID({ message: 'Point-in-time restore needs the WAL archive directory.' })
-  if (o.fullVerify) await assertVerified(o.backupsDir, o.id, o.onProgress ?? (() => undefined))
+  if (o.reader) {
+    // Streamed from a repository: its layout was checked there; a full re-hash first would
+    // read it twice, so replacing existing data from a stream is refused (never reached:
+    // such restores are staged, repository/service.ts).
+    if (o.fullVerify) throw BACKUP_INVALID({ message: `Backup ${o.id} is streamed: it cannot replace existing data.` })
+  } else if (o.fullVerify) await assertVerified(o.backupsDir, o.id, o.onProgress ?? (() => undefined))
   else await assertLayout(dir, manifest)
   if (pitr && o.walDir) {
     const archive = o.remoteWal?.archive ?? (await listArchive(o.walDir))
@@ -219,6 +230,7 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
       dataDir: o.dataDir,
       runAs: o.runAs,
       verify: !verified,
+      reader: o.reader,
       onBytes: (n) => {
         done += n
         if (done - last > 32 << 20) {

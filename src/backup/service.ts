@@ -230,6 +230,8 @@ export interface RestoreSource {
   walDir: string
   /** WAL served on demand from the repositories (repository/wal-serve.ts) instead of walDir. */
   remoteWal?: PhysicalRestoreOptions['remoteWal']
+  /** The backup's files streamed from a repository (backupsDir holds only its manifest.json). */
+  reader?: PhysicalRestoreOptions['reader']
 }
 
 export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: OnProgress, signal?: AbortSignal, source?: RestoreSource): Promise<RestoreOutput> {
@@ -263,6 +265,7 @@ export async function restore(k: RestoreDeps, input: RestoreInput, onProgress?: 
     kek,
     walDir: source?.walDir ?? k.layout.walDir,
     remoteWal: source?.remoteWal,
+    reader: source?.reader,
     ...(input.targetTime ? { targetTime: input.targetTime } : {}),
     ...(input.targetLsn ? { targetLsn: input.targetLsn } : {}),
     auth,

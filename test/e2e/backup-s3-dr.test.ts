@@ -1,5 +1,5 @@
 import { execa } from 'execa'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -213,9 +213,14 @@ describe('disaster-recovery drill: restore on a fresh state dir from the object 
     expect(v.exitCode).toBe(11)
     expect(v.json).toMatchObject({ ok: false, error: { code: 'E_BACKUP_VERIFY_FAILED' } })
     expect(JSON.stringify(v.json)).toContain('base/base.tar.lz4.mfenc')
+    // Streamed into the new instance: the damaged object is found while it is extracted.
     const r = await b!.run(['backup', 'restore', id, '--repo', 'offsite', '--to-instance', 'damaged', '--json'])
     expect(r.exitCode).toBe(11)
     expect(r.json).toMatchObject({ ok: false, error: { code: 'E_BACKUP_VERIFY_FAILED' } })
+    expect(JSON.stringify(r.json)).toContain('base/base.tar.lz4.mfenc')
+    // Nothing left behind: no instance dir, no staging dir.
+    expect(existsSync(path.join(b!.layout.instancesDir, 'damaged'))).toBe(false)
+    expect(readdirSync(path.join(b!.layout.root, 'tmp')).filter((n) => n.startsWith('repo-'))).toEqual([])
     const st = await b!.run<{ instances: Array<{ name: string }> }>(['status', '--json'])
     expect((st.json as { data: { instances: Array<{ name: string }> } }).data.instances.map((i) => i.name)).not.toContain('damaged')
   })

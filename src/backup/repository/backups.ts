@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { createWriteStream, promises as fsp } from 'node:fs'
 import path from 'node:path'
-import { Writable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fsyncDir, writeJsonAtomic } from '../../platform/fs.js'
 import { BACKUP_INCOMPLETE, BACKUP_NOT_FOUND, BACKUP_VERIFY_FAILED } from '../errors.js'
 import { BackupManifest, compareBackups, ID_RE, MANIFEST_FILE, type IncompleteBackup } from '../manifest.js'
+import type { BackupReader } from '../extract.js'
 import type { OnProgress } from '../tools.js'
 import type { VerifyProblem } from '../verify.js'
 import type { S3Repository } from './s3.js'
@@ -156,21 +157,12 @@ export interface FetchResult {
 export async function fetchBackup(repo: S3Repository, id: string, dest: string | undefined, onProgress?: OnProgress, signal?: AbortSignal): Promise<FetchResult> {
   const m = await loadRemoteBackup(repo, id)
   const base = backupPrefix(id)
-  const stored = new Map((await repo.list(base)).map((o) => [o.key, o.size]))
   const problems: VerifyProblem[] = []
   const fail = (p: VerifyProblem) => {
     if (dest) throw BACKUP_VERIFY_FAILED({ id, file: p.file, reason: `${p.reason} (repository ${repo.name})` }, { details: { problems: [p] } })
     problems.push(p)
   }
-  for (const f of m.files) {
-    const size = stored.get(base + f.path)
-    if (size === undefined) fail({ file: f.path, reason: 'missing' })
-    else if (size !== f.size) fail({ file: f.path, reason: `size ${size} != ${f.size} in the manifest` })
-  }
-  for (const k of stored.keys()) {
-    const rel = k.slice(base.length)
-    if (rel !== MANIFEST_FILE && !m.files.some((f) => f.path === rel)) fail({ file: rel, reason: 'not in the manifest' })
-  }
+  for (const p of await remoteLayout(repo, m)) fail(p)
   const out = dest ? path.join(dest, id) : undefined
   const total = m.files.reduce((s, f) => s + f.size, 0)
   let done = 0
@@ -224,6 +216,95 @@ export async function fetchBackup(repo: S3Repository, id: string, dest: string |
     throw err
   }
   return { manifest: m, problems, bytes: done }
+}
+
+/** Every object of the manifest stored with its size, and nothing else (the cheap check). */
+async function remoteLayout(repo: S3Repository, m: BackupManifest): Promise<VerifyProblem[]> {
+  const base = backupPrefix(m.id)
+  const stored = new Map((await repo.list(base)).map((o) => [o.key, o.size]))
+  const problems: VerifyProblem[] = []
+  for (const f of m.files) {
+    const size = stored.get(base + f.path)
+    if (size === undefined) problems.push({ file: f.path, reason: 'missing' })
+    else if (size !== f.size) problems.push({ file: f.path, reason: `size ${size} != ${f.size} in the manifest` })
+  }
+  for (const k of stored.keys()) {
+    const rel = k.slice(base.length)
+    if (rel !== MANIFEST_FILE && !m.files.some((f) => f.path === rel)) problems.push({ file: rel, reason: 'not in the manifest' })
+  }
+  return problems
+}
+
+/** Throws E_BACKUP_VERIFY_FAILED naming the first missing, resized or extra object. */
+export async function assertRemoteLayout(repo: S3Repository, m: BackupManifest): Promise<void> {
+  const problems = await remoteLayout(repo, m)
+  const p = problems[0]
+  if (p) throw BACKUP_VERIFY_FAILED({ id: m.id, file: p.file, reason: `${p.reason} (repository ${repo.name})` }, { details: { problems } })
+}
+
+/** Ranges read at once per object, and their size: the read-ahead of a streamed restore. */
+const RANGE_BYTES = 8 << 20
+const RANGES_IN_FLIGHT = 4
+
+/**
+ * A backup read straight from the repository into extraction (extract.ts BackupReader): each
+ * object is fetched as ranges, RANGES_IN_FLIGHT at a time, and handed on in order, so the
+ * download runs ahead of decryption, decompression and tar instead of being staged on disk.
+ * The sizes come from the manifest (assertRemoteLayout checked the stored ones); extraction
+ * hashes every byte against it, so an object changed meanwhile fails like a damaged one.
+ */
+export function remoteReader(repo: S3Repository, m: BackupManifest): BackupReader {
+  const base = backupPrefix(m.id)
+  const sizeOf = (rel: string) => m.files.find((f) => f.path === rel)?.size
+  return {
+    names: async (sub) => m.files.filter((f) => path.dirname(f.path) === sub).map((f) => path.basename(f.path)),
+    open: async (rel, start = 0) => {
+      const size = sizeOf(rel)
+      if (size === undefined) throw BACKUP_VERIFY_FAILED({ id: m.id, file: rel, reason: 'not in the manifest' })
+      return Readable.from(ranges(repo, base + rel, start, size), { objectMode: false, highWaterMark: 1 << 20 })
+    },
+  }
+}
+
+async function* ranges(repo: S3Repository, key: string, start: number, size: number): AsyncGenerator<Buffer> {
+  const ac = new AbortController()
+  const fetchRange = async (from: number): Promise<Buffer[]> => {
+    const end = Math.min(size, from + RANGE_BYTES) - 1
+    try {
+      const body = await repo.get(key, { start: from, end }, ac.signal)
+      if (!body) throw new Error('the object is gone')
+      const parts: Buffer[] = []
+      let n = 0
+      for await (const c of body) {
+        parts.push(c as Buffer)
+        n += (c as Buffer).length
+      }
+      if (n !== end - from + 1) throw new Error(`range ${from}-${end}: ${n} bytes`)
+      return parts
+    } catch (err) {
+      throw repo.fail('GetObject', key, err)
+    }
+  }
+  const queue: Array<Promise<Buffer[]>> = []
+  let next = start
+  const fill = () => {
+    while (queue.length < RANGES_IN_FLIGHT && next < size) {
+      const p = fetchRange(next)
+      p.catch(() => undefined) // awaited in order below; not an unhandled rejection meanwhile
+      queue.push(p)
+      next += RANGE_BYTES
+    }
+  }
+  try {
+    fill()
+    while (queue.length) {
+      const parts = await queue.shift()!
+      fill()
+      for (const c of parts) yield c
+    }
+  } finally {
+    ac.abort()
+  }
 }
 
 /** Leftovers of interrupted uploads: objects without a manifest and unfinished multipart uploads. */

@@ -182,10 +182,13 @@ export class S3Repository {
     }
   }
 
-  /** The object's bytes as a stream, or undefined when it does not exist. */
-  async get(rel: string): Promise<Readable | undefined> {
+  /** The object's bytes (or bytes start..end inclusive) as a stream, or undefined when it does not exist. */
+  async get(rel: string, range?: { start: number; end: number }, signal?: AbortSignal): Promise<Readable | undefined> {
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(rel) }))
+      const r = await this.client.send(
+        new GetObjectCommand({ Bucket: this.cfg.bucket, Key: this.key(rel), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+        signal ? { abortSignal: signal } : {},
+      )
       return r.Body as Readable
     } catch (err) {
       const e = err as SdkError

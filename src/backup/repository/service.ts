@@ -3,13 +3,15 @@ import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { loadKek } from '../keys.js'
-import { loadBackup } from '../manifest.js'
+import type { BackupReader } from '../extract.js'
+import { loadBackup, MANIFEST_FILE, type BackupManifest } from '../manifest.js'
+import { writeJsonAtomic } from '../../platform/fs.js'
 import { planPrune, type PrunePolicy } from '../retention.js'
 import { kekFor, prune, restore, summarize, type BackupDeps, type RestoreDeps, type RestoreInput, type RestoreOutput } from '../service.js'
 import type { OnProgress } from '../tools.js'
 import { parseSegmentName, segmentNo } from '../wal.js'
 import { verifyBackup, type VerifyResult } from '../verify.js'
-import { cleanupRemote, fetchBackup, listRemote, loadRemoteBackup, removeRemoteBackup } from './backups.js'
+import { assertRemoteLayout, cleanupRemote, fetchBackup, remoteReader, listRemote, loadRemoteBackup, removeRemoteBackup } from './backups.js'
 import { LOCAL_REPOSITORY, type RetentionPolicyConfig } from '../../config/repository.js'
 import { openRemotes, openRepository, remoteConfigs, resolveRepository } from './index.js'
 import { recoverUploads, type RecoveredUpload } from './push.js'
@@ -63,9 +65,12 @@ export async function verifyRepo(k: BackupDeps, name: string, id: string, deep: 
 }
 
 /**
- * Restore from an object store (the disaster-recovery path): the backup is read into
- * `<state>/tmp/repo-<random>/` with every object re-hashed (a damaged one refuses the restore
- * before anything is written to the target), and the normal restore runs from there. The WAL
+ * Restore from an object store (the disaster-recovery path). Into a new instance the objects
+ * stream from the repository into extraction (remoteReader), hashed as they go: a damaged one
+ * fails the extraction naming it and the new instance is removed. A restore that replaces
+ * data first reads the backup into `<state>/tmp/repo-<random>/` with every object re-hashed (a
+ * damaged one refuses the restore before anything is touched). The normal restore runs from
+ * there (only the manifest is staged when streaming). The WAL
  * a point-in-time target needs is served on demand (wal-serve.ts): Postgres's restore_command
  * asks the kernel for each file, read back from the first repository holding it, with the next
  * segments prefetched in parallel; the first ones download while the backup does. A damaged
@@ -100,11 +105,22 @@ export async function restoreFromRepo(k: RestoreDeps, name: string, input: Resto
           runAs: k.runAs,
         })
       }
-      onProgress?.({ phase: 'download', message: `reading ${input.id} from repository ${name}` })
-      await fetchBackup(r, input.id, path.join(staging, 'backups'), onProgress, signal)
+      const backupsDir = path.join(staging, 'backups')
+      let reader: BackupReader | undefined
+      if (streams(k, input, manifest)) {
+        // Into a new instance: straight from the repository into extraction (only the manifest
+        // is staged); a damaged object fails extraction and the new instance is removed.
+        await assertRemoteLayout(r, manifest)
+        await fsp.mkdir(path.join(backupsDir, input.id), { recursive: true, mode: 0o700 })
+        await writeJsonAtomic(path.join(backupsDir, input.id, MANIFEST_FILE), manifest)
+        reader = remoteReader(r, manifest)
+      } else {
+        onProgress?.({ phase: 'download', message: `reading ${input.id} from repository ${name}` })
+        await fetchBackup(r, input.id, backupsDir, onProgress, signal)
+      }
       const remoteWal = server ? { restoreCommand: server.restoreCommand(), archive: server.archive() } : undefined
       try {
-        return await restore(k, input, onProgress, signal, { backupsDir: path.join(staging, 'backups'), walDir, remoteWal })
+        return await restore(k, input, onProgress, signal, { backupsDir, walDir, remoteWal, reader })
       } catch (err) {
         // Recovery stopped on a damaged or unreadable WAL object: that object is the error.
         throw server?.failure ?? err
@@ -115,6 +131,17 @@ export async function restoreFromRepo(k: RestoreDeps, name: string, input: Resto
       await fsp.rm(staging, { recursive: true, force: true })
     }
   })
+}
+
+/**
+ * Streamed (not staged) when the restore creates a new instance from a physical backup: there
+ * is no existing data a damaged object could cost, so the objects are hashed while they are
+ * extracted. Replacing data (in place, --to-db through a scratch copy) stages and re-hashes
+ * the whole backup first, as before.
+ */
+function streams(k: RestoreDeps, input: RestoreInput, m: BackupManifest): boolean {
+  if (m.type !== 'physical' || input.toDb || input.toInstance === undefined || input.force) return false
+  return input.toInstance !== k.instances.primary().name
 }
 
 /**

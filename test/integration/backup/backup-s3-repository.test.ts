@@ -6,7 +6,8 @@ import nock from 'nock'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { kekFromSecret } from '../../../src/backup/crypto.js'
 import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
-import { cleanupRemote, fetchBackup, listRemote, pushBackup } from '../../../src/backup/repository/backups.js'
+import { cleanupRemote, fetchBackup, listRemote, pushBackup, remoteReader } from '../../../src/backup/repository/backups.js'
+import { extractPhysical } from '../../../src/backup/extract.js'
 import { S3RepositoryConfig } from '../../../src/config/repository.js'
 import { S3Repository } from '../../../src/backup/repository/s3.js'
 import { applyRetention } from '../../../src/backup/repository/service.js'
@@ -219,6 +220,34 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
     expect(err).toMatchObject({ code: 'E_BACKUP_VERIFY_FAILED' })
     expect((err as Error).message).toContain('base/base.tar.lz4')
     await expect(fsp.access(path.join(dest, m.id))).rejects.toThrow() // nothing left behind
+    r.destroy()
+  })
+
+  it('streamed read-back (remoteReader): ranges in order from any offset; a flipped byte fails extraction naming the object', async () => {
+    const r = repo()
+    const m = await fakeBackup()
+    await pushBackup(r, path.join(backupsDir, m.id), m)
+    const reader = remoteReader(r, m)
+    expect((await reader.names('base')).sort()).toEqual(['backup_manifest', 'base.tar.lz4'])
+    const local = readFileSync(path.join(backupsDir, m.id, 'base/base.tar.lz4'))
+    const read = async (start?: number) => Buffer.concat(await (await reader.open('base/base.tar.lz4', start)).toArray())
+    // 12 MiB: two ranges, handed on in order.
+    expect((await read()).equals(local)).toBe(true)
+    expect((await read(9_000_001)).equals(local.subarray(9_000_001))).toBe(true)
+    // An intact object that is no lz4 stream: the tool's failure, not the object's.
+    const intact = path.join(tmp.dir, 'streamed-intact')
+    await fsp.mkdir(intact)
+    const ok = await extractPhysical({ dir: '', manifest: m, dataKey: undefined, dataDir: intact, reader }).catch((e: unknown) => e)
+    expect(ok).toMatchObject({ code: 'E_BACKUP_TOOL_FAILED' })
+    const file = s3ObjectFile(s3, BUCKET, r.key(`backups/${m.id}/base/base.tar.lz4`))
+    const b = readFileSync(file)
+    b[10_000_000] = b[10_000_000]! ^ 0x01
+    writeFileSync(file, b)
+    const data = path.join(tmp.dir, 'streamed-damaged')
+    await fsp.mkdir(data)
+    const err = await extractPhysical({ dir: '', manifest: m, dataKey: undefined, dataDir: data, reader }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'E_BACKUP_VERIFY_FAILED' })
+    expect((err as Error).message).toContain('base/base.tar.lz4')
     r.destroy()
   })
 
