@@ -28,6 +28,8 @@ export class RowVisibility {
   private readonly tables = new Map<number, { at: number; info: TableInfo | undefined }>()
   private readonly privileges = new Map<string, { at: number; select: boolean; bypass: boolean }>()
   checks = 0
+  /** How often a batch's row checks waited for its transactions to become visible. */
+  visibilityWaits = 0
   /** The last error a row check met (a failing check denies); for status and tests. */
   lastError: string | undefined
 
@@ -86,6 +88,11 @@ export class RowVisibility {
         t.rows.push({ i, key })
       }
     }
+    if (need.size > 0) {
+      const xids = new Set<number>()
+      for (const { tables } of need.values()) for (const t of tables.values()) for (const r of t.rows) if (items[r.i]!.change.xid !== undefined) xids.add(items[r.i]!.change.xid!)
+      await this.awaitVisible(pool, [...xids])
+    }
     // The groups are spread over the pool's connections: one round trip per connection per
     // batch, whatever the number of groups (100 groups: 4 round trips in parallel, not 100).
     const all = [...need.values()].map(({ g, tables }) => ({ g, tables: [...tables.values()] }))
@@ -101,6 +108,27 @@ export class RowVisibility {
       }),
     )
     return out
+  }
+
+  /**
+   * Waits (briefly) until the changes' transactions are visible to a new snapshot. Logical
+   * decoding sends a commit once its WAL is flushed, which is before the committing backend
+   * leaves the proc array: a row check started at once could take a snapshot that does not
+   * see the row yet and deny it to a subscriber allowed to see it (a lost change; seen under
+   * load). One query per batch; the transactions' 32-bit ids are widened with the epoch of
+   * the snapshot's xmax.
+   */
+  private async awaitVisible(pool: pg.Pool, xids: number[]): Promise<void> {
+    if (xids.length === 0) return
+    const sql = `select coalesce(bool_and(pg_visible_in_snapshot(
+        ((((pg_snapshot_xmax(s)::text::bigint >> 32) - case when x > (pg_snapshot_xmax(s)::text::bigint & 4294967295) then 1 else 0 end) << 32) + x)::text::xid8, s)), true) as v
+      from pg_current_snapshot() s, unnest($1::bigint[]) x`
+    for (let attempt = 0, delay = 1; attempt < 12; attempt++, delay = Math.min(delay * 2, 100)) {
+      const r = await pool.query<{ v: boolean }>(sql, [xids]).catch(() => undefined)
+      if (!r || r.rows[0]?.v !== false) return
+      this.visibilityWaits++
+      await new Promise((res) => setTimeout(res, delay))
+    }
   }
 
   /**

@@ -205,6 +205,7 @@ export class ChangeStream {
     /** Row messages, handed over by the plugin without the library's per-message work. */
     let rows: (buf: Buffer, start: number) => boolean = () => false
     let commitTime = Date.now()
+    let xid: number | undefined
     let paused = false
     const backpressure = (): void => {
       if (paused) return
@@ -224,6 +225,7 @@ export class ChangeStream {
       switch (msg.tag) {
         case 'begin':
           commitTime = msg.commitTime
+          xid = msg.xid
           return undefined
         case 'commit':
           this.st.lastLsn = msg.endLsn
@@ -231,13 +233,13 @@ export class ChangeStream {
           this.resume = { lsn: msg.endLsn, on: target.name }
           return undefined
         case 'insert':
-          this.o.onChange({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, decodedAt: performance.now() })
+          this.o.onChange({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, xid, decodedAt: performance.now() })
           return backpressure()
         case 'update':
-          this.o.onChange({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, decodedAt: performance.now() })
+          this.o.onChange({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
           return backpressure()
         case 'delete':
-          this.o.onChange({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, decodedAt: performance.now() })
+          this.o.onChange({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
           return backpressure()
         default:
           return undefined

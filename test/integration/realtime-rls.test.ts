@@ -39,6 +39,26 @@ describe('RowVisibility (RLS as the subscriber role with its claims)', () => {
     expect(v.checks).toBe(4) // once per group with SELECT, per change; the outsider never queries
   })
 
+  it('waits for the change\'s transaction to be visible before checking its row (decoding can send a commit before other sessions see it)', async () => {
+    // A transaction other sessions cannot see yet, as a decoded commit can be just after its
+    // WAL flush: still open here, committed a moment after the check started.
+    const writer = new pg.Client(db.connection())
+    await writer.connect()
+    try {
+      await writer.query('begin')
+      await writer.query(`insert into notes values (500, 'alice')`)
+      const xid = Number((await writer.query<{ x: string }>('select txid_current() % 4294967296 as x')).rows[0]!.x)
+      const v = new RowVisibility(() => pool)
+      const checking = v.visibleGroups({ ...change(rel, { id: '500', owner: 'alice' }), xid }, [group('a', 'app_user', 'alice')])
+      await new Promise((r) => setTimeout(r, 50))
+      await writer.query('commit')
+      expect([...(await checking)], v.lastError).toEqual(['a'])
+      expect(v.visibilityWaits).toBeGreaterThan(0)
+    } finally {
+      await writer.end()
+    }
+  })
+
   it('skips the per-row query on a table without RLS', async () => {
     const v = new RowVisibility(() => pool)
     const oid = Number((await db.query<{ oid: string }>(`select 'public.open_t'::regclass::oid as oid`)).rows[0]!.oid)
