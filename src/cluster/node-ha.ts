@@ -283,6 +283,11 @@ export class NodeHa {
         if (this.o.leadership.validUntil() === 0 && !(await this.acquire())) return
         const t0 = this.clock()
         try {
+          // The store names this node the last leader BEFORE its instance takes a single write.
+          // A self-fenced old primary resumes only as the last leader; recorded after the
+          // promotion (a write that can fail while etcd elects a leader), the old primary could
+          // resume over writes acknowledged here.
+          await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() }))
           await promote(env, local, 60)
         } catch (err) {
           // Not promoted: give the key back so another candidate can try.
@@ -290,7 +295,7 @@ export class NodeHa {
           throw err
         }
         const from = status.lastLeader ?? 'unknown'
-        await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, syncStandby: null, at: new Date().toISOString() })).catch(() => undefined)
+        await store.updateStatus((s) => ({ ...s, syncStandby: null, at: new Date().toISOString() })).catch(() => undefined)
         await store
           .recordFailover({ from, to: this.o.node, reason: d.sentence, at: new Date().toISOString(), automatic: true, durationMs: this.clock() - t0 })
           .catch(() => undefined)

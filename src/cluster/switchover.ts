@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { fence } from '../replication/fence.js'
 import { compareLsn } from '../replication/lsn.js'
+import type { SwitchoverResult } from '../replication/actions.js'
 import { clientConfig, readControlFile, sleep, sql, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import type { EtcdFlockStore, EtcdLeadership } from './etcd-store.js'
 import { SWITCHOVER_NOT_DONE, SWITCHOVER_TARGET_INVALID } from './errors.js'
@@ -38,17 +39,8 @@ import type { DesiredOp, TopologyDoc } from './store.js'
  * standby (the target) acquires it and promotes: finished. Either way the open request is then
  * closed by the old leader's node (`closeStale`): done when the target leads.
  */
-export interface SwitchoverDetail {
-  from: string
-  to: string
-  writeOutageMs: number
-  durationMs: number
-  timeline: number
-  finalLsn: string
-  repointed: string[]
-  rejoin: 'none' | 'rewind' | 'reclone'
-  phases: { checkpointMs: number; stopMs: number; catchupMs: number; fenceMs: number; promoteMs: number; repointMs: number; rejoinMs: number; syncMs: number }
-}
+/** What a switchover across hosts reports: the same shape as a one-host switchover's result. */
+export type SwitchoverDetail = SwitchoverResult
 
 type Progress = (phase: string, message: string, fraction?: number) => void
 

@@ -457,13 +457,7 @@ export async function startInstance(spec: InstanceSpec): Promise<PostgresProcess
     await exited
     throw INSTANCE_START_FAILED({ instance: spec.name, reason: 'the postgres binary could not be spawned', logTail: '' })
   }
-  const handle: PostgresProcess = {
-    pid,
-    adopted: false,
-    exited,
-    stop: (mode, timeoutMs) => signalAndWait(spec, pid, exited, mode, timeoutMs),
-    detach: () => undefined,
-  }
+  const handle = childHandle(spec, pid, exited)
   spec.log?.info({ instance: spec.name, pid, port: spec.port }, 'started postgres')
   try {
     await waitReady(spec, handle, () => dead, logFrom, spec.port)
@@ -472,6 +466,11 @@ export async function startInstance(spec: InstanceSpec): Promise<PostgresProcess
     throw err
   }
   return handle
+}
+
+/** The handle of a postmaster that is the kernel's own child (its exit is the child's, not a poll). */
+function childHandle(spec: InstanceSpec, pid: number, exited: Promise<PostgresExit>): PostgresProcess {
+  return { pid, adopted: false, exited, stop: (mode, timeoutMs) => signalAndWait(spec, pid, exited, mode, timeoutMs), detach: () => undefined }
 }
 
 /**
@@ -504,13 +503,7 @@ export async function takeEarlyPostmaster(spec: InstanceSpec): Promise<PostgresP
   }
   const pid = e.pid
   const exited: Promise<PostgresExit> = e.exited
-  const handle: PostgresProcess = {
-    pid,
-    adopted: false,
-    exited,
-    stop: (mode, timeoutMs) => signalAndWait(spec, pid, exited, mode, timeoutMs),
-    detach: () => undefined,
-  }
+  const handle = childHandle(spec, pid, exited)
   try {
     await waitReady(spec, handle, e.dead, e.logFrom, spec.port)
   } catch (err) {

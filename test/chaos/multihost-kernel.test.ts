@@ -1,12 +1,12 @@
-import { execFileSync, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import readline from 'node:readline'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNetTopology, etcdCluster, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
 import { NODE, ROOT, RUN_JS, type CliResult } from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
+import { assertNeverTwoPrimaries as assertNeverTwoPrimariesIn, etcdGetFromClient, jsonLines, sqlFromClient } from '../helpers/mh-harness.js'
 import type { NodeListResult } from '../../src/cluster/node-list.js'
 import type { StatusOutput } from '../../src/api/core.js'
 import type { SwitchoverDetail } from '../../src/cluster/switchover.js'
@@ -59,55 +59,31 @@ function ok<T>(r: CliResult<T>, what: string): T {
 
 /** SQL from the client namespace over the network: TLS (hostssl), superuser, SCRAM. */
 function sqlOn(h: NetHost, q: string): Array<Record<string, unknown>> {
-  const out = execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, CLIENT, 'sql', `${h.addr}:5432`, q], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '', PGPASSWORD: password, PGSSLMODE: 'no-verify' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 256 * 1024 * 1024,
-  })
-  return JSON.parse(out) as Array<Record<string, unknown>>
+  return sqlFromClient(net, CLIENT, h, q, { PGPASSWORD: password, PGSSLMODE: 'no-verify' })
 }
 
 function etcdGet(key: string): string {
-  return execFileSync('ip', ['netns', 'exec', net.client.ns, 'etcdctl', '--endpoints', etcd.endpoints.join(','), '--command-timeout=2s', 'get', `/magflock/${FLOCK}/${key}`, '--print-value-only'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim()
+  return etcdGetFromClient(net, etcd.endpoints, FLOCK, key)
 }
 
 const probes = new Map<string, Array<{ t: number; p: number }>>()
 const acked: number[] = []
 let writer: ChildProcess | undefined
 
-function lines(p: ChildProcess, on: (o: Record<string, unknown>) => void): void {
-  if (!p.stdout) return
-  readline.createInterface({ input: p.stdout }).on('line', (l) => {
-    try {
-      on(JSON.parse(l) as Record<string, unknown>)
-    } catch {
-      // not ours
-    }
-  })
-}
 
 /** Samples from the client namespace whether each host's instance is a writable primary. */
 function startProbe(h: NetHost): void {
   const samples: Array<{ t: number; p: number }> = []
   probes.set(h.name, samples)
   const p = net.spawn(net.client, process.execPath, [CLIENT, 'probe', `${h.addr}:5432`], { env: { PGPASSWORD: password, PGSSLMODE: 'no-verify' } })
-  lines(p, (o) => samples.push(o as { t: number; p: number }))
+  jsonLines(p, (o) => samples.push(o as { t: number; p: number }))
 }
 
 const primaryNow = (h: NetHost) => probes.get(h.name)?.at(-1)?.p === 1
 
 /** The hunter: at no sampled moment were both instances primaries. */
 function assertNeverTwoPrimaries(): void {
-  const a = probes.get('h1') ?? []
-  const b = probes.get('h2') ?? []
-  for (const s of a.filter((x) => x.p === 1)) {
-    const clash = b.find((x) => x.p === 1 && Math.abs(x.t - s.t) < 20)
-    expect(clash, `h1 primary at ${s.t} while h2 primary at ${clash?.t}`).toBeUndefined()
-  }
+  assertNeverTwoPrimariesIn(probes.get('h1') ?? [], probes.get('h2') ?? [])
 }
 
 async function waitAcks(more: number, timeoutMs = 60_000): Promise<void> {
@@ -244,7 +220,7 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     startProbe(h1)
     startProbe(h2)
     writer = net.spawn(net.client, process.execPath, [CLIENT, 'writer', `${h1.addr}:5432,${h2.addr}:5432`, '1000'], { env: { PGPASSWORD: password, PGSSLMODE: 'no-verify' } })
-    lines(writer, (o) => {
+    jsonLines(writer, (o) => {
       if (typeof o.ack === 'number') acked.push(o.ack)
     })
     await waitAcks(20)

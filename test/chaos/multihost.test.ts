@@ -1,10 +1,10 @@
-import { execFileSync, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { appendFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import readline from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNetTopology, etcdCluster, SUBNET, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
 import { waitFor } from '../helpers/wait.js'
+import { assertNeverTwoPrimaries as assertNeverTwoPrimariesIn, etcdGetFromClient, jsonLines, sqlFromClient } from '../helpers/mh-harness.js'
 
 /**
  * Several hosts on one machine (test/helpers/netns.ts): h1..h3 each run an etcd member; h1 and
@@ -30,16 +30,6 @@ const probeProcs = new Map<string, ChildProcess>()
 const acked: number[] = []
 let writer: ChildProcess | undefined
 
-function lines(p: ChildProcess, on: (o: Record<string, unknown>) => void): void {
-  if (!p.stdout) return
-  readline.createInterface({ input: p.stdout }).on('line', (l) => {
-    try {
-      on(JSON.parse(l) as Record<string, unknown>)
-    } catch {
-      // not ours
-    }
-  })
-}
 
 function startAgent(h: NetHost, bootstrap: 'primary' | 'replica'): void {
   const cfg = {
@@ -60,7 +50,7 @@ function startAgent(h: NetHost, bootstrap: 'primary' | 'replica'): void {
   const p = net.spawn(h, process.execPath, [AGENT, file], { env: { MAGFLOCK_AGENT_PASSWORD: password } })
   const log = logs.get(h.name) ?? []
   logs.set(h.name, log)
-  lines(p, (o) => {
+  jsonLines(p, (o) => {
     log.push(JSON.stringify(o))
     appendFileSync(path.join(h.dir, 'agent.log'), JSON.stringify(o) + '\n')
   })
@@ -71,24 +61,16 @@ function startProbe(h: NetHost): void {
   const samples = probes.get(h.name) ?? []
   probes.set(h.name, samples)
   const p = net.spawn(h, process.execPath, [CLIENT, 'probe', `${h.addr}:5432`], { env: { PGPASSWORD: password } })
-  lines(p, (o) => samples.push(o as { t: number; p: number }))
+  jsonLines(p, (o) => samples.push(o as { t: number; p: number }))
   probeProcs.set(h.name, p)
 }
 
 function sqlOn(h: NetHost, q: string): Array<Record<string, unknown>> {
-  const out = execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, CLIENT, 'sql', `${h.addr}:5432`, q], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '', PGPASSWORD: password },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  return JSON.parse(out) as Array<Record<string, unknown>>
+  return sqlFromClient(net, CLIENT, h, q, { PGPASSWORD: password })
 }
 
 function etcdGet(key: string): string {
-  return execFileSync('ip', ['netns', 'exec', net.client.ns, 'etcdctl', '--endpoints', etcd.endpoints.join(','), '--command-timeout=2s', 'get', `/magflock/${FLOCK}/${key}`, '--print-value-only'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim()
+  return etcdGetFromClient(net, etcd.endpoints, FLOCK, key)
 }
 
 const primaryNow = (h: NetHost) => probes.get(h.name)?.at(-1)?.p === 1
@@ -97,12 +79,7 @@ const firstPrimaryAt = (h: NetHost, after: number) => Math.min(Infinity, ...(pro
 
 /** The hunter: at no sampled moment were two instances primaries (intervals of 1-sample slack). */
 function assertNeverTwoPrimaries(): void {
-  const a = probes.get('h1') ?? []
-  const b = probes.get('h2') ?? []
-  for (const s of a.filter((x) => x.p === 1)) {
-    const clash = b.find((x) => x.p === 1 && Math.abs(x.t - s.t) < 20)
-    expect(clash, `h1 primary at ${s.t} while h2 primary at ${clash?.t}`).toBeUndefined()
-  }
+  assertNeverTwoPrimariesIn(probes.get('h1') ?? [], probes.get('h2') ?? [])
 }
 
 function ids(h: NetHost): Set<number> {
@@ -134,7 +111,7 @@ beforeAll(async () => {
   startProbe(h1)
   startProbe(h2)
   writer = net.spawn(net.client, process.execPath, [CLIENT, 'writer', `${h1.addr}:5432,${h2.addr}:5432`], { env: { PGPASSWORD: password } })
-  lines(writer, (o) => {
+  jsonLines(writer, (o) => {
     if (typeof o.ack === 'number') acked.push(o.ack)
   })
   await waitAcks(20)

@@ -1,14 +1,18 @@
+import { mkdirSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdFlockStore } from '../../../src/cluster/etcd-store.js'
 import { NodeHa } from '../../../src/cluster/node-ha.js'
 import { postgresRunAs } from '../../../src/platform/os-user.js'
+import { freePort } from '../../../src/platform/ports.js'
+import { createReplica } from '../../../src/replication/actions.js'
 import { findPgBinaries } from '../../../src/postgres/binaries.js'
 import { fence, readFence } from '../../../src/replication/fence.js'
-import { pgCtlLifecycle, type PgNode, type ReplicationEnv } from '../../../src/replication/pg.js'
+import { clientConfig, pgCtlLifecycle, withClient, type PgNode, type ReplicationEnv } from '../../../src/replication/pg.js'
 import { startTestEtcd, type TestEtcd } from '../../helpers/etcd.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
+import { tempDir } from '../../helpers/tmp.js'
 
 /** NodeHa's actions against a real etcd and a real Postgres on loopback (one node). */
 let etcd: TestEtcd
@@ -52,6 +56,47 @@ describe('NodeHa', () => {
     } finally {
       squatter.close()
       await ha.stop({ release: true })
+    }
+  })
+
+  it('a replica is promoted only after the store names its node the last leader (never writable while the store still names the old one)', async () => {
+    const bins = findPgBinaries()
+    const runAs = postgresRunAs()
+    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
+    const primary: PgNode = { name: 'n1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'resume.log') }
+    const tmp = tempDir('mf-nodeha-')
+    const dir = path.join(tmp.dir, 'n2')
+    mkdirSync(dir)
+    const local: PgNode = { name: 'n2_1', host: '127.0.0.1', port: await freePort(), instanceDir: dir, dataDir: path.join(dir, 'data'), logFile: path.join(dir, 'postgres.log') }
+    await createReplica(env, primary, local, { noSync: true })
+    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-promote', callTimeoutMs: 1500 })
+    await st.updateStatus((s) => ({ ...s, lastLeader: 'n1' }))
+    // The same store, except that status updates fail (etcd electing a leader, say).
+    const broken = new Proxy(st, {
+      get(t, k) {
+        if (k === 'updateStatus') return async () => Promise.reject(new Error('etcd unavailable'))
+        const v = Reflect.get(t, k, t) as unknown
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v
+      },
+    })
+    const inRecovery = () => withClient(clientConfig(env, local), async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r)
+    const ha = new NodeHa({ node: 'n2', store: broken, leadership: st.leadership('n2'), env, local, mode: 'async', ttlMs: 10_000 })
+    try {
+      await expect(ha.tick()).rejects.toThrow(/etcd unavailable/)
+      expect(ha.lastDecision()?.decision.action).toBe('promote')
+      expect(await inRecovery()).toBe(true)
+      // The key went back, so another candidate (or this one, next tick) may try.
+      expect(await st.leadership('x').current()).toBeUndefined()
+      const ok = new NodeHa({ node: 'n2', store: st, leadership: st.leadership('n2'), env, local, mode: 'async', ttlMs: 10_000 })
+      expect((await ok.tick()).action).toBe('promote')
+      expect(await inRecovery()).toBe(false)
+      expect((await st.status()).lastLeader).toBe('n2')
+      await ok.stop({ release: true })
+    } finally {
+      await ha.stop({ release: true })
+      await env.lifecycle.stop(local, 'immediate').catch(() => undefined)
+      await st.close()
+      tmp.cleanup()
     }
   })
 })
