@@ -3,16 +3,15 @@ import { promises as fsp } from 'node:fs'
 import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
 import nock from 'nock'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { kekFromSecret, keyIdOf, newDataKey, unwrapKey, wrapKey } from '../../../src/backup/crypto.js'
 import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { loadRemoteBackup, pushBackup } from '../../../src/backup/repository/backups.js'
-import { S3RepositoryConfig } from '../../../src/config/repository.js'
 import { rekeyRepository } from '../../../src/backup/repository/rekey.js'
-import { S3Repository } from '../../../src/backup/repository/s3.js'
+import type { S3Repository } from '../../../src/backup/repository/s3.js'
 import { decodeWal, pushWalFile, walKey } from '../../../src/backup/repository/wal.js'
-import { startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../../helpers/s3.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { testRepository, useS3Server } from '../../helpers/s3-repo.js'
 
 /**
  * `backup rekey` in an object-store repository (repository/rekey.ts) against a real s3rver
@@ -21,8 +20,8 @@ import { tempDir } from '../../helpers/tmp.js'
  * a rekey that fails half-way (500 on one object's PUT, every attempt) is finished by running
  * it again.
  */
-let s3: S3Server
 const tmp = tempDir('mf-s3rekey-')
+const s3 = useS3Server(['rekey'], tmp)
 const backupsDir = path.join(tmp.dir, 'backups')
 const walDir = path.join(tmp.dir, 'wal')
 const SYSID = '7000000000000000042'
@@ -31,18 +30,7 @@ const NEW = kekFromSecret('the-new-key')
 const FOREIGN = kekFromSecret('somebody-elses-key')
 
 function repo(): S3Repository {
-  const cfg = S3RepositoryConfig.parse({
-    name: 'offsite',
-    type: 's3',
-    endpoint: s3.endpoint,
-    bucket: 'rekey',
-    prefix: `t-${randomBytes(3).toString('hex')}`,
-    accessKeyId: 'secret:s3.id',
-    secretAccessKey: 'secret:s3.key',
-    maxAttempts: 2,
-    connectTimeoutSeconds: 1,
-  })
-  return new S3Repository(cfg, { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY })
+  return testRepository(s3().endpoint, 'rekey', { maxAttempts: 2 })
 }
 
 /** An encrypted backup (manifest says so; its one file stands for the ciphertext) stored in `r`. */
@@ -83,18 +71,6 @@ function body(obj: Buffer): Buffer {
 }
 
 describe('backup rekey in an S3-compatible repository (s3rver process)', { timeout: 120_000 }, () => {
-  beforeAll(async () => {
-    s3 = await startS3(['rekey'])
-  })
-  afterAll(async () => {
-    nock.restore()
-    await s3?.stop()
-    tmp.cleanup()
-  })
-  afterEach(() => {
-    nock.cleanAll()
-  })
-
   it('rewraps manifests and WAL headers under the new key, changes no data byte, and skips what the old key cannot open', async () => {
     const r = repo()
     const mine = await encryptedBackup(r, OLD)
@@ -141,7 +117,7 @@ describe('backup rekey in an S3-compatible repository (s3rver process)', { timeo
     const mine = await encryptedBackup(r, OLD)
     await storeWal(r)
     const victim = SEGS[1]!
-    nock(s3.endpoint, { allowUnmocked: true })
+    nock(s3().endpoint, { allowUnmocked: true })
       .put((p) => p.includes(victim))
       .times(2)
       .reply(500, '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>boom</Message></Error>')

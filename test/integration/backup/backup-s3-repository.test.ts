@@ -3,19 +3,19 @@ import { promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:
 import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
 import nock from 'nock'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { kekFromSecret } from '../../../src/backup/crypto.js'
 import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { cleanupRemote, fetchBackup, listRemote, pushBackup, remoteReader } from '../../../src/backup/repository/backups.js'
 import { extractPhysical } from '../../../src/backup/extract.js'
-import { S3RepositoryConfig } from '../../../src/config/repository.js'
-import { S3Repository } from '../../../src/backup/repository/s3.js'
+import type { S3Repository } from '../../../src/backup/repository/s3.js'
 import { applyRetention } from '../../../src/backup/repository/service.js'
 import { WalShipper } from '../../../src/backup/repository/shipper.js'
 import type { BackupDeps } from '../../../src/backup/service.js'
 import { decodeWal, encodeWal, fetchWal, pushWalFile } from '../../../src/backup/repository/wal.js'
-import { s3ObjectFile, startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../../helpers/s3.js'
+import { s3ObjectFile, S3_ACCESS_KEY, S3_SECRET_KEY } from '../../helpers/s3.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { testRepository, useS3Server } from '../../helpers/s3-repo.js'
 
 /**
  * The object-store repository layer against a real S3-compatible server (s3rver, its own
@@ -23,28 +23,14 @@ import { tempDir } from '../../helpers/tmp.js'
  * CompleteMultipartUpload, connection resets mid-part, slow responses, wrong credentials, and
  * a flipped byte in a stored object.
  */
-let s3: S3Server
 const tmp = tempDir('mf-s3repo-')
 const backupsDir = path.join(tmp.dir, 'backups')
 const BUCKET = 'backups'
+const s3 = useS3Server([BUCKET], tmp)
 
 function repo(over: Partial<Record<string, unknown>> = {}, creds = { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY }): S3Repository {
-  const cfg = S3RepositoryConfig.parse({
-    name: 'offsite',
-    type: 's3',
-    endpoint: s3.endpoint,
-    bucket: BUCKET,
-    prefix: `t-${randomBytes(3).toString('hex')}`,
-    accessKeyId: 'secret:s3.id',
-    secretAccessKey: 'secret:s3.key',
-    partSizeMiB: 5,
-    maxAttempts: 3,
-    requestTimeoutSeconds: 2,
-    // nock's failed mock sockets only give up after the connection timeout: keep it short here.
-    connectTimeoutSeconds: 1,
-    ...over,
-  })
-  return new S3Repository(cfg, creds)
+  // nock's failed mock sockets only give up after the connection timeout (1 s here).
+  return testRepository(s3().endpoint, BUCKET, { partSizeMiB: 5, maxAttempts: 3, requestTimeoutSeconds: 2, ...over }, creds)
 }
 
 /** A complete local backup of random files (12 MiB base file: multipart with 5 MiB parts). */
@@ -70,24 +56,12 @@ async function expectNothingLeft(r: S3Repository, id: string): Promise<void> {
  * answered here, and the test asserts it was sent (the upload's parts are released).
  */
 function expectAbort(): nock.Scope {
-  return nock(s3.endpoint, { allowUnmocked: true }).delete(() => true).query((q) => 'uploadId' in q).reply(204, '')
+  return nock(s3().endpoint, { allowUnmocked: true }).delete(() => true).query((q) => 'uploadId' in q).reply(204, '')
 }
 
 const xml = (code: string, msg: string) => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${msg}</Message><RequestId>1</RequestId></Error>`
 
 describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { timeout: 120_000 }, () => {
-  beforeAll(async () => {
-    s3 = await startS3([BUCKET])
-  })
-  afterAll(async () => {
-    nock.restore()
-    await s3?.stop()
-    tmp.cleanup()
-  })
-  afterEach(() => {
-    nock.cleanAll()
-  })
-
   it('stores a backup (multipart), lists it only once the manifest is there, and reads it back byte for byte', async () => {
     const r = repo()
     const m = await fakeBackup()
@@ -109,7 +83,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
   it('503 SlowDown on parts: retried with backoff, then stored', async () => {
     const r = repo()
     const m = await fakeBackup()
-    const scope = nock(s3.endpoint, { allowUnmocked: true })
+    const scope = nock(s3().endpoint, { allowUnmocked: true })
       .put(() => true)
       .query((q) => q.partNumber === '1')
       .times(2)
@@ -123,7 +97,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
   it('500 on every CompleteMultipartUpload: bounded retries, an error naming the object, the upload aborted, nothing listed', async () => {
     const r = repo()
     const m = await fakeBackup()
-    const scope = nock(s3.endpoint, { allowUnmocked: true })
+    const scope = nock(s3().endpoint, { allowUnmocked: true })
       .post(() => true)
       .query((q) => 'uploadId' in q)
       .times(3)
@@ -142,7 +116,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
   it('connection reset mid-part on every attempt: a clear error naming the object, nothing listed or left', async () => {
     const r = repo()
     const m = await fakeBackup()
-    nock(s3.endpoint, { allowUnmocked: true })
+    nock(s3().endpoint, { allowUnmocked: true })
       .put(() => true)
       .query((q) => q.partNumber === '2')
       .times(3)
@@ -159,7 +133,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
   it('a reset once and a slow 503 once are retried and the backup is stored', async () => {
     const r = repo()
     const m = await fakeBackup()
-    const scope = nock(s3.endpoint, { allowUnmocked: true })
+    const scope = nock(s3().endpoint, { allowUnmocked: true })
       .put(() => true)
       .query((q) => q.partNumber === '2')
       .replyWithError({ code: 'ECONNRESET', message: 'socket hang up' })
@@ -179,7 +153,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
   it('slow responses timing out on every attempt: bounded retries, then an error naming the object', async () => {
     const r = repo()
     const m = await fakeBackup()
-    const scope = nock(s3.endpoint, { allowUnmocked: true })
+    const scope = nock(s3().endpoint, { allowUnmocked: true })
       .put((uri) => uri.endsWith('backup_manifest'))
       .query(true)
       .times(3)
@@ -209,7 +183,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
     const r = repo()
     const m = await fakeBackup()
     await pushBackup(r, path.join(backupsDir, m.id), m)
-    const file = s3ObjectFile(s3, BUCKET, r.key(`backups/${m.id}/base/base.tar.lz4`))
+    const file = s3ObjectFile(s3(), BUCKET, r.key(`backups/${m.id}/base/base.tar.lz4`))
     const b = readFileSync(file)
     b[1234567] = b[1234567]! ^ 0x01
     writeFileSync(file, b)
@@ -239,7 +213,7 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
     await fsp.mkdir(intact)
     const ok = await extractPhysical({ dir: '', manifest: m, dataKey: undefined, dataDir: intact, reader }).catch((e: unknown) => e)
     expect(ok).toMatchObject({ code: 'E_BACKUP_TOOL_FAILED' })
-    const file = s3ObjectFile(s3, BUCKET, r.key(`backups/${m.id}/base/base.tar.lz4`))
+    const file = s3ObjectFile(s3(), BUCKET, r.key(`backups/${m.id}/base/base.tar.lz4`))
     const b = readFileSync(file)
     b[10_000_000] = b[10_000_000]! ^ 0x01
     writeFileSync(file, b)

@@ -3,14 +3,14 @@ import { existsSync, promises as fsp, readdirSync, readFileSync } from 'node:fs'
 import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
 import nock from 'nock'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { fetchBackup, listRemote } from '../../../src/backup/repository/backups.js'
-import { S3RepositoryConfig } from '../../../src/config/repository.js'
 import { recoverUploads, RemotePush, UPLOADS_DIR, UploadJournal } from '../../../src/backup/repository/push.js'
 import { S3Repository } from '../../../src/backup/repository/s3.js'
-import { startS3, S3_ACCESS_KEY, S3_SECRET_KEY, type S3Server } from '../../helpers/s3.js'
+import { S3_ACCESS_KEY, S3_SECRET_KEY } from '../../helpers/s3.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { testRepository, useS3Server } from '../../helpers/s3-repo.js'
 
 /**
  * Streaming a backup file into an object store while it is produced (repository/push.ts),
@@ -19,28 +19,15 @@ import { tempDir } from '../../helpers/tmp.js'
  * writer left is cleaned up (multipart uploads aborted, objects removed, a complete local
  * backup stored again) without ever listing a partial backup.
  */
-let s3: S3Server
 const tmp = tempDir('mf-s3stream-')
 const backupsDir = path.join(tmp.dir, 'backups')
 const BUCKET = 'stream'
+const s3 = useS3Server([BUCKET], tmp)
 /** A pid that is certainly not running (above the kernel's pid_max). */
 const DEAD_PID = 4_194_305
 
 function repo(): S3Repository {
-  const cfg = S3RepositoryConfig.parse({
-    name: 'offsite',
-    type: 's3',
-    endpoint: s3.endpoint,
-    bucket: BUCKET,
-    prefix: `t-${randomBytes(3).toString('hex')}`,
-    accessKeyId: 'secret:s3.id',
-    secretAccessKey: 'secret:s3.key',
-    partSizeMiB: 5,
-    maxAttempts: 3,
-    requestTimeoutSeconds: 5,
-    connectTimeoutSeconds: 1,
-  })
-  return new S3Repository(cfg, { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY })
+  return testRepository(s3().endpoint, BUCKET, { partSizeMiB: 5, maxAttempts: 3, requestTimeoutSeconds: 5 })
 }
 
 /** Counts the whole-file uploads (putFile) a repository makes. */
@@ -93,22 +80,10 @@ function journals(): string[] {
 
 /** s3rver implements no AbortMultipartUpload: answered here, and the test asserts it was sent. */
 function expectAbort(times = 1): nock.Scope {
-  return nock(s3.endpoint, { allowUnmocked: true }).delete(() => true).query((q) => 'uploadId' in q).times(times).reply(204, '')
+  return nock(s3().endpoint, { allowUnmocked: true }).delete(() => true).query((q) => 'uploadId' in q).times(times).reply(204, '')
 }
 
 describe('streaming a backup into an S3-compatible repository (s3rver process)', { timeout: 120_000 }, () => {
-  beforeAll(async () => {
-    s3 = await startS3([BUCKET])
-  })
-  afterAll(async () => {
-    nock.restore()
-    await s3?.stop()
-    tmp.cleanup()
-  })
-  afterEach(() => {
-    nock.cleanAll()
-  })
-
   it('uploads base.tar while it is written; completion uploads only the rest and writes the manifest last', async () => {
     const r = repo()
     const calls = countPutFile(r)
@@ -135,7 +110,7 @@ describe('streaming a backup into an S3-compatible repository (s3rver process)',
     const r = repo()
     const calls = countPutFile(r)
     const id = newBackupId('physical')
-    const scope = nock(s3.endpoint, { allowUnmocked: true })
+    const scope = nock(s3().endpoint, { allowUnmocked: true })
       .put(() => true)
       .query((q) => q.partNumber === '2')
       .times(3)
