@@ -64,29 +64,34 @@ export async function rekeyBackups(o: {
   for (const m of complete) {
     if (o.ids && !o.ids.includes(m.id)) continue
     if (!m.encryption) continue
-    if (m.encryption.keyId === newKeyId) {
-      res.skipped.push({ id: m.id, reason: 'already under the new key' })
+    const r = rewrapManifest(m, m.encryption, o.oldKeks, o.newKek, o.newSecretName)
+    if ('skip' in r) {
+      res.skipped.push({ id: m.id, reason: r.skip })
       continue
     }
-    let dataKey: Buffer | undefined
-    for (const k of o.oldKeks) {
-      try {
-        dataKey = unwrapKey(k, m.encryption.wrappedKey, m.id)
-        break
-      } catch {
-        // try the next candidate
-      }
-    }
-    if (!dataKey) {
-      res.skipped.push({ id: m.id, reason: `no offered key opens it (key id ${m.encryption.keyId})` })
-      continue
-    }
-    const next: BackupManifest = {
-      ...m,
-      encryption: { ...m.encryption, keyId: newKeyId, secretName: o.newSecretName, wrappedKey: wrapKey(o.newKek, dataKey, m.id) },
-    }
+    const { next } = r
     await writeJsonAtomic(path.join(o.backupsDir, m.id, MANIFEST_FILE), next)
     res.rewrapped.push(m.id)
   }
   return res
+}
+
+/**
+ * An encrypted manifest with its data key wrapped again under `newKek` (the data is not
+ * touched), or why it is skipped: already under the new key, or no offered key opens it.
+ * One rule for the local directory and for object-store repositories.
+ */
+export function rewrapManifest(m: BackupManifest, enc: NonNullable<BackupManifest['encryption']>, oldKeks: Buffer[], newKek: Buffer, newSecretName: string): { next: BackupManifest; dataKey: Buffer } | { skip: string } {
+  const newKeyId = keyIdOf(newKek)
+  if (enc.keyId === newKeyId) return { skip: 'already under the new key' }
+  for (const k of oldKeks) {
+    let dataKey: Buffer
+    try {
+      dataKey = unwrapKey(k, enc.wrappedKey, m.id)
+    } catch {
+      continue // the next candidate
+    }
+    return { dataKey, next: { ...m, encryption: { ...enc, keyId: newKeyId, secretName: newSecretName, wrappedKey: wrapKey(newKek, dataKey, m.id) } } }
+  }
+  return { skip: `no offered key opens it (key id ${enc.keyId})` }
 }

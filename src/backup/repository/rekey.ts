@@ -1,6 +1,7 @@
-import { keyIdOf, unwrapKey, wrapKey } from '../crypto.js'
+import { unwrapKey } from '../crypto.js'
 import { BACKUP_VERIFY_FAILED } from '../errors.js'
-import { MANIFEST_FILE, type BackupManifest } from '../manifest.js'
+import { rewrapManifest } from '../keys.js'
+import { MANIFEST_FILE } from '../manifest.js'
 import { BACKUPS_PREFIX, listRemote, loadRemoteBackup } from './backups.js'
 import type { S3Repository } from './s3.js'
 import { decodeWal, rewrapWal, WAL_PREFIX } from './wal.js'
@@ -28,28 +29,15 @@ export interface RepoRekeyResult {
 }
 
 export async function rekeyRepository(repo: S3Repository, oldKeks: Buffer[], newKek: Buffer, newSecretName: string): Promise<RepoRekeyResult> {
-  const newKeyId = keyIdOf(newKek)
   const res: RepoRekeyResult = { repository: repo.name, rewrapped: [], skipped: [], walRewrapped: 0, walUnchanged: 0, walSkipped: [] }
   for (const m of (await listRemote(repo)).complete) {
     if (!m.encryption) continue
-    if (m.encryption.keyId === newKeyId) {
-      res.skipped.push({ id: m.id, reason: 'already under the new key' })
+    const r = rewrapManifest(m, m.encryption, oldKeks, newKek, newSecretName)
+    if ('skip' in r) {
+      res.skipped.push({ id: m.id, reason: r.skip })
       continue
     }
-    let dataKey: Buffer | undefined
-    for (const k of oldKeks) {
-      try {
-        dataKey = unwrapKey(k, m.encryption.wrappedKey, m.id)
-        break
-      } catch {
-        // the next candidate
-      }
-    }
-    if (!dataKey) {
-      res.skipped.push({ id: m.id, reason: `no offered key opens it (key id ${m.encryption.keyId})` })
-      continue
-    }
-    const next: BackupManifest = { ...m, encryption: { ...m.encryption, keyId: newKeyId, secretName: newSecretName, wrappedKey: wrapKey(newKek, dataKey, m.id) } }
+    const { next, dataKey } = r
     await repo.putBuffer(`${BACKUPS_PREFIX}${m.id}/${MANIFEST_FILE}`, Buffer.from(JSON.stringify(next, null, 2) + '\n'))
     // Read back: the stored manifest opens with the new key to the same data key.
     const back = await loadRemoteBackup(repo, m.id)
