@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { appendFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createNetTopology, etcdCluster, SUBNET, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
 import { waitFor } from '../helpers/wait.js'
 import { assertNeverTwoPrimaries as assertNeverTwoPrimariesIn, etcdGetFromClient, jsonLines, sqlFromClient } from '../helpers/mh-harness.js'
@@ -116,6 +116,15 @@ beforeAll(async () => {
   })
   await waitAcks(20)
 }, 240_000)
+
+// A failure in CI is only diagnosable from what the nodes logged: print each node's last lines
+// and the probes' last samples with the failure.
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return
+  for (const [name, lines] of logs) process.stderr.write(`--- ${name} agent, last lines ---\n${lines.slice(-60).join('\n')}\n`)
+  for (const [name, s] of probes) process.stderr.write(`--- ${name} probe, last samples: ${JSON.stringify(s.slice(-20))}\n`)
+  process.stderr.write(`--- acknowledged writes: ${acked.length}, last at ${acked.at(-1)}\n`)
+})
 
 afterAll(() => {
   writer?.kill('SIGKILL')
