@@ -35,6 +35,11 @@ export interface NodeObserved {
   lastLeader: string | undefined
   /** The leader's Postgres address is known (needed to rejoin it). */
   leaderReachable: boolean
+  /**
+   * The local instance is down and no postmaster serves its data directory (crashed, killed,
+   * or stopped by a fence that was then lifted): nobody else will start it on a node.
+   */
+  postmasterGone?: boolean
 }
 
 export type NodeAction =
@@ -44,6 +49,7 @@ export type NodeAction =
   | 'promote' // replica that acquired (or may acquire) the free key
   | 'resume' // self-fenced last leader that got the key back: unfence and serve
   | 'rejoin' // fenced old primary with a new leader elsewhere: pg_rewind, follow
+  | 'restart' // down with no postmaster: a standby starts as one, a former primary is fenced first
   | 'follow' // replica following the leader
   | 'wait' // nothing to do now
 
@@ -77,7 +83,11 @@ export function decideNode(o: NodeObserved): NodeDecision {
     if (!o.leaderReachable) return d('wait', `fenced instance on ${o.node} waits for ${o.leader}'s address to rejoin it`)
     return d('rejoin', `${o.leader} leads: rejoining the old primary on ${o.node} as its replica (pg_rewind, re-clone as fallback)`)
   }
-  if (o.local === 'down') return d('wait', `local instance on ${o.node} is down; its supervisor restarts it`)
+  if (o.local === 'down') {
+    // Down with a postmaster still there: starting, stopping or too busy to answer this tick.
+    if (!o.postmasterGone) return d('wait', `local instance on ${o.node} does not answer; its postmaster is still there`)
+    return d('restart', `local instance on ${o.node} is down with no postmaster: starting it again (a standby as a standby; a former primary is fenced first and the leader key decides)`)
+  }
   // replica
   if (o.leader === undefined) {
     if (!o.failoverEnabled) return d('wait', `leader key is free but automatic failover is off`)

@@ -1,13 +1,11 @@
 import { promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { exists } from '../platform/fs.js'
-import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
 import { createReplica } from '../replication/actions.js'
-import { fence } from '../replication/fence.js'
 import { chownTree, sleep, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import type { EtcdFlockStore, EtcdLeadership } from './etcd-store.js'
 import { NODE_FLOCK_LED_ELSEWHERE, NODE_NO_LEADER } from './errors.js'
-import { NodeHa, type NodeHaOptions } from './node-ha.js'
+import { NodeHa, postmasterRunning, startDownInstance, type NodeHaOptions } from './node-ha.js'
 import type { ClusterSettings } from './node-settings.js'
 
 /** A running node in a kernel (`live.clusterNode`): what routes read (status, switchover). */
@@ -57,10 +55,6 @@ export interface NodeBootOptions {
   log: (msg: string, fields?: Record<string, unknown>) => void
 }
 
-async function isRunning(node: PgNode): Promise<boolean> {
-  const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
-  return !!pid && (await isOurPostmaster(pid.pid, node.dataDir))
-}
 
 /** Records this node and its instance in the topology (retried while the store is not ready). */
 export async function registerNode(o: Pick<NodeBootOptions, 'store' | 'node' | 'address' | 'local' | 'mode' | 'log'>, role: 'primary' | 'replica', deadline = Infinity): Promise<void> {
@@ -133,16 +127,19 @@ export async function bootstrapNode(o: NodeBootOptions): Promise<'initialised' |
     await registerNode(o, 'replica')
     return 'cloned'
   }
-  if (await isRunning(local)) return 'running'
+  if (await postmasterRunning(local)) return 'running'
   // A restarted node whose instance is down. A standby is started as one; a former primary
   // is fenced first: the HA loop then resumes it if this node still is (or again becomes)
   // the leader, or rejoins it to the leader elsewhere. It never starts as a primary here.
-  if (await exists(path.join(local.dataDir, 'standby.signal'))) {
-    await env.lifecycle.start(local).catch((err: unknown) => o.log('standby did not start', { err: (err as Error).message }))
-    return 'restarted'
+  const standby = await exists(path.join(local.dataDir, 'standby.signal'))
+  try {
+    await startDownInstance(env, local)
+  } catch (err) {
+    // A standby that does not start is left to the HA loop (it tries again); a fence must hold.
+    if (!standby) throw err
+    o.log('standby did not start', { err: (err as Error).message })
   }
-  await fence(env, local, 'node restarted with its primary down; the leader key decides what it becomes')
-  return 'fenced'
+  return standby ? 'restarted' : 'fenced'
 }
 
 /** The node's HA loop over the store, started. */

@@ -5,6 +5,8 @@ import { fence, readFence } from '../replication/fence.js'
 import type { Leadership } from '../replication/leadership.js'
 import { compareLsn, parseLsn } from '../replication/lsn.js'
 import { clientConfig, withClient, type PgNode, type ReplicationEnv } from '../replication/pg.js'
+import { exists } from '../platform/fs.js'
+import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
 import { decideNode, type LocalState, type NodeDecision, type NodeObserved } from './ha-decide.js'
 import type { FlockStore, MemberDoc, StatusDoc, TopologyDoc } from './store.js'
 
@@ -58,6 +60,7 @@ export class NodeHa {
   private renewing = false
   private held = 0
   private ticking: Promise<unknown> = Promise.resolve()
+  private restartedAt = 0
   private readonly ttlMs: number
   private readonly marginMs: number
   private readonly loopMs: number
@@ -219,6 +222,10 @@ export class NodeHa {
   }
 
   async tick(): Promise<NodeDecision> {
+    // A dead-man fence in flight writes its marker before it kills: a tick that looked in
+    // between would see "fenced", lift the marker and start Postgres, and the kill would then
+    // leave the instance down and unfenced. The fence finishes first; the tick looks after.
+    if (this.fencing) await this.fencing.catch(() => undefined)
     const look = await this.lookLocal()
     const holding = this.o.leadership.validUntil() > 0
     let storeOk = true
@@ -245,6 +252,7 @@ export class NodeHa {
       candidate: storeOk && look.state === 'replica' ? await this.candidate(status, topo, look) : false,
       lastLeader: status.lastLeader,
       leaderReachable: leaderNode !== undefined,
+      postmasterGone: look.state === 'down' ? !(await postmasterRunning(this.o.local)) : false,
     }
     const d = decideNode(observed)
     this.say(d, observed)
@@ -302,6 +310,8 @@ export class NodeHa {
         return
       }
       case 'resume':
+        // A dead-man fence that began after this tick looked: let the next tick decide.
+        if (this.fencing) return
         if (this.o.leadership.validUntil() === 0 && !(await this.acquire())) return
         // Self-fenced, still the freshest copy: lift the fence and serve again.
         await fsp.rm(path.join(local.dataDir, 'standby.signal'), { force: true })
@@ -324,6 +334,13 @@ export class NodeHa {
         if (leaderNode && look.conninfo !== undefined && !look.conninfo.includes(`host=${leaderNode.host} port=${leaderNode.port} `)) {
           await repoint(env, local, leaderNode)
         }
+        return
+      case 'restart':
+        // At most one attempt per TTL: a start that fails (a port taken, a broken data
+        // directory) is logged by the loop and tried again later, not 4 times a second.
+        if (this.clock() - this.restartedAt < this.ttlMs) return
+        this.restartedAt = this.clock()
+        await startDownInstance(env, local)
         return
       case 'wait':
         return
@@ -351,6 +368,27 @@ export class NodeHa {
     }
     if (!look.syncNames?.includes(name)) await setSyncStandbys(this.o.env, this.o.local, [name])
   }
+}
+
+/** A postmaster serves the local data directory (answering or not). */
+export async function postmasterRunning(node: PgNode): Promise<boolean> {
+  const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
+  return !!pid && (await isOurPostmaster(pid.pid, node.dataDir))
+}
+
+/**
+ * Brings back a local instance that is down with no postmaster (a restarted node, a crashed or
+ * killed postmaster). A standby starts as one; a former primary is only fenced, never started
+ * as a primary here: the HA loop then resumes it if this node holds (or gets back) the leader
+ * key, or rejoins it to the leader elsewhere.
+ */
+export async function startDownInstance(env: ReplicationEnv, local: PgNode): Promise<'started' | 'fenced'> {
+  if (await exists(path.join(local.dataDir, 'standby.signal'))) {
+    await env.lifecycle.start(local)
+    return 'started'
+  }
+  await fence(env, local, 'instance found down with no postmaster; the leader key decides what it becomes')
+  return 'fenced'
 }
 
 /** For `node list`: bytes a member's replay position is behind the leader's. */

@@ -3,7 +3,8 @@ import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdFlockStore } from '../../../src/cluster/etcd-store.js'
-import { NodeHa } from '../../../src/cluster/node-ha.js'
+import { NodeHa, postmasterRunning } from '../../../src/cluster/node-ha.js'
+import { readPostmasterPid } from '../../../src/postgres/pidfile.js'
 import { postgresRunAs } from '../../../src/platform/os-user.js'
 import { freePort } from '../../../src/platform/ports.js'
 import { createReplica } from '../../../src/replication/actions.js'
@@ -13,6 +14,7 @@ import { clientConfig, pgCtlLifecycle, withClient, type PgNode, type Replication
 import { startTestEtcd, type TestEtcd } from '../../helpers/etcd.js'
 import { startTestPostgres, type TestPostgres } from '../../helpers/pg.js'
 import { tempDir } from '../../helpers/tmp.js'
+import { waitFor } from '../../helpers/wait.js'
 
 /** NodeHa's actions against a real etcd and a real Postgres on loopback (one node). */
 let etcd: TestEtcd
@@ -99,4 +101,62 @@ describe('NodeHa', () => {
       tmp.cleanup()
     }
   })
+
+  it('a primary whose postmaster is killed while its node holds the key comes back: fenced, then resumed (nothing else starts it on a node)', async () => {
+    const bins = findPgBinaries()
+    const runAs = postgresRunAs()
+    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
+    const local: PgNode = { name: 'n1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'resume.log') }
+    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-restart', callTimeoutMs: 1500 })
+    const ha = new NodeHa({ node: 'n1', store: st, leadership: st.leadership('n1'), env, local, mode: 'async', ttlMs: 10_000 })
+    try {
+      expect((await ha.tick()).action).toBe('acquire')
+      expect((await ha.tick()).action).toBe('keep')
+      const pid = (await readPostmasterPid(local.dataDir))?.pid
+      expect(pid).toBeGreaterThan(0)
+      process.kill(pid as number, 'SIGKILL')
+      await waitFor('the postmaster gone', async () => !(await postmasterRunning(local)), 30_000, 50)
+      // Down, with the key still held: a former primary is fenced first…
+      const d = await waitFor('a restart decision', async () => {
+        const x = await ha.tick()
+        return x.action === 'restart' ? x : undefined
+      }, 30_000, 100)
+      expect(d.sentence).toContain('no postmaster')
+      expect(await readFence(local.instanceDir)).toBeDefined()
+      // …and resumed by the next tick, since this node still holds the key.
+      expect((await ha.tick()).action).toBe('resume')
+      expect(await readFence(local.instanceDir)).toBeUndefined()
+      expect(await inRecoveryOf(env, local)).toBe(false)
+      expect((await ha.tick()).action).toBe('keep')
+    } finally {
+      await ha.stop({ release: true })
+      await st.close()
+    }
+  })
+
+  it('a tick waits for a dead-man fence in flight and never lifts a fence that is still killing', async () => {
+    const bins = findPgBinaries()
+    const runAs = postgresRunAs()
+    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
+    const local: PgNode = { name: 'n1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'resume.log') }
+    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-race', callTimeoutMs: 1500 })
+    const ha = new NodeHa({ node: 'n1', store: st, leadership: st.leadership('n1'), env, local, mode: 'async', ttlMs: 10_000 })
+    try {
+      expect((await ha.tick()).action).toBe('acquire')
+      // The dead-man timer firing (as when renewals fail under load) while the loop ticks.
+      const fencing = (ha as unknown as { selfFence(reason: string): Promise<void> }).selfFence('test: lease not renewed')
+      const d = await ha.tick()
+      await fencing
+      // The tick looked only after the fence was complete: fenced, key still ours → resume.
+      expect(d.action).toBe('resume')
+      expect(await readFence(local.instanceDir)).toBeUndefined()
+      expect(await inRecoveryOf(env, local)).toBe(false)
+      expect(await postmasterRunning(local)).toBe(true)
+    } finally {
+      await ha.stop({ release: true })
+      await st.close()
+    }
+  })
 })
+
+const inRecoveryOf = (env: ReplicationEnv, local: PgNode) => withClient(clientConfig(env, local), async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r)

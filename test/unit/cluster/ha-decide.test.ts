@@ -68,4 +68,13 @@ describe('decideNode', () => {
     expect(decide({ ...f, leader: undefined, lastLeader: 'a' }).action).toBe('resume')
     expect(decide({ ...f, leader: undefined, lastLeader: 'b' }).action).toBe('wait')
   })
+
+  it('restarts a local instance that is down with no postmaster (nothing else starts it on a node), and waits while a postmaster is still there', () => {
+    const down = { local: 'down' as const, holding: true, leader: 'a' }
+    expect(decide({ ...down, postmasterGone: true }).action).toBe('restart')
+    expect(decide({ ...down, leader: 'b', holding: false, validUntil: 0, postmasterGone: true }).action).toBe('restart')
+    expect(decide({ ...down, postmasterGone: false }).action).toBe('wait')
+    // Nothing without the store's say.
+    expect(decide({ ...down, storeOk: false, leader: undefined, postmasterGone: true }).action).toBe('wait')
+  })
 })
