@@ -235,6 +235,15 @@ export class EtcdLeadership implements Leadership {
     return Math.min(this.timeoutMs, Math.max(150, (this.ttlS * 1000) / 8))
   }
 
+  /**
+   * A renewal asks every member at once (race), so it need not leave room for trying them in
+   * turn: it may wait longer for a slow answer (a loaded machine, an etcd election), which still
+   * counts from when it was sent. Only one renewal is in flight at a time.
+   */
+  private renewAttemptMs(): number {
+    return Math.min(this.timeoutMs, Math.max(150, (this.ttlS * 1000) / 4))
+  }
+
   async acquire(ttlMs: number): Promise<boolean> {
     if (this.leaseId) return this.renew()
     // etcd TTLs are whole seconds; rounding up never shortens what the caller asked for.
@@ -282,7 +291,7 @@ export class EtcdLeadership implements Leadership {
         } finally {
           stream.end()
         }
-      }, this.attemptMs())
+      }, this.renewAttemptMs())
       if (ttl <= 0) {
         // etcd answered: the lease expired or was revoked. Certain.
         if (this.leaseId === id) this.drop()
