@@ -1,9 +1,10 @@
-import type { ChildProcess } from 'node:child_process'
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createNetTopology, etcdCluster, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
+import { renderHaproxyCfg } from '../../src/health/haproxy.js'
+import { createNetTopology, etcdCluster, nsExec, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
 import { NODE, ROOT, RUN_JS, type CliResult } from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
 import { assertNeverTwoPrimaries as assertNeverTwoPrimariesIn, etcdGetFromClient, jsonLines, sqlFromClient } from '../helpers/mh-harness.js'
@@ -69,6 +70,42 @@ function etcdGet(key: string): string {
 const probes = new Map<string, Array<{ t: number; p: number }>>()
 const acked: number[] = []
 let writer: ChildProcess | undefined
+let haproxy: ChildProcess | undefined
+const HAPROXY = '/usr/sbin/haproxy'
+const HAPROXY_WRITE = 6000
+const HAPROXY_READ = 6001
+
+/** A health endpoint's status from the client namespace (0: no answer). */
+function healthOf(h: NetHost, p: string, method = 'GET'): number {
+  const js = `fetch('http://${h.addr}:8432${p}', { method: '${method}', signal: AbortSignal.timeout(5000) }).then((r) => console.log(r.status), () => console.log(0))`
+  return Number(execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, '-e', js], { encoding: 'utf8' }).trim())
+}
+
+/** SQL through HAProxy's port in the client namespace. */
+function sqlThroughHaproxy(port: number, q: string): Array<Record<string, unknown>> {
+  const out = execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, CLIENT, 'sql', `127.0.0.1:${port}`, q], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', PGPASSWORD: password, PGSSLMODE: 'no-verify' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  return JSON.parse(out) as Array<Record<string, unknown>>
+}
+
+/** The address of the server a new connection through HAProxy's port reaches ('' if none). */
+function throughHaproxy(port: number): string {
+  try {
+    const row = sqlThroughHaproxy(port, 'select host(inet_server_addr()) as a, pg_is_in_recovery() as r')[0]
+    return row ? `${String(row.a)}${row.r ? ' (standby)' : ''}` : ''
+  } catch {
+    return ''
+  }
+}
+
+/** Several new connections in a row reach the same server (HAProxy's checks have settled). */
+function haproxyReachesOnly(port: number, want: string): boolean {
+  for (let i = 0; i < 5; i++) if (throughHaproxy(port) !== want) return false
+  return true
+}
 
 
 /** Samples from the client namespace whether each host's instance is a writable primary. */
@@ -98,8 +135,9 @@ function ids(h: NetHost): Set<number> {
 function writeProject(h: NetHost): void {
   mkdirSync(project(h), { recursive: true })
   // The node's address goes into its certificate (tls.sans); Postgres listens there because
-  // of --listen. fsync off: a test machine.
-  writeFileSync(path.join(project(h), 'magflock.yaml'), `flock: ${FLOCK}\npostgres:\n  port: 5432\n  settings:\n    fsync: "off"\ntls:\n  nodeName: ${h.name}\n  sans: ["${h.addr}"]\n`)
+  // of --listen. fsync off: a test machine. health.enabled: each node's health port (5432 +
+  // 3000) answers HAProxy in the client namespace.
+  writeFileSync(path.join(project(h), 'magflock.yaml'), `flock: ${FLOCK}\npostgres:\n  port: 5432\n  settings:\n    fsync: "off"\ntls:\n  nodeName: ${h.name}\n  sans: ["${h.addr}"]\nhealth:\n  enabled: true\n`)
 }
 
 // A 10 s lease: a kernel restarted by `magflock up` on a loaded machine is back well within it,
@@ -124,6 +162,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   writer?.kill('SIGKILL')
+  haproxy?.kill('SIGKILL')
   for (const h of [h1, h2]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
   net?.destroy()
 }, 120_000)
@@ -216,6 +255,41 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(sqlOn(h1, 'select pg_is_in_recovery() as r')[0]?.r).toBe(false)
     expect(sqlOn(h2, 'select pg_is_in_recovery() as r')[0]?.r).toBe(true)
   }, 180_000)
+  it('a node kernel serves metrics and the Patroni health endpoints on its address; HAProxy with the template routes writes to the primary node', async () => {
+    // Patroni's answers, from another host (the client namespace), on each node's address.
+    await waitFor('health endpoints on both nodes', async () => healthOf(h1, '/primary') === 200 && healthOf(h2, '/replica') === 200, 60_000, 250)
+    expect([healthOf(h1, '/read-write'), healthOf(h1, '/replica'), healthOf(h1, '/read-only'), healthOf(h1, '/health')]).toEqual([200, 503, 200, 200])
+    expect([healthOf(h2, '/primary'), healthOf(h2, '/read-write'), healthOf(h2, '/read-only'), healthOf(h2, '/health')]).toEqual([503, 503, 200, 200])
+    // The standby's lag against the leader's WAL position in etcd (synchronous: within 16 MB).
+    await waitFor('h2 within 16MB of the leader', async () => healthOf(h2, '/replica?lag=16MB') === 200, 30_000, 250)
+    expect(healthOf(h1, '/primary', 'OPTIONS')).toBe(200)
+    expect(healthOf(h2, '/primary', 'OPTIONS')).toBe(503)
+    expect(healthOf(h1, '/primary', 'POST')).toBe(405)
+    // Metrics: the node's instance, on the node's loopback (metrics.port).
+    const metricsJs = "fetch('http://127.0.0.1:9187/metrics').then((r) => r.text()).then((t) => console.log(t), () => console.log(''))"
+    expect(nsExec(h1, process.execPath, ['-e', metricsJs])).toMatch(/magflock_postgres_in_recovery\{[^}]*instance="h1_1"[^}]*\} 0/)
+    expect(nsExec(h2, process.execPath, ['-e', metricsJs])).toMatch(/magflock_postgres_in_recovery\{[^}]*instance="h2_1"[^}]*\} 1/)
+
+    // HAProxy (Debian) in the client namespace with templates/haproxy.cfg, one server per node.
+    mkdirSync(net.client.dir, { recursive: true })
+    const cfgFile = path.join(net.client.dir, 'haproxy.cfg')
+    writeFileSync(cfgFile, renderHaproxyCfg({
+      servers: [h1, h2].map((h) => ({ name: `${h.name}_1`, host: h.addr, port: 5432 })),
+      portOffset: 3000,
+      primaryBind: `127.0.0.1:${HAPROXY_WRITE}`,
+      replicaBind: `127.0.0.1:${HAPROXY_READ}`,
+      statsBind: '127.0.0.1:6002',
+      checkInterval: '500ms',
+      fall: 2,
+      rise: 1,
+    }))
+    const valid = spawnSync(HAPROXY, ['-c', '-f', cfgFile], { encoding: 'utf8' })
+    expect(valid.status, valid.stdout + valid.stderr).toBe(0)
+    haproxy = net.spawn(net.client, HAPROXY, ['-db', '-f', cfgFile])
+    await waitFor('HAProxy routes writes to h1', async () => haproxyReachesOnly(HAPROXY_WRITE, h1.addr), 60_000, 250)
+    await waitFor('HAProxy routes reads to h2', async () => haproxyReachesOnly(HAPROXY_READ, `${h2.addr} (standby)`), 60_000, 250)
+  }, 180_000)
+
   it('switchover --to across hosts, asked of the replica\'s kernel: carried out by the leader\'s node, no acknowledged write lost', async () => {
     startProbe(h1)
     startProbe(h2)
@@ -243,6 +317,15 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(etcdGet('leader')).toBe('h2')
     assertNeverTwoPrimaries()
   }, 240_000)
+
+  it('after the cross-host switchover, HAProxy routes a client\'s writes to h2 and reads to h1', async () => {
+    await waitFor('HAProxy routes writes to h2 only', async () => haproxyReachesOnly(HAPROXY_WRITE, h2.addr), 60_000, 250)
+    await waitFor('HAProxy routes reads to h1 only', async () => haproxyReachesOnly(HAPROXY_READ, `${h1.addr} (standby)`), 60_000, 250)
+    expect([healthOf(h1, '/primary'), healthOf(h2, '/primary'), healthOf(h1, '/replica'), healthOf(h2, '/replica')]).toEqual([503, 200, 200, 503])
+    // A write through HAProxy's write port lands on the new primary, and reaches h1 by replication.
+    expect(sqlThroughHaproxy(HAPROXY_WRITE, 'insert into acks values (-1) returning id')).toEqual([{ id: '-1' }])
+    await waitFor('the row on h1 too (replicated)', async () => sqlOn(h1, 'select 1 from acks where id = -1').length === 1, 30_000, 100)
+  }, 180_000)
 
   it('kill -9 of the kernel on the primary\'s host in the middle of a switchover: the next kernel finishes or rolls it back; never two primaries, no acknowledged write lost', async () => {
     await waitAcks(10)
