@@ -24,7 +24,7 @@ const FLOCK = 'mhk'
 
 let net: NetTopology
 let etcd: EtcdCluster
-let h1: NetHost, h2: NetHost
+let h1: NetHost, h2: NetHost, h3: NetHost
 let password = ''
 const project = (h: NetHost) => path.join(h.dir, 'project')
 const stateOf = (h: NetHost) => path.join(project(h), '.magflock')
@@ -144,26 +144,27 @@ function writeProject(h: NetHost): void {
 // so "no failover" after a kernel kill does not depend on how fast the machine is.
 const nodeArgs = (h: NetHost) => ['--etcd', etcd.endpoints.join(','), '--node', h.name, '--listen', h.addr, '--ttl', '10']
 
-async function copySecret(name: string): Promise<void> {
+async function copySecret(name: string, to: NetHost = h2): Promise<void> {
   const v = ok(await cliOn<{ value: string }>(h1, ['secrets', 'get', name, '--reveal', '--json']), `secrets get ${name}`).value
-  ok(await cliOn(h2, ['secrets', 'set', name, '--from-stdin', '--json'], { input: v }), `secrets set ${name}`)
+  ok(await cliOn(to, ['secrets', 'set', name, '--from-stdin', '--json'], { input: v }), `secrets set ${name}`)
 }
 
 beforeAll(async () => {
-  net = createNetTopology(2)
-  ;[h1, h2] = net.hosts as [NetHost, NetHost]
+  net = createNetTopology(3)
+  ;[h1, h2, h3] = net.hosts as [NetHost, NetHost, NetHost]
   etcd = etcdCluster(net, [h1])
   await etcd.start(h1)
   await waitEtcdHealthy(h1, 90_000)
   writeProject(h1)
   writeProject(h2)
+  writeProject(h3)
   ok(await cliOn(h1, ['tls', 'init', '--json']), 'tls init on h1')
 }, 120_000)
 
 afterAll(async () => {
   writer?.kill('SIGKILL')
   haproxy?.kill('SIGKILL')
-  for (const h of [h1, h2]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
+  for (const h of [h1, h2, h3]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
   net?.destroy()
 }, 120_000)
 
@@ -350,5 +351,47 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     const other = leader === 'h1' ? 'h2_1' : 'h1_1'
     await waitFor(`${other} streams from ${leader}`, async () => sqlOn(leader === 'h1' ? h1 : h2, `select 1 from pg_stat_replication where application_name = '${other}' and state = 'streaming'`).length === 1, 90_000, 250)
     assertNeverTwoPrimaries()
+  }, 240_000)
+
+  it('replica add on a node is refused with the `node join` to run; node join --async: h3 streams asynchronously and is never made the sync standby', async () => {
+    const leader = etcdGet('leader')
+    const [lh, other] = leader === 'h1' ? [h1, h2] : [h2, h1]
+    for (const args of [['replica', 'add', '--node', 'h3', '--sync'], ['replica', 'add']]) {
+      const refused = await cliOn(lh, [...args, '--json'])
+      expect(refused.exitCode).toBe(5)
+      expect(refused.json?.ok === false && refused.json.error.code).toBe('E_NODE_REPLICA_ADD')
+      expect(refused.json?.ok === false && refused.json.error.hint).toContain('magflock node join')
+    }
+    // h3: the flock's CA, its own certificate, the passwords; --sync and --async together is bad input.
+    mkdirSync(path.join(stateOf(h3), 'tls'), { recursive: true })
+    writeFileSync(path.join(stateOf(h3), 'tls', 'ca.crt'), readFileSync(path.join(stateOf(h1), 'tls', 'ca.crt')))
+    for (const name of ['tls.ca.key', 'postgres.superuser.password', 'replication.replicator.password']) await copySecret(name, h3)
+    ok(await cliOn(h3, ['tls', 'rotate', '--json']), 'tls rotate on h3')
+    const both = await cliOn(h3, ['node', 'join', ...nodeArgs(h3), '--sync', '--async', '--json'])
+    expect(both.exitCode).toBe(2)
+    expect(existsSync(path.join(stateOf(h3), 'cluster.json'))).toBe(false)
+    await waitFor(`${other.name}_1 recorded as the sync standby`, async () => JSON.parse(etcdGet('status') || '{}').syncStandby === `${other.name}_1`, 60_000, 200)
+    const joined = ok(await cliOn<{ standby: string; instances: Array<{ name: string; role: string }> }>(h3, ['node', 'join', ...nodeArgs(h3), '--async', '--json']), 'node join --async on h3')
+    expect(joined.standby).toBe('async')
+    expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h3_1', 'replica']])
+    await waitFor('h3_1 streams asynchronously', async () => sqlOn(lh, `select 1 from pg_stat_replication where application_name = 'h3_1' and state = 'streaming' and sync_state = 'async'`).length === 1, 90_000, 250)
+    expect(JSON.parse(etcdGet('topology')).instances.h3_1).toMatchObject({ node: 'h3', sync: false })
+    // The same node with the other choice is refused (a node does not change in place).
+    const flip = await cliOn(h3, ['node', 'join', ...nodeArgs(h3), '--sync', '--json'])
+    expect(flip.json?.ok === false && flip.json.error.code).toBe('E_NODE_SETTINGS_CONFLICT')
+    // The sync standby's node goes down and the recorded choice is cleared: the leader looks
+    // for a new sync standby among the streaming nodes and must not take the async h3.
+    ok(await cliOn(other, ['down', '--json']), `down on ${other.name}`)
+    execFileSync('ip', ['netns', 'exec', net.client.ns, 'etcdctl', '--endpoints', etcd.endpoints.join(','), 'put', `/magflock/${FLOCK}/status`, JSON.stringify({ ...JSON.parse(etcdGet('status') || '{}'), syncStandby: null })], { stdio: 'ignore' })
+    const memberAt = () => Number(JSON.parse(etcdGet(`member/${leader}`) || '{}').at ?? 0)
+    const from = memberAt()
+    // Twenty HA ticks of the leader later (each publishes its member record), still no sync standby.
+    for (let i = 0; i < 20; i++) {
+      const seen = memberAt()
+      await waitFor('the leader\'s next HA tick', async () => memberAt() > seen, 30_000, 50)
+    }
+    expect(memberAt()).toBeGreaterThan(from)
+    expect(JSON.parse(etcdGet('status') || '{}').syncStandby).toBeNull()
+    expect(sqlOn(lh, `select sync_state from pg_stat_replication where application_name = 'h3_1'`)).toEqual([{ sync_state: 'async' }])
   }, 240_000)
 })
