@@ -4,7 +4,7 @@ import { idleHandle, type ComponentHandle } from '../../kernel/component.js'
 import { defineComponent } from '../component.js'
 import type { InstanceHandle } from '../../kernel/services.js'
 import { http } from '../../platform/http.js'
-import { healthStatus, type Observed } from '../../health/decide.js'
+import { healthHosts, healthStatus, type Observed } from '../../health/decide.js'
 import { lagBytes as lagBehind } from '../../cluster/node-ha.js'
 import type { ClusterNodeRuntime } from '../../cluster/node-boot.js'
 
@@ -25,12 +25,6 @@ interface Listener {
   port: number
   hosts: string
   servers: Server[]
-}
-
-/** health.host, and on a node also the node's address (unless health.host is a wildcard). */
-export function healthHosts(host: string, nodeListen: string | undefined): string[] {
-  if (!nodeListen || host === '0.0.0.0' || host === '::' || host === nodeListen) return [host]
-  return [host, nodeListen]
 }
 
 /** A node's standby: bytes its replay trails the leader node's published WAL position. */
