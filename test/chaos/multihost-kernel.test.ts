@@ -376,6 +376,8 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h3_1', 'replica']])
     await waitFor('h3_1 streams asynchronously', async () => sqlOn(lh, `select 1 from pg_stat_replication where application_name = 'h3_1' and state = 'streaming' and sync_state = 'async'`).length === 1, 90_000, 250)
     expect(JSON.parse(etcdGet('topology')).instances.h3_1).toMatchObject({ node: 'h3', sync: false })
+    const list = ok(await cliOn<NodeListResult>(h3, ['node', 'list', '--etcd', etcd.endpoints.join(','), '--flock', FLOCK, '--json']), 'node list')
+    expect(list.nodes.map((n) => [n.name, n.standby])).toEqual([['h1', 'sync'], ['h2', 'sync'], ['h3', 'async']])
     // The same node with the other choice is refused (a node does not change in place).
     const flip = await cliOn(h3, ['node', 'join', ...nodeArgs(h3), '--sync', '--json'])
     expect(flip.json?.ok === false && flip.json.error.code).toBe('E_NODE_SETTINGS_CONFLICT')
