@@ -60,6 +60,8 @@ export const replicaAdd = defineRoute({
     sync: z.boolean().default(false),
     /** Seed from a physical backup ('latest' or an id) plus the WAL archive instead of pg_basebackup. */
     fromBackup: z.string().regex(/^(latest|[A-Za-z0-9_-][A-Za-z0-9._-]{0,99})$/, "'latest' or a backup id (not starting with a dot)").optional(),
+    /** A node of a multi-host flock: refused, a node's replica comes from `node join` on its host. */
+    node: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/, 'a node name (lowercase letters, digits, _)').optional(),
   }),
   output: Member.extend({
     /** Where the data came from: a fresh pg_basebackup of the primary, or a backup. */

@@ -22,13 +22,13 @@ export const nodeFlags = {
  * Before the kernel starts: records the node settings (`<state>/cluster.json`) the kernel
  * boots from. Refuses to turn a running one-host kernel into a node. Undefined: no node flags.
  */
-export async function prepareNode(layout: StateLayout, flags: NodeFlags, bootstrap: 'primary' | 'replica'): Promise<{ settings: ClusterSettings; created: boolean } | undefined> {
+export async function prepareNode(layout: StateLayout, flags: NodeFlags, bootstrap: 'primary' | 'replica', standby?: 'sync' | 'async'): Promise<{ settings: ClusterSettings; created: boolean } | undefined> {
   const asked = parseNodeFlags(flags)
   if (!asked) return undefined
   const existed = await readClusterSettings(layout.root)
   const live = await kernelLiveness(layout).catch(() => ({ state: 'absent' as const }))
   if (live.state === 'running' && !existed) throw NODE_KERNEL_RUNNING({})
-  return { settings: await saveClusterSettings(layout.root, asked, bootstrap), created: !existed }
+  return { settings: await saveClusterSettings(layout.root, { ...asked, ...(standby ? { standby } : {}) }, bootstrap), created: !existed }
 }
 
 /**

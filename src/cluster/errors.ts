@@ -113,3 +113,21 @@ export const SWITCHOVER_NOT_DONE = defineError<{ to: string; reason: string }>({
   message: (a) => `The switchover to ${a.to} did not complete: ${a.reason}.`,
   hint: () => 'The old primary serves again or the target leads; `magflock node list` says which. Retry once the target streams.',
 })
+
+export const NODE_REPLICA_BY_JOIN = defineError<{ node: string | undefined }>({
+  code: 'E_NODE_REPLICA_ADD',
+  class: 'failed_precondition',
+  area: 'cluster',
+  message: (a) =>
+    `On a multi-host flock each replica is a node with its own kernel: \`replica add\` cannot start ${a.node ? `node ${a.node}'s instance` : 'a second instance on this node'} from here.`,
+  hint: (a) =>
+    `On the ${a.node ? `host of node ${a.node}` : 'new host'}, with the flock's TLS material and passwords, run \`magflock node join --etcd … --node ${a.node ?? '<name>'} --listen <its address> --sync\` (or --async) (docs/multi-host.md, "Adding a node"). Nothing was changed.`,
+})
+
+export const REPLICA_NODE_ONE_HOST = defineError<{ node: string }>({
+  code: 'E_REPLICA_NODE_ONE_HOST',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `--node ${a.node} names a host of a multi-host flock, but this flock runs on one host.`,
+  hint: () => 'Drop --node to add a replica on this host; a multi-host flock starts with `magflock up --etcd … --node … --listen …` (docs/multi-host.md). Nothing was changed.',
+})

@@ -36,6 +36,8 @@ export interface NodeBootOptions {
   address: string
   bootstrap: 'primary' | 'replica'
   mode: 'sync' | 'async'
+  /** `async`: this node's instance is never made the sync standby (`node join --async`). */
+  standby?: 'sync' | 'async'
   ttlMs: number
   local: PgNode
   env: ReplicationEnv
@@ -57,13 +59,13 @@ export interface NodeBootOptions {
 
 
 /** Records this node and its instance in the topology (retried while the store is not ready). */
-export async function registerNode(o: Pick<NodeBootOptions, 'store' | 'node' | 'address' | 'local' | 'mode' | 'log'>, role: 'primary' | 'replica', deadline = Infinity): Promise<void> {
+export async function registerNode(o: Pick<NodeBootOptions, 'store' | 'node' | 'address' | 'local' | 'mode' | 'standby' | 'log'>, role: 'primary' | 'replica', deadline = Infinity): Promise<void> {
   const { store, node, local } = o
   for (;;) {
     try {
       await store.updateTopology((t) => ({
         nodes: { ...t.nodes, [node]: { name: node, address: o.address, joinedAt: t.nodes[node]?.joinedAt ?? new Date().toISOString(), kernel: { pid: process.pid, startedAt: new Date().toISOString() } } },
-        instances: { ...t.instances, [local.name]: { name: local.name, node, role, port: local.port, sync: o.mode === 'sync' } },
+        instances: { ...t.instances, [local.name]: { name: local.name, node, role, port: local.port, sync: o.mode === 'sync' && o.standby !== 'async' } },
       }))
       return
     } catch (err) {

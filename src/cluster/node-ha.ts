@@ -361,7 +361,8 @@ export class NodeHa {
     }
     if (name === null) {
       // Only a flock member: pg_basebackup's own WAL stream shows up in pg_stat_replication too.
-      const s = look.streaming?.find((n) => n !== this.o.local.name && topo.instances[n]?.node !== undefined && topo.instances[n]?.node !== this.o.node)
+      // …and one that joined as a sync standby (`node join --async` ones never are).
+      const s = look.streaming?.find((n) => n !== this.o.local.name && topo.instances[n]?.node !== undefined && topo.instances[n]?.node !== this.o.node && topo.instances[n]?.sync !== false)
       if (!s) return
       await this.o.store.updateStatus((st) => ({ ...st, syncStandby: s }))
       name = s

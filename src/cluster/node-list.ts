@@ -16,6 +16,8 @@ export interface NodeListResult {
     address: string
     kernel: { pid: number; startedAt: string } | null
     instance: string | null
+    /** How the node joined (`node join --sync|--async`): only a `sync` one may be the sync standby. */
+    standby: 'sync' | 'async' | null
     role: 'primary' | 'replica' | 'fenced' | 'down' | 'unknown'
     lsn: string | null
     lagBytes: number | null
@@ -40,6 +42,7 @@ export async function nodeList(store: FlockStore, flock: string, now = Date.now(
       address: n?.address ?? '',
       kernel: n?.kernel ? { pid: n.kernel.pid, startedAt: n.kernel.startedAt } : null,
       instance: inst?.name ?? null,
+      standby: inst ? (inst.sync ? ('sync' as const) : ('async' as const)) : null,
       role: m?.role ?? ('unknown' as const),
       lsn: m?.lsn ?? null,
       lagBytes: m?.role === 'replica' ? (lagBytes(leaderLsn, m.lsn) ?? null) : null,

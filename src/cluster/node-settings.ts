@@ -22,6 +22,11 @@ export const ClusterSettings = z.object({
   /** How the node got its instance: it initialised the primary, or cloned the leader. */
   bootstrap: z.enum(['primary', 'replica']),
   mode: z.enum(['sync', 'async']).default('sync'),
+  /**
+   * What this node's instance is as a standby (`node join --sync|--async`): only a `sync` one
+   * may become the flock's sync standby, so only it can be promoted without losing a commit.
+   */
+  standby: z.enum(['sync', 'async']).default('sync'),
   ttlMs: z.number().int().min(1000).default(3000),
   marginMs: z.number().int().min(100).default(1000),
   loopMs: z.number().int().min(50).default(250),
@@ -68,12 +73,13 @@ export function parseNodeFlags(f: NodeFlags): { etcd: string[]; node: string; li
  * `up` repeated after a restart); different ones on a state directory that already is a node
  * are refused: a node never changes identity in place.
  */
-export async function saveClusterSettings(stateRoot: string, asked: { etcd: string[]; node: string; listen: string; ttlMs?: number }, bootstrap: 'primary' | 'replica'): Promise<ClusterSettings> {
+export async function saveClusterSettings(stateRoot: string, asked: { etcd: string[]; node: string; listen: string; ttlMs?: number; standby?: 'sync' | 'async' }, bootstrap: 'primary' | 'replica'): Promise<ClusterSettings> {
   const cur = await readClusterSettings(stateRoot)
   if (cur) {
     if (cur.node !== asked.node) throw NODE_SETTINGS_CONFLICT({ key: 'node', current: cur.node, asked: asked.node })
     if (cur.listen !== asked.listen) throw NODE_SETTINGS_CONFLICT({ key: 'listen', current: cur.listen, asked: asked.listen })
     if (cur.etcd.join(',') !== asked.etcd.join(',')) throw NODE_SETTINGS_CONFLICT({ key: 'etcd', current: cur.etcd.join(','), asked: asked.etcd.join(',') })
+    if (asked.standby !== undefined && asked.standby !== cur.standby) throw NODE_SETTINGS_CONFLICT({ key: 'standby', current: cur.standby, asked: asked.standby })
     if (asked.ttlMs !== undefined && asked.ttlMs !== cur.ttlMs) throw NODE_SETTINGS_CONFLICT({ key: 'ttl', current: `${cur.ttlMs / 1000} s`, asked: `${asked.ttlMs / 1000} s` })
     return cur
   }

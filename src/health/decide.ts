@@ -61,3 +61,12 @@ export function healthStatus(path: string, o: Observed, query: URLSearchParams =
       return 404
   }
 }
+
+/**
+ * The addresses a health port listens on: health.host, and on a node of a multi-host flock
+ * also the node's --listen address (unless health.host is already it or a wildcard).
+ */
+export function healthHosts(host: string, nodeListen: string | undefined): string[] {
+  if (!nodeListen || host === '0.0.0.0' || host === '::' || host === nodeListen) return [host]
+  return [host, nodeListen]
+}

@@ -1,9 +1,10 @@
-import type { ChildProcess } from 'node:child_process'
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createNetTopology, etcdCluster, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
+import { renderHaproxyCfg } from '../../src/health/haproxy.js'
+import { createNetTopology, etcdCluster, nsExec, waitEtcdHealthy, type EtcdCluster, type NetHost, type NetTopology } from '../helpers/netns.js'
 import { NODE, ROOT, RUN_JS, type CliResult } from '../helpers/cli.js'
 import { waitFor } from '../helpers/wait.js'
 import { assertNeverTwoPrimaries as assertNeverTwoPrimariesIn, etcdGetFromClient, jsonLines, sqlFromClient } from '../helpers/mh-harness.js'
@@ -23,7 +24,7 @@ const FLOCK = 'mhk'
 
 let net: NetTopology
 let etcd: EtcdCluster
-let h1: NetHost, h2: NetHost
+let h1: NetHost, h2: NetHost, h3: NetHost
 let password = ''
 const project = (h: NetHost) => path.join(h.dir, 'project')
 const stateOf = (h: NetHost) => path.join(project(h), '.magflock')
@@ -69,6 +70,42 @@ function etcdGet(key: string): string {
 const probes = new Map<string, Array<{ t: number; p: number }>>()
 const acked: number[] = []
 let writer: ChildProcess | undefined
+let haproxy: ChildProcess | undefined
+const HAPROXY = '/usr/sbin/haproxy'
+const HAPROXY_WRITE = 6000
+const HAPROXY_READ = 6001
+
+/** A health endpoint's status from the client namespace (0: no answer). */
+function healthOf(h: NetHost, p: string, method = 'GET'): number {
+  const js = `fetch('http://${h.addr}:8432${p}', { method: '${method}', signal: AbortSignal.timeout(5000) }).then((r) => console.log(r.status), () => console.log(0))`
+  return Number(execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, '-e', js], { encoding: 'utf8' }).trim())
+}
+
+/** SQL through HAProxy's port in the client namespace. */
+function sqlThroughHaproxy(port: number, q: string): Array<Record<string, unknown>> {
+  const out = execFileSync('ip', ['netns', 'exec', net.client.ns, process.execPath, CLIENT, 'sql', `127.0.0.1:${port}`, q], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', PGPASSWORD: password, PGSSLMODE: 'no-verify' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  return JSON.parse(out) as Array<Record<string, unknown>>
+}
+
+/** The address of the server a new connection through HAProxy's port reaches ('' if none). */
+function throughHaproxy(port: number): string {
+  try {
+    const row = sqlThroughHaproxy(port, 'select host(inet_server_addr()) as a, pg_is_in_recovery() as r')[0]
+    return row ? `${String(row.a)}${row.r ? ' (standby)' : ''}` : ''
+  } catch {
+    return ''
+  }
+}
+
+/** Several new connections in a row reach the same server (HAProxy's checks have settled). */
+function haproxyReachesOnly(port: number, want: string): boolean {
+  for (let i = 0; i < 5; i++) if (throughHaproxy(port) !== want) return false
+  return true
+}
 
 
 /** Samples from the client namespace whether each host's instance is a writable primary. */
@@ -98,33 +135,36 @@ function ids(h: NetHost): Set<number> {
 function writeProject(h: NetHost): void {
   mkdirSync(project(h), { recursive: true })
   // The node's address goes into its certificate (tls.sans); Postgres listens there because
-  // of --listen. fsync off: a test machine.
-  writeFileSync(path.join(project(h), 'magflock.yaml'), `flock: ${FLOCK}\npostgres:\n  port: 5432\n  settings:\n    fsync: "off"\ntls:\n  nodeName: ${h.name}\n  sans: ["${h.addr}"]\n`)
+  // of --listen. fsync off: a test machine. health.enabled: each node's health port (5432 +
+  // 3000) answers HAProxy in the client namespace.
+  writeFileSync(path.join(project(h), 'magflock.yaml'), `flock: ${FLOCK}\npostgres:\n  port: 5432\n  settings:\n    fsync: "off"\ntls:\n  nodeName: ${h.name}\n  sans: ["${h.addr}"]\nhealth:\n  enabled: true\n`)
 }
 
 // A 10 s lease: a kernel restarted by `magflock up` on a loaded machine is back well within it,
 // so "no failover" after a kernel kill does not depend on how fast the machine is.
 const nodeArgs = (h: NetHost) => ['--etcd', etcd.endpoints.join(','), '--node', h.name, '--listen', h.addr, '--ttl', '10']
 
-async function copySecret(name: string): Promise<void> {
+async function copySecret(name: string, to: NetHost = h2): Promise<void> {
   const v = ok(await cliOn<{ value: string }>(h1, ['secrets', 'get', name, '--reveal', '--json']), `secrets get ${name}`).value
-  ok(await cliOn(h2, ['secrets', 'set', name, '--from-stdin', '--json'], { input: v }), `secrets set ${name}`)
+  ok(await cliOn(to, ['secrets', 'set', name, '--from-stdin', '--json'], { input: v }), `secrets set ${name}`)
 }
 
 beforeAll(async () => {
-  net = createNetTopology(2)
-  ;[h1, h2] = net.hosts as [NetHost, NetHost]
+  net = createNetTopology(3)
+  ;[h1, h2, h3] = net.hosts as [NetHost, NetHost, NetHost]
   etcd = etcdCluster(net, [h1])
   await etcd.start(h1)
   await waitEtcdHealthy(h1, 90_000)
   writeProject(h1)
   writeProject(h2)
+  writeProject(h3)
   ok(await cliOn(h1, ['tls', 'init', '--json']), 'tls init on h1')
 }, 120_000)
 
 afterAll(async () => {
   writer?.kill('SIGKILL')
-  for (const h of [h1, h2]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
+  haproxy?.kill('SIGKILL')
+  for (const h of [h1, h2, h3]) if (h && existsSync(stateOf(h))) await cliOn(h, ['down', '--json']).catch(() => undefined)
   net?.destroy()
 }, 120_000)
 
@@ -216,6 +256,41 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(sqlOn(h1, 'select pg_is_in_recovery() as r')[0]?.r).toBe(false)
     expect(sqlOn(h2, 'select pg_is_in_recovery() as r')[0]?.r).toBe(true)
   }, 180_000)
+  it('a node kernel serves metrics and the Patroni health endpoints on its address; HAProxy with the template routes writes to the primary node', async () => {
+    // Patroni's answers, from another host (the client namespace), on each node's address.
+    await waitFor('health endpoints on both nodes', async () => healthOf(h1, '/primary') === 200 && healthOf(h2, '/replica') === 200, 60_000, 250)
+    expect([healthOf(h1, '/read-write'), healthOf(h1, '/replica'), healthOf(h1, '/read-only'), healthOf(h1, '/health')]).toEqual([200, 503, 200, 200])
+    expect([healthOf(h2, '/primary'), healthOf(h2, '/read-write'), healthOf(h2, '/read-only'), healthOf(h2, '/health')]).toEqual([503, 503, 200, 200])
+    // The standby's lag against the leader's WAL position in etcd (synchronous: within 16 MB).
+    await waitFor('h2 within 16MB of the leader', async () => healthOf(h2, '/replica?lag=16MB') === 200, 30_000, 250)
+    expect(healthOf(h1, '/primary', 'OPTIONS')).toBe(200)
+    expect(healthOf(h2, '/primary', 'OPTIONS')).toBe(503)
+    expect(healthOf(h1, '/primary', 'POST')).toBe(405)
+    // Metrics: the node's instance, on the node's loopback (metrics.port).
+    const metricsJs = "fetch('http://127.0.0.1:9187/metrics').then((r) => r.text()).then((t) => console.log(t), () => console.log(''))"
+    expect(nsExec(h1, process.execPath, ['-e', metricsJs])).toMatch(/magflock_postgres_in_recovery\{[^}]*instance="h1_1"[^}]*\} 0/)
+    expect(nsExec(h2, process.execPath, ['-e', metricsJs])).toMatch(/magflock_postgres_in_recovery\{[^}]*instance="h2_1"[^}]*\} 1/)
+
+    // HAProxy (Debian) in the client namespace with templates/haproxy.cfg, one server per node.
+    mkdirSync(net.client.dir, { recursive: true })
+    const cfgFile = path.join(net.client.dir, 'haproxy.cfg')
+    writeFileSync(cfgFile, renderHaproxyCfg({
+      servers: [h1, h2].map((h) => ({ name: `${h.name}_1`, host: h.addr, port: 5432 })),
+      portOffset: 3000,
+      primaryBind: `127.0.0.1:${HAPROXY_WRITE}`,
+      replicaBind: `127.0.0.1:${HAPROXY_READ}`,
+      statsBind: '127.0.0.1:6002',
+      checkInterval: '500ms',
+      fall: 2,
+      rise: 1,
+    }))
+    const valid = spawnSync(HAPROXY, ['-c', '-f', cfgFile], { encoding: 'utf8' })
+    expect(valid.status, valid.stdout + valid.stderr).toBe(0)
+    haproxy = net.spawn(net.client, HAPROXY, ['-db', '-f', cfgFile])
+    await waitFor('HAProxy routes writes to h1', async () => haproxyReachesOnly(HAPROXY_WRITE, h1.addr), 60_000, 250)
+    await waitFor('HAProxy routes reads to h2', async () => haproxyReachesOnly(HAPROXY_READ, `${h2.addr} (standby)`), 60_000, 250)
+  }, 180_000)
+
   it('switchover --to across hosts, asked of the replica\'s kernel: carried out by the leader\'s node, no acknowledged write lost', async () => {
     startProbe(h1)
     startProbe(h2)
@@ -244,6 +319,15 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     assertNeverTwoPrimaries()
   }, 240_000)
 
+  it('after the cross-host switchover, HAProxy routes a client\'s writes to h2 and reads to h1', async () => {
+    await waitFor('HAProxy routes writes to h2 only', async () => haproxyReachesOnly(HAPROXY_WRITE, h2.addr), 60_000, 250)
+    await waitFor('HAProxy routes reads to h1 only', async () => haproxyReachesOnly(HAPROXY_READ, `${h1.addr} (standby)`), 60_000, 250)
+    expect([healthOf(h1, '/primary'), healthOf(h2, '/primary'), healthOf(h1, '/replica'), healthOf(h2, '/replica')]).toEqual([503, 200, 200, 503])
+    // A write through HAProxy's write port lands on the new primary, and reaches h1 by replication.
+    expect(sqlThroughHaproxy(HAPROXY_WRITE, 'insert into acks values (-1) returning id')).toEqual([{ id: '-1' }])
+    await waitFor('the row on h1 too (replicated)', async () => sqlOn(h1, 'select 1 from acks where id = -1').length === 1, 30_000, 100)
+  }, 180_000)
+
   it('kill -9 of the kernel on the primary\'s host in the middle of a switchover: the next kernel finishes or rolls it back; never two primaries, no acknowledged write lost', async () => {
     await waitAcks(10)
     const info = JSON.parse(readFileSync(path.join(stateOf(h2), 'kernel.json'), 'utf8')) as { pid: number }
@@ -267,5 +351,49 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     const other = leader === 'h1' ? 'h2_1' : 'h1_1'
     await waitFor(`${other} streams from ${leader}`, async () => sqlOn(leader === 'h1' ? h1 : h2, `select 1 from pg_stat_replication where application_name = '${other}' and state = 'streaming'`).length === 1, 90_000, 250)
     assertNeverTwoPrimaries()
+  }, 240_000)
+
+  it('replica add on a node is refused with the `node join` to run; node join --async: h3 streams asynchronously and is never made the sync standby', async () => {
+    const leader = etcdGet('leader')
+    const [lh, other] = leader === 'h1' ? [h1, h2] : [h2, h1]
+    for (const args of [['replica', 'add', '--node', 'h3', '--sync'], ['replica', 'add']]) {
+      const refused = await cliOn(lh, [...args, '--json'])
+      expect(refused.exitCode).toBe(5)
+      expect(refused.json?.ok === false && refused.json.error.code).toBe('E_NODE_REPLICA_ADD')
+      expect(refused.json?.ok === false && refused.json.error.hint).toContain('magflock node join')
+    }
+    // h3: the flock's CA, its own certificate, the passwords; --sync and --async together is bad input.
+    mkdirSync(path.join(stateOf(h3), 'tls'), { recursive: true })
+    writeFileSync(path.join(stateOf(h3), 'tls', 'ca.crt'), readFileSync(path.join(stateOf(h1), 'tls', 'ca.crt')))
+    for (const name of ['tls.ca.key', 'postgres.superuser.password', 'replication.replicator.password']) await copySecret(name, h3)
+    ok(await cliOn(h3, ['tls', 'rotate', '--json']), 'tls rotate on h3')
+    const both = await cliOn(h3, ['node', 'join', ...nodeArgs(h3), '--sync', '--async', '--json'])
+    expect(both.exitCode).toBe(2)
+    expect(existsSync(path.join(stateOf(h3), 'cluster.json'))).toBe(false)
+    await waitFor(`${other.name}_1 recorded as the sync standby`, async () => JSON.parse(etcdGet('status') || '{}').syncStandby === `${other.name}_1`, 60_000, 200)
+    const joined = ok(await cliOn<{ standby: string; instances: Array<{ name: string; role: string }> }>(h3, ['node', 'join', ...nodeArgs(h3), '--async', '--json']), 'node join --async on h3')
+    expect(joined.standby).toBe('async')
+    expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h3_1', 'replica']])
+    await waitFor('h3_1 streams asynchronously', async () => sqlOn(lh, `select 1 from pg_stat_replication where application_name = 'h3_1' and state = 'streaming' and sync_state = 'async'`).length === 1, 90_000, 250)
+    expect(JSON.parse(etcdGet('topology')).instances.h3_1).toMatchObject({ node: 'h3', sync: false })
+    const list = ok(await cliOn<NodeListResult>(h3, ['node', 'list', '--etcd', etcd.endpoints.join(','), '--flock', FLOCK, '--json']), 'node list')
+    expect(list.nodes.map((n) => [n.name, n.standby])).toEqual([['h1', 'sync'], ['h2', 'sync'], ['h3', 'async']])
+    // The same node with the other choice is refused (a node does not change in place).
+    const flip = await cliOn(h3, ['node', 'join', ...nodeArgs(h3), '--sync', '--json'])
+    expect(flip.json?.ok === false && flip.json.error.code).toBe('E_NODE_SETTINGS_CONFLICT')
+    // The sync standby's node goes down and the recorded choice is cleared: the leader looks
+    // for a new sync standby among the streaming nodes and must not take the async h3.
+    ok(await cliOn(other, ['down', '--json']), `down on ${other.name}`)
+    execFileSync('ip', ['netns', 'exec', net.client.ns, 'etcdctl', '--endpoints', etcd.endpoints.join(','), 'put', `/magflock/${FLOCK}/status`, JSON.stringify({ ...JSON.parse(etcdGet('status') || '{}'), syncStandby: null })], { stdio: 'ignore' })
+    const memberAt = () => Number(JSON.parse(etcdGet(`member/${leader}`) || '{}').at ?? 0)
+    const from = memberAt()
+    // Twenty HA ticks of the leader later (each publishes its member record), still no sync standby.
+    for (let i = 0; i < 20; i++) {
+      const seen = memberAt()
+      await waitFor('the leader\'s next HA tick', async () => memberAt() > seen, 30_000, 50)
+    }
+    expect(memberAt()).toBeGreaterThan(from)
+    expect(JSON.parse(etcdGet('status') || '{}').syncStandby).toBeNull()
+    expect(sqlOn(lh, `select sync_state from pg_stat_replication where application_name = 'h3_1'`)).toEqual([{ sync_state: 'async' }])
   }, 240_000)
 })

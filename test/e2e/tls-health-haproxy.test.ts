@@ -84,6 +84,16 @@ describe('health endpoints and HAProxy (health.enabled)', () => {
     expect(body).not.toContain(password)
   })
 
+  it('replica add --node on a one-host flock is refused (exit 2) and adds nothing', async () => {
+    const before = (await instances()).map((i) => i.name)
+    const r = await f.run(['replica', 'add', '--node', 'b', '--sync', '--json'])
+    expect(r.exitCode, r.stdout + r.stderr).toBe(2)
+    expect(r.json?.ok === false && r.json.error.code).toBe('E_REPLICA_NODE_ONE_HOST')
+    const bad = await f.run(['replica', 'add', '--node', 'B!', '--json'])
+    expect(bad.exitCode).toBe(2)
+    expect((await instances()).map((i) => i.name)).toEqual(before)
+  })
+
   it('HAProxy with templates/haproxy.cfg routes writes to the primary, and to the new one after a switchover', async () => {
     writePort = await freePort()
     readPort = await freePort()

@@ -30,11 +30,12 @@ export default class NodeList extends MagflockCommand<NodeListResult> {
         n.address,
         n.kernel ? String(n.kernel.pid) : '-',
         n.instance ?? '-',
+        n.standby ?? '-',
         n.role,
         n.lagBytes === null ? '-' : String(n.lagBytes),
         n.seenAgoMs === null ? '-' : `${(n.seenAgoMs / 1000).toFixed(1)} s`,
       ])
-      const head = ['NODE', 'ADDRESS', 'KERNEL', 'INSTANCE', 'ROLE', 'LAG BYTES', 'SEEN']
+      const head = ['NODE', 'ADDRESS', 'KERNEL', 'INSTANCE', 'STANDBY', 'ROLE', 'LAG BYTES', 'SEEN']
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)))
       for (const row of [head, ...rows]) this.log(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '))
       this.log(`\nleader (lease holder): ${r.leader ?? 'none'}; sync standby: ${r.syncStandby ?? 'none'}`)

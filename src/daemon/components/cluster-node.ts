@@ -90,6 +90,7 @@ export const clusterNodeComponent = defineComponent({
         address: settings.listen,
         bootstrap: settings.bootstrap,
         mode: settings.mode,
+        standby: settings.standby,
         ttlMs: settings.ttlMs,
         local,
         env,
@@ -120,7 +121,7 @@ export const clusterNodeComponent = defineComponent({
         // The same node again (a restarted kernel): record this kernel, keep the role.
         const topo = await store.topology().catch(() => undefined)
         const role = topo?.instances[name]?.role
-        if (role === 'primary' || role === 'replica') await registerNode({ store, node: settings.node, address: settings.listen, local, mode: settings.mode, log: () => undefined }, role, Date.now() + 10_000).catch(() => undefined)
+        if (role === 'primary' || role === 'replica') await registerNode({ store, node: settings.node, address: settings.listen, local, mode: settings.mode, standby: settings.standby, log: () => undefined }, role, Date.now() + 10_000).catch(() => undefined)
       }
       if (password) await writeSuperuserPgpass(k.layout.pgpass, { hosts: ['127.0.0.1', 'localhost'], user: cfg.postgres.superuser, password })
       k.instances.add(spec, how === 'cloned' || how === 'restarted' ? 'replica' : how === 'fenced' ? 'fenced' : 'primary', undefined)

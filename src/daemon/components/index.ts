@@ -19,8 +19,12 @@ import { walShipperComponent } from './wal-shipper.js'
  */
 export function daemonComponents(config: MagflockConfig, opts: { clusterNode?: boolean } = {}): DaemonComponent[] {
   // A node of a multi-host flock (cluster.json): its instance and HA loop are the cluster-node
-  // component's; the one-host instance, failover and instance-bound services are not run yet.
-  if (opts.clusterNode) return [clusterNodeComponent]
+  // component's; metrics and the health endpoints serve that instance (after cluster-node);
+  // the one-host failover and the other instance-bound services are not run yet.
+  if (opts.clusterNode) {
+    const afterNode = (c: DaemonComponent): DaemonComponent => ({ ...c, requires: ['cluster-node'] })
+    return [clusterNodeComponent, ...(config.metrics.enabled ? [afterNode(metricsComponent)] : []), ...(config.health.enabled ? [afterNode(healthComponent)] : [])]
+  }
   return [
     postgresComponent,
     ...(config.metrics.enabled ? [metricsComponent] : []),

@@ -1,6 +1,7 @@
 import * as api from '../../api/replication.js'
 import { flockUrl } from '../../replication/manager.js'
 import { replicationManager } from '../replication.js'
+import { NODE_REPLICA_BY_JOIN, REPLICA_NODE_ONE_HOST } from '../../cluster/errors.js'
 import type { RequestContext } from '../../kernel/services.js'
 import { handle, type DaemonRoute } from '../services.js'
 
@@ -32,7 +33,11 @@ export const replicationRoutes: DaemonRoute[] = [
   }),
 
   handle(api.replicaAdd, async (input, ctx, k) => {
-    Object.assign(ctx.auditDetails, { name: input.name, sync: input.sync, fromBackup: input.fromBackup })
+    Object.assign(ctx.auditDetails, { name: input.name, sync: input.sync, fromBackup: input.fromBackup, node: input.node })
+    // Multi-host: one instance per node, and a node's instance comes from `node join` on its
+    // own host (its kernel, its TLS material); a one-host flock has no nodes to name.
+    if (k.live.clusterNode) throw NODE_REPLICA_BY_JOIN({ node: input.node })
+    if (input.node !== undefined) throw REPLICA_NODE_ONE_HOST({ node: input.node })
     const r = await replicationManager(k).add({ name: input.name, sync: input.sync, fromBackup: input.fromBackup }, progressOf(ctx))
     Object.assign(ctx.auditDetails, { name: r.name, port: r.port, source: r.source, backupId: r.backupId })
     return r

@@ -171,9 +171,9 @@ describe('nodeList', () => {
     const r = await nodeList(s, 'nl', 2000)
     expect(r).toMatchObject({ flock: 'nl', leader: 'a', syncStandby: 'b_1', lastFailover: { from: 'b', to: 'a' } })
     expect(r.nodes).toEqual([
-      { name: 'a', address: '10.0.0.1', kernel: { pid: 10, startedAt: 'y' }, instance: 'a_1', role: 'primary', lsn: '0/3000100', lagBytes: null, seenAgoMs: 1000, decision: 'holding' },
-      { name: 'b', address: '10.0.0.2', kernel: null, instance: 'b_1', role: 'replica', lsn: '0/3000000', lagBytes: 256, seenAgoMs: 500, decision: 'following a' },
-      { name: 'c', address: '10.0.0.3', kernel: null, instance: null, role: 'unknown', lsn: null, lagBytes: null, seenAgoMs: null, decision: null },
+      { name: 'a', address: '10.0.0.1', kernel: { pid: 10, startedAt: 'y' }, instance: 'a_1', standby: 'sync', role: 'primary', lsn: '0/3000100', lagBytes: null, seenAgoMs: 1000, decision: 'holding' },
+      { name: 'b', address: '10.0.0.2', kernel: null, instance: 'b_1', standby: 'sync', role: 'replica', lsn: '0/3000000', lagBytes: 256, seenAgoMs: 500, decision: 'following a' },
+      { name: 'c', address: '10.0.0.3', kernel: null, instance: null, standby: null, role: 'unknown', lsn: null, lagBytes: null, seenAgoMs: null, decision: null },
     ])
     await l.release()
   })

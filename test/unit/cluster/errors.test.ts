@@ -19,6 +19,8 @@ describe('cluster error catalog', () => {
     E_NODE_NO_LEADER: { waitedS: 120 },
     E_NODE_SWITCHOVER_TARGET: { to: 'b_1', reason: 'it is the primary already' },
     E_NODE_SWITCHOVER_FAILED: { to: 'b_1', reason: 'no result' },
+    E_NODE_REPLICA_ADD: { node: 'b' },
+    E_REPLICA_NODE_ONE_HOST: { node: 'b' },
   }
 
   it('registers every cluster error with a unique E_ code, a message and a hint', () => {

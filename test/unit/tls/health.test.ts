@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { healthStatus, parseLag, type Observed } from '../../../src/health/decide.js'
+import { healthHosts, healthStatus, parseLag, type Observed } from '../../../src/health/decide.js'
 
 const primary: Observed = { role: 'primary', running: true, inRecovery: false, streaming: false, lagBytes: 0 }
 const replica: Observed = { role: 'replica', running: true, inRecovery: true, streaming: true, lagBytes: 100 }
@@ -33,5 +33,13 @@ describe('health endpoints (Patroni semantics)', () => {
     expect(parseLag('16kB')).toBe(16384)
     expect(parseLag('1GB')).toBe(1024 ** 3)
     expect(parseLag('lots')).toBeUndefined()
+  })
+
+  it('listens on health.host, and on a node also on its --listen address', () => {
+    expect(healthHosts('127.0.0.1', undefined)).toEqual(['127.0.0.1'])
+    expect(healthHosts('127.0.0.1', '10.0.0.2')).toEqual(['127.0.0.1', '10.0.0.2'])
+    expect(healthHosts('10.0.0.2', '10.0.0.2')).toEqual(['10.0.0.2'])
+    expect(healthHosts('0.0.0.0', '10.0.0.2')).toEqual(['0.0.0.0'])
+    expect(healthHosts('::', '10.0.0.2')).toEqual(['::'])
   })
 })
