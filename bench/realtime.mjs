@@ -10,7 +10,7 @@
 // worker thread (bench/realtime-clients.mjs). Writes the "Realtime" section of
 // docs/benchmarks.md.
 import { execFileSync, spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -37,7 +37,9 @@ writeFileSync(
   path.join(dir, 'magflock.yaml'),
   `postgres:\n  port: ${pgPort}\n  settings:\n    max_connections: 200\nmetrics:\n  enabled: false\nbackup:\n  walArchiving: false\nrealtime:\n  enabled: true\n  port: ${rtPort}\n  maxChannelsPerClient: 10\n`,
 )
-const env = { ...process.env, MAGFLOCK_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'), MAGFLOCK_PREFS_DIR: path.join(dir, '.prefs') }
+// TRACE=1: the kernel stamps each change per phase (src/realtime/trace.ts) into this file.
+const traceFile = path.join(dir, 'realtime-trace.json')
+const env = { ...process.env, ...(process.env.TRACE ? { MAGFLOCK_REALTIME_TRACE: traceFile } : {}), MAGFLOCK_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'), MAGFLOCK_PREFS_DIR: path.join(dir, '.prefs') }
 const cli = (args) => JSON.parse(execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), ...args, '--json'], { cwd: dir, env, encoding: 'utf8' })).data
 const kernelPid = () => JSON.parse(readFileSync(path.join(dir, '.magflock/kernel.json'), 'utf8')).pid
 /** CPU time (user + system, ms) a process has used so far. */
@@ -52,6 +54,49 @@ const profileMark = async () => {
   await sleep(1000)
 }
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024
+
+/**
+ * Teardown, however the bench ends (done, an error, Ctrl-C): \`down\` stops the kernel and every
+ * Postgres of the flock; whatever still runs after it (a kernel that did not answer) is stopped
+ * through the pid files under the bench's directory: postmasters get a fast shutdown (SIGINT).
+ */
+let tornDown = false
+function teardown() {
+  if (tornDown) return
+  tornDown = true
+  try {
+    execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), 'down', '--json'], { cwd: dir, env, stdio: 'ignore', timeout: 60_000 })
+  } catch {
+    // Checked below.
+  }
+  const alive = (pid) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  const pids = []
+  for (const f of readdirSync(dir, { recursive: true })) {
+    if (!String(f).endsWith('postmaster.pid')) continue
+    const pid = Number(readFileSync(path.join(dir, String(f)), 'utf8').split('\n')[0])
+    if (pid > 0 && alive(pid)) pids.push(pid)
+  }
+  try {
+    const k = kernelPid()
+    if (alive(k)) pids.push(k)
+  } catch {
+    // No kernel state left: the kernel is gone.
+  }
+  for (const pid of pids) process.kill(pid, 'SIGINT')
+  const until = Date.now() + 30_000
+  while (pids.some(alive) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
+  for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
+}
+process.on('exit', teardown)
+process.on('SIGINT', () => process.exit(130))
+process.on('SIGTERM', () => process.exit(143))
 
 log('starting a kernel with realtime enabled')
 cli(['kernel', 'start'])
@@ -198,6 +243,12 @@ if (part('latency')) {
   })
   const kpid = kernelPid()
   await profileMark()
+  if (process.env.TRACE) {
+    // Deleting the file starts the kernel's figures afresh at its next write (once a second).
+    rmSync(traceFile, { force: true })
+    await sleep(1500)
+  }
+  worker.postMessage('start')
   const cpu0 = cpuMs(kpid)
   const total = RATE * SECONDS
   // Inserts leave on schedule from 4 connections, each its own transaction, without waiting
@@ -222,12 +273,18 @@ if (part('latency')) {
   await sleep(2000)
   const kcpu = cpuMs(kpid) - cpu0
   await profileMark()
-  const { lat, received } = await new Promise((resolve) => {
+  const { lat, received, loopLag } = await new Promise((resolve) => {
     worker.on('message', (m) => m.type === 'done' && resolve(m))
     worker.postMessage('stop')
   })
   const s = stats(lat)
   const st = cli(['realtime', 'status'])
+  fig.loopLag = loopLag
+  if (process.env.TRACE) {
+    await sleep(1200)
+    fig.trace = JSON.parse(readFileSync(traceFile, 'utf8'))
+    log(`trace: ${JSON.stringify(fig.trace)}; receivers' event-loop delay ${JSON.stringify(loopLag)}`)
+  }
   fig.lat = { p50: s.p50, p99: s.p99, send50: st.commitToSend.p50Ms, send99: st.commitToSend.p99Ms, cores: (((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS) / 1e6, rate: total / (sent / 1000) }
   rows.push([`commit → client latency, ${Math.round(total / (sent / 1000))} changes/s to ${CLIENTS} subscribed clients (${lat.length} samples; ms clock of commit_timestamp)`, `p50 ${s.p50} ms, p99 ${s.p99} ms (kernel commit→send p50 ${st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${st.commitToSend.p99Ms?.toFixed(1)} ms)`, `${received} of ${total * CLIENTS} frames received in the run; kernel CPU ${kcpu} ms over ${((sent + 2000) / 1000).toFixed(1)} s = ${((kcpu * 1000) / Math.max(received, 1)).toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${(((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS / 1e6).toFixed(1)} cores of kernel alone`, '', 'p50 < 5 ms, p99 < 50 ms'])
 }
@@ -299,7 +356,7 @@ if (part('rls')) {
 }
 
 await db.end()
-cli(['down'])
+teardown()
 const loadEnd = os.loadavg()
 const md = `## Realtime (issue 14, \`bench/realtime.mjs\`)
 
