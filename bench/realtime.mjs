@@ -244,8 +244,8 @@ if (part('latency')) {
   const kpid = kernelPid()
   await profileMark()
   if (process.env.TRACE) {
-    // Deleting the file starts the kernel's figures afresh at its next write (once a second).
-    rmSync(traceFile, { force: true })
+    // The kernel traces while the file exists (checked once a second), from fresh figures.
+    writeFileSync(traceFile, '{}')
     await sleep(1500)
   }
   worker.postMessage('start')
@@ -283,6 +283,7 @@ if (part('latency')) {
   if (process.env.TRACE) {
     await sleep(1200)
     fig.trace = JSON.parse(readFileSync(traceFile, 'utf8'))
+    rmSync(traceFile, { force: true })
     log(`trace: ${JSON.stringify(fig.trace)}; receivers' event-loop delay ${JSON.stringify(loopLag)}`)
   }
   fig.lat = { p50: s.p50, p99: s.p99, send50: st.commitToSend.p50Ms, send99: st.commitToSend.p99Ms, cores: (((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS) / 1e6, rate: total / (sent / 1000) }
@@ -358,6 +359,24 @@ if (part('rls')) {
 await db.end()
 teardown()
 const loadEnd = os.loadavg()
+/** The latency part's per-phase breakdown (TRACE=1; src/realtime/trace.ts), as a table. */
+const f2 = (x) => (x === null || x === undefined ? '–' : Number(x).toFixed(1))
+const phaseRows = fig.trace
+  ? [
+      ['commit → walsender sends (WAL flush, walsender wakeup and decoding)', 'commit_to_walsend'],
+      ['walsender sends → kernel handles the message (socket, kernel busy with earlier work)', 'walsend_to_recv'],
+      ['kernel: decode, match, build frames, queue', 'recv_to_queued'],
+      ['queued → flush starts (rest of the turn)', 'queued_to_flush'],
+      [`flush: one write per client (${Math.round(fig.trace.clientsPerFlush ?? 0)} sockets; ${fig.trace.flushes} flushes for ${fig.trace.phases.commit_to_written.n} changes)`, 'flush_writes'],
+      ['commit → last socket written (kernel side, end to end)', 'commit_to_written'],
+    ].map(([what, k]) => [what, f2(fig.trace.phases[k].p50), f2(fig.trace.phases[k].p99)])
+  : []
+if (fig.trace) {
+  phaseRows.push(['kernel event-loop delay', f2(fig.trace.eventLoopDelayMs.p50), f2(fig.trace.eventLoopDelayMs.p99)])
+  phaseRows.push([`kernel GC pauses (${fig.trace.gc.count}, ${f2(fig.trace.gc.totalMs)} ms in all; max ${f2(fig.trace.gc.maxMs)})`, '', f2(fig.trace.gc.p99Ms)])
+}
+if (fig.loopLag) phaseRows.push(['receivers\' event-loop delay (1,000 sockets in one worker thread)', f2(fig.loopLag.p50), f2(fig.loopLag.p99)])
+if (fig.lat) phaseRows.push(['commit → client receives (the table\'s figure)', f2(fig.lat.p50), f2(fig.lat.p99)])
 const md = `## Realtime (issue 14, \`bench/realtime.mjs\`)
 
 \`npm run build && node_modules/.bin/node bench/realtime.mjs\` — ${machine()}. One kernel process
@@ -405,7 +424,11 @@ Reading it:
   so changes queue in it (its own commit → send figure above) and frames queue again in the
   receivers. Before these changes the kernel's own commit → send p50 in this part was 1.6 s
   at 147 changes/s and 1.9–2.4 s at 500/s, at loads of 12–16.
-- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
+${phaseRows.length ? `  Where the time goes, per phase, in this run (\`TRACE=1\`: the kernel stamps each change, see
+  src/realtime/trace.ts; ms):
+
+${table(['phase', 'p50', 'p99'], phaseRows).replace(/^/gm, '  ')}
+` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
   in one round trip (per group: \`set local role\`, \`set_config\` of the claims, one

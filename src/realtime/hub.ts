@@ -581,7 +581,7 @@ export class Hub {
       c.queued = false
       this.flushClient(c)
     }
-    if (t0 !== undefined) trace?.flushEnd(t0, clients.length)
+    if (t0 !== undefined) trace!.flushEnd(t0, clients.length)
     this.reportDelivered()
   }
 

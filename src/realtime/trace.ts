@@ -12,8 +12,9 @@ import type { Change } from './change.js'
  * XLogData message carrying the row), the kernel's receipt of that message (its copyData
  * handler), the frames being queued (decode, match and frame build done) and the end of the
  * flush that wrote them (every socket written), and every second writes p50/p99 per phase,
- * the kernel's event-loop delay and its GC pauses to the file (overwritten). Deleting the file
- * starts the figures afresh (the bench does before the part it measures).
+ * the kernel's event-loop delay and its GC pauses to the file (overwritten). It records only
+ * while the file exists (checked once a second): the bench creates it for the part it traces
+ * (figures start afresh then) and deletes it after, so the other parts run untraced.
  */
 const PG_EPOCH_MS = Date.UTC(2000, 0, 1)
 const wall = (): number => performance.timeOrigin + performance.now()
@@ -45,23 +46,26 @@ class PhaseTrace {
   constructor(private readonly file: string) {
     this.loop.enable()
     new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) if (this.gc.length < MAX_SAMPLES) this.gc.push(e.duration)
+      if (this.active) for (const e of list.getEntries()) if (this.gc.length < MAX_SAMPLES) this.gc.push(e.duration)
     }).observe({ entryTypes: ['gc'] })
-    setInterval(() => this.write(), 1000).unref()
+    setInterval(() => this.tick(), 1000).unref()
   }
 
   /** A BEGIN message: its commit time, µs since 2000-01-01 at `at`. */
   begin(buf: Buffer, at: number): void {
+    if (!this.active) return
     this.commitMs = usToMs(buf.readBigInt64BE(at))
   }
 
   /** An XLogData message arrived (`b` from its 'w' byte): the walsender's send clock. */
   received(b: Buffer): void {
+    if (!this.active) return
     this.recvMs = wall()
     this.sendMs = usToMs(b.readBigInt64BE(17))
   }
 
   decoded(ch: Change): void {
+    if (!this.active) return
     this.stamps.set(ch, { commit: this.commitMs, send: this.sendMs, recv: this.recvMs })
   }
 
@@ -73,8 +77,8 @@ class PhaseTrace {
     this.turn.push(s)
   }
 
-  flushStart(): number {
-    return wall()
+  flushStart(): number | undefined {
+    return this.active ? wall() : undefined
   }
 
   flushEnd(start: number, clients: number): void {
@@ -97,11 +101,16 @@ class PhaseTrace {
     if (a.length < MAX_SAMPLES) a.push(ms)
   }
 
-  private written = false
+  private active = false
+
+  private tick(): void {
+    const on = existsSync(this.file)
+    if (on && !this.active) this.reset()
+    this.active = on
+    if (on) this.write()
+  }
 
   private write(): void {
-    if (this.written && !existsSync(this.file)) this.reset()
-    this.written = true
     const q = (a: number[], f: number): number | null => {
       if (a.length === 0) return null
       const s = [...a].sort((x, y) => x - y)
@@ -122,6 +131,7 @@ class PhaseTrace {
   }
 
   private reset(): void {
+    this.turn = []
     for (const a of this.samples.values()) a.length = 0
     this.gc.length = 0
     this.loop.reset()
