@@ -93,6 +93,8 @@ function teardown() {
   const until = Date.now() + 30_000
   while (pids.some(alive) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
   for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
+  // The flock's files (data directory, WAL): KEEP=1 leaves them for a look.
+  if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true })
 }
 process.on('exit', teardown)
 process.on('SIGINT', () => process.exit(130))
@@ -428,7 +430,23 @@ ${phaseRows.length ? `  Where the time goes, per phase, in this run (\`TRACE=1\`
   src/realtime/trace.ts; ms):
 
 ${table(['phase', 'p50', 'p99'], phaseRows).replace(/^/gm, '  ')}
-` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
+${fig.trace && fig.lat ? `
+  Nothing on the path waits on a timer (frames leave at the end of the turn that decoded the
+  change; Nagle is off on the replication connection and every WebSocket; the RLS visibility
+  wait is skipped for rows that need no per-row check; the bench's writes use the default
+  \`synchronous_commit = on\`, so the walsender is woken by the commit's own WAL flush:
+  commit → walsender ${f2(fig.trace.phases.commit_to_walsend.p50)} ms p50). The time is the kernel's one thread being busy: a
+  flush writes every subscriber's socket (${Math.round(fig.trace.clientsPerFlush ?? 0)} write syscalls, ${f2(fig.trace.phases.flush_writes.p50)} ms p50 here,
+  ${((fig.trace.phases.flush_writes.p50 * 1000) / Math.max(1, fig.trace.clientsPerFlush ?? 1)).toFixed(1)} µs per socket; on loopback TCP the sender's syscall also runs the receiver's TCP
+  input), and a change arriving meanwhile waits for it (walsender → kernel ${f2(fig.trace.phases.walsend_to_recv.p50)} ms p50).
+  Changes arriving during a flush share the next one (${(fig.trace.phases.commit_to_written.n / Math.max(1, fig.trace.flushes)).toFixed(1)} changes per flush here), so the
+  kernel keeps up, but 500,000 frames/s take ${fig.lat.cores.toFixed(1)} cores of its CPU (the figure above), the
+  receivers' 500,000 reads/s about as much again, plus Postgres and the insert loop, on the same
+  2 cores: the kernel's thread does not get the CPU when a change arrives, and the queue in
+  front of it is several flushes long. p50 < 5 ms needs
+  the kernel's thread at most about half busy, i.e. a core of its own with the receivers on other
+  cores or machines: **not reachable on this 2-core machine** with the 1,000 receivers on it.
+` : ''}` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
   in one round trip (per group: \`set local role\`, \`set_config\` of the claims, one
