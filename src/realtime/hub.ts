@@ -6,6 +6,7 @@ import type { Claims, VerifyResult } from './jwt.js'
 import { rowJson, type Relation } from './pgoutput.js'
 import { defaultPresenceKey, TopicPresence, type PresenceMap } from './presence.js'
 import { decodeFrame, encodeFrame, ProtocolError, type Frame, type Vsn } from './protocol.js'
+import { trace } from './trace.js'
 
 /**
  * The channel hub: every WebSocket client, its channel joins, broadcast, presence and the
@@ -575,10 +576,12 @@ export class Hub {
     this.dirty = []
     // This turn's sequences are written below; the next turn starts a new trie.
     this.root = newRoot()
+    const t0 = trace?.flushStart()
     for (const c of clients) {
       c.queued = false
       this.flushClient(c)
     }
+    if (t0 !== undefined) trace!.flushEnd(t0, clients.length)
     this.reportDelivered()
   }
 
@@ -750,7 +753,10 @@ export class Hub {
       }
       if (this.sendFrame(m.client, frame)) sent++
     }
-    if (sent > 0) this.delivered(sent, ch.commitTime)
+    if (sent > 0) {
+      trace?.queued(ch)
+      this.delivered(sent, ch.commitTime)
+    }
   }
 
   /**

@@ -23,6 +23,12 @@ export interface TableInfo {
 }
 
 const TTL_MS = 5000
+/**
+ * A cached entry older than this, used by the synchronous path, is re-read in the background:
+ * under steady traffic the cache never expires, so changes never wait for that round trip (they
+ * did, every 5 s, queued behind it). Entries still live at most TTL_MS.
+ */
+const REFRESH_MS = 3000
 
 export class RowVisibility {
   private readonly tables = new Map<number, { at: number; info: TableInfo | undefined }>()
@@ -32,6 +38,8 @@ export class RowVisibility {
   visibilityWaits = 0
   /** The last error a row check met (a failing check denies); for status and tests. */
   lastError: string | undefined
+
+  private readonly refreshing = new Set<string>()
 
   constructor(private readonly pool: () => pg.Pool | undefined) {}
 
@@ -196,12 +204,14 @@ export class RowVisibility {
     const now = Date.now()
     const t = this.tables.get(ch.relation.oid)
     if (!t || now - t.at >= TTL_MS) return undefined
+    if (now - t.at >= REFRESH_MS) this.refreshAhead(`t${ch.relation.oid}`, (pool) => this.tableInfo(pool, ch.relation.oid, 0))
     const out = new Set<string>()
     if (!t.info) return out
     ch.relation.primaryKey = t.info.pkey
     for (const g of groups) {
       const p = this.privileges.get(`${g.role}\u0000${ch.relation.oid}`)
       if (!p || now - p.at >= TTL_MS) return undefined
+      if (now - p.at >= REFRESH_MS) this.refreshAhead(`p${g.role}\u0000${ch.relation.oid}`, (pool) => this.privilege(pool, g.role, ch.relation.oid, 0))
       if (!p.select) continue
       if (t.info.rls && !(p.bypass && !t.info.force)) {
         if (ch.type !== 'DELETE') return undefined
@@ -212,9 +222,19 @@ export class RowVisibility {
     return out
   }
 
-  private async tableInfo(pool: pg.Pool, oid: number): Promise<TableInfo | undefined> {
+  /** One background re-read per cache key at a time (see REFRESH_MS); a failure leaves the entry to expire. */
+  private refreshAhead(key: string, read: (pool: pg.Pool) => Promise<unknown>): void {
+    const pool = this.pool()
+    if (!pool || this.refreshing.has(key)) return
+    this.refreshing.add(key)
+    void read(pool)
+      .catch(() => undefined)
+      .finally(() => this.refreshing.delete(key))
+  }
+
+  private async tableInfo(pool: pg.Pool, oid: number, maxAge = TTL_MS): Promise<TableInfo | undefined> {
     const hit = this.tables.get(oid)
-    if (hit && Date.now() - hit.at < TTL_MS) return hit.info
+    if (hit && Date.now() - hit.at < maxAge) return hit.info
     const r = await pool.query<{ rls: boolean; force: boolean; attname: string | null; typ: string | null; pkey: string[] | null }>(
       `select c.relrowsecurity as rls, c.relforcerowsecurity as force, a.attname, format_type(a.atttypid, a.atttypmod) as typ,
               (select array(select ka.attname::text from unnest(i.indkey::int2[]) with ordinality k(n, o) join pg_attribute ka on ka.attrelid = i.indrelid and ka.attnum = k.n order by k.o)
@@ -229,10 +249,10 @@ export class RowVisibility {
     return info
   }
 
-  private async privilege(pool: pg.Pool, role: string, oid: number): Promise<{ select: boolean; bypass: boolean }> {
+  private async privilege(pool: pg.Pool, role: string, oid: number, maxAge = TTL_MS): Promise<{ select: boolean; bypass: boolean }> {
     const key = `${role}\u0000${oid}`
     const hit = this.privileges.get(key)
-    if (hit && Date.now() - hit.at < TTL_MS) return hit
+    if (hit && Date.now() - hit.at < maxAge) return hit
     const r = await pool.query<{ can_select: boolean; bypass: boolean }>(
       `select has_table_privilege(r.oid, $2::oid, 'SELECT') as can_select, (r.rolsuper or r.rolbypassrls) as bypass
          from pg_roles r where r.rolname = $1`,

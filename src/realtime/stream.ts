@@ -4,6 +4,7 @@ import { AbstractPlugin } from 'pg-logical-replication/dist/output-plugins/abstr
 import type { Change } from './change.js'
 import { PgoutputDecoder } from './pgoutput.js'
 import { REALTIME_WAL_LEVEL } from './errors.js'
+import { trace } from './trace.js'
 
 /**
  * The one logical replication stream of a flock: publication `magflock_realtime` and slot
@@ -71,6 +72,7 @@ class Pgoutput extends AbstractPlugin<{ publication: string; rows(buf: Buffer, s
       conn.removeListener('copyData', lib)
       conn.on('copyData', (msg) => {
         const b = msg.chunk
+        if (trace && b[0] === 119) trace.received(b)
         // 'w' XLogData: 1 + 8 start + 8 end + 8 clock bytes, then the pgoutput message.
         if (b[0] === 119 && b.length > 25 && (b[25] === 73 || b[25] === 85 || b[25] === 68) && rows(b, 25)) return
         lib(msg)
@@ -220,12 +222,17 @@ export class ChangeStream {
         sock.resume()
       })
     }
+    const change = (ch: Change): void => {
+      trace?.decoded(ch)
+      this.o.onChange(ch)
+    }
     const onMessage = (buf: Buffer, start: number): void => {
       const msg = decoder.decode(buf, start)
       switch (msg.tag) {
         case 'begin':
           commitTime = msg.commitTime
           xid = msg.xid
+          trace?.begin(buf, start + 9)
           return undefined
         case 'commit':
           this.st.lastLsn = msg.endLsn
@@ -233,13 +240,13 @@ export class ChangeStream {
           this.resume = { lsn: msg.endLsn, on: target.name }
           return undefined
         case 'insert':
-          this.o.onChange({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, xid, decodedAt: performance.now() })
+          change({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, xid, decodedAt: performance.now() })
           return backpressure()
         case 'update':
-          this.o.onChange({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
+          change({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
           return backpressure()
         case 'delete':
-          this.o.onChange({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
+          change({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
           return backpressure()
         default:
           return undefined
