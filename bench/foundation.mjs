@@ -228,8 +228,14 @@ rmSync(proj, { recursive: true, force: true })
 rmSync(mini, { recursive: true, force: true })
 const load1 = os.loadavg()[0]
 
-const verdict = (ok) => (ok ? 'met' : '**not met**')
-const row = (what, base, r, target, limit) => [what, fmt(r.ours.p50), base, fmt(r.base.p50), `${r.ratio.toFixed(2)}×`, target, verdict(r.ratio <= limit)]
+// A target not met names its measured reason (the breakdown is in the notes below the tables).
+const verdict = (ok, reason) => (ok ? 'met' : `**not met**${reason ? `: ${reason}` : ''}`)
+const REASON = {
+  status: "the command's own modules over oclif (no zod, no schema: notes)",
+  upWarm: "the detached kernel's Node start, bundle load and components, spawn to serving, exceed 2 × `pg_ctl` (breakdown: notes)",
+  api: 'the kernel works ~0.1 ms per call; the tail is the shared CPU and GC (notes)',
+}
+const row = (what, base, r, target, limit, reason) => [what, fmt(r.ours.p50), base, fmt(r.base.p50), `${r.ratio.toFixed(2)}×`, target, verdict(r.ratio <= limit, reason)]
 const out = []
 out.push(`## Foundation: start-up and control API (issues 2, 11)\n`)
 out.push(
@@ -242,8 +248,8 @@ out.push(
     ['what', 'p50', 'baseline (same run)', 'baseline p50', 'ratio', 'target', ''],
     [
       row('`magflock --version`', 'minimal 2-command oclif 5 CLI `--version`', version, '≤ 1.1×', 1.1),
-      row('`magflock status --json` (kernel round trip)', 'minimal oclif CLI `hello --json`', statusPair, '≤ 1.2×', 1.2),
-      row('`magflock up`, data present, kernel and Postgres stopped', '`pg_ctl start -w`', upWarm, '≤ 2×', 2),
+      row('`magflock status --json` (kernel round trip)', 'minimal oclif CLI `hello --json`', statusPair, '≤ 1.2×', 1.2, REASON.status),
+      row('`magflock up`, data present, kernel and Postgres stopped', '`pg_ctl start -w`', upWarm, '≤ 2×', 2, REASON.upWarm),
       row('`magflock up`, fresh project', '`initdb -k` + `pg_ctl start -w`', upCold, '≤ 1.5×', 1.5),
       [
         '`magflock status --watch`: first frame on a terminal',
@@ -263,8 +269,8 @@ out.push(
   table(
     ['load', 'calls', 'p50', 'p99', 'target', ''],
     [
-      ['sequential', String(seqS.n), fmt(seqS.p50), fmt(seqS.p99), 'p99 < 2 ms', verdict(seqS.p99 < 2)],
-      [`50 concurrent clients (${concWall} ms wall)`, String(concS.n), fmt(concS.p50), fmt(concS.p99), 'p99 < 20 ms', verdict(concS.p99 < 20)],
+      ['sequential', String(seqS.n), fmt(seqS.p50), fmt(seqS.p99), 'p99 < 2 ms', verdict(seqS.p99 < 2, REASON.api)],
+      [`50 concurrent clients (${concWall} ms wall)`, String(concS.n), fmt(concS.p50), fmt(concS.p99), 'p99 < 20 ms', verdict(concS.p99 < 20, REASON.api)],
     ],
   ),
 )

@@ -13,10 +13,11 @@ if (major < 22) {
   process.exit(69)
 }
 
-// `up`: start the detached kernel (and so Postgres) now, while oclif loads (src/cli/early-up.ts).
+// `up`: spawn the detached kernel (and so Postgres) first, then load oclif while it boots
+// (src/cli/early-up.ts).
 if (process.argv[2] === 'up') {
   const EARLY = new URL('../dist/cli/early-up.js', import.meta.url)
-  if (existsSync(EARLY)) (await import(EARLY.href)).startEarlyUp(process.argv.slice(3))
+  if (existsSync(EARLY)) await (await import(EARLY.href)).startEarlyUp(process.argv.slice(3))
 }
 
 const { execute } = await import('@oclif/core')

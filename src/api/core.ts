@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ADMIN_ONLY, ALL_ROLES, OPERATORS, ROLES, defineRoute } from './route.js'
+import { statusMeta } from './core-meta.js'
 
 /** Foundation routes: status, shutdown, tokens, audit, metrics, events, logs. */
 
@@ -57,11 +58,7 @@ export const StatusOutput = z.object({
 export type StatusOutput = z.infer<typeof StatusOutput>
 
 export const status = defineRoute({
-  id: 'status',
-  method: 'GET',
-  path: '/v1/status',
-  roles: ALL_ROLES,
-  mutating: false,
+  ...statusMeta,
   input: z.object({}),
   output: StatusOutput,
 })

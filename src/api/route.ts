@@ -1,29 +1,16 @@
 import { z } from 'zod'
+import type { RouteMeta } from './route-meta.js'
+
+export { ADMIN_ONLY, ALL_ROLES, API_HOST, API_VERSION, OPERATORS, ROLES, type LazyRoute, type Role, type RouteMeta } from './route-meta.js'
 
 /**
  * One control-API route, declared once and shared by the kernel's server (which validates
- * the request body and checks the caller's role) and the typed client (which validates the
- * response). Streaming routes answer with NDJSON: zero or more `progress` events, then one
+ * the request body, checks the caller's role and the handler's response) and the typed client
+ * (which checks the response again when it has the schemas: see LazyRoute in route-meta.ts
+ * for the calls that do without). Streaming routes answer with NDJSON: zero or more `progress` events, then one
  * `result` or `error` event.
  */
-export const ROLES = ['admin', 'operator', 'viewer', 'ci'] as const
-export type Role = (typeof ROLES)[number]
-
-export interface RouteDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
-  id: string
-  method: 'GET' | 'POST' | 'DELETE'
-  path: string
-  roles: readonly Role[]
-  /** Mutating calls are appended to the audit log, successful or not. */
-  mutating: boolean
-  streaming?: boolean
-  /**
-   * A long-lived NDJSON stream the handler writes itself through `ctx.stream` (no progress/
-   * result protocol), e.g. GET /v1/events.
-   */
-  raw?: boolean
-  /** Extension tokens reach this route and the handler checks their grants (events, hooks). */
-  extensions?: boolean
+export interface RouteDef<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> extends RouteMeta {
   input: I
   output: O
 }
@@ -34,10 +21,6 @@ export function defineRoute<I extends z.ZodType, O extends z.ZodType>(r: RouteDe
 
 /** A route's response as the client returns it: commands derive their `--json` result type from it. */
 export type RouteOutput<R extends RouteDef> = z.output<R['output']>
-
-export const ALL_ROLES: readonly Role[] = ROLES
-export const OPERATORS: readonly Role[] = ['admin', 'operator']
-export const ADMIN_ONLY: readonly Role[] = ['admin']
 
 export const ProgressEvent = z.object({
   type: z.literal('progress'),
@@ -59,6 +42,3 @@ export const WireErrorSchema = z.object({
   hint: z.string().optional(),
   details: z.record(z.string(), z.unknown()).optional(),
 })
-
-export const API_HOST = 'magflock'
-export const API_VERSION = 'v1'

@@ -4,9 +4,19 @@ import { existsSync, readFileSync } from 'node:fs'
 import type { z } from 'zod'
 import { MagflockError, type WireError } from '../errors/index.js'
 import type { StateLayout } from '../platform/paths.js'
-import { API_HOST, ProgressEvent, WireErrorSchema, type RouteDef } from '../api/route.js'
+import { API_HOST, type LazyRoute } from '../api/route-meta.js'
+import type * as WireSchemas from '../api/route.js'
+import type { ProgressEvent, RouteDef } from '../api/route.js'
 import type { RemoteTransport } from '../tls/remote.js'
 import { BAD_RESPONSE, KERNEL_LOST, KERNEL_NOT_RUNNING, STATE_ACCESS, TOKEN_MISSING, stateAccessError } from './errors.js'
+
+/**
+ * The wire schemas (progress events, errors) with zod: loaded when a call streams, fails, or
+ * already had its contract loaded, so a successful call through a LazyRoute loads no zod.
+ */
+type Wire = typeof WireSchemas
+let wire: Promise<Wire> | undefined
+const loadWire = (): Promise<Wire> => (wire ??= import('../api/route.js'))
 
 export interface CallOptions {
   onProgress?: (e: ProgressEvent) => void
@@ -42,12 +52,20 @@ export class KernelClient {
     }
   }
 
+  /**
+   * Calls a route. With a full contract (RouteDef) the response is checked against its schema;
+   * with a LazyRoute it is checked only for a remote kernel (which may run another version):
+   * a local kernel is this build, and it has checked the response against the same contract
+   * before sending it.
+   */
   async call<I extends z.ZodType, O extends z.ZodType>(
-    route: RouteDef<I, O>,
+    route: RouteDef<I, O> | LazyRoute<RouteDef<I, O>>,
     input: z.input<I>,
     opts: CallOptions = {},
   ): Promise<z.infer<O>> {
     const token = this.token()
+    const contract = 'output' in route ? route : this.opts.remote ? await route.contract() : undefined
+    const w = contract || route.streaming || route.raw ? await loadWire() : undefined
     const body = route.method === 'GET' ? undefined : JSON.stringify(input ?? {})
     let path = route.path
     if (route.method === 'GET' && input && Object.keys(input).length > 0) {
@@ -55,13 +73,14 @@ export class KernelClient {
       for (const [k, v] of Object.entries(input as Record<string, unknown>)) if (v !== undefined) qs.set(k, String(v))
       path += `?${qs.toString()}`
     }
-    const raw = await this.request(route.method, path, token, body, opts)
-    const parsed = route.output.safeParse(raw)
+    const raw = await this.request(route.method, path, token, body, opts, w)
+    if (!contract) return raw as z.infer<O>
+    const parsed = contract.output.safeParse(raw)
     if (!parsed.success) throw BAD_RESPONSE({ route: route.id, reason: parsed.error.issues[0]?.message ?? 'invalid' })
     return parsed.data
   }
 
-  private request(method: string, path: string, token: string, body: string | undefined, opts: CallOptions): Promise<unknown> {
+  private request(method: string, path: string, token: string, body: string | undefined, opts: CallOptions, w: Wire | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const lost = (reason: string, cause?: unknown) =>
         KERNEL_LOST({ stateDir: this.layout.root, route: `${method} ${path.split('?')[0]}`, reason }, { cause })
@@ -95,15 +114,19 @@ export class KernelClient {
               reject(BAD_RESPONSE({ route: path, reason: 'malformed event line' }))
               return
             }
-            if (ev.type === 'progress') {
-              const p = ProgressEvent.safeParse(ev)
+            if (!w) {
+              // Only routes declared streaming answer with NDJSON, and for those `w` is loaded.
+              settled = true
+              reject(BAD_RESPONSE({ route: path, reason: 'an event stream from a route not declared streaming' }))
+            } else if (ev.type === 'progress') {
+              const p = w.ProgressEvent.safeParse(ev)
               if (p.success) opts.onProgress?.(p.data)
             } else if (ev.type === 'result') {
               settled = true
               resolve(ev.data)
             } else if (ev.type === 'error') {
               settled = true
-              reject(toError(ev.error, path))
+              reject(toError(w, ev.error, path))
             }
           }
           res.on('data', (chunk: string) => {
@@ -133,7 +156,10 @@ export class KernelClient {
               reject(BAD_RESPONSE({ route: path, reason: `HTTP ${res.statusCode} with a non-JSON body` }))
               return
             }
-            if ((res.statusCode ?? 500) >= 400) reject(toError((json as { error?: unknown }).error, path))
+            if ((res.statusCode ?? 500) >= 400) {
+              const error = (json as { error?: unknown }).error
+              loadWire().then((lw) => reject(toError(lw, error, path)), reject)
+            }
             else resolve(json)
           })
           // The socket closed or was reset mid-response: the kernel died while answering.
@@ -171,8 +197,8 @@ export class KernelClient {
   }
 }
 
-function toError(raw: unknown, route: string): MagflockError {
-  const w = WireErrorSchema.safeParse(raw)
+function toError(wireSchemas: Wire, raw: unknown, route: string): MagflockError {
+  const w = wireSchemas.WireErrorSchema.safeParse(raw)
   if (!w.success) return BAD_RESPONSE({ route, reason: 'error without a code' })
   return MagflockError.fromWire(w.data as WireError)
 }

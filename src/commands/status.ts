@@ -1,7 +1,8 @@
 import { Flags } from '@oclif/core'
 import { MagflockCommand } from '../cli/base-command.js'
 import { renderStatus } from '../cli/render.js'
-import { status, type StatusOutput } from '../api/core.js'
+import type { StatusOutput } from '../api/core.js'
+import { statusRoute } from '../api/lazy.js'
 
 export default class Status extends MagflockCommand<StatusOutput> {
   static override summary = 'Show the kernel, its components and every instance of the flock.'
@@ -14,7 +15,7 @@ export default class Status extends MagflockCommand<StatusOutput> {
   async run(): Promise<StatusOutput> {
     const { flags } = await this.parse(Status)
     const client = this.kernel()
-    const s = await client.call(status, {})
+    const s = await client.call(statusRoute, {})
     if (flags.watch && !this.jsonEnabled()) {
       // ink and React take longer to load than the status call (seconds on a busy machine):
       // a terminal gets the first frame as plain text at once, and the live view, once
@@ -22,7 +23,7 @@ export default class Status extends MagflockCommand<StatusOutput> {
       const tty = Boolean(process.stdout.isTTY && process.stdin.isTTY)
       if (tty) process.stdout.write(`${CLEAR_SCREEN}${renderStatus(s)}\n`)
       const { watchStatus } = await import('../ui/status-view.js')
-      await watchStatus(() => client.call(status, {}), flags.interval, s, { clearFirst: tty })
+      await watchStatus(() => client.call(statusRoute, {}), flags.interval, s, { clearFirst: tty })
       return s
     }
     this.log(renderStatus(s))

@@ -1,6 +1,7 @@
 import { MagflockCommand } from '../cli/base-command.js'
 import { renderStatus } from '../cli/render.js'
-import { status, type StatusOutput } from '../api/core.js'
+import type { StatusOutput } from '../api/core.js'
+import { statusRoute } from '../api/lazy.js'
 import { effectiveEnv, envFlag } from '../config/flags.js'
 import { ensureKernel } from '../kernel/launcher.js'
 import { takeEarlyUp } from '../cli/early-up.js'
@@ -33,7 +34,7 @@ export default class Up extends MagflockCommand<UpResult> {
     const node = await prepareNode(layout, flags, 'primary')
     // bin/run.js may have started this launch before oclif loaded (src/cli/early-up.ts).
     const ensured = await launchNode(layout, node, () => takeEarlyUp(layout.root, env, process.cwd()) ?? ensureKernel(layout, { projectDir: process.cwd(), env }))
-    const s = await this.kernel().call(status, {})
+    const s = await this.kernel().call(statusRoute, {})
     const primary = s.instances.find((i) => i.role === 'primary')
     this.log(`MagFlock is up${ensured.launched ? '' : ' (kernel already running)'}.`)
     for (const c of ensured.cleaned) this.log(`  cleaned up: ${c}`)

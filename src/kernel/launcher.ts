@@ -44,7 +44,7 @@ export interface EnsureResult {
  */
 export async function ensureKernel(
   layout: StateLayout,
-  opts: { projectDir: string; env?: string | undefined; timeoutMs?: number },
+  opts: { projectDir: string; env?: string | undefined; timeoutMs?: number; onSpawn?: () => void },
 ): Promise<EnsureResult> {
   const timeoutMs = opts.timeoutMs ?? 180_000
   const deadline = Date.now() + timeoutMs
@@ -114,7 +114,7 @@ function isLauncher(pid: number): boolean {
 
 async function launch(
   layout: StateLayout,
-  opts: { projectDir: string; env?: string | undefined },
+  opts: { projectDir: string; env?: string | undefined; onSpawn?: () => void },
   deadline: number,
   timeoutMs: number,
 ): Promise<EnsureResult> {
@@ -139,6 +139,7 @@ async function launch(
     env: process.env,
   })
   closeSync(out)
+  opts.onSpawn?.()
   let exited: number | null | undefined
   child.once('exit', (code) => (exited = code))
   child.unref()

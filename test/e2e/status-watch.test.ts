@@ -1,8 +1,12 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StatusOutput } from '../../src/api/core.js'
 import { NODE, RUN_JS } from '../helpers/cli.js'
 import { createFlock, type Flock } from '../helpers/flock.js'
+import { tempDir } from '../helpers/tmp.js'
 import { waitFor } from '../helpers/wait.js'
 
 /**
@@ -49,5 +53,39 @@ describe('magflock status --watch in a terminal (built CLI)', () => {
     expect(live).toBeGreaterThan(plain)
     expect(out.slice(plain, live)).toContain(primary.name)
     expect(out.slice(live)).toContain(`kernel pid ${s.json.data.kernel.pid}`)
+  })
+
+  /** The modules a built-CLI command loads (test/helpers/module-trace.mjs) and its --json envelope. */
+  async function loadedModules(args: string[]): Promise<{ ok: boolean; modules: string[] }> {
+    const tmp = tempDir('mf-trace-')
+    const out = path.join(tmp.dir, 'modules.txt')
+    const hook = path.resolve(import.meta.dirname, '../helpers/module-trace.mjs')
+    const r = await execa(NODE, ['--import', hook, RUN_JS, ...args], {
+      cwd: f.projectDir,
+      env: { ...process.env, ...f.env, MODULE_TRACE_OUT: out, NO_COLOR: '1' },
+      reject: false,
+      stdin: 'ignore',
+      timeout: 120_000,
+    })
+    try {
+      const envelope = JSON.parse(String(r.stdout)) as { ok: boolean }
+      return { ok: envelope.ok, modules: readFileSync(out, 'utf8').split('\n').filter(Boolean) }
+    } finally {
+      tmp.cleanup()
+    }
+  }
+  const zodOrSchemas = (m: string) => /\/vendor\/zod\.js$|\/node_modules\/zod\/|\/dist\/api\/(?!route-meta|lazy|[a-z]+-meta)[a-z-]+\.js$/.test(m)
+
+  it('status --json loads neither zod nor the route schemas (route metadata only: src/api/lazy.ts)', async () => {
+    // The control: a command that calls a route through its full contract loads them, so the
+    // trace would show a regression.
+    const control = await loadedModules(['token', 'list', '--json'])
+    expect(control.ok).toBe(true)
+    expect(control.modules.filter(zodOrSchemas)).toEqual(expect.arrayContaining([expect.stringMatching(/\/dist\/api\/core\.js$/), expect.stringMatching(/zod/)]))
+
+    const st = await loadedModules(['status', '--json'])
+    expect(st.ok).toBe(true)
+    expect(st.modules).toEqual(expect.arrayContaining([expect.stringMatching(/\/dist\/commands\/status\.js$/), expect.stringMatching(/\/dist\/api\/lazy\.js$/)]))
+    expect(st.modules.filter(zodOrSchemas)).toEqual([])
   })
 })
