@@ -280,6 +280,7 @@ export class NodeHa {
         await this.o.leadership.release().catch(() => undefined)
         return
       case 'promote': {
+        const tA = this.clock()
         if (this.o.leadership.validUntil() === 0 && !(await this.acquire())) return
         const t0 = this.clock()
         try {
@@ -288,7 +289,9 @@ export class NodeHa {
           // promotion (a write that can fail while etcd elects a leader), the old primary could
           // resume over writes acknowledged here.
           await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() }))
+          const tS = this.clock()
           await promote(env, local, 60)
+          this.o.log?.('promoted', { acquireMs: t0 - tA, statusMs: tS - t0, promoteMs: this.clock() - tS })
         } catch (err) {
           // Not promoted: give the key back so another candidate can try.
           await this.o.leadership.release().catch(() => undefined)
