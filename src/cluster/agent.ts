@@ -41,6 +41,8 @@ export const AgentConfig = z.object({
   ttlMs: z.number().default(3000),
   marginMs: z.number().default(1000),
   loopMs: z.number().default(250),
+  /** Time between successful lease renewals (NodeHaOptions.renewMs; default every tick). */
+  renewMs: z.number().optional(),
 })
 export type AgentConfig = z.infer<typeof AgentConfig>
 
@@ -122,6 +124,7 @@ export async function runAgent(cfg: AgentConfig, password: string): Promise<() =
     ttlMs: cfg.ttlMs,
     marginMs: cfg.marginMs,
     loopMs: cfg.loopMs,
+    ...(cfg.renewMs !== undefined ? { renewMs: cfg.renewMs } : {}),
     log: (msg, fields) => out({ log: msg, ...fields }),
     onDecision: (d) => out({ decision: d.action, sentence: d.sentence }),
   })
