@@ -381,7 +381,7 @@ its loop within milliseconds of the deletion ("decides to promote"); then it tak
 records itself as the last leader, and promotes with \`pg_promote(wait => false)\` polled every
 10 ms (the timeline switch, which copies and fsyncs the last WAL segment, is most of it); the
 writer retries every 20 ms, alternating between the hosts, for both systems. With the default
-TTL of 3 s the lease alone takes about 2.9–3.1 s, so "< 3 s with default settings" is missed by
+TTL of 3 s the lease alone takes about the TTL, so "< 3 s with default settings" is missed by
 the default; the "renewMs 1000" column (a successful renewal every 1 s instead of every 250 ms
 tick, failed ones retried at the next tick) leaves a dead host's lease 0.375 s less on average
 (its column shows what that buys), at a price: a primary then rides out 1 s of etcd unavailability in the worst case
