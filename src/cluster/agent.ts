@@ -8,6 +8,7 @@ import { findPgBinaries } from '../postgres/binaries.js'
 import { chownTree, pgCtlLifecycle, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import { EtcdFlockStore } from './etcd-store.js'
 import { bootstrapNode, startNodeHa } from './node-boot.js'
+import { NodeSwitchover, requestSwitchover } from './switchover.js'
 
 /**
  * One node of a multi-host flock as a process: bootstraps its local instance (the first node
@@ -15,6 +16,10 @@ import { bootstrapNode, startNodeHa } from './node-boot.js'
  * flock store, then runs the NodeHa loop until SIGTERM. The same bootstrap (node-boot.ts) runs
  * inside the kernel (`magflock up --etcd … --node NAME`, `magflock node join`); this process
  * without a kernel stays for the multi-host chaos test and bench/multihost.mjs.
+ *
+ * Like a kernel node it carries out switchover requests recorded for it in the flock store
+ * (NodeSwitchover); `agent.js switchover CONFIG.json [TO]` records one and waits for its result,
+ * the same path as `magflock switchover --to` on a kernel node (requestSwitchover).
  *
  * Secrets: the superuser password comes from MAGFLOCK_AGENT_PASSWORD (never argv or the
  * config file). Output: one JSON line per decision on stdout.
@@ -36,6 +41,8 @@ export const AgentConfig = z.object({
   ttlMs: z.number().default(3000),
   marginMs: z.number().default(1000),
   loopMs: z.number().default(250),
+  /** Time between successful lease renewals (NodeHaOptions.renewMs; default every tick). */
+  renewMs: z.number().optional(),
 })
 export type AgentConfig = z.infer<typeof AgentConfig>
 
@@ -117,19 +124,39 @@ export async function runAgent(cfg: AgentConfig, password: string): Promise<() =
     ttlMs: cfg.ttlMs,
     marginMs: cfg.marginMs,
     loopMs: cfg.loopMs,
+    ...(cfg.renewMs !== undefined ? { renewMs: cfg.renewMs } : {}),
     log: (msg, fields) => out({ log: msg, ...fields }),
     onDecision: (d) => out({ decision: d.action, sentence: d.sentence }),
   })
+  const switchovers = new NodeSwitchover({ node: cfg.node, store, leadership, ha, env, local, mode: cfg.mode, log: (msg, fields) => out({ log: msg, ...fields }) })
+  switchovers.start()
   out({ ready: cfg.node })
   return async () => {
+    await switchovers.stop()
     await ha.stop()
     await store.close()
   }
 }
 
+/** Records a switchover request for the leader's node and waits for its result (one JSON line). */
+async function switchover(cfg: AgentConfig, to: string | undefined): Promise<void> {
+  const store = new EtcdFlockStore({ endpoints: cfg.etcd, flock: cfg.flock, callTimeoutMs: Math.min(1000, cfg.ttlMs / 3) })
+  try {
+    const r = await requestSwitchover({ store, leadership: store.leadership(cfg.node), mode: cfg.mode }, to)
+    out({ switchover: r })
+  } finally {
+    await store.close()
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'switchover') {
+    const file = process.argv[3]
+    if (!file) throw new Error('usage: agent.js switchover CONFIG.json [TO]')
+    return switchover(AgentConfig.parse(JSON.parse(await fsp.readFile(file, 'utf8'))), process.argv[4])
+  }
   const file = process.argv[2]
-  if (!file) throw new Error('usage: agent.js CONFIG.json')
+  if (!file) throw new Error('usage: agent.js CONFIG.json | agent.js switchover CONFIG.json [TO]')
   const cfg = AgentConfig.parse(JSON.parse(await fsp.readFile(file, 'utf8')))
   const stop = await runAgent(cfg, process.env.MAGFLOCK_AGENT_PASSWORD ?? '')
   const bye = () => void stop().finally(() => process.exit(0))
@@ -138,7 +165,9 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname) {
-  main().catch((err: unknown) => {
+  main().then(() => {
+    if (process.argv[2] === 'switchover') process.exit(0)
+  }, (err: unknown) => {
     out({ fatal: (err as Error).message })
     process.exit(1)
   })

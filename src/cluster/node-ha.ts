@@ -34,6 +34,14 @@ export interface NodeHaOptions {
   ttlMs?: number
   marginMs?: number
   loopMs?: number
+  /**
+   * Time between successful lease renewals (default: every tick). Longer means a dead host's
+   * lease has less left at the moment of death (faster failover, on average by
+   * (renewMs − loopMs) / 2) but a primary rides out less etcd unavailability before its
+   * dead-man timer demotes it: TTL − margin − renewMs in the worst case. A failed renewal is
+   * retried at the next tick whatever this is.
+   */
+  renewMs?: number
   failoverEnabled?: boolean
   log?: (msg: string, fields?: Record<string, unknown>) => void
   onDecision?: (d: NodeDecision, o: NodeObserved) => void
@@ -58,12 +66,15 @@ export class NodeHa {
   private fencing: Promise<unknown> | undefined
   private renewer: NodeJS.Timeout | undefined
   private renewing = false
+  /** When the last successful renewal was sent (0: none, or the last attempt failed). */
+  private renewedAt = 0
   private held = 0
   private ticking: Promise<unknown> = Promise.resolve()
   private restartedAt = 0
   private readonly ttlMs: number
   private readonly marginMs: number
   private readonly loopMs: number
+  private readonly renewMs: number
   private readonly clock: () => number
   readonly history: string[] = []
 
@@ -71,8 +82,10 @@ export class NodeHa {
     this.ttlMs = o.ttlMs ?? 3000
     this.marginMs = o.marginMs ?? 1000
     this.loopMs = o.loopMs ?? 250
+    this.renewMs = o.renewMs ?? this.loopMs
     this.clock = o.clock ?? Date.now
     if (this.marginMs >= this.ttlMs) throw new Error('the safety margin must be shorter than the lease TTL')
+    if (this.renewMs >= this.ttlMs - this.marginMs) throw new Error('lease renewals must come more often than TTL − margin')
   }
 
   start(): void {
@@ -86,9 +99,13 @@ export class NodeHa {
 
   private async renewOnce(): Promise<void> {
     if (this.renewing || this.stopped || this.o.leadership.validUntil() === 0) return
+    if (this.clock() - this.renewedAt < this.renewMs - this.loopMs / 2) return
     this.renewing = true
     try {
-      if (await this.o.leadership.renew()) this.arm()
+      const sentAt = this.clock()
+      const ok = await this.o.leadership.renew()
+      this.renewedAt = ok ? sentAt : 0
+      if (ok) this.arm()
     } finally {
       this.renewing = false
     }
@@ -288,6 +305,7 @@ export class NodeHa {
         await this.o.leadership.release().catch(() => undefined)
         return
       case 'promote': {
+        const tA = this.clock()
         if (this.o.leadership.validUntil() === 0 && !(await this.acquire())) return
         const t0 = this.clock()
         try {
@@ -296,7 +314,9 @@ export class NodeHa {
           // promotion (a write that can fail while etcd elects a leader), the old primary could
           // resume over writes acknowledged here.
           await store.updateStatus((s) => ({ ...s, lastLeader: this.o.node, at: new Date().toISOString() }))
+          const tS = this.clock()
           await promote(env, local, 60)
+          this.o.log?.('promoted', { acquireMs: t0 - tA, statusMs: tS - t0, promoteMs: this.clock() - tS })
         } catch (err) {
           // Not promoted: give the key back so another candidate can try.
           await this.o.leadership.release().catch(() => undefined)

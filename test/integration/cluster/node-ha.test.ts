@@ -157,6 +157,46 @@ describe('NodeHa', () => {
       await st.close()
     }
   })
+
+  it('renewMs spaces successful lease renewals (a failed one is retried at the next tick); one at or past TTL − margin is refused', async () => {
+    const bins = findPgBinaries()
+    const runAs = postgresRunAs()
+    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
+    const local: PgNode = { name: 'r1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'renew.log') }
+    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-renew', callTimeoutMs: 1500 })
+    const lead = st.leadership('r1')
+    expect(() => new NodeHa({ node: 'r1', store: st, leadership: lead, env, local, mode: 'async', ttlMs: 3000, marginMs: 1000, renewMs: 2000 })).toThrow(/more often/)
+    expect(await lead.acquire(10_000)).toBe(true)
+    // The first renewal fails (no member answered): the next tick tries again at once.
+    const calls: { at: number; ok: boolean }[] = []
+    const counted = {
+      holderId: lead.holderId,
+      acquire: (ttl: number) => lead.acquire(ttl),
+      renew: async () => {
+        const ok = calls.length === 0 ? false : await lead.renew()
+        calls.push({ at: Date.now(), ok })
+        return ok
+      },
+      release: () => lead.release(),
+      watch: (cb: (h: string | undefined) => void) => lead.watch(cb),
+      current: () => lead.current(),
+      validUntil: () => lead.validUntil(),
+    }
+    const ha = new NodeHa({ node: 'r1', store: st, leadership: counted, env, local, mode: 'async', ttlMs: 10_000, loopMs: 100, renewMs: 1000 })
+    ha.start()
+    try {
+      const deadline = Date.now() + 60_000
+      while (calls.filter((c) => c.ok).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const ok = calls.filter((c) => c.ok)
+      expect(ok.length).toBeGreaterThanOrEqual(3)
+      // Retried after the failure; then one success per renewMs at most.
+      expect(calls[1]?.ok).toBe(true)
+      expect(ok[2]!.at - ok[0]!.at).toBeGreaterThanOrEqual(1800)
+    } finally {
+      await ha.stop({ release: true })
+      await st.close()
+    }
+  })
 })
 
 const inRecoveryOf = (env: ReplicationEnv, local: PgNode) => withClient(clientConfig(env, local), async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r)
