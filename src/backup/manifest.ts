@@ -11,7 +11,7 @@ import { isProcessAliveSync } from '../platform/pids.js'
  *
  * Completion protocol (what makes a backup restorable):
  *   1. everything is written into `<id>.partial/` (with `owner.json`: our pid),
- *   2. every file is fsynced and hashed, then manifest.json is written LAST (atomic + fsync),
+ *   2. every file is fsynced and hashed, then manifest.json is written LAST (fsync),
  *   3. the directory is renamed `<id>.partial` → `<id>` and the parent dir fsynced.
  * So a backup killed at any moment is never listed as complete: it stays `.partial` (owner
  * dead → "interrupted"), or is renamed `<id>.failed` when we saw the failure ourselves.
@@ -97,9 +97,14 @@ export async function listFiles(dir: string): Promise<string[]> {
  * fsync + sha256 every file (the "files" section), then fsync every directory under dir. Files
  * are done a few at a time, each one's fsync running alongside its hash (the writer was told not
  * to sync: this is the one fsync per file). `known` digests, computed while the files were
- * written, are reused when the size still matches, so those files are not read again.
+ * written (or still being computed: a promise), are reused when the size still matches, so
+ * those files are not read again.
  */
-export async function describeFiles(dir: string, onBytes?: (n: number) => void, known?: Map<string, { size: number; sha256: string }>): Promise<ManifestFile[]> {
+export async function describeFiles(
+  dir: string,
+  onBytes?: (n: number) => void,
+  known?: Map<string, { size: number; sha256: string } | Promise<{ size: number; sha256: string } | undefined>>,
+): Promise<ManifestFile[]> {
   const rels = await listFiles(dir)
   const files: ManifestFile[] = new Array<ManifestFile>(rels.length)
   const one = async (i: number) => {
@@ -108,8 +113,11 @@ export async function describeFiles(dir: string, onBytes?: (n: number) => void, 
     const fh = await fsp.open(abs, 'r')
     try {
       const st = await fh.stat()
-      const k = known?.get(rel)
-      const [, sha256] = await Promise.all([fh.sync(), k && k.size === st.size ? k.sha256 : sha256File(abs, onBytes)])
+      const digest = async () => {
+        const k = await known?.get(rel)
+        return k && k.size === st.size ? k.sha256 : sha256File(abs, onBytes)
+      }
+      const [, sha256] = await Promise.all([fh.sync(), digest()])
       files[i] = { path: rel, size: st.size, sha256 }
     } finally {
       await fh.close()
@@ -119,9 +127,9 @@ export async function describeFiles(dir: string, onBytes?: (n: number) => void, 
   const worker = async () => {
     while (next < rels.length) await one(next++)
   }
-  await Promise.all(Array.from({ length: Math.min(4, rels.length) }, worker))
-  const dirs = new Set(rels.map((r) => path.dirname(r)).filter((d) => d !== '.'))
-  for (const d of dirs) await fsyncDir(path.join(dir, d))
+  // The directories' entries are all there already: their fsyncs run alongside the files'.
+  const dirs = [...new Set(rels.map((r) => path.dirname(r)).filter((d) => d !== '.'))]
+  await Promise.all([...Array.from({ length: Math.min(4, rels.length) }, worker), ...dirs.map((d) => fsyncDir(path.join(dir, d)))])
   return files
 }
 
@@ -136,10 +144,23 @@ export async function beginBackup(backupsDir: string, id: string, mode = 0o700):
   return dir
 }
 
-/** Steps 2–3: manifest last, fsync, rename to `<id>`. */
+/**
+ * Steps 2–3: manifest last, fsync, rename to `<id>`. The manifest is written in place (no temp
+ * file and rename): inside `<id>.partial` nothing reads it, and the rename of the directory,
+ * after the manifest and the directory are fsynced, is what makes the backup complete. So
+ * three syncs in a row: the manifest, `<id>.partial`, the backups directory.
+ */
 export async function completeBackup(backupsDir: string, partialDir: string, manifest: BackupManifest): Promise<string> {
-  await writeJsonAtomic(path.join(partialDir, MANIFEST_FILE), manifest)
-  await fsp.rm(path.join(partialDir, OWNER_FILE), { force: true })
+  const writeManifest = async () => {
+    const fh = await fsp.open(path.join(partialDir, MANIFEST_FILE), 'w', 0o600)
+    try {
+      await fh.writeFile(JSON.stringify(manifest, null, 2) + '\n')
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+  }
+  await Promise.all([writeManifest(), fsp.rm(path.join(partialDir, OWNER_FILE), { force: true })])
   await fsyncDir(partialDir)
   const final = path.join(backupsDir, manifest.id)
   await fsp.rename(partialDir, final)

@@ -16,7 +16,8 @@ import {
 } from './manifest.js'
 import { sourceInfo, withClient } from './sql.js'
 import { isNoSpace, noSpaceFailure } from './space.js'
-import { encryptFileInPlace, encryptSink, followWrites, hashSink, pgEnv, runTool, secretsOf, startBackup, type FileDigest, type OnProgress, type Tee } from './tools.js'
+import { encryptFileInPlace, encryptSink, followWrites, hashSink, makeBackupDir, pgEnv, runTool, secretsOf, type FileDigest, type OnProgress, type Tee } from './tools.js'
+import { writeBackWhileWriting } from './writeback.js'
 
 /**
  * Physical backup of the whole instance with pg_basebackup, tar format, compressed on the
@@ -76,19 +77,34 @@ interface PgManifest {
   Files?: unknown[]
 }
 
+/** Like Promise.all, but settles only when every task has (none left writing), then throws the first error. */
+async function allOrFirstError(tasks: Array<Promise<unknown>>): Promise<void> {
+  const r = await Promise.allSettled(tasks)
+  const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+  if (failed) throw failed.reason
+}
+
 export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<BackupManifest> {
   const compression = o.compression ?? 'lz4'
   const id = o.id ?? newBackupId('physical')
   const label = o.label ?? `magflock ${id}`
   if (label.length > 100) throw BACKUP_INVALID({ message: 'The backup label is longer than 100 characters.' })
   const progress = o.onProgress ?? (() => undefined)
-  // The source facts are read while the backup directory is made (both before pg_basebackup).
-  const [info, partial] = await startBackup(() => withClient(o.conn, sourceInfo), o.backupsDir, id, o.runAs)
+  const partial = await makeBackupDir(o.backupsDir, id, o.runAs)
+  // The source facts are read while pg_basebackup runs (they are only needed for the
+  // manifest): a source that cannot be read stops the tool, and the backup that never
+  // really started leaves nothing behind.
+  const sourceFailed = new AbortController()
+  const infoP = withClient(o.conn, sourceInfo)
+  infoP.catch((err: unknown) => sourceFailed.abort(err))
+  const signal = o.signal ? AbortSignal.any([o.signal, sourceFailed.signal]) : sourceFailed.signal
   let following: ReturnType<typeof followWrites> | undefined
+  let writeback: ReturnType<typeof writeBackWhileWriting> | undefined
+  let followedP: Promise<Map<string, FileDigest>> | undefined
   try {
     const target = path.join(partial, PHYSICAL_SUBDIR)
     const startTime = new Date().toISOString()
-    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, bytesTotal: info.totalBytes, fraction: 0 })
+    progress({ phase: 'backup', message: `pg_basebackup (${compression}) started`, bytesDone: 0, fraction: 0 })
     let encryption: EncryptionInfo | null = null
     let dataKey: Buffer | undefined
     if (o.encryption) {
@@ -110,7 +126,9 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
       (n) => APPEND_ONLY.test(n),
       (n) => (key ? encryptSink(path.join(target, n + ENCRYPTED_SUFFIX), key, o.tee?.(id, `${PHYSICAL_SUBDIR}/${n}${ENCRYPTED_SUFFIX}`)) : hashSink(o.tee?.(id, `${PHYSICAL_SUBDIR}/${n}`))),
     )
-    // --no-sync: describeFiles fsyncs every file once, alongside its hash.
+    // --no-sync: describeFiles fsyncs every file once, alongside its hash; most of what those
+    // fsyncs would write is written back while the copy runs (writeback.ts).
+    writeback = writeBackWhileWriting(target)
     await runTool(
       o.bins.tool('pg_basebackup'),
       ['-D', target, '-Ft', '-X', 'stream', '-c', 'fast', '-P', '--no-sync', '-l', label, '--no-password', ...compressArgs(compression)],
@@ -118,7 +136,7 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
         runAs: o.runAs,
         env: pgEnv(o.conn),
         secrets: secretsOf(o.conn),
-        ...(o.signal ? { signal: o.signal } : {}),
+        signal,
         onLine: (line) => {
           // "123456/794000 kB (15%), 0/1 tablespace"
           const m = line.match(/^\s*(\d+)\/(\d+) kB \((\d+)%\)/)
@@ -130,8 +148,12 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
         },
       },
     )
-    const followed = await following.finish()
     const stopTime = new Date().toISOString()
+    // What is left to read of base.tar is hashed (or encrypted) while the other files are
+    // checked, hashed and fsynced.
+    followedP = following.finish()
+    followedP.catch(() => undefined) // awaited below (or in the catch block)
+    const writtenBack = writeback.stop()
     // Exit 0 is necessary, not sufficient: the files must be there and the manifest must parse.
     const names = await fsp.readdir(target)
     const baseTar = names.find((n) => APPEND_ONLY.test(n) && n.startsWith('base.'))
@@ -144,26 +166,33 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     const range = pgm['WAL-Ranges']?.[0]
     if (!range) throw BACKUP_TOOL_FAILED({ tool: 'pg_basebackup', exit: 'exit 0', stderr: 'backup_manifest has no WAL range' })
 
-    const known = new Map<string, FileDigest>()
+    const followed = followedP
+    const known = new Map<string, Promise<FileDigest | undefined>>()
     if (dataKey) {
       progress({ phase: 'encrypt', message: 'encrypting the rest' })
-      for (const n of names) {
-        if (n.endsWith(ENCRYPTED_SUFFIX)) continue
-        const ready = followed.get(n)
-        if (ready) {
-          await fsp.rm(path.join(target, n)) // its ciphertext was written alongside
-          known.set(`${PHYSICAL_SUBDIR}/${n}${ENCRYPTED_SUFFIX}`, ready)
-        } else {
-          await fsp.rm(path.join(target, n + ENCRYPTED_SUFFIX), { force: true })
-          const r = await encryptFileInPlace(path.join(target, n), dataKey)
-          known.set(`${PHYSICAL_SUBDIR}/${path.basename(r.path)}`, r)
-        }
-      }
+      const k = dataKey
+      // Each plaintext file ends up as its ciphertext only: written alongside while followed,
+      // else encrypted now (pg_wal.tar and backup_manifest while base.tar's tail is read).
+      await allOrFirstError(
+        names
+          .filter((n) => !n.endsWith(ENCRYPTED_SUFFIX))
+          .map(async (n) => {
+            const ready = APPEND_ONLY.test(n) ? (await followed).get(n) : undefined
+            if (ready) {
+              await fsp.rm(path.join(target, n)) // its ciphertext was written alongside
+              known.set(`${PHYSICAL_SUBDIR}/${n}${ENCRYPTED_SUFFIX}`, Promise.resolve(ready))
+            } else {
+              await fsp.rm(path.join(target, n + ENCRYPTED_SUFFIX), { force: true })
+              const r = await encryptFileInPlace(path.join(target, n), k)
+              known.set(`${PHYSICAL_SUBDIR}/${path.basename(r.path)}`, Promise.resolve(r))
+            }
+          }),
+      )
     } else {
-      for (const [n, d] of followed) known.set(`${PHYSICAL_SUBDIR}/${n}`, d)
+      for (const n of names) if (APPEND_ONLY.test(n)) known.set(`${PHYSICAL_SUBDIR}/${n}`, followed.then((m) => m.get(n)))
     }
     progress({ phase: 'manifest', message: 'hashing files' })
-    const files = await describeFiles(partial, undefined, known)
+    const [files, info] = await Promise.all([describeFiles(partial, undefined, known), infoP, writtenBack, followed])
     const manifest: BackupManifest = {
       formatVersion: 1,
       id,
@@ -189,8 +218,19 @@ export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<Ba
     progress({ phase: 'done', message: `backup ${id} complete`, fraction: 1, bytesDone: info.totalBytes, bytesTotal: info.totalBytes })
     return manifest
   } catch (err) {
+    await followedP?.catch(() => undefined)
     await following?.abort()
-    if (isNoSpace(err)) throw await noSpaceFailure(partial, o.backupsDir, info.totalBytes, err)
+    await writeback?.stop()
+    const sourceErr = await infoP.then(
+      () => undefined,
+      (e: unknown) => e ?? new Error('the source could not be read'),
+    )
+    if (sourceErr !== undefined) {
+      // (maxRetries: pg_basebackup's WAL-streaming child may still be closing its file.)
+      await fsp.rm(partial, { recursive: true, force: true, maxRetries: 5 })
+      throw sourceErr
+    }
+    if (isNoSpace(err)) throw await noSpaceFailure(partial, o.backupsDir, (await infoP).totalBytes, err)
     await failBackup(partial, err instanceof Error ? err.message : String(err))
     throw err
   }

@@ -313,20 +313,22 @@ export function followWrites(dir: string, follow: (name: string) => boolean, sin
   }
 }
 
+/** `<backupsDir>/<id>.partial` (owner.json inside), both owned by the tool's OS user. */
+export async function makeBackupDir(backupsDir: string, id: string, runAs: OsUser | undefined): Promise<string> {
+  await fsp.mkdir(backupsDir, { recursive: true })
+  await chownTo(backupsDir, runAs)
+  const partial = await beginBackup(backupsDir, id)
+  await chownTo(partial, runAs)
+  return partial
+}
+
 /**
  * Reads the source facts (`read`, one connection) while `<id>.partial` is being made, both
  * before the backup tool starts. When the source cannot be read the new directory is removed
  * again: a backup that never started leaves nothing behind.
  */
 export async function startBackup<T>(read: () => Promise<T>, backupsDir: string, id: string, runAs: OsUser | undefined): Promise<[T, string]> {
-  const make = async () => {
-    await fsp.mkdir(backupsDir, { recursive: true })
-    await chownTo(backupsDir, runAs)
-    const partial = await beginBackup(backupsDir, id)
-    await chownTo(partial, runAs)
-    return partial
-  }
-  const [info, dir] = await Promise.allSettled([read(), make()])
+  const [info, dir] = await Promise.allSettled([read(), makeBackupDir(backupsDir, id, runAs)])
   if (info.status === 'rejected') {
     if (dir.status === 'fulfilled') await fsp.rm(dir.value, { recursive: true, force: true })
     throw info.reason

@@ -3,6 +3,7 @@ import { createWriteStream, promises as fsp } from 'node:fs'
 import path from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fsyncDir, writeJsonAtomic } from '../../platform/fs.js'
 import { BACKUP_INCOMPLETE, BACKUP_NOT_FOUND, BACKUP_VERIFY_FAILED } from '../errors.js'
 import { BackupManifest, compareBackups, ID_RE, MANIFEST_FILE, type IncompleteBackup } from '../manifest.js'
@@ -266,23 +267,36 @@ export function remoteReader(repo: S3Repository, m: BackupManifest): BackupReade
   }
 }
 
+/** Pause before re-reading a range after attempt `n` failed: exponential, jittered, capped. */
+export function rangeBackoffMs(n: number): number {
+  return Math.min(2000, 100 * 2 ** (n - 1)) * (0.5 + Math.random() / 2)
+}
+
 async function* ranges(repo: S3Repository, key: string, start: number, size: number): AsyncGenerator<Buffer> {
   const ac = new AbortController()
+  /**
+   * The SDK retries a GET until its response starts (repo.get throws E_BACKUP_REPO_* after
+   * that); a connection that breaks while the body streams, or a short body, is retried here:
+   * the range is read again from its start, up to the repository's maxAttempts in all.
+   */
   const fetchRange = async (from: number): Promise<Buffer[]> => {
     const end = Math.min(size, from + RANGE_BYTES) - 1
-    try {
+    for (let attempt = 1; ; attempt++) {
       const body = await repo.get(key, { start: from, end }, ac.signal)
-      if (!body) throw new Error('the object is gone')
+      if (!body) throw repo.fail('GetObject', key, new Error('the object is gone'))
       const parts: Buffer[] = []
       let n = 0
-      for await (const c of body) {
-        parts.push(c as Buffer)
-        n += (c as Buffer).length
+      try {
+        for await (const c of body) {
+          parts.push(c as Buffer)
+          n += (c as Buffer).length
+        }
+        if (n !== end - from + 1) throw new Error(`range ${from}-${end}: ${n} bytes`)
+        return parts
+      } catch (err) {
+        if (ac.signal.aborted || attempt >= repo.cfg.maxAttempts) throw repo.fail('GetObject', key, err)
       }
-      if (n !== end - from + 1) throw new Error(`range ${from}-${end}: ${n} bytes`)
-      return parts
-    } catch (err) {
-      throw repo.fail('GetObject', key, err)
+      await sleep(rangeBackoffMs(attempt), undefined, { signal: ac.signal }).catch(() => undefined)
     }
   }
   const queue: Array<Promise<Buffer[]>> = []

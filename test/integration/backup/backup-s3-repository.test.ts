@@ -1,13 +1,18 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { promises as fsp, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { completeFakeBackup } from '../../helpers/fake-backup.js'
 import path from 'node:path'
+import { Readable } from 'node:stream'
 import nock from 'nock'
 import { describe, expect, it } from 'vitest'
 import { kekFromSecret } from '../../../src/backup/crypto.js'
 import { beginBackup, newBackupId, type BackupManifest } from '../../../src/backup/manifest.js'
 import { cleanupRemote, fetchBackup, listRemote, pushBackup, remoteReader } from '../../../src/backup/repository/backups.js'
 import { extractPhysical } from '../../../src/backup/extract.js'
+import { restorePhysical } from '../../../src/backup/restore.js'
+import { postgresRunAs } from '../../../src/platform/os-user.js'
+import { findPgBinaries } from '../../../src/postgres/binaries.js'
 import type { S3Repository } from '../../../src/backup/repository/s3.js'
 import { applyRetention } from '../../../src/backup/repository/service.js'
 import { WalShipper } from '../../../src/backup/repository/shipper.js'
@@ -42,6 +47,38 @@ async function fakeBackup(lsn: { start: string; stop: string } = { start: '0/200
   await fsp.writeFile(path.join(partial, 'base', 'backup_manifest'), JSON.stringify({ hello: 'world' }))
   const m = await completeFakeBackup(backupsDir, partial, id, { startLsn: lsn.start, stopLsn: lsn.stop })
   return m
+}
+
+/** A local backup whose base.tar.lz4 is a real lz4 tar (a 12 MiB file: two ranges), so a restore extracts it. */
+async function tarBackup(): Promise<{ m: BackupManifest; content: Buffer }> {
+  const id = newBackupId('physical')
+  const partial = await beginBackup(backupsDir, id)
+  await fsp.mkdir(path.join(partial, 'base'))
+  const src = path.join(tmp.dir, `tar-src-${id}`)
+  await fsp.mkdir(src)
+  const content = randomBytes(12 << 20)
+  writeFileSync(path.join(src, 'blob'), content)
+  execFileSync('bash', ['-o', 'pipefail', '-ec', 'tar -cf - -C "$1" . | lz4 -q -z - "$2"', 'tar', src, path.join(partial, 'base', 'base.tar.lz4')])
+  await fsp.writeFile(path.join(partial, 'base', 'backup_manifest'), JSON.stringify({ hello: 'world' }))
+  return { m: await completeFakeBackup(backupsDir, partial, id), content }
+}
+
+/**
+ * The second 8 MiB range of base.tar.lz4 answers 206 and 1 MiB of body, then the connection
+ * resets (`times` times; afterwards the real server answers).
+ */
+function resetMidRange(times: number): nock.Scope {
+  return nock(s3().endpoint, { allowUnmocked: true })
+    .get((uri) => uri.includes('/base/base.tar.lz4'))
+    .query(true)
+    .matchHeader('range', /^bytes=8388608-/)
+    .times(times)
+    .reply(206, () => {
+      const body = new Readable({ read() {} })
+      body.push(Buffer.alloc(1 << 20))
+      setImmediate(() => body.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })))
+      return body
+    })
 }
 
 async function expectNothingLeft(r: S3Repository, id: string): Promise<void> {
@@ -222,6 +259,31 @@ describe('S3-compatible repository (s3rver process) with HTTP faults (nock)', { 
     const err = await extractPhysical({ dir: '', manifest: m, dataKey: undefined, dataDir: data, reader }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'E_BACKUP_VERIFY_FAILED' })
     expect((err as Error).message).toContain('base/base.tar.lz4')
+    r.destroy()
+  })
+
+  it('restore streamed from the repository: a connection reset mid-range is read again; on every attempt, an error naming the object and no restored data dir', async () => {
+    const r = repo()
+    const { m, content } = await tarBackup()
+    await pushBackup(r, path.join(backupsDir, m.id), m)
+    const bins = findPgBinaries()
+    const runAs = postgresRunAs()
+
+    const once = resetMidRange(1)
+    const ok = path.join(tmp.dir, 'reset-once', 'data')
+    await restorePhysical({ backupsDir, id: m.id, dataDir: ok, port: 1, bins, runAs, start: false, reader: remoteReader(r, m) })
+    expect(once.isDone()).toBe(true)
+    expect(readFileSync(path.join(ok, 'blob')).equals(content)).toBe(true)
+
+    const always = resetMidRange(3) // repo(): maxAttempts 3
+    const bad = path.join(tmp.dir, 'reset-always', 'data')
+    const err = await restorePhysical({ backupsDir, id: m.id, dataDir: bad, port: 1, bins, runAs, start: false, reader: remoteReader(r, m) }).catch((e: unknown) => e)
+    expect(always.isDone()).toBe(true)
+    expect(err).toMatchObject({ code: 'E_BACKUP_REPO_IO' })
+    expect((err as Error).message).toContain(`backups/${m.id}/base/base.tar.lz4`)
+    expect((err as Error).message).toMatch(/after 3 attempt/)
+    // Nothing half-restored: the target (and the parent the restore made) is gone.
+    await expect(fsp.access(path.dirname(bad))).rejects.toThrow()
     r.destroy()
   })
 

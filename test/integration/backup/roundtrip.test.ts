@@ -15,6 +15,7 @@ import { waitForArchived } from '../../../src/backup/archiver.js'
 import type { TestPostgres } from '../../helpers/pg.js'
 import { startBackupSource, type BackupSource } from '../../helpers/backup-source.js'
 import pg from 'pg'
+import { waitFor } from '../../helpers/wait.js'
 
 const bins = findPgBinaries()
 const runAs = postgresRunAs()
@@ -80,6 +81,22 @@ describe('physical backup (pg_basebackup, server lz4)', () => {
 
     // never over an existing data dir without force
     await expect(restorePhysical({ backupsDir, id: m.id, dataDir, port, bins, runAs, start: false })).rejects.toMatchObject({ code: 'E_BACKUP_TARGET_EXISTS' })
+  })
+
+  it('a source whose facts cannot be read stops pg_basebackup and leaves nothing behind', async () => {
+    // pg_basebackup's replication connection does not name a database, the source-facts query does.
+    const conn = { ...src.connection(), database: 'no_such_db' }
+    const id = '20260101T000000Z-p-00dead'
+    await expect(createPhysicalBackup({ backupsDir, conn, bins, runAs, id })).rejects.toMatchObject({ code: '3D000' })
+    const left = (await fsp.readdir(backupsDir).catch(() => [] as string[])).filter((n) => n.startsWith(id))
+    expect(left).toEqual([])
+    // The copy it started is gone too: no base backup streams from the source any more.
+    await waitFor('the aborted pg_basebackup to disconnect', async () => {
+      const r = await src.query<{ n: string }>(
+        `select ((select count(*) from pg_stat_progress_basebackup) + (select count(*) from pg_replication_slots where slot_name like 'pg_basebackup_%'))::text as n`,
+      )
+      return r.rows[0]!.n === '0'
+    })
   })
 
   it('encrypted round trip; the wrong key is refused before anything is written', async () => {
