@@ -103,11 +103,7 @@ describe('NodeHa', () => {
   })
 
   it('a primary whose postmaster is killed while its node holds the key comes back: fenced, then resumed (nothing else starts it on a node)', async () => {
-    const bins = findPgBinaries()
-    const runAs = postgresRunAs()
-    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
-    const local: PgNode = { name: 'n1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'resume.log') }
-    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-restart', callTimeoutMs: 1500 })
+    const { env, local, st } = onTestInstance('n1_1', 'nodeha-restart', 'resume.log')
     const ha = new NodeHa({ node: 'n1', store: st, leadership: st.leadership('n1'), env, local, mode: 'async', ttlMs: 10_000 })
     try {
       expect((await ha.tick()).action).toBe('acquire')
@@ -135,11 +131,7 @@ describe('NodeHa', () => {
   })
 
   it('a tick waits for a dead-man fence in flight and never lifts a fence that is still killing', async () => {
-    const bins = findPgBinaries()
-    const runAs = postgresRunAs()
-    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
-    const local: PgNode = { name: 'n1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'resume.log') }
-    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-race', callTimeoutMs: 1500 })
+    const { env, local, st } = onTestInstance('n1_1', 'nodeha-race', 'resume.log')
     const ha = new NodeHa({ node: 'n1', store: st, leadership: st.leadership('n1'), env, local, mode: 'async', ttlMs: 10_000 })
     try {
       expect((await ha.tick()).action).toBe('acquire')
@@ -159,11 +151,7 @@ describe('NodeHa', () => {
   })
 
   it('renewMs spaces successful lease renewals (a failed one is retried at the next tick); one at or past TTL − margin is refused', async () => {
-    const bins = findPgBinaries()
-    const runAs = postgresRunAs()
-    const env: ReplicationEnv = { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) }
-    const local: PgNode = { name: 'r1_1', host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, 'renew.log') }
-    const st = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'nodeha-renew', callTimeoutMs: 1500 })
+    const { env, local, st } = onTestInstance('r1_1', 'nodeha-renew', 'renew.log')
     const lead = st.leadership('r1')
     expect(() => new NodeHa({ node: 'r1', store: st, leadership: lead, env, local, mode: 'async', ttlMs: 3000, marginMs: 1000, renewMs: 2000 })).toThrow(/more often/)
     expect(await lead.acquire(10_000)).toBe(true)
@@ -200,3 +188,14 @@ describe('NodeHa', () => {
 })
 
 const inRecoveryOf = (env: ReplicationEnv, local: PgNode) => withClient(clientConfig(env, local), async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r)
+
+/** The shared test instance as a node's local instance, and a store of its own flock. */
+function onTestInstance(name: string, flock: string, log: string): { env: ReplicationEnv; local: PgNode; st: EtcdFlockStore } {
+  const bins = findPgBinaries()
+  const runAs = postgresRunAs()
+  return {
+    env: { bins, runAs, superuser: pgi.user, password: pgi.password, lifecycle: pgCtlLifecycle(bins, runAs, 30) },
+    local: { name, host: '127.0.0.1', port: pgi.port, instanceDir: pgi.dir, dataDir: pgi.dataDir, logFile: path.join(pgi.dir, log) },
+    st: new EtcdFlockStore({ endpoints: [etcd.endpoint], flock, callTimeoutMs: 1500 }),
+  }
+}
