@@ -11,6 +11,7 @@ import { CryptoFailure, decryptFrames, ENCRYPTED_SUFFIX } from './crypto.js'
 import { BACKUP_TOOL_FAILED, BACKUP_VERIFY_FAILED } from './errors.js'
 import { type BackupManifest, type ManifestFile } from './manifest.js'
 import { PHYSICAL_SUBDIR } from './physical.js'
+import { allOrFirstError } from './tools.js'
 
 /**
  * Unpacks a physical backup into a data dir: file → (decrypt) → decompress → tar -x.
@@ -61,10 +62,8 @@ export async function extractPhysical(o: {
     if (o.runAs) await fsp.chown(walDir, o.runAs.uid, o.runAs.gid)
     await untar(reader, rel(walTar), walDir, o, walTap)
   }
-  const results = await Promise.allSettled([untar(reader, rel(baseTar), o.dataDir, o, baseTap), wal()])
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown)
   // A damaged file is the error to report, whichever extraction saw it.
-  if (failed.length) throw failed.find((e) => BACKUP_VERIFY_FAILED.is(e)) ?? failed[0]
+  await allOrFirstError([untar(reader, rel(baseTar), o.dataDir, o, baseTap), wal()], (e) => BACKUP_VERIFY_FAILED.is(e))
   if (o.withManifest !== false && manifestFile) {
     const dest = path.join(o.dataDir, 'backup_manifest')
     const tap = check(manifestFile)

@@ -16,7 +16,7 @@ import {
 } from './manifest.js'
 import { sourceInfo, withClient } from './sql.js'
 import { isNoSpace, noSpaceFailure } from './space.js'
-import { encryptFileInPlace, encryptSink, followWrites, hashSink, makeBackupDir, pgEnv, runTool, secretsOf, type FileDigest, type OnProgress, type Tee } from './tools.js'
+import { allOrFirstError, encryptFileInPlace, encryptSink, followWrites, hashSink, makeBackupDir, pgEnv, runTool, secretsOf, type FileDigest, type OnProgress, type Tee } from './tools.js'
 import { writeBackWhileWriting } from './writeback.js'
 
 /**
@@ -75,13 +75,6 @@ function compressArgs(c: Compression): string[] {
 interface PgManifest {
   'WAL-Ranges'?: Array<{ Timeline: number; 'Start-LSN': string; 'End-LSN': string }>
   Files?: unknown[]
-}
-
-/** Like Promise.all, but settles only when every task has (none left writing), then throws the first error. */
-async function allOrFirstError(tasks: Array<Promise<unknown>>): Promise<void> {
-  const r = await Promise.allSettled(tasks)
-  const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected')
-  if (failed) throw failed.reason
 }
 
 export async function createPhysicalBackup(o: PhysicalBackupOptions): Promise<BackupManifest> {

@@ -313,6 +313,15 @@ export function followWrites(dir: string, follow: (name: string) => boolean, sin
   }
 }
 
+/**
+ * Like Promise.all, but settles only when every task has (none is left writing into a directory
+ * about to be removed), then throws the first error, or the first one `prefer` picks.
+ */
+export async function allOrFirstError(tasks: Array<Promise<unknown>>, prefer?: (err: unknown) => boolean): Promise<void> {
+  const failed = (await Promise.allSettled(tasks)).filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown)
+  if (failed.length) throw (prefer ? failed.find(prefer) : undefined) ?? failed[0]
+}
+
 /** `<backupsDir>/<id>.partial` (owner.json inside), both owned by the tool's OS user. */
 export async function makeBackupDir(backupsDir: string, id: string, runAs: OsUser | undefined): Promise<string> {
   await fsp.mkdir(backupsDir, { recursive: true })
