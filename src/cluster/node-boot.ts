@@ -5,7 +5,8 @@ import { createReplica } from '../replication/actions.js'
 import { chownTree, sleep, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import type { EtcdFlockStore, EtcdLeadership } from './etcd-store.js'
 import { NODE_FLOCK_LED_ELSEWHERE, NODE_NO_LEADER } from './errors.js'
-import { NodeHa, postmasterRunning, startDownInstance, type NodeHaOptions } from './node-ha.js'
+import { postmasterRunning } from '../postgres/pidfile.js'
+import { NodeHa, startDownInstance, type NodeHaOptions } from './node-ha.js'
 import type { ClusterSettings } from './node-settings.js'
 
 /** A running node in a kernel (`live.clusterNode`): what routes read (status, switchover). */
@@ -129,7 +130,7 @@ export async function bootstrapNode(o: NodeBootOptions): Promise<'initialised' |
     await registerNode(o, 'replica')
     return 'cloned'
   }
-  if (await postmasterRunning(local)) return 'running'
+  if (await postmasterRunning(local.dataDir)) return 'running'
   // A restarted node whose instance is down. A standby is started as one; a former primary
   // is fenced first: the HA loop then resumes it if this node still is (or again becomes)
   // the leader, or rejoins it to the leader elsewhere. It never starts as a primary here.

@@ -6,7 +6,7 @@ import type { Leadership } from '../replication/leadership.js'
 import { compareLsn, parseLsn } from '../replication/lsn.js'
 import { clientConfig, withClient, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import { exists } from '../platform/fs.js'
-import { isOurPostmaster, readPostmasterPid } from '../postgres/pidfile.js'
+import { postmasterRunning } from '../postgres/pidfile.js'
 import { decideNode, type LocalState, type NodeDecision, type NodeObserved } from './ha-decide.js'
 import type { FlockStore, MemberDoc, StatusDoc, TopologyDoc } from './store.js'
 
@@ -269,7 +269,7 @@ export class NodeHa {
       candidate: storeOk && look.state === 'replica' ? await this.candidate(status, topo, look) : false,
       lastLeader: status.lastLeader,
       leaderReachable: leaderNode !== undefined,
-      postmasterGone: look.state === 'down' ? !(await postmasterRunning(this.o.local)) : false,
+      postmasterGone: look.state === 'down' ? !(await postmasterRunning(this.o.local.dataDir)) : false,
     }
     const d = decideNode(observed)
     this.say(d, observed)
@@ -389,12 +389,6 @@ export class NodeHa {
     }
     if (!look.syncNames?.includes(name)) await setSyncStandbys(this.o.env, this.o.local, [name])
   }
-}
-
-/** A postmaster serves the local data directory (answering or not). */
-export async function postmasterRunning(node: PgNode): Promise<boolean> {
-  const pid = await readPostmasterPid(node.dataDir).catch(() => undefined)
-  return !!pid && (await isOurPostmaster(pid.pid, node.dataDir))
 }
 
 /**

@@ -110,6 +110,12 @@ export async function isOurPostmaster(pid: number, dataDir: string): Promise<boo
   return arg !== undefined && (await realpathOrSelf(arg)) === want
 }
 
+/** A live postmaster serves `dataDir` (answering or not): its postmaster.pid names one of ours. */
+export async function postmasterRunning(dataDir: string): Promise<boolean> {
+  const pid = await readPostmasterPid(dataDir).catch(() => undefined)
+  return !!pid && (await isOurPostmaster(pid.pid, dataDir))
+}
+
 /** argv[0] is the postgres binary (a postmaster) or its rewritten title ("postgres: walwriter"). */
 function isPostgresArgv(argv: string[] | undefined): boolean {
   const first = path.basename(argv?.[0] ?? '')

@@ -3,8 +3,8 @@ import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdFlockStore } from '../../../src/cluster/etcd-store.js'
-import { NodeHa, postmasterRunning } from '../../../src/cluster/node-ha.js'
-import { readPostmasterPid } from '../../../src/postgres/pidfile.js'
+import { NodeHa } from '../../../src/cluster/node-ha.js'
+import { postmasterRunning, readPostmasterPid } from '../../../src/postgres/pidfile.js'
 import { postgresRunAs } from '../../../src/platform/os-user.js'
 import { freePort } from '../../../src/platform/ports.js'
 import { createReplica } from '../../../src/replication/actions.js'
@@ -111,7 +111,7 @@ describe('NodeHa', () => {
       const pid = (await readPostmasterPid(local.dataDir))?.pid
       expect(pid).toBeGreaterThan(0)
       process.kill(pid as number, 'SIGKILL')
-      await waitFor('the postmaster gone', async () => !(await postmasterRunning(local)), 30_000, 50)
+      await waitFor('the postmaster gone', async () => !(await postmasterRunning(local.dataDir)), 30_000, 50)
       // Down, with the key still held: a former primary is fenced first…
       const d = await waitFor('a restart decision', async () => {
         const x = await ha.tick()
@@ -143,7 +143,7 @@ describe('NodeHa', () => {
       expect(d.action).toBe('resume')
       expect(await readFence(local.instanceDir)).toBeUndefined()
       expect(await inRecoveryOf(env, local)).toBe(false)
-      expect(await postmasterRunning(local)).toBe(true)
+      expect(await postmasterRunning(local.dataDir)).toBe(true)
     } finally {
       await ha.stop({ release: true })
       await st.close()
