@@ -262,14 +262,15 @@ export async function rejoin(
     if (opts.allowReclone === false) throw REWIND_FAILED({ name: node.name, reason: rewindError })
     env.log?.('pg_rewind failed; re-cloning', { instance: node.name, reason: rewindError })
     progress('reclone', `pg_rewind impossible (${rewindError}); re-cloning ${node.name}`)
-    await fsp.rm(node.dataDir, { recursive: true, force: true })
     await dropSlot(clientConfig(env, newPrimary), slot)
     await writePassfile(env, node)
-    await run(
-      env.bins.tool('pg_basebackup'),
-      ['-h', newPrimary.host, '-p', String(newPrimary.port), '-U', replicationLogin(env).user, '-D', node.dataDir, '-X', 'stream', '-c', 'fast', ...(opts.noSync ? ['--no-sync'] : [])],
-      { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup', { host: newPrimary.host, local: node }), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
-    )
+    await recloneBeside(env, node, async (into) => {
+      await run(
+        env.bins.tool('pg_basebackup'),
+        ['-h', newPrimary.host, '-p', String(newPrimary.port), '-U', replicationLogin(env).user, '-D', into, '-X', 'stream', '-c', 'fast', ...(opts.noSync ? ['--no-sync'] : [])],
+        { runAs: env.runAs, ...replicationChild(env, 'pg_basebackup', { host: newPrimary.host, local: node }), timeoutMs: opts.timeoutMs ?? 30 * 60_000 },
+      )
+    })
     method = 'reclone'
   }
   // Slots of the old primary would pin WAL on what is now a standby.
@@ -285,6 +286,32 @@ export async function rejoin(
   await waitStreaming(env, newPrimary, node.name, opts.timeoutMs ?? 60_000)
   await clearFence(node.instanceDir)
   return { method }
+}
+
+/**
+ * A re-clone never leaves a node with less than it had: the clone is made beside the data
+ * directory (`<data>.reclone`, same filesystem) and only a complete one replaces it, by two
+ * renames; the old directory is removed last. If the clone fails (the new primary dies, the
+ * disk fills, the kernel is killed), the old data directory is still there, fenced, for
+ * another attempt or for an operator who wants the diverged writes in it. A leftover of an
+ * interrupted attempt is removed first; a swap interrupted between its two renames is
+ * finished from `<data>.diverged` (the old data) on the next attempt.
+ */
+export async function recloneBeside(env: ReplicationEnv, node: PgNode, clone: (into: string) => Promise<void>): Promise<void> {
+  const into = `${node.dataDir}.reclone`
+  const old = `${node.dataDir}.diverged`
+  if (!(await exists(node.dataDir)) && (await exists(old))) await fsp.rename(old, node.dataDir)
+  await fsp.rm(into, { recursive: true, force: true })
+  await fsp.rm(old, { recursive: true, force: true })
+  try {
+    await clone(into)
+  } catch (err) {
+    await fsp.rm(into, { recursive: true, force: true }).catch(() => undefined)
+    throw err
+  }
+  if (await exists(node.dataDir)) await fsp.rename(node.dataDir, old)
+  await fsp.rename(into, node.dataDir)
+  await fsp.rm(old, { recursive: true, force: true })
 }
 
 export interface SwitchoverPhases {
