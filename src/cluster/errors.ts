@@ -131,3 +131,117 @@ export const REPLICA_NODE_ONE_HOST = defineError<{ node: string }>({
   message: (a) => `--node ${a.node} names a host of a multi-host flock, but this flock runs on one host.`,
   hint: () => 'Drop --node to add a replica on this host; a multi-host flock starts with `magflock up --etcd … --node … --listen …` (docs/multi-host.md). Nothing was changed.',
 })
+
+// Join bundles (`node invite` on a node, `node join --bundle` on the new host: join-bundle.ts).
+
+export const NODE_INVITE_NOT_A_NODE = defineError<Record<string, never>>({
+  code: 'E_NODE_INVITE_NOT_A_NODE',
+  class: 'failed_precondition',
+  area: 'cluster',
+  message: () => 'This kernel is not a node of a multi-host flock: it has no flock to invite a host into.',
+  hint: () => 'Run `magflock node invite` on a node (started with `magflock up --etcd … --node … --listen …`), or its kernel through `--api`.',
+})
+
+export const NODE_INVITE_EXISTS = defineError<{ node: string }>({
+  code: 'E_NODE_INVITE_EXISTS',
+  class: 'already_exists',
+  area: 'cluster',
+  message: (a) => `The flock already has a node named ${a.node}: a second host under that name would clash with it.`,
+  hint: () => 'Pick a name no node has (`magflock node list`). Nothing was issued.',
+})
+
+export const NODE_INVITE_SAN_INVALID = defineError<{ san: string }>({
+  code: 'E_NODE_INVITE_SAN_INVALID',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `"${a.san.slice(0, 100)}" is not an address or host name for the new node's certificate (not loopback, not 0.0.0.0).`,
+  hint: () => 'Pass each address (and DNS name) other nodes reach the new host by: `--san 10.0.0.2 [--san db-b.example.org]`; its `--listen` must be one of them.',
+})
+
+export const NODE_INVITE_NO_CA = defineError<{ reason: string }>({
+  code: 'E_NODE_INVITE_NO_CA',
+  class: 'failed_precondition',
+  area: 'cluster',
+  message: (a) => `This node cannot issue certificates from the flock CA: ${a.reason}.`,
+  hint: () => 'Run `magflock node invite` on the node that holds the CA key (the one that ran `magflock tls init`); nothing was issued.',
+})
+
+export const NODE_INVITE_OUT_EXISTS = defineError<{ file: string }>({
+  code: 'E_NODE_INVITE_OUT_EXISTS',
+  class: 'already_exists',
+  area: 'cluster',
+  message: (a) => `${a.file} already exists: a join bundle never overwrites a file.`,
+  hint: () => 'Name a new file with --out (and shred the old bundle once it is not needed: `shred -u FILE`).',
+})
+
+export const NODE_BUNDLE_UNREADABLE = defineError<{ file: string; reason: string }>({
+  code: 'E_NODE_BUNDLE_UNREADABLE',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `Cannot read the join bundle ${a.file}: ${a.reason}.`,
+  hint: () => 'Pass the file `magflock node invite … --out FILE` wrote on a node of the flock. Nothing was imported.',
+})
+
+export const NODE_BUNDLE_CORRUPT = defineError<{ reason: string }>({
+  code: 'E_NODE_BUNDLE_CORRUPT',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `This is not an intact MagFlock join bundle: ${a.reason}.`,
+  hint: () => 'The file was cut short or changed on the way: copy it again from the node that ran `magflock node invite`, or invite again. Nothing was imported.',
+})
+
+export const NODE_BUNDLE_CODE_MISSING = defineError<Record<string, never>>({
+  code: 'E_NODE_BUNDLE_CODE_MISSING',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: () => 'The join bundle is encrypted and no code was given to open it.',
+  hint: () => 'Pass the code `magflock node invite` printed: `--code XXXXX-XXXXX-XXXXX-XXXXX` (or run in a terminal to be asked for it).',
+})
+
+export const NODE_BUNDLE_CODE_WRONG = defineError<Record<string, never>>({
+  code: 'E_NODE_BUNDLE_CODE_WRONG',
+  class: 'permission_denied',
+  area: 'cluster',
+  message: () => 'The code does not open this join bundle (a wrong code, or the file was altered).',
+  hint: () => 'Use the code printed by the `magflock node invite` that wrote this very file; a new invite has a new code. Nothing was imported.',
+})
+
+export const NODE_BUNDLE_EXPIRED = defineError<{ expiresAt: string }>({
+  code: 'E_NODE_BUNDLE_EXPIRED',
+  class: 'failed_precondition',
+  area: 'cluster',
+  message: (a) => `This join bundle expired at ${a.expiresAt}.`,
+  hint: () => 'Invite the host again on a node (`magflock node invite NAME --san ADDR --out FILE`). Nothing was imported.',
+})
+
+export const NODE_BUNDLE_WRONG_NODE = defineError<{ bundle: string; asked: string }>({
+  code: 'E_NODE_BUNDLE_WRONG_NODE',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `This join bundle is for node ${a.bundle}, not ${a.asked}: its certificate names ${a.bundle}.`,
+  hint: (a) => `Join as \`--node ${a.bundle}\`, or invite ${a.asked} on a node of the flock. Nothing was imported.`,
+})
+
+export const NODE_BUNDLE_WRONG_FLOCK = defineError<{ bundle: string; config: string }>({
+  code: 'E_NODE_BUNDLE_WRONG_FLOCK',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `This join bundle is for flock "${a.bundle}", but this project's magflock.yaml says flock: ${a.config}.`,
+  hint: (a) => `Set \`flock: ${a.bundle}\` in magflock.yaml here (the flock name selects the keys in etcd), or use the bundle of the right flock. Nothing was imported.`,
+})
+
+export const NODE_BUNDLE_LISTEN = defineError<{ listen: string; sans: string[] }>({
+  code: 'E_NODE_BUNDLE_LISTEN',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `--listen ${a.listen} is not in the bundle's certificate (${a.sans.join(', ')}): other nodes would refuse this node's TLS.`,
+  hint: () => 'Join with one of the certificate\'s addresses, or invite again with `--san` naming this host\'s address. Nothing was imported.',
+})
+
+export const NODE_BUNDLE_CONFLICT = defineError<{ names: string[] }>({
+  code: 'E_NODE_BUNDLE_CONFLICT',
+  class: 'conflict',
+  area: 'cluster',
+  message: (a) => `This state directory already holds other values for ${a.names.join(', ')} than the join bundle.`,
+  hint: () => 'A join bundle never overwrites: join with a fresh state directory (`--state-dir`), or remove what is listed (`magflock secrets rm NAME`, the files under <state>/tls) if it is not in use. Nothing was imported.',
+})

@@ -22,7 +22,11 @@ let loaded: Promise<typeof X509> | undefined
 function x509Lib(): Promise<typeof X509> {
   loaded ??= (async () => {
     await import('reflect-metadata')
-    const lib = await import('@peculiar/x509')
+    // The library is CommonJS: Node's loader gives its named exports, the kernel's bundle
+    // (esbuild, scripts/build-kernel.mjs) only `default` (the kernel issues certificates for
+    // `node invite`).
+    const mod = (await import('@peculiar/x509')) as unknown as typeof X509 & { default?: typeof X509 }
+    const lib: typeof X509 = mod.cryptoProvider ? mod : (mod.default as typeof X509)
     lib.cryptoProvider.set(webcrypto as unknown as X509Crypto)
     return lib
   })()

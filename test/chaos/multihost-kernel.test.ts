@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,12 +11,15 @@ import { assertNeverTwoPrimaries as assertNeverTwoPrimariesIn, etcdGetFromClient
 import type { NodeListResult } from '../../src/cluster/node-list.js'
 import type { StatusOutput } from '../../src/api/core.js'
 import type { SwitchoverDetail } from '../../src/cluster/switchover.js'
+import type { NodeInviteResult } from '../../src/commands/node/invite.js'
+import type { NodeJoinResult } from '../../src/commands/node/join.js'
 
 /**
  * The KERNEL as a node of a multi-host flock, through the built CLI in network namespaces
  * (test/helpers/netns.ts): h1 runs an etcd member and `magflock up --etcd … --node h1 --listen
  * 10.231.0.1` (TLS from `tls init`), h2 gets the flock's CA and passwords and runs `magflock
- * node join …`, cloning h1 over TLS with the replication role. One topology for the file; the
+ * node join …`, cloning h1 over TLS with the replication role (the manual path); h3 joins with
+ * a bundle from `node invite` on h1 (`node join --bundle`). One topology for the file; the
  * tests run in order.
  */
 const CLIENT = path.join(ROOT, 'test/helpers/mh-client.mjs')
@@ -362,16 +365,48 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
       expect(refused.json?.ok === false && refused.json.error.code).toBe('E_NODE_REPLICA_ADD')
       expect(refused.json?.ok === false && refused.json.error.hint).toContain('magflock node join')
     }
-    // h3: the flock's CA, its own certificate, the passwords; --sync and --async together is bad input.
-    mkdirSync(path.join(stateOf(h3), 'tls'), { recursive: true })
-    writeFileSync(path.join(stateOf(h3), 'tls', 'ca.crt'), readFileSync(path.join(stateOf(h1), 'tls', 'ca.crt')))
-    for (const name of ['tls.ca.key', 'postgres.superuser.password', 'replication.replicator.password']) await copySecret(name, h3)
-    ok(await cliOn(h3, ['tls', 'rotate', '--json']), 'tls rotate on h3')
-    const both = await cliOn(h3, ['node', 'join', ...nodeArgs(h3), '--sync', '--async', '--json'])
+    // h3 joins with a bundle: `node invite` on h1 (it holds the flock CA key; the key stays
+    // there), `node join --bundle` on h3 with the code. Bad input first: nothing is imported.
+    const bundleFile = path.join(h3.dir, 'h3.join')
+    const inv = ok(await cliOn<NodeInviteResult>(h1, ['node', 'invite', 'h3', '--san', h3.addr, '--out', bundleFile, '--json']), 'node invite h3 on h1')
+    expect(inv).toMatchObject({ node: 'h3', flock: FLOCK, invitedBy: 'h1', etcd: etcd.endpoints, file: bundleFile })
+    expect(inv.certNames).toContain(h3.addr)
+    expect(statSync(bundleFile).mode & 0o777).toBe(0o600)
+    const replicator = ok(await cliOn<{ value: string }>(h1, ['secrets', 'get', 'replication.replicator.password', '--reveal', '--json']), 'replicator password').value
+    const audit = readFileSync(path.join(stateOf(h1), 'audit', 'audit.jsonl'), 'utf8')
+    const inviteRecord = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; result: string; details: Record<string, unknown> }).find((r) => r.action === 'node.invite' && r.result === 'ok')
+    expect(inviteRecord?.details).toMatchObject({ node: 'h3', sans: [h3.addr], certFingerprint: inv.certFingerprint })
+    const bundleText = readFileSync(bundleFile, 'utf8')
+    for (const secret of [password, replicator]) {
+      expect(bundleText).not.toContain(secret)
+      expect(JSON.stringify(inv)).not.toContain(secret)
+      expect(audit).not.toContain(secret)
+    }
+    expect(bundleText).not.toContain(inv.code)
+    expect(audit).not.toContain(inv.code)
+    const again = await cliOn(h1, ['node', 'invite', 'h3', '--san', h3.addr, '--out', bundleFile, '--json'])
+    expect([again.exitCode, again.json?.ok === false && again.json.error.code]).toEqual([4, 'E_NODE_INVITE_OUT_EXISTS'])
+    const taken = await cliOn(h1, ['node', 'invite', 'h2', '--san', h2.addr, '--out', path.join(h3.dir, 'h2.join'), '--json'])
+    expect([taken.exitCode, taken.json?.ok === false && taken.json.error.code]).toEqual([4, 'E_NODE_INVITE_EXISTS'])
+    expect(existsSync(path.join(h3.dir, 'h2.join'))).toBe(false)
+    const joinArgs = ['node', 'join', '--bundle', bundleFile, '--listen', h3.addr]
+    const wrongCode = await cliOn(h3, [...joinArgs, '--code', 'AAAAA-AAAAA-AAAAA-AAAAA', '--async', '--json'])
+    expect([wrongCode.exitCode, wrongCode.json?.ok === false && wrongCode.json.error.code]).toEqual([9, 'E_NODE_BUNDLE_CODE_WRONG'])
+    const wrongNode = await cliOn(h3, [...joinArgs, '--code', inv.code, '--node', 'h4', '--async', '--json'])
+    expect(wrongNode.json?.ok === false && wrongNode.json.error.code).toBe('E_NODE_BUNDLE_WRONG_NODE')
+    const both = await cliOn(h3, [...joinArgs, '--code', inv.code, '--sync', '--async', '--json'])
     expect(both.exitCode).toBe(2)
     expect(existsSync(path.join(stateOf(h3), 'cluster.json'))).toBe(false)
+    expect(existsSync(path.join(stateOf(h3), 'tls', 'node.crt'))).toBe(false)
     await waitFor(`${other.name}_1 recorded as the sync standby`, async () => JSON.parse(etcdGet('status') || '{}').syncStandby === `${other.name}_1`, 60_000, 200)
-    const joined = ok(await cliOn<{ standby: string; instances: Array<{ name: string; role: string }> }>(h3, ['node', 'join', ...nodeArgs(h3), '--async', '--json']), 'node join --async on h3')
+    // --etcd, --node and the lease TTL come from the bundle.
+    const joined = ok(await cliOn<NodeJoinResult & { started: true }>(h3, [...joinArgs, '--code', inv.code, '--async', '--json']), 'node join --bundle --async on h3')
+    expect(joined.bundle?.imported.sort()).toEqual(['postgres.superuser.password', 'replication.replicator.password', 'tls.node.key', 'tls/ca.crt', 'tls/node.crt'])
+    expect(joined).toMatchObject({ node: 'h3', etcd: etcd.endpoints })
+    expect(JSON.stringify(joined)).not.toContain(password)
+    expect(JSON.parse(readFileSync(path.join(stateOf(h3), 'cluster.json'), 'utf8'))).toMatchObject({ node: 'h3', ttlMs: 10_000 })
+    const h3Secrets = ok(await cliOn<{ secrets: Array<{ name: string }> }>(h3, ['secrets', 'list', '--json']), 'secrets list on h3')
+    expect(h3Secrets.secrets.map((x) => x.name)).not.toContain('tls.ca.key')
     expect(joined.standby).toBe('async')
     expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h3_1', 'replica']])
     await waitFor('h3_1 streams asynchronously', async () => sqlOn(lh, `select 1 from pg_stat_replication where application_name = 'h3_1' and state = 'streaming' and sync_state = 'async'`).length === 1, 90_000, 250)

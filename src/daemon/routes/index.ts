@@ -8,9 +8,10 @@ import { replicationRoutes } from './replication.js'
 import { poolerRoutes } from './pooler.js'
 import { eventsRoutes } from './events.js'
 import { extensionRoutes } from './extensions.js'
+import { nodeRoutes } from './node.js'
 
 /**
  * Every control-API route the kernel serves. Each area keeps its handlers in its own file
  * (routes/<area>.ts exporting `<area>Routes: DaemonRoute[]`) and adds one line here.
  */
-export const allRoutes: DaemonRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes, ...poolerRoutes, ...eventsRoutes, ...extensionRoutes]
+export const allRoutes: DaemonRoute[] = [...coreRoutes, ...configRoutes, ...dbRoutes, ...backupRoutes, ...replicationRoutes, ...realtimeRoutes, ...poolerRoutes, ...eventsRoutes, ...extensionRoutes, ...nodeRoutes]

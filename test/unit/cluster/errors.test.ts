@@ -21,6 +21,20 @@ describe('cluster error catalog', () => {
     E_NODE_SWITCHOVER_FAILED: { to: 'b_1', reason: 'no result' },
     E_NODE_REPLICA_ADD: { node: 'b' },
     E_REPLICA_NODE_ONE_HOST: { node: 'b' },
+    E_NODE_INVITE_NOT_A_NODE: {},
+    E_NODE_INVITE_EXISTS: { node: 'b' },
+    E_NODE_INVITE_SAN_INVALID: { san: '127.0.0.1' },
+    E_NODE_INVITE_NO_CA: { reason: 'no key' },
+    E_NODE_INVITE_OUT_EXISTS: { file: '/tmp/b.join' },
+    E_NODE_BUNDLE_UNREADABLE: { file: '/tmp/b.join', reason: 'no such file' },
+    E_NODE_BUNDLE_CORRUPT: { reason: 'cut short' },
+    E_NODE_BUNDLE_CODE_MISSING: {},
+    E_NODE_BUNDLE_CODE_WRONG: {},
+    E_NODE_BUNDLE_EXPIRED: { expiresAt: '2026-01-01T00:00:00.000Z' },
+    E_NODE_BUNDLE_WRONG_NODE: { bundle: 'b', asked: 'c' },
+    E_NODE_BUNDLE_WRONG_FLOCK: { bundle: 'prod', config: 'dev' },
+    E_NODE_BUNDLE_LISTEN: { listen: '10.0.0.9', sans: ['b', '10.0.0.2'] },
+    E_NODE_BUNDLE_CONFLICT: { names: ['postgres.superuser.password'] },
   }
 
   it('registers every cluster error with a unique E_ code, a message and a hint', () => {
