@@ -368,8 +368,8 @@ const phaseRows = fig.trace
       ['commit → walsender sends (WAL flush, walsender wakeup and decoding)', 'commit_to_walsend'],
       ['walsender sends → kernel handles the message (socket, kernel busy with earlier work)', 'walsend_to_recv'],
       ['kernel: decode, match, build frames, queue', 'recv_to_queued'],
-      ['queued → flush starts (rest of the turn)', 'queued_to_flush'],
-      [`flush: one write per client (${Math.round(fig.trace.clientsPerFlush ?? 0)} sockets; ${fig.trace.flushes} flushes for ${fig.trace.phases.commit_to_written.n} changes)`, 'flush_writes'],
+      ['queued → written to its last recipient (the hub writes its queue of clients in slices of ≤ 0.5 ms)', 'queued_to_written'],
+      [`flush slice: ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets written per slice; ${fig.trace.flushes} slices, ${((fig.trace.flushes * (fig.trace.clientsPerFlush ?? 0)) / Math.max(1, fig.trace.phases.commit_to_written.n)).toFixed(0)} socket writes per change for ${CLIENTS} clients`, 'flush_writes'],
       ['commit → last socket written (kernel side, end to end)', 'commit_to_written'],
     ].map(([what, k]) => [what, f2(fig.trace.phases[k].p50), f2(fig.trace.phases[k].p99)])
   : []
