@@ -363,13 +363,16 @@ teardown()
 const loadEnd = os.loadavg()
 /** The latency part's per-phase breakdown (TRACE=1; src/realtime/trace.ts), as a table. */
 const f2 = (x) => (x === null || x === undefined ? '–' : Number(x).toFixed(1))
+/** From the trace: µs per socket write in a flush slice; socket writes per change. */
+const usPerWrite = fig.trace ? (fig.trace.phases.flush_writes.p50 * 1000) / Math.max(1, fig.trace.clientsPerFlush ?? 1) : 0
+const writesPerChange = fig.trace ? (fig.trace.flushes * (fig.trace.clientsPerFlush ?? 0)) / Math.max(1, fig.trace.phases.commit_to_written.n) : 0
 const phaseRows = fig.trace
   ? [
       ['commit → walsender sends (WAL flush, walsender wakeup and decoding)', 'commit_to_walsend'],
       ['walsender sends → kernel handles the message (socket, kernel busy with earlier work)', 'walsend_to_recv'],
       ['kernel: decode, match, build frames, queue', 'recv_to_queued'],
       ['queued → written to its last recipient (the hub writes its queue of clients in slices of ≤ 0.5 ms)', 'queued_to_written'],
-      [`flush slice: ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets written per slice; ${fig.trace.flushes} slices, ${((fig.trace.flushes * (fig.trace.clientsPerFlush ?? 0)) / Math.max(1, fig.trace.phases.commit_to_written.n)).toFixed(0)} socket writes per change for ${CLIENTS} clients`, 'flush_writes'],
+      [`flush slice: ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets written per slice; ${fig.trace.flushes} slices, ${writesPerChange.toFixed(0)} socket writes per change for ${CLIENTS} clients`, 'flush_writes'],
       ['commit → last socket written (kernel side, end to end)', 'commit_to_written'],
     ].map(([what, k]) => [what, f2(fig.trace.phases[k].p50), f2(fig.trace.phases[k].p99)])
   : []
@@ -419,8 +422,8 @@ Reading it:
   prebuilt frame and clients sent the same frames in a turn share one concatenated buffer
   (before: a \`Buffer.concat\` per client per turn, about a quarter of the kernel's profile
   at this load), and who receives a relation's changes is computed once per subscription change, not
-  per change. What remains is one socket write per client per turn (\`writeBuffer\`, the
-  largest item of the profile): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
+  per change. What remains is the socket writes, one per client per pass over the queue of
+  clients (\`writeBuffer\`, the largest item of the profile; see below): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
   1,000 receivers, Postgres and the insert loop share the same 2 cores with the other work
   on the machine (the load average above): the kernel gets a fraction of a core,
   so changes queue in it (its own commit → send figure above) and frames queue again in the
@@ -431,21 +434,23 @@ ${phaseRows.length ? `  Where the time goes, per phase, in this run (\`TRACE=1\`
 
 ${table(['phase', 'p50', 'p99'], phaseRows).replace(/^/gm, '  ')}
 ${fig.trace && fig.lat ? `
-  Nothing on the path waits on a timer (frames leave at the end of the turn that decoded the
-  change; Nagle is off on the replication connection and every WebSocket; the RLS visibility
-  wait is skipped for rows that need no per-row check; the bench's writes use the default
-  \`synchronous_commit = on\`, so the walsender is woken by the commit's own WAL flush:
-  commit → walsender ${f2(fig.trace.phases.commit_to_walsend.p50)} ms p50). The time is the kernel's one thread being busy: a
-  flush writes every subscriber's socket (${Math.round(fig.trace.clientsPerFlush ?? 0)} write syscalls, ${f2(fig.trace.phases.flush_writes.p50)} ms p50 here,
-  ${((fig.trace.phases.flush_writes.p50 * 1000) / Math.max(1, fig.trace.clientsPerFlush ?? 1)).toFixed(1)} µs per socket; on loopback TCP the sender's syscall also runs the receiver's TCP
-  input), and a change arriving meanwhile waits for it (walsender → kernel ${f2(fig.trace.phases.walsend_to_recv.p50)} ms p50).
-  Changes arriving during a flush share the next one (${(fig.trace.phases.commit_to_written.n / Math.max(1, fig.trace.flushes)).toFixed(1)} changes per flush here), so the
-  kernel keeps up, but 500,000 frames/s take ${fig.lat.cores.toFixed(1)} cores of its CPU (the figure above), the
-  receivers' 500,000 reads/s about as much again, plus Postgres and the insert loop, on the same
-  2 cores: the kernel's thread does not get the CPU when a change arrives, and the queue in
-  front of it is several flushes long. p50 < 5 ms needs
-  the kernel's thread at most about half busy, i.e. a core of its own with the receivers on other
-  cores or machines: **not reachable on this 2-core machine** with the 1,000 receivers on it.
+  Nothing on the path waits on a timer (a change's frames are queued in the turn that decoded
+  it and the next flush slice writes them; Nagle is off on the replication connection and every
+  WebSocket; the RLS visibility wait is skipped for rows that need no per-row check; the bench's
+  writes use the default \`synchronous_commit = on\`, so the walsender is woken by the commit's
+  own WAL flush: commit → walsender ${f2(fig.trace.phases.commit_to_walsend.p50)} ms p50). The time is the socket writes: a slice wrote
+  ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets in ${f2(fig.trace.phases.flush_writes.p50)} ms p50 here, ${usPerWrite.toFixed(1)} µs per socket (on loopback TCP the sender's
+  syscall also runs the receiver's TCP input; the size of the write hardly matters), so one pass
+  over the ${CLIENTS} subscribers takes about ${((usPerWrite * CLIENTS) / 1000).toFixed(1)} ms. The hub writes its queue of clients in slices
+  of ≤ 0.5 ms and decodes what arrived in between: a new change joins the write of every client
+  not yet written in the pass under way (${writesPerChange.toFixed(0)} socket writes per change here, where one write per
+  client per change would be ${CLIENTS}), and waits on average half a pass for a subscriber's turn. Before
+  (one flush of every socket per turn of the event loop) a change arriving during a flush waited
+  for its end and then for its own turn in the next: a whole pass on average (commit → client p50
+  15 ms in a trial at a load of 0.4, with a 8.7 ms flush). p50 < 5 ms thus needs a pass of the
+  1,000 sockets under about 8 ms (≤ 8 µs per write) with the kernel's thread on a core when a
+  change arrives; the receivers' reads, Postgres and the insert loop share the same 2 cores
+  (the load average above).
 ` : ''}` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
