@@ -2,7 +2,8 @@
 // same WAL), broadcast fan-out, memory per idle connection, cost of RLS-checked delivery.
 //
 //   npm run build && node_modules/.bin/node bench/realtime.mjs
-//   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000; kept short: the CPU is shared)
+//   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000 FANOUT_ROUNDS=3; kept short: the CPU
+//   is shared; ONLY=latency|fanout|… runs one part, TRACE=1 adds the per-phase table)
 //
 // The kernel runs as its own process (the built CLI's `kernel start`); the subscribers are raw
 // `ws` clients speaking the same frames realtime-js sends (vsn 2.0.0), so the load measured is
@@ -25,7 +26,7 @@ const RATE = Number(process.env.RATE ?? 500)
 const SECONDS = Number(process.env.SECONDS ?? 3)
 const ROWS = Number(process.env.ROWS ?? 30000)
 const IDLE = Number(process.env.IDLE ?? 10000)
-/** Run one part only: throughput, latency, broadcast, idle, rls (the table then has one row). */
+/** Run one part only: throughput, latency, fanout, broadcast, idle, rls (the table then has one row). */
 const ONLY = process.env.ONLY
 const part = (name) => !ONLY || ONLY === name
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -292,6 +293,80 @@ if (part('latency')) {
   rows.push([`commit → client latency, ${Math.round(total / (sent / 1000))} changes/s to ${CLIENTS} subscribed clients (${lat.length} samples; ms clock of commit_timestamp)`, `p50 ${s.p50} ms, p99 ${s.p99} ms (kernel commit→send p50 ${st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${st.commitToSend.p99Ms?.toFixed(1)} ms)`, `${received} of ${total * CLIENTS} frames received in the run; kernel CPU ${kcpu} ms over ${((sent + 2000) / 1000).toFixed(1)} s = ${((kcpu * 1000) / Math.max(received, 1)).toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${(((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS / 1e6).toFixed(1)} cores of kernel alone`, '', 'p50 < 5 ms, p99 < 50 ms'])
 }
 
+// 3b. The hub's fan-out alone (no Postgres, no kernel process): the built Hub behind a ws
+//     server, fed RATE synthetic changes/s (commit time = the moment each is due) for CLIENTS
+//     receivers in a worker, as the latency part; its flush in slices of 0.5 ms against the
+//     same hub writing its whole queue in one turn (flushSliceMs: Infinity, the hub before
+//     slices), rounds alternating in one run.
+if (part('fanout')) {
+  const ROUNDS = Number(process.env.FANOUT_ROUNDS ?? 3)
+  log(`fanout: ${CLIENTS} receivers, ${RATE} changes/s for ${SECONDS} s, ${ROUNDS} rounds of sliced vs whole-queue flushes`)
+  const { Hub } = await import('../dist/realtime/hub.js')
+  const { WebSocketServer } = await import('ws')
+  const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
+  const round = async (flushSliceMs) => {
+    const hub = new Hub({
+      maxBufferedBytes: 8 << 20,
+      maxChannelsPerClient: 10,
+      publication: 'p',
+      flushSliceMs,
+      verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }),
+      visibleBatch: async () => [],
+      visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
+      roleExists: async () => true,
+      published: async () => true,
+    })
+    const port = await freePort()
+    const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false })
+    await new Promise((r) => wss.once('listening', r))
+    wss.on('connection', (ws) => hub.attach(ws, '2.0.0', { role: 'postgres', exp: 2e9 }))
+    const worker = new Worker(new URL('./realtime-clients.mjs', import.meta.url), {
+      workerData: { url: `ws://127.0.0.1:${port}/realtime/v1/websocket?vsn=2.0.0&apikey=`, token: 'x', count: CLIENTS, topics: 'lat', config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'bench' }] } },
+    })
+    await new Promise((resolve, reject) => {
+      worker.once('error', reject)
+      worker.once('message', (m) => (m.type === 'ready' ? resolve() : reject(new Error(String(m)))))
+    })
+    worker.postMessage('start')
+    const c0 = process.cpuUsage()
+    const total = RATE * SECONDS
+    const start = Date.now()
+    let i = 0
+    // Every change due by now is handed over at once (as the replication socket's backlog is
+    // read in one turn when the kernel was busy).
+    await new Promise((done) => {
+      const tick = () => {
+        const now = Date.now()
+        for (; i < total && start + (i * 1000) / RATE <= now; i++) {
+          hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: start + (i * 1000) / RATE, decodedAt: 0 })
+        }
+        if (i < total) setTimeout(tick, 0)
+        else done()
+      }
+      tick()
+    })
+    await sleep(1500)
+    const cu = process.cpuUsage(c0)
+    const { lat, received } = await new Promise((resolve) => {
+      worker.on('message', (m) => m.type === 'done' && resolve(m))
+      worker.postMessage('stop')
+    })
+    hub.closeAll(1001, 'bench done')
+    await new Promise((r) => wss.close(r))
+    return { s: stats(lat), n: lat.length, received, cpuUs: ((cu.user + cu.system) / Math.max(received, 1)) }
+  }
+  const sliced = []
+  const whole = []
+  for (let r = 0; r < ROUNDS; r++) {
+    sliced.push(await round(undefined))
+    whole.push(await round(Infinity))
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const show = (rs) => `p50 ${med(rs.map((x) => x.s.p50))} ms, p99 ${med(rs.map((x) => x.s.p99))} ms (median of ${rs.length} rounds; p50 per round ${rs.map((x) => x.s.p50).join(', ')}); ${med(rs.map((x) => x.cpuUs)).toFixed(1)} µs CPU per frame (hub and receivers: one process)`
+  fig.fanout = { sliced: med(sliced.map((x) => x.s.p50)), whole: med(whole.map((x) => x.s.p50)) }
+  rows.push([`fan-out alone (the hub in this process, no Postgres): ${RATE} changes/s to ${CLIENTS} clients, commit → client`, `flush in slices of 0.5 ms: ${show(sliced)}`, `whole queue per turn (the hub before slices): ${show(whole)}`, `${(fig.fanout.sliced / Math.max(fig.fanout.whole, 1)).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
+}
+
 // 4. Broadcast to CLIENTS clients.
 if (part('broadcast')) {
   const N = 200
@@ -451,7 +526,13 @@ ${fig.trace && fig.lat ? `
   1,000 sockets under about 8 ms (≤ 8 µs per write) with the kernel's thread on a core when a
   change arrives; the receivers' reads, Postgres and the insert loop share the same 2 cores
   (the load average above).
-` : ''}` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
+` : ''}` : ''}${fig.fanout ? `- **Fan-out alone** (the hub built from src/realtime/hub.ts in the bench's process, fed synthetic
+  changes, no Postgres or kernel process in the way; rounds alternate in one run): flushing the
+  queue of clients in slices gives p50 ${fig.fanout.sliced} ms against ${fig.fanout.whole} ms for the same hub writing its whole
+  queue per turn, as before. The slice variant spends a little more CPU per frame (more, smaller
+  writes while it keeps up), the price of writing a change to a client at that client's next
+  turn instead of after the flush under way.
+` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
   in one round trip (per group: \`set local role\`, \`set_config\` of the claims, one

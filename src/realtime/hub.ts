@@ -47,6 +47,11 @@ export interface HubDeps {
   /** A change that could not be delivered (e.g. the RLS check failed): it is skipped. */
   onDeliveryError?(err: Error): void
   now?(): number
+  /**
+   * How long a flush slice writes before yielding (default SLICE_MS); Infinity writes the whole
+   * queue in one turn (the hub before slices: bench/realtime.mjs compares the two).
+   */
+  flushSliceMs?: number
 }
 
 interface Binding {
@@ -214,8 +219,11 @@ export class Hub {
   private inFlight = 0
   private running: Promise<void> | undefined
 
+  private readonly sliceMs: number
+
   constructor(private readonly d: HubDeps) {
     this.now = d.now ?? Date.now
+    this.sliceMs = d.flushSliceMs ?? SLICE_MS
   }
 
   status(): HubStatus {
@@ -608,7 +616,7 @@ export class Hub {
       this.taken++
       c.queued = false
       this.flushClient(c)
-      if ((++n & 15) === 0 && performance.now() - t0 >= SLICE_MS) break
+      if ((++n & 15) === 0 && performance.now() - t0 >= this.sliceMs) break
     }
     if (this.dirtyHead === this.dirty.length) {
       this.dirty = []
