@@ -2,7 +2,8 @@
 // same WAL), broadcast fan-out, memory per idle connection, cost of RLS-checked delivery.
 //
 //   npm run build && node_modules/.bin/node bench/realtime.mjs
-//   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000; kept short: the CPU is shared)
+//   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000 FANOUT_ROUNDS=3; kept short: the CPU
+//   is shared; ONLY=latency|fanout|… runs one part, TRACE=1 adds the per-phase table)
 //
 // The kernel runs as its own process (the built CLI's `kernel start`); the subscribers are raw
 // `ws` clients speaking the same frames realtime-js sends (vsn 2.0.0), so the load measured is
@@ -25,7 +26,7 @@ const RATE = Number(process.env.RATE ?? 500)
 const SECONDS = Number(process.env.SECONDS ?? 3)
 const ROWS = Number(process.env.ROWS ?? 30000)
 const IDLE = Number(process.env.IDLE ?? 10000)
-/** Run one part only: throughput, latency, broadcast, idle, rls (the table then has one row). */
+/** Run one part only: throughput, latency, fanout, broadcast, idle, rls (the table then has one row). */
 const ONLY = process.env.ONLY
 const part = (name) => !ONLY || ONLY === name
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -292,6 +293,80 @@ if (part('latency')) {
   rows.push([`commit → client latency, ${Math.round(total / (sent / 1000))} changes/s to ${CLIENTS} subscribed clients (${lat.length} samples; ms clock of commit_timestamp)`, `p50 ${s.p50} ms, p99 ${s.p99} ms (kernel commit→send p50 ${st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${st.commitToSend.p99Ms?.toFixed(1)} ms)`, `${received} of ${total * CLIENTS} frames received in the run; kernel CPU ${kcpu} ms over ${((sent + 2000) / 1000).toFixed(1)} s = ${((kcpu * 1000) / Math.max(received, 1)).toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${(((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS / 1e6).toFixed(1)} cores of kernel alone`, '', 'p50 < 5 ms, p99 < 50 ms'])
 }
 
+// 3b. The hub's fan-out alone (no Postgres, no kernel process): the built Hub behind a ws
+//     server, fed RATE synthetic changes/s (commit time = the moment each is due) for CLIENTS
+//     receivers in a worker, as the latency part; its flush in slices of 0.5 ms against the
+//     same hub writing its whole queue in one turn (flushSliceMs: Infinity, the hub before
+//     slices), rounds alternating in one run.
+if (part('fanout')) {
+  const ROUNDS = Number(process.env.FANOUT_ROUNDS ?? 3)
+  log(`fanout: ${CLIENTS} receivers, ${RATE} changes/s for ${SECONDS} s, ${ROUNDS} rounds of sliced vs whole-queue flushes`)
+  const { Hub } = await import('../dist/realtime/hub.js')
+  const { WebSocketServer } = await import('ws')
+  const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
+  const round = async (flushSliceMs) => {
+    const hub = new Hub({
+      maxBufferedBytes: 8 << 20,
+      maxChannelsPerClient: 10,
+      publication: 'p',
+      flushSliceMs,
+      verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }),
+      visibleBatch: async () => [],
+      visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
+      roleExists: async () => true,
+      published: async () => true,
+    })
+    const port = await freePort()
+    const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false })
+    await new Promise((r) => wss.once('listening', r))
+    wss.on('connection', (ws) => hub.attach(ws, '2.0.0', { role: 'postgres', exp: 2e9 }))
+    const worker = new Worker(new URL('./realtime-clients.mjs', import.meta.url), {
+      workerData: { url: `ws://127.0.0.1:${port}/realtime/v1/websocket?vsn=2.0.0&apikey=`, token: 'x', count: CLIENTS, topics: 'lat', config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'bench' }] } },
+    })
+    await new Promise((resolve, reject) => {
+      worker.once('error', reject)
+      worker.once('message', (m) => (m.type === 'ready' ? resolve() : reject(new Error(String(m)))))
+    })
+    worker.postMessage('start')
+    const c0 = process.cpuUsage()
+    const total = RATE * SECONDS
+    const start = Date.now()
+    let i = 0
+    // Every change due by now is handed over at once (as the replication socket's backlog is
+    // read in one turn when the kernel was busy).
+    await new Promise((done) => {
+      const tick = () => {
+        const now = Date.now()
+        for (; i < total && start + (i * 1000) / RATE <= now; i++) {
+          hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: start + (i * 1000) / RATE, decodedAt: 0 })
+        }
+        if (i < total) setTimeout(tick, 0)
+        else done()
+      }
+      tick()
+    })
+    await sleep(1500)
+    const cu = process.cpuUsage(c0)
+    const { lat, received } = await new Promise((resolve) => {
+      worker.on('message', (m) => m.type === 'done' && resolve(m))
+      worker.postMessage('stop')
+    })
+    hub.closeAll(1001, 'bench done')
+    await new Promise((r) => wss.close(r))
+    return { s: stats(lat), n: lat.length, received, cpuUs: ((cu.user + cu.system) / Math.max(received, 1)) }
+  }
+  const sliced = []
+  const whole = []
+  for (let r = 0; r < ROUNDS; r++) {
+    sliced.push(await round(undefined))
+    whole.push(await round(Infinity))
+  }
+  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const show = (rs) => `p50 ${med(rs.map((x) => x.s.p50))} ms, p99 ${med(rs.map((x) => x.s.p99))} ms (median of ${rs.length} rounds; p50 per round ${rs.map((x) => x.s.p50).join(', ')}); ${med(rs.map((x) => x.cpuUs)).toFixed(1)} µs CPU per frame (hub and receivers: one process)`
+  fig.fanout = { sliced: med(sliced.map((x) => x.s.p50)), whole: med(whole.map((x) => x.s.p50)), cpuSliced: med(sliced.map((x) => x.cpuUs)), cpuWhole: med(whole.map((x) => x.cpuUs)) }
+  rows.push([`fan-out alone (the hub in this process, no Postgres): ${RATE} changes/s to ${CLIENTS} clients, commit → client`, `flush in slices of 0.5 ms: ${show(sliced)}`, `whole queue per turn (the hub before slices): ${show(whole)}`, `${(fig.fanout.sliced / Math.max(fig.fanout.whole, 1)).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
+}
+
 // 4. Broadcast to CLIENTS clients.
 if (part('broadcast')) {
   const N = 200
@@ -363,13 +438,16 @@ teardown()
 const loadEnd = os.loadavg()
 /** The latency part's per-phase breakdown (TRACE=1; src/realtime/trace.ts), as a table. */
 const f2 = (x) => (x === null || x === undefined ? '–' : Number(x).toFixed(1))
+/** From the trace: µs per socket write in a flush slice; socket writes per change. */
+const usPerWrite = fig.trace ? (fig.trace.phases.flush_writes.p50 * 1000) / Math.max(1, fig.trace.clientsPerFlush ?? 1) : 0
+const writesPerChange = fig.trace ? (fig.trace.flushes * (fig.trace.clientsPerFlush ?? 0)) / Math.max(1, fig.trace.phases.commit_to_written.n) : 0
 const phaseRows = fig.trace
   ? [
       ['commit → walsender sends (WAL flush, walsender wakeup and decoding)', 'commit_to_walsend'],
       ['walsender sends → kernel handles the message (socket, kernel busy with earlier work)', 'walsend_to_recv'],
       ['kernel: decode, match, build frames, queue', 'recv_to_queued'],
-      ['queued → flush starts (rest of the turn)', 'queued_to_flush'],
-      [`flush: one write per client (${Math.round(fig.trace.clientsPerFlush ?? 0)} sockets; ${fig.trace.flushes} flushes for ${fig.trace.phases.commit_to_written.n} changes)`, 'flush_writes'],
+      ['queued → written to its last recipient (the hub writes its queue of clients in slices of ≤ 0.5 ms)', 'queued_to_written'],
+      [`flush slice: ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets written per slice; ${fig.trace.flushes} slices, ${writesPerChange.toFixed(0)} socket writes per change for ${CLIENTS} clients`, 'flush_writes'],
       ['commit → last socket written (kernel side, end to end)', 'commit_to_written'],
     ].map(([what, k]) => [what, f2(fig.trace.phases[k].p50), f2(fig.trace.phases[k].p99)])
   : []
@@ -419,8 +497,8 @@ Reading it:
   prebuilt frame and clients sent the same frames in a turn share one concatenated buffer
   (before: a \`Buffer.concat\` per client per turn, about a quarter of the kernel's profile
   at this load), and who receives a relation's changes is computed once per subscription change, not
-  per change. What remains is one socket write per client per turn (\`writeBuffer\`, the
-  largest item of the profile): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
+  per change. What remains is the socket writes, one per client per pass over the queue of
+  clients (\`writeBuffer\`, the largest item of the profile; see below): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
   1,000 receivers, Postgres and the insert loop share the same 2 cores with the other work
   on the machine (the load average above): the kernel gets a fraction of a core,
   so changes queue in it (its own commit → send figure above) and frames queue again in the
@@ -431,22 +509,30 @@ ${phaseRows.length ? `  Where the time goes, per phase, in this run (\`TRACE=1\`
 
 ${table(['phase', 'p50', 'p99'], phaseRows).replace(/^/gm, '  ')}
 ${fig.trace && fig.lat ? `
-  Nothing on the path waits on a timer (frames leave at the end of the turn that decoded the
-  change; Nagle is off on the replication connection and every WebSocket; the RLS visibility
-  wait is skipped for rows that need no per-row check; the bench's writes use the default
-  \`synchronous_commit = on\`, so the walsender is woken by the commit's own WAL flush:
-  commit → walsender ${f2(fig.trace.phases.commit_to_walsend.p50)} ms p50). The time is the kernel's one thread being busy: a
-  flush writes every subscriber's socket (${Math.round(fig.trace.clientsPerFlush ?? 0)} write syscalls, ${f2(fig.trace.phases.flush_writes.p50)} ms p50 here,
-  ${((fig.trace.phases.flush_writes.p50 * 1000) / Math.max(1, fig.trace.clientsPerFlush ?? 1)).toFixed(1)} µs per socket; on loopback TCP the sender's syscall also runs the receiver's TCP
-  input), and a change arriving meanwhile waits for it (walsender → kernel ${f2(fig.trace.phases.walsend_to_recv.p50)} ms p50).
-  Changes arriving during a flush share the next one (${(fig.trace.phases.commit_to_written.n / Math.max(1, fig.trace.flushes)).toFixed(1)} changes per flush here), so the
-  kernel keeps up, but 500,000 frames/s take ${fig.lat.cores.toFixed(1)} cores of its CPU (the figure above), the
-  receivers' 500,000 reads/s about as much again, plus Postgres and the insert loop, on the same
-  2 cores: the kernel's thread does not get the CPU when a change arrives, and the queue in
-  front of it is several flushes long. p50 < 5 ms needs
-  the kernel's thread at most about half busy, i.e. a core of its own with the receivers on other
-  cores or machines: **not reachable on this 2-core machine** with the 1,000 receivers on it.
-` : ''}` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
+  Nothing on the path waits on a timer (a change's frames are queued in the turn that decoded
+  it and the next flush slice writes them; Nagle is off on the replication connection and every
+  WebSocket; the RLS visibility wait is skipped for rows that need no per-row check; the bench's
+  writes use the default \`synchronous_commit = on\`, so the walsender is woken by the commit's
+  own WAL flush: commit → walsender ${f2(fig.trace.phases.commit_to_walsend.p50)} ms p50). The time is the socket writes: a slice wrote
+  ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets in ${f2(fig.trace.phases.flush_writes.p50)} ms p50 here, ${usPerWrite.toFixed(1)} µs per socket (on loopback TCP the sender's
+  syscall also runs the receiver's TCP input; the size of the write hardly matters), so one pass
+  over the ${CLIENTS} subscribers takes about ${((usPerWrite * CLIENTS) / 1000).toFixed(1)} ms. The hub writes its queue of clients in slices
+  of ≤ 0.5 ms and decodes what arrived in between: a new change joins the write of every client
+  not yet written in the pass under way (${writesPerChange.toFixed(0)} socket writes per change here, where one write per
+  client per change would be ${CLIENTS}), and waits on average half a pass for a subscriber's turn. Before
+  (one flush of every socket per turn of the event loop) a change arriving during a flush waited
+  for its end and then for its own turn in the next: a whole pass on average (commit → client p50
+  15 ms in a trial at a load of 0.4, with a 8.7 ms flush). p50 < 5 ms thus needs a pass of the
+  1,000 sockets under about 8 ms (≤ 8 µs per write) with the kernel's thread on a core when a
+  change arrives; the receivers' reads, Postgres and the insert loop share the same 2 cores
+  (the load average above).
+` : ''}` : ''}${fig.fanout ? `- **Fan-out alone** (the hub built from src/realtime/hub.ts in the bench's process, fed synthetic
+  changes, no Postgres or kernel process in the way; rounds alternate in one run): flushing the
+  queue of clients in slices gives p50 ${fig.fanout.sliced} ms against ${fig.fanout.whole} ms for the same hub writing its whole
+  queue per turn, as before (CPU of hub and receivers per frame: ${fig.fanout.cpuSliced.toFixed(1)} µs against ${fig.fanout.cpuWhole.toFixed(1)} µs; slices
+  can mean more, smaller writes while the hub keeps up). A change reaches each client at that
+  client's next turn in the pass under way instead of after the whole flush under way.
+` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
   in one round trip (per group: \`set local role\`, \`set_config\` of the claims, one

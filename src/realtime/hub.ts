@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
 import type { Change } from './change.js'
 import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js'
@@ -46,6 +47,11 @@ export interface HubDeps {
   /** A change that could not be delivered (e.g. the RLS check failed): it is skipped. */
   onDeliveryError?(err: Error): void
   now?(): number
+  /**
+   * How long a flush slice writes before yielding (default SLICE_MS); Infinity writes the whole
+   * queue in one turn (the hub before slices: bench/realtime.mjs compares the two).
+   */
+  flushSliceMs?: number
 }
 
 interface Binding {
@@ -177,9 +183,17 @@ export class Hub {
   private readonly presence = new Map<string, TopicPresence>()
   private readonly pgMembers = new Set<Member>()
   private readonly now: () => number
-  /** Clients with frames queued for the next flush. */
+  /**
+   * Clients with frames queued, in the order they are written: a FIFO from `dirtyHead` (see
+   * flushSlice). A client written and sent more frames later goes back to its tail.
+   */
   private dirty: Client[] = []
-  /** Root of this turn's frame-sequence trie (see Client.seq). */
+  private dirtyHead = 0
+  /** Clients ever appended to `dirty` / taken from it: a change is written to every recipient
+   * once `taken` reaches the `appended` count of the moment its frames were queued. */
+  private appended = 0
+  private taken = 0
+  /** Root of the current slice's frame-sequence trie (see Client.seq). */
   private root: SeqNode = newRoot()
   private flushScheduled = false
   /** Per relation: the JSON of its fixed part (schema, table, columns), built once. */
@@ -192,8 +206,11 @@ export class Hub {
   private readonly groupsOf = new WeakMap<Hit[], VisibilityGroup[]>()
   /** Frame prefixes by their text (see changePrefix). */
   private readonly prefixes = new Map<string, Buffer>()
-  /** Changes sent since the last report, all of one commit. */
-  private readonly acct = { n: 0, commitTime: 0 }
+  /**
+   * Deliveries not yet reported (metrics, commit → send): per transaction, with the `appended`
+   * ticket after which all its frames are written; reported by the slice that writes the last.
+   */
+  private readonly acct: Array<{ n: number; commitTime: number; ticket: number }> = []
   /**
    * Changes waiting for an RLS check, in commit order; checked in batches (one round trip per
    * group per batch), delivered in order, even when a check awaits.
@@ -202,8 +219,11 @@ export class Hub {
   private inFlight = 0
   private running: Promise<void> | undefined
 
+  private readonly sliceMs: number
+
   constructor(private readonly d: HubDeps) {
     this.now = d.now ?? Date.now
+    this.sliceMs = d.flushSliceMs ?? SLICE_MS
   }
 
   status(): HubStatus {
@@ -540,10 +560,11 @@ export class Hub {
   }
 
   /**
-   * Queues a complete WebSocket frame (header included) for the client. Frames leave in one
-   * write per client per turn of the event loop (or once 64 KiB are queued), so a burst of
-   * changes is not one syscall per message; a frame shared by many clients (the same change on
-   * the same topic) is built once and the same buffer is written to every socket.
+   * Queues a complete WebSocket frame (header included) for the client. A client's queued
+   * frames leave in one write (or once 64 KiB are queued), so a burst of changes is not one
+   * syscall per message; a frame shared by many clients (the same change on the same topic) is
+   * built once and the same buffer is written to every socket. Clients are written in the
+   * order they got their first queued frame (see flushSlice).
    */
   private sendFrame(c: Client, frame: Buffer): boolean {
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
@@ -561,27 +582,53 @@ export class Hub {
     else if (!c.queued) {
       c.queued = true
       this.dirty.push(c)
-      if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setImmediate(this.flushAll)
-      }
+      this.appended++
+      this.scheduleFlush()
     }
     return true
   }
 
-  private readonly flushAll = (): void => {
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    setImmediate(this.flushSlice)
+  }
+
+  /**
+   * Writes queued clients, in FIFO order, for at most SLICE_MS, then yields to the event loop
+   * (setImmediate: pending I/O is polled first) and goes on. A socket write costs several µs
+   * (on loopback it runs the receiver's TCP input too), so writing 1,000 clients takes
+   * milliseconds: changes decoded between slices join the frames of every client not yet
+   * written (one write carries them all), and a client already written goes back to the tail.
+   * So each client is written about once per pass over the queue, with everything that
+   * arrived until its turn, and a change waits on average half a pass, not a whole flush of
+   * every client followed by its own.
+   */
+  private readonly flushSlice = (): void => {
     this.flushScheduled = false
-    // A snapshot: a frame queued while flushing (a write's side effect) schedules its own flush.
-    const clients = this.dirty
-    this.dirty = []
-    // This turn's sequences are written below; the next turn starts a new trie.
+    // Clients that become dirty from now on share a new trie (those still queued keep theirs).
     this.root = newRoot()
-    const t0 = trace?.flushStart()
-    for (const c of clients) {
+    const t0 = performance.now()
+    const traced = trace?.flushStart()
+    let n = 0
+    while (this.dirtyHead < this.dirty.length) {
+      const c = this.dirty[this.dirtyHead++]!
+      this.taken++
       c.queued = false
       this.flushClient(c)
+      if ((++n & 15) === 0 && performance.now() - t0 >= this.sliceMs) break
     }
-    if (t0 !== undefined) trace!.flushEnd(t0, clients.length)
+    if (this.dirtyHead === this.dirty.length) {
+      this.dirty = []
+      this.dirtyHead = 0
+    } else {
+      if (this.dirtyHead >= 1024 && this.dirtyHead * 2 >= this.dirty.length) {
+        this.dirty = this.dirty.slice(this.dirtyHead)
+        this.dirtyHead = 0
+      }
+      this.scheduleFlush()
+    }
+    if (traced !== undefined) trace!.flushEnd(traced, n, this.taken)
     this.reportDelivered()
   }
 
@@ -754,7 +801,7 @@ export class Hub {
       if (this.sendFrame(m.client, frame)) sent++
     }
     if (sent > 0) {
-      trace?.queued(ch)
+      trace?.queued(ch, this.appended)
       this.delivered(sent, ch.commitTime)
     }
   }
@@ -787,24 +834,26 @@ export class Hub {
   }
 
   /**
-   * Delivery accounting (metrics, commit → send latency): once per transaction and turn of the
-   * event loop, not per change (the changes of one commit share its commit time).
+   * Delivery accounting (metrics, commit → send latency): once per transaction, not per change
+   * (the changes of one commit share its commit time), when its last frame has been written.
    */
   private delivered(n: number, commitTime: number): void {
-    if (this.acct.n > 0 && this.acct.commitTime !== commitTime) this.reportDelivered()
-    this.acct.n += n
-    this.acct.commitTime = commitTime
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      setImmediate(this.flushAll)
-    }
+    const last = this.acct[this.acct.length - 1]
+    if (last && last.commitTime === commitTime) {
+      last.n += n
+      last.ticket = this.appended
+    } else this.acct.push({ n, commitTime, ticket: this.appended })
+    // Frames written at once (64 KiB) leave nothing queued: a slice still reports them.
+    this.scheduleFlush()
   }
 
   private reportDelivered(): void {
-    const { n, commitTime } = this.acct
-    if (n === 0) return
-    this.acct.n = 0
-    this.d.onDelivered?.(n, this.now() - commitTime)
+    let i = 0
+    while (i < this.acct.length && this.acct[i]!.ticket <= this.taken) {
+      const { n, commitTime } = this.acct[i++]!
+      this.d.onDelivered?.(n, this.now() - commitTime)
+    }
+    if (i > 0) this.acct.splice(0, i)
   }
 }
 
@@ -850,6 +899,8 @@ function writeFrameHead(buf: Buffer, len: number): void {
 export const KEYS_ONLY = '\u0000keys'
 
 const FLUSH_BYTES = 64 * 1024
+/** How long one flush slice writes before yielding to the event loop (see flushSlice). */
+const SLICE_MS = 0.5
 /** Changes checked for visibility together (one query per group per batch). */
 const MAX_BATCH = 1000
 

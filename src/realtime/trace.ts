@@ -11,7 +11,8 @@ import type { Change } from './change.js'
  * commit time of pgoutput's BEGIN, in µs), the walsender's send (the clock field of the
  * XLogData message carrying the row), the kernel's receipt of that message (its copyData
  * handler), the frames being queued (decode, match and frame build done) and the end of the
- * flush that wrote them (every socket written), and every second writes p50/p99 per phase,
+ * flush slice that wrote the last of them (every recipient's socket written; the hub writes
+ * its queue of clients in slices, see Hub.flushSlice), and every second writes p50/p99 per phase,
  * the kernel's event-loop delay and its GC pauses to the file (overwritten). It records only
  * while the file exists (checked once a second): the bench creates it for the part it traces
  * (figures start afresh then) and deletes it after, so the other parts run untraced.
@@ -25,9 +26,11 @@ interface Stamps {
   send: number
   recv: number
   queued?: number
+  /** Written once the hub has taken this many clients from its queue. */
+  ticket?: number
 }
 
-const PHASES = ['commit_to_walsend', 'walsend_to_recv', 'recv_to_queued', 'queued_to_flush', 'flush_writes', 'commit_to_written'] as const
+const PHASES = ['commit_to_walsend', 'walsend_to_recv', 'recv_to_queued', 'queued_to_written', 'flush_writes', 'commit_to_written'] as const
 type Phase = (typeof PHASES)[number]
 const MAX_SAMPLES = 200_000
 
@@ -36,6 +39,7 @@ class PhaseTrace {
   private commitMs = 0
   private sendMs = 0
   private recvMs = 0
+  /** Queued changes not yet written to every recipient, in queue order. */
   private turn: Stamps[] = []
   private readonly samples = new Map<Phase, number[]>(PHASES.map((p) => [p, []]))
   private readonly loop = monitorEventLoopDelay({ resolution: 1 })
@@ -69,11 +73,12 @@ class PhaseTrace {
     this.stamps.set(ch, { commit: this.commitMs, send: this.sendMs, recv: this.recvMs })
   }
 
-  /** The change's frames are queued for this turn's flush. */
-  queued(ch: Change): void {
+  /** The change's frames are queued; all written once the hub has taken `ticket` clients. */
+  queued(ch: Change, ticket: number): void {
     const s = this.stamps.get(ch)
     if (!s) return
     s.queued = wall()
+    s.ticket = ticket
     this.turn.push(s)
   }
 
@@ -81,19 +86,22 @@ class PhaseTrace {
     return this.active ? wall() : undefined
   }
 
-  flushEnd(start: number, clients: number): void {
+  /** A flush slice wrote `clients` sockets; the hub has now taken `taken` clients in all. */
+  flushEnd(start: number, clients: number, taken: number): void {
     const end = wall()
     this.flushes++
     this.flushedClients += clients
     this.add('flush_writes', end - start)
-    for (const s of this.turn) {
+    let i = 0
+    for (; i < this.turn.length && this.turn[i]!.ticket! <= taken; i++) {
+      const s = this.turn[i]!
       this.add('commit_to_walsend', s.send - s.commit)
       this.add('walsend_to_recv', s.recv - s.send)
       this.add('recv_to_queued', s.queued! - s.recv)
-      this.add('queued_to_flush', start - s.queued!)
+      this.add('queued_to_written', end - s.queued!)
       this.add('commit_to_written', end - s.commit)
     }
-    this.turn = []
+    if (i > 0) this.turn.splice(0, i)
   }
 
   private add(p: Phase, ms: number): void {

@@ -10,11 +10,15 @@ class FakeWs extends EventEmitter {
   readonly OPEN = 1
   readyState = 1
   bufferedAmount = 0
+  /** Each socket write busy-waits this long (a loopback TCP write costs several µs). */
+  writeCostMs = 0
+  closed: { code: number; reason: string } | undefined
   readonly frames: unknown[] = []
   /** The buffers written to the socket, as written. */
   readonly writes: Buffer[] = []
   readonly _socket = {
     write: (b: Buffer) => {
+      for (const t = performance.now(); performance.now() - t < this.writeCostMs; );
       this.writes.push(b)
       let o = 0
       while (o < b.length) {
@@ -31,7 +35,8 @@ class FakeWs extends EventEmitter {
   send(text: string): void {
     this.frames.push(JSON.parse(text))
   }
-  close(): void {
+  close(code = 1005, reason = ''): void {
+    this.closed ??= { code, reason }
     this.readyState = 3
   }
   terminate(): void {
@@ -46,9 +51,11 @@ class FakeWs extends EventEmitter {
 const rel: Relation = { oid: 7, schema: 'public', table: 'diary', replicaIdentity: 'f', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }, { name: 'owner', typeOid: 25, type: 'text', key: true }] }
 const flush = () => new Promise((r) => setImmediate(r))
 
-function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = false): { hub: Hub; batches: number[] } {
+function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = false): { hub: Hub; batches: number[]; delivered: number[] } {
   const batches: number[] = []
+  const delivered: number[] = []
   const deps: HubDeps = {
+    onDelivered: (n) => delivered.push(n),
     maxBufferedBytes: 1 << 20,
     maxChannelsPerClient: 10,
     publication: 'p',
@@ -61,7 +68,7 @@ function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = fals
     published: async () => true,
     ...(cached ? { visibleGroupsCached: (ch: Change, groups: Array<{ key: string }>) => visible(ch, groups.map((g) => g.key)) } : {}),
   }
-  return { hub: new Hub(deps), batches }
+  return { hub: new Hub(deps), batches, delivered }
 }
 
 async function join(h: Hub, role: string, sub: string, topic: string, binding: Record<string, unknown>): Promise<FakeWs> {
@@ -128,5 +135,43 @@ describe('realtime hub: delivery of changes', () => {
     await flush()
     expect(ids(late)).toEqual([4])
     expect(ids(a1)).toEqual([1, 2, 3, 4])
+  })
+
+  it('writes its queue of clients in slices: changes decoded meanwhile join the writes of clients not yet written, none lost or reordered', async () => {
+    const { hub: h, delivered } = hub((_ch, keys) => new Set(keys), true)
+    const N = 100
+    const socks: FakeWs[] = []
+    for (let i = 0; i < N; i++) socks.push(await join(h, 'app', `u${i}`, 'a', { event: 'INSERT' }))
+    // A slow consumer in the middle of the queue: its send buffer is nearly full.
+    const slow = socks[50]!
+    slow.bufferedAmount = (1 << 20) - 100
+    delivered.length = 0
+    for (const ws of socks) {
+      ws.writes.length = 0
+      // 40 µs a write: 16 writes pass the hub's 0.5 ms slice, so a slice ends after 16 clients.
+      ws.writeCostMs = 0.04
+    }
+    const insert = (id: number): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), owner: 'x' }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    h.deliver(insert(1))
+    await flush() // one slice
+    const firstSlice = socks.filter((ws) => ws.writes.length > 0).length
+    expect(firstSlice).toBe(16)
+    // Not every recipient written yet: the change is not reported as sent.
+    expect(delivered).toEqual([])
+    // Two more changes in one burst, while 83 clients still wait for the first.
+    h.deliver(insert(2))
+    h.deliver(insert(3))
+    for (let i = 0; i < 200 && socks.some((ws) => ws !== slow && changes(ws).length < 3); i++) await flush()
+    const ids = (ws: FakeWs) => changes(ws).map((d) => (d.record as { id: number }).id)
+    for (const ws of socks) if (ws !== slow) expect(ids(ws)).toEqual([1, 2, 3])
+    // Written in the first slice: then once more with 2 and 3; the others once, with all three.
+    expect(socks.slice(0, 16).map((ws) => ws.writes.length)).toEqual(Array(16).fill(2))
+    expect(socks.slice(16).filter((ws) => ws !== slow).every((ws) => ws.writes.length === 1)).toBe(true)
+    // Still dropped as a slow consumer, with its reason, and nothing written to it.
+    expect(slow.closed?.code).toBe(1008)
+    expect(slow.closed?.reason).toMatch(/^slow consumer: /)
+    expect(slow.writes).toEqual([])
+    // Every delivery reported once its last recipient was written.
+    expect(delivered.reduce((a, b) => a + b, 0)).toBe(3 * (N - 1))
   })
 })

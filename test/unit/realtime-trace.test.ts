@@ -33,6 +33,7 @@ describe('realtime phase trace', () => {
       const { trace } = await import('../../src/realtime/trace.js')
       expect(trace).toBeDefined()
       const t = trace!
+      let taken = 0
       const step = (commitAgoMs: number, sendAgoMs: number): void => {
         const now = performance.timeOrigin + performance.now()
         const begin = Buffer.alloc(21)
@@ -44,9 +45,10 @@ describe('realtime phase trace', () => {
         t.received(x)
         const ch = { type: 'INSERT', commitTime: now - commitAgoMs } as unknown as Change
         t.decoded(ch)
-        t.queued(ch)
+        taken += 3
+        t.queued(ch, taken)
         const f = t.flushStart()
-        if (f !== undefined) t.flushEnd(f, 3)
+        if (f !== undefined) t.flushEnd(f, 3, taken)
       }
       // No file yet: nothing is recorded, nothing written.
       step(40, 10)
@@ -56,11 +58,16 @@ describe('realtime phase trace', () => {
       vi.advanceTimersByTime(1000) // armed: figures start afresh
       step(40, 10)
       step(40, 10)
+      // A change whose last recipient is not written yet is not recorded.
+      const later = { type: 'INSERT', commitTime: Date.now() } as unknown as Change
+      t.decoded(later)
+      t.queued(later, taken + 10)
+      t.flushEnd(t.flushStart()!, 1, taken + 1)
       vi.advanceTimersByTime(1000)
       const out = JSON.parse(readFileSync(file, 'utf8')) as { phases: Record<string, { p50: number; n: number }>; flushes: number; clientsPerFlush: number }
       expect(out.phases.commit_to_written!.n).toBe(2)
-      expect(out.flushes).toBe(2)
-      expect(out.clientsPerFlush).toBe(3)
+      expect(out.flushes).toBe(3)
+      expect(out.clientsPerFlush).toBeCloseTo(7 / 3, 5)
       expect(out.phases.commit_to_walsend!.p50).toBeCloseTo(30, 0)
       expect(out.phases.walsend_to_recv!.p50).toBeGreaterThanOrEqual(9.5)
       expect(out.phases.commit_to_written!.p50).toBeGreaterThanOrEqual(39.5)
