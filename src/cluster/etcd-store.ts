@@ -317,16 +317,18 @@ export class EtcdLeadership implements Leadership {
     try {
       rev = await this.store.call(async (c, opts) => {
         const put = () => c.put(this.key).value(this.holderId).lease(id)
+        // Its holder stopped renewing: take it, unless it renewed since we timed it. First, as
+        // a failover's path (each transaction is a round of etcd's consensus).
+        if (stale !== undefined) {
+          const swapped = await c.if(this.key, 'Mod', '==', stale.toString()).then(put()).options(opts).commit()
+          if (swapped.succeeded) return swapped.header.revision
+        }
         // Free (never held, released, or deleted with an expired lease).
         const created = await c.if(this.key, 'Create', '==', 0).then(put()).options(opts).commit()
         if (created.succeeded) return created.header.revision
         // Ours from a previous kernel on this node: take it over onto the new lease.
         const took = await c.if(this.key, 'Value', '==', this.holderId).then(put()).options(opts).commit()
-        if (took.succeeded) return took.header.revision
-        // Its holder stopped renewing: take it, unless it renewed since we timed it.
-        if (stale === undefined) return undefined
-        const swapped = await c.if(this.key, 'Mod', '==', stale.toString()).then(put()).options(opts).commit()
-        return swapped.succeeded ? swapped.header.revision : undefined
+        return took.succeeded ? took.header.revision : undefined
       }, this.attemptMs())
     } catch (err) {
       await revoke()
