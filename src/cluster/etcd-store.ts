@@ -88,14 +88,14 @@ export class EtcdFlockStore extends DocFlockStore implements FlockStore {
    * where a member that is down or an etcd leader election in progress must not cost one
    * deadline per member in turn (sequential attempts could spend the whole safety margin).
    * An answer from etcd that the lease is invalid is final, whichever member gives it.
+   * With `hedgeMs` (writes: every member would commit one), the others are asked only when the
+   * last member to answer fails or has not answered within `hedgeMs`.
    */
   async race<T>(fn: (c: Etcd3, opts: { deadline: number }) => Promise<T>, attemptMs = this.timeoutMs, hedgeMs?: number): Promise<T> {
     const deadline = Date.now() + attemptMs
     return new Promise<T>((resolve, reject) => {
       let pending = this.perHost.length
       let settled = false
-      // Hedged (hedgeMs given): the last member that answered first; the others only if it has
-      // not answered within hedgeMs or failed. For writes, which every member would commit.
       const first = this.preferred
       let others: NodeJS.Timeout | undefined
       let started = hedgeMs === undefined
@@ -293,9 +293,13 @@ export class EtcdLeadership implements Leadership {
     if (this.view.observe(holder, BigInt(rev), this.mono())) for (const l of this.listeners) l()
   }
 
-  /** Reads the key (linearizable) into the view. */
+  /**
+   * Reads the key (linearizable) into the view, with the store's deadline like every other
+   * read of an HA tick (a short one failed `node list`'s first call, which also connects, on a
+   * loaded machine).
+   */
   private async read(): Promise<void> {
-    const res = await this.store.call((c, opts) => c.get(this.key).options(opts).exec(), this.attemptMs())
+    const res = await this.store.call((c, opts) => c.get(this.key).options(opts).exec())
     const kv = res.kvs[0]
     if (kv) this.observe(kv.value.toString('utf8'), kv.mod_revision)
     else this.observe(undefined, res.header.revision)
