@@ -364,8 +364,8 @@ const col = (name, key, f = (v) => `${(v / 1000).toFixed(2)} s`) => {
 }
 const rows = [
   ['host killed → first acknowledged write on the new primary (median)', ...SYSTEMS.map((s) => col(s.name, 'rto'))],
-  ['  of which: kill → leader key no longer names the dead host (MagFlock: taken over; Patroni: deleted at its TTL; etcd watch; median)', ...SYSTEMS.map((s) => col(s.name, 'keyGone'))],
   ['  per trial', ...SYSTEMS.map((s) => results[s.name].map((r) => (r.rto === undefined ? '×' : `${(r.rto / 1000).toFixed(2)} s`)).join(', '))],
+  ['  of which: kill → leader key no longer names the dead host (MagFlock: taken over; Patroni: deleted at its TTL; etcd watch; median)', ...SYSTEMS.map((s) => col(s.name, 'keyGone'))],
   ['  of which: kill → new primary decides to promote (median)', ...SYSTEMS.map((s) => col(s.name, 'promoteDecided'))],
   ['  of which: kill → new primary out of recovery (a probe on its host, every ~20 ms; median)', ...SYSTEMS.map((s) => col(s.name, 'writable'))],
   ['switchover write outage across hosts (last write before → first after, median)', ...SYSTEMS.map((s) => col(s.name, 'switchover'))],
@@ -380,7 +380,8 @@ MagFlock: the leader rewrites its key every 250 ms (a heartbeat: the key's mod r
 changes); the replica times the last revision it saw on its own monotonic clock, and 2.5 s
 (the lease) after it saw the last one a timer fires and the replica takes the key by a
 compare-and-swap on that revision, so the key changes holder 2.25–2.5 s after the kill plus
-the swap's round trip (the \`etcdctl watch\` in the client namespace sees that moment). Neither
+the swap's round trip (the \`etcdctl watch\` in the client namespace sees that moment; the
+replica's "decides to promote" comes a few ms before it: it decides, then swaps). Neither
 etcd's expiry sweep (every 500 ms) nor an etcd leader election is in that path any more: when
 the etcd raft leader dies with the host, the survivors elect a new one (0.5–1 s with these
 settings) well before the replica's 2.5 s are up, and the lease extension a new etcd leader
