@@ -8,7 +8,7 @@
 // before → first after); then partition that primary's host → overlap between its last moment
 // as a primary and the first moment of the next one (must be ≤ 0).
 // Needs root, iproute2, etcd-server, patroni. Writes docs/benchmarks/multihost.md.
-//   node bench/multihost.mjs [--trials 5] [--only magflock|renew1s|patroni]
+//   node bench/multihost.mjs [--trials 5] [--only magflock|patroni]
 import { execFileSync, spawn } from 'node:child_process'
 import { appendFileSync, mkdirSync, rmSync, writeFileSync, chownSync } from 'node:fs'
 import os from 'node:os'
@@ -18,7 +18,7 @@ import { ROOT, NODE, log, stats, table, machine, writeSection, mergeBenchmarks, 
 
 const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined)
 const TRIALS = Number(arg('--trials') ?? 5) || 5
-/** --only magflock|renew1s|patroni: one system (a quick check; the table then has one column of data). */
+/** --only magflock|patroni: one system (a quick check; the table then has one column of data). */
 const ONLY = arg('--only')
 const AGENT = path.join(ROOT, 'dist/cluster/agent.js')
 const CLIENT = path.join(ROOT, 'test/helpers/mh-client.mjs')
@@ -121,12 +121,21 @@ function runIn(net, h, cmd, args) {
   })
 }
 
-/** Watches the leader key from the client namespace: the moments etcd deleted it (expiry, release). */
-function watchDeletes(net, key) {
-  const deletes = []
+/**
+ * Watches the leader key from the client namespace: the moments it stopped naming `holder`
+ * (deleted at lease expiry or release, or written by another node). etcdctl prints three lines
+ * per event: PUT or DELETE, the key, the value.
+ */
+function watchHolder(net, key, holder) {
+  const released = []
   const p = spawn('ip', ['netns', 'exec', net.client.ns, 'etcdctl', '--endpoints', net.hosts.map((x) => `http://${x.addr}:2379`).join(','), 'watch', key], { stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env.PATH, ETCDCTL_API: '3' } })
-  readline.createInterface({ input: p.stdout }).on('line', (l) => { if (l.trim() === 'DELETE') deletes.push(Date.now()) })
-  return { deletes, stop: () => p.kill('SIGKILL') }
+  let ev = []
+  readline.createInterface({ input: p.stdout }).on('line', (l) => {
+    if (l === 'PUT' || l === 'DELETE') ev = [l]
+    else ev.push(l)
+    if (ev.length === 3 && (ev[0] === 'DELETE' || ev[2] !== holder)) released.push(Date.now())
+  })
+  return { released, stop: () => p.kill('SIGKILL') }
 }
 
 function etcdGet(net, key) {
@@ -165,13 +174,6 @@ const magflock = {
   },
   syncRecorded: (net, h) => JSON.parse(etcdGet(net, '/magflock/bench/status') || '{}').syncStandby === `${h.name}_1`,
 }
-
-/**
- * Not the default: a successful renewal every 1 s instead of every 250 ms tick. A dead host's
- * lease then has 2.5 s left on average instead of 2.875 s, but a primary rides out only
- * 1 s of etcd unavailability in the worst case (TTL − margin − renewMs) instead of 1.75 s.
- */
-const magflockRenew1s = { ...magflock, name: 'MagFlock, renewMs 1000 (not the default)', extra: { renewMs: 1000 }, events: {} }
 
 const patroni = {
   name: 'Patroni 3.0.2 (tuned: ttl 10, loop_wait 2, retry_timeout 5)',
@@ -259,20 +261,21 @@ async function trial(sys, template) {
     const writer = net.spawn(net.client, NODE, [CLIENT, 'writer', `${h1.addr}:5432,${h2.addr}:5432`], { PGPASSWORD: PASSWORD })
     lines(writer, (o) => { if (typeof o.ack === 'number') acks.push(o) })
     await waitFor('30 writes', async () => acks.length >= 30)
-    const keyWatch = watchDeletes(net, sys.leaderKey)
+    const keyWatch = watchHolder(net, sys.leaderKey, h1.name)
     const h2Probe = []
     const probe2 = net.spawn(h2, NODE, [CLIENT, 'probe', `${h2.addr}:5432`], { PGPASSWORD: PASSWORD })
     lines(probe2, (o) => h2Probe.push(o))
     await sleep(500)
 
-    // 1. host killed. Phases: the leader key's deletion seen by a watch in the client
-    // namespace (lease expiry), the new primary's promote decision (MagFlock's agent log),
+    // 1. host killed. Phases: the leader key released, seen by a watch in the client namespace
+    // (MagFlock: taken over by the replica; Patroni: deleted at its TTL), the new primary's
+    // promote decision (MagFlock's agent log),
     // the first acknowledged write (promotion + the writer's 20 ms retry).
     const t0 = Date.now()
     net.killHost(h1)
     const first = await waitFor('first write on h2', async () => acks.find((a) => a.t > t0 && a.host === h2.addr), 120_000)
     r.rto = first.t - t0
-    const expired = keyWatch.deletes.find((t) => t > t0)
+    const expired = keyWatch.released.find((t) => t > t0)
     if (expired) r.keyGone = expired - t0
     const decided = (sys.events.h2 ?? []).find((e) => e.t > t0 && e.decision === 'promote')
     if (decided) r.promoteDecided = decided.t - t0
@@ -341,12 +344,12 @@ for (const line of ip('netns', 'list').split('\n')) {
 
 const tdir = path.join(os.tmpdir(), `mf-bench-mh-tpl-${process.pid}`)
 const template = makeTemplate(tdir)
-const SYSTEMS = [magflock, magflockRenew1s, patroni]
+const SYSTEMS = [magflock, patroni]
 const results = Object.fromEntries(SYSTEMS.map((x) => [x.name, []]))
 for (let i = 0; i < TRIALS; i++) {
   // Each trial round starts with the next system: every system gets every position.
   const order = [...SYSTEMS.slice(i % SYSTEMS.length), ...SYSTEMS.slice(0, i % SYSTEMS.length)]
-  for (const sys of order.filter((x) => !ONLY || x === (ONLY === 'patroni' ? patroni : ONLY === 'renew1s' ? magflockRenew1s : magflock))) {
+  for (const sys of order.filter((x) => !ONLY || x === (ONLY === 'patroni' ? patroni : magflock))) {
     log(`trial ${i + 1}/${TRIALS}: ${sys.name}`)
     const r = await trial(sys, template)
     log(`  ${JSON.stringify(r)}`)
@@ -361,7 +364,8 @@ const col = (name, key, f = (v) => `${(v / 1000).toFixed(2)} s`) => {
 }
 const rows = [
   ['host killed → first acknowledged write on the new primary (median)', ...SYSTEMS.map((s) => col(s.name, 'rto'))],
-  ['  of which: kill → leader key deleted in etcd (lease expiry, watch; median)', ...SYSTEMS.map((s) => col(s.name, 'keyGone'))],
+  ['  per trial', ...SYSTEMS.map((s) => results[s.name].map((r) => (r.rto === undefined ? '×' : `${(r.rto / 1000).toFixed(2)} s`)).join(', '))],
+  ['  of which: kill → leader key no longer names the dead host (MagFlock: taken over; Patroni: deleted at its TTL; etcd watch; median)', ...SYSTEMS.map((s) => col(s.name, 'keyGone'))],
   ['  of which: kill → new primary decides to promote (median)', ...SYSTEMS.map((s) => col(s.name, 'promoteDecided'))],
   ['  of which: kill → new primary out of recovery (a probe on its host, every ~20 ms; median)', ...SYSTEMS.map((s) => col(s.name, 'writable'))],
   ['switchover write outage across hosts (last write before → first after, median)', ...SYSTEMS.map((s) => col(s.name, 'switchover'))],
@@ -371,22 +375,26 @@ const rows = [
   ['partition: old primary stopped after the cut (median)', ...SYSTEMS.map((s) => col(s.name, 'oldStopped'))],
 ]
 const NOTES = `
-Notes. Host kill, where the time goes (the "of which" rows, all from the moment of the kill):
-the leader key's deletion, seen by an \`etcdctl watch\` in the client namespace, is the lease's
-remainder at the kill (TTL minus the time since the last renewal: at most one renewal interval,
-250 ms by default) plus etcd's expiry sweep (its lessor revokes expired leases every 500 ms);
-when the etcd raft leader dies with the host, the new etcd leader extends every lease by its
-TTL, so such a trial adds an election plus up to a TTL. The new primary's watch on the key wakes
-its loop within milliseconds of the deletion ("decides to promote"); then it takes the key,
-records itself as the last leader, and promotes with \`pg_promote(wait => false)\` polled every
-10 ms (the timeline switch, which copies and fsyncs the last WAL segment, is most of it); the
-writer retries every 20 ms, alternating between the hosts, for both systems. With the default
-TTL of 3 s the lease alone takes about the TTL, so "< 3 s with default settings" is missed by
-the default; the "renewMs 1000" column (a successful renewal every 1 s instead of every 250 ms
-tick, failed ones retried at the next tick) leaves a dead host's lease 0.375 s less on average
-(its column shows what that buys), at a price: a primary then rides out 1 s of etcd unavailability in the worst case
-(TTL − margin − renewMs) instead of 1.75 s. The default is unchanged (a shorter TTL made
-primaries demote themselves during etcd elections on a busy CI machine).
+Notes. Host kill, where the time goes (the "of which" rows, all from the moment of the kill).
+MagFlock: the leader rewrites its key every 250 ms (a heartbeat: the key's mod revision
+changes); the replica times the last revision it saw on its own monotonic clock, and 2.5 s
+(the lease) after it saw the last one a timer fires and the replica takes the key by a
+compare-and-swap on that revision, so the key changes holder 2.25–2.5 s after the kill plus
+the swap's round trip (the \`etcdctl watch\` in the client namespace sees that moment; the
+replica's "decides to promote" comes a few ms before it: it decides, then swaps). Neither
+etcd's expiry sweep (every 500 ms) nor an etcd leader election is in that path any more: when
+the etcd raft leader dies with the host, the survivors elect a new one (0.5–1 s with these
+settings) well before the replica's 2.5 s are up, and the lease extension a new etcd leader
+grants does not matter (the etcd lease is only the backstop that deletes a dead holder's key).
+Then the replica records itself as the last leader and promotes with \`pg_promote(wait =>
+false)\` polled every 10 ms (the timeline switch, which copies and fsyncs the last WAL segment,
+is most of it); the writer retries every 20 ms, alternating between the hosts, for both systems.
+The old primary demotes itself 1.5 s after *sending* its last confirmed heartbeat (lease −
+margin), which precedes the replica's receipt of it, so it has stopped writing at least 1 s
+before the replica may take the key: the partition rows. A primary rides out 1.25 s of etcd
+unavailability (lease − margin − renewal interval; 1.75 s with the former 3 s TTL, whose failover
+waited for etcd to expire the lease). Patroni: its leader key expires at its TTL and the next HA
+loop promotes.
 Switchover: the agent records the request in etcd and the leader's node carries it out
 (requestSwitchover / NodeSwitchover, the code path of \`magflock switchover --to\` on a kernel
 node): fast stop + fence of the old primary, wait until the target replayed the shutdown
@@ -403,7 +411,7 @@ const md = `## Several hosts: MagFlock vs Patroni on etcd (\`bench/multihost.mjs
 ${machine()}. ${TRIALS} trials per system, alternating, each on a fresh topology: 3 network namespaces
 (one etcd member each, heartbeat 50 ms, election 500 ms), Postgres on h1 and h2 with synchronous
 replication, one writer inserting a row at a time from a client namespace. MagFlock defaults:
-lease TTL 3 s, margin 1 s, tick 250 ms.
+lease 2.5 s (the leader rewrites its key every 250 ms), margin 1 s, tick 250 ms.
 
 ${table(['', ...SYSTEMS.map((x) => x.name)], rows)}
 ${failures.length ? `\nFailed trials: ${failures.join('; ')}\n` : ''}${NOTES}`

@@ -11,7 +11,7 @@ export const nodeFlags = {
   node: Flags.string({ summary: 'This node\'s name in the flock (once per machine; its instance is NAME_1).', helpGroup: 'NODE' }),
   listen: Flags.string({ summary: 'The address of this machine the other nodes reach (Postgres listens there, TLS only).', helpGroup: 'NODE' }),
   ttl: Flags.integer({
-    summary: 'Leader lease TTL in seconds (default 3). A primary demotes itself 1 s before its lease can expire; a kernel must restart within it to avoid a failover.',
+    summary: 'Leader lease in seconds (default 2.5; the same on every node). A primary demotes itself 1 s before another node may take its key; a kernel must restart within it to avoid a failover.',
     min: 2,
     max: 60,
     helpGroup: 'NODE',

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../platform/fs.js'
 import { findPgBinaries } from '../postgres/binaries.js'
 import { chownTree, pgCtlLifecycle, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import { EtcdFlockStore } from './etcd-store.js'
+import { DEFAULT_LEASE_MS } from './leader-view.js'
 import { bootstrapNode, startNodeHa } from './node-boot.js'
 import { NodeSwitchover, requestSwitchover } from './switchover.js'
 
@@ -38,7 +39,7 @@ export const AgentConfig = z.object({
   /** An initdb'd data directory to copy instead of running initdb (tests). */
   template: z.string().optional(),
   mode: z.enum(['sync', 'async']).default('sync'),
-  ttlMs: z.number().default(3000),
+  ttlMs: z.number().default(DEFAULT_LEASE_MS),
   marginMs: z.number().default(1000),
   loopMs: z.number().default(250),
   /** Time between successful lease renewals (NodeHaOptions.renewMs; default every tick). */
@@ -71,7 +72,7 @@ export async function runAgent(cfg: AgentConfig, password: string): Promise<() =
     log: (msg, fields) => out({ log: msg, ...fields }),
   }
   const store = new EtcdFlockStore({ endpoints: cfg.etcd, flock: cfg.flock, callTimeoutMs: Math.min(1000, cfg.ttlMs / 3) })
-  const leadership = store.leadership(cfg.node)
+  const leadership = store.leadership(cfg.node, { ttlMs: cfg.ttlMs })
   await fsp.mkdir(cfg.instanceDir, { recursive: true, mode: 0o700 })
   await chownTree(env, cfg.instanceDir)
 

@@ -7,9 +7,10 @@
  *  - A local primary keeps serving only while this node holds the leader lease. When renewals
  *    fail it keeps serving until `validUntil - marginMs`, then demotes itself (kill + fence):
  *    before the lease can expire in etcd, hence before anyone can acquire it and promote.
- *  - A replica is promoted only by the node that acquired the leader key, which etcd grants
- *    only once the previous holder's lease expired, and only if it may be promoted (sync
- *    mode: it is the recorded synchronous standby; async: nobody has replayed more).
+ *  - A replica is promoted only by the node that acquired the leader key, which it can take
+ *    only once the key is free or has gone unchanged for the lease on its own clock (then by
+ *    a compare-and-swap on the revision it timed: EtcdLeadership), and only if it may be
+ *    promoted (sync mode: it is the recorded synchronous standby; async: nobody has replayed more).
  *  - With the store unreachable a replica does nothing at all, and a fenced instance stays
  *    fenced: nothing destructive happens without the store's say.
  */
@@ -21,7 +22,7 @@ export interface NodeObserved {
   local: LocalState
   /** The store answered this tick. */
   storeOk: boolean
-  /** Leader key holder (node name) as read this tick; undefined: nobody (or store unreachable). */
+  /** Leader key holder (node name) as read this tick; undefined: nobody, a holder that stopped renewing, or store unreachable. */
   leader: string | undefined
   /** This node holds the leader lease (a lease object that was granted and not lost). */
   holding: boolean
@@ -65,7 +66,7 @@ export function decideNode(o: NodeObserved): NodeDecision {
     if (o.holding && leftMs > 0) {
       if (o.storeOk && o.leader === o.node) return d('keep', `holding the leader lease: primary on ${o.node} keeps serving`)
       if (o.storeOk && o.leader !== undefined && o.leader !== o.node) return d('demote', `the leader key names ${o.leader}: demoting the primary on ${o.node}`)
-      if (o.storeOk && o.leader === undefined) return d('demote', `the leader key vanished (lease gone): demoting the primary on ${o.node}`)
+      if (o.storeOk && o.leader === undefined) return d('demote', `the leader key vanished or went stale (not renewed): demoting the primary on ${o.node}`)
       return d('keep', `could not confirm the leader lease; primary on ${o.node} serves at most ${Math.max(0, Math.round(leftMs))} ms more before it demotes itself`)
     }
     if (o.holding) return d('demote', `leader lease not renewed in time (${o.marginMs} ms safety margin before it can expire): demoting the primary on ${o.node}`)
@@ -92,7 +93,7 @@ export function decideNode(o: NodeObserved): NodeDecision {
   if (o.leader === undefined) {
     if (!o.failoverEnabled) return d('wait', `leader key is free but automatic failover is off`)
     if (!o.candidate) return d('wait', `leader key is free; the replica on ${o.node} is not a promotion candidate`)
-    return d('promote', `leader key expired and the replica on ${o.node} is the candidate: acquiring the key, then promoting`)
+    return d('promote', `leader key free or not renewed for the lease, and the replica on ${o.node} is the candidate: acquiring the key, then promoting`)
   }
   if (o.leader === o.node) return d('promote', `this node holds the leader key: promoting its replica`)
   return d('follow', `following ${o.leader}`)

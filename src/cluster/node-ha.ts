@@ -8,6 +8,7 @@ import { clientConfig, withClient, type PgNode, type ReplicationEnv } from '../r
 import { exists } from '../platform/fs.js'
 import { postmasterRunning } from '../postgres/pidfile.js'
 import { decideNode, type LocalState, type NodeDecision, type NodeObserved } from './ha-decide.js'
+import { DEFAULT_LEASE_MS } from './leader-view.js'
 import type { FlockStore, MemberDoc, StatusDoc, TopologyDoc } from './store.js'
 
 /**
@@ -15,13 +16,14 @@ import type { FlockStore, MemberDoc, StatusDoc, TopologyDoc } from './store.js'
  * per tick (`lastDecision()`), plus a dead-man timer that demotes a local primary the moment
  * the lease can no longer be trusted, whatever the loop is busy with.
  *
- * Timing (defaults; docs/multi-host.md "Timing"): lease TTL 3 s, a tick every 250 ms (each
- * tick renews), safety margin 1 s. A primary cut off from the etcd majority therefore stops
- * writes at most 2 s after its last confirmed renewal, while etcd can expire its key no sooner
- * than 3 s after that renewal was *sent*: 1 s in which the kill + fence of the local primary
- * (a few ms) must complete, and which also covers clock-rate drift between the hosts and a
- * stalled event loop. Promotion: the key vanishes ≤ 3 s after the last renewal, the replica's
- * watch on the key wakes its loop at once.
+ * Timing (defaults; docs/multi-host.md "Timing"): lease 2.5 s, a renewal (a heartbeat write
+ * of the leader key) every 250 ms, safety margin 1 s. A primary cut off from the etcd majority
+ * therefore stops writes at most 1.5 s after its last confirmed renewal was sent, while no
+ * other node may take its key sooner than 2.5 s after it *received* that renewal's revision
+ * (EtcdLeadership): 1 s in which the kill + fence of the local primary (a few ms) must
+ * complete, and which also covers clock-rate drift between the hosts and a late dead-man timer
+ * on a loaded machine. Promotion: the replica's leadership watch fires at the moment the key
+ * has gone unchanged for the lease (a timer, not the next tick) and wakes its loop at once.
  */
 export interface NodeHaOptions {
   node: string
@@ -59,7 +61,13 @@ interface LocalLook {
 export class NodeHa {
   private stopped = false
   private done: Promise<void> | undefined
-  private wake: (() => void) | undefined
+  /** Resolves the loop's sleep; a wake that comes during a tick makes the loop skip its next sleep. */
+  private wakeSleep: (() => void) | undefined
+  private woken = false
+  private readonly wake = (): void => {
+    this.woken = true
+    this.wakeSleep?.()
+  }
   private deadman: NodeJS.Timeout | undefined
   private unwatch: (() => void) | undefined
   private last: { decision: NodeDecision; at: number } | undefined
@@ -79,7 +87,7 @@ export class NodeHa {
   readonly history: string[] = []
 
   constructor(private readonly o: NodeHaOptions) {
-    this.ttlMs = o.ttlMs ?? 3000
+    this.ttlMs = o.ttlMs ?? DEFAULT_LEASE_MS
     this.marginMs = o.marginMs ?? 1000
     this.loopMs = o.loopMs ?? 250
     this.renewMs = o.renewMs ?? this.loopMs
@@ -90,7 +98,7 @@ export class NodeHa {
 
   start(): void {
     // A change of the leader key (expiry, a new holder) wakes the loop at once.
-    this.unwatch = this.o.leadership.watch(() => this.wake?.())
+    this.unwatch = this.o.leadership.watch(() => this.wake())
     // Renewals run on their own timer: a slow action of the loop (a rewind, a promotion, a
     // Postgres that does not answer) must never delay them into a self-demotion.
     this.renewer = setInterval(() => void this.renewOnce(), this.loopMs)
@@ -113,7 +121,7 @@ export class NodeHa {
 
   async stop(opts: { release?: boolean } = {}): Promise<void> {
     this.stopped = true
-    this.wake?.()
+    this.wake()
     this.unwatch?.()
     if (this.renewer) clearInterval(this.renewer)
     await this.done
@@ -133,7 +141,7 @@ export class NodeHa {
       return await fn()
     } finally {
       this.held--
-      this.wake?.()
+      this.wake()
     }
   }
 
@@ -143,19 +151,24 @@ export class NodeHa {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
+      this.woken = false
       try {
         if (this.held === 0) await (this.ticking = this.tick())
       } catch (err) {
         this.o.log?.('node HA tick failed', { err: (err as Error).message })
       }
       if (this.stopped) break
+      // Woken while the tick ran (the leader key changed, or its holder just turned stale):
+      // look again at once rather than a loop period later.
+      if (this.woken && this.held === 0) continue
       await new Promise<void>((r) => {
         const t = setTimeout(r, this.loopMs)
-        this.wake = () => {
+        this.wakeSleep = () => {
           clearTimeout(t)
           r()
         }
       })
+      this.wakeSleep = undefined
     }
   }
 

@@ -4,6 +4,7 @@ import { z } from 'zod'
 import type { MagflockConfig } from '../config/schema.js'
 import { readJsonFile, writeJsonAtomic } from '../platform/fs.js'
 import { parseEndpoints } from './endpoints.js'
+import { DEFAULT_LEASE_MS } from './leader-view.js'
 import { NODE_FLAGS_INCOMPLETE, NODE_LISTEN_INVALID, NODE_NAME_INVALID, NODE_SETTINGS_CONFLICT } from './errors.js'
 
 /**
@@ -27,7 +28,7 @@ export const ClusterSettings = z.object({
    * may become the flock's sync standby, so only it can be promoted without losing a commit.
    */
   standby: z.enum(['sync', 'async']).default('sync'),
-  ttlMs: z.number().int().min(1000).default(3000),
+  ttlMs: z.number().int().min(1000).default(DEFAULT_LEASE_MS),
   marginMs: z.number().int().min(100).default(1000),
   loopMs: z.number().int().min(50).default(250),
 })

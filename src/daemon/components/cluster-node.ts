@@ -82,7 +82,7 @@ export const clusterNodeComponent = defineComponent({
       ...(peerCa ? { peerCa } : {}),
     }
     const store = new EtcdFlockStore({ endpoints: settings.etcd, flock: cfg.flock, callTimeoutMs: Math.min(1000, Math.round(settings.ttlMs / 3)) })
-    const leadership = store.leadership(settings.node)
+    const leadership = store.leadership(settings.node, { ttlMs: settings.ttlMs })
     let ha: NodeHa | undefined
     try {
       const how = await bootstrapNode({

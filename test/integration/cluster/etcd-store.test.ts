@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdFlockStore, parseEndpoints } from '../../../src/cluster/etcd-store.js'
+import { EtcdFlockStore, EtcdLeadership, parseEndpoints } from '../../../src/cluster/etcd-store.js'
 import { FileFlockStore } from '../../../src/cluster/store.js'
 import { nodeList } from '../../../src/cluster/node-list.js'
 import { startTestEtcd, type TestEtcd } from '../../helpers/etcd.js'
@@ -133,6 +133,73 @@ describe('EtcdLeadership', () => {
     // healthy primary demoted itself.
     expect(await a.renew()).toBe(true)
     await a.release()
+  })
+
+  it('a holder that stops renewing is taken over once its key went unchanged for the lease on the taker\'s clock; a renewal the taker missed makes the take-over fail', async () => {
+    const s = store('stale')
+    const a = s.leadership('a', { ttlMs: 2000 })
+    let now = 0
+    const b = new EtcdLeadership(s, 'b', Date.now, 1500, 2000, () => now)
+    expect(await a.acquire(2000)).toBe(true)
+    expect(await b.current()).toBe('a')
+    // a renews; b does not see it (no watch, no read) and times the older revision.
+    expect(await a.renew()).toBe(true)
+    now = 2000
+    expect(await b.acquire(2000)).toBe(false)
+    expect(await a.renew()).toBe(true)
+    expect(await s.client.get(s.key('leader')).string()).toBe('a')
+    // b reads the newer revision and times it; a stops renewing (a dead host).
+    expect(await b.current()).toBe('a')
+    now = 3999
+    expect(await b.current()).toBe('a')
+    expect(await b.acquire(2000)).toBe(false)
+    now = 4000
+    expect(await b.current()).toBeUndefined()
+    expect(await b.acquire(2000)).toBe(true)
+    expect(await s.client.get(s.key('leader')).string()).toBe('b')
+    // a learns it for certain at its next renewal (the heartbeat's compare fails).
+    expect(await a.renew()).toBe(false)
+    expect(a.validUntil()).toBe(0)
+    await b.release()
+    await a.release()
+  })
+
+  it('bounds a holder by the send time of its last confirmed renewal: validUntil = sent + lease', async () => {
+    let wall = 1_000_000
+    const s = new EtcdFlockStore({ endpoints: [etcd.endpoint], flock: 'vu', callTimeoutMs: 1500, clock: () => wall })
+    stores.push(s)
+    const a = s.leadership('a', { ttlMs: 2500 })
+    const acquiring = a.acquire(2500)
+    // The clock moves on while the request is in flight: the answer's arrival does not count.
+    wall = 2_000_000
+    expect(await acquiring).toBe(true)
+    expect(a.validUntil()).toBe(1_000_000 + 2500)
+    const renewing = a.renew()
+    wall = 3_000_000
+    expect(await renewing).toBe(true)
+    expect(a.validUntil()).toBe(2_000_000 + 2500)
+    await a.release()
+    expect(a.validUntil()).toBe(0)
+  })
+
+  it('tells a watcher the moment a holder turns stale, while etcd still has its key (a lease kept alive elsewhere)', async () => {
+    const s = store('stalewatch')
+    // A key whose holder's lease stays alive but which nobody rewrites: only the heartbeat's
+    // silence can free it.
+    const lease = s.client.lease(30)
+    await lease.put(s.key('leader')).value('a')
+    const b = s.leadership('b', { ttlMs: 1000 })
+    const seen: Array<string | undefined> = []
+    const stop = b.watch((h) => seen.push(h))
+    await waitFor('a seen', async () => seen.includes('a'), 10_000)
+    await waitFor('a stale', async () => seen.at(-1) === undefined, 10_000)
+    expect(await s.client.get(s.key('leader')).string()).toBe('a')
+    expect(await b.acquire(1000)).toBe(true)
+    expect(await s.client.get(s.key('leader')).string()).toBe('b')
+    await waitFor('b seen', async () => seen.at(-1) === 'b', 10_000)
+    stop()
+    await b.release()
+    await lease.revoke()
   })
 
   it('reports holder changes to a watcher', async () => {

@@ -34,7 +34,7 @@ describe('node settings (cluster.json): the flags of `up --etcd` and `node join`
   it('records them once; the same again is fine, another identity is refused and nothing changes', async () => {
     const a = { etcd: ['http://10.0.0.1:2379'], node: 'a', listen: '10.0.0.1' }
     const s = await saveClusterSettings(dir, a, 'primary')
-    expect(s).toMatchObject({ ...a, bootstrap: 'primary', mode: 'sync', ttlMs: 3000, marginMs: 1000 })
+    expect(s).toMatchObject({ ...a, bootstrap: 'primary', mode: 'sync', ttlMs: 2500, marginMs: 1000 })
     const before = readFileSync(clusterSettingsFile(dir), 'utf8')
     expect(await saveClusterSettings(dir, a, 'replica')).toEqual(s)
     await expect(saveClusterSettings(dir, { ...a, node: 'b' }, 'primary')).rejects.toMatchObject({ code: 'E_NODE_SETTINGS_CONFLICT' })
