@@ -117,6 +117,13 @@ describe('WAL on demand from the object store (restore_command client + kernel-s
     expect(h.exitCode, String(h.stderr)).toBe(0)
     expect(readFileSync(path.join(pgDir, 'pg_wal/RECOVERYXLOG')).equals(raws.get('00000002.history')!)).toBe(true)
     expect((await run(seg(11))).exitCode).toBe(1)
+    // History files no repository holds (the probes Postgres makes for the next timeline and
+    // the parent's): "not found" from the shell alone, without starting the client.
+    const missing = server!.stats.missing
+    for (const name of ['00000001.history', '00000003.history', '00000004.history']) expect((await run(name)).exitCode).toBe(1)
+    expect(server!.stats.missing).toBe(missing)
+    expect((await run('00000005.history')).exitCode).toBe(1) // past the markers: the client asks, the server says NONE
+    expect(server!.stats.missing).toBe(missing + 1)
   })
 
   it('history files and segments of another timeline are served; what no repository holds is exit 1', async () => {
