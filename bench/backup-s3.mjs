@@ -14,7 +14,7 @@
 // Writes docs/benchmarks/backup-s3.md (then `node bench/merge.mjs`).
 import { spawn, spawnSync } from 'node:child_process'
 import pg from 'pg'
-import { chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -237,6 +237,36 @@ if (havePgbr) {
 const pitr = []
 /** MagFlock PITR: seconds until the backup was read back from the repository (of the total). */
 const pitrRead = []
+/**
+ * Where each PITR's time went, from the restored server's log (log_line_prefix %m, log_checkpoints
+ * on): seconds from the run's start until replay began, the target was reached, the end of
+ * recovery was written (checkpoint or end-of-recovery record) and the server accepted connections.
+ */
+const pitrPhases = []
+const LOG_MARKS = [
+  ['redo', /redo starts at/],
+  ['target', /recovery stopping (before|after)/],
+  ['eorCkptStart', /checkpoint starting: end-of-recovery/],
+  ['eorCkptDone', /checkpoint complete/],
+  ['promoted', /archive recovery complete/],
+  ['ready', /database system is ready to accept connections/],
+]
+function logPhases(file, t0Wall) {
+  let text
+  try { text = readFileSync(file, 'utf8') } catch { return {} }
+  const out = {}
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \w+)/)
+    if (!m) continue
+    for (const [k, re] of LOG_MARKS) {
+      // The first end-of-recovery checkpoint's completion only; restartpoints don't count.
+      if (k === 'eorCkptDone' && (out.eorCkptStart === undefined || out.eorCkptDone !== undefined)) continue
+      if (out[k] === undefined && re.test(line)) out[k] = (Date.parse(m[1]) - t0Wall) / 1000
+    }
+  }
+  return out
+}
+const fmtPhases = (p) => Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')
 if (process.env.PITR !== '0' && pitrBase) {
   const sysid = psql('select system_identifier::text from pg_control_system()', 'postgres')
   // What the wal-shipper does: every closed segment to the repository (zstd + encrypted).
@@ -273,6 +303,7 @@ if (process.env.PITR !== '0' && pitrBase) {
       mkdirSync(staging, { recursive: true, mode: 0o711 })
       checkpoint()
       const t0 = performance.now()
+      const t0Wall = Date.now()
       // As restoreFromRepo does: the WAL server starts first (its first segments download
       // while the backup does), then restore_command asks it for each file during replay.
       const wal = await RemoteWalServer.start({ repos: [repo], sysid, fromSegNo: segmentNo(pitrBase.startLsn), timeline: pitrBase.timeline, spoolDir: path.join(staging, 'wal'), getKek: async () => kek, runAs })
@@ -294,7 +325,10 @@ if (process.env.PITR !== '0' && pitrBase) {
       const got = sh(`${PGBIN}/psql -X -h 127.0.0.1 -p ${RPORT} -d bench -Atq -c "select string_agg(label, ',') from pitr_marker"`)
       if (got !== 'before') throw new Error(`magflock PITR: markers ${got}`)
       pitr.push({ tool: 'magflock', seconds: t })
-      console.log(`PITR magflock (backup from the object store, WAL on demand, decrypt, check, replay) ${t.toFixed(2)} s`)
+      const ph = { extracted: pitrRead.at(-1), ...logPhases(path.join(path.dirname(RS), 'postgres.log'), t0Wall), writable: t }
+      if (process.env.PITR_LOGS) copyFileSync(path.join(path.dirname(RS), 'postgres.log'), path.join(process.env.PITR_LOGS, `magflock-${pitr.length}.log`))
+      pitrPhases.push({ tool: 'magflock', ...ph })
+      console.log(`PITR magflock (backup from the object store, WAL on demand, decrypt, check, replay) ${t.toFixed(2)} s\n  phases (s from start): ${fmtPhases(ph)}`)
       stop()
       rmSync(staging, { recursive: true, force: true })
     },
@@ -305,14 +339,19 @@ if (process.env.PITR !== '0' && pitrBase) {
       chownSync(RS, 101, 104)
       checkpoint()
       const t0 = performance.now()
+      const t0Wall = Date.now()
       sh(`${PGBR.join(' ')} --pg1-path=${RS} restore --type=time "--target=${target}" --target-action=promote`)
+      const restored = secs(t0)
       sh(`${PGBIN}/pg_ctl -D ${RS} -l ${RS}.log -w -t 600 -o "-p ${RPORT} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${SOCK} -c archive_mode=off" start`)
       await waitRw()
       const t = secs(t0)
       const got = sh(`${PGBIN}/psql -X -h 127.0.0.1 -p ${RPORT} -d bench -Atq -c "select string_agg(label, ',') from pitr_marker"`)
       if (got !== 'before') throw new Error(`pgBackRest PITR: markers ${got}`)
       pitr.push({ tool: 'pgBackRest', seconds: t })
-      console.log(`PITR pgBackRest (restore --type=time from the object store + start) ${t.toFixed(2)} s`)
+      const ph = { extracted: restored, ...logPhases(`${RS}.log`, t0Wall), writable: t }
+      if (process.env.PITR_LOGS) copyFileSync(`${RS}.log`, path.join(process.env.PITR_LOGS, `pgbackrest-${pitr.length}.log`))
+      pitrPhases.push({ tool: 'pgBackRest', ...ph })
+      console.log(`PITR pgBackRest (restore --type=time from the object store + start) ${t.toFixed(2)} s\n  phases (s from start): ${fmtPhases(ph)}`)
       stop()
     },
   }
