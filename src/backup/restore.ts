@@ -10,6 +10,7 @@ import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
 import { firstMissingSegment, listArchive, restoreCommand, type ArchivedSegment } from './wal.js'
+import { syncFsWhileWriting } from './writeback.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import { socketDirFor } from '../postgres/conf.js'
@@ -223,6 +224,7 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
     let done = 0
     let last = 0
     progress({ phase: 'extract', message: 'extracting', bytesDone: 0, bytesTotal: total, fraction: 0 })
+    const flush = syncFsWhileWriting(o.dataDir)
     await extractPhysical({
       dir,
       manifest,
@@ -238,7 +240,7 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
           progress({ phase: 'extract', message: 'extracting', bytesDone: done, bytesTotal: total, fraction: Math.min(1, done / total) })
         }
       },
-    })
+    }).finally(() => flush.stop())
     o.signal?.throwIfAborted()
     await writeRecoverySettings(o, conf, pitr)
     if (o.start === false) {
@@ -410,12 +412,12 @@ async function pausesAtTarget(dataDir: string): Promise<boolean> {
   return /^recovery_target_action\s*=\s*'pause'/m.test(conf)
 }
 
-/** What `pg_ctl promote` does: promote.signal in the data dir, then SIGUSR1 to the postmaster. */
+/** What `pg_ctl promote` does: a `promote` file in the data dir, then SIGUSR1 to the postmaster. */
 async function requestPromote(dataDir: string): Promise<boolean> {
   try {
     const pid = Number((await fsp.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
     const st = await fsp.stat(dataDir)
-    const signalFile = path.join(dataDir, 'promote.signal')
+    const signalFile = path.join(dataDir, 'promote') // PROMOTE_SIGNAL_FILE (xlog.h), what pg_ctl promote writes
     await fsp.writeFile(signalFile, '', { mode: 0o600 })
     await fsp.chown(signalFile, st.uid, st.gid)
     process.kill(pid, 'SIGUSR1')
