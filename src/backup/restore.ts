@@ -10,7 +10,6 @@ import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
 import { assertLayout, assertVerified } from './verify.js'
 import { firstMissingSegment, listArchive, restoreCommand, type ArchivedSegment } from './wal.js'
-import { syncFsWhileWriting } from './writeback.js'
 import { isProcessAliveSync } from '../platform/pids.js'
 import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import { socketDirFor } from '../postgres/conf.js'
@@ -224,7 +223,6 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
     let done = 0
     let last = 0
     progress({ phase: 'extract', message: 'extracting', bytesDone: 0, bytesTotal: total, fraction: 0 })
-    const flush = syncFsWhileWriting(o.dataDir)
     await extractPhysical({
       dir,
       manifest,
@@ -240,7 +238,7 @@ export async function restorePhysical(o: PhysicalRestoreOptions): Promise<Physic
           progress({ phase: 'extract', message: 'extracting', bytesDone: done, bytesTotal: total, fraction: Math.min(1, done / total) })
         }
       },
-    }).finally(() => flush.stop())
+    })
     o.signal?.throwIfAborted()
     await writeRecoverySettings(o, conf, pitr)
     if (o.start === false) {

@@ -1,7 +1,6 @@
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
-import { run } from '../platform/process.js'
 
 /**
  * Writes a tool's output back to disk while the tool still writes it (pg_basebackup told
@@ -78,31 +77,5 @@ export function writeBackWhileWriting(dir: string, intervalMs = 100, stepBytes =
   return {
     /** Idempotent; never rejects. */
     stop: () => (stopping ??= stop().catch(() => undefined)),
-  }
-}
-
-/**
- * Writes a restore's data dir back to disk while it is extracted: `sync -f` (syncfs of the
- * filesystem holding `dir`) over and over until stop(). Postgres syncs the whole data dir when
- * it starts from a backup (SyncDataDirectory: pg_control says it was not shut down), and
- * without this that sync would write back everything the extraction left in the page cache
- * (hundreds of MiB) before recovery can begin; pgBackRest's restore fsyncs each file it writes
- * for the same reason. Here the disk writes while the CPUs decrypt and decompress, and the
- * start finds little left. syncfs flushes the whole filesystem, as Postgres's own
- * recovery_init_sync_method = syncfs does; it moves writeback earlier and adds none. stop()
- * does not wait for a sync in flight (Postgres's own sync covers what it has not written).
- */
-export function syncFsWhileWriting(dir: string, pauseMs = 50): { stop(): void } {
-  let stopped = false
-  void (async () => {
-    while (!stopped) {
-      await run('sync', ['-f', dir], { reject: false, timeoutMs: 120_000 }).catch(() => undefined)
-      if (!stopped) await new Promise((r) => setTimeout(r, pauseMs))
-    }
-  })()
-  return {
-    stop: () => {
-      stopped = true
-    },
   }
 }
