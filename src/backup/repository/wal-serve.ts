@@ -54,6 +54,13 @@ const HISTORY = /^[0-9A-F]{8}\.history$/
 const MAX_SOCKET_PATH = 100
 /** Prefix of the spool's markers for history files no repository holds (markAbsentHistories). */
 const ABSENT = '.none-'
+/**
+ * Prefix of a second link to the newest spooled segment. When recovery ends, Postgres reads
+ * its last record again, and asks restore_command for that segment before its own copy in
+ * pg_wal (FinishWalRecovery; the archive is preferred): the shell copies it from this link
+ * instead of the client fetching and decoding the object once more.
+ */
+const KEPT = '.kept-'
 
 /**
  * The client script: next to this module (wal-get.js in dist/, wal-get.ts under vitest, where
@@ -79,6 +86,8 @@ export class RemoteWalServer {
   /** Segments by timeline, in order. */
   private readonly byTli = new Map<number, ArchivedSegment[]>()
   private readonly jobs = new Map<string, Job>()
+  /** Segments with a `.kept-` link in the spool. */
+  private readonly kept = new Set<string>()
   private readonly waiting: Array<() => void> = []
   private running = 0
   private server: net.Server | undefined
@@ -190,7 +199,8 @@ export class RemoteWalServer {
    */
   restoreCommand(): string {
     const spool = shq(this.o.spoolDir + '/')
-    return `if mv -f ${spool}%f %p 2>/dev/null; then exit 0; fi; if [ -e ${shq(`${this.o.spoolDir}/${ABSENT}`)}%f ]; then exit 1; fi; exec ${shq(process.execPath)} ${shq(walGetScript())} ${shq(this.socketPath)} %f %p`
+    const dot = (prefix: string) => shq(`${this.o.spoolDir}/${prefix}`)
+    return `if mv -f ${spool}%f %p 2>/dev/null; then exit 0; fi; if [ -e ${dot(ABSENT)}%f ]; then exit 1; fi; if cp ${dot(KEPT)}%f %p 2>/dev/null; then exit 0; fi; exec ${shq(process.execPath)} ${shq(walGetScript())} ${shq(this.socketPath)} %f %p`
   }
 
   /** A spooled file that disappeared was taken by restore_command's shell path. */
@@ -251,6 +261,14 @@ export class RemoteWalServer {
         void fsp.rm(path.join(this.o.spoolDir, name), { force: true })
       }
     }
+    // Only the segment asked for last keeps its second link (recovery ends in it).
+    for (const name of this.kept) {
+      const q = parseSegmentName(name)
+      if (q && (q.tli !== tli || q.segNo < segNo)) {
+        this.kept.delete(name)
+        void fsp.rm(path.join(this.o.spoolDir, `${KEPT}${name}`), { force: true })
+      }
+    }
     const next = (this.byTli.get(tli) ?? []).filter((s) => s.segNo > segNo).slice(0, this.prefetch)
     for (const s of next) this.job(s.name)
   }
@@ -292,6 +310,9 @@ export class RemoteWalServer {
         await fsp.writeFile(tmp, raw, { mode: 0o600 })
         if (o.runAs) await fsp.chown(tmp, o.runAs.uid, o.runAs.gid)
         await fsp.rename(tmp, dest)
+        if (parseSegmentName(name)) {
+          await fsp.link(dest, path.join(o.spoolDir, `${KEPT}${name}`)).then(() => this.kept.add(name), () => undefined)
+        }
         this.stats.fetched++
         return dest
       } catch (err) {
