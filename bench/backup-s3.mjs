@@ -375,6 +375,11 @@ const pitrMd = pitr.length
   ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) streamed from the repository into extraction (ranged GETs read ahead, hashed and decrypted as they stream), then replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the extraction; of each run's time, reading and extracting the backup took ${pitrRead.map((x) => x.toFixed(2)).join(' / ')} s); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
 `
   : 'PITR from the object store: not run (PITR=0).\n'
+// Where each PITR run's time went (seconds from its start; from the restored server's log).
+const phaseCols = [['extracted', 'backup read + extracted'], ['redo', 'replay starts'], ['target', 'target reached'], ['eorCkptDone', 'end-of-recovery checkpoint done'], ['ready', 'accepts writes'], ['writable', 'writable (client)']]
+const phasesMd = pitrPhases.length
+  ? `\n${table(['PITR run', ...phaseCols.map(([, h]) => h)], pitrPhases.map((p, i) => [`${p.tool} ${Math.floor(i / 2) + 1}`, ...phaseCols.map(([k]) => (p[k] === undefined ? '—' : p[k].toFixed(2)))]))}\n\nMagFlock's PITR pauses at the target and is promoted on request (an end-of-recovery record; the checkpoint runs after it accepts writes), so it has no "end-of-recovery checkpoint" column; pgBackRest's \`--target-action=promote\` waits for that checkpoint. "backup read + extracted" is pgBackRest's whole \`restore\` command (it fsyncs each file); MagFlock's extraction writes the data dir back (syncfs) while it runs.\n`
+  : ''
 const md = `## Backup to an S3-compatible server (issue 13)
 
 \`SCALE=${SCALE} ROUNDS=${ROUNDS} node_modules/.bin/node bench/backup-s3.mjs\` — pgbench scale ${SCALE} (database ${(dbBytes / 1048576).toFixed(0)} MiB), PostgreSQL ${bins.version}, ${havePgbr ? pgbrVersion : 'pgBackRest could not use the server'}; S3 server: s3rver over HTTPS (self-signed) on 127.0.0.1, its own process; ${machine()}. Runs alternate order (A B C, C B A); times are per run; "vs" compares the upper median of each tool's runs (with two runs: the slower one), below 1 means MagFlock is faster. Load average (1 min) ${loadBefore.toFixed(1)} before the runs and ${loadAfter.toFixed(1)} after: the 2 CPUs were shared with other work, so single runs vary a lot; compare within a round.
@@ -385,7 +390,7 @@ WAL archive: ${segs} closed segments from ${process.env.WAL_SECONDS ?? 20} s of 
 
 MagFlock streams \`base.tar.lz4\` (encrypted) into the repository while pg_basebackup writes it — the same follower that encrypts and hashes it for the local repository feeds a multipart upload (four ${repoCfg.partSizeMiB} MiB parts in flight at most) — and uploads \`pg_wal.tar\` (16 MiB, pg_basebackup's \`-X stream\` output, written at the end) and \`backup_manifest\` once pg_basebackup is done, then checks the listing and writes manifest.json. What remains over the raw pipeline: that tail, the local copy (written, encrypted, hashed, fsynced), and encryption; the pipeline keeps no local copy, streams no WAL and does not encrypt.
 
-${pitrMd}`
+${pitrMd}${phasesMd}`
 writeSection('backup-s3', md)
 console.log(md)
 await cleanup()
