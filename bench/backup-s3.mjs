@@ -378,7 +378,7 @@ const pitrMd = pitr.length
 // Where each PITR run's time went (seconds from its start; from the restored server's log).
 const phaseCols = [['extracted', 'backup read + extracted'], ['redo', 'replay starts'], ['target', 'target reached'], ['eorCkptDone', 'end-of-recovery checkpoint done'], ['ready', 'accepts writes'], ['writable', 'writable (client)']]
 const phasesMd = pitrPhases.length
-  ? `\n${table(['PITR run', ...phaseCols.map(([, h]) => h)], pitrPhases.map((p, i) => [`${p.tool} ${Math.floor(i / 2) + 1}`, ...phaseCols.map(([k]) => (p[k] === undefined ? '—' : p[k].toFixed(2)))]))}\n\nMagFlock's PITR pauses at the target and is promoted on request (an end-of-recovery record; the checkpoint runs after it accepts writes), so it has no "end-of-recovery checkpoint" column; pgBackRest's \`--target-action=promote\` waits for that checkpoint. "backup read + extracted" is pgBackRest's whole \`restore\` command (it fsyncs each file); MagFlock's extraction writes the data dir back (syncfs) while it runs.\n`
+  ? `\n${table(['PITR run', ...phaseCols.map(([, h]) => h)], pitrPhases.map((p, i) => [`${p.tool} ${Math.floor(i / 2) + 1}`, ...phaseCols.map(([k]) => (p[k] === undefined ? '—' : p[k].toFixed(2)))]))}\n\nMagFlock's PITR pauses at the target and is promoted on request (an end-of-recovery record; the checkpoint runs after it accepts writes), so it has no "end-of-recovery checkpoint" column; pgBackRest's \`--target-action=promote\` waits for that checkpoint. "backup read + extracted" is pgBackRest's whole \`restore\` command (it fsyncs each file); MagFlock's extraction does not fsync (Postgres syncs the data dir when it starts from a backup: part of "replay starts").\n`
   : ''
 const md = `## Backup to an S3-compatible server (issue 13)
 
