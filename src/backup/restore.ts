@@ -342,6 +342,8 @@ async function startRestored(o: PhysicalRestoreOptions, logFile: string): Promis
 }
 
 const UNREACHED = /FATAL:\s+recovery ended before configured recovery target was reached/
+/** What Postgres logs when replay stops at a WAL segment that is there but unreadable (xlogreader.c). */
+const DAMAGED_WAL = /invalid magic number|incorrect resource manager data checksum|invalid resource manager ID|record with incorrect prev-link|invalid contrecord|invalid info bits|wrong size/
 
 /**
  * Waits until the restored instance accepts writes (after pg_ctl -w or the supervisor saw it
@@ -428,7 +430,9 @@ async function requestPromote(dataDir: string): Promise<boolean> {
 export async function recoveryFailure(walDir: string | undefined, logFile: string, fromByte = 0): Promise<Error> {
   const log = (await fsp.readFile(logFile, 'utf8').catch(() => '')).slice(fromByte)
   const lines = log.split('\n').filter((l) => /FATAL|PANIC|ERROR/.test(l))
-  if (UNREACHED.test(log)) {
+  // The archive ran out before the target, unless replay stopped at a damaged segment first
+  // (then the FATAL line and the damage are the report, as for any other failed recovery).
+  if (UNREACHED.test(log) && !DAMAGED_WAL.test(log)) {
     // Postgres says how far the archive went just before: "last completed transaction was at log time T".
     const last = log.match(/last completed transaction was at log time ([^\n]+?)\.?\s*$/m)?.[1]
     return BACKUP_TARGET_NOT_REACHED({ last: last ?? 'unknown' })
