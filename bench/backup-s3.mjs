@@ -14,7 +14,7 @@
 // Writes docs/benchmarks/backup-s3.md (then `node bench/merge.mjs`).
 import { spawn, spawnSync } from 'node:child_process'
 import pg from 'pg'
-import { chownSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -237,6 +237,36 @@ if (havePgbr) {
 const pitr = []
 /** MagFlock PITR: seconds until the backup was read back from the repository (of the total). */
 const pitrRead = []
+/**
+ * Where each PITR's time went, from the restored server's log (log_line_prefix %m, log_checkpoints
+ * on): seconds from the run's start until replay began, the target was reached, the end of
+ * recovery was written (checkpoint or end-of-recovery record) and the server accepted connections.
+ */
+const pitrPhases = []
+const LOG_MARKS = [
+  ['redo', /redo starts at/],
+  ['target', /recovery stopping (before|after)/],
+  ['eorCkptStart', /checkpoint starting: end-of-recovery/],
+  ['eorCkptDone', /checkpoint complete/],
+  ['promoted', /archive recovery complete/],
+  ['ready', /database system is ready to accept connections/],
+]
+function logPhases(file, t0Wall) {
+  let text
+  try { text = readFileSync(file, 'utf8') } catch { return {} }
+  const out = {}
+  for (const line of text.split('\n')) {
+    const m = line.match(/^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \w+)/)
+    if (!m) continue
+    for (const [k, re] of LOG_MARKS) {
+      // The first end-of-recovery checkpoint's completion only; restartpoints don't count.
+      if (k === 'eorCkptDone' && (out.eorCkptStart === undefined || out.eorCkptDone !== undefined)) continue
+      if (out[k] === undefined && re.test(line)) out[k] = (Date.parse(m[1]) - t0Wall) / 1000
+    }
+  }
+  return out
+}
+const fmtPhases = (p) => Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')
 if (process.env.PITR !== '0' && pitrBase) {
   const sysid = psql('select system_identifier::text from pg_control_system()', 'postgres')
   // What the wal-shipper does: every closed segment to the repository (zstd + encrypted).
@@ -273,6 +303,7 @@ if (process.env.PITR !== '0' && pitrBase) {
       mkdirSync(staging, { recursive: true, mode: 0o711 })
       checkpoint()
       const t0 = performance.now()
+      const t0Wall = Date.now()
       // As restoreFromRepo does: the WAL server starts first (its first segments download
       // while the backup does), then restore_command asks it for each file during replay.
       const wal = await RemoteWalServer.start({ repos: [repo], sysid, fromSegNo: segmentNo(pitrBase.startLsn), timeline: pitrBase.timeline, spoolDir: path.join(staging, 'wal'), getKek: async () => kek, runAs })
@@ -294,7 +325,10 @@ if (process.env.PITR !== '0' && pitrBase) {
       const got = sh(`${PGBIN}/psql -X -h 127.0.0.1 -p ${RPORT} -d bench -Atq -c "select string_agg(label, ',') from pitr_marker"`)
       if (got !== 'before') throw new Error(`magflock PITR: markers ${got}`)
       pitr.push({ tool: 'magflock', seconds: t })
-      console.log(`PITR magflock (backup from the object store, WAL on demand, decrypt, check, replay) ${t.toFixed(2)} s`)
+      const ph = { extracted: pitrRead.at(-1), ...logPhases(path.join(path.dirname(RS), 'postgres.log'), t0Wall), writable: t }
+      if (process.env.PITR_LOGS) copyFileSync(path.join(path.dirname(RS), 'postgres.log'), path.join(process.env.PITR_LOGS, `magflock-${pitr.length}.log`))
+      pitrPhases.push({ tool: 'magflock', ...ph })
+      console.log(`PITR magflock (backup from the object store, WAL on demand, decrypt, check, replay) ${t.toFixed(2)} s\n  phases (s from start): ${fmtPhases(ph)}`)
       stop()
       rmSync(staging, { recursive: true, force: true })
     },
@@ -305,14 +339,19 @@ if (process.env.PITR !== '0' && pitrBase) {
       chownSync(RS, 101, 104)
       checkpoint()
       const t0 = performance.now()
+      const t0Wall = Date.now()
       sh(`${PGBR.join(' ')} --pg1-path=${RS} restore --type=time "--target=${target}" --target-action=promote`)
+      const restored = secs(t0)
       sh(`${PGBIN}/pg_ctl -D ${RS} -l ${RS}.log -w -t 600 -o "-p ${RPORT} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${SOCK} -c archive_mode=off" start`)
       await waitRw()
       const t = secs(t0)
       const got = sh(`${PGBIN}/psql -X -h 127.0.0.1 -p ${RPORT} -d bench -Atq -c "select string_agg(label, ',') from pitr_marker"`)
       if (got !== 'before') throw new Error(`pgBackRest PITR: markers ${got}`)
       pitr.push({ tool: 'pgBackRest', seconds: t })
-      console.log(`PITR pgBackRest (restore --type=time from the object store + start) ${t.toFixed(2)} s`)
+      const ph = { extracted: restored, ...logPhases(`${RS}.log`, t0Wall), writable: t }
+      if (process.env.PITR_LOGS) copyFileSync(`${RS}.log`, path.join(process.env.PITR_LOGS, `pgbackrest-${pitr.length}.log`))
+      pitrPhases.push({ tool: 'pgBackRest', ...ph })
+      console.log(`PITR pgBackRest (restore --type=time from the object store + start) ${t.toFixed(2)} s\n  phases (s from start): ${fmtPhases(ph)}`)
       stop()
     },
   }
@@ -336,6 +375,11 @@ const pitrMd = pitr.length
   ? `PITR to a time from the object store, until writable (${pitr.length / (havePgbr ? 2 : 1)} runs each, alternating order): MagFlock ${pitr.filter((r) => r.tool === 'magflock').map((r) => r.seconds.toFixed(2)).join(' / ')} s — a MagFlock backup (taken, like pgBackRest's, after the timed rounds and before the load) streamed from the repository into extraction (ranged GETs read ahead, hashed and decrypted as they stream), then replay to the target and promotion, the WAL fetched on demand by restore_command from the restore's WAL server (decrypted, zstd-decompressed, each file's sha256 checked; the next 8 segments prefetched, 4 downloads in parallel, the first ones during the extraction; of each run's time, reading and extracting the backup took ${pitrRead.map((x) => x.toFixed(2)).join(' / ')} s); ${havePgbr ? `pgBackRest ${pitr.filter((r) => r.tool === 'pgBackRest').map((r) => r.seconds.toFixed(2)).join(' / ')} s (\`restore --type=time\` from the same server, its own full backup taken right after MagFlock's base, then start until writable): **magflock ${(pm / pb).toFixed(2)}×**` : 'pgBackRest not available'}. Both check the target row: the restored database has the marker written before the target and not the one after.
 `
   : 'PITR from the object store: not run (PITR=0).\n'
+// Where each PITR run's time went (seconds from its start; from the restored server's log).
+const phaseCols = [['extracted', 'backup read + extracted'], ['redo', 'replay starts'], ['target', 'target reached'], ['eorCkptDone', 'end-of-recovery checkpoint done'], ['ready', 'accepts writes'], ['writable', 'writable (client)']]
+const phasesMd = pitrPhases.length
+  ? `\n${table(['PITR run', ...phaseCols.map(([, h]) => h)], pitrPhases.map((p, i) => [`${p.tool} ${Math.floor(i / 2) + 1}`, ...phaseCols.map(([k]) => (p[k] === undefined ? '—' : p[k].toFixed(2)))]))}\n\nMagFlock's PITR pauses at the target and is promoted on request (an end-of-recovery record; the checkpoint runs after it accepts writes), so it has no "end-of-recovery checkpoint" column; pgBackRest's \`--target-action=promote\` waits for that checkpoint. "backup read + extracted" is pgBackRest's whole \`restore\` command (it fsyncs each file); MagFlock's extraction does not fsync (Postgres syncs the data dir when it starts from a backup: part of "replay starts").\n`
+  : ''
 const md = `## Backup to an S3-compatible server (issue 13)
 
 \`SCALE=${SCALE} ROUNDS=${ROUNDS} node_modules/.bin/node bench/backup-s3.mjs\` — pgbench scale ${SCALE} (database ${(dbBytes / 1048576).toFixed(0)} MiB), PostgreSQL ${bins.version}, ${havePgbr ? pgbrVersion : 'pgBackRest could not use the server'}; S3 server: s3rver over HTTPS (self-signed) on 127.0.0.1, its own process; ${machine()}. Runs alternate order (A B C, C B A); times are per run; "vs" compares the upper median of each tool's runs (with two runs: the slower one), below 1 means MagFlock is faster. Load average (1 min) ${loadBefore.toFixed(1)} before the runs and ${loadAfter.toFixed(1)} after: the 2 CPUs were shared with other work, so single runs vary a lot; compare within a round.
@@ -346,7 +390,7 @@ WAL archive: ${segs} closed segments from ${process.env.WAL_SECONDS ?? 20} s of 
 
 MagFlock streams \`base.tar.lz4\` (encrypted) into the repository while pg_basebackup writes it — the same follower that encrypts and hashes it for the local repository feeds a multipart upload (four ${repoCfg.partSizeMiB} MiB parts in flight at most) — and uploads \`pg_wal.tar\` (16 MiB, pg_basebackup's \`-X stream\` output, written at the end) and \`backup_manifest\` once pg_basebackup is done, then checks the listing and writes manifest.json. What remains over the raw pipeline: that tail, the local copy (written, encrypted, hashed, fsynced), and encryption; the pipeline keeps no local copy, streams no WAL and does not encrypt.
 
-${pitrMd}`
+${pitrMd}${phasesMd}`
 writeSection('backup-s3', md)
 console.log(md)
 await cleanup()

@@ -74,6 +74,14 @@ export const BACKUP_RECOVERY_FAILED = defineError<{ reason: string }>({
   hint: () => 'Read the restored instance log (postgres.log next to its data dir); the backup itself is unchanged.',
 })
 
+export const BACKUP_TARGET_NOT_REACHED = defineError<{ last: string }>({
+  code: 'E_BACKUP_TARGET_NOT_REACHED',
+  class: 'failed_precondition',
+  area: 'backup',
+  message: (a) => `Recovery replayed all the archived WAL without reaching the target (the last transaction replayed committed at ${a.last}); nothing was restored.`,
+  hint: () => 'Choose an earlier --target-time / --target-lsn, or retry once the WAL up to the target is archived (the segment being written is archived when it is closed).',
+})
+
 export const BACKUP_INVALID = defineError<{ message: string }>({
   code: 'E_BACKUP_INVALID_ARGUMENT',
   class: 'invalid_argument',

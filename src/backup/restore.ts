@@ -4,7 +4,7 @@ import pg from 'pg'
 import type { OsUser } from '../platform/os-user.js'
 import type { PgBinaries } from '../postgres/binaries.js'
 import { pgControl } from '../postgres/control.js'
-import { BACKUP_CANCELLED, BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_WAL_MISSING } from './errors.js'
+import { BACKUP_CANCELLED, BACKUP_INVALID, BACKUP_RECOVERY_FAILED, BACKUP_TARGET_EXISTS, BACKUP_TARGET_NOT_REACHED, BACKUP_WAL_MISSING } from './errors.js'
 import { extractPhysical, type BackupReader } from './extract.js'
 import { openBackupKey } from './keys.js'
 import type { OnProgress } from './tools.js'
@@ -106,7 +106,7 @@ const MARK = '# set by magflock backup restore'
  */
 const STANDBY_ONLY = ['port', 'listen_addresses', 'unix_socket_directories', 'primary_conninfo', 'primary_slot_name']
 /** Recovery-only settings: dropped from postgresql.auto.conf once the restore is writable. */
-const RECOVERY_KEYS = ['restore_command', 'recovery_target', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_action', 'recovery_target_timeline']
+const RECOVERY_KEYS = ['restore_command', 'recovery_target', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_action', 'recovery_target_timeline', 'hot_standby']
 
 function restoredSettings(conf: 'private' | 'copy' | 'in-place', port: number, dataDir: string): Record<string, string> {
   // A copy of a primary that had synchronous standbys would otherwise wait for them forever.
@@ -275,7 +275,24 @@ async function writeRecoverySettings(o: PhysicalRestoreOptions, conf: 'private' 
     if (o.targetTime) settings.recovery_target_time = `'${o.targetTime.replace(/'/g, "''")}'`
     else if (o.targetLsn) settings.recovery_target_lsn = `'${o.targetLsn}'`
     else settings.recovery_target = "'immediate'"
-    settings.recovery_target_action = "'promote'"
+    if (pitr) {
+      // To a time or LSN: paused at the target, where the promotion waitWritable requested
+      // (pg_promote) takes effect. Ending at the target with action 'promote', PostgreSQL 15's
+      // startup process runs a full end-of-recovery checkpoint and waits for it before the
+      // first write; a promotion writes an end-of-recovery record and lets that checkpoint run
+      // in the background, as a standby's promotion does (xlog.c, PerformRecoveryXLogAction).
+      // Without standby.signal a promote request is only looked at in that pause, so one made
+      // while WAL is still replayed cannot end recovery before the target (xlogrecovery.c:
+      // recoveryPausesHere; WaitForWALToBecomeAvailable checks it in standby mode only).
+      // Pausing needs hot_standby: with it off, Postgres shuts down at the target instead.
+      settings.recovery_target_action = "'pause'"
+      settings.hot_standby = "'on'"
+    } else {
+      // 'immediate' (in place, no target) stops as soon as the backup is consistent: the
+      // checkpoint then covers only the backup's own WAL, and a pause would make the
+      // promotion wait for the pause loop's next one-second tick.
+      settings.recovery_target_action = "'promote'"
+    }
     settings.recovery_target_timeline = "'latest'"
   }
   const autoConf = path.join(o.dataDir, 'postgresql.auto.conf')
@@ -324,10 +341,18 @@ async function startRestored(o: PhysicalRestoreOptions, logFile: string): Promis
   if (res.exitCode !== 0) throw await recoveryFailure(o.walDir, logFile)
 }
 
+const UNREACHED = /FATAL:\s+recovery ended before configured recovery target was reached/
+/** What Postgres logs when replay stops at a WAL segment that is there but unreadable (xlogreader.c). */
+const DAMAGED_WAL = /invalid magic number|incorrect resource manager data checksum|invalid resource manager ID|record with incorrect prev-link|invalid contrecord|invalid info bits|wrong size/
+
 /**
- * Waits until the restored instance accepts writes (a PITR target is writable only once it is
- * promoted, after pg_ctl -w or the supervisor saw it accept connections). A postmaster that
- * dies meanwhile is reported from its log (missing WAL segment or FATAL line).
+ * Waits until the restored instance accepts writes (after pg_ctl -w or the supervisor saw it
+ * accept connections). A point-in-time restore pauses at its target (writeRecoverySettings):
+ * as soon as the instance answers during replay, pg_promote() asks for the promotion that
+ * ends that pause with an end-of-recovery record. A target the archive does not reach never
+ * pauses: Postgres stops with "recovery ended before configured recovery target was reached"
+ * (E_BACKUP_TARGET_NOT_REACHED). A postmaster that dies meanwhile is reported from its log
+ * (missing WAL segment or FATAL line).
  */
 export async function waitWritable(o: {
   dataDir: string
@@ -342,30 +367,76 @@ export async function waitWritable(o: {
 }): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 300_000
   const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    o.signal?.throwIfAborted()
-    const c = new pg.Client({ host: '127.0.0.1', port: o.port, user: o.auth?.user ?? 'postgres', password: o.auth?.password, database: 'postgres' })
-    try {
-      await c.connect()
-      const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
-      if (r.rows[0]?.r === false) return
-    } catch (err) {
-      // A backup of another cluster (the disaster-recovery path) keeps that cluster's roles and
-      // passwords: the server answers but refuses ours. It accepts connections, and Postgres
-      // removes recovery.signal when archive recovery ends: that is "writable" without a login.
-      if ((err as { code?: string }).code === '28P01' && !(await exists(path.join(o.dataDir, 'recovery.signal')))) return
-      if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile, o.logFrom)
-    } finally {
-      await c.end().catch(() => undefined)
+  let c: pg.Client | undefined
+  let promoteAsked = false
+  try {
+    while (Date.now() < deadline) {
+      o.signal?.throwIfAborted()
+      try {
+        if (!c) {
+          c = new pg.Client({ host: '127.0.0.1', port: o.port, user: o.auth?.user ?? 'postgres', password: o.auth?.password, database: 'postgres' })
+          c.on('error', () => undefined)
+          await c.connect()
+        }
+        const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
+        if (r.rows[0]?.r === false) return
+        if (!promoteAsked && (await pausesAtTarget(o.dataDir))) {
+          await c.query('select pg_promote(false)')
+          promoteAsked = true
+        }
+      } catch (err) {
+        await c?.end().catch(() => undefined)
+        c = undefined
+        // A backup of another cluster (the disaster-recovery path) keeps that cluster's roles and
+        // passwords: the server answers but refuses ours. The promotion is asked for as
+        // pg_ctl promote does; Postgres removes recovery.signal when archive recovery ends:
+        // that is "writable" without a login.
+        if ((err as { code?: string }).code === '28P01') {
+          if (!(await exists(path.join(o.dataDir, 'recovery.signal')))) return
+          if (!promoteAsked && (await pausesAtTarget(o.dataDir))) promoteAsked = await requestPromote(o.dataDir)
+        }
+        if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile, o.logFrom)
+      }
+      await new Promise((r) => setTimeout(r, 50))
     }
-    await new Promise((r) => setTimeout(r, 100))
+  } finally {
+    await c?.end().catch(() => undefined)
   }
   throw BACKUP_RECOVERY_FAILED({ reason: `still in recovery after ${timeoutMs} ms` })
+}
+
+/** Archive recovery set up by writeRecoverySettings to pause at its target (a PITR). */
+async function pausesAtTarget(dataDir: string): Promise<boolean> {
+  if (!(await exists(path.join(dataDir, 'recovery.signal')))) return false
+  const conf = await fsp.readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8').catch(() => '')
+  return /^recovery_target_action\s*=\s*'pause'/m.test(conf)
+}
+
+/** What `pg_ctl promote` does: a `promote` file in the data dir, then SIGUSR1 to the postmaster. */
+async function requestPromote(dataDir: string): Promise<boolean> {
+  try {
+    const pid = Number((await fsp.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+    const st = await fsp.stat(dataDir)
+    const signalFile = path.join(dataDir, 'promote') // PROMOTE_SIGNAL_FILE (xlog.h), what pg_ctl promote writes
+    await fsp.writeFile(signalFile, '', { mode: 0o600 })
+    await fsp.chown(signalFile, st.uid, st.gid)
+    process.kill(pid, 'SIGUSR1')
+    return true
+  } catch {
+    return false
+  }
 }
 
 export async function recoveryFailure(walDir: string | undefined, logFile: string, fromByte = 0): Promise<Error> {
   const log = (await fsp.readFile(logFile, 'utf8').catch(() => '')).slice(fromByte)
   const lines = log.split('\n').filter((l) => /FATAL|PANIC|ERROR/.test(l))
+  // The archive ran out before the target, unless replay stopped at a damaged segment first
+  // (then the FATAL line and the damage are the report, as for any other failed recovery).
+  if (UNREACHED.test(log) && !DAMAGED_WAL.test(log)) {
+    // Postgres says how far the archive went just before: "last completed transaction was at log time T".
+    const last = log.match(/last completed transaction was at log time ([^\n]+?)\.?\s*$/m)?.[1]
+    return BACKUP_TARGET_NOT_REACHED({ last: last ?? 'unknown' })
+  }
   const m = log.match(/could not (?:open|find|restore) file "(?:pg_wal\/)?([0-9A-F]{24})"/)
   if (m && walDir) return BACKUP_WAL_MISSING({ segment: m[1]!, walDir })
   return BACKUP_RECOVERY_FAILED({ reason: lines.slice(-2).join(' | ') || 'pg_ctl start failed' })

@@ -52,6 +52,15 @@ interface Job {
 
 const HISTORY = /^[0-9A-F]{8}\.history$/
 const MAX_SOCKET_PATH = 100
+/** Prefix of the spool's markers for history files no repository holds (markAbsentHistories). */
+const ABSENT = '.none-'
+/**
+ * Prefix of a second link to the newest spooled segment. When recovery ends, Postgres reads
+ * its last record again, and asks restore_command for that segment before its own copy in
+ * pg_wal (FinishWalRecovery; the archive is preferred): the shell copies it from this link
+ * instead of the client fetching and decoding the object once more.
+ */
+const KEPT = '.kept-'
 
 /**
  * The client script: next to this module (wal-get.js in dist/, wal-get.ts under vitest, where
@@ -77,6 +86,8 @@ export class RemoteWalServer {
   /** Segments by timeline, in order. */
   private readonly byTli = new Map<number, ArchivedSegment[]>()
   private readonly jobs = new Map<string, Job>()
+  /** Segments with a `.kept-` link in the spool. */
+  private readonly kept = new Set<string>()
   private readonly waiting: Array<() => void> = []
   private running = 0
   private server: net.Server | undefined
@@ -124,6 +135,7 @@ export class RemoteWalServer {
       }
     }
     for (const l of this.byTli.values()) l.sort((a, b) => (a.segNo < b.segNo ? -1 : a.segNo > b.segNo ? 1 : 0))
+    await this.markAbsentHistories()
     // A Unix socket path is limited to ~107 bytes: a deep state dir gets one under the temp dir.
     let sockDir = o.spoolDir
     if (Buffer.byteLength(path.join(sockDir, 'wal.sock')) > MAX_SOCKET_PATH) {
@@ -153,6 +165,26 @@ export class RemoteWalServer {
     for (const s of first) this.job(s.name)
   }
 
+  /**
+   * Postgres probes for timeline history files that do not exist: the next timeline's when
+   * recovery starts (recovery_target_timeline 'latest') and again when it ends (to pick the new
+   * timeline), the parent's (timeline 1 never has one). Each probe through the client costs a
+   * Node start; answered "not found" by the shell alone, it costs a stat. A `.none-<name>` marker
+   * in the spool stands for every history file of timelines 1 to two past the newest one the
+   * repositories know that none holds: the server would answer NONE for them (`where` is fixed).
+   */
+  private async markAbsentHistories(): Promise<void> {
+    let newest = this.o.timeline
+    for (const name of this.where.keys()) newest = Math.max(newest, parseInt(name.slice(0, 8), 16))
+    for (let tli = 1; tli <= newest + 2; tli++) {
+      const name = `${tli.toString(16).toUpperCase().padStart(8, '0')}.history`
+      if (this.where.has(name)) continue
+      const marker = path.join(this.o.spoolDir, `${ABSENT}${name}`)
+      await fsp.writeFile(marker, '', { mode: 0o600 })
+      if (this.o.runAs) await fsp.chown(marker, this.o.runAs.uid, this.o.runAs.gid)
+    }
+  }
+
   /** The WAL files the repositories hold, for the restore's gap check (prepareRestore). */
   archive(): ArchivedSegment[] {
     return [...this.byTli.values()].flat()
@@ -161,12 +193,14 @@ export class RemoteWalServer {
   /**
    * restore_command for postgresql.auto.conf (no credential, only paths): a file already in the
    * spool (prefetched, checked, renamed into place only when whole) is moved to %p by the shell
-   * alone; anything else goes to the client, which waits for the server. The spool is watched,
+   * alone, and so is "not found" for a history file no repository holds (a `.none-` marker);
+   * anything else goes to the client, which waits for the server. The spool is watched,
    * so a file taken by the shell moves the prefetch window on as a request would.
    */
   restoreCommand(): string {
     const spool = shq(this.o.spoolDir + '/')
-    return `if mv -f ${spool}%f %p 2>/dev/null; then exit 0; fi; exec ${shq(process.execPath)} ${shq(walGetScript())} ${shq(this.socketPath)} %f %p`
+    const dot = (prefix: string) => shq(`${this.o.spoolDir}/${prefix}`)
+    return `if mv -f ${spool}%f %p 2>/dev/null; then exit 0; fi; if [ -e ${dot(ABSENT)}%f ]; then exit 1; fi; if cp ${dot(KEPT)}%f %p 2>/dev/null; then exit 0; fi; exec ${shq(process.execPath)} ${shq(walGetScript())} ${shq(this.socketPath)} %f %p`
   }
 
   /** A spooled file that disappeared was taken by restore_command's shell path. */
@@ -227,6 +261,14 @@ export class RemoteWalServer {
         void fsp.rm(path.join(this.o.spoolDir, name), { force: true })
       }
     }
+    // Only the segment asked for last keeps its second link (recovery ends in it).
+    for (const name of this.kept) {
+      const q = parseSegmentName(name)
+      if (q && (q.tli !== tli || q.segNo < segNo)) {
+        this.kept.delete(name)
+        void fsp.rm(path.join(this.o.spoolDir, `${KEPT}${name}`), { force: true })
+      }
+    }
     const next = (this.byTli.get(tli) ?? []).filter((s) => s.segNo > segNo).slice(0, this.prefetch)
     for (const s of next) this.job(s.name)
   }
@@ -268,6 +310,9 @@ export class RemoteWalServer {
         await fsp.writeFile(tmp, raw, { mode: 0o600 })
         if (o.runAs) await fsp.chown(tmp, o.runAs.uid, o.runAs.gid)
         await fsp.rename(tmp, dest)
+        if (parseSegmentName(name)) {
+          await fsp.link(dest, path.join(o.spoolDir, `${KEPT}${name}`)).then(() => this.kept.add(name), () => undefined)
+        }
         this.stats.fetched++
         return dest
       } catch (err) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -112,11 +112,26 @@ describe('WAL on demand from the object store (restore_command client + kernel-s
     // Segment 8 is fetched only once 6 was taken: the server saw it go without being asked.
     await waitFor('segment 8 prefetched after 6 was taken', async () => spooled(spool).includes(seg(8)), 60_000)
     expect(server!.stats.served).toBe(before + 2)
+    // Asked again (Postgres re-reads its last record as recovery ends): copied from the spool's
+    // second link to the newest segment, not fetched and decoded again.
+    const served = server!.stats.served
+    rmSync(path.join(pgDir, 'pg_wal/RECOVERYXLOG')) // Postgres removes %p before it runs restore_command
+    const again = await run(seg(6))
+    expect(again.exitCode, String(again.stderr)).toBe(0)
+    expect(readFileSync(path.join(pgDir, 'pg_wal/RECOVERYXLOG')).equals(raws.get(seg(6))!)).toBe(true)
+    expect(server!.stats.served).toBe(served) // the client was not started
     // Not in the spool: the shell hands over to the client (a history file here).
     const h = await run('00000002.history')
     expect(h.exitCode, String(h.stderr)).toBe(0)
     expect(readFileSync(path.join(pgDir, 'pg_wal/RECOVERYXLOG')).equals(raws.get('00000002.history')!)).toBe(true)
     expect((await run(seg(11))).exitCode).toBe(1)
+    // History files no repository holds (the probes Postgres makes for the next timeline and
+    // the parent's): "not found" from the shell alone, without starting the client.
+    const missing = server!.stats.missing
+    for (const name of ['00000001.history', '00000003.history', '00000004.history']) expect((await run(name)).exitCode).toBe(1)
+    expect(server!.stats.missing).toBe(missing)
+    expect((await run('00000005.history')).exitCode).toBe(1) // past the markers: the client asks, the server says NONE
+    expect(server!.stats.missing).toBe(missing + 1)
   })
 
   it('history files and segments of another timeline are served; what no repository holds is exit 1', async () => {

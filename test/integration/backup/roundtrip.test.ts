@@ -149,7 +149,58 @@ describe('physical backup (pg_basebackup, server lz4)', () => {
     } finally {
       await c.end()
     }
+    // Paused at the target and promoted on request: an end-of-recovery record, not a checkpoint
+    // waited for before the first write (the checkpoint runs in the background afterwards).
+    const log = await fsp.readFile(r.logFile, 'utf8')
+    expect(log).toMatch(/pausing at the end of recovery/)
+    expect(log).toMatch(/received promote request/)
+    expect(log).not.toMatch(/checkpoint starting: end-of-recovery/)
+    // The recovery-only settings are gone: a replica cloned from this instance must not inherit them.
+    const autoConf = await fsp.readFile(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')
+    expect(autoConf).not.toMatch(/^(recovery_target\w*|restore_command|hot_standby)\s*=/m)
     await stopRestored(dataDir)
+  })
+
+  it('PITR of a cluster whose roles refuse our login (another cluster\'s passwords): still paused at the target, promoted, writable', async () => {
+    await src.query('create table if not exists marks(label text, at timestamptz default clock_timestamp())', [], 'app')
+    const m = await createPhysicalBackup({ backupsDir, conn: src.connection(), bins, runAs })
+    await src.query(`insert into marks(label) values ('third')`, [], 'app')
+    await new Promise((r) => setTimeout(r, 300))
+    const target = (await src.query<{ t: string }>(`select clock_timestamp()::text as t`)).rows[0]!.t
+    await new Promise((r) => setTimeout(r, 300))
+    await src.query(`insert into marks(label) values ('fourth')`, [], 'app')
+    const lsn = (await src.query<{ l: string }>(`select pg_switch_wal()::text as l`)).rows[0]!.l
+    await waitForArchived(walDir, lsn)
+    const dataDir = path.join(dir, 'r-otherauth', 'data')
+    const port = await freePort()
+    restored.push(dataDir)
+    const r = await restorePhysical({ backupsDir, id: m.id, dataDir, port, bins, runAs, walDir, targetTime: target, auth: { user: 'postgres', password: 'not-this-clusters-password' }, timeoutMs: 120_000 })
+    expect(r.started).toBe(true)
+    const log = await fsp.readFile(r.logFile, 'utf8')
+    expect(log).toMatch(/received promote request/)
+    expect(log).not.toMatch(/checkpoint starting: end-of-recovery/)
+    const c = new pg.Client({ ...src.connection('app'), port })
+    await c.connect()
+    try {
+      const labels = (await c.query<{ label: string }>('select label from marks order by at')).rows.map((x) => x.label)
+      expect(labels.at(-1)).toBe('third')
+      expect((await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]!.r).toBe(false)
+    } finally {
+      await c.end()
+    }
+    await stopRestored(dataDir)
+  })
+
+  it('PITR to a time the archive never reaches: a clear error, not a paused instance, and nothing left', async () => {
+    const m = await createPhysicalBackup({ backupsDir, conn: src.connection(), bins, runAs })
+    await src.query(`insert into marks(label) values ('archived')`, [], 'app')
+    const lsn = (await src.query<{ l: string }>(`select pg_switch_wal()::text as l`)).rows[0]!.l
+    await waitForArchived(walDir, lsn)
+    const dataDir = path.join(dir, 'r-unreached', 'data')
+    const err = await restorePhysical({ backupsDir, id: m.id, dataDir, port: await freePort(), bins, runAs, walDir, targetTime: '2999-01-01 00:00:00+00', auth: { user: 'postgres', password: src.password }, timeoutMs: 120_000 }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'E_BACKUP_TARGET_NOT_REACHED' })
+    expect((err as Error).message).toMatch(/without reaching the target \(the last transaction replayed committed at \d{4}-/)
+    await expect(fsp.access(path.dirname(dataDir))).rejects.toThrow()
   })
 })
 
