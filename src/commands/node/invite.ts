@@ -2,17 +2,9 @@ import path from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { MagflockCommand } from '../../cli/base-command.js'
 import { nodeInvite } from '../../api/node.js'
-import { assertBundleFileFree, writeBundleFile } from '../../cluster/join-bundle.js'
+import { assertBundleFileFree, writeBundleFile, type InviteSummary } from '../../cluster/join-bundle.js'
 
-export type NodeInviteResult = {
-  node: string
-  flock: string
-  invitedBy: string
-  etcd: string[]
-  certNames: string[]
-  certNotAfter: string
-  certFingerprint: string
-  expiresAt: string
+export type NodeInviteResult = InviteSummary & {
   /** The bundle file (0600). */
   file: string
   /** The one-time code that opens the bundle: shown once (like a token), kept nowhere. */
