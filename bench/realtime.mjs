@@ -17,7 +17,7 @@ import path from 'node:path'
 import pg from 'pg'
 import WebSocket from 'ws'
 import { performance } from 'node:perf_hooks'
-import { clearInterval, setInterval } from 'node:timers'
+import { clearInterval, setImmediate, setInterval } from 'node:timers'
 import { Worker } from 'node:worker_threads'
 import { freePort, log, machine, NODE, pgBin, ROOT, stats, table, tmp, writeSection } from './lib.mjs'
 
@@ -367,6 +367,52 @@ if (part('fanout')) {
   rows.push([`fan-out alone (the hub in this process, no Postgres): ${RATE} changes/s to ${CLIENTS} clients, commit → client`, `flush in slices of 0.5 ms: ${show(sliced)}`, `whole queue per turn (the hub before slices): ${show(whole)}`, `${(fig.fanout.sliced / Math.max(fig.fanout.whole, 1)).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
 }
 
+// 3c. The floor under the latency part: one loopback TCP write per client per pass, with no
+//     WebSocket, no hub and no Postgres. CLIENTS plain sockets whose far ends a worker thread
+//     reads (as the latency part's receivers do); the main thread writes a frame-sized buffer
+//     to each in turn, PASSES times. A change that reaches a writer going round the clients
+//     waits for its turn at each of them: on average half a pass, whatever the writer does.
+if (part('floor')) {
+  const PASSES = Number(process.env.FLOOR_PASSES ?? 200)
+  const net = await import('node:net')
+  const server = net.createServer()
+  const socks = []
+  const port = await freePort()
+  await new Promise((r) => server.listen(port, '127.0.0.1', r))
+  server.on('connection', (c) => {
+    c.setNoDelay(true)
+    socks.push(c)
+  })
+  const worker = new Worker(
+    `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads')
+     const all = []; let n = 0
+     for (let i = 0; i < workerData.count; i++) { const c = net.connect(workerData.port, '127.0.0.1', () => { if (++n === workerData.count) parentPort.postMessage('ready') }); c.on('data', () => undefined); all.push(c) }
+     parentPort.on('message', () => { for (const c of all) c.destroy(); parentPort.postMessage('closed') })`,
+    { eval: true, workerData: { port, count: CLIENTS } },
+  )
+  await new Promise((r) => worker.once('message', r))
+  while (socks.length < CLIENTS) await sleep(10)
+  const frame = Buffer.alloc(300, 97)
+  const passMs = []
+  const t0 = process.threadCpuUsage()
+  for (let p = 0; p < PASSES; p++) {
+    const a = performance.now()
+    for (const c of socks) c.write(frame)
+    passMs.push(performance.now() - a)
+    await new Promise((r) => setImmediate(r))
+  }
+  const cu = process.threadCpuUsage(t0)
+  const usPerWrite = (cu.user + cu.system) / (PASSES * CLIENTS)
+  const pass = stats(passMs)
+  worker.postMessage('close')
+  await new Promise((r) => worker.once('message', r))
+  await worker.terminate()
+  for (const c of socks) c.destroy()
+  await new Promise((r) => server.close(r))
+  fig.floor = { usPerWrite, passP50: pass.p50 }
+  rows.push([`floor: one loopback TCP write of 300 bytes to each of ${CLIENTS} sockets per pass (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, '', '', 'explains the p50'])
+}
+
 // 4. Broadcast to CLIENTS clients.
 if (part('broadcast')) {
   const N = 200
@@ -526,7 +572,14 @@ ${fig.trace && fig.lat ? `
   1,000 sockets under about 8 ms (≤ 8 µs per write) with the kernel's thread on a core when a
   change arrives; the receivers' reads, Postgres and the insert loop share the same 2 cores
   (the load average above).
-` : ''}` : ''}${fig.fanout ? `- **Fan-out alone** (the hub built from src/realtime/hub.ts in the bench's process, fed synthetic
+` : ''}` : ''}${fig.floor ? `- **Floor** (one loopback TCP write per client per pass, nothing else in the writing thread;
+  the receivers in a worker thread only read): ${fig.floor.usPerWrite.toFixed(1)} µs of CPU per write, a pass over the ${CLIENTS}
+  sockets p50 ${fig.floor.passP50.toFixed(1)} ms, so a change going round them waits ≈ ${(fig.floor.passP50 / 2).toFixed(1)} ms on average for a
+  subscriber's turn before anything the hub does. The latency row's p50 over that half pass is
+  the hub's own work per write (framing, queueing, slices), the ~1 ms from commit to decoded
+  change (trace above), and the 2 cores shared with the receivers, Postgres and the insert loop:
+  not a floor of the machine, so the p50 target stays open.
+` : ''}${fig.fanout ? `- **Fan-out alone** (the hub built from src/realtime/hub.ts in the bench's process, fed synthetic
   changes, no Postgres or kernel process in the way; rounds alternate in one run): flushing the
   queue of clients in slices gives p50 ${fig.fanout.sliced} ms against ${fig.fanout.whole} ms for the same hub writing its whole
   queue per turn, as before (CPU of hub and receivers per frame: ${fig.fanout.cpuSliced.toFixed(1)} µs against ${fig.fanout.cpuWhole.toFixed(1)} µs; slices
