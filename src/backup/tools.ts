@@ -234,6 +234,27 @@ export function encryptSink(out: string, key: Buffer, tee?: Tee): FollowSink {
 }
 
 /**
+ * Runs `step` every `intervalMs`, one at a time (a slow one just skips ticks; its errors are
+ * the step's own business). `stop()` ends the ticks and waits for the one in flight.
+ */
+export function pollSerially(step: () => Promise<void>, intervalMs: number): { stop(): Promise<void> } {
+  let busy: Promise<void> | undefined
+  const timer = setInterval(() => {
+    busy ??= step()
+      .catch(() => undefined)
+      .finally(() => {
+        busy = undefined
+      })
+  }, intervalMs)
+  return {
+    async stop() {
+      clearInterval(timer)
+      await busy
+    },
+  }
+}
+
+/**
  * Reads files while a tool is still appending to them (pg_basebackup writing base.tar.lz4) and
  * feeds what was appended since the last look — from the page cache, on the other core — to a
  * sink per file: a hash (so the manifest needs no second pass over the output) or an encryptor
@@ -275,18 +296,7 @@ export function followWrites(dir: string, follow: (name: string) => boolean, sin
       }
     }
   }
-  let busy: Promise<void> | undefined // one look at a time; a slow one just skips ticks
-  const timer = setInterval(() => {
-    busy ??= step()
-      .catch(() => undefined)
-      .finally(() => {
-        busy = undefined
-      })
-  }, intervalMs)
-  const stop = async () => {
-    clearInterval(timer)
-    await busy
-  }
+  const { stop } = pollSerially(step, intervalMs)
   const closeAll = async (keep: Set<string>) => {
     for (const [name, f] of files) {
       await f.fh.close().catch(() => undefined)

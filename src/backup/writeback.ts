@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
+import { pollSerially } from './tools.js'
 
 /**
  * Writes a tool's output back to disk while the tool still writes it (pg_basebackup told
@@ -21,7 +22,6 @@ export function writeBackWhileWriting(dir: string, intervalMs = 100, stepBytes =
   }
   const files = new Map<string, Tracked>()
   let stopped = false
-  let busy: Promise<void> | undefined
   const tick = async () => {
     const names = await fsp.readdir(dir).catch(() => [] as string[])
     for (const name of names) {
@@ -53,18 +53,11 @@ export function writeBackWhileWriting(dir: string, intervalMs = 100, stepBytes =
         })
     }
   }
-  const timer = setInterval(() => {
-    busy ??= tick()
-      .catch(() => undefined)
-      .finally(() => {
-        busy = undefined
-      })
-  }, intervalMs)
+  const ticks = pollSerially(tick, intervalMs)
   let stopping: Promise<void> | undefined
   const stop = async () => {
     stopped = true
-    clearInterval(timer)
-    await busy
+    await ticks.stop()
     // An fdatasync in flight finishes first (a later fsync of the file would wait for it anyway).
     await Promise.all(
       [...files.values()].map(async (f) => {
