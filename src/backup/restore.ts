@@ -369,6 +369,9 @@ export async function waitWritable(o: {
   const deadline = Date.now() + timeoutMs
   let c: pg.Client | undefined
   let promoteAsked = false
+  // What the restore configured does not change while it is waited for: read it once.
+  let pauses: Promise<boolean> | undefined
+  const pausesHere = () => (pauses ??= pausesAtTarget(o.dataDir))
   try {
     while (Date.now() < deadline) {
       o.signal?.throwIfAborted()
@@ -380,7 +383,7 @@ export async function waitWritable(o: {
         }
         const r = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')
         if (r.rows[0]?.r === false) return
-        if (!promoteAsked && (await pausesAtTarget(o.dataDir))) {
+        if (!promoteAsked && (await pausesHere())) {
           await c.query('select pg_promote(false)')
           promoteAsked = true
         }
@@ -393,7 +396,7 @@ export async function waitWritable(o: {
         // that is "writable" without a login.
         if ((err as { code?: string }).code === '28P01') {
           if (!(await exists(path.join(o.dataDir, 'recovery.signal')))) return
-          if (!promoteAsked && (await pausesAtTarget(o.dataDir))) promoteAsked = await requestPromote(o.dataDir)
+          if (!promoteAsked && (await pausesHere())) promoteAsked = await requestPromote(o.dataDir)
         }
         if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile, o.logFrom)
       }
