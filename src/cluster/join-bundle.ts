@@ -114,8 +114,8 @@ function aadOf(h: Omit<BundleHeader, 'tag' | 'data'>): Buffer {
   return Buffer.from(JSON.stringify([h.magflock, h.v, h.flock, h.node, h.invitedBy, h.createdAt, h.expiresAt, h.kdf.name, h.kdf.N, h.kdf.r, h.kdf.p, h.kdf.salt, h.cipher, h.iv]))
 }
 
-/** Encrypts a payload under `code` into the bundle file's text. */
-export async function sealBundle(payload: BundlePayload, code: string, o: { invitedBy: string; now?: Date; validHours?: number }): Promise<string> {
+/** Encrypts a payload under `code`: the bundle file's text and its header. */
+export async function sealBundle(payload: BundlePayload, code: string, o: { invitedBy: string; now?: Date; validHours?: number }): Promise<{ text: string; header: BundleHeader }> {
   const canonical = normalizeJoinCode(code)
   if (!canonical) throw NODE_BUNDLE_CODE_WRONG({})
   const now = o.now ?? new Date()
@@ -137,8 +137,8 @@ export async function sealBundle(payload: BundlePayload, code: string, o: { invi
   const c = createCipheriv('aes-256-gcm', key, iv)
   c.setAAD(aadOf(head))
   const data = Buffer.concat([c.update(JSON.stringify(payload), 'utf8'), c.final()])
-  const bundle: BundleHeader = { ...head, tag: c.getAuthTag().toString('base64'), data: data.toString('base64') }
-  return JSON.stringify(bundle, null, 1) + '\n'
+  const header: BundleHeader = { ...head, tag: c.getAuthTag().toString('base64'), data: data.toString('base64') }
+  return { text: JSON.stringify(header, null, 1) + '\n', header }
 }
 
 /** The bundle's header (no code needed): who it is for, until when. Throws E_NODE_BUNDLE_CORRUPT. */
@@ -187,7 +187,7 @@ export async function openBundle(h: BundleHeader, code: string): Promise<BundleP
 }
 
 /** Reads a bundle file's header (E_NODE_BUNDLE_UNREADABLE / _CORRUPT). */
-export async function readBundleFile(file: string): Promise<{ header: BundleHeader; text: string }> {
+export async function readBundleFile(file: string): Promise<BundleHeader> {
   let text: string
   try {
     const st = await fsp.stat(file)
@@ -198,7 +198,7 @@ export async function readBundleFile(file: string): Promise<{ header: BundleHead
     if (isMagflockError(err)) throw err
     throw NODE_BUNDLE_UNREADABLE({ file, reason: err instanceof Error ? err.message.replace(/^[A-Z]+: /, '') : String(err) })
   }
-  return { header: parseBundle(text), text }
+  return parseBundle(text)
 }
 
 /** Checks what the joining host asks of the bundle before its code is even asked for. */
@@ -283,9 +283,8 @@ export async function createInvite(o: {
     secrets: { superuser, replicator },
   }
   const code = generateJoinCode()
-  const bundle = await sealBundle(payload, code, { invitedBy: o.inviter.node, ...(o.now ? { now: o.now } : {}), validHours: r.validHours ?? DEFAULT_VALID_HOURS })
+  const { text: bundle, header } = await sealBundle(payload, code, { invitedBy: o.inviter.node, ...(o.now ? { now: o.now } : {}), validHours: r.validHours ?? DEFAULT_VALID_HOURS })
   const info = describeCert(cert.certPem)
-  const header = parseBundle(bundle)
   return {
     bundle,
     code,

@@ -68,7 +68,7 @@ export default class NodeJoin extends MagflockCommand<NodeJoinResult> {
     const config = async () => (await loadConfig({ cwd: process.cwd(), env: effectiveEnv(flags.env) })).config
     if (flags.bundle !== undefined) {
       // Every check of the bundle before anything is written.
-      const { header } = await readBundleFile(path.resolve(flags.bundle))
+      const header = await readBundleFile(path.resolve(flags.bundle))
       checkBundleFor(header, { node: flags.node, flock: (await config()).flock })
       const code = flags.code ?? (process.stdin.isTTY ? await promptHidden(`Code for the join bundle of node ${header.node}: `) : undefined)
       if (!code) throw NODE_BUNDLE_CODE_MISSING({})
