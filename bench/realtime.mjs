@@ -3,7 +3,8 @@
 //
 //   npm run build && node_modules/.bin/node bench/realtime.mjs
 //   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000 FANOUT_ROUNDS=3; kept short: the CPU
-//   is shared; ONLY=latency|fanout|… runs one part, TRACE=1 adds the per-phase table)
+//   is shared; ONLY=latency|fanout|hubcpu|floor|… runs one part, TRACE=1 adds the per-phase table;
+//   FANOUT_THREADS=2 (0: off) adds the fan-out part's writer-thread prototype, FLOOR_BYTES=300)
 //
 // The kernel runs as its own process (the built CLI's `kernel start`); the subscribers are raw
 // `ws` clients speaking the same frames realtime-js sends (vsn 2.0.0), so the load measured is
@@ -26,9 +27,9 @@ const RATE = Number(process.env.RATE ?? 500)
 const SECONDS = Number(process.env.SECONDS ?? 3)
 const ROWS = Number(process.env.ROWS ?? 30000)
 const IDLE = Number(process.env.IDLE ?? 10000)
-/** Run one part only: throughput, latency, fanout, broadcast, idle, rls (the table then has one row). */
+/** Run some parts only (comma-separated): throughput, latency, fanout, hubcpu, floor, broadcast, idle, rls (the table then has their rows only). */
 const ONLY = process.env.ONLY
-const part = (name) => !ONLY || ONLY === name
+const part = (name) => !ONLY || ONLY.split(',').includes(name)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 const dir = tmp('mf-bench-rt-')
@@ -300,26 +301,43 @@ if (part('latency')) {
 //     slices), rounds alternating in one run.
 if (part('fanout')) {
   const ROUNDS = Number(process.env.FANOUT_ROUNDS ?? 3)
-  log(`fanout: ${CLIENTS} receivers, ${RATE} changes/s for ${SECONDS} s, ${ROUNDS} rounds of sliced vs whole-queue flushes`)
-  const { Hub } = await import('../dist/realtime/hub.js')
+  const THREADS = Number(process.env.FANOUT_THREADS ?? 2)
+  log(`fanout: ${CLIENTS} receivers, ${RATE} changes/s for ${SECONDS} s, ${ROUNDS} rounds of sliced vs whole-queue flushes vs ${THREADS} writer threads`)
+  const hubUrl = new URL('../dist/realtime/hub.js', import.meta.url).href
+  const { Hub } = await import(hubUrl)
   const { WebSocketServer } = await import('ws')
   const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
-  const round = async (flushSliceMs) => {
-    const hub = new Hub({
-      maxBufferedBytes: 8 << 20,
-      maxChannelsPerClient: 10,
-      publication: 'p',
-      flushSliceMs,
-      verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }),
-      visibleBatch: async () => [],
-      visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
-      roleExists: async () => true,
-      published: async () => true,
-    })
+  /** One round: `flushSliceMs` for a hub in this thread, or `threads` writer threads (bench/realtime-writer.mjs). */
+  const round = async ({ flushSliceMs, threads }) => {
     const port = await freePort()
-    const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false })
-    await new Promise((r) => wss.once('listening', r))
-    wss.on('connection', (ws) => hub.attach(ws, '2.0.0', { role: 'postgres', exp: 2e9 }))
+    let hub
+    let wss
+    const writers = []
+    if (threads) {
+      for (let w = 0; w < threads; w++) {
+        const writer = new Worker(new URL('./realtime-writer.mjs', import.meta.url), { workerData: { port, hubUrl } })
+        await new Promise((resolve, reject) => {
+          writer.once('error', reject)
+          writer.once('message', resolve)
+        })
+        writers.push(writer)
+      }
+    } else {
+      hub = new Hub({
+        maxBufferedBytes: 8 << 20,
+        maxChannelsPerClient: 10,
+        publication: 'p',
+        flushSliceMs,
+        verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }),
+        visibleBatch: async () => [],
+        visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
+        roleExists: async () => true,
+        published: async () => true,
+      })
+      wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false })
+      await new Promise((r) => wss.once('listening', r))
+      wss.on('connection', (ws) => hub.attach(ws, '2.0.0', { role: 'postgres', exp: 2e9 }))
+    }
     const worker = new Worker(new URL('./realtime-clients.mjs', import.meta.url), {
       workerData: { url: `ws://127.0.0.1:${port}/realtime/v1/websocket?vsn=2.0.0&apikey=`, token: 'x', count: CLIENTS, topics: 'lat', config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'bench' }] } },
     })
@@ -327,19 +345,35 @@ if (part('fanout')) {
       worker.once('error', reject)
       worker.once('message', (m) => (m.type === 'ready' ? resolve() : reject(new Error(String(m)))))
     })
+    const status = () => Promise.all(writers.map((w) => new Promise((resolve) => {
+      const on = (m) => {
+        if (m.type !== 'status') return
+        w.off('message', on)
+        resolve(m)
+      }
+      w.on('message', on)
+      w.postMessage({ type: 'status' })
+    })))
+    const split = (await status()).map((m) => m.clients)
+    const wcpu0 = await status()
     worker.postMessage('start')
     const c0 = process.cpuUsage()
+    const t0 = process.threadCpuUsage()
+    const w0 = hub?.taken ?? 0
     const total = RATE * SECONDS
     const start = Date.now()
     let i = 0
     // Every change due by now is handed over at once (as the replication socket's backlog is
-    // read in one turn when the kernel was busy).
+    // read in one turn when the kernel was busy); with writer threads, posted to each of them.
     await new Promise((done) => {
       const tick = () => {
         const now = Date.now()
+        const batch = []
         for (; i < total && start + (i * 1000) / RATE <= now; i++) {
-          hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: start + (i * 1000) / RATE, decodedAt: 0 })
+          if (hub) hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: start + (i * 1000) / RATE, decodedAt: 0 })
+          else batch.push(i, start + (i * 1000) / RATE)
         }
+        if (batch.length > 0) for (const w of writers) w.postMessage({ type: 'changes', changes: batch })
         if (i < total) setTimeout(tick, 0)
         else done()
       }
@@ -347,24 +381,95 @@ if (part('fanout')) {
     })
     await sleep(1500)
     const cu = process.cpuUsage(c0)
+    const tu = process.threadCpuUsage(t0)
+    // The hub's socket writes in the round (its count of clients taken off the queue) and the
+    // writing thread's CPU per write: the figure the floor part measures for raw writes.
+    const writes = hub ? hub.taken - w0 : 0
+    const wcpu = (await status()).map((m, k) => (m.cpu.user + m.cpu.system - wcpu0[k].cpu.user - wcpu0[k].cpu.system) / 1000)
     const { lat, received } = await new Promise((resolve) => {
       worker.on('message', (m) => m.type === 'done' && resolve(m))
       worker.postMessage('stop')
     })
-    hub.closeAll(1001, 'bench done')
-    await new Promise((r) => wss.close(r))
-    return { s: stats(lat), n: lat.length, received, cpuUs: ((cu.user + cu.system) / Math.max(received, 1)) }
+    if (hub) {
+      hub.closeAll(1001, 'bench done')
+      await new Promise((r) => wss.close(r))
+    }
+    for (const w of writers) {
+      await new Promise((resolve) => {
+        w.on('message', (m) => m.type === 'closed' && resolve())
+        w.postMessage({ type: 'close' })
+      })
+      await w.terminate()
+    }
+    const r = { s: stats(lat), n: lat.length, received, cpuUs: ((cu.user + cu.system) / Math.max(received, 1)), split, wcpu, writes, usPerWrite: writes > 0 ? (tu.user + tu.system) / writes : NaN }
+    log(`fanout round ${threads ? `${threads} threads (clients ${split.join('+')}, writer CPU ms ${wcpu.map((x) => x.toFixed(0)).join('+')})` : flushSliceMs === Infinity ? 'whole' : `sliced ${flushSliceMs ?? 0.5} ms`}: p50 ${r.s.p50} p99 ${r.s.p99} ms, ${received} frames, ${r.cpuUs.toFixed(2)} µs CPU/frame${writes ? `, ${writes} socket writes (${(received / writes).toFixed(1)} frames each), ${r.usPerWrite.toFixed(1)} µs of the hub thread's CPU per write` : ''}`)
+    return r
   }
   const sliced = []
   const whole = []
+  const threaded = []
   for (let r = 0; r < ROUNDS; r++) {
-    sliced.push(await round(undefined))
-    whole.push(await round(Infinity))
+    sliced.push(await round({ flushSliceMs: process.env.FANOUT_SLICE_MS ? Number(process.env.FANOUT_SLICE_MS) : undefined }))
+    if (THREADS > 1) threaded.push(await round({ threads: THREADS }))
+    whole.push(await round({ flushSliceMs: Infinity }))
   }
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const show = (rs) => `p50 ${med(rs.map((x) => x.s.p50))} ms, p99 ${med(rs.map((x) => x.s.p99))} ms (median of ${rs.length} rounds; p50 per round ${rs.map((x) => x.s.p50).join(', ')}); ${med(rs.map((x) => x.cpuUs)).toFixed(1)} µs CPU per frame (hub and receivers: one process)`
-  fig.fanout = { sliced: med(sliced.map((x) => x.s.p50)), whole: med(whole.map((x) => x.s.p50)), cpuSliced: med(sliced.map((x) => x.cpuUs)), cpuWhole: med(whole.map((x) => x.cpuUs)) }
+  fig.fanout = { sliced: med(sliced.map((x) => x.s.p50)), whole: med(whole.map((x) => x.s.p50)), cpuSliced: med(sliced.map((x) => x.cpuUs)), cpuWhole: med(whole.map((x) => x.cpuUs)), usPerWrite: med(sliced.map((x) => x.usPerWrite)), framesPerWrite: med(sliced.map((x) => x.received / x.writes)) }
   rows.push([`fan-out alone (the hub in this process, no Postgres): ${RATE} changes/s to ${CLIENTS} clients, commit → client`, `flush in slices of 0.5 ms: ${show(sliced)}`, `whole queue per turn (the hub before slices): ${show(whole)}`, `${(fig.fanout.sliced / Math.max(fig.fanout.whole, 1)).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
+  if (threaded.length > 0) {
+    fig.fanout.threads = THREADS
+    fig.fanout.threaded = med(threaded.map((x) => x.s.p50))
+    fig.fanout.cpuThreaded = med(threaded.map((x) => x.cpuUs))
+    fig.fanout.split = threaded.map((x) => x.split.join('+')).join(', ')
+    fig.fanout.threadRounds = threaded.map((x) => x.s.p50).join(', ')
+    fig.fanout.slicedRounds = sliced.map((x) => x.s.p50).join(', ')
+    rows.push([`fan-out alone, ${THREADS} writer threads (prototype: a hub per thread, each listening on the port with SO_REUSEPORT and writing its own sockets; every change posted to each), commit → client`, `${show(threaded)}; clients per thread ${fig.fanout.split}`, `one thread, slices of 0.5 ms (same run): ${show(sliced)}`, `${(fig.fanout.threaded / Math.max(fig.fanout.sliced, 1)).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
+  }
+}
+
+// 3b'. The hub's own CPU per frame, without sockets: CLIENTS fake WebSockets whose socket
+//      write only counts (no syscall), joined to 50 topics as in the latency part; RATE-sized
+//      bursts of changes delivered 5 per turn (≈ frames per socket write in the latency part)
+//      and flushed. What the hub adds per frame to the kernel's socket writes (floor part).
+if (part('hubcpu')) {
+  const { Hub } = await import('../dist/realtime/hub.js')
+  const { EventEmitter } = await import('node:events')
+  const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
+  const hub = new Hub({ maxBufferedBytes: 8 << 20, maxChannelsPerClient: 10, publication: 'p', verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }), visibleBatch: async () => [], visibleGroupsCached: (_c, g) => new Set(g.map((x) => x.key)), roleExists: async () => true, published: async () => true })
+  let writes = 0
+  class FakeWs extends EventEmitter {
+    OPEN = 1
+    readyState = 1
+    bufferedAmount = 0
+    _socket = { write: () => ++writes > 0 }
+    close() {}
+    terminate() {}
+  }
+  const join = Buffer.from(JSON.stringify(['1', '1', 'realtime:lat0', 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'bench' }] } }]))
+  for (let i = 0; i < CLIENTS; i++) {
+    const ws = new FakeWs()
+    hub.attach(ws, '2.0.0', { role: 'postgres', exp: 2e9 })
+    ws.emit('message', i % 50 === 0 ? join : Buffer.from(join.toString().replace('lat0', `lat${i % 50}`)), false)
+  }
+  await sleep(100)
+  const PER = 5
+  const perFrame = []
+  for (let r = 0; r < 5; r++) {
+    writes = 0
+    const t0 = process.threadCpuUsage()
+    for (let i = 0; i < RATE * SECONDS; i += PER) {
+      for (let k = 0; k < PER; k++) hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i + k), v: String(i), pad: null }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+      await new Promise((res) => setImmediate(res))
+      await new Promise((res) => setImmediate(res))
+    }
+    const cu = process.threadCpuUsage(t0)
+    if (r > 0) perFrame.push((cu.user + cu.system) / (RATE * SECONDS * CLIENTS))
+  }
+  hub.closeAll(1001, 'bench done')
+  const us = [...perFrame].sort((a, b) => a - b)[Math.floor(perFrame.length / 2)]
+  fig.hubcpu = { us, perWrite: us * PER }
+  rows.push([`the hub's own CPU per frame (${CLIENTS} clients whose socket write costs nothing, ${PER} changes per write; median of ${perFrame.length} runs)`, `${us.toFixed(2)} µs per frame, ${(us * PER).toFixed(2)} µs per socket write of ${PER} frames`, '', '', 'explains the p50'])
 }
 
 // 3c. The floor under the latency part: one loopback TCP write per client per pass, with no
@@ -392,7 +497,8 @@ if (part('floor')) {
   )
   await new Promise((r) => worker.once('message', r))
   while (socks.length < CLIENTS) await sleep(10)
-  const frame = Buffer.alloc(300, 97)
+  const BYTES = Number(process.env.FLOOR_BYTES ?? 300)
+  const frame = Buffer.alloc(BYTES, 97)
   const passMs = []
   const t0 = process.threadCpuUsage()
   for (let p = 0; p < PASSES; p++) {
@@ -410,7 +516,7 @@ if (part('floor')) {
   for (const c of socks) c.destroy()
   await new Promise((r) => server.close(r))
   fig.floor = { usPerWrite, passP50: pass.p50 }
-  rows.push([`floor: one loopback TCP write of 300 bytes to each of ${CLIENTS} sockets per pass (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, '', '', 'explains the p50'])
+  rows.push([`floor: one loopback TCP write of ${BYTES} bytes to each of ${CLIENTS} sockets per pass (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, '', '', 'explains the p50'])
 }
 
 // 4. Broadcast to CLIENTS clients.
@@ -584,7 +690,31 @@ ${fig.trace && fig.lat ? `
   queue of clients in slices gives p50 ${fig.fanout.sliced} ms against ${fig.fanout.whole} ms for the same hub writing its whole
   queue per turn, as before (CPU of hub and receivers per frame: ${fig.fanout.cpuSliced.toFixed(1)} µs against ${fig.fanout.cpuWhole.toFixed(1)} µs; slices
   can mean more, smaller writes while the hub keeps up). A change reaches each client at that
-  client's next turn in the pass under way instead of after the whole flush under way.
+  client's next turn in the pass under way instead of after the whole flush under way. The hub's
+  thread spent ${fig.fanout.usPerWrite.toFixed(1)} µs of CPU per socket write (${fig.fanout.framesPerWrite.toFixed(1)} frames each) where the floor's raw writes take
+  ${fig.floor ? `${fig.floor.usPerWrite.toFixed(1)} µs` : 'the floor part\'s figure'}: in alternating runs (floor with writes of the fan-out's size, then a fan-out round; trial
+  runs before this one) the gap grew with the frames per write, ≈ 0.3 µs per frame (5.5 vs 6.7 µs at
+  3.8 frames per write, 6.1 vs 9.2 µs at 10), the size of the write itself hardly counts (300 vs 1,800
+  bytes: 5.1–5.3 vs 5.3–5.5 µs). In a CPU profile of these rounds the write syscall (\`writeBuffer\`) is
+  ≈ 85 % of the hub's thread, Node's stream layer above it ≈ 6 % (≈ 0.6 µs per write) and the hub's
+  per-frame work (\`deliver\` → \`send_\` → \`sendFrame\`: who gets the change, its frame, the
+  client's queue) ≈ 10 %: at most ≈ 1.5 µs of the ≈ 7.5 µs per write is the hub's to save.
+${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${fig.fanout.threads} threads, each with its own hub
+  (bench/realtime-writer.mjs) behind a ws server listening on the same port with
+  \`reusePort\` (SO_REUSEPORT: the kernel spreads the connections, ${fig.fanout.split} per round), each
+  writing only its own sockets; every change posted to every thread. p50 ${fig.fanout.threaded} ms (rounds ${fig.fanout.threadRounds})
+  against ${fig.fanout.sliced} ms (${fig.fanout.slicedRounds}) for one thread in the same run, and more CPU per frame
+  (${fig.fanout.cpuThreaded.toFixed(1)} vs ${fig.fanout.cpuSliced.toFixed(1)} µs). On 2 cores the writers and the receivers' thread are 3 busy threads: shorter
+  passes only mean more, smaller writes (each write costs the same syscall whatever it carries)
+  and more of the receivers' reads, the receivers fall behind and the latency grows. In all 12 trial
+  rounds before this run (4 runs, quiet and loaded) the threads' p50 was at or above one thread's in the
+  same run (9–47 ms vs 4–15 ms). Not built
+  into the product: it pays only where the writers get cores of their own (clients elsewhere,
+  more cores).
+` : ''}` : ''}${fig.hubcpu ? `- **The hub's own CPU** (no sockets: writes that cost nothing): ${fig.hubcpu.us.toFixed(2)} µs per frame, ${fig.hubcpu.perWrite.toFixed(2)} µs per write
+  of 5 frames (queueing, the shared-sequence trie, the concatenation, the flush loop): small
+  against the ≈ 5–6 µs of the write syscall; with real sockets (other caches, another thread
+  reading) the same work costs ≈ 0.3 µs per frame (fan-out above).
 ` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
