@@ -3,8 +3,9 @@
 //
 //   npm run build && node_modules/.bin/node bench/realtime.mjs
 //   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000 FANOUT_ROUNDS=3; kept short: the CPU
-//   is shared; ONLY=latency|fanout|hubcpu|floor|… runs one part, TRACE=1 adds the per-phase table;
-//   FANOUT_THREADS=2 (0: off) adds the fan-out part's writer-thread prototype, FLOOR_BYTES=300)
+//   is shared; ONLY=latency,fanout,hubcpu,floor,… runs those parts, TRACE=1 adds the per-phase table;
+//   FANOUT_THREADS=2 (0: off) adds the fan-out part's writer-thread prototype, FANOUT_SLICE_MS=0.5,
+//   FLOOR_BYTES=300)
 //
 // The kernel runs as its own process (the built CLI's `kernel start`); the subscribers are raw
 // `ws` clients speaking the same frames realtime-js sends (vsn 2.0.0), so the load measured is
@@ -707,7 +708,7 @@ ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${f
   (${fig.fanout.cpuThreaded.toFixed(1)} vs ${fig.fanout.cpuSliced.toFixed(1)} µs). On 2 cores the writers and the receivers' thread are 3 busy threads: shorter
   passes only mean more, smaller writes (each write costs the same syscall whatever it carries)
   and more of the receivers' reads, the receivers fall behind and the latency grows. In all 12 trial
-  rounds before this run (4 runs, quiet and loaded) the threads' p50 was at or above one thread's in the
+  rounds of 5 runs on 2026-12-05 (quiet and loaded) the threads' p50 was at or above one thread's in the
   same run (9–47 ms vs 4–15 ms). Not built
   into the product: it pays only where the writers get cores of their own (clients elsewhere,
   more cores).
@@ -715,7 +716,21 @@ ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${f
   of 5 frames (queueing, the shared-sequence trie, the concatenation, the flush loop): small
   against the ≈ 5–6 µs of the write syscall; with real sockets (other caches, another thread
   reading) the same work costs ≈ 0.3 µs per frame (fan-out above).
-` : ''}- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
+` : ''}- **Where p50 < 5 ms stands on this machine** (from the parts above and the trial runs of 2026-12-05):
+  a change reaches a subscriber after ≈ 1 ms from commit to decoded change (trace) plus on average
+  half a pass over the 1,000 sockets. On loopback each write costs the writing thread ≈ 5.3–6.9 µs
+  (floor) and the receivers' thread about as much again to read it (fan-out: ≈ 15 µs of the
+  process's CPU per write, 7–8 of them the hub's thread), so even with the writer and the
+  receivers each on a core of their own a pass takes ≥ 6–8 ms: p50 ≥ 4–5 ms before Postgres, the
+  insert loop and the other work on the machine take their share. The quiet fan-out rounds (one
+  thread, p50 4–5 ms) are at that edge; the latency part, with Postgres and the bench's writers on
+  the same 2 cores, at 7–9 ms. What the hub could still save (its ≈ 1.5 µs per write, above) is
+  ≈ 0.5–0.8 ms of p50; writer threads need cores the receivers do not use. So the target is not a
+  question of the hub's code on this 2-core host with its subscribers on it. With the subscribers
+  on other hosts their reads leave this CPU and a pass is the writer's syscalls alone (on loopback
+  ≤ 6.9 µs each, which includes the receiver's TCP input; not measured over a NIC here), and
+  writer threads (prototype above) would divide it by the cores they get.
+- **RLS-checked delivery, 100 groups** (${fig.rls === undefined ? 'not run' : `p50 ${fig.rls.p50} ms vs ${fig.rls.open} ms unchecked`}; before: 152 ms vs 7 ms at a load of 16,
   and 88 vs 7 ms at a load of 2): changes that need a per-row check are batched (up to 1,000)
   and the groups are spread over the 4 connections of the RLS pool, each checking its share
   in one round trip (per group: \`set local role\`, \`set_config\` of the claims, one
