@@ -387,7 +387,7 @@ if (part('fanout')) {
     // writing thread's CPU per write: the figure the floor part measures for raw writes.
     const writes = hub ? hub.taken - w0 : 0
     const wcpu = (await status()).map((m, k) => (m.cpu.user + m.cpu.system - wcpu0[k].cpu.user - wcpu0[k].cpu.system) / 1000)
-    const { lat, received } = await new Promise((resolve) => {
+    const { lat, received, loopLag } = await new Promise((resolve) => {
       worker.on('message', (m) => m.type === 'done' && resolve(m))
       worker.postMessage('stop')
     })
@@ -402,8 +402,8 @@ if (part('fanout')) {
       })
       await w.terminate()
     }
-    const r = { s: stats(lat), n: lat.length, received, cpuUs: ((cu.user + cu.system) / Math.max(received, 1)), split, wcpu, writes, usPerWrite: writes > 0 ? (tu.user + tu.system) / writes : NaN }
-    log(`fanout round ${threads ? `${threads} threads (clients ${split.join('+')}, writer CPU ms ${wcpu.map((x) => x.toFixed(0)).join('+')})` : flushSliceMs === Infinity ? 'whole' : `sliced ${flushSliceMs ?? 0.5} ms`}: p50 ${r.s.p50} p99 ${r.s.p99} ms, ${received} frames, ${r.cpuUs.toFixed(2)} µs CPU/frame${writes ? `, ${writes} socket writes (${(received / writes).toFixed(1)} frames each), ${r.usPerWrite.toFixed(1)} µs of the hub thread's CPU per write` : ''}`)
+    const r = { s: stats(lat), n: lat.length, received, cpuUs: ((cu.user + cu.system) / Math.max(received, 1)), split, wcpu, writes, usPerWrite: writes > 0 ? (tu.user + tu.system) / writes : NaN, loopLag }
+    log(`fanout round ${threads ? `${threads} threads (clients ${split.join('+')}, writer CPU ms ${wcpu.map((x) => x.toFixed(0)).join('+')})` : flushSliceMs === Infinity ? 'whole' : `sliced ${flushSliceMs ?? 0.5} ms`}: p50 ${r.s.p50} p99 ${r.s.p99} ms, ${received} frames, ${r.cpuUs.toFixed(2)} µs CPU/frame${writes ? `, ${writes} socket writes (${(received / writes).toFixed(1)} frames each), ${r.usPerWrite.toFixed(1)} µs of the hub thread's CPU per write` : ''}; receivers' event-loop delay p50 ${loopLag.p50.toFixed(1)} p99 ${loopLag.p99.toFixed(1)} ms`)
     return r
   }
   const sliced = []
@@ -489,13 +489,11 @@ if (part('floor')) {
     c.setNoDelay(true)
     socks.push(c)
   })
-  const worker = new Worker(
-    `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads')
+  const receivers = `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads')
      const all = []; let n = 0
      for (let i = 0; i < workerData.count; i++) { const c = net.connect(workerData.port, '127.0.0.1', () => { if (++n === workerData.count) parentPort.postMessage('ready') }); c.on('data', () => undefined); all.push(c) }
-     parentPort.on('message', () => { for (const c of all) c.destroy(); parentPort.postMessage('closed') })`,
-    { eval: true, workerData: { port, count: CLIENTS } },
-  )
+     parentPort.on('message', () => { for (const c of all) c.destroy(); parentPort.postMessage('closed') })`
+  const worker = new Worker(receivers, { eval: true, workerData: { port, count: CLIENTS } })
   await new Promise((r) => worker.once('message', r))
   while (socks.length < CLIENTS) await sleep(10)
   const BYTES = Number(process.env.FLOOR_BYTES ?? 300)
@@ -518,6 +516,62 @@ if (part('floor')) {
   await new Promise((r) => server.close(r))
   fig.floor = { usPerWrite, passP50: pass.p50 }
   rows.push([`floor: one loopback TCP write of ${BYTES} bytes to each of ${CLIENTS} sockets per pass (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, '', '', 'explains the p50'])
+
+  // The same floor with FLOOR_THREADS writer threads, each accepting (SO_REUSEPORT) and writing
+  // its own share of the sockets, all writing at once: does the pass shrink on this machine?
+  const THREADS = Number(process.env.FLOOR_THREADS ?? 2)
+  if (THREADS > 1) {
+    const port2 = await freePort()
+    const writerCode = `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads'); const { performance } = require('node:perf_hooks')
+     const socks = []
+     const server = net.createServer((c) => { c.setNoDelay(true); socks.push(c) })
+     server.listen({ port: workerData.port, host: '127.0.0.1', reusePort: true }, () => parentPort.postMessage({ type: 'listening' }))
+     parentPort.on('message', async (m) => {
+       if (m === 'count') parentPort.postMessage({ type: 'count', n: socks.length })
+       else if (m === 'go') {
+         const frame = Buffer.alloc(workerData.bytes, 97); const passMs = []; const t0 = process.threadCpuUsage()
+         for (let p = 0; p < workerData.passes; p++) { const a = performance.now(); for (const c of socks) c.write(frame); passMs.push(performance.now() - a); await new Promise((r) => setImmediate(r)) }
+         const cu = process.threadCpuUsage(t0)
+         parentPort.postMessage({ type: 'done', passMs, cpuUs: cu.user + cu.system, writes: workerData.passes * socks.length })
+       } else if (m === 'close') { for (const c of socks) c.destroy(); server.close(() => parentPort.postMessage({ type: 'closed' })) }
+     })`
+    const ask = (w, msg, type) =>
+      new Promise((resolve) => {
+        const on = (m) => {
+          if (m.type !== type) return
+          w.off('message', on)
+          resolve(m)
+        }
+        w.on('message', on)
+        if (msg !== undefined) w.postMessage(msg)
+      })
+    const writers = []
+    for (let k = 0; k < THREADS; k++) {
+      const w = new Worker(writerCode, { eval: true, workerData: { port: port2, bytes: BYTES, passes: PASSES } })
+      await ask(w, undefined, 'listening')
+      writers.push(w)
+    }
+    const recv = new Worker(receivers, { eval: true, workerData: { port: port2, count: CLIENTS } })
+    await new Promise((r) => recv.once('message', r))
+    let split = []
+    for (const until = Date.now() + 30_000; Date.now() < until; await sleep(10)) {
+      split = (await Promise.all(writers.map((w) => ask(w, 'count', 'count')))).map((m) => m.n)
+      if (split.reduce((a, b) => a + b, 0) >= CLIENTS) break
+    }
+    const done = await Promise.all(writers.map((w) => ask(w, 'go', 'done')))
+    recv.postMessage('close')
+    await new Promise((r) => recv.once('message', r))
+    await recv.terminate()
+    for (const w of writers) {
+      await ask(w, 'close', 'closed')
+      await w.terminate()
+    }
+    const passes = done.map((d) => stats(d.passMs).p50)
+    const us = done.reduce((a, d) => a + d.cpuUs, 0) / done.reduce((a, d) => a + d.writes, 0)
+    const slowest = Math.max(...passes)
+    fig.floorThreads = { threads: THREADS, passP50: slowest, usPerWrite: us, split: split.join('+') }
+    rows.push([`floor with ${THREADS} writer threads (each accepts its share of the ${CLIENTS} sockets with SO_REUSEPORT and writes them, all at once; same receivers), ${PASSES} passes`, `${us.toFixed(1)} µs of CPU per write; a thread's pass takes p50 ${passes.map((x) => x.toFixed(1)).join(' / ')} ms (sockets ${split.join(' / ')}), so a change waits ≈ ${(slowest / 2).toFixed(1)} ms on average`, `one writer thread (above): pass p50 ${pass.p50.toFixed(1)} ms`, `${(slowest / Math.max(pass.p50, 0.001)).toFixed(2)}× the pass`, 'explains the p50'])
+  }
 }
 
 // 4. Broadcast to CLIENTS clients.
@@ -685,7 +739,10 @@ ${fig.trace && fig.lat ? `
   subscriber's turn before anything the hub does. The latency row's p50 over that half pass is
   the hub's own work per write (framing, queueing, slices), the ~1 ms from commit to decoded
   change (trace above), and the 2 cores shared with the receivers, Postgres and the insert loop:
-  not a floor of the machine, so the p50 target stays open.
+  not a floor of the machine, so the p50 target stays open.${fig.floorThreads ? ` With ${fig.floorThreads.threads} writer threads (each
+  accepting its share of the sockets with SO_REUSEPORT) the writers' pass is ${fig.floorThreads.passP50.toFixed(1)} ms against ${fig.floor.passP50.toFixed(1)} ms
+  (${fig.floorThreads.usPerWrite.toFixed(1)} µs of CPU per write): the writes themselves spread over threads, but here the
+  receivers, which only read, get what CPU is left (see the writer-thread prototype below).` : ''}
 ` : ''}${fig.fanout ? `- **Fan-out alone** (the hub built from src/realtime/hub.ts in the bench's process, fed synthetic
   changes, no Postgres or kernel process in the way; rounds alternate in one run): flushing the
   queue of clients in slices gives p50 ${fig.fanout.sliced} ms against ${fig.fanout.whole} ms for the same hub writing its whole
