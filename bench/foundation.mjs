@@ -264,7 +264,7 @@ out.push(
     ],
   ),
 )
-out.push('\nControl API `GET /v1/status` over the Unix socket (a new connection per call, as the CLI does):\n')
+out.push('\nControl API `GET /v1/status` over the Unix socket (Node\'s default agent, which keeps connections alive: one connection for the sequential calls, one per client for the concurrent ones):\n')
 out.push(
   table(
     ['load', 'calls', 'p50', 'p99', 'target', ''],

@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto'
+import type * as Crypto from 'node:crypto'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { readUserPrefs } from '../config/prefs-read.js'
@@ -65,6 +66,8 @@ export function resolveStateDir(flag?: string, env: NodeJS.ProcessEnv = process.
 export function socketPathFor(root: string, env: NodeJS.ProcessEnv = process.env): string {
   const preferred = path.join(root, 'magflock.sock')
   if (Buffer.byteLength(preferred) <= MAX_SOCKET_PATH) return preferred
+  // node:crypto on demand: loading it costs every CLI call ~3 ms, and only long paths need it.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof Crypto
   const hash = createHash('sha256').update(root).digest('hex').slice(0, 16)
   const base = env.XDG_RUNTIME_DIR && Buffer.byteLength(env.XDG_RUNTIME_DIR) < 60 ? env.XDG_RUNTIME_DIR : os.tmpdir()
   return path.join(base, `magflock-${hash}.sock`)

@@ -90,6 +90,26 @@ describe('magflock usage errors', () => {
     expect(topics).not.toMatch(/^\s+up\s/m)
     expect(commands).toMatch(/^\s+up\s/m)
   })
+
+  it('still serves the help and autocomplete plugins (bin/run.js loads plugins only for calls that may need them)', async () => {
+    const list = await run(['--help'])
+    expect(list.exitCode).toBe(0)
+    const commands = list.stdout.slice(list.stdout.indexOf('COMMANDS'))
+    expect(commands).toMatch(/^\s+help\s/m)
+    expect(commands).toMatch(/^\s+autocomplete\s/m)
+
+    const help = await run(['help', 'status'])
+    expect(help.exitCode).toBe(0)
+    expect(help.stdout).toContain('$ magflock status')
+
+    const ac = await run(['autocomplete', 'script', 'bash'])
+    expect(ac.exitCode).toBe(0)
+    expect(ac.stdout).toContain('MAGFLOCK_AC_BASH_SETUP_PATH')
+
+    const version = await run(['--version'])
+    expect(version.exitCode).toBe(0)
+    expect(version.stdout).toMatch(/^magflock\/\d+\.\d+\.\d+ /)
+  })
 })
 
 describe('magflock config through the CLI', () => {
