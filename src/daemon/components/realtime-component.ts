@@ -3,8 +3,8 @@ import path from 'node:path'
 import { idleHandle, type ComponentHandle } from '../../kernel/component.js'
 import { defineComponent } from '../component.js'
 
-/** The realtime slot's name (src/realtime/stream.ts REALTIME_SLOT), kept here so a disabled realtime loads nothing of it. */
-const SLOT = 'magflock_realtime'
+/** The realtime slot's name (src/realtime/stream.ts REALTIME_SLOT; test/e2e/realtime-disabled.test.ts checks they agree), kept here so a disabled realtime loads nothing of it. */
+export const LEFTOVER_SLOT = 'magflock_realtime'
 
 /**
  * `realtime`: the Supabase Realtime-compatible WebSocket server and its change stream
@@ -29,7 +29,7 @@ export const realtimeComponent = defineComponent({
     let detail = 'disabled (realtime.enabled=false)'
     try {
       const primary = k.instances.primary()
-      if (existsSync(path.join(k.layout.dataDir(primary.name), 'pg_replslot', SLOT))) {
+      if (existsSync(path.join(k.layout.dataDir(primary.name), 'pg_replslot', LEFTOVER_SLOT))) {
         const { dropRealtimeSlot } = await import('../../realtime/stream.js')
         if (await dropRealtimeSlot({ ...(await primary.connection()), database: cfg.database })) detail += '; dropped the leftover realtime slot'
       }
