@@ -20,6 +20,13 @@ if (!stateDir) {
 // First stage: the postmasters of a cleanly stopped flock start now, while the kernel loads
 // (src/postgres/early-start.ts); the postgres component takes them over as its own children.
 startEarlyPostmasters(stateDir)
+// Binary discovery's execs (`pg_config --bindir`, `postgres --version`: 40 ms of wall time on
+// Debian, where pg_config is a shell script) run while the kernel bundle loads; startKernel's
+// prefetchPgBinaries() then returns this same run (src/postgres/binaries.ts).
+void import('../postgres/binaries.js').then((m) => m.prefetchPgBinaries(), () => undefined)
+// Likewise the lookup of the default postgres OS user (`getent passwd postgres`), which
+// startKernel's prefetchOsUser() then finds answered (src/platform/os-user.ts).
+void import('../platform/os-user.js').then((m) => m.prefetchOsUser(), () => undefined)
 try {
   const { runForeground } = await import('./main.js')
   await runForeground({ stateDir, projectDir: process.cwd(), env: values.env, foreground: false })

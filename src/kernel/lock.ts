@@ -14,16 +14,22 @@ export async function acquireKernelLock(lockFile: string, stateDir: string): Pro
       await fh.writeFile(String(process.pid))
       await fh.sync()
       await fh.close()
-      return async () => {
-        const pid = Number((await fsp.readFile(lockFile, 'utf8').catch(() => '')).trim())
-        if (pid === process.pid) await fsp.rm(lockFile, { force: true })
-      }
+      return release(lockFile)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       const pid = Number((await fsp.readFile(lockFile, 'utf8').catch(() => '')).trim())
-      if (pid && pid !== process.pid && isKernelProcess(pid)) throw KERNEL_ALREADY_RUNNING({ pid, stateDir })
+      // Ours already: the kernel's first stage took it (src/postgres/early-start.ts).
+      if (pid === process.pid) return release(lockFile)
+      if (pid && isKernelProcess(pid)) throw KERNEL_ALREADY_RUNNING({ pid, stateDir })
       await fsp.rm(lockFile, { force: true })
     }
   }
   throw KERNEL_ALREADY_RUNNING({ pid: 0, stateDir })
+}
+
+function release(lockFile: string): () => Promise<void> {
+  return async () => {
+    const pid = Number((await fsp.readFile(lockFile, 'utf8').catch(() => '')).trim())
+    if (pid === process.pid) await fsp.rm(lockFile, { force: true })
+  }
 }

@@ -26,6 +26,8 @@ const settled = new Map<string, string>()
 export function prefetchOsUser(configured?: string): Promise<void> {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return Promise.resolve()
   const name = configured ?? 'postgres'
+  // Already answered by an earlier prefetch (the kernel entry's) and not used yet.
+  if (settled.has(name)) return Promise.resolve()
   let p = prefetched.get(name)
   if (!p) {
     p = new Promise<string | undefined>((resolve) =>

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, fchownSync, fstatSync, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fchownSync, fstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { childEnv } from '../platform/child-env.js'
 
@@ -85,9 +85,10 @@ function takeLock(stateDir: string): boolean {
   } catch {
     return false
   }
+  // No fsync: O_EXCL makes the file visible to every other process at once, and after a
+  // machine crash no kernel holds anything (a stale lock's pid is judged by the kernel's path).
   try {
     writeSync(fd, String(process.pid))
-    fsyncSync(fd)
   } finally {
     closeSync(fd)
   }

@@ -82,7 +82,7 @@ const DEFAULT_START_TIMEOUT_MS = 60_000
 const POLL_MS = 50
 const FAST_POLL_MS = 10
 const FAST_POLL_FOR_MS = 2000
-/** pg_isready without the pid file saying ready (odd builds): at this pace. */
+/** The wire check without the pid file saying ready (odd builds): at this pace. */
 const PROBE_EVERY_MS = 500
 // A dead adopted postmaster's orphans may still serve clients until we notice: poll often.
 const ADOPTED_POLL_MS = 100
@@ -259,18 +259,14 @@ export async function initInstance(spec: InstanceSpec, password: string): Promis
 }
 
 /**
- * pg_isready against the instance: exit 0 running, 1 rejecting (starting/recovering), 2 no
- * response. Without a pg_isready binary (embedded binaries) the same check over the wire.
+ * pg_isready's check, in process (src/postgres/ping.ts): a StartupMessage and the first reply.
+ * 'running' when the server accepts connections (or refuses this login for any other reason
+ * than starting up), 'rejecting' when it answers 57P03 (starting, stopping, recovering),
+ * 'no_response' when nothing answers within 2 s: pg_isready's exit codes 0, 1 and 2. The same
+ * answer without an exec per call (spawning the binary cost ~12 ms of CPU on every boot).
  */
-export async function pgIsReady(spec: Pick<InstanceSpec, 'bins' | 'host' | 'port' | 'superuser'>, port = spec.port): Promise<ReadyState> {
-  if (!spec.bins.has('pg_isready')) return pingPostgres(spec.host, port, spec.superuser)
-  const res = await run(spec.bins.tool('pg_isready'), ['-h', spec.host, '-p', String(port), '-d', 'postgres', '-U', spec.superuser, '-t', '2'], {
-    reject: false,
-    timeoutMs: 10_000,
-  })
-  if (res.exitCode === 0) return 'running'
-  if (res.exitCode === 1) return 'rejecting'
-  return 'no_response'
+export async function pgIsReady(spec: Pick<InstanceSpec, 'host' | 'port' | 'superuser'>, port = spec.port): Promise<ReadyState> {
+  return pingPostgres(spec.host, port, spec.superuser)
 }
 
 /** The last lines Postgres logged, from `fromByte` on (only this start's lines). */
@@ -362,7 +358,7 @@ async function waitReady(spec: InstanceSpec, proc: PostgresProcess, dead: () => 
       throw INSTANCE_START_FAILED({ instance: spec.name, reason: 'postgres exited during startup', logTail: await logTail(spec.logFile, logFrom) })
     }
     // postmaster.pid's status line turns "ready" (or "standby") once connections are accepted;
-    // reading it is cheaper than spawning pg_isready, which confirms (and covers odd builds).
+    // reading it is cheaper than the wire check, which confirms (and covers odd builds).
     const pf = await readPostmasterPid(spec.dataDir).catch(() => undefined)
     const says = pf?.pid === proc.pid && (pf.status === 'ready' || pf.status === 'standby')
     const probeDue = Date.now() - probed >= PROBE_EVERY_MS

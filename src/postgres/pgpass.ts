@@ -1,4 +1,4 @@
-import { writeFileAtomic } from '../platform/fs.js'
+import { writeFileAtomicIfChanged } from './write-if-changed.js'
 
 /**
  * Client files the kernel keeps in the state dir so that what `up` prints connects when pasted,
@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../platform/fs.js'
  */
 export async function writeSuperuserPgpass(file: string, entry: { hosts: string[]; user: string; password: string }): Promise<void> {
   const lines = [...new Set(entry.hosts)].map((h) => [h, '*', '*', entry.user, entry.password].map(escapeField).join(':'))
-  await writeFileAtomic(file, lines.join('\n') + '\n', { mode: 0o600 })
+  await writeFileAtomicIfChanged(file, lines.join('\n') + '\n', { mode: 0o600 })
 }
 
 /** libpq: ':' and '\' inside a field are escaped with a backslash. */
@@ -42,5 +42,5 @@ export async function writeServiceFile(
     `passfile=${s.passfile}`,
     '',
   ].join('\n')
-  await writeFileAtomic(file, text, { mode: 0o600 })
+  await writeFileAtomicIfChanged(file, text, { mode: 0o600 })
 }

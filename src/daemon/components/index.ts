@@ -8,7 +8,7 @@ import { healthComponent } from './health.js'
 import { metricsComponent } from './metrics.js'
 import { poolerComponent } from './pooler.js'
 import { postgresComponent } from './postgres.js'
-import { realtimeComponent } from './realtime.js'
+import { realtimeComponent } from './realtime-component.js'
 import { walShipperComponent } from './wal-shipper.js'
 
 /**

@@ -2,8 +2,7 @@ import http from 'node:http'
 import pg from 'pg'
 import { WebSocketServer } from 'ws'
 import { Histogram } from 'prom-client'
-import { idleHandle, type ComponentHandle, type ComponentContext } from '../../kernel/component.js'
-import { defineComponent } from '../component.js'
+import type { ComponentHandle, ComponentContext } from '../../kernel/component.js'
 import type { DaemonServices } from '../services.js'
 import { PORT_IN_USE } from '../../errors/index.js'
 import { stopInstance } from '../../postgres/instance.js'
@@ -12,213 +11,196 @@ import { Hub } from '../../realtime/hub.js'
 import { verifyJwt } from '../../realtime/jwt.js'
 import { parseVsn } from '../../realtime/protocol.js'
 import { RowVisibility } from '../../realtime/rls.js'
-import { ChangeStream, dropRealtimeSlot, REALTIME_PUBLICATION } from '../../realtime/stream.js'
+import { ChangeStream, REALTIME_PUBLICATION } from '../../realtime/stream.js'
 import { realtimeSecret } from '../../realtime/token.js'
 import { LatencyRing } from '../../realtime/runtime.js'
 import { instanceSettings } from '../../realtime/settings.js'
 
-
 /**
- * `realtime`: a WebSocket server speaking the Supabase Realtime protocol (src/realtime/hub.ts)
- * fed by one logical replication stream of the primary (src/realtime/stream.ts).
+ * The `realtime` component's work when realtime.enabled is true (declared in
+ * realtime-component.ts, which loads this module only then): a WebSocket server speaking the
+ * Supabase Realtime protocol (src/realtime/hub.ts) fed by one logical replication stream of
+ * the primary (src/realtime/stream.ts).
  *
  * It never endangers the database or the kernel: the stream reconnects on its own (new
  * primary after a failover included) and reports in health instead of failing; the slot is
- * dropped past realtime.slotMaxRetainedMB; a client that does not read is dropped. Disabled,
- * it drops a leftover slot so that nothing holds WAL back for it.
+ * dropped past realtime.slotMaxRetainedMB; a client that does not read is dropped.
  */
-export const realtimeComponent = defineComponent({
-  name: 'realtime',
-  requires: ['postgres'],
-  restart: { policy: 'on-failure', maxRestarts: 5, windowMs: 300_000 },
-  stopTimeoutMs: 15_000,
-  async start(ctx): Promise<ComponentHandle> {
-    const k = ctx.services
-    const instances = k.instances
-    const cfg = k.config().realtime
-    if (!cfg.enabled) {
-      let detail = 'disabled (realtime.enabled=false)'
+export async function startRealtime(ctx: ComponentContext<DaemonServices>): Promise<ComponentHandle> {
+  const k = ctx.services
+  const instances = k.instances
+  const cfg = k.config().realtime
+  await ensureLogicalWal(ctx, k, instances)
+  const secret = await realtimeSecret(k.secrets)
+  const m = metrics(ctx)
+  const ring = new LatencyRing()
+  let dropped = 0
+  let protocolErrors = 0
+  let pool: pg.Pool | undefined
+  let poolFor: string | undefined
+  const ensurePool = async (): Promise<pg.Pool> => {
+    const p = instances.primary()
+    if (pool && poolFor === `${p.name}:${p.port}`) return pool
+    const old = pool
+    pool = new pg.Pool({ ...(await p.connection(cfg.database)), max: 4, application_name: 'magflock-realtime-rls', connectionTimeoutMillis: 3000 })
+    pool.on('error', () => undefined)
+    poolFor = `${p.name}:${p.port}`
+    void old?.end().catch(() => undefined)
+    return pool
+  }
+  const visibility = new RowVisibility(() => pool)
+
+  const hub = new Hub({
+    maxBufferedBytes: cfg.maxBufferedBytes,
+    maxChannelsPerClient: cfg.maxChannelsPerClient,
+    publication: REALTIME_PUBLICATION,
+    verify: (t) => verifyJwt(t, secret),
+    visibleBatch: async (items) => {
+      await ensurePool()
+      return visibility.visibleBatch(items)
+    },
+    visibleGroupsCached: (ch, groups) => (pool ? visibility.visibleGroupsCached(ch, groups) : undefined),
+    roleExists: async (role) => {
       try {
-        const primary = instances.primary()
-        if (await dropRealtimeSlot({ ...(await primary.connection()), database: cfg.database })) detail += '; dropped the leftover realtime slot'
+        const r = await (await ensurePool()).query('select 1 from pg_roles where rolname = $1', [role])
+        return (r.rowCount ?? 0) > 0
       } catch {
-        // No primary right now, or it refuses: nothing of ours can hold WAL there either way.
+        return false
       }
-      return idleHandle(detail)
-    }
+    },
+    published: async (schema, table) => {
+      try {
+        const r = await (await ensurePool()).query(
+          'select 1 from pg_publication_tables where pubname = $1 and ($2 = \'*\' or schemaname = $2) and ($3::text is null or $3 = \'*\' or tablename = $3)',
+          [REALTIME_PUBLICATION, schema, table ?? null],
+        )
+        return (r.rowCount ?? 0) > 0
+      } catch {
+        return undefined
+      }
+    },
+    onDropSlow: (bytes) => {
+      dropped++
+      m.dropped.inc()
+      ctx.events.publish('realtime.client_dropped', { reason: 'slow consumer', bufferedBytes: bytes })
+    },
+    onProtocolError: () => {
+      protocolErrors++
+      m.protocolErrors.inc()
+    },
+    onDeliveryError: (err) => {
+      m.deliveryErrors.inc()
+      ctx.log.warn({ err: err.message }, 'realtime: a change could not be delivered and was skipped')
+    },
+    onDelivered: (n, ms) => {
+      if (n === 0) return
+      m.delivered.inc(n)
+      m.latency.observe(ms / 1000)
+      ring.add(ms)
+    },
+  })
 
-    await ensureLogicalWal(ctx, k, instances)
-    const secret = await realtimeSecret(k.secrets)
-    const m = metrics(ctx)
-    const ring = new LatencyRing()
-    let dropped = 0
-    let protocolErrors = 0
-    let pool: pg.Pool | undefined
-    let poolFor: string | undefined
-    const ensurePool = async (): Promise<pg.Pool> => {
+  const stream = new ChangeStream({
+    database: cfg.database,
+    capBytes: cfg.slotMaxRetainedMB * 1024 * 1024,
+    primary: async () => {
       const p = instances.primary()
-      if (pool && poolFor === `${p.name}:${p.port}`) return pool
-      const old = pool
-      pool = new pg.Pool({ ...(await p.connection(cfg.database)), max: 4, application_name: 'magflock-realtime-rls', connectionTimeoutMillis: 3000 })
-      pool.on('error', () => undefined)
-      poolFor = `${p.name}:${p.port}`
-      void old?.end().catch(() => undefined)
-      return pool
+      return { name: p.name, conn: await p.connection(cfg.database) }
+    },
+    onChange: (ch) => {
+      m.changes.inc()
+      hub.deliver(ch)
+    },
+    backlog: () => (hub.backlog() > 10_000 ? hub.drained() : undefined),
+    onGap: (reason) => {
+      visibility.invalidate()
+      const n = hub.systemNotice('error', `ChangesMayHaveBeenMissed: ${reason}`)
+      ctx.events.publish('realtime.stream_gap', { reason, channelsNotified: n })
+      ctx.log.warn({ channelsNotified: n }, reason)
+    },
+    log: ctx.log,
+  })
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: cfg.maxMessageBytes, perMessageDeflate: false })
+  const server = http.createServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MagFlock realtime: connect with a WebSocket to /realtime/v1/websocket\n')
+  })
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${text}\n`)
     }
-    const visibility = new RowVisibility(() => pool)
+    if (!url.pathname.endsWith('/websocket')) return refuse(404, 'not found: the WebSocket endpoint is /realtime/v1/websocket')
+    const vsn = parseVsn(url.searchParams.get('vsn'))
+    if (!vsn) return refuse(400, 'unsupported vsn: use 1.0.0 or 2.0.0')
+    const auth = req.headers.authorization
+    const token = url.searchParams.get('apikey') ?? url.searchParams.get('access_token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : null)
+    const v = verifyJwt(token, secret)
+    if (!v.ok) {
+      m.refused.inc()
+      return refuse(token === null ? 401 : 403, `${v.message}`)
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws, vsn, v.claims))
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? PORT_IN_USE({ port: cfg.port, what: 'realtime.port' }) : err))
+    server.listen({ port: cfg.port, host: cfg.host }, () => resolve())
+  })
+  server.on('error', (err) => ctx.log.error({ err: err.message }, 'realtime server error'))
+  stream.start()
 
-    const hub = new Hub({
-      maxBufferedBytes: cfg.maxBufferedBytes,
-      maxChannelsPerClient: cfg.maxChannelsPerClient,
-      publication: REALTIME_PUBLICATION,
-      verify: (t) => verifyJwt(t, secret),
-      visibleBatch: async (items) => {
-        await ensurePool()
-        return visibility.visibleBatch(items)
-      },
-      visibleGroupsCached: (ch, groups) => (pool ? visibility.visibleGroupsCached(ch, groups) : undefined),
-      roleExists: async (role) => {
-        try {
-          const r = await (await ensurePool()).query('select 1 from pg_roles where rolname = $1', [role])
-          return (r.rowCount ?? 0) > 0
-        } catch {
-          return false
-        }
-      },
-      published: async (schema, table) => {
-        try {
-          const r = await (await ensurePool()).query(
-            'select 1 from pg_publication_tables where pubname = $1 and ($2 = \'*\' or schemaname = $2) and ($3::text is null or $3 = \'*\' or tablename = $3)',
-            [REALTIME_PUBLICATION, schema, table ?? null],
-          )
-          return (r.rowCount ?? 0) > 0
-        } catch {
-          return undefined
-        }
-      },
-      onDropSlow: (bytes) => {
-        dropped++
-        m.dropped.inc()
-        ctx.events.publish('realtime.client_dropped', { reason: 'slow consumer', bufferedBytes: bytes })
-      },
-      onProtocolError: () => {
-        protocolErrors++
-        m.protocolErrors.inc()
-      },
-      onDeliveryError: (err) => {
-        m.deliveryErrors.inc()
-        ctx.log.warn({ err: err.message }, 'realtime: a change could not be delivered and was skipped')
-      },
-      onDelivered: (n, ms) => {
-        if (n === 0) return
-        m.delivered.inc(n)
-        m.latency.observe(ms / 1000)
-        ring.add(ms)
-      },
-    })
+  const url = `ws://${cfg.host}:${cfg.port}/realtime/v1`
+  ctx.events.publish('realtime.started', { host: cfg.host, port: cfg.port, database: cfg.database })
+  ctx.log.info({ url }, 'realtime serving')
+  k.live.realtime = {
+    url,
+    database: cfg.database,
+    hub: () => hub.status(),
+    stream: () => stream.status(),
+    backlog: () => hub.backlog(),
+    commitToSend: () => ring.summary(),
+    droppedSlow: () => dropped,
+    protocolErrors: () => protocolErrors,
+  }
 
-    const stream = new ChangeStream({
-      database: cfg.database,
-      capBytes: cfg.slotMaxRetainedMB * 1024 * 1024,
-      primary: async () => {
+  // Housekeeping: silent sockets, failover following, the slot's WAL cap, gauges.
+  const timer = setInterval(() => {
+    hub.sweep(75_000)
+    const s = hub.status()
+    m.clients.set(s.clients)
+    m.channels.set(s.channels)
+    void (async () => {
+      try {
         const p = instances.primary()
-        return { name: p.name, conn: await p.connection(cfg.database) }
-      },
-      onChange: (ch) => {
-        m.changes.inc()
-        hub.deliver(ch)
-      },
-      backlog: () => (hub.backlog() > 10_000 ? hub.drained() : undefined),
-      onGap: (reason) => {
-        visibility.invalidate()
-        const n = hub.systemNotice('error', `ChangesMayHaveBeenMissed: ${reason}`)
-        ctx.events.publish('realtime.stream_gap', { reason, channelsNotified: n })
-        ctx.log.warn({ channelsNotified: n }, reason)
-      },
-      log: ctx.log,
-    })
-
-    const wss = new WebSocketServer({ noServer: true, maxPayload: cfg.maxMessageBytes, perMessageDeflate: false })
-    const server = http.createServer((_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('MagFlock realtime: connect with a WebSocket to /realtime/v1/websocket\n')
-    })
-    server.on('upgrade', (req, socket, head) => {
-      const url = new URL(req.url ?? '/', 'http://localhost')
-      const refuse = (status: number, text: string) => {
-        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${text}\n`)
+        const t = stream.target()
+        if (t && t.name !== p.name) await stream.restart()
+        const retained = await stream.enforceCap()
+        if (retained !== null) m.retained.set(retained)
+      } catch {
+        // No primary during a failover: the stream's own loop retries.
       }
-      if (!url.pathname.endsWith('/websocket')) return refuse(404, 'not found: the WebSocket endpoint is /realtime/v1/websocket')
-      const vsn = parseVsn(url.searchParams.get('vsn'))
-      if (!vsn) return refuse(400, 'unsupported vsn: use 1.0.0 or 2.0.0')
-      const auth = req.headers.authorization
-      const token = url.searchParams.get('apikey') ?? url.searchParams.get('access_token') ?? (auth?.startsWith('Bearer ') ? auth.slice(7) : null)
-      const v = verifyJwt(token, secret)
-      if (!v.ok) {
-        m.refused.inc()
-        return refuse(token === null ? 401 : 403, `${v.message}`)
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws, vsn, v.claims))
-    })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? PORT_IN_USE({ port: cfg.port, what: 'realtime.port' }) : err))
-      server.listen({ port: cfg.port, host: cfg.host }, () => resolve())
-    })
-    server.on('error', (err) => ctx.log.error({ err: err.message }, 'realtime server error'))
-    stream.start()
+    })()
+  }, 2000)
+  timer.unref()
 
-    const url = `ws://${cfg.host}:${cfg.port}/realtime/v1`
-    ctx.events.publish('realtime.started', { host: cfg.host, port: cfg.port, database: cfg.database })
-    ctx.log.info({ url }, 'realtime serving')
-    k.live.realtime = {
-      url,
-      database: cfg.database,
-      hub: () => hub.status(),
-      stream: () => stream.status(),
-      backlog: () => hub.backlog(),
-      commitToSend: () => ring.summary(),
-      droppedSlow: () => dropped,
-      protocolErrors: () => protocolErrors,
-    }
-
-    // Housekeeping: silent sockets, failover following, the slot's WAL cap, gauges.
-    const timer = setInterval(() => {
-      hub.sweep(75_000)
-      const s = hub.status()
-      m.clients.set(s.clients)
-      m.channels.set(s.channels)
-      void (async () => {
-        try {
-          const p = instances.primary()
-          const t = stream.target()
-          if (t && t.name !== p.name) await stream.restart()
-          const retained = await stream.enforceCap()
-          if (retained !== null) m.retained.set(retained)
-        } catch {
-          // No primary during a failover: the stream's own loop retries.
-        }
-      })()
-    }, 2000)
-    timer.unref()
-
-    return {
-      async stop() {
-        clearInterval(timer)
-        k.live.realtime = undefined
-        hub.closeAll(1001, 'server shutting down')
-        await new Promise<void>((r) => {
-          wss.close(() => r())
-        })
-        await new Promise<void>((r) => server.close(() => r()))
-        await stream.stop()
-        await pool?.end().catch(() => undefined)
-      },
-      health: () => {
-        const st = stream.status()
-        return { live: server.listening, ready: server.listening, detail: `${url}: ${hub.status().clients} clients; ${st.detail}` }
-      },
-    }
-  },
-})
+  return {
+    async stop() {
+      clearInterval(timer)
+      k.live.realtime = undefined
+      hub.closeAll(1001, 'server shutting down')
+      await new Promise<void>((r) => {
+        wss.close(() => r())
+      })
+      await new Promise<void>((r) => server.close(() => r()))
+      await stream.stop()
+      await pool?.end().catch(() => undefined)
+    },
+    health: () => {
+      const st = stream.status()
+      return { live: server.listening, ready: server.listening, detail: `${url}: ${hub.status().clients} clients; ${st.detail}` }
+    },
+  }
+}
 
 function metrics(ctx: ComponentContext<DaemonServices>) {
   const reg = ctx.metrics
