@@ -270,7 +270,10 @@ if (part('latency')) {
     const due = start + (i * 1000) / RATE
     const wait = due - performance.now()
     if (wait > 1) await sleep(wait)
-    inflight.push(writers[i % writers.length].query('insert into bench (v) values ($1)', [i]))
+    // pg sends one query at a time per connection: queue each behind its connection's last
+    // (what pg's own queue did, without its deprecated concurrent client.query()).
+    const w = i % writers.length
+    inflight[w] = (inflight[w] ?? Promise.resolve()).then(() => writers[w].query('insert into bench (v) values ($1)', [i]))
   }
   await Promise.all(inflight)
   const sent = performance.now() - start
