@@ -308,7 +308,7 @@ out.push(
     ['load', 'calls', 'p50', 'p99', 'baseline p50', 'baseline p99', 'target', ''],
     [
       ['sequential', String(seqS.n), fmt(seqS.p50), fmt(seqS.p99), fmt(seqB.p50), fmt(seqB.p99), 'p99 < 2 ms', verdict(seqS.p99 < 2, REASON.api)],
-      [`50 concurrent clients (${concWall} ms wall per 1000 calls)`, String(concS.n), fmt(concS.p50), fmt(concS.p99), fmt(concB.p50), fmt(concB.p99), 'p99 < 20 ms', verdict(concS.p99 < 20, REASON.api)],
+      [`50 concurrent clients (${concWall} ms wall per 1000 calls)`, String(concS.n), fmt(concS.p50), fmt(concS.p99), fmt(concB.p50), fmt(concB.p99), 'p99 < 20 ms', verdict(concS.p99 < 20, concB.p99 >= 20 ? `the trivial server's p99 under the same calls in this run is ${fmt(concB.p99)} too: the tail is the machine's, not the kernel's (notes)` : REASON.api)],
     ],
   ),
 )
