@@ -3,6 +3,10 @@ import pg from 'pg'
 /** The few SQL statements backups need, as functions over one short-lived connection. */
 export async function withClient<T>(conn: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ ...conn, application_name: 'magflock-backup' })
+  // A server that dies while the client is idle (between two queries) emits 'error' on it;
+  // without a listener that is an uncaught exception, and the kernel would exit. The next
+  // query rejects instead.
+  c.on('error', () => undefined)
   await c.connect()
   try {
     return await fn(c)

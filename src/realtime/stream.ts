@@ -143,6 +143,7 @@ export class ChangeStream {
     const t = this.current
     if (!t) return null
     const c = new pg.Client({ ...t.conn, database: this.o.database, connectionTimeoutMillis: 3000 })
+    c.on('error', () => undefined) // an idle client's dead server: the next query rejects instead
     try {
       await c.connect()
       const r = await slotInfo(c)
@@ -316,6 +317,7 @@ async function dropSlot(c: pg.Client): Promise<void> {
  */
 async function prepare(conn: pg.ClientConfig, capBytes: number, instance: string): Promise<{ created: boolean; recreated: boolean; reason?: string }> {
   const c = new pg.Client(conn)
+  c.on('error', () => undefined) // an idle client's dead server: the next query rejects instead
   await c.connect()
   try {
     const level = (await c.query<{ wal_level: string }>('show wal_level')).rows[0]?.wal_level
@@ -347,6 +349,7 @@ async function prepare(conn: pg.ClientConfig, capBytes: number, instance: string
 /** Drops the realtime slot if it exists (realtime disabled: it must not hold WAL back). */
 export async function dropRealtimeSlot(conn: pg.ClientConfig): Promise<boolean> {
   const c = new pg.Client({ ...conn, connectionTimeoutMillis: 3000 })
+  c.on('error', () => undefined) // an idle client's dead server: the next query rejects instead
   await c.connect()
   try {
     const s = await slotInfo(c)

@@ -22,6 +22,7 @@ export const metricsComponent = defineComponent({
         role: i.role,
         query: async (sql: string) => {
           const c = new pg.Client({ ...(await i.connection()), connectionTimeoutMillis: 2000 })
+          c.on('error', () => undefined) // a server that dies mid-scrape: the query rejects instead
           await c.connect()
           try {
             return await c.query(sql)

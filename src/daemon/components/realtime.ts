@@ -236,6 +236,7 @@ async function ensureLogicalWal(ctx: ComponentContext<DaemonServices>, k: Daemon
     let level: string | undefined
     try {
       const c = new pg.Client({ ...(await inst.connection()), connectionTimeoutMillis: 3000 })
+      c.on('error', () => undefined) // an idle client's dead server: the next query rejects instead
       await c.connect()
       try {
         level = (await c.query<{ wal_level: string }>('show wal_level')).rows[0]?.wal_level
