@@ -14,18 +14,6 @@ if (major < 22) {
   process.exit(69)
 }
 
-// A reader that stops reading (`magflock --help | head -1`): Node ignores SIGPIPE, so the next
-// write fails with EPIPE, the command's last write never completes, and Node used to end with
-// "unsettled top-level await" and exit 13. The command still runs to its end (a mutation is
-// not cut short); when nothing is left to do, the process exits quietly with its own code.
-let stdoutGone = false
-process.stdout.on('error', (err) => {
-  if (err.code !== 'EPIPE') throw err
-  if (stdoutGone) return
-  stdoutGone = true
-  process.once('beforeExit', () => process.exit(process.exitCode ?? 0))
-})
-
 // `up`: spawn the detached kernel (and so Postgres) first, then load oclif while it boots
 // (src/cli/early-up.ts).
 if (process.argv[2] === 'up') {
