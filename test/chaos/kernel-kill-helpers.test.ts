@@ -37,7 +37,8 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
 
   it('no pg_basebackup or pg_receivewal survives the kernel; the next kernel removes the half backup and archives', { timeout: 120_000 }, async () => {
     const info = await readKernelInfo(f.layout)
-    const create = execa(NODE, [RUN_JS, 'backup', 'create', '--type', 'physical', '--json'], { cwd: f.projectDir, env: f.env, reject: false })
+    // Every wait below is bounded under the test's own timeout, so a hang names its step.
+    const create = execa(NODE, [RUN_JS, 'backup', 'create', '--type', 'physical', '--json'], { cwd: f.projectDir, env: f.env, reject: false, timeout: 30_000 })
     // The kernel's own child. pg_basebackup forks a WAL-streaming child of its own, which no
     // parent-death signal reaches: it can outlive a killed kernel (up to a minute here) until
     // the next kernel reaps it at boot, so it is checked after `up`, not at the kernel's death.
@@ -49,8 +50,10 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     const receivers = toolsUnder('pg_receivewal', f.layout.walDir)
     expect(receivers.length).toBe(1)
     process.kill(info!.pid, 'SIGKILL')
-    await waitFor('the kernel to die', async () => !isProcessAliveSync(info!.pid))
-    expect((await create).exitCode).not.toBe(0)
+    await waitFor('the kernel to die', async () => !isProcessAliveSync(info!.pid), 20_000)
+    const created = await create
+    expect(created.timedOut, 'backup create still running 30 s after its kernel died').toBe(false)
+    expect(created.exitCode).not.toBe(0)
     await waitFor('helpers to die with the kernel', async () => [...basebackups, ...receivers].every((p) => !isProcessAliveSync(p.pid)), 10_000)
     expect(toolsUnder('pg_receivewal', f.layout.root)).toEqual([])
 
@@ -62,7 +65,7 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     expect(toolsUnder('pg_basebackup', f.layout.root)).toEqual([])
     const after = await f.run<{ incomplete: unknown[] }>(['backup', 'list', '--json'])
     expect(after.json?.ok && after.json.data.incomplete).toEqual([])
-    await waitFor('the archiver streaming', async () => (await archiver())?.state === 'running')
+    await waitFor('the archiver streaming', async () => (await archiver())?.state === 'running', 30_000)
     const a = await archiver()
     expect(a?.restarts).toBe(0)
     expect(a?.healthy).toBe(true)
@@ -86,12 +89,12 @@ describe('chaos: kill -9 of the kernel while helpers run', () => {
     await waitFor('the orphan to hold the slot', async () => {
       const rows = await f.sql<{ active: boolean }>('postgres', "select active from pg_replication_slots where slot_name = 'magflock_wal_archive'")
       return rows[0]?.active === true
-    })
+    }, 20_000)
     const start = await f.run(['kernel', 'start', '--json'])
     expect(start.exitCode, start.stdout + start.stderr).toBe(0)
+    await waitFor('the orphaned pg_receivewal to be reaped', async () => !isProcessAliveSync(orphan.pid!), 20_000)
     await orphan
-    expect(isProcessAliveSync(orphan.pid!)).toBe(false)
-    await waitFor('the archiver streaming', async () => (await archiver())?.state === 'running')
+    await waitFor('the archiver streaming', async () => (await archiver())?.state === 'running', 20_000)
     // It keeps streaming: no restart loop on "slot is active".
     await new Promise((r) => setTimeout(r, 3000))
     const a = await archiver()
