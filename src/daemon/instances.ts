@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { z } from 'zod'
 import type { MagflockConfig } from '../config/schema.js'
 import { CORRUPT_STATE } from '../errors/index.js'
-import { readJsonFile } from '../platform/fs.js'
+import { readJsonFile, writeJsonAtomicIfChanged } from '../platform/fs.js'
 import type { OsUser } from '../platform/os-user.js'
 import { INSTANCE_NAME_RULE, isInstanceName, type StateLayout } from '../platform/paths.js'
 import type { PgBinaries } from '../postgres/binaries.js'
@@ -19,7 +19,6 @@ import { promises as fsp } from 'node:fs'
 import type { z as zod } from 'zod'
 import type { InstanceStatus } from '../api/core.js'
 import { writeServiceFile } from '../postgres/pgpass.js'
-import { writeFileAtomicIfChanged } from '../postgres/write-if-changed.js'
 
 import { instanceSettings } from '../realtime/settings.js'
 import { postgresNetworkSettings, remoteAddresses } from '../tls/postgres.js'
@@ -143,7 +142,7 @@ export class FlockInstances implements InstanceRegistry {
     const t: Topology = {
       instances: [...this.entries.values()].map((e) => ({ name: e.spec.name, role: e.role, port: e.spec.port })),
     }
-    await writeFileAtomicIfChanged(`${this.layout.root}/topology.json`, JSON.stringify(t, null, 2) + '\n', { mode: 0o600 })
+    await writeJsonAtomicIfChanged(`${this.layout.root}/topology.json`, t, 0o600)
     // The `magflock` libpq service follows the topology: primary first, then the replicas.
     const order = { primary: 0, replica: 1 } as Record<string, number>
     const members = [...this.entries.values()].filter((e) => e.role in order).sort((a, b) => order[a.role]! - order[b.role]!)

@@ -73,6 +73,30 @@ export async function readJsonFile<T>(file: string, parse: (v: unknown) => T): P
   }
 }
 
+/**
+ * writeFileAtomic, skipped when `file` is already a regular file holding exactly `text` with
+ * this mode and owner (the caller's uid and gid unless given): state the kernel writes on every
+ * boot (topology.json, the libpq service file and passfile) is usually unchanged on a warm
+ * boot, and each write costs an fsync of the file and one of its directory. True when it wrote.
+ */
+export async function writeFileAtomicIfChanged(file: string, text: string, opts: { mode: number; uid?: number; gid?: number }): Promise<boolean> {
+  const st = await fsp.lstat(file).catch(() => undefined)
+  const uid = opts.uid ?? process.getuid?.()
+  const gid = opts.gid ?? process.getgid?.()
+  if (st?.isFile() && (st.mode & 0o7777) === opts.mode && (uid === undefined || st.uid === uid) && (gid === undefined || st.gid === gid)) {
+    if ((await fsp.readFile(file, 'utf8').catch(() => undefined)) === text) return false
+  }
+  await writeFileAtomic(file, text, opts)
+  return true
+}
+
+const jsonText = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
+
 export async function writeJsonAtomic(file: string, value: unknown, mode = 0o600): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', { mode })
+  await writeFileAtomic(file, jsonText(value), { mode })
+}
+
+/** writeJsonAtomic through writeFileAtomicIfChanged. */
+export async function writeJsonAtomicIfChanged(file: string, value: unknown, mode = 0o600): Promise<boolean> {
+  return writeFileAtomicIfChanged(file, jsonText(value), { mode })
 }

@@ -1,4 +1,4 @@
-import { writeFileAtomicIfChanged } from './write-if-changed.js'
+import { writeFileAtomicIfChanged } from '../platform/fs.js'
 
 /**
  * Client files the kernel keeps in the state dir so that what `up` prints connects when pasted,

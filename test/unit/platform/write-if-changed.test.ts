@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { writeFileAtomicIfChanged } from '../../../src/postgres/write-if-changed.js'
+import { writeFileAtomicIfChanged, writeJsonAtomicIfChanged } from '../../../src/platform/fs.js'
 
 describe('writeFileAtomicIfChanged', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mf-wic-'))
@@ -32,5 +32,13 @@ describe('writeFileAtomicIfChanged', () => {
     symlinkSync(target, link)
     expect(await writeFileAtomicIfChanged(link, 'two\n', { mode: 0o600 })).toBe(true)
     expect(lstatSync(link).isFile()).toBe(true)
+  })
+
+  it('writes JSON as writeJsonAtomic does, and leaves the same value alone', async () => {
+    const f = path.join(dir, 'c.json')
+    expect(await writeJsonAtomicIfChanged(f, { a: 1 })).toBe(true)
+    expect(readFileSync(f, 'utf8')).toBe('{\n  "a": 1\n}\n')
+    expect(await writeJsonAtomicIfChanged(f, { a: 1 })).toBe(false)
+    expect(await writeJsonAtomicIfChanged(f, { a: 2 })).toBe(true)
   })
 })
