@@ -5,6 +5,7 @@ import type { Change } from './change.js'
 import { PgoutputDecoder } from './pgoutput.js'
 import { REALTIME_WAL_LEVEL } from './errors.js'
 import { trace } from './trace.js'
+import { REALTIME_PUBLICATION, REALTIME_SLOT } from './names.js'
 
 /**
  * The one logical replication stream of a flock: publication `magflock_realtime` and slot
@@ -17,8 +18,6 @@ import { trace } from './trace.js'
  * while we had streamed before, changes in between are lost to clients and `onGap` says so —
  * PostgreSQL 15 has no failover slots, so a promoted replica never has our slot.
  */
-export const REALTIME_SLOT = 'magflock_realtime'
-export const REALTIME_PUBLICATION = 'magflock_realtime'
 
 export interface PrimaryTarget {
   name: string

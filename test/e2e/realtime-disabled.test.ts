@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createFlock, type Flock } from '../helpers/flock.js'
-import { LEFTOVER_SLOT } from '../../src/daemon/components/realtime-component.js'
-import { REALTIME_SLOT } from '../../src/realtime/stream.js'
+import { REALTIME_SLOT } from '../../src/realtime/names.js'
 import type { StatusOutput } from '../../src/api/core.js'
 
 // realtime.enabled=false (the default): the realtime component loads none of its
@@ -33,10 +32,6 @@ describe('realtime disabled', () => {
       await c.end()
     }
   }
-
-  it('the component looks for the slot the realtime stream creates', () => {
-    expect(LEFTOVER_SLOT).toBe(REALTIME_SLOT)
-  })
 
   it('idles without a slot, and the next boot drops a leftover one', async () => {
     expect(await realtime()).toMatchObject({ state: 'running', healthy: true, detail: 'disabled (realtime.enabled=false)' })

@@ -2,9 +2,7 @@ import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { idleHandle, type ComponentHandle } from '../../kernel/component.js'
 import { defineComponent } from '../component.js'
-
-/** The realtime slot's name (src/realtime/stream.ts REALTIME_SLOT; test/e2e/realtime-disabled.test.ts checks they agree), kept here so a disabled realtime loads nothing of it. */
-export const LEFTOVER_SLOT = 'magflock_realtime'
+import { REALTIME_SLOT } from '../../realtime/names.js'
 
 /**
  * `realtime`: the Supabase Realtime-compatible WebSocket server and its change stream
@@ -29,7 +27,7 @@ export const realtimeComponent = defineComponent({
     let detail = 'disabled (realtime.enabled=false)'
     try {
       const primary = k.instances.primary()
-      if (existsSync(path.join(k.layout.dataDir(primary.name), 'pg_replslot', LEFTOVER_SLOT))) {
+      if (existsSync(path.join(k.layout.dataDir(primary.name), 'pg_replslot', REALTIME_SLOT))) {
         const { dropRealtimeSlot } = await import('../../realtime/stream.js')
         if (await dropRealtimeSlot({ ...(await primary.connection()), database: cfg.database })) detail += '; dropped the leftover realtime slot'
       }
