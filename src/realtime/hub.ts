@@ -6,6 +6,7 @@ import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js
 import type { Claims, VerifyResult } from './jwt.js'
 import { rowJson, type Relation } from './pgoutput.js'
 import { defaultPresenceKey, TopicPresence, type PresenceMap } from './presence.js'
+import { FrameLog, type Cursor } from './feed.js'
 import { decodeFrame, encodeFrame, ProtocolError, type Frame, type Vsn } from './protocol.js'
 import { trace } from './trace.js'
 
@@ -36,8 +37,8 @@ export interface HubDeps {
   visibleBatch(items: Array<{ change: Change; groups: VisibilityGroup[] }>): Promise<Array<Set<string>>>
   /** The same answer from cache alone, or undefined when a query would be needed. */
   visibleGroupsCached?(change: Change, groups: VisibilityGroup[]): Set<string> | undefined
-  /** Does this database role exist (postgres_changes joins only)? */
-  roleExists(role: string): Promise<boolean>
+  /** Does this database role exist (postgres_changes joins only)? undefined: cannot tell now. */
+  roleExists(role: string): Promise<boolean | undefined>
   /** Is schema.table part of the realtime publication? (undefined: cannot tell right now) */
   published(schema: string, table: string | undefined): Promise<boolean | undefined>
   publication: string
@@ -81,9 +82,40 @@ interface Member {
   gkey: string
   bindings: Binding[]
   expiry: NodeJS.Timeout | undefined
-  /** Cached frame prefixes for this member's last binding ids (full row, keys only). */
-  prefix?: { ids: number[]; buf: Buffer } | undefined
-  prefixKeys?: { ids: number[]; buf: Buffer } | undefined
+  /** The feed of its postgres_changes frames (members with bindings only), and its place in it. */
+  feed: Feed | undefined
+  cursor: Cursor | undefined
+}
+
+/**
+ * The members sent the same postgres_changes frames: the same protocol version, join ref, topic
+ * and bindings (so the same filters). A change whose row every group of the feed may see the
+ * same way is appended to its log once and reaches every member from there, so the cost of a
+ * change is per feed, not per subscriber (1,000 clients of one topic: one append). A change
+ * its groups see differently (row-level security) is sent member by member instead.
+ */
+interface Feed {
+  key: string
+  vsn: Vsn
+  joinRef: string | null
+  topic: string
+  bindings: Binding[]
+  members: Set<Member>
+  /** Visibility groups of its members (groupKey → how many members, and their claims). */
+  groups: Map<string, { n: number; claims: Claims }>
+  log: FrameLog
+  /**
+   * Members whose cursor is at the log's end and whose client is not queued for a write: the
+   * next append queues their clients (and forgets them) once, not once per change.
+   */
+  waiting: Set<Member>
+  /** Cached frame prefixes for the last binding ids (full row, keys only). */
+  prefix: { ids: number[]; buf: Buffer } | undefined
+  prefixKeys: { ids: number[]; buf: Buffer } | undefined
+  /** Appended to since the last sweep (an idle, caught-up feed gives its buffer back). */
+  active: boolean
+  /** Bytes appended since members were last checked for 64 KiB pending (see appendFeed). */
+  sinceCheck: number
 }
 
 interface Client {
@@ -109,16 +141,16 @@ interface Client {
 }
 
 interface Hit {
-  m: Member
+  feed: Feed
   ids: number[]
 }
 
 interface MatchPlan {
   version: number
-  /** Members receiving every change of this relation and type (no filter to evaluate). */
+  /** Feeds receiving every change of this relation and type (no filter to evaluate). */
   fixed: Hit[]
-  /** Members with a filtered binding: evaluated per row. */
-  filtered: Array<{ m: Member; bindings: Binding[] }>
+  /** Feeds with a filtered binding: evaluated per row, once per feed. */
+  filtered: Array<{ feed: Feed; bindings: Binding[] }>
 }
 
 /** A sequence of frames: its last frame, the node before it, its total bytes. */
@@ -182,6 +214,8 @@ export class Hub {
   private readonly topics = new Map<string, Set<Member>>()
   private readonly presence = new Map<string, TopicPresence>()
   private readonly pgMembers = new Set<Member>()
+  /** postgres_changes feeds by key (see Feed). */
+  private readonly feeds = new Map<string, Feed>()
   private readonly now: () => number
   /**
    * Clients with frames queued, in the order they are written: a FIFO from `dirtyHead` (see
@@ -282,6 +316,11 @@ export class Hub {
         n++
       }
     }
+    // Feeds idle since the last sweep with every member caught up give their buffer back.
+    for (const f of this.feeds.values()) {
+      if (!f.active && f.waiting.size === f.members.size) f.log.release()
+      f.active = false
+    }
     return n
   }
 
@@ -370,9 +409,16 @@ export class Hub {
       this.reply(c, f, 'error', { reason: `InvalidJoinPayload: ${(err as Error).message}` })
       return
     }
-    if (bindings.length > 0 && !(await this.d.roleExists(claims.role))) {
-      this.reply(c, f, 'error', { reason: `Unauthorized: the token's role "${claims.role}" is not a database role` })
-      return
+    if (bindings.length > 0) {
+      const exists = await this.d.roleExists(claims.role)
+      if (exists === undefined) {
+        this.reply(c, f, 'error', { reason: `Unavailable: the token's role "${claims.role}" could not be checked (the database did not answer); join again` })
+        return
+      }
+      if (!exists) {
+        this.reply(c, f, 'error', { reason: `Unauthorized: the token's role "${claims.role}" is not a database role` })
+        return
+      }
     }
     // The client may have gone or re-joined while we awaited.
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return
@@ -395,6 +441,8 @@ export class Hub {
       gkey: groupKey(claims),
       bindings,
       expiry: undefined,
+      feed: undefined,
+      cursor: undefined,
     }
     c.members.set(f.topic, m)
     let set = this.topics.get(m.key)
@@ -402,6 +450,7 @@ export class Hub {
     set.add(m)
     if (bindings.length > 0) {
       this.pgMembers.add(m)
+      this.attachFeed(m)
       this.membersVersion++
     }
     this.scheduleExpiry(m)
@@ -451,8 +500,10 @@ export class Hub {
     const v = this.d.verify(token)
     if (!v.ok) return this.shutdownMember(m, v.message)
     if (m.private && !topicAllowed(v.claims, m.subTopic)) return this.shutdownMember(m, `You no longer have permission to read from this Channel topic: ${m.subTopic}`)
+    if (m.feed) groupOut(m.feed, m.gkey)
     m.claims = v.claims
     m.gkey = groupKey(v.claims)
+    if (m.feed) groupIn(m.feed, m)
     if (this.pgMembers.has(m)) this.membersVersion++
     this.scheduleExpiry(m)
     if (f.ref) this.reply(m.client, f, 'ok', {})
@@ -526,6 +577,9 @@ export class Hub {
 
   private leave(m: Member): void {
     if (m.expiry) clearTimeout(m.expiry)
+    // What its feed holds for it still goes, before anything queued after the leave.
+    if (m.feed && !m.client.dropped) this.takeFeed(m.client, m)
+    this.detachFeed(m)
     if (m.client.members.get(m.topic) === m) m.client.members.delete(m.topic)
     if (this.pgMembers.delete(m)) this.membersVersion++
     const set = this.topics.get(m.key)
@@ -568,24 +622,96 @@ export class Hub {
    */
   private sendFrame(c: Client, frame: Buffer): boolean {
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
+    // Its feeds' frames queued before this one go before it.
+    for (const m of c.members.values()) if (m.feed) this.takeFeed(c, m)
+    if (!this.queueBytes(c, frame)) return false
+    if (c.seq.bytes >= FLUSH_BYTES) this.flushClient(c)
+    else this.enqueue(c)
+    return true
+  }
+
+  /** Adds bytes to the client's own queue (false: past its cap, it was dropped). */
+  private queueBytes(c: Client, bytes: Buffer): boolean {
     // What the socket holds unsent is read once per turn (at the client's first queued frame).
     if (c.seq.bytes === 0) {
       c.seq = this.root
       c.unsent = c.ws.bufferedAmount
     }
-    if (c.unsent + c.seq.bytes + frame.length > this.d.maxBufferedBytes) {
+    if (c.unsent + c.seq.bytes + bytes.length > this.d.maxBufferedBytes) {
       this.dropSlow(c)
       return false
     }
-    c.seq = step(c.seq, frame)
-    if (c.seq.bytes >= FLUSH_BYTES) this.flushClient(c)
-    else if (!c.queued) {
-      c.queued = true
-      this.dirty.push(c)
-      this.appended++
-      this.scheduleFlush()
-    }
+    c.seq = step(c.seq, bytes)
     return true
+  }
+
+  private enqueue(c: Client): void {
+    if (c.queued) return
+    c.queued = true
+    this.dirty.push(c)
+    this.appended++
+    this.scheduleFlush()
+  }
+
+  /** Moves what the member's feed holds for it into the client's own queue (order kept). */
+  private takeFeed(c: Client, m: Member): void {
+    const f = m.feed!
+    const bytes = f.log.take(m.cursor!)
+    // At the log's end now: the next append queues the client (it is queued already if it had bytes).
+    f.waiting.add(m)
+    if (bytes) this.queueBytes(c, bytes)
+  }
+
+  private attachFeed(m: Member): void {
+    const key = `${m.client.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${m.bindings.map((b) => b.id).join(',')}`
+    let f = this.feeds.get(key)
+    if (!f) {
+      f = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(), waiting: new Set(), prefix: undefined, prefixKeys: undefined, active: false, sinceCheck: 0 }
+      this.feeds.set(key, f)
+    }
+    f.members.add(m)
+    groupIn(f, m)
+    m.feed = f
+    m.cursor = f.log.cursor()
+    f.waiting.add(m)
+  }
+
+  private detachFeed(m: Member): void {
+    const f = m.feed
+    if (!f) return
+    f.members.delete(m)
+    f.waiting.delete(m)
+    groupOut(f, m.gkey)
+    m.feed = undefined
+    m.cursor = undefined
+    if (f.members.size === 0) this.feeds.delete(f.key)
+  }
+
+  /**
+   * A frame for every member of the feed: copied into its log once; the clients of members
+   * that were at its end go to the write queue (each once per write of it, not per change),
+   * unless the socket already holds more than the cap.
+   */
+  private appendFeed(f: Feed, frame: Buffer): void {
+    for (const m of f.waiting) {
+      const c = m.client
+      if (c.dropped) continue
+      if (c.ws.bufferedAmount + c.seq.bytes + frame.length > this.d.maxBufferedBytes) {
+        this.dropSlow(c, frame.length)
+        continue
+      }
+      this.enqueue(c)
+    }
+    f.waiting.clear()
+    f.log.append(frame)
+    f.active = true
+    // A long run of changes decoded in one turn (a big transaction): members holding 64 KiB
+    // are written now, as a client's own queue is, instead of at the next slice with all of it.
+    f.sinceCheck += frame.length
+    if (f.sinceCheck >= FLUSH_BYTES) {
+      f.sinceCheck = 0
+      for (const m of f.members) if (f.log.pending(m.cursor!) >= FLUSH_BYTES) this.flushClient(m.client)
+    }
   }
 
   private scheduleFlush(): void {
@@ -634,10 +760,29 @@ export class Hub {
 
   private flushClient(c: Client): void {
     const node = c.seq
-    if (node.bytes === 0) return
     c.seq = EMPTY
-    const buf = joined(node)
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return
+    // Its own queue first (replies, presence, broadcast, and feed bytes taken before them),
+    // then what its feeds appended since: usually a single view of one log, written as is.
+    let buf = node.bytes > 0 ? joined(node) : undefined
+    let parts: Buffer[] | undefined
+    let fromFeeds = 0
+    for (const m of c.members.values()) {
+      const f = m.feed
+      if (!f) continue
+      const bytes = f.log.take(m.cursor!)
+      f.waiting.add(m)
+      if (!bytes) continue
+      fromFeeds += bytes.length
+      if (buf === undefined) buf = bytes
+      else (parts ??= [buf]).push(bytes)
+    }
+    if (buf === undefined) return
+    if (parts) buf = Buffer.concat(parts)
+    if (fromFeeds > 0 && c.ws.bufferedAmount + buf.length > this.d.maxBufferedBytes) {
+      this.dropSlow(c, buf.length)
+      return
+    }
     c.sock.write(buf)
   }
 
@@ -646,8 +791,8 @@ export class Hub {
    * reason it can read if it ever reads again, and its socket is destroyed shortly after
    * (a close frame queued behind megabytes it does not read would never arrive).
    */
-  private dropSlow(c: Client): void {
-    const bytes = c.ws.bufferedAmount + c.seq.bytes
+  private dropSlow(c: Client, more = 0): void {
+    const bytes = c.ws.bufferedAmount + c.seq.bytes + more
     c.seq = EMPTY
     this.d.onDropSlow?.(bytes)
     c.ws.close(1008, `slow consumer: ${bytes} bytes unsent, limit ${this.d.maxBufferedBytes}`)
@@ -721,30 +866,32 @@ export class Hub {
     if (plan.filtered.length === 0) return plan.fixed
     const typeOf = (col: string) => rel.columns.find((c) => c.name === col)?.type
     const hits = plan.fixed.slice()
-    for (const { m, bindings } of plan.filtered) {
+    for (const { feed, bindings } of plan.filtered) {
       let ids: number[] | undefined
       for (const b of bindings) if (!b.filter || matchFilter(b.filter, row, typeOf)) (ids ??= []).push(b.id)
-      if (ids) hits.push({ m, ids })
+      if (ids) hits.push({ feed, ids })
     }
     return hits
   }
 
+  /**
+   * Which feeds get a relation's changes of one type, with the ids of their matching bindings:
+   * computed once per subscription change, over feeds (members of a feed share bindings).
+   */
   private plan(rel: Relation, type: Change['type']): MatchPlan {
     const fixed: Hit[] = []
     const filtered: MatchPlan['filtered'] = []
-    for (const m of this.pgMembers) {
-      const bindings = m.bindings.filter(
+    for (const feed of this.feeds.values()) {
+      const bindings = feed.bindings.filter(
         (b) => (b.event === '*' || b.event === type) && (b.schema === '*' || b.schema === rel.schema) && (b.table === undefined || b.table === '*' || b.table === rel.table),
       )
       if (bindings.length === 0) continue
       // DELETE events pass every filter, as in Supabase Realtime: an RLS-bound subscriber gets
       // the key columns only, and whether it receives the event must not tell what the
       // deleted row held either.
-      if (type === 'DELETE' || bindings.every((b) => !b.filter)) fixed.push({ m, ids: bindings.map((b) => b.id) })
-      else filtered.push({ m, bindings })
+      if (type === 'DELETE' || bindings.every((b) => !b.filter)) fixed.push({ feed, ids: bindings.map((b) => b.id) })
+      else filtered.push({ feed, bindings })
     }
-    // Members of one topic next to each other: their shared frame is found without a lookup.
-    fixed.sort((x, y) => (x.m.topic < y.m.topic ? -1 : x.m.topic > y.m.topic ? 1 : 0))
     return { version: this.membersVersion, fixed, filtered }
   }
 
@@ -752,7 +899,7 @@ export class Hub {
     const cached = this.groupsOf.get(hits)
     if (cached) return cached
     const groups = new Map<string, VisibilityGroup>()
-    for (const { m } of hits) if (!groups.has(m.gkey)) groups.set(m.gkey, { key: m.gkey, role: m.claims.role, claims: m.claims })
+    for (const { feed } of hits) for (const [key, g] of feed.groups) if (!groups.has(key)) groups.set(key, { key, role: g.claims.role, claims: g.claims })
     const out = [...groups.values()]
     this.groupsOf.set(hits, out)
     return out
@@ -762,7 +909,7 @@ export class Hub {
     const rel = ch.relation
     // The change's JSON is built once, from cached pieces (relation, commit time), and encoded
     // to bytes once; each distinct frame (topic, join ref, binding ids) is that buffer between a
-    // cached prefix and suffix, built once: subscribers sharing it get the same buffer.
+    // cached prefix and suffix, built once, and appended once to each feed that gets it.
     let relJson = this.relJson.get(rel)
     if (relJson === undefined) {
       relJson = `"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"columns":${JSON.stringify(rel.columns.map((c) => ({ name: c.name, type: c.type })))}`
@@ -775,30 +922,45 @@ export class Hub {
     dataJson += '}'
     let data: Buffer | undefined
     let keysOnly: Buffer | undefined
-    let sent = 0
-    let lastPrefix: Buffer | undefined
-    let lastFrame: Buffer | undefined
-    let frames: Map<Buffer, Buffer> | undefined
-    for (let h = 0; h < hits.length; h++) {
-      const { m, ids } = hits[h]!
-      const g = m.gkey
-      if (!allowed.has(g)) continue
-      // A DELETE on an RLS table: groups bound by RLS get the key columns only (see rls.ts).
-      const reduced = ch.type === 'DELETE' && allowed.has(`${g}${KEYS_ONLY}`)
-      const prefix = this.changePrefix(m, ids, reduced)
-      let frame = prefix === lastPrefix ? lastFrame : frames?.get(prefix)
+    const frames = new Map<Buffer, Buffer>()
+    const frameFor = (f: Feed, ids: number[], reduced: boolean): Buffer => {
+      const prefix = this.changePrefix(f, ids, reduced)
+      let frame = frames.get(prefix)
       if (frame === undefined) {
         let body: Buffer
         if (reduced) {
           keysOnly ??= Buffer.from(dataJson.slice(0, dataJson.lastIndexOf(',"old_record":')) + `,"old_record":${rowJson(rel, keyColumns(rel, ch.oldRecord))}}`)
           body = keysOnly
         } else body = data ??= Buffer.from(dataJson)
-        frame = joinFrame(prefix, body, m.client.vsn === '2.0.0' ? SUFFIX_V2 : SUFFIX_V1)
-        if (lastPrefix !== undefined) (frames ??= new Map()).set(lastPrefix, lastFrame!)
-        lastPrefix = prefix
-        lastFrame = frame
+        frame = joinFrame(prefix, body, f.vsn === '2.0.0' ? SUFFIX_V2 : SUFFIX_V1)
+        frames.set(prefix, frame)
       }
-      if (this.sendFrame(m.client, frame)) sent++
+      return frame
+    }
+    const isDelete = ch.type === 'DELETE'
+    let sent = 0
+    for (let h = 0; h < hits.length; h++) {
+      const { feed, ids } = hits[h]!
+      // How the feed's groups see this row: all alike (the usual case: one append for every
+      // member), none, or differently (member by member).
+      let seen = 0
+      let reducedN = 0
+      for (const g of feed.groups.keys()) {
+        if (!allowed.has(g)) continue
+        seen++
+        // A DELETE on an RLS table: groups bound by RLS get the key columns only (see rls.ts).
+        if (isDelete && allowed.has(`${g}${KEYS_ONLY}`)) reducedN++
+      }
+      if (seen === 0) continue
+      if (seen === feed.groups.size && (reducedN === 0 || reducedN === seen)) {
+        this.appendFeed(feed, frameFor(feed, ids, reducedN > 0))
+        sent += feed.members.size
+        continue
+      }
+      for (const m of feed.members) {
+        if (!allowed.has(m.gkey)) continue
+        if (this.sendFrame(m.client, frameFor(feed, ids, isDelete && allowed.has(`${m.gkey}${KEYS_ONLY}`)))) sent++
+      }
     }
     if (sent > 0) {
       trace?.queued(ch, this.appended)
@@ -808,16 +970,16 @@ export class Hub {
 
   /**
    * The bytes of a postgres_changes frame before its data (`[join_ref,null,topic,
-   * "postgres_changes",{"ids":[…],"data":`), cached per member and shared by every member
-   * with the same join ref, topic and binding ids (so equal frames are found by identity).
+   * "postgres_changes",{"ids":[…],"data":`), cached per feed and shared by every feed with the
+   * same join ref, topic and binding ids (so equal frames are found by identity).
    */
-  private changePrefix(m: Member, ids: number[], reduced: boolean): Buffer {
-    const cached = reduced ? m.prefixKeys : m.prefix
+  private changePrefix(f: Feed, ids: number[], reduced: boolean): Buffer {
+    const cached = reduced ? f.prefixKeys : f.prefix
     if (cached && sameIds(cached.ids, ids)) return cached.buf
-    const jr = JSON.stringify(m.joinRef)
-    const topic = JSON.stringify(m.topic)
+    const jr = JSON.stringify(f.joinRef)
+    const topic = JSON.stringify(f.topic)
     const text =
-      m.client.vsn === '2.0.0'
+      f.vsn === '2.0.0'
         ? `[${jr},null,${topic},"postgres_changes",{"ids":${JSON.stringify(ids)},"data":`
         : `{"join_ref":${jr},"ref":null,"topic":${topic},"event":"postgres_changes","payload":{"ids":${JSON.stringify(ids)},"data":`
     // Keys-only frames get a prefix object of their own (a distinct identity, same bytes).
@@ -828,8 +990,8 @@ export class Hub {
       this.prefixes.set(key, (buf = Buffer.from(text)))
     }
     const entry = { ids: ids.slice(), buf }
-    if (reduced) m.prefixKeys = entry
-    else m.prefix = entry
+    if (reduced) f.prefixKeys = entry
+    else f.prefix = entry
     return buf
   }
 
@@ -966,6 +1128,17 @@ export function topicAllowed(claims: Claims, subTopic: string): boolean {
   const topics = claims.topics
   if (!Array.isArray(topics)) return false
   return topics.some((t) => typeof t === 'string' && (t === subTopic || (t.endsWith('*') && subTopic.startsWith(t.slice(0, -1)))))
+}
+
+function groupIn(f: Feed, m: Member): void {
+  const g = f.groups.get(m.gkey)
+  if (g) g.n++
+  else f.groups.set(m.gkey, { n: 1, claims: m.claims })
+}
+
+function groupOut(f: Feed, gkey: string): void {
+  const g = f.groups.get(gkey)
+  if (g && --g.n === 0) f.groups.delete(gkey)
 }
 
 const groupKeys = new WeakMap<Claims, string>()

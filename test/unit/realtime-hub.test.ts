@@ -51,12 +51,12 @@ class FakeWs extends EventEmitter {
 const rel: Relation = { oid: 7, schema: 'public', table: 'diary', replicaIdentity: 'f', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }, { name: 'owner', typeOid: 25, type: 'text', key: true }] }
 const flush = () => new Promise((r) => setImmediate(r))
 
-function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = false): { hub: Hub; batches: number[]; delivered: number[] } {
+function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = false, maxBufferedBytes = 1 << 20): { hub: Hub; batches: number[]; delivered: number[] } {
   const batches: number[] = []
   const delivered: number[] = []
   const deps: HubDeps = {
     onDelivered: (n) => delivered.push(n),
-    maxBufferedBytes: 1 << 20,
+    maxBufferedBytes,
     maxChannelsPerClient: 10,
     publication: 'p',
     verify: () => ({ ok: false, reason: 'malformed', message: 'no' }),
@@ -129,6 +129,8 @@ describe('realtime hub: delivery of changes', () => {
     expect([a1, a2, b, f].map((ws) => ws.writes.length)).toEqual([1, 1, 1, 1])
     expect(a2.writes[0]).toBe(a1.writes[0])
     expect(b.writes[0]).not.toBe(a1.writes[0])
+    // a1 and a2 are in different visibility groups (their tokens' claims differ) that see these
+    // rows alike: one feed, so the change was copied once for both.
     // A subscriber joining later gets the next change (who receives what is not stale).
     const late = await join(h, 'app', 'carol', 'a', { event: 'INSERT' })
     h.deliver(insert(4, 'x'))
@@ -173,5 +175,81 @@ describe('realtime hub: delivery of changes', () => {
     expect(slow.writes).toEqual([])
     // Every delivery reported once its last recipient was written.
     expect(delivered.reduce((a, b) => a + b, 0)).toBe(3 * (N - 1))
+  })
+
+  it('writes a big transaction decoded in one turn in 64 KiB pieces, not as one write past the send cap', async () => {
+    // 1 MiB cap; 5,000 changes of about 300 bytes (1.5 MB) decoded without a turn in between.
+    const { hub: h } = hub((_ch, keys) => new Set(keys), true, 1 << 20)
+    const ws = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    ws.writes.length = 0
+    const pad = 'x'.repeat(150)
+    for (let id = 1; id <= 5000; id++) h.deliver({ type: 'INSERT', relation: rel, record: { id: String(id), owner: pad }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    // Written while decoding, before any turn.
+    expect(ws.writes.length).toBeGreaterThan(15)
+    for (let i = 0; i < 5; i++) await flush()
+    expect(ws.closed).toBeUndefined()
+    expect(Math.max(...ws.writes.map((b) => b.length))).toBeLessThan(64 * 1024 + 1024)
+    expect(changes(ws).map((d) => (d.record as { id: number }).id)).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1))
+  })
+
+  it('sends a row its feed\'s groups see differently member by member, in order with the feed', async () => {
+    // Rows with owner = a user's sub are visible to that user only (as an RLS policy would).
+    const { hub: h } = hub((ch, keys) => new Set(keys.filter((k) => k.includes(`"${ch.record!.owner}"`) || ch.record!.owner === 'all')), true)
+    const alice = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    const bob = await join(h, 'app', 'bob', 'a', { event: 'INSERT' })
+    alice.writes.length = 0
+    const insert = (id: number, owner: string): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), owner }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    h.deliver(insert(1, 'all'))
+    h.deliver(insert(2, 'alice'))
+    h.deliver(insert(3, 'all'))
+    h.deliver(insert(4, 'bob'))
+    h.deliver(insert(5, 'all'))
+    await flush()
+    const ids = (ws: FakeWs) => changes(ws).map((d) => (d.record as { id: number }).id)
+    expect(ids(alice)).toEqual([1, 2, 3, 5])
+    expect(ids(bob)).toEqual([1, 3, 4, 5])
+    expect(alice.writes.length).toBe(1)
+  })
+
+  it('keeps a channel\'s order between its changes and its other frames (broadcast, leave reply)', async () => {
+    const { hub: h } = hub((_ch, keys) => new Set(keys), true)
+    const ws = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    const other = new FakeWs()
+    h.attach(other as unknown as WebSocket, '2.0.0', { role: 'app', sub: 'x', exp: 2e9 })
+    other.in(['1', '1', 'realtime:a', 'phx_join', { config: {} }])
+    for (let i = 0; i < 5; i++) await flush()
+    const insert = (id: number): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), owner: 'x' }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    ws.frames.length = 0
+    h.deliver(insert(1))
+    other.in(['1', '2', 'realtime:a', 'broadcast', { type: 'broadcast', event: 'hi', payload: {} }])
+    h.deliver(insert(2))
+    ws.in(['1', '3', 'realtime:a', 'phx_leave', {}])
+    h.deliver(insert(3))
+    for (let i = 0; i < 5; i++) await flush()
+    const events = ws.frames.map((f) => {
+      const [, , , event, payload] = f as [unknown, unknown, unknown, string, { data?: { record: { id: number } } }]
+      return event === 'postgres_changes' ? payload.data!.record.id : event
+    })
+    expect(events).toEqual([1, 'broadcast', 2, 'phx_reply'])
+  })
+
+  it('gives an idle feed\'s buffer back at the sweep once every member has caught up', async () => {
+    const { hub: h } = hub((_ch, keys) => new Set(keys), true)
+    const ws = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    h.deliver({ type: 'INSERT', relation: rel, record: { id: '1', owner: 'x' }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    await flush()
+    const feeds = (h as unknown as { feeds: Map<string, { log: { capacity: number } }> }).feeds
+    const [feed] = [...feeds.values()]
+    expect(feed!.log.capacity).toBeGreaterThan(0)
+    h.sweep(60_000) // appended since the last sweep: kept
+    expect(feed!.log.capacity).toBeGreaterThan(0)
+    h.sweep(60_000)
+    expect(feed!.log.capacity).toBe(0)
+    h.deliver({ type: 'INSERT', relation: rel, record: { id: '2', owner: 'x' }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    await flush()
+    expect(changes(ws).map((d) => (d.record as { id: number }).id)).toEqual([1, 2])
+    // The last member gone: the feed goes too.
+    ws.emit('close')
+    expect(feeds.size).toBe(0)
   })
 })

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest'
+import { FrameLog } from '../../src/realtime/feed.js'
+
+const frame = (s: string) => Buffer.from(s)
+
+describe('realtime feed log', () => {
+  it('gives each reader what was appended after its cursor, once, as one view of the last chunk', () => {
+    const log = new FrameLog()
+    const a = log.cursor()
+    log.append(frame('one;'))
+    const b = log.cursor()
+    log.append(frame('two;'))
+    expect(log.pending(a)).toBe(8)
+    expect(log.pending(b)).toBe(4)
+    const first = log.take(a)!
+    expect(first.toString()).toBe('one;two;')
+    expect(log.take(a)).toBeUndefined()
+    expect(log.take(b)!.toString()).toBe('two;')
+    // Readers at the same place get the very same Buffer (one view, shared by their writes).
+    const c = log.cursor()
+    const d = log.cursor()
+    log.append(frame('three;'))
+    const x = log.take(c)!
+    expect(log.take(d)).toBe(x)
+    expect(x.buffer).toBe(first.buffer)
+  })
+
+  it('joins what spans chunks, and never changes bytes already handed out', () => {
+    const log = new FrameLog()
+    const slow = log.cursor()
+    const fast = log.cursor()
+    const views: Buffer[] = []
+    let expected = ''
+    for (let i = 0; i < 2000; i++) {
+      const f = `frame ${i} ${'x'.repeat(i % 97)};`
+      expected += f
+      log.append(frame(f))
+      if (i % 10 === 9) views.push(log.take(fast)!)
+    }
+    expect(Buffer.concat(views).toString()).toBe(expected)
+    expect(log.pending(slow)).toBe(Buffer.byteLength(expected))
+    expect(log.take(slow)!.toString()).toBe(expected)
+    // A frame larger than any chunk gets a chunk of its own.
+    const big = 'y'.repeat(200_000)
+    log.append(frame(big))
+    expect(log.take(fast)!.toString()).toBe(big)
+    expect(Buffer.concat(views).toString()).toBe(expected)
+  })
+
+  it('gives its buffer back on release once every reader is at the end, and goes on after', () => {
+    const log = new FrameLog()
+    const r = log.cursor()
+    log.append(frame('a;'))
+    const held = log.take(r)!
+    expect(log.capacity).toBeGreaterThan(0)
+    log.release()
+    expect(log.capacity).toBe(0)
+    expect(held.toString()).toBe('a;')
+    expect(log.take(r)).toBeUndefined()
+    log.append(frame('b;'))
+    expect(log.take(r)!.toString()).toBe('b;')
+    expect(log.end).toBe(4)
+  })
+})
