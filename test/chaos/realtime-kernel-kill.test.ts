@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import type { RealtimeClient, RealtimePostgresChangesPayload } from '@supabase/realtime-js'
 import { readKernelInfo } from '../../src/kernel/state.js'
 import { waitFor } from '../helpers/wait.js'
@@ -48,5 +49,50 @@ describe('realtime across a kernel kill (chaos)', () => {
     await waitFor('the client to re-join the next kernel', async () => (await realtimeStatus(rf.f)).postgresSubscriptions >= 1)
     await rf.sql('insert into ticks values (2)')
     await waitFor('the change after the kernel restart', async () => changes.items.some((p) => (p.new as { id: number }).id === 2), 60_000)
+  })
+
+  it('answers a crowd of clients joining the next kernel at once, from one connection pool', async () => {
+    // Every client of a killed kernel reconnects and joins at once. Each postgres_changes join
+    // looks up its role: the lookups share one pool (it used to be one pool per concurrent
+    // first join, past max_connections, and the joins were refused).
+    await c?.disconnect()
+    c = undefined
+    const info = await readKernelInfo(rf.f.layout)
+    process.kill(info!.pid, 'SIGKILL')
+    const r = await rf.f.run(['kernel', 'start', '--json'])
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+    await waitStreaming(rf.f)
+    const tok = await token(rf.f, 'postgres')
+    const N = 300
+    const socks: WebSocket[] = []
+    try {
+      // Every socket open first, then every join sent in one go: they reach the kernel together.
+      await Promise.all(
+        Array.from({ length: N }, () => {
+          const ws = new WebSocket(`${rf.url}/websocket?apikey=${tok}&vsn=2.0.0`)
+          socks.push(ws)
+          return new Promise<void>((resolve, reject) => {
+            ws.on('error', reject)
+            ws.on('open', () => resolve())
+          })
+        }),
+      )
+      const replies = socks.map(
+        (ws) =>
+          new Promise<string>((resolve) =>
+            ws.on('message', (data) => {
+              const [, , , event, payload] = JSON.parse(data.toString()) as [unknown, unknown, unknown, string, { status: string; response: unknown }]
+              if (event === 'phx_reply') resolve(payload.status === 'ok' ? 'ok' : JSON.stringify(payload.response))
+            }),
+          ),
+      )
+      socks.forEach((ws, i) => ws.send(JSON.stringify(['1', '1', `realtime:crowd${i}`, 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'ticks' }] } }])))
+      const answers = await Promise.all(replies)
+      expect(answers.filter((x) => x !== 'ok')).toEqual([])
+      const conns = await rf.sql<{ n: number }>(`select count(*)::int as n from pg_stat_activity where application_name = 'magflock-realtime-rls'`)
+      expect(conns[0]!.n).toBeLessThanOrEqual(4)
+    } finally {
+      for (const ws of socks) ws.terminate()
+    }
   })
 })

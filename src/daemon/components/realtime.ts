@@ -39,15 +39,28 @@ export async function startRealtime(ctx: ComponentContext<DaemonServices>): Prom
   let protocolErrors = 0
   let pool: pg.Pool | undefined
   let poolFor: string | undefined
-  const ensurePool = async (): Promise<pg.Pool> => {
+  let poolReady: Promise<pg.Pool> | undefined
+  // One pool per primary, however many joins ask at once (every client of a restarted kernel
+  // reconnects and joins together): the first caller makes it, the others await the same promise.
+  const ensurePool = (): Promise<pg.Pool> => {
     const p = instances.primary()
-    if (pool && poolFor === `${p.name}:${p.port}`) return pool
-    const old = pool
-    pool = new pg.Pool({ ...(await p.connection(cfg.database)), max: 4, application_name: 'magflock-realtime-rls', connectionTimeoutMillis: 3000 })
-    pool.on('error', () => undefined)
-    poolFor = `${p.name}:${p.port}`
-    void old?.end().catch(() => undefined)
-    return pool
+    const key = `${p.name}:${p.port}`
+    if (poolReady && poolFor === key) return poolReady
+    poolFor = key
+    const made = (async () => {
+      const next = new pg.Pool({ ...(await p.connection(cfg.database)), max: 4, application_name: 'magflock-realtime-rls', connectionTimeoutMillis: 3000 })
+      next.on('error', () => undefined)
+      const old = pool
+      pool = next
+      void old?.end().catch(() => undefined)
+      return next
+    })()
+    poolReady = made
+    made.catch(() => {
+      // Not made (the primary's connection details could not be read): the next caller retries.
+      if (poolReady === made) poolReady = poolFor = undefined
+    })
+    return made
   }
   const visibility = new RowVisibility(() => pool)
 
@@ -66,7 +79,7 @@ export async function startRealtime(ctx: ComponentContext<DaemonServices>): Prom
         const r = await (await ensurePool()).query('select 1 from pg_roles where rolname = $1', [role])
         return (r.rowCount ?? 0) > 0
       } catch {
-        return false
+        return undefined
       }
     },
     published: async (schema, table) => {
