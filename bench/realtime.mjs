@@ -777,7 +777,12 @@ ${fig.trace && fig.lat ? `
   bytes: 5.1–5.3 vs 5.3–5.5 µs). In a CPU profile of these rounds the write syscall (\`writeBuffer\`) is
   ≈ 85 % of the hub's thread, Node's stream layer above it ≈ 6 % (≈ 0.6 µs per write) and the hub's
   per-frame work (\`deliver\` → \`send_\` → \`sendFrame\`: who gets the change, its frame, the
-  client's queue) ≈ 10 %: at most ≈ 1.5 µs of the ≈ 7.5 µs per write is the hub's to save.
+  client's queue) was ≈ 10 % (at most ≈ 1.5 µs of the ≈ 7.5 µs per write). Since then a change goes
+  once into each *feed* (subscribers sent the same frames share a log of them, see docs/realtime.md)
+  instead of once into each subscriber's queue: in \`perf\` profiles of the kernel under the latency
+  part (\`MARK_FILE\`), receiving, decoding and queueing a change fell from ≈ 15 % to ≈ 7 % of its CPU,
+  the write syscalls ≈ 63 → 68 %. Alternating 5 runs each of the latency part, the build before
+  and the build with feeds read alike (p50 median 6.4 ms each): the writes set the pace.
 ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${fig.fanout.threads} threads, each with its own hub
   (bench/realtime-writer.mjs) behind a ws server listening on the same port with
   \`reusePort\` (SO_REUSEPORT: the kernel spreads the connections, ${fig.fanout.split} per round), each
@@ -791,7 +796,8 @@ ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${f
   into the product: it pays only where the writers get cores of their own (clients elsewhere,
   more cores).
 ` : ''}` : ''}${fig.hubcpu ? `- **The hub's own CPU** (no sockets: writes that cost nothing): ${fig.hubcpu.us.toFixed(2)} µs per frame, ${fig.hubcpu.perWrite.toFixed(2)} µs per write
-  of 5 frames (queueing, the shared-sequence trie, the concatenation, the flush loop): small
+  of 5 frames (feed appends, the write queue, views of the feed logs, the flush loop; 0.45 µs
+  per write before feeds): small
   against the ≈ 5–6 µs of the write syscall; with real sockets (other caches, another thread
   reading) the same work costs ≈ 0.3 µs per frame (fan-out above).
 ` : ''}${bound ? `- **Where p50 < 5 ms stands on this machine** (this run's figures): every write to a subscriber
@@ -804,8 +810,8 @@ ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${f
   before the kernel does anything): ${bound.p50.toFixed(1)} ms. A frame that reaches the receivers while their thread reads other sockets
   waits for it: their event-loop delay in the latency part, p50 ${bound.recv.toFixed(2)} ms beyond the sampling timer's 1 ms. Together ≈ ${bound.total.toFixed(1)} ms, with
   nothing yet for the CPU that Postgres (walsender, the inserting backends) and the insert loop take
-  from the same 2 cores. The latency part's p50 (${fig.lat?.p50 ?? '?'} ms) is that plus those shares.
-  What the hub could still save (its ≈ 1.5 µs per write, above) is ≈ 0.5–0.8 ms of p50, and writer
+  from the same 2 cores. The latency part's p50 (${fig.lat ? fig.lat.p50.toFixed(1) : '?'} ms) is that plus those shares.
+  What the hub could still save (under 1 µs per write since feeds, above) is ≈ 0.5 ms of p50, and writer
   threads need cores the receivers do not use (prototype above). ${bound.total >= 5 ? 'So p50 < 5 ms is not reachable on this 2-core host with its 1,000 subscribers on it, whatever the hub does.' : `So p50 < 5 ms leaves ${(5 - bound.total).toFixed(1)} ms on this host for Postgres's and the insert loop's share and everything the hub does beyond its writes.`} With the subscribers on
   other hosts their reads leave this CPU and a pass is the writer's syscalls alone (on loopback
   ${fig.floor ? `${fig.floor.usPerWrite.toFixed(1)}` : '≈ 6–7'} µs each, which includes the receiver's TCP input; not measured over a NIC here), which writer
