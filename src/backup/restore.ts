@@ -14,6 +14,7 @@ import { isProcessAliveSync } from '../platform/pids.js'
 import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import { socketDirFor } from '../postgres/conf.js'
 import { processesWithArg } from '../postgres/pidfile.js'
+import { readControlFile } from '../replication/pg.js'
 import type { BackupManifest } from './manifest.js'
 
 /**
@@ -392,10 +393,16 @@ export async function waitWritable(o: {
         c = undefined
         // A backup of another cluster (the disaster-recovery path) keeps that cluster's roles and
         // passwords: the server answers but refuses ours. The promotion is asked for as
-        // pg_ctl promote does; Postgres removes recovery.signal when archive recovery ends:
-        // that is "writable" without a login.
+        // pg_ctl promote does. Without a login, "writable" is read from the data directory:
+        // recovery.signal gone (Postgres removes it as archive recovery ends, a moment before
+        // the end-of-recovery record) and pg_control saying "in production" (written once
+        // recovery is over and writes are allowed).
         if ((err as { code?: string }).code === '28P01') {
-          if (!(await exists(path.join(o.dataDir, 'recovery.signal')))) return
+          if (!(await exists(path.join(o.dataDir, 'recovery.signal')))) {
+            // A pg_control layout this code does not read: recovery.signal alone, as before.
+            const ctl = await readControlFile(o.dataDir).catch(() => undefined)
+            if (ctl === undefined || ctl.inProduction) return
+          }
           if (!promoteAsked && (await pausesHere())) promoteAsked = await requestPromote(o.dataDir)
         }
         if (!(await postmasterAlive(o.dataDir))) throw await recoveryFailure(o.walDir, o.logFile, o.logFrom)

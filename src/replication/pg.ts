@@ -286,7 +286,7 @@ export async function dropSlot(cfg: pg.ClientConfig, slot: string): Promise<bool
  * so a switchover can watch for the shutdown checkpoint every few ms where pg_controldata
  * would cost a process each time. undefined for a layout this code does not know.
  */
-export async function readControlFile(dataDir: string): Promise<{ shutDown: boolean; checkpointLsn: string } | undefined> {
+export async function readControlFile(dataDir: string): Promise<{ shutDown: boolean; inProduction: boolean; checkpointLsn: string } | undefined> {
   const fh = await fsp.open(path.join(dataDir, 'global', 'pg_control'), 'r')
   try {
     const b = Buffer.alloc(40)
@@ -296,8 +296,10 @@ export async function readControlFile(dataDir: string): Promise<{ shutDown: bool
     const version = b.readUInt32LE(8)
     if (version < 1100 || version > 1900) return undefined
     const lsn = b.readBigUInt64LE(32)
-    // DBState: 1 = DB_SHUTDOWNED, written together with the shutdown checkpoint's location.
-    return { shutDown: b.readInt32LE(16) === 1, checkpointLsn: formatLsn(lsn) }
+    // DBState: 1 = DB_SHUTDOWNED, written together with the shutdown checkpoint's location;
+    // 6 = DB_IN_PRODUCTION, written when recovery is over (after pg_is_in_recovery() turns false).
+    const state = b.readInt32LE(16)
+    return { shutDown: state === 1, inProduction: state === 6, checkpointLsn: formatLsn(lsn) }
   } finally {
     await fh.close()
   }
