@@ -503,17 +503,30 @@ if (part('floor')) {
   while (socks.length < CLIENTS) await sleep(10)
   const BYTES = Number(process.env.FLOOR_BYTES ?? 300)
   const frame = Buffer.alloc(BYTES, 97)
-  const passMs = []
-  const t0 = process.threadCpuUsage()
-  for (let p = 0; p < PASSES; p++) {
-    const a = performance.now()
-    for (const c of socks) c.write(frame)
-    passMs.push(performance.now() - a)
-    await new Promise((r) => setImmediate(r))
+  const passes = async () => {
+    const passMs = []
+    const t0 = process.threadCpuUsage()
+    for (let p = 0; p < PASSES; p++) {
+      const a = performance.now()
+      for (const c of socks) c.write(frame)
+      passMs.push(performance.now() - a)
+      await new Promise((r) => setImmediate(r))
+    }
+    const cu = process.threadCpuUsage(t0)
+    return { usPerWrite: (cu.user + cu.system) / (PASSES * CLIENTS), pass: stats(passMs) }
   }
-  const cu = process.threadCpuUsage(t0)
-  const usPerWrite = (cu.user + cu.system) / (PASSES * CLIENTS)
-  const pass = stats(passMs)
+  const { usPerWrite, pass } = await passes()
+  // The same passes while Postgres takes the latency part's inserts (RATE/s from 4 pgbench
+  // connections, each its own transaction and WAL flush; the kernel decodes them, with no
+  // subscriber to send them to): what the rest of that part's load does to the raw writes.
+  const script = path.join(dir, 'insert.sql')
+  writeFileSync(script, 'insert into bench (v) values (1);\n')
+  const load = spawn(path.join(pgBin(), 'pgbench'), ['-n', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-c', '4', '-R', String(RATE), '-T', '60', '-f', script, 'postgres'], { env: { ...process.env, PGPASSWORD: password }, stdio: 'ignore' })
+  await sleep(500)
+  const loaded = await passes()
+  load.kill('SIGINT')
+  await new Promise((r) => load.once('exit', r))
+  fig.floorLoaded = { usPerWrite: loaded.usPerWrite, passP50: loaded.pass.p50 }
   worker.postMessage('close')
   await new Promise((r) => worker.once('message', r))
   await worker.terminate()
@@ -521,6 +534,7 @@ if (part('floor')) {
   await new Promise((r) => server.close(r))
   fig.floor = { usPerWrite, passP50: pass.p50 }
   rows.push([`floor: one loopback TCP write of ${BYTES} bytes to each of ${CLIENTS} sockets per pass (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, '', '', 'explains the p50'])
+  rows.push([`floor while Postgres takes ${RATE} inserts/s (pgbench, 4 connections; the kernel decodes them, no subscriber)`, `${loaded.usPerWrite.toFixed(1)} µs per write; a pass takes p50 ${loaded.pass.p50.toFixed(1)} ms, so a change waits ≈ ${(loaded.pass.p50 / 2).toFixed(1)} ms on average for its turn`, `idle Postgres (above): ${usPerWrite.toFixed(1)} µs, pass ${pass.p50.toFixed(1)} ms`, `${(loaded.pass.p50 / pass.p50).toFixed(2)}× the pass`, 'explains the p50'])
 
   // The same floor with FLOOR_THREADS writer threads, each accepting (SO_REUSEPORT) and writing
   // its own share of the sockets, all writing at once: does the pass shrink on this machine?
@@ -675,12 +689,14 @@ const bound = (() => {
   if (!fig.fanout || !fig.trace || !fig.floor) return undefined
   // The receivers' CPU per write: the fan-out process's CPU per write less the hub thread's.
   const readUs = fig.fanout.cpuSliced * fig.fanout.framesPerWrite - fig.fanout.usPerWrite
-  const perWrite = fig.floor.usPerWrite + readUs
+  // The raw write as the latency part's writes meet it: with Postgres taking the inserts.
+  const writeUs = fig.floorLoaded?.usPerWrite ?? fig.floor.usPerWrite
+  const perWrite = writeUs + readUs
   const passCpu = (CLIENTS * perWrite) / 1000
   const ph = fig.trace.phases
   const decode = ph.commit_to_walsend.p50 + ph.walsend_to_recv.p50
   const recv = Math.max(0, (fig.loopLag?.p50 ?? 1) - 1) // beyond the 1 ms sampling timer
-  return { readUs, perWrite, passCpu, passMin: passCpu / 2, decode, p50: passCpu / 4 + decode, recv, total: passCpu / 4 + decode + recv }
+  return { writeUs, readUs, perWrite, passCpu, passMin: passCpu / 2, decode, p50: passCpu / 4 + decode, recv, total: passCpu / 4 + decode + recv }
 })()
 const md = `## Realtime (issue 14, \`bench/realtime.mjs\`)
 
@@ -757,7 +773,10 @@ ${fig.trace && fig.lat ? `
 ` : ''}` : ''}${fig.floor ? `- **Floor** (one loopback TCP write per client per pass, nothing else in the writing thread;
   the receivers in a worker thread only read): ${fig.floor.usPerWrite.toFixed(1)} µs of CPU per write, a pass over the ${CLIENTS}
   sockets p50 ${fig.floor.passP50.toFixed(1)} ms, so a change going round them waits ≈ ${(fig.floor.passP50 / 2).toFixed(1)} ms on average for a
-  subscriber's turn before anything the hub does. The latency row's p50 over that half pass is
+  subscriber's turn before anything the hub does.${fig.floorLoaded ? ` While Postgres takes the latency part's
+  inserts (${RATE}/s from pgbench, each a commit with its WAL flush, decoded by the kernel) the same writes
+  cost ${fig.floorLoaded.usPerWrite.toFixed(1)} µs and a pass takes ${fig.floorLoaded.passP50.toFixed(1)} ms (${(fig.floorLoaded.passP50 / fig.floor.passP50).toFixed(2)}× the idle pass): that half pass, ≈ ${(fig.floorLoaded.passP50 / 2).toFixed(1)} ms, is what
+  the latency part's writes meet before anything the hub does.` : ''} The latency row's p50 over that half pass is
   the hub's own work per write (framing, queueing, slices), the ~1 ms from commit to decoded
   change (trace above), and the 2 cores shared with the receivers, Postgres and the insert loop:
   a bound for any writer design on this host follows below ("Where p50 < 5 ms stands").${fig.floorThreads ? ` With ${fig.floorThreads.threads} writer threads (each
@@ -801,7 +820,7 @@ ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${f
   against the ≈ 5–6 µs of the write syscall; with real sockets (other caches, another thread
   reading) the same work costs ≈ 0.3 µs per frame (fan-out above).
 ` : ''}${bound ? `- **Where p50 < 5 ms stands on this machine** (this run's figures): every write to a subscriber
-  costs CPU twice on this host: the raw write, ${fig.floor.usPerWrite.toFixed(1)} µs (floor part), and the receivers' read of it,
+  costs CPU twice on this host: the raw write, ${bound.writeUs.toFixed(1)} µs (floor part${fig.floorLoaded ? ', while Postgres takes the inserts' : ''}), and the receivers' read of it,
   ${bound.readUs.toFixed(1)} µs (fan-out part: ${(fig.fanout.cpuSliced * fig.fanout.framesPerWrite).toFixed(1)} µs of the process's CPU per write, ${fig.fanout.usPerWrite.toFixed(1)} of them the hub's thread). So even
   with a hub that costs nothing beyond the raw write, a pass over the ${CLIENTS} subscribers is ${bound.passCpu.toFixed(1)} ms
   of CPU, at least ${bound.passMin.toFixed(1)} ms of wall time on 2 cores however the writes are spread over threads,
