@@ -622,9 +622,9 @@ export class Hub {
    */
   private sendFrame(c: Client, frame: Buffer): boolean {
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
-    // Its feeds' frames queued before this one go before it.
+    // Its feeds' frames queued before this one go before it (past its cap, it is dropped).
     for (const m of c.members.values()) if (m.feed) this.takeFeed(c, m)
-    if (!this.queueBytes(c, frame)) return false
+    if (c.dropped || !this.queueBytes(c, frame)) return false
     if (c.seq.bytes >= FLUSH_BYTES) this.flushClient(c)
     else this.enqueue(c)
     return true
