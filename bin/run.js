@@ -14,6 +14,17 @@ if (major < 22) {
   process.exit(69)
 }
 
+// A reader that stops reading (`magflock --help | head -1`, `magflock events --follow | head -1`):
+// Node ignores SIGPIPE, so the next write to stdout fails with EPIPE, which oclif swallows. The
+// write's callback never comes: Node ended with "unsettled top-level await" and exit 13, and a
+// follower went on writing to nobody. The CLI ends there instead, as a Unix tool ends on
+// SIGPIPE: its output has nowhere to go (a request it had sent is the kernel's to finish or
+// cancel, as on Ctrl-C).
+process.stdout.on('error', (err) => {
+  if (err.code !== 'EPIPE') throw err
+  process.exit(process.exitCode ?? 0)
+})
+
 // `up`: spawn the detached kernel (and so Postgres) first, then load oclif while it boots
 // (src/cli/early-up.ts).
 if (process.argv[2] === 'up') {

@@ -91,6 +91,20 @@ describe('magflock usage errors', () => {
     expect(commands).toMatch(/^\s+up\s/m)
   })
 
+  it('a reader that closes the pipe early gets no Node warning and exit 0 (`magflock --help | head -1`)', async () => {
+    const { spawn } = await import('node:child_process')
+    const { NODE, RUN_JS } = await import('../helpers/cli.js')
+    for (const args of [['--help'], ['help', 'status'], ['--version']]) {
+      const child = spawn(NODE, [RUN_JS, ...args], { cwd, env: { ...process.env, ...env() }, stdio: ['ignore', 'pipe', 'pipe'] })
+      // The read end closes before the CLI writes anything: its first write fails with EPIPE.
+      child.stdout.destroy()
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => (stderr += String(d)))
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+      expect({ args, code, stderr }).toEqual({ args, code: 0, stderr: '' })
+    }
+  })
+
   it('still serves the help and autocomplete plugins (bin/run.js loads plugins only for calls that may need them)', async () => {
     const list = await run(['--help'])
     expect(list.exitCode).toBe(0)

@@ -110,4 +110,40 @@ describe('magflock events', () => {
     expect(lines.length).toBeGreaterThan(0)
     expect(lines.every((l) => l.type === 'config.reloaded')).toBe(true)
   })
+
+  it('--follow ends (exit 0) when its reader stops reading (`events --follow | head -1`)', async () => {
+    const { spawn } = await import('node:child_process')
+    const child = spawn(NODE, [RUN_JS, 'events', '--follow', '--type', 'config.*', '--json'], { cwd: f.projectDir, env: { ...process.env, ...f.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    try {
+      await waitFor(
+        'the follower sees a reload',
+        async () => {
+          await f.run(['config', 'reload', '--json'])
+          return out.includes('config.reloaded')
+        },
+        60_000,
+        200,
+      )
+      // The reader goes away; the next event's line fails with EPIPE and the follower ends.
+      child.stdout.destroy()
+      let code: number | null | undefined
+      void exited.then((c) => (code = c))
+      await waitFor(
+        'the follower to end',
+        async () => {
+          if (code !== undefined) return true
+          await f.run(['config', 'reload', '--json'])
+          return false
+        },
+        30_000,
+        200,
+      )
+      expect(code).toBe(0)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
 })
