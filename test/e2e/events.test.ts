@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { execa } from 'execa'
@@ -20,6 +21,20 @@ interface Line {
 }
 
 let f: Flock
+
+/** Reloads the config (one config.reloaded event each time) until `done()`: a follower may still be connecting. */
+function reloadUntil(what: string, done: () => boolean, ms = 60_000): Promise<unknown> {
+  return waitFor(
+    what,
+    async () => {
+      if (done()) return true
+      await f.run(['config', 'reload', '--json'])
+      return done()
+    },
+    ms,
+    200,
+  )
+}
 const ndjson = (s: string): Line[] =>
   s
     .split('\n')
@@ -93,16 +108,8 @@ describe('magflock events', () => {
     const child = execa(NODE, [RUN_JS, 'events', '--follow', '--type', 'config.*', '--json'], { cwd: f.projectDir, env: { ...f.env, NO_COLOR: '1' }, reject: false })
     let out = ''
     child.stdout?.on('data', (c: Buffer) => (out += c.toString()))
-    // Follow without --after prints new events only: reload until one arrives (the follower may still be connecting).
-    await waitFor(
-      'the follower sees a reload',
-      async () => {
-        await f.run(['config', 'reload', '--json'])
-        return out.includes('config.reloaded')
-      },
-      60_000,
-      200,
-    )
+    // Follow without --after prints new events only: reload until one arrives.
+    await reloadUntil('the follower sees a reload', () => out.includes('config.reloaded'))
     child.kill('SIGINT')
     const res = await child
     expect(res.exitCode).toBe(0)
@@ -112,35 +119,17 @@ describe('magflock events', () => {
   })
 
   it('--follow ends (exit 0) when its reader stops reading (`events --follow | head -1`)', async () => {
-    const { spawn } = await import('node:child_process')
     const child = spawn(NODE, [RUN_JS, 'events', '--follow', '--type', 'config.*', '--json'], { cwd: f.projectDir, env: { ...process.env, ...f.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
     let out = ''
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
     try {
-      await waitFor(
-        'the follower sees a reload',
-        async () => {
-          await f.run(['config', 'reload', '--json'])
-          return out.includes('config.reloaded')
-        },
-        60_000,
-        200,
-      )
+      await reloadUntil('the follower sees a reload', () => out.includes('config.reloaded'))
       // The reader goes away; the next event's line fails with EPIPE and the follower ends.
       child.stdout.destroy()
       let code: number | null | undefined
       void exited.then((c) => (code = c))
-      await waitFor(
-        'the follower to end',
-        async () => {
-          if (code !== undefined) return true
-          await f.run(['config', 'reload', '--json'])
-          return false
-        },
-        30_000,
-        200,
-      )
+      await reloadUntil('the follower to end', () => code !== undefined, 30_000)
       expect(code).toBe(0)
     } finally {
       child.kill('SIGKILL')
