@@ -14,6 +14,8 @@ export const RealtimeStatus = z.object({
   droppedSlowConsumers: z.number().int(),
   protocolErrors: z.number().int(),
   commitToSend: z.object({ p50Ms: z.number().nullable(), p99Ms: z.number().nullable(), samples: z.number().int() }),
+  /** How frames reach the sockets: the native writer or Node (null: realtime not running). */
+  writer: z.object({ native: z.boolean(), detail: z.string() }).nullable(),
   stream: z
     .object({
       connected: z.boolean(),

@@ -109,6 +109,7 @@ export const RealtimeConfig = z
     maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024).describe('Largest WebSocket frame a client may send; larger frames close the socket (1009).'),
     maxBufferedBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024).describe('Per-client send buffer cap; a client that falls this far behind is disconnected (1008, "slow consumer").'),
     maxChannelsPerClient: z.number().int().min(1).max(10_000).default(100).describe('Channels one WebSocket may join at once.'),
+    nativeWrites: z.boolean().default(true).describe('Write frames with the native socket writer where it is built (dist/native, by npm run build with a C compiler): one call writes a batch of sockets. false: each socket is written through Node. realtime status shows which runs.'),
   })
   .strict()
 

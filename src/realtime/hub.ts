@@ -8,6 +8,7 @@ import { rowJson, type Relation } from './pgoutput.js'
 import { defaultPresenceKey, TopicPresence, type PresenceMap } from './presence.js'
 import { FrameLog, type Cursor } from './feed.js'
 import { decodeFrame, encodeFrame, ProtocolError, type Frame, type Vsn } from './protocol.js'
+import type { NativeWrites } from './native.js'
 import { trace } from './trace.js'
 
 /**
@@ -53,6 +54,11 @@ export interface HubDeps {
    * queue in one turn (the hub before slices: bench/realtime.mjs compares the two).
    */
   flushSliceMs?: number
+  /**
+   * The native writer (src/realtime/native.ts): a flush slice hands its sockets' bytes to it in
+   * batches instead of writing each socket through Node. Absent: every write goes through Node.
+   */
+  nativeWrites?: NativeWrites
 }
 
 interface Binding {
@@ -128,6 +134,8 @@ interface Client {
   dropped: boolean
   /** The TCP socket under ws: frames built here are written to it directly. */
   sock: FrameSink
+  /** The socket's fd for the native writer (-1: none, e.g. not a plain TCP socket). */
+  fd: number
   /**
    * Frames waiting for this turn's flush (one write per client per flush), as a node of the
    * turn's sequence trie: clients sent the same frames in the same order share the node, and
@@ -194,8 +202,25 @@ function joined(node: SeqNode): Buffer {
   return node.joined
 }
 
+/** A flush slice's sockets for one native write call (see Hub.sendBatch). */
+interface WriteBatch {
+  clients: Client[]
+  fds: Int32Array
+  bufs: Buffer[]
+  /** Per socket: bytes taken or -errno (filled by writeMany). */
+  out: Int32Array
+  n: number
+}
+
 interface FrameSink {
   write(b: Buffer): boolean
+  /** Bytes Node holds for the socket, not yet taken by the OS (ours and ws's own writes). */
+  readonly writableLength: number
+  readonly writable: boolean
+  /** Node's handle (TCP for a plain socket): its fd is the socket's (absent once closed). */
+  readonly _handle?: { fd?: number; constructor: { name: string } } | null
+  /** true on a TLS socket. */
+  readonly encrypted?: boolean
 }
 
 export interface HubStatus {
@@ -254,6 +279,11 @@ export class Hub {
   private running: Promise<void> | undefined
 
   private readonly sliceMs: number
+  /**
+   * The slice's batch for the native writer (flushSlice fills it through flushClient and sends
+   * it every BATCH clients): the clients, their sockets' fds and their bytes.
+   */
+  private batch: WriteBatch | undefined
 
   constructor(private readonly d: HubDeps) {
     this.now = d.now ?? Date.now
@@ -282,7 +312,11 @@ export class Hub {
       ws.terminate()
       return
     }
-    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, sock, seq: EMPTY, unsent: 0, queued: false }
+    // The native writer is for plain TCP sockets only: a TLS socket's handle reports the fd under
+    // it too, and bytes sent there would bypass TLS. The fd is read once: it stays the socket's
+    // until its handle closes (then _handle is null).
+    const fd = this.d.nativeWrites && !sock.encrypted && sock._handle?.constructor.name === 'TCP' ? sock._handle.fd : undefined
+    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, sock, fd: typeof fd === 'number' && fd >= 0 ? fd : -1, seq: EMPTY, unsent: 0, queued: false }
     this.clients.add(client)
     ws.on('message', (data, isBinary) => {
       client.lastSeen = this.now()
@@ -737,13 +771,19 @@ export class Hub {
     const t0 = performance.now()
     const traced = trace?.flushStart()
     let n = 0
+    if (this.d.nativeWrites) this.batch ??= { clients: [], fds: new Int32Array(BATCH), bufs: [], out: new Int32Array(BATCH), n: 0 }
+    const batch = this.d.nativeWrites ? this.batch : undefined
     while (this.dirtyHead < this.dirty.length) {
       const c = this.dirty[this.dirtyHead++]!
       this.taken++
       c.queued = false
-      this.flushClient(c)
-      if ((++n & 15) === 0 && performance.now() - t0 >= this.sliceMs) break
+      this.flushClient(c, batch)
+      if ((++n & (BATCH - 1)) === 0) {
+        if (batch) this.sendBatch(batch)
+        if (performance.now() - t0 >= this.sliceMs) break
+      }
     }
+    if (batch) this.sendBatch(batch)
     if (this.dirtyHead === this.dirty.length) {
       this.dirty = []
       this.dirtyHead = 0
@@ -758,7 +798,25 @@ export class Hub {
     this.reportDelivered()
   }
 
-  private flushClient(c: Client): void {
+  /**
+   * Sends a slice's batch with one native call; what a send did not take (part of it, none:
+   * EAGAIN, or an error) is written through the socket, as without the native writer, so Node
+   * queues it (and counts it in bufferedAmount) or reports the error and closes the socket.
+   */
+  private sendBatch(b: WriteBatch): void {
+    if (b.n === 0) return
+    this.d.nativeWrites!.writeMany(b.fds, b.bufs, b.n, b.out)
+    for (let i = 0; i < b.n; i++) {
+      const r = b.out[i]!
+      const buf = b.bufs[i]!
+      if (r < buf.length) b.clients[i]!.sock.write(r > 0 ? buf.subarray(r) : buf)
+    }
+    b.clients.length = 0
+    b.bufs.length = 0
+    b.n = 0
+  }
+
+  private flushClient(c: Client, batch?: WriteBatch): void {
     const node = c.seq
     c.seq = EMPTY
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return
@@ -781,6 +839,14 @@ export class Hub {
     if (parts) buf = Buffer.concat(parts)
     if (fromFeeds > 0 && c.ws.bufferedAmount + buf.length > this.d.maxBufferedBytes) {
       this.dropSlow(c, buf.length)
+      return
+    }
+    // In a slice with the native writer: the socket's turn in the batch, if Node holds nothing
+    // for it (bytes it holds go first, so those writes stay with Node).
+    if (batch && c.fd >= 0 && c.sock._handle && c.sock.writableLength === 0 && c.sock.writable) {
+      batch.clients.push(c)
+      batch.bufs.push(buf)
+      batch.fds[batch.n++] = c.fd
       return
     }
     c.sock.write(buf)
@@ -1061,6 +1127,8 @@ function writeFrameHead(buf: Buffer, len: number): void {
 export const KEYS_ONLY = '\u0000keys'
 
 const FLUSH_BYTES = 64 * 1024
+/** Clients per native write batch (a power of 2: the slice checks its time every BATCH clients). */
+const BATCH = 16
 /** How long one flush slice writes before yielding to the event loop (see flushSlice). */
 const SLICE_MS = 0.5
 /** Changes checked for visibility together (one query per group per batch). */

@@ -13,6 +13,8 @@ export interface RealtimeRuntime {
   stream(): StreamStatus
   backlog(): number
   commitToSend(): { p50Ms: number | null; p99Ms: number | null; samples: number }
+  /** Which socket writer the hub uses (src/realtime/native.ts). */
+  writer(): { native: boolean; detail: string }
   droppedSlow(): number
   protocolErrors(): number
 }

@@ -16,6 +16,7 @@ import { REALTIME_PUBLICATION } from '../../realtime/names.js'
 import { realtimeSecret } from '../../realtime/token.js'
 import { LatencyRing } from '../../realtime/runtime.js'
 import { instanceSettings } from '../../realtime/settings.js'
+import { chooseWriter } from '../../realtime/native.js'
 
 /**
  * The `realtime` component's work when realtime.enabled is true (declared in
@@ -64,7 +65,10 @@ export async function startRealtime(ctx: ComponentContext<DaemonServices>): Prom
   }
   const visibility = new RowVisibility(() => pool)
 
+  const writer = chooseWriter(cfg.nativeWrites)
+  if (cfg.nativeWrites && !writer.native) ctx.log.warn({ reason: writer.detail }, 'realtime: the native socket writer is not available; each socket is written through Node')
   const hub = new Hub({
+    nativeWrites: writer.writes,
     maxBufferedBytes: cfg.maxBufferedBytes,
     maxChannelsPerClient: cfg.maxChannelsPerClient,
     publication: REALTIME_PUBLICATION,
@@ -173,6 +177,7 @@ export async function startRealtime(ctx: ComponentContext<DaemonServices>): Prom
     stream: () => stream.status(),
     backlog: () => hub.backlog(),
     commitToSend: () => ring.summary(),
+    writer: () => ({ native: writer.native, detail: writer.detail }),
     droppedSlow: () => dropped,
     protocolErrors: () => protocolErrors,
   }

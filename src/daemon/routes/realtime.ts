@@ -19,6 +19,7 @@ export const realtimeRoutes: DaemonRoute[] = [
         droppedSlowConsumers: 0,
         protocolErrors: 0,
         commitToSend: { p50Ms: null, p99Ms: null, samples: 0 },
+        writer: null,
         stream: null,
       }
     }
@@ -32,6 +33,7 @@ export const realtimeRoutes: DaemonRoute[] = [
       droppedSlowConsumers: r.droppedSlow(),
       protocolErrors: r.protocolErrors(),
       commitToSend: r.commitToSend(),
+      writer: r.writer(),
       stream: r.stream(),
     }
   }),
