@@ -91,6 +91,8 @@ interface Member {
   /** The feed of its postgres_changes frames (members with bindings only), and its place in it. */
   feed: Feed | undefined
   cursor: Cursor | undefined
+  /** In its feed's `waiting` list (at the log's end, its client not queued for it). */
+  waiting: boolean
 }
 
 /**
@@ -114,7 +116,7 @@ interface Feed {
    * Members whose cursor is at the log's end and whose client is not queued for a write: the
    * next append queues their clients (and forgets them) once, not once per change.
    */
-  waiting: Set<Member>
+  waiting: Member[]
   /** Cached frame prefixes for the last binding ids (full row, keys only). */
   prefix: { ids: number[]; buf: Buffer } | undefined
   prefixKeys: { ids: number[]; buf: Buffer } | undefined
@@ -130,6 +132,8 @@ interface Client {
   vsn: Vsn
   claims: Claims
   members: Map<string, Member>
+  /** Its members that have a feed (the flush walks these, not every member). */
+  feeds: Member[]
   lastSeen: number
   dropped: boolean
   /** The TCP socket under ws: frames built here are written to it directly. */
@@ -316,7 +320,7 @@ export class Hub {
     // it too, and bytes sent there would bypass TLS. The fd is read once: it stays the socket's
     // until its handle closes (then _handle is null).
     const fd = this.d.nativeWrites && !sock.encrypted && sock._handle?.constructor.name === 'TCP' ? sock._handle.fd : undefined
-    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), lastSeen: this.now(), dropped: false, sock, fd: typeof fd === 'number' && fd >= 0 ? fd : -1, seq: EMPTY, unsent: 0, queued: false }
+    const client: Client = { id: ++nextClientId, ws, vsn, claims, members: new Map(), feeds: [], lastSeen: this.now(), dropped: false, sock, fd: typeof fd === 'number' && fd >= 0 ? fd : -1, seq: EMPTY, unsent: 0, queued: false }
     this.clients.add(client)
     ws.on('message', (data, isBinary) => {
       client.lastSeen = this.now()
@@ -352,7 +356,7 @@ export class Hub {
     }
     // Feeds idle since the last sweep with every member caught up give their buffer back.
     for (const f of this.feeds.values()) {
-      if (!f.active && f.waiting.size === f.members.size) f.log.release()
+      if (!f.active && everyWaiting(f)) f.log.release()
       f.active = false
     }
     return n
@@ -477,6 +481,7 @@ export class Hub {
       expiry: undefined,
       feed: undefined,
       cursor: undefined,
+      waiting: false,
     }
     c.members.set(f.topic, m)
     let set = this.topics.get(m.key)
@@ -657,7 +662,7 @@ export class Hub {
   private sendFrame(c: Client, frame: Buffer): boolean {
     if (c.dropped || c.ws.readyState !== c.ws.OPEN) return false
     // Its feeds' frames queued before this one go before it (past its cap, it is dropped).
-    for (const m of c.members.values()) if (m.feed) this.takeFeed(c, m)
+    for (const m of c.feeds) this.takeFeed(c, m)
     if (c.dropped || !this.queueBytes(c, frame)) return false
     if (c.seq.bytes >= FLUSH_BYTES) this.flushClient(c)
     else this.enqueue(c)
@@ -692,7 +697,7 @@ export class Hub {
     const f = m.feed!
     const bytes = f.log.take(m.cursor!)
     // At the log's end now: the next append queues the client (it is queued already if it had bytes).
-    f.waiting.add(m)
+    markWaiting(f, m)
     if (bytes) this.queueBytes(c, bytes)
   }
 
@@ -700,21 +705,26 @@ export class Hub {
     const key = `${m.client.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${m.bindings.map((b) => b.id).join(',')}`
     let f = this.feeds.get(key)
     if (!f) {
-      f = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(), waiting: new Set(), prefix: undefined, prefixKeys: undefined, active: false, sinceCheck: 0 }
+      f = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(), waiting: [], prefix: undefined, prefixKeys: undefined, active: false, sinceCheck: 0 }
       this.feeds.set(key, f)
     }
     f.members.add(m)
     groupIn(f, m)
     m.feed = f
     m.cursor = f.log.cursor()
-    f.waiting.add(m)
+    m.waiting = false
+    markWaiting(f, m)
+    m.client.feeds.push(m)
   }
 
   private detachFeed(m: Member): void {
     const f = m.feed
     if (!f) return
     f.members.delete(m)
-    f.waiting.delete(m)
+    // Its entry in f.waiting, if any, is skipped from now on (see appendFeed).
+    m.waiting = false
+    const i = m.client.feeds.indexOf(m)
+    if (i >= 0) m.client.feeds.splice(i, 1)
     groupOut(f, m.gkey)
     m.feed = undefined
     m.cursor = undefined
@@ -728,6 +738,9 @@ export class Hub {
    */
   private appendFeed(f: Feed, frame: Buffer): void {
     for (const m of f.waiting) {
+      // Left the feed, or listed twice (left and joined again): once.
+      if (!m.waiting || m.feed !== f) continue
+      m.waiting = false
       const c = m.client
       if (c.dropped) continue
       if (c.ws.bufferedAmount + c.seq.bytes + frame.length > this.d.maxBufferedBytes) {
@@ -736,7 +749,7 @@ export class Hub {
       }
       this.enqueue(c)
     }
-    f.waiting.clear()
+    f.waiting.length = 0
     f.log.append(frame)
     f.active = true
     // A long run of changes decoded in one turn (a big transaction): members holding 64 KiB
@@ -825,11 +838,10 @@ export class Hub {
     let buf = node.bytes > 0 ? joined(node) : undefined
     let parts: Buffer[] | undefined
     let fromFeeds = 0
-    for (const m of c.members.values()) {
-      const f = m.feed
-      if (!f) continue
+    for (const m of c.feeds) {
+      const f = m.feed!
       const bytes = f.log.take(m.cursor!)
-      f.waiting.add(m)
+      markWaiting(f, m)
       if (!bytes) continue
       fromFeeds += bytes.length
       if (buf === undefined) buf = bytes
@@ -837,13 +849,16 @@ export class Hub {
     }
     if (buf === undefined) return
     if (parts) buf = Buffer.concat(parts)
-    if (fromFeeds > 0 && c.ws.bufferedAmount + buf.length > this.d.maxBufferedBytes) {
+    // What Node holds unsent for the socket (ws's bufferedAmount adds its sender's queue, empty
+    // without per-message deflate: read only when this is near the cap).
+    const unsent = c.sock.writableLength
+    if (fromFeeds > 0 && unsent + buf.length > this.d.maxBufferedBytes && c.ws.bufferedAmount + buf.length > this.d.maxBufferedBytes) {
       this.dropSlow(c, buf.length)
       return
     }
     // In a slice with the native writer: the socket's turn in the batch, if Node holds nothing
     // for it (bytes it holds go first, so those writes stay with Node).
-    if (batch && c.fd >= 0 && c.sock._handle && c.sock.writableLength === 0 && c.sock.writable) {
+    if (batch && unsent === 0 && c.fd >= 0 && c.sock._handle && c.sock.writable) {
       batch.clients.push(c)
       batch.bufs.push(buf)
       batch.fds[batch.n++] = c.fd
@@ -1224,4 +1239,17 @@ function groupKey(claims: Claims): string {
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** Lists the member in its feed's waiting list, once. */
+function markWaiting(f: Feed, m: Member): void {
+  if (m.waiting) return
+  m.waiting = true
+  f.waiting.push(m)
+}
+
+/** Every member of the feed is at its log's end. */
+function everyWaiting(f: Feed): boolean {
+  for (const m of f.members) if (!m.waiting) return false
+  return true
 }
