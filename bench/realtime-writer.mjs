@@ -11,6 +11,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { WebSocketServer } from 'ws'
 
 const { Hub } = await import(workerData.hubUrl)
+// The kernel's default writer, as the one-thread rounds use (a Node-API addon loads per thread).
+const { loadNativeWrites } = await import(new URL('native.js', workerData.hubUrl).href)
 const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
 const hub = new Hub({
   maxBufferedBytes: 8 << 20,
@@ -21,6 +23,7 @@ const hub = new Hub({
   visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
   roleExists: async () => true,
   published: async () => true,
+  nativeWrites: loadNativeWrites().writes,
 })
 const server = http.createServer()
 await new Promise((resolve, reject) => {

@@ -234,9 +234,13 @@ if (part('throughput')) {
   rows.push([`kernel ceiling on a core of its own (1 / kernel CPU per change; walsender decoding ${((walCpu * 1000) / ROWS).toFixed(1)} µs per change before it)`, `${Math.round(ceiling)} rows/s`, `pg_recvlogical wall rate above: ${Math.round(raw)} rows/s`, `${(ceiling / raw).toFixed(2)}×`, '≥ 0.8×'])
 }
 
-// 3. commit → client latency at RATE changes/s to CLIENTS subscribers.
-if (part('latency')) {
-  log(`latency: ${CLIENTS} subscribers, ${RATE} changes/s for ${SECONDS} s`)
+// 3. commit → client latency at RATE changes/s to CLIENTS subscribers, in LAT_ROUNDS rounds
+//    alternating the kernel's two socket writers: the native writer (the default where it is
+//    built) and Node's (realtime.nativeWrites false, the kernel restarted with it in its
+//    environment). The CPU of this 2-core machine swings from minute to minute, so the table
+//    gives each writer's median round, with every round's p50.
+/** One round of the latency part against the running kernel. */
+async function latencyRound(traced) {
   // The subscribers live in a worker thread (bench/realtime-clients.mjs): their frame handling
   // then does not hold up this loop's inserts.
   const worker = new Worker(new URL('./realtime-clients.mjs', import.meta.url), {
@@ -248,7 +252,7 @@ if (part('latency')) {
   })
   const kpid = kernelPid()
   await profileMark()
-  if (process.env.TRACE) {
+  if (traced) {
     // The kernel traces while the file exists (checked once a second), from fresh figures.
     writeFileSync(traceFile, '{}')
     await sleep(1500)
@@ -287,17 +291,64 @@ if (part('latency')) {
     worker.on('message', (m) => m.type === 'done' && resolve(m))
     worker.postMessage('stop')
   })
-  const s = stats(lat)
   const st = cli(['realtime', 'status'])
-  fig.loopLag = loopLag
-  if (process.env.TRACE) {
+  let trace
+  if (traced) {
     await sleep(1200)
-    fig.trace = JSON.parse(readFileSync(traceFile, 'utf8'))
+    trace = JSON.parse(readFileSync(traceFile, 'utf8'))
     rmSync(traceFile, { force: true })
-    log(`trace: ${JSON.stringify(fig.trace)}; receivers' event-loop delay ${JSON.stringify(loopLag)}`)
+    log(`trace: ${JSON.stringify(trace)}; receivers' event-loop delay ${JSON.stringify(loopLag)}`)
   }
-  fig.lat = { p50: s.p50, p99: s.p99, send50: st.commitToSend.p50Ms, send99: st.commitToSend.p99Ms, cores: (((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS) / 1e6, rate: total / (sent / 1000) }
-  rows.push([`commit → client latency, ${Math.round(total / (sent / 1000))} changes/s to ${CLIENTS} subscribed clients (${lat.length} samples; receive time to the µs − commit_timestamp, ms resolution, + 0.5 ms)`, `p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms (kernel commit→send p50 ${st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${st.commitToSend.p99Ms?.toFixed(1)} ms)`, `${received} of ${total * CLIENTS} frames received in the run; kernel CPU ${kcpu} ms over ${((sent + 2000) / 1000).toFixed(1)} s = ${((kcpu * 1000) / Math.max(received, 1)).toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${(((kcpu * 1000) / Math.max(received, 1)) * RATE * CLIENTS / 1e6).toFixed(1)} cores of kernel alone`, '', 'p50 < 5 ms, p99 < 50 ms'])
+  const s = stats(lat)
+  const usPerFrame = (kcpu * 1000) / Math.max(received, 1)
+  return { s, samples: lat.length, st, trace, loopLag, kcpu, sent, total, received, usPerFrame, writer: st.writer }
+}
+
+/** Restarts the kernel with extra environment (Postgres keeps running; realtime reconnects). */
+async function restartKernel(extra) {
+  execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), 'kernel', 'stop', '--json'], { cwd: dir, env, stdio: 'ignore' })
+  execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), 'kernel', 'start', '--json'], { cwd: dir, env: { ...env, ...extra }, stdio: 'ignore' })
+  for (;;) {
+    if (cli(['realtime', 'status']).stream?.connected) break
+    await sleep(200)
+  }
+}
+
+if (part('latency')) {
+  const ROUNDS = Number(process.env.LAT_ROUNDS ?? 3)
+  const NODE_WRITES = { MAGFLOCK_REALTIME__NATIVE_WRITES: 'false' }
+  const byWriter = { native: [], node: [] }
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const w of ['native', 'node']) {
+      await restartKernel(w === 'node' ? NODE_WRITES : {})
+      log(`latency round ${r + 1}/${ROUNDS}, ${w} writer: ${CLIENTS} subscribers, ${RATE} changes/s for ${SECONDS} s`)
+      const x = await latencyRound(process.env.TRACE && r === 0 && w === 'native')
+      if (x.writer?.native !== (w === 'native')) throw new Error(`the kernel runs ${JSON.stringify(x.writer)}, not the ${w} writer`)
+      log(`  p50 ${x.s.p50.toFixed(2)} ms, p99 ${x.s.p99.toFixed(1)} ms, kernel ${x.usPerFrame.toFixed(2)} µs CPU per frame`)
+      byWriter[w].push(x)
+    }
+  }
+  await restartKernel({})
+  const median = (xs) => [...xs].sort((a, b) => a.s.p50 - b.s.p50)[Math.floor((xs.length - 1) / 2)]
+  const nat = median(byWriter.native)
+  const nod = median(byWriter.node)
+  const traced = byWriter.native.find((x) => x.trace)
+  if (traced) {
+    fig.trace = traced.trace
+    fig.loopLag = traced.loopLag
+    fig.traceLat = { p50: traced.s.p50, p99: traced.s.p99 }
+  } else fig.loopLag = nat.loopLag
+  const per = (xs) => xs.map((x) => x.s.p50.toFixed(1)).join(', ')
+  fig.lat = { p50: nat.s.p50, p99: nat.s.p99, send50: nat.st.commitToSend.p50Ms, send99: nat.st.commitToSend.p99Ms, cores: (nat.usPerFrame * RATE * CLIENTS) / 1e6, rate: nat.total / (nat.sent / 1000), rounds: per(byWriter.native), node: { p50: nod.s.p50, p99: nod.s.p99, rounds: per(byWriter.node), usPerFrame: nod.usPerFrame }, usPerFrame: nat.usPerFrame, n: ROUNDS }
+  const row = (x, xs, name) => [
+    `commit → client latency, ${Math.round(x.total / (x.sent / 1000))} changes/s to ${CLIENTS} subscribed clients, ${name} (median of ${ROUNDS} rounds by p50; ${x.samples} samples in it; receive time to the µs − commit_timestamp, ms resolution, + 0.5 ms)`,
+    `p50 ${x.s.p50.toFixed(1)} ms, p99 ${x.s.p99.toFixed(1)} ms (p50 per round ${per(xs)}; kernel commit→send p50 ${x.st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${x.st.commitToSend.p99Ms?.toFixed(1)} ms)`,
+    `${x.received} of ${x.total * CLIENTS} frames received in the round; kernel CPU ${x.kcpu} ms over ${((x.sent + 2000) / 1000).toFixed(1)} s = ${x.usPerFrame.toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${((x.usPerFrame * RATE * CLIENTS) / 1e6).toFixed(1)} cores of kernel alone`,
+  ]
+  const [a, b, c] = row(nat, byWriter.native, 'native socket writer (the default)')
+  rows.push([a, b, c, '', 'p50 < 5 ms, p99 < 50 ms'])
+  const [d, e, f2] = row(nod, byWriter.node, 'Node socket writes (realtime.nativeWrites false), rounds alternating with the above')
+  rows.push([d, e, f2, `native ${(nat.s.p50 / nod.s.p50).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
 }
 
 // 3b. The hub's fan-out alone (no Postgres, no kernel process): the built Hub behind a ws
@@ -311,6 +362,7 @@ if (part('fanout')) {
   log(`fanout: ${CLIENTS} receivers, ${RATE} changes/s for ${SECONDS} s, ${ROUNDS} rounds of sliced vs whole-queue flushes vs ${THREADS} writer threads`)
   const hubUrl = new URL('../dist/realtime/hub.js', import.meta.url).href
   const { Hub } = await import(hubUrl)
+  const nativeWritesForHub = (await import(new URL('../dist/realtime/native.js', import.meta.url).href)).loadNativeWrites().writes
   const { WebSocketServer } = await import('ws')
   const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
   /** One round: `flushSliceMs` for a hub in this thread, or `threads` writer threads (bench/realtime-writer.mjs). */
@@ -334,6 +386,8 @@ if (part('fanout')) {
         maxChannelsPerClient: 10,
         publication: 'p',
         flushSliceMs,
+        // The kernel's default writer (both rounds; the latency part compares the writers).
+        nativeWrites: nativeWritesForHub,
         verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }),
         visibleBatch: async () => [],
         visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
@@ -503,19 +557,37 @@ if (part('floor')) {
   while (socks.length < CLIENTS) await sleep(10)
   const BYTES = Number(process.env.FLOOR_BYTES ?? 300)
   const frame = Buffer.alloc(BYTES, 97)
-  const passes = async () => {
+  // Two writers: Node's (socket.write each) and the kernel's native writer (writeMany, 16
+  // sockets a call, as the hub's flush slices hand them over).
+  const { writes: nativeWrites } = (await import(new URL('../dist/realtime/native.js', import.meta.url).href)).loadNativeWrites()
+  if (!nativeWrites) throw new Error('the native writer is not built (npm run build)')
+  const fds = Int32Array.from(socks.map((c) => c._handle.fd))
+  const out = new Int32Array(16)
+  const frames = new Array(16).fill(frame)
+  const passes = async (native) => {
     const passMs = []
     const t0 = process.threadCpuUsage()
     for (let p = 0; p < PASSES; p++) {
       const a = performance.now()
-      for (const c of socks) c.write(frame)
+      if (native) {
+        for (let i = 0; i < CLIENTS; i += 16) {
+          const n = Math.min(16, CLIENTS - i)
+          nativeWrites.writeMany(fds.subarray(i, i + n), frames, n, out)
+          for (let j = 0; j < n; j++) if (out[j] !== frame.length) throw new Error(`native floor: send answered ${out[j]}`)
+        }
+      } else for (const c of socks) c.write(frame)
       passMs.push(performance.now() - a)
       await new Promise((r) => setImmediate(r))
     }
     const cu = process.threadCpuUsage(t0)
     return { usPerWrite: (cu.user + cu.system) / (PASSES * CLIENTS), pass: stats(passMs) }
   }
-  const { usPerWrite, pass } = await passes()
+  // Alternating, twice each; the median pass of each writer is kept.
+  const runs = { native: [], node: [] }
+  for (let r = 0; r < 2; r++) for (const w of ['native', 'node']) runs[w].push(await passes(w === 'native'))
+  const pick = (xs) => [...xs].sort((a, b) => a.pass.p50 - b.pass.p50)[0]
+  const { usPerWrite, pass } = pick(runs.native)
+  const nodeFloor = pick(runs.node)
   // The same passes while Postgres takes the latency part's inserts (RATE/s from 4 pgbench
   // connections, each its own transaction and WAL flush; the kernel decodes them, with no
   // subscriber to send them to): what the rest of that part's load does to the raw writes.
@@ -523,7 +595,7 @@ if (part('floor')) {
   writeFileSync(script, 'insert into bench (v) values (1);\n')
   const load = spawn(path.join(pgBin(), 'pgbench'), ['-n', '-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-c', '4', '-R', String(RATE), '-T', '60', '-f', script, 'postgres'], { env: { ...process.env, PGPASSWORD: password }, stdio: 'ignore' })
   await sleep(500)
-  const loaded = await passes()
+  const loaded = await passes(true)
   load.kill('SIGINT')
   await new Promise((r) => load.once('exit', r))
   fig.floorLoaded = { usPerWrite: loaded.usPerWrite, passP50: loaded.pass.p50 }
@@ -532,9 +604,9 @@ if (part('floor')) {
   await worker.terminate()
   for (const c of socks) c.destroy()
   await new Promise((r) => server.close(r))
-  fig.floor = { usPerWrite, passP50: pass.p50 }
-  rows.push([`floor: one loopback TCP write of ${BYTES} bytes to each of ${CLIENTS} sockets per pass (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, '', '', 'explains the p50'])
-  rows.push([`floor while Postgres takes ${RATE} inserts/s (pgbench, 4 connections; the kernel decodes them, no subscriber)`, `${loaded.usPerWrite.toFixed(1)} µs per write; a pass takes p50 ${loaded.pass.p50.toFixed(1)} ms, so a change waits ≈ ${(loaded.pass.p50 / 2).toFixed(1)} ms on average for its turn`, `idle Postgres (above): ${usPerWrite.toFixed(1)} µs, pass ${pass.p50.toFixed(1)} ms`, `${(loaded.pass.p50 / pass.p50).toFixed(2)}× the pass`, 'explains the p50'])
+  fig.floor = { usPerWrite, passP50: pass.p50, node: { usPerWrite: nodeFloor.usPerWrite, passP50: nodeFloor.pass.p50 } }
+  rows.push([`floor: one loopback TCP write of ${BYTES} bytes to each of ${CLIENTS} sockets per pass with the native writer, 16 sockets a call (no WebSocket, no hub, no Postgres; receivers in a worker thread), ${PASSES} passes; best of 2, alternating with Node's writes`, `${usPerWrite.toFixed(1)} µs of the writing thread's CPU per write; a pass takes p50 ${pass.p50.toFixed(1)} ms, so a change waits ≈ ${(pass.p50 / 2).toFixed(1)} ms on average for its turn`, `the same writes through Node (socket.write): ${nodeFloor.usPerWrite.toFixed(1)} µs per write, pass ${nodeFloor.pass.p50.toFixed(1)} ms`, `${(pass.p50 / nodeFloor.pass.p50).toFixed(2)}× the pass`, 'explains the p50'])
+  rows.push([`floor (native writer) while Postgres takes ${RATE} inserts/s (pgbench, 4 connections; the kernel decodes them, no subscriber)`, `${loaded.usPerWrite.toFixed(1)} µs per write; a pass takes p50 ${loaded.pass.p50.toFixed(1)} ms, so a change waits ≈ ${(loaded.pass.p50 / 2).toFixed(1)} ms on average for its turn`, `idle Postgres (above): ${usPerWrite.toFixed(1)} µs, pass ${pass.p50.toFixed(1)} ms`, `${(loaded.pass.p50 / pass.p50).toFixed(2)}× the pass`, 'explains the p50'])
 
   // The same floor with FLOOR_THREADS writer threads, each accepting (SO_REUSEPORT) and writing
   // its own share of the sockets, all writing at once: does the pass shrink on this machine?
@@ -683,7 +755,7 @@ if (fig.trace) {
   phaseRows.push([`kernel GC pauses (${fig.trace.gc.count}, ${f2(fig.trace.gc.totalMs)} ms in all; max ${f2(fig.trace.gc.maxMs)})`, '', f2(fig.trace.gc.p99Ms)])
 }
 if (fig.loopLag) phaseRows.push(['receivers\' event-loop delay (1,000 sockets in one worker thread; beyond the 1 ms sampling timer)', f2(Math.max(0, fig.loopLag.p50 - 1)), f2(Math.max(0, fig.loopLag.p99 - 1))])
-if (fig.lat) phaseRows.push(['commit → client receives (the table\'s figure)', f2(fig.lat.p50), f2(fig.lat.p99)])
+if (fig.traceLat) phaseRows.push(['commit → client receives (this round; the table gives the median round)', f2(fig.traceLat.p50), f2(fig.traceLat.p99)])
 // A bound for p50 on this host from this run's own figures (see "Where p50 < 5 ms stands").
 const bound = (() => {
   if (!fig.fanout || !fig.trace || !fig.floor) return undefined
@@ -742,12 +814,20 @@ Reading it:
   (before: a \`Buffer.concat\` per client per turn, about a quarter of the kernel's profile
   at this load), and who receives a relation's changes is computed once per subscription change, not
   per change. What remains is the socket writes, one per client per pass over the queue of
-  clients (\`writeBuffer\`, the largest item of the profile; see below): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
+  clients (the \`send\` syscalls: with the native writer, Linux's own code is ≈ 76 % of the kernel
+  process's CPU in a \`perf\` profile of this part, the TCP path to the receiver's socket and its
+  wake-up; see below): ${fig.lat === undefined ? '' : `the kernel's commit → send p50 was ${fig.lat.send50?.toFixed(0)} ms (p99 ${fig.lat.send99?.toFixed(0)} ms), the run's kernel CPU per frame × 500,000 frames/s is ${fig.lat.cores.toFixed(1)} cores, `}and the
   1,000 receivers, Postgres and the insert loop share the same 2 cores with the other work
   on the machine (the load average above): the kernel gets a fraction of a core,
   so changes queue in it (its own commit → send figure above) and frames queue again in the
   receivers. Before these changes the kernel's own commit → send p50 in this part was 1.6 s
-  at 147 changes/s and 1.9–2.4 s at 500/s, at loads of 12–16.
+  at 147 changes/s and 1.9–2.4 s at 500/s, at loads of 12–16.${fig.lat?.node ? `
+  **The native writer** (docs/realtime.md, "Native socket writes"): the flush hands 16 sockets at
+  a time to one call of a Node-API addon that \`send\`s each its bytes, where Node's writer makes a
+  call into Node's stream and libuv layers per socket. ${fig.lat.n} rounds of each, alternating (the
+  kernel restarted between them with \`MAGFLOCK_REALTIME__NATIVE_WRITES=false\` or without it;
+  \`realtime status\` checked to name the writer): p50 ${fig.lat.p50.toFixed(1)} ms (rounds ${fig.lat.rounds}) against ${fig.lat.node.p50.toFixed(1)} ms (rounds ${fig.lat.node.rounds}),
+  kernel CPU per frame ${fig.lat.usPerFrame.toFixed(2)} against ${fig.lat.node.usPerFrame.toFixed(2)} µs.` : ''}
 ${phaseRows.length ? `  Where the time goes, per phase, in this run (\`TRACE=1\`: the kernel stamps each change, see
   src/realtime/trace.ts; ms):
 
@@ -760,7 +840,7 @@ ${fig.trace && fig.lat ? `
   own WAL flush: commit → walsender ${f2(fig.trace.phases.commit_to_walsend.p50)} ms p50). The time is the socket writes: a slice wrote
   ${(fig.trace.clientsPerFlush ?? 0).toFixed(0)} sockets in ${f2(fig.trace.phases.flush_writes.p50)} ms p50 here, ${usPerWrite.toFixed(1)} µs per socket (on loopback TCP the sender's
   syscall also runs the receiver's TCP input; the size of the write hardly matters), so one pass
-  over the ${CLIENTS} subscribers takes about ${((usPerWrite * CLIENTS) / 1000).toFixed(1)} ms. The hub writes its queue of clients in slices
+  over the ${CLIENTS} subscribers takes about ${((usPerWrite * CLIENTS) / 1000).toFixed(1)} ms (this round: native writer). The hub writes its queue of clients in slices
   of ≤ 0.5 ms and decodes what arrived in between: a new change joins the write of every client
   not yet written in the pass under way (${writesPerChange.toFixed(0)} socket writes per change here, where one write per
   client per change would be ${CLIENTS}), and waits on average half a pass for a subscriber's turn. Before
@@ -771,7 +851,8 @@ ${fig.trace && fig.lat ? `
   change arrives; the receivers' reads, Postgres and the insert loop share the same 2 cores
   (the load average above).
 ` : ''}` : ''}${fig.floor ? `- **Floor** (one loopback TCP write per client per pass, nothing else in the writing thread;
-  the receivers in a worker thread only read): ${fig.floor.usPerWrite.toFixed(1)} µs of CPU per write, a pass over the ${CLIENTS}
+  the receivers in a worker thread only read): with the native writer ${fig.floor.usPerWrite.toFixed(1)} µs of CPU per write (through
+  Node's \`socket.write\`: ${fig.floor.node.usPerWrite.toFixed(1)} µs, pass ${fig.floor.node.passP50.toFixed(1)} ms), a pass over the ${CLIENTS}
   sockets p50 ${fig.floor.passP50.toFixed(1)} ms, so a change going round them waits ≈ ${(fig.floor.passP50 / 2).toFixed(1)} ms on average for a
   subscriber's turn before anything the hub does.${fig.floorLoaded ? ` While Postgres takes the latency part's
   inserts (${RATE}/s from pgbench, each a commit with its WAL flush, decoded by the kernel) the same writes
@@ -801,7 +882,9 @@ ${fig.trace && fig.lat ? `
   instead of once into each subscriber's queue: in \`perf\` profiles of the kernel under the latency
   part (\`MARK_FILE\`), receiving, decoding and queueing a change fell from ≈ 15 % to ≈ 7 % of its CPU,
   the write syscalls ≈ 63 → 68 %. Alternating 5 runs each of the latency part, the build before
-  and the build with feeds read alike (p50 median 6.4 ms each): the writes set the pace.
+  and the build with feeds read alike (p50 median 6.4 ms each): the writes set the pace. Since
+  then the hub hands its writes to the native writer (both rounds of this part use it, as the
+  kernel does by default), which leaves Node's stream layer and the per-socket call into C++ out.
 ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${fig.fanout.threads} threads, each with its own hub
   (bench/realtime-writer.mjs) behind a ws server listening on the same port with
   \`reusePort\` (SO_REUSEPORT: the kernel spreads the connections, ${fig.fanout.split} per round), each
@@ -830,7 +913,7 @@ ${fig.fanout.threads ? `- **Writer threads (prototype, fan-out part only)**: ${f
   waits for it: their event-loop delay in the latency part, p50 ${bound.recv.toFixed(2)} ms beyond the sampling timer's 1 ms. Together ≈ ${bound.total.toFixed(1)} ms, with
   nothing yet for the CPU that Postgres (walsender, the inserting backends) and the insert loop take
   from the same 2 cores. The latency part's p50 (${fig.lat ? fig.lat.p50.toFixed(1) : '?'} ms) is that plus those shares.
-  What the hub could still save (under 1 µs per write since feeds, above) is ≈ 0.5 ms of p50, and writer
+  What the hub could still save (under 1 µs per write since feeds and the native writer, above) is ≈ 0.5 ms of p50, and writer
   threads need cores the receivers do not use (prototype above). ${bound.total >= 5 ? 'So p50 < 5 ms is not reachable on this 2-core host with its 1,000 subscribers on it, whatever the hub does.' : `So p50 < 5 ms leaves ${(5 - bound.total).toFixed(1)} ms on this host for Postgres's and the insert loop's share and everything the hub does beyond its writes.`} With the subscribers on
   other hosts their reads leave this CPU and a pass is the writer's syscalls alone (on loopback
   ${fig.floor ? `${fig.floor.usPerWrite.toFixed(1)}` : '≈ 6–7'} µs each, which includes the receiver's TCP input; not measured over a NIC here), which writer
