@@ -9,7 +9,13 @@ import type { Relation } from '../../src/realtime/pgoutput.js'
 class FakeWs extends EventEmitter {
   readonly OPEN = 1
   readyState = 1
-  bufferedAmount = 0
+  /** As ws counts it: what its socket holds unsent (its sender queues nothing without deflate). */
+  get bufferedAmount(): number {
+    return this._socket.writableLength
+  }
+  set bufferedAmount(n: number) {
+    this._socket.writableLength = n
+  }
   /** Each socket write busy-waits this long (a loopback TCP write costs several µs). */
   writeCostMs = 0
   closed: { code: number; reason: string } | undefined
@@ -17,6 +23,8 @@ class FakeWs extends EventEmitter {
   /** The buffers written to the socket, as written. */
   readonly writes: Buffer[] = []
   readonly _socket = {
+    writableLength: 0,
+    writable: true,
     write: (b: Buffer) => {
       for (const t = performance.now(); performance.now() - t < this.writeCostMs; );
       this.writes.push(b)
