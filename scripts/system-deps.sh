@@ -7,6 +7,7 @@
 #   - openssl and haproxy, which check the TLS certificates and the HAProxy template
 
 #   - etcd-server (etcd + etcdctl), the flock store of multi-host tests; iproute2 for their network namespaces
+#   - a C compiler (gcc), which builds the realtime native socket writer (npm test builds after this)
 # On a machine where they are present this prints one line and changes nothing.
 set -euo pipefail
 need=()
@@ -24,6 +25,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)   # TLS tests verify certi
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # multi-host tests: the flock store
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)   # multi-host tests: network namespaces
+command -v "${CC:-cc}" >/dev/null 2>&1 || need+=(gcc)   # the realtime native socket writer (scripts/build-native.mjs)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system-deps: postgres and promtool present"
   exit 0
