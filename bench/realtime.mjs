@@ -2,7 +2,8 @@
 // same WAL), broadcast fan-out, memory per idle connection, cost of RLS-checked delivery.
 //
 //   npm run build && node_modules/.bin/node bench/realtime.mjs
-//   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000 FANOUT_ROUNDS=3; kept short: the CPU
+//   (CLIENTS=1000 RATE=500 SECONDS=3 ROWS=30000 IDLE=10000 FANOUT_ROUNDS=3 LAT_ROUNDS=5
+//   LAT_WRITERS=native,node; kept short: the CPU
 //   is shared; ONLY=latency,fanout,hubcpu,floor,… runs those parts, TRACE=1 adds the per-phase table;
 //   FANOUT_THREADS=2 (0: off) adds the fan-out part's writer-thread prototype, FANOUT_SLICE_MS=0.5,
 //   FLOOR_BYTES=300)
@@ -315,7 +316,7 @@ async function restartKernel(extra) {
 }
 
 if (part('latency')) {
-  const ROUNDS = Number(process.env.LAT_ROUNDS ?? 3)
+  const ROUNDS = Number(process.env.LAT_ROUNDS ?? 5)
   const NODE_WRITES = { MAGFLOCK_REALTIME__NATIVE_WRITES: 'false' }
   // LAT_WRITERS=native: the native writer's rounds only (trials).
   const WRITERS = (process.env.LAT_WRITERS ?? 'native,node').split(',')
@@ -832,7 +833,9 @@ Reading it:
   call into Node's stream and libuv layers per socket. ${fig.lat.n} rounds of each, alternating (the
   kernel restarted between them with \`MAGFLOCK_REALTIME__NATIVE_WRITES=false\` or without it;
   \`realtime status\` checked to name the writer): p50 ${fig.lat.p50.toFixed(1)} ms (rounds ${fig.lat.rounds}) against ${fig.lat.node.p50.toFixed(1)} ms (rounds ${fig.lat.node.rounds}),
-  kernel CPU per frame ${fig.lat.usPerFrame.toFixed(2)} against ${fig.lat.node.usPerFrame.toFixed(2)} µs.` : ''}
+  kernel CPU per frame ${fig.lat.usPerFrame.toFixed(2)} against ${fig.lat.node.usPerFrame.toFixed(2)} µs. At this load the kernel's thread is busy all the time with
+  either writer: what the native writer saves per write goes into more, smaller writes (shorter
+  passes over the subscribers), so a change waits less for a subscriber's turn.` : ''}
 ${phaseRows.length ? `  Where the time goes, per phase, in a traced round before the counted ones (\`TRACE=1\`: the
   kernel stamps each change, see src/realtime/trace.ts, which costs CPU of its own; ms):
 
