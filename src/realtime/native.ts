@@ -4,7 +4,7 @@ import { createRequire } from 'node:module'
  * The optional native writer (native/socket-writes.c, built into dist/native/ by `npm run
  * build` where a C compiler is found): one call sends the bytes of many sockets, each with a
  * non-blocking send(2). Without it the hub writes each socket through Node (same bytes, same
- * order; about 1-2 µs more per socket write, see docs/realtime.md).
+ * order; about 1 µs more per socket write, see docs/realtime.md).
  */
 export interface NativeWrites {
   /** out[i]: bytes send(2) took for bufs[i] on fds[i] (0..length), or -errno. */
