@@ -2,8 +2,9 @@
  * One call that writes many sockets: the realtime hub's flush hands a slice of its write queue
  * (file descriptors and the bytes for each) to writeMany, which sends each with one
  * non-blocking send(2) and reports what each took. A JavaScript socket write costs ~1 µs on
- * top of the syscall (the call into Node, its stream and libuv layers); at 1,000 subscribers
- * per change that is milliseconds of latency (docs/realtime.md, "Native socket writes").
+ * top of the syscall (the call into Node, its stream and libuv layers): a millisecond per pass
+ * over 1,000 subscribers, half of which a change waits on average (docs/realtime.md, "Native
+ * socket writes").
  *
  * Node-API only (ABI-stable across Node versions); no state, no threads, no allocation. The
  * caller keeps every rule: it passes only sockets with nothing queued in Node, and writes what
