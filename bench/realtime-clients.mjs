@@ -115,7 +115,9 @@ const loop = monitorEventLoopDelay({ resolution: 1 })
 parentPort.postMessage({ type: 'ready' })
 parentPort.on('message', (m) => {
   if (m === 'start') {
+    // Counted from here: the frames of the run (not the system message each join gets).
     lat.length = 0
+    received = 0
     loop.enable()
     return
   }
