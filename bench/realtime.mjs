@@ -44,7 +44,8 @@ writeFileSync(
 // TRACE=1: the kernel stamps each change per phase (src/realtime/trace.ts) into this file.
 const traceFile = path.join(dir, 'realtime-trace.json')
 const env = { ...process.env, ...(process.env.TRACE ? { MAGFLOCK_REALTIME_TRACE: traceFile } : {}), MAGFLOCK_MASTER_KEY: Buffer.alloc(32, 5).toString('base64'), MAGFLOCK_PREFS_DIR: path.join(dir, '.prefs') }
-const cli = (args) => JSON.parse(execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), ...args, '--json'], { cwd: dir, env, encoding: 'utf8' })).data
+/** The built CLI's --json data; `extra` adds to its environment (a kernel it starts inherits it). */
+const cli = (args, extra = {}) => JSON.parse(execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), ...args, '--json'], { cwd: dir, env: { ...env, ...extra }, encoding: 'utf8' })).data
 const kernelPid = () => JSON.parse(readFileSync(path.join(dir, '.magflock/kernel.json'), 'utf8')).pid
 /** CPU time (user + system, ms) a process has used so far. */
 const cpuMs = (pid) => {
@@ -110,10 +111,11 @@ const password = cli(['secrets', 'get', 'postgres.superuser.password', '--reveal
 const conn = { host: '127.0.0.1', port: pgPort, user: 'postgres', password, database: 'postgres' }
 const db = new pg.Client(conn)
 await db.connect()
-for (;;) {
-  if (cli(['realtime', 'status']).stream?.connected) break
-  await sleep(200)
+/** Until the kernel's realtime change stream is connected. */
+const waitStreaming = async () => {
+  while (!cli(['realtime', 'status']).stream?.connected) await sleep(200)
 }
+await waitStreaming()
 await db.query(`create table bench (id bigserial primary key, v int, pad text);
   create table bench_rls (id bigserial primary key, owner text, v int);
   create table bench_open (id bigserial primary key, owner text, v int);
@@ -307,12 +309,9 @@ async function latencyRound(traced) {
 
 /** Restarts the kernel with extra environment (Postgres keeps running; realtime reconnects). */
 async function restartKernel(extra) {
-  execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), 'kernel', 'stop', '--json'], { cwd: dir, env, stdio: 'ignore' })
-  execFileSync(NODE, [path.join(ROOT, 'bin/run.js'), 'kernel', 'start', '--json'], { cwd: dir, env: { ...env, ...extra }, stdio: 'ignore' })
-  for (;;) {
-    if (cli(['realtime', 'status']).stream?.connected) break
-    await sleep(200)
-  }
+  cli(['kernel', 'stop'])
+  cli(['kernel', 'start'], extra)
+  await waitStreaming()
 }
 
 if (part('latency')) {
@@ -349,11 +348,9 @@ if (part('latency')) {
     `p50 ${x.s.p50.toFixed(1)} ms, p99 ${x.s.p99.toFixed(1)} ms (p50 per round ${per(xs)}; kernel commit→send p50 ${x.st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${x.st.commitToSend.p99Ms?.toFixed(1)} ms)`,
     `${x.received} of ${x.total * CLIENTS} frames received in the round; kernel CPU ${x.kcpu} ms over ${((x.sent + 2000) / 1000).toFixed(1)} s = ${x.usPerFrame.toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${((x.usPerFrame * RATE * CLIENTS) / 1e6).toFixed(1)} cores of kernel alone`,
   ]
-  const [a, b, c] = row(nat, byWriter.native, 'native socket writer (the default)')
-  rows.push([a, b, c, '', 'p50 < 5 ms, p99 < 50 ms'])
+  rows.push([...row(nat, byWriter.native, 'native socket writer (the default)'), '', 'p50 < 5 ms, p99 < 50 ms'])
   if (nod) {
-    const [d, e, f2] = row(nod, byWriter.node, 'Node socket writes (realtime.nativeWrites false), rounds alternating with the above')
-    rows.push([d, e, f2, `native ${(nat.s.p50 / nod.s.p50).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
+    rows.push([...row(nod, byWriter.node, 'Node socket writes (realtime.nativeWrites false), rounds alternating with the above'), `native ${(nat.s.p50 / nod.s.p50).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
   }
 }
 

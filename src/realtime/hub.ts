@@ -284,14 +284,15 @@ export class Hub {
 
   private readonly sliceMs: number
   /**
-   * The slice's batch for the native writer (flushSlice fills it through flushClient and sends
-   * it every BATCH clients): the clients, their sockets' fds and their bytes.
+   * The slices' batch for the native writer, if there is one (flushSlice fills it through
+   * flushClient and sends it every BATCH clients): the clients, their sockets' fds and their bytes.
    */
-  private batch: WriteBatch | undefined
+  private readonly batch: WriteBatch | undefined
 
   constructor(private readonly d: HubDeps) {
     this.now = d.now ?? Date.now
     this.sliceMs = d.flushSliceMs ?? SLICE_MS
+    if (d.nativeWrites) this.batch = { clients: [], fds: new Int32Array(BATCH), bufs: [], out: new Int32Array(BATCH), n: 0 }
   }
 
   status(): HubStatus {
@@ -784,8 +785,7 @@ export class Hub {
     const t0 = performance.now()
     const traced = trace?.flushStart()
     let n = 0
-    if (this.d.nativeWrites) this.batch ??= { clients: [], fds: new Int32Array(BATCH), bufs: [], out: new Int32Array(BATCH), n: 0 }
-    const batch = this.d.nativeWrites ? this.batch : undefined
+    const batch = this.batch
     while (this.dirtyHead < this.dirty.length) {
       const c = this.dirty[this.dirtyHead++]!
       this.taken++

@@ -145,28 +145,31 @@ function baseDeps(maxBufferedBytes: number): HubDeps {
 
 const insertOf = (id: number, pad: string): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), pad }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
 
+/** A client joined to realtime:notes (INSERTs of public.notes): the ids it receives, in order. */
+async function subscriber(url: string, opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; ids: number[]; closed: number | undefined }> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, ...opts })
+  const c = { ws, ids: [] as number[], closed: undefined as number | undefined }
+  ws.on('error', () => undefined)
+  ws.on('close', (code) => (c.closed = code))
+  await new Promise((r) => ws.once('open', r))
+  const joined = new Promise((r) => ws.once('message', r))
+  ws.send(JSON.stringify(['1', '1', 'realtime:notes', 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'notes' }] } }]))
+  await joined
+  ws.on('message', (d) => {
+    const m = JSON.parse(String(d)) as [unknown, unknown, string, string, { data?: { record: { id: number } } }]
+    if (m[3] === 'postgres_changes') c.ids.push(m[4].data!.record.id)
+  })
+  return c
+}
+
 async function hubWithClients(n: number, opts: { writes?: NativeWrites; maxBufferedBytes?: number }) {
   const hub = new Hub({ ...baseDeps(opts.maxBufferedBytes ?? 64 * 1024 * 1024), nativeWrites: opts.writes })
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
   await new Promise((r) => wss.once('listening', r))
   wss.on('connection', (ws) => hub.attach(ws, '2.0.0', { role: 'app', sub: 'u', exp: 2e9 }))
   const port = (wss.address() as net.AddressInfo).port
-  const clients: Array<{ ws: WebSocket; ids: number[]; closed: number | undefined }> = []
-  for (let i = 0; i < n; i++) {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false })
-    const c = { ws, ids: [] as number[], closed: undefined as number | undefined }
-    ws.on('error', () => undefined)
-    ws.on('close', (code) => (c.closed = code))
-    await new Promise((r) => ws.once('open', r))
-    const joined = new Promise((r) => ws.once('message', r))
-    ws.send(JSON.stringify(['1', '1', 'realtime:notes', 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'notes' }] } }]))
-    await joined
-    ws.on('message', (d) => {
-      const m = JSON.parse(String(d)) as [unknown, unknown, string, string, { data?: { record: { id: number } } }]
-      if (m[3] === 'postgres_changes') c.ids.push(m[4].data!.record.id)
-    })
-    clients.push(c)
-  }
+  const clients: Array<Awaited<ReturnType<typeof subscriber>>> = []
+  for (let i = 0; i < n; i++) clients.push(await subscriber(`ws://127.0.0.1:${port}/`))
   cleanups.push(async () => {
     hub.closeAll(1001, 'test over')
     for (const c of clients) c.ws.terminate()
@@ -248,17 +251,8 @@ describe('realtime hub with the native writer', () => {
       server.closeAllConnections()
       await new Promise((r) => server.close(r))
     })
-    const ws = new WebSocket(`wss://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, { ca: ca.certPem, perMessageDeflate: false })
+    const { ws, ids } = await subscriber(`wss://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, { ca: ca.certPem })
     cleanups.push(() => ws.terminate())
-    await new Promise((r) => ws.once('open', r))
-    const ids: number[] = []
-    const joined = new Promise((r) => ws.once('message', r))
-    ws.send(JSON.stringify(['1', '1', 'realtime:notes', 'phx_join', { config: { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'notes' }] } }]))
-    await joined
-    ws.on('message', (d) => {
-      const m = JSON.parse(String(d)) as [unknown, unknown, string, string, { data?: { record: { id: number } } }]
-      if (m[3] === 'postgres_changes') ids.push(m[4].data!.record.id)
-    })
     for (let id = 1; id <= 20; id++) hub.deliver(insertOf(id, 'x'))
     for (let i = 0; i < 100 && ids.length < 20; i++) await sleep(10)
     expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
