@@ -90,12 +90,18 @@ describe('physical backup (pg_basebackup, server lz4)', () => {
     await expect(createPhysicalBackup({ backupsDir, conn, bins, runAs, id })).rejects.toMatchObject({ code: '3D000' })
     const left = (await fsp.readdir(backupsDir).catch(() => [] as string[])).filter((n) => n.startsWith(id))
     expect(left).toEqual([])
-    // The copy it started is gone too: no base backup streams from the source any more.
+    // The copy it started is gone too: no base backup streams from the source any more. (Within
+    // the test's 60 s: a timeout here then says which of the two lingers, not only "timed out".)
+    let lingering = ''
     await waitFor('the aborted pg_basebackup to disconnect', async () => {
-      const r = await src.query<{ n: string }>(
-        `select ((select count(*) from pg_stat_progress_basebackup) + (select count(*) from pg_replication_slots where slot_name like 'pg_basebackup_%'))::text as n`,
+      const r = await src.query<{ n: string; what: string }>(
+        `select ((select count(*) from pg_stat_progress_basebackup) + (select count(*) from pg_replication_slots where slot_name like 'pg_basebackup_%'))::text as n,
+                concat_ws(', ', (select string_agg('progress: ' || phase, ', ') from pg_stat_progress_basebackup), (select string_agg('slot ' || slot_name || ' active ' || active, ', ') from pg_replication_slots where slot_name like 'pg_basebackup_%')) as what`,
       )
+      lingering = r.rows[0]!.what
       return r.rows[0]!.n === '0'
+    }, 40_000).catch((err: Error) => {
+      throw new Error(`${err.message}; still there: ${lingering}`)
     })
   })
 
