@@ -24,6 +24,7 @@ const hub = new Hub({
   roleExists: async () => true,
   published: async () => true,
   nativeWrites: loadNativeWrites().writes,
+  yieldCpu: loadNativeWrites().writes?.yieldCpu,
 })
 const server = http.createServer()
 await new Promise((resolve, reject) => {

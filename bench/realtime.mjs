@@ -238,10 +238,11 @@ if (part('throughput')) {
 }
 
 // 3. commit → client latency at RATE changes/s to CLIENTS subscribers, in LAT_ROUNDS rounds
-//    alternating the kernel's two socket writers: the native writer (the default where it is
-//    built) and Node's (realtime.nativeWrites false, the kernel restarted with it in its
-//    environment). The CPU of this 2-core machine swings from minute to minute, so the table
-//    gives each writer's median round, with every round's p50.
+//    alternating three kernel configurations: the defaults (native writer, yielding the CPU
+//    between flush slices), the same without the yield (realtime.yieldCpu false) and Node's
+//    socket writes (realtime.nativeWrites false), the kernel restarted with the setting in its
+//    environment. The CPU of this 2-core machine swings from minute to minute, so the table
+//    gives each configuration's median round, with every round's p50.
 /** One round of the latency part against the running kernel. */
 async function latencyRound(traced) {
   // The subscribers live in a worker thread (bench/realtime-clients.mjs): their frame handling
@@ -316,42 +317,55 @@ async function restartKernel(extra) {
 
 if (part('latency')) {
   const ROUNDS = Number(process.env.LAT_ROUNDS ?? 5)
-  const NODE_WRITES = { MAGFLOCK_REALTIME__NATIVE_WRITES: 'false' }
-  // LAT_WRITERS=native: the native writer's rounds only (trials).
-  const WRITERS = (process.env.LAT_WRITERS ?? 'native,node').split(',')
-  const byWriter = { native: [], node: [] }
-  // With TRACE=1 a traced round (native writer) comes first and is not counted: stamping every
-  // change per phase costs the kernel CPU of its own.
+  // The kernel's configurations compared, each restarted with its environment and checked
+  // through realtime status: the default, and the default with one setting off.
+  const VARIANTS = {
+    native: { env: {}, name: 'native socket writer, yielding the CPU between flush slices (the defaults)', ok: (w) => w?.native === true && w.yieldsCpu === true },
+    noyield: { env: { MAGFLOCK_REALTIME__YIELD_CPU: 'false' }, name: 'native socket writer without the yield (realtime.yieldCpu false), rounds alternating with the above', ok: (w) => w?.native === true && w.yieldsCpu === false },
+    node: { env: { MAGFLOCK_REALTIME__NATIVE_WRITES: 'false' }, name: 'Node socket writes (realtime.nativeWrites false; yielding), rounds alternating with the above', ok: (w) => w?.native === false && w.yieldsCpu === true },
+  }
+  // LAT_WRITERS=native: the default's rounds only (trials).
+  const WRITERS = (process.env.LAT_WRITERS ?? 'native,noyield,node').split(',')
+  const byWriter = { native: [], noyield: [], node: [] }
+  fig.traced = {}
+  // With TRACE=1 a traced round of the default and one without the yield come first and are not
+  // counted: stamping every change per phase costs the kernel CPU of its own.
   for (let r = process.env.TRACE ? -1 : 0; r < ROUNDS; r++) {
-    for (const w of r < 0 ? ['native'] : WRITERS) {
-      await restartKernel(w === 'node' ? NODE_WRITES : {})
-      log(`latency ${r < 0 ? 'traced round (not counted)' : `round ${r + 1}/${ROUNDS}`}, ${w} writer: ${CLIENTS} subscribers, ${RATE} changes/s for ${SECONDS} s`)
+    for (const w of r < 0 ? WRITERS.filter((x) => x !== 'node') : WRITERS) {
+      await restartKernel(VARIANTS[w].env)
+      log(`latency ${r < 0 ? 'traced round (not counted)' : `round ${r + 1}/${ROUNDS}`}, ${w}: ${CLIENTS} subscribers, ${RATE} changes/s for ${SECONDS} s`)
       const x = await latencyRound(r < 0)
-      if (x.writer?.native !== (w === 'native')) throw new Error(`the kernel runs ${JSON.stringify(x.writer)}, not the ${w} writer`)
+      if (!VARIANTS[w].ok(x.writer)) throw new Error(`the kernel runs ${JSON.stringify(x.writer)}, not ${w}`)
       log(`  p50 ${x.s.p50.toFixed(2)} ms, p99 ${x.s.p99.toFixed(1)} ms, kernel ${x.usPerFrame.toFixed(2)} µs CPU per frame`)
       if (r < 0) {
-        fig.trace = x.trace
-        fig.loopLag = x.loopLag
-        fig.traceLat = { p50: x.s.p50, p99: x.s.p99 }
+        fig.traced[w] = { trace: x.trace, p50: x.s.p50, p99: x.s.p99 }
+        if (w === 'native') {
+          fig.trace = x.trace
+          fig.loopLag = x.loopLag
+          fig.traceLat = { p50: x.s.p50, p99: x.s.p99 }
+        }
       } else byWriter[w].push(x)
     }
   }
   await restartKernel({})
   const median = (xs) => [...xs].sort((a, b) => a.s.p50 - b.s.p50)[Math.floor((xs.length - 1) / 2)]
   const nat = median(byWriter.native)
-  const nod = byWriter.node.length ? median(byWriter.node) : undefined
+  const other = (w) => (byWriter[w].length ? median(byWriter[w]) : undefined)
+  const nod = other('node')
+  const noy = other('noyield')
   fig.loopLag ??= nat.loopLag
   const per = (xs) => xs.map((x) => x.s.p50.toFixed(1)).join(', ')
-  fig.lat = { p50: nat.s.p50, p99: nat.s.p99, send50: nat.st.commitToSend.p50Ms, send99: nat.st.commitToSend.p99Ms, cores: (nat.usPerFrame * RATE * CLIENTS) / 1e6, rate: nat.total / (nat.sent / 1000), rounds: per(byWriter.native), node: nod && { p50: nod.s.p50, p99: nod.s.p99, rounds: per(byWriter.node), usPerFrame: nod.usPerFrame }, usPerFrame: nat.usPerFrame, n: ROUNDS }
+  const brief = (x, w) => x && { p50: x.s.p50, p99: x.s.p99, rounds: per(byWriter[w]), usPerFrame: x.usPerFrame }
+  const wins = (w) => byWriter[w].filter((x, i) => byWriter.native[i] && byWriter.native[i].s.p50 < x.s.p50).length
+  fig.lat = { p50: nat.s.p50, p99: nat.s.p99, send50: nat.st.commitToSend.p50Ms, send99: nat.st.commitToSend.p99Ms, cores: (nat.usPerFrame * RATE * CLIENTS) / 1e6, rate: nat.total / (nat.sent / 1000), rounds: per(byWriter.native), node: brief(nod, 'node'), noyield: brief(noy, 'noyield'), winsNode: wins('node'), winsNoyield: wins('noyield'), usPerFrame: nat.usPerFrame, n: ROUNDS }
   const row = (x, xs, name) => [
     `commit → client latency, ${Math.round(x.total / (x.sent / 1000))} changes/s to ${CLIENTS} subscribed clients, ${name} (median of ${ROUNDS} rounds by p50; ${x.samples} samples in it; receive time to the µs − commit_timestamp, ms resolution, + 0.5 ms)`,
     `p50 ${x.s.p50.toFixed(1)} ms, p99 ${x.s.p99.toFixed(1)} ms (p50 per round ${per(xs)}; kernel commit→send p50 ${x.st.commitToSend.p50Ms?.toFixed(1)} ms, p99 ${x.st.commitToSend.p99Ms?.toFixed(1)} ms)`,
     `${x.received} of ${x.total * CLIENTS} frames received in the round; kernel CPU ${x.kcpu} ms over ${((x.sent + 2000) / 1000).toFixed(1)} s = ${x.usPerFrame.toFixed(1)} µs per frame sent, so ${RATE} changes/s × ${CLIENTS} clients needs ${((x.usPerFrame * RATE * CLIENTS) / 1e6).toFixed(1)} cores of kernel alone`,
   ]
-  rows.push([...row(nat, byWriter.native, 'native socket writer (the default)'), '', 'p50 < 5 ms, p99 < 50 ms'])
-  if (nod) {
-    rows.push([...row(nod, byWriter.node, 'Node socket writes (realtime.nativeWrites false), rounds alternating with the above'), `native ${(nat.s.p50 / nod.s.p50).toFixed(2)}× p50`, 'p50 < 5 ms, p99 < 50 ms'])
-  }
+  rows.push([...row(nat, byWriter.native, VARIANTS.native.name), '', 'p50 < 5 ms, p99 < 50 ms'])
+  if (noy) rows.push([...row(noy, byWriter.noyield, VARIANTS.noyield.name), `default ${(nat.s.p50 / noy.s.p50).toFixed(2)}× p50; lower in ${wins('noyield')} of ${byWriter.noyield.length} pairs`, 'p50 < 5 ms, p99 < 50 ms'])
+  if (nod) rows.push([...row(nod, byWriter.node, VARIANTS.node.name), `native ${(nat.s.p50 / nod.s.p50).toFixed(2)}× p50; lower in ${wins('node')} of ${byWriter.node.length} pairs`, 'p50 < 5 ms, p99 < 50 ms'])
 }
 
 // 3b. The hub's fan-out alone (no Postgres, no kernel process): the built Hub behind a ws
@@ -365,6 +379,7 @@ if (part('fanout')) {
   log(`fanout: ${CLIENTS} receivers, ${RATE} changes/s for ${SECONDS} s, ${ROUNDS} rounds of sliced vs whole-queue flushes vs ${THREADS} writer threads`)
   const hubUrl = new URL('../dist/realtime/hub.js', import.meta.url).href
   const { Hub } = await import(hubUrl)
+  // The writer and the yield between slices, as the kernel uses them by default.
   const nativeWritesForHub = (await import(new URL('../dist/realtime/native.js', import.meta.url).href)).loadNativeWrites().writes
   const { WebSocketServer } = await import('ws')
   const rel = { oid: 1, schema: 'public', table: 'bench', replicaIdentity: 'd', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 20, type: 'int8', key: true }, { name: 'v', typeOid: 23, type: 'int4', key: false }, { name: 'pad', typeOid: 25, type: 'text', key: false }] }
@@ -391,6 +406,7 @@ if (part('fanout')) {
         flushSliceMs,
         // The kernel's default writer (both rounds; the latency part compares the writers).
         nativeWrites: nativeWritesForHub,
+        yieldCpu: nativeWritesForHub?.yieldCpu,
         verify: () => ({ ok: false, reason: 'malformed', message: 'unused' }),
         visibleBatch: async () => [],
         visibleGroupsCached: (_ch, groups) => new Set(groups.map((g) => g.key)),
@@ -739,6 +755,7 @@ teardown()
 const loadEnd = os.loadavg()
 /** The latency part's per-phase breakdown (TRACE=1; src/realtime/trace.ts), as a table. */
 const f2 = (x) => (x === null || x === undefined ? '–' : Number(x).toFixed(1))
+const f2h = (x) => (x === null || x === undefined ? '–' : Number(x).toFixed(2))
 /** From the trace: µs per socket write in a flush slice; socket writes per change. */
 const usPerWrite = fig.trace ? (fig.trace.phases.flush_writes.p50 * 1000) / Math.max(1, fig.trace.clientsPerFlush ?? 1) : 0
 const writesPerChange = fig.trace ? (fig.trace.flushes * (fig.trace.clientsPerFlush ?? 0)) / Math.max(1, fig.trace.phases.commit_to_written.n) : 0
@@ -832,7 +849,16 @@ Reading it:
   \`realtime status\` checked to name the writer): p50 ${fig.lat.p50.toFixed(1)} ms (rounds ${fig.lat.rounds}) against ${fig.lat.node.p50.toFixed(1)} ms (rounds ${fig.lat.node.rounds}),
   kernel CPU per frame ${fig.lat.usPerFrame.toFixed(2)} against ${fig.lat.node.usPerFrame.toFixed(2)} µs. At this load the kernel's thread is busy all the time with
   either writer: what the native writer saves per write goes into more, smaller writes (shorter
-  passes over the subscribers), so a change waits less for a subscriber's turn.` : ''}
+  passes over the subscribers), so a change waits less for a subscriber's turn.` : ''}${fig.lat?.noyield ? `
+  **Yielding between slices** (docs/realtime.md, "Yielding between slices"): when a flush slice
+  ends with writes pending, the kernel calls \`sched_yield\` before the next, so threads already
+  runnable on its core (Postgres's walsender and the committing backends here) run first
+  instead of waiting for the scheduler to preempt a pass that takes milliseconds. ${fig.lat.n} rounds
+  of each, alternating (the kernel restarted with \`MAGFLOCK_REALTIME__YIELD_CPU=false\` or without
+  it; \`realtime status\` checked): p50 ${fig.lat.p50.toFixed(1)} ms (rounds ${fig.lat.rounds}) against ${fig.lat.noyield.p50.toFixed(1)} ms without the yield
+  (rounds ${fig.lat.noyield.rounds}); lower in ${fig.lat.winsNoyield} of ${fig.lat.n} pairs; p99 ${fig.lat.p99.toFixed(1)} against ${fig.lat.noyield.p99.toFixed(1)} ms.${fig.traced?.native && fig.traced?.noyield ? ` In the traced
+  rounds the time from commit to the walsender's send was p50 ${f2h(fig.traced.native.trace.phases.commit_to_walsend.p50)} ms with the yield and
+  ${f2h(fig.traced.noyield.trace.phases.commit_to_walsend.p50)} ms without (walsender → kernel ${f2h(fig.traced.native.trace.phases.walsend_to_recv.p50)} against ${f2h(fig.traced.noyield.trace.phases.walsend_to_recv.p50)} ms): that is where it acts.` : ''}` : ''}
 ${phaseRows.length ? `  Where the time goes, per phase, in a traced round before the counted ones (\`TRACE=1\`: the
   kernel stamps each change, see src/realtime/trace.ts, which costs CPU of its own; ms):
 

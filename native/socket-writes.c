@@ -9,11 +9,18 @@
  * Node-API only (ABI-stable across Node versions); no state, no threads, no allocation. The
  * caller keeps every rule: it passes only sockets with nothing queued in Node, and writes what
  * a send did not take (partly written, EAGAIN, an error) through the socket as before.
+ *
+ * yieldCpu() is sched_yield(2), for the hub's flush: a pass over 1,000 subscribers keeps its
+ * thread busy for milliseconds, and between its slices it lets other runnable threads on the
+ * core go first (Postgres's walsender and committing backends, on a shared host), instead of
+ * leaving them to wait for the scheduler to preempt it. Linux's fair scheduler only moves the
+ * caller's deadline back by its slice: its share of the CPU does not change.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <errno.h>
 #include <stdint.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 static napi_value throw_type(napi_env env, const char *msg) {
@@ -60,9 +67,19 @@ static napi_value write_many(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* yieldCpu(): void */
+static napi_value yield_cpu(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  sched_yield();
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "writeMany", NAPI_AUTO_LENGTH, write_many, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "writeMany", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "yieldCpu", NAPI_AUTO_LENGTH, yield_cpu, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "yieldCpu", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -14,8 +14,11 @@ export const RealtimeStatus = z.object({
   droppedSlowConsumers: z.number().int(),
   protocolErrors: z.number().int(),
   commitToSend: z.object({ p50Ms: z.number().nullable(), p99Ms: z.number().nullable(), samples: z.number().int() }),
-  /** How frames reach the sockets: the native writer or Node (null: realtime not running). */
-  writer: z.object({ native: z.boolean(), detail: z.string() }).nullable(),
+  /**
+   * How frames reach the sockets: the native writer or Node, and whether the flush yields the
+   * CPU between its slices (realtime.yieldCpu; null: realtime not running).
+   */
+  writer: z.object({ native: z.boolean(), detail: z.string(), yieldsCpu: z.boolean() }).nullable(),
   stream: z
     .object({
       connected: z.boolean(),

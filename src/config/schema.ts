@@ -110,6 +110,7 @@ export const RealtimeConfig = z
     maxBufferedBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024).describe('Per-client send buffer cap; a client that falls this far behind is disconnected (1008, "slow consumer").'),
     maxChannelsPerClient: z.number().int().min(1).max(10_000).default(100).describe('Channels one WebSocket may join at once.'),
     nativeWrites: z.boolean().default(true).describe('Write frames with the native socket writer where it is built (dist/native, by npm run build with a C compiler): one call writes a batch of sockets. false: each socket is written through Node. realtime status shows which runs.'),
+    yieldCpu: z.boolean().default(true).describe('Between flush slices that leave writes pending, let other threads runnable on the core run first (sched_yield, from the native part built with the writer): Postgres\'s walsender and committing backends on the same host then wait less behind a busy fan-out. The fan-out keeps its share of the CPU. false: the flush runs until the scheduler preempts it.'),
   })
   .strict()
 

@@ -59,6 +59,11 @@ export interface HubDeps {
    * batches instead of writing each socket through Node. Absent: every write goes through Node.
    */
   nativeWrites?: NativeWrites
+  /**
+   * Called between flush slices that leave writes pending (realtime.yieldCpu: the native part's
+   * sched_yield, src/realtime/native.ts). Absent: the flush goes on at the next turn.
+   */
+  yieldCpu?: () => void
 }
 
 interface Binding {
@@ -805,6 +810,9 @@ export class Hub {
         this.dirty = this.dirty.slice(this.dirtyHead)
         this.dirtyHead = 0
       }
+      // More to write: other threads runnable on this core (Postgres's, on a shared host) go
+      // first, instead of waiting for the scheduler to preempt a pass that takes milliseconds.
+      this.d.yieldCpu?.()
       this.scheduleFlush()
     }
     if (traced !== undefined) trace!.flushEnd(traced, n, this.taken)

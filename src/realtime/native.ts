@@ -9,6 +9,11 @@ import { createRequire } from 'node:module'
 export interface NativeWrites {
   /** out[i]: bytes send(2) took for bufs[i] on fds[i] (0..length), or -errno. */
   writeMany(fds: Int32Array, bufs: Uint8Array[], count: number, out: Int32Array): void
+  /**
+   * sched_yield(2): other threads runnable on this core run first. The hub calls it between
+   * flush slices that leave writes pending (realtime.yieldCpu; see docs/realtime.md).
+   */
+  yieldCpu(): void
 }
 
 /** Relative to this module, in src/realtime/ and dist/<dir>/ alike: the package's dist/native/. */
@@ -21,7 +26,8 @@ export function loadNativeWrites(): { writes: NativeWrites | undefined; error: s
   if (loaded) return loaded
   try {
     const mod = createRequire(import.meta.url)(ADDON) as Partial<NativeWrites>
-    loaded = typeof mod.writeMany === 'function' ? { writes: mod as NativeWrites, error: undefined } : { writes: undefined, error: 'dist/native/socket-writes.node has no writeMany' }
+    const missing = (['writeMany', 'yieldCpu'] as const).find((f) => typeof mod[f] !== 'function')
+    loaded = missing ? { writes: undefined, error: `dist/native/socket-writes.node has no ${missing} (npm run build rebuilds it)` } : { writes: mod as NativeWrites, error: undefined }
   } catch (err) {
     loaded = { writes: undefined, error: (err as Error).message.split('\n')[0] }
   }
@@ -34,4 +40,13 @@ export function chooseWriter(wanted: boolean, load = loadNativeWrites): { writes
   const { writes, error } = load()
   if (writes) return { writes, native: true, detail: 'native socket writer (dist/native/socket-writes.node)' }
   return { writes: undefined, native: false, detail: `Node socket writes: the native writer did not load (${error ?? 'unknown'}); npm run build builds it where a C compiler is found` }
+}
+
+/**
+ * What the hub calls between flush slices that leave writes pending, for realtime.yieldCpu:
+ * the native part's sched_yield, or nothing (Node has no way to yield the CPU; the flush then
+ * runs until the scheduler preempts it, as before).
+ */
+export function chooseYield(wanted: boolean, load = loadNativeWrites): (() => void) | undefined {
+  return wanted ? load().writes?.yieldCpu : undefined
 }

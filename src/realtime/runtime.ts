@@ -14,7 +14,7 @@ export interface RealtimeRuntime {
   backlog(): number
   commitToSend(): { p50Ms: number | null; p99Ms: number | null; samples: number }
   /** Which socket writer the hub uses (src/realtime/native.ts). */
-  writer(): { native: boolean; detail: string }
+  writer(): { native: boolean; detail: string; yieldsCpu: boolean }
   droppedSlow(): number
   protocolErrors(): number
 }

@@ -49,7 +49,7 @@ describe('realtime (MagWS) with @supabase/realtime-js', () => {
     const s = await realtimeStatus(f)
     expect(s).toMatchObject({ enabled: true, stream: { connected: true, slot: 'magflock_realtime', publication: 'magflock_realtime' } })
     // npm run build compiled the native writer (cc is on CI's machine), and the kernel uses it.
-    expect(s.writer).toEqual({ native: true, detail: 'native socket writer (dist/native/socket-writes.node)' })
+    expect(s.writer).toEqual({ native: true, detail: 'native socket writer (dist/native/socket-writes.node)', yieldsCpu: true })
   })
 
   it('delivers INSERT, UPDATE and DELETE made through SQL with the Supabase payload shape', async () => {

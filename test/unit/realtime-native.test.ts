@@ -3,7 +3,7 @@ import https from 'node:https'
 import net from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import { Hub, type HubDeps } from '../../src/realtime/hub.js'
-import { chooseWriter, loadNativeWrites, type NativeWrites } from '../../src/realtime/native.js'
+import { chooseWriter, chooseYield, loadNativeWrites, type NativeWrites } from '../../src/realtime/native.js'
 import type { Change } from '../../src/realtime/change.js'
 import type { Relation } from '../../src/realtime/pgoutput.js'
 import { createCa, issueCert } from '../../src/tls/certs.js'
@@ -62,6 +62,14 @@ describe('native socket writer', () => {
     expect(process.platform).toBe('linux')
     expect(native.error).toBeUndefined()
     expect(typeof native.writes?.writeMany).toBe('function')
+    expect(typeof native.writes?.yieldCpu).toBe('function')
+    expect(native.writes!.yieldCpu()).toBeUndefined()
+  })
+
+  it('gives the hub its yield for realtime.yieldCpu, and nothing when it is off or does not load', () => {
+    expect(chooseYield(true)).toBe(native.writes!.yieldCpu)
+    expect(chooseYield(false)).toBeUndefined()
+    expect(chooseYield(true, () => ({ writes: undefined, error: 'Cannot find module socket-writes.node' }))).toBeUndefined()
   })
 
   it('is chosen by realtime.nativeWrites; without it, or when it does not load, the hub writes through Node and says why', () => {
@@ -126,6 +134,7 @@ function spy(w: NativeWrites): NativeWrites & { sockets: number; short: number }
       s.sockets += count
       for (let i = 0; i < count; i++) if (out[i]! < bufs[i]!.length) s.short++
     },
+    yieldCpu: () => w.yieldCpu(),
   }
   return s
 }
@@ -162,8 +171,8 @@ async function subscriber(url: string, opts: WebSocket.ClientOptions = {}): Prom
   return c
 }
 
-async function hubWithClients(n: number, opts: { writes?: NativeWrites; maxBufferedBytes?: number }) {
-  const hub = new Hub({ ...baseDeps(opts.maxBufferedBytes ?? 64 * 1024 * 1024), nativeWrites: opts.writes })
+async function hubWithClients(n: number, opts: { writes?: NativeWrites; maxBufferedBytes?: number; yieldCpu?: () => void; flushSliceMs?: number }) {
+  const hub = new Hub({ ...baseDeps(opts.maxBufferedBytes ?? 64 * 1024 * 1024), nativeWrites: opts.writes, yieldCpu: opts.yieldCpu, flushSliceMs: opts.flushSliceMs })
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false })
   await new Promise((r) => wss.once('listening', r))
   wss.on('connection', (ws) => hub.attach(ws, '2.0.0', { role: 'app', sub: 'u', exp: 2e9 }))
@@ -192,6 +201,23 @@ describe('realtime hub with the native writer', () => {
     expect(w.sockets).toBeGreaterThanOrEqual(40)
   })
 
+  it('yields the CPU between slices that leave writes pending, and not after the slice that ends the queue', async () => {
+    // Slices of 0 ms end after each batch of 16 sockets: 40 clients take 3 slices, 2 yields.
+    const yields: number[] = []
+    const short = await hubWithClients(40, { writes: native.writes, flushSliceMs: 0, yieldCpu: () => yields.push(short.clients.filter((c) => c.ids.length === 1).length) })
+    short.hub.deliver(short.insert(1, 'a'))
+    for (let i = 0; i < 100 && short.clients.some((c) => c.ids.length < 1); i++) await sleep(10)
+    for (const c of short.clients) expect(c.ids).toEqual([1])
+    expect(yields.length).toBe(2)
+    // A default slice writes them all at once: nothing is pending, nothing to yield to.
+    let yielded = 0
+    const whole = await hubWithClients(40, { writes: native.writes, yieldCpu: () => yielded++ })
+    whole.hub.deliver(whole.insert(2, 'b'))
+    for (let i = 0; i < 100 && whole.clients.some((c) => c.ids.length < 1); i++) await sleep(10)
+    for (const c of whole.clients) expect(c.ids).toEqual([2])
+    expect(yielded).toBe(0)
+  })
+
   it('hands what a send did not take to Node, which keeps the order until the client reads again', async () => {
     const w = spy(native.writes!)
     const { hub, clients, insert } = await hubWithClients(6, { writes: w })
@@ -199,21 +225,27 @@ describe('realtime hub with the native writer', () => {
     const slow = clients[0]!
     const sock = (slow.ws as unknown as { _socket: net.Socket })._socket
     sock.pause()
-    const pad = 'p'.repeat(30_000)
-    for (let id = 1; id <= 400; id++) {
-      hub.deliver(insert(id, pad))
-      if (id % 10 === 0) await new Promise((r) => setImmediate(r))
+    // Until a send comes back short: how much the OS takes first depends on the host's TCP
+    // buffers (their autotuning), so the test keeps writing until it happens. Under 64 KiB per
+    // turn, so every write is a slice's (a feed holding 64 KiB is written at once, through Node).
+    const pad = 'p'.repeat(6_000)
+    let n = 0
+    while (w.short === 0 && n < 5000) {
+      for (let k = 0; k < 10; k++) hub.deliver(insert(++n, pad))
+      await new Promise((r) => setImmediate(r))
     }
-    await sleep(100)
     expect(w.short).toBeGreaterThan(0)
+    // Some more, which queue behind the rest Node holds.
+    for (let k = 0; k < 50; k++) hub.deliver(insert(++n, pad))
+    await sleep(50)
     sock.resume()
-    const want = Array.from({ length: 400 }, (_, i) => i + 1)
-    for (let i = 0; i < 500 && clients.some((c) => c.ids.length < 400); i++) await sleep(10)
+    const want = Array.from({ length: n }, (_, i) => i + 1)
+    for (let i = 0; i < 1000 && clients.some((c) => c.ids.length < n); i++) await sleep(10)
     for (const c of clients) expect(c.ids).toEqual(want)
     // Written through the writer again once Node's queue drained.
     const before = w.sockets
-    hub.deliver(insert(401, 'x'))
-    for (let i = 0; i < 100 && clients.some((c) => c.ids.length < 401); i++) await sleep(10)
+    hub.deliver(insert(n + 1, 'x'))
+    for (let i = 0; i < 100 && clients.some((c) => c.ids.length < n + 1); i++) await sleep(10)
     expect(w.sockets - before).toBe(6)
     expect(slow.closed).toBeUndefined()
   })

@@ -17,7 +17,7 @@ export default class RealtimeStatusCommand extends MagflockCommand<RealtimeStatu
     this.log(`clients:    ${r.clients}   channels: ${r.channels}   postgres_changes: ${r.postgresSubscriptions}   presences: ${r.presences}`)
     this.log(`commit→send p50 ${ms(r.commitToSend.p50Ms)}, p99 ${ms(r.commitToSend.p99Ms)} (${r.commitToSend.samples} samples); backlog ${r.backlog}`)
     this.log(`dropped slow consumers: ${r.droppedSlowConsumers}   protocol errors: ${r.protocolErrors}`)
-    if (r.writer) this.log(`writer:     ${r.writer.detail}`)
+    if (r.writer) this.log(`writer:     ${r.writer.detail}${r.writer.yieldsCpu ? '; yields the CPU between flush slices' : ''}`)
     if (r.stream) {
       const mib = r.stream.retainedBytes === null ? '-' : `${(r.stream.retainedBytes / 1048576).toFixed(1)} MiB`
       this.log(`stream:     ${r.stream.detail}`)

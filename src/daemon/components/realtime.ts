@@ -16,7 +16,7 @@ import { REALTIME_PUBLICATION } from '../../realtime/names.js'
 import { realtimeSecret } from '../../realtime/token.js'
 import { LatencyRing } from '../../realtime/runtime.js'
 import { instanceSettings } from '../../realtime/settings.js'
-import { chooseWriter } from '../../realtime/native.js'
+import { chooseWriter, chooseYield } from '../../realtime/native.js'
 
 /**
  * The `realtime` component's work when realtime.enabled is true (declared in
@@ -67,8 +67,11 @@ export async function startRealtime(ctx: ComponentContext<DaemonServices>): Prom
 
   const writer = chooseWriter(cfg.nativeWrites)
   if (cfg.nativeWrites && !writer.native) ctx.log.warn({ reason: writer.detail }, 'realtime: the native socket writer is not available; each socket is written through Node')
+  const yieldCpu = chooseYield(cfg.yieldCpu)
+  if (cfg.yieldCpu && !yieldCpu) ctx.log.warn('realtime: the native part is not available; the flush cannot yield the CPU between slices')
   const hub = new Hub({
     nativeWrites: writer.writes,
+    yieldCpu,
     maxBufferedBytes: cfg.maxBufferedBytes,
     maxChannelsPerClient: cfg.maxChannelsPerClient,
     publication: REALTIME_PUBLICATION,
@@ -177,7 +180,7 @@ export async function startRealtime(ctx: ComponentContext<DaemonServices>): Prom
     stream: () => stream.status(),
     backlog: () => hub.backlog(),
     commitToSend: () => ring.summary(),
-    writer: () => ({ native: writer.native, detail: writer.detail }),
+    writer: () => ({ native: writer.native, detail: writer.detail, yieldsCpu: yieldCpu !== undefined }),
     droppedSlow: () => dropped,
     protocolErrors: () => protocolErrors,
   }
