@@ -867,7 +867,12 @@ Reading it:
   it; \`realtime status\` checked): p50 ${fig.lat.p50.toFixed(1)} ms (rounds ${fig.lat.rounds}) against ${fig.lat.noyield.p50.toFixed(1)} ms without the yield
   (rounds ${fig.lat.noyield.rounds}); lower in ${fig.lat.winsNoyield} of ${fig.lat.n} pairs; p99 ${fig.lat.p99.toFixed(1)} against ${fig.lat.noyield.p99.toFixed(1)} ms.${fig.traced?.native && fig.traced?.noyield ? ` In the traced
   rounds the time from commit to the walsender's send was p50 ${f2h(fig.traced.native.trace.phases.commit_to_walsend.p50)} ms with the yield and
-  ${f2h(fig.traced.noyield.trace.phases.commit_to_walsend.p50)} ms without (walsender → kernel ${f2h(fig.traced.native.trace.phases.walsend_to_recv.p50)} against ${f2h(fig.traced.noyield.trace.phases.walsend_to_recv.p50)} ms): that is where it acts.` : ''}` : ''}
+  ${f2h(fig.traced.noyield.trace.phases.commit_to_walsend.p50)} ms without (walsender → kernel ${f2h(fig.traced.native.trace.phases.walsend_to_recv.p50)} against ${f2h(fig.traced.noyield.trace.phases.walsend_to_recv.p50)} ms): that is where it acts.` : ''}` : ''}${fig.lat ? `
+  **How much of this is the machine**: without the yield, this part gave p50 5.8–6.1 ms on the
+  machine of 2026-12-04 (medians of that day's runs) and 4.4–5.1 ms on the machine of 2026-12-05
+  (medians of 4 runs; single rounds 4.2–6.1 ms), where Linux 6.18's raw loopback socket write
+  costs 2.3 µs instead of 4.4 µs (floor part). With the yield the runs of 2026-12-05 gave 4.0–4.5 ms
+  (rounds 3.9–5.2 ms); the yield's own share is the alternating pairs above.` : ''}
 ${phaseRows.length ? `  Where the time goes, per phase, in a traced round before the counted ones (\`TRACE=1\`: the
   kernel stamps each change, see src/realtime/trace.ts, which costs CPU of its own; ms):
 

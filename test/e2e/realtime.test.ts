@@ -50,6 +50,8 @@ describe('realtime (MagWS) with @supabase/realtime-js', () => {
     expect(s).toMatchObject({ enabled: true, stream: { connected: true, slot: 'magflock_realtime', publication: 'magflock_realtime' } })
     // npm run build compiled the native writer (cc is on CI's machine), and the kernel uses it.
     expect(s.writer).toEqual({ native: true, detail: 'native socket writer (dist/native/socket-writes.node)', yieldsCpu: true })
+    const text = await f.run(['realtime', 'status'])
+    expect(text.stdout).toMatch(/^writer: +native socket writer \(dist\/native\/socket-writes\.node\); yields the CPU between flush slices$/m)
   })
 
   it('delivers INSERT, UPDATE and DELETE made through SQL with the Supabase payload shape', async () => {
