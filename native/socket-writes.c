@@ -13,8 +13,9 @@
  * yieldCpu() is sched_yield(2), for the hub's flush: a pass over 1,000 subscribers keeps its
  * thread busy for milliseconds, and between its slices it lets other runnable threads on the
  * core go first (Postgres's walsender and committing backends, on a shared host), instead of
- * leaving them to wait for the scheduler to preempt it. Linux's fair scheduler only moves the
- * caller's deadline back by its slice: its share of the CPU does not change.
+ * leaving them to wait for the scheduler to preempt it. Linux's fair scheduler does not take
+ * the caller's share of the CPU for it (EEVDF moves its deadline back by a slice; CFS before
+ * 6.6 skipped it once), and with nothing else runnable the call returns at once.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
