@@ -175,9 +175,14 @@ if (part('idle')) {
   rows.push([`memory per idle connection (${IDLE} connections, each joined to one channel)`, `${((after - before) / IDLE / 1024).toFixed(1)} KB (kernel RSS ${(before / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB; ${held} held)`, '', '', '≤ 50 KB; 10,000 held'])
 }
 
-// 2. Throughput ceiling: one table, one subscriber, vs pg_recvlogical on its own slot.
+// 2. Throughput ceiling: one table, one subscriber, vs pg_recvlogical on its own slot, in
+//    TP_ROUNDS rounds after a first one that is reported but not counted: the kernel's first
+//    transaction after it starts runs its code cold (V8 compiles the hot path while it runs;
+//    pg_recvlogical is C), and a ceiling is what a running kernel sustains. The median of the
+//    counted rounds' rates is compared, each round's ratio listed.
 if (part('throughput')) {
-  log(`throughput: ${ROWS} rows in one transaction`)
+  const TP_ROUNDS = Number(process.env.TP_ROUNDS ?? 5)
+  log(`throughput: ${ROWS} rows in one transaction, a first round and ${TP_ROUNDS} counted`)
   let got = 0
   let last = 0
   const sub = await connect(superToken, 'tp', { postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'bench' }] }, (d) => {
@@ -186,53 +191,89 @@ if (part('throughput')) {
       last = performance.now()
     }
   })
-  await db.query(`select pg_create_logical_replication_slot('bench_raw', 'pgoutput')`)
   const kpid = kernelPid()
   // The walsender decoding for the kernel (the same work pg_recvlogical's walsender does).
   const wpid = (await db.query(`select pid from pg_stat_replication where application_name = 'magflock-realtime'`)).rows[0]?.pid
-  await profileMark()
-  const w0 = wpid ? cpuMs(wpid) : 0
-  const cpu0 = cpuMs(kpid)
-  const client0 = process.cpuUsage()
-  await db.query(`insert into bench (v, pad) select g, 'row ' || g from generate_series(1, ${ROWS}) g`)
-  const tCommit = performance.now()
-  const endpos = (await db.query('select pg_current_wal_lsn()::text as l')).rows[0].l
-  const deadline = performance.now() + 120_000
-  while (got < ROWS && performance.now() < deadline) await sleep(20)
-  if (got < ROWS) throw new Error(`only ${got} of ${ROWS} rows arrived`)
-  const rtMs = last - tCommit
-  // Kernel CPU for the 30k rows (decode, RLS shortcut, JSON, frames, socket writes): a figure
-  // the shared machine's load does not distort as much as wall time.
-  const rtCpu = cpuMs(kpid) - cpu0
-  const walCpu = wpid ? cpuMs(wpid) - w0 : NaN
-  const cu = process.cpuUsage(client0)
-  await profileMark()
-  const clientCpu = (cu.user + cu.system) / 1000
-  // pg_recvlogical: same plugin and publication, decoding the same transaction from its slot;
-  // bash's \`times\` gives its CPU time.
-  const r0 = performance.now()
-  const recvArgs = ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '--slot', 'bench_raw', '--start', '--endpos', endpos, '-o', 'proto_version=1', '-o', 'publication_names=magflock_realtime', '-f', '/dev/null', '--no-loop']
-  const timesOut = await new Promise((resolve, reject) => {
-    const p = spawn('bash', ['-c', '"$0" "$@" && times', path.join(pgBin(), 'pg_recvlogical'), ...recvArgs], { env: { ...process.env, PGPASSWORD: password }, stdio: ['ignore', 'pipe', 'ignore'] })
-    let out = ''
-    p.stdout.on('data', (d) => (out += d))
-    p.on('exit', (c) => (c === 0 ? resolve(out) : reject(new Error(`pg_recvlogical exit ${c}`))))
-  })
-  const rawMs = performance.now() - r0
   const sec = (m) => Number(m[1]) * 60_000 + Number(m[2]) * 1000
-  const tm = [...timesOut.trim().split('\n')[1].matchAll(/(\d+)m([\d.]+)s/g)]
-  const rawCpu = sec(tm[0]) + sec(tm[1])
-  await db.query(`select pg_drop_replication_slot('bench_raw')`)
+  const tpRound = async () => {
+    got = 0
+    await db.query(`select pg_create_logical_replication_slot('bench_raw', 'pgoutput')`)
+    await profileMark()
+    const w0 = wpid ? cpuMs(wpid) : 0
+    const cpu0 = cpuMs(kpid)
+    const client0 = process.cpuUsage()
+    await db.query(`insert into bench (v, pad) select g, 'row ' || g from generate_series(1, ${ROWS}) g`)
+    const tCommit = performance.now()
+    const endpos = (await db.query('select pg_current_wal_lsn()::text as l')).rows[0].l
+    const deadline = performance.now() + 120_000
+    while (got < ROWS && performance.now() < deadline) await sleep(20)
+    if (got < ROWS) throw new Error(`only ${got} of ${ROWS} rows arrived`)
+    const rtMs = last - tCommit
+    // Kernel CPU for the 30k rows (decode, RLS shortcut, JSON, frames, socket writes): a figure
+    // the shared machine's load does not distort as much as wall time.
+    const rtCpu = cpuMs(kpid) - cpu0
+    const walCpu = wpid ? cpuMs(wpid) - w0 : NaN
+    const cu = process.cpuUsage(client0)
+    await profileMark()
+    const clientCpu = (cu.user + cu.system) / 1000
+    // pg_recvlogical: same plugin and publication, decoding the same transaction from its slot;
+    // bash's \`times\` gives its CPU time.
+    const r0 = performance.now()
+    const recvArgs = ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '--slot', 'bench_raw', '--start', '--endpos', endpos, '-o', 'proto_version=1', '-o', 'publication_names=magflock_realtime', '-f', '/dev/null', '--no-loop']
+    const timesOut = await new Promise((resolve, reject) => {
+      const p = spawn('bash', ['-c', '"$0" "$@" && times', path.join(pgBin(), 'pg_recvlogical'), ...recvArgs], { env: { ...process.env, PGPASSWORD: password }, stdio: ['ignore', 'pipe', 'ignore'] })
+      let out = ''
+      p.stdout.on('data', (d) => (out += d))
+      p.on('exit', (c) => (c === 0 ? resolve(out) : reject(new Error(`pg_recvlogical exit ${c}`))))
+    })
+    const rawMs = performance.now() - r0
+    const tm = [...timesOut.trim().split('\n')[1].matchAll(/(\d+)m([\d.]+)s/g)]
+    const rawCpu = sec(tm[0]) + sec(tm[1])
+    await db.query(`select pg_drop_replication_slot('bench_raw')`)
+    const x = { rtMs, rtCpu, walCpu, clientCpu, rawMs, rawCpu, rt: ROWS / (rtMs / 1000), raw: ROWS / (rawMs / 1000) }
+    log(`  kernel ${Math.round(x.rt)} rows/s (${rtMs.toFixed(0)} ms, ${((rtCpu * 1000) / ROWS).toFixed(1)} µs CPU per change), pg_recvlogical ${Math.round(x.raw)} rows/s (${rawMs.toFixed(0)} ms): ${(x.rt / x.raw).toFixed(2)}×`)
+    return x
+  }
+  // pg_recvlogical's wall time includes starting it and connecting: timed alone (its slot's
+  // end reached at once, nothing to decode), best of 3, to say how much of a round it is.
+  const startMs = []
+  for (let k = 0; k < 3; k++) {
+    await db.query(`select pg_create_logical_replication_slot('bench_raw', 'pgoutput')`)
+    const lsn = (await db.query('select pg_current_wal_lsn()::text as l')).rows[0].l
+    const t0 = performance.now()
+    await new Promise((resolve, reject) => {
+      const p = spawn(path.join(pgBin(), 'pg_recvlogical'), ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '--slot', 'bench_raw', '--start', '--endpos', lsn, '-o', 'proto_version=1', '-o', 'publication_names=magflock_realtime', '-f', '/dev/null', '--no-loop'], { env: { ...process.env, PGPASSWORD: password }, stdio: 'ignore' })
+      p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`pg_recvlogical exit ${c}`))))
+    })
+    startMs.push(performance.now() - t0)
+    await db.query(`select pg_drop_replication_slot('bench_raw')`)
+  }
+  fig.recvStartMs = Math.min(...startMs)
+  const cold = await tpRound()
+  const counted = []
+  for (let r = 0; r < TP_ROUNDS; r++) counted.push(await tpRound())
   sub.close()
-  const rt = ROWS / (rtMs / 1000)
-  const raw = ROWS / (rawMs / 1000)
-  fig.tp = rt / raw
+  const mid = (xs, f) => [...xs].map(f).sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
+  const rt = mid(counted, (x) => x.rt)
+  const raw = mid(counted, (x) => x.raw)
+  const rtCpu = mid(counted, (x) => x.rtCpu)
+  const rawCpu = mid(counted, (x) => x.rawCpu)
+  const walCpu = mid(counted, (x) => x.walCpu)
+  const clientCpu = mid(counted, (x) => x.clientCpu)
+  const ratios = counted.map((x) => (x.rt / x.raw).toFixed(2)).join(', ')
+  // The stricter comparison: pg_recvlogical's rate without its start and connection (the
+  // kernel's connection is up before the round), which the target is judged on.
+  const rawNet = mid(counted, (x) => ROWS / (Math.max(x.rawMs - fig.recvStartMs, 1) / 1000))
+  const netRatios = counted.map((x) => (x.rt / (ROWS / (Math.max(x.rawMs - fig.recvStartMs, 1) / 1000))).toFixed(2)).join(', ')
+  fig.tpGross = rt / raw
+  fig.tp = rt / rawNet
+  fig.tpCold = { rt: cold.rt, raw: cold.raw, cpu: cold.rtCpu }
   fig.cpuRatio = rtCpu / Math.max(rawCpu, 1)
-  rows.push([`change throughput, one table, one subscriber (${ROWS} rows, one transaction)`, `${Math.round(rt)} rows/s (commit → last row at the client ${rtMs.toFixed(0)} ms)`, `pg_recvlogical, pgoutput: ${Math.round(raw)} rows/s (${rawMs.toFixed(0)} ms)`, `${(rt / raw).toFixed(2)}×`, '≥ 0.8×'])
-  rows.push([`CPU per change, same run (kernel process vs pg_recvlogical process; the walsender's decoding is the same for both)`, `${((rtCpu * 1000) / ROWS).toFixed(1)} µs (${rtCpu} ms for ${ROWS}; the receiving bench client used ${clientCpu.toFixed(0)} ms, wall ${rtMs.toFixed(0)} ms)`, `${((rawCpu * 1000) / ROWS).toFixed(1)} µs (${rawCpu.toFixed(0)} ms)`, `${(rtCpu / Math.max(rawCpu, 1)).toFixed(1)}× the CPU`, ''])
+  rows.push([`change throughput, one table, one subscriber (${ROWS} rows, one transaction; median of ${TP_ROUNDS} rounds after a first one)`, `${Math.round(rt)} rows/s (commit → last row at the client, rounds ${counted.map((x) => x.rtMs.toFixed(0)).join(', ')} ms); the first transaction after the kernel starts (cold code): ${Math.round(cold.rt)} rows/s`, `pg_recvlogical, pgoutput: ${Math.round(raw)} rows/s (rounds ${counted.map((x) => x.rawMs.toFixed(0)).join(', ')} ms, each with ≈ ${fig.recvStartMs.toFixed(0)} ms of starting and connecting; first round ${Math.round(cold.raw)} rows/s)`, `${(rt / rawNet).toFixed(2)}× pg_recvlogical's rate without its start (${Math.round(rawNet)} rows/s; per round ${netRatios}); ${(rt / raw).toFixed(2)}× with it (per round ${ratios}); first round ${(cold.rt / cold.raw).toFixed(2)}× with it`, '≥ 0.8×'])
+  rows.push([`CPU per change, same rounds (kernel process vs pg_recvlogical process; the walsender's decoding is the same for both; medians)`, `${((rtCpu * 1000) / ROWS).toFixed(1)} µs (${rtCpu} ms for ${ROWS}; the receiving bench client used ${clientCpu.toFixed(0)} ms; first round ${((cold.rtCpu * 1000) / ROWS).toFixed(1)} µs)`, `${((rawCpu * 1000) / ROWS).toFixed(1)} µs (${rawCpu.toFixed(0)} ms)`, `${(rtCpu / Math.max(rawCpu, 1)).toFixed(1)}× the CPU`, ''])
   // The kernel's ceiling on a core of its own is 1 / its CPU per change (the walsender's
   // decoding, measured too, is a stage before it and much cheaper). Compared with
-  // pg_recvlogical's wall-clock rate of the same run, itself slowed by the same load.
+  // pg_recvlogical's wall-clock rate of the same rounds, itself slowed by the same load.
   const ceiling = ROWS / (rtCpu / 1000)
   rows.push([`kernel ceiling on a core of its own (1 / kernel CPU per change; walsender decoding ${((walCpu * 1000) / ROWS).toFixed(1)} µs per change before it)`, `${Math.round(ceiling)} rows/s`, `pg_recvlogical wall rate above: ${Math.round(raw)} rows/s`, `${(ceiling / raw).toFixed(2)}×`, '≥ 0.8×'])
 }
@@ -810,15 +851,19 @@ ${table(['what', 'MagFlock', 'baseline (same run)', 'ratio', 'target'], rows)}
 Reading it:
 
 - **Throughput** (target ≥ 0.8× pg_recvlogical: ${fig.tp === undefined ? 'not run' : fig.tp >= 0.8 ? `**met** in this run (${fig.tp.toFixed(2)}×)` : `**not met** in this run (${fig.tp.toFixed(2)}×)`}).
-  The ratio depends on the machine more than the other rows do: the baseline is Postgres's C code
-  end to end, the kernel's side JavaScript. From the machine of 2026-12-04 to the one of 2026-12-05
-  (Linux 6.18, a raw loopback socket write 2.3 µs instead of 4.4 µs in the floor part) pg_recvlogical
-  went from 131,000–135,000 to 233,000–310,000 rows/s, while the kernel's CPU per change stayed at
-  7.3–8.7 µs and its rate at 125,000–140,000 rows/s (0.88–0.92× then, 0.44–0.58× in the runs of
-  2026-12-05). Of those ≈ 8 µs, receiving and decoding a change with nobody to deliver it to took
-  4.3–5.0 µs in trial runs of this part (a subscription to another table; CPU over the part, idle
-  turns included): what is left to cut is spread over the decode, the frame building and the
-  write, none of it more than ≈ 10 % (CPU profiles of this part).
+  Rounds: the kernel's first transaction after it starts runs its code cold (V8 compiles the
+  decoder, the hub and the frame building while the rows stream; pg_recvlogical is C), so the
+  first round is reported apart${fig.tpCold ? ` (${Math.round(fig.tpCold.rt)} rows/s, ${((fig.tpCold.cpu * 1000) / ROWS).toFixed(1)} µs of kernel CPU per change, against ${Math.round(fig.tpCold.raw)} for pg_recvlogical)` : ''} and
+  the ceiling is the median of the rounds after it, as a running kernel streams. Until
+  2026-12-05 the bench measured that first transaction only. pg_recvlogical's time includes
+  starting the program and connecting (${fig.recvStartMs === undefined ? '–' : fig.recvStartMs.toFixed(0)} ms, timed alone with nothing to decode), where the
+  kernel's connection is up before a round: the target is judged against its rate without that
+  (the stricter figure; the ratio with it is in the row too). The ratio also moves with the
+  machine: the baseline is Postgres's C code end to end. From the machine of 2026-12-04 to the
+  one of 2026-12-05 (Linux 6.18, a raw loopback socket write 2.3 µs instead of 4.4 µs in the
+  floor part) pg_recvlogical went from 131,000–135,000 to 233,000–310,000 rows/s, while the
+  kernel's first transaction stayed at 7.3–8.7 µs of CPU per change (0.88–0.92× then, 0.41–0.58×
+  on 2026-12-05, first transaction only).
   Profiled with \`node --cpu-prof\` on the kernel under this bench
   (\`PROFILE_DIR=… NODE_OPTIONS=--import=…/bench/cpu-prof-hook.mjs\`, summarized by
   \`bench/cpu-prof-top.mjs\`) and cut: row messages are taken off pg-logical-replication's
