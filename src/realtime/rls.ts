@@ -40,12 +40,22 @@ export class RowVisibility {
   lastError: string | undefined
 
   private readonly refreshing = new Set<string>()
+  /** Bumped whenever a cached table or privilege entry is set or the caches are cleared. */
+  private gen = 0
+  /**
+   * visibleGroupsCached's last answer per groups array (the hub keeps one array per set of
+   * subscriptions, until they change): given again while no entry it read has been set since
+   * and none is old enough to be re-read, for the same relation and kind of change. A busy
+   * stream of one table then costs a lookup per change, not a Set and a key per group.
+   */
+  private readonly answers = new WeakMap<VisibilityGroup[], { gen: number; oid: number; del: boolean; until: number; pkey: string[] | undefined; out: Set<string> }>()
 
   constructor(private readonly pool: () => pg.Pool | undefined) {}
 
   invalidate(): void {
     this.tables.clear()
     this.privileges.clear()
+    this.gen++
   }
 
   async visibleGroups(ch: Change, groups: VisibilityGroup[]): Promise<Set<string>> {
@@ -202,23 +212,34 @@ export class RowVisibility {
    */
   visibleGroupsCached(ch: Change, groups: VisibilityGroup[]): Set<string> | undefined {
     const now = Date.now()
-    const t = this.tables.get(ch.relation.oid)
+    const oid = ch.relation.oid
+    const del = ch.type === 'DELETE'
+    const a = this.answers.get(groups)
+    if (a && a.gen === this.gen && a.oid === oid && a.del === del && now < a.until) {
+      ch.relation.primaryKey = a.pkey
+      return a.out
+    }
+    const t = this.tables.get(oid)
     if (!t || now - t.at >= TTL_MS) return undefined
-    if (now - t.at >= REFRESH_MS) this.refreshAhead(`t${ch.relation.oid}`, (pool) => this.tableInfo(pool, ch.relation.oid, 0))
+    if (now - t.at >= REFRESH_MS) this.refreshAhead(`t${oid}`, (pool) => this.tableInfo(pool, oid, 0))
     const out = new Set<string>()
     if (!t.info) return out
     ch.relation.primaryKey = t.info.pkey
+    let oldest = t.at
     for (const g of groups) {
-      const p = this.privileges.get(`${g.role}\u0000${ch.relation.oid}`)
+      const p = this.privileges.get(`${g.role}\u0000${oid}`)
       if (!p || now - p.at >= TTL_MS) return undefined
-      if (now - p.at >= REFRESH_MS) this.refreshAhead(`p${g.role}\u0000${ch.relation.oid}`, (pool) => this.privilege(pool, g.role, ch.relation.oid, 0))
+      if (now - p.at >= REFRESH_MS) this.refreshAhead(`p${g.role}\u0000${oid}`, (pool) => this.privilege(pool, g.role, oid, 0))
+      if (p.at < oldest) oldest = p.at
       if (!p.select) continue
       if (t.info.rls && !(p.bypass && !t.info.force)) {
-        if (ch.type !== 'DELETE') return undefined
+        if (!del) return undefined
         out.add(`${g.key}${KEYS_ONLY}`)
       }
       out.add(g.key)
     }
+    // Until an entry read here is old enough to be re-read, this is the answer (read-only).
+    this.answers.set(groups, { gen: this.gen, oid, del, until: oldest + REFRESH_MS, pkey: t.info.pkey, out })
     return out
   }
 
@@ -246,6 +267,7 @@ export class RowVisibility {
     const first = r.rows[0]
     const info = first ? { rls: first.rls, force: first.force, types: new Map(r.rows.filter((x) => x.attname).map((x) => [x.attname!, x.typ!])), pkey: first.pkey ?? undefined } : undefined
     this.tables.set(oid, { at: Date.now(), info })
+    this.gen++
     return info
   }
 
@@ -260,6 +282,7 @@ export class RowVisibility {
     )
     const v = { at: Date.now(), select: r.rows[0]?.can_select ?? false, bypass: r.rows[0]?.bypass ?? false }
     this.privileges.set(key, v)
+    this.gen++
     return v
   }
 }

@@ -128,6 +128,32 @@ describe('RowVisibility (RLS as the subscriber role with its claims)', () => {
     expect([...v.visibleGroupsCached(deletion(rel, { id: '1' }), groups)!].sort()).toEqual(['a', `a${KEYS_ONLY}`, 's'])
   })
 
+  it('gives a cached answer again without working it out, until an entry it read is set again or cleared', async () => {
+    const v = new RowVisibility(() => pool)
+    await db.query('drop table if exists public.open_t; create table public.open_t (id int primary key); grant select on open_t to app_user')
+    const oid = Number((await db.query<{ oid: string }>(`select 'public.open_t'::regclass::oid as oid`)).rows[0]!.oid)
+    const open: Relation = { oid, schema: 'public', table: 'open_t', replicaIdentity: 'd', columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }] }
+    const groups = [group('a', 'app_user', 'alice'), group('o', 'outsider', 'alice')]
+    // The batch path reads the table's and the roles' entries into the cache.
+    expect([...(await v.visibleGroups(change(open, { id: '1' }), groups))]).toEqual(['a'])
+    const first = v.visibleGroupsCached(change(open, { id: '2' }), groups)!
+    expect([...first]).toEqual(['a'])
+    // The same answer, not worked out again (one lookup per change on a busy stream).
+    expect(v.visibleGroupsCached(change(open, { id: '3' }), groups)).toBe(first)
+    expect(open.primaryKey).toEqual(['id'])
+    // A DELETE and another set of groups are other questions.
+    expect(v.visibleGroupsCached(deletion(open, { id: '3' }), groups)).not.toBe(first)
+    expect([...v.visibleGroupsCached(change(open, { id: '4' }), [group('o', 'outsider', 'alice')])!]).toEqual([])
+    expect([...v.visibleGroupsCached(change(open, { id: '4' }), groups)!]).toEqual(['a'])
+    // Granted, and the cache cleared (as after a gap in the stream): never the remembered answer.
+    await db.query('grant select on open_t to outsider')
+    v.invalidate()
+    expect(v.visibleGroupsCached(change(open, { id: '5' }), groups)).toBeUndefined()
+    expect([...(await v.visibleGroups(change(open, { id: '5' }), groups))].sort()).toEqual(['a', 'o'])
+    expect([...v.visibleGroupsCached(change(open, { id: '6' }), groups)!].sort()).toEqual(['a', 'o'])
+    await db.query('drop table open_t')
+  })
+
   it('looks rows up by the primary key when REPLICA IDENTITY FULL flags every column (json has no equality)', async () => {
     await db.query(`create table public.docs (id int primary key, owner text, body json); alter table docs replica identity full;
       alter table docs enable row level security; create policy own_docs on docs for select using (owner = current_setting('request.jwt.claims', true)::json->>'sub');
