@@ -866,8 +866,10 @@ Reading it:
   machine: the baseline is Postgres's C code end to end. From the machine of 2026-12-04 to the
   one of 2026-12-05 (Linux 6.18, a raw loopback socket write 2.3 µs instead of 4.4 µs in the
   floor part) pg_recvlogical went from 131,000–135,000 to 233,000–310,000 rows/s, while the
-  kernel's first transaction stayed at 7.3–8.7 µs of CPU per change (0.88–0.92× then, 0.41–0.58×
-  on 2026-12-05, first transaction only).
+  kernel's first transaction stayed at 7.3–8.7 µs of CPU per change (0.88–0.92× then, 0.37–0.58×
+  on 2026-12-05, first transaction only). Since then the RLS shortcut's answer is kept per set
+  of groups (src/realtime/rls.ts) instead of worked out per change: in alternating builds the
+  kernel's median warm round went from 127 and 130 ms to 114 and 115 ms.
   Profiled with \`node --cpu-prof\` on the kernel under this bench
   (\`PROFILE_DIR=… NODE_OPTIONS=--import=…/bench/cpu-prof-hook.mjs\`, summarized by
   \`bench/cpu-prof-top.mjs\`) and cut: row messages are taken off pg-logical-replication's
