@@ -921,8 +921,8 @@ Reading it:
   ${f2h(fig.traced.noyield.trace.phases.commit_to_walsend.p50)} ms without (walsender → kernel ${f2h(fig.traced.native.trace.phases.walsend_to_recv.p50)} against ${f2h(fig.traced.noyield.trace.phases.walsend_to_recv.p50)} ms): that is where it acts.` : ''}` : ''}${fig.lat ? `
   **How much of this is the machine**: without the yield, this part gave p50 5.8–6.1 ms on the
   machine of 2026-12-04 (medians of that day's runs) and 4.4–5.1 ms on the machine of 2026-12-05
-  (medians of 4 runs; single rounds 4.2–6.1 ms), where Linux 6.18's raw loopback socket write
-  costs 2.3 µs instead of 4.4 µs (floor part). With the yield the runs of 2026-12-05 gave 4.0–4.5 ms
+  (medians of 7 runs; single rounds 4.2–6.1 ms), where Linux 6.18's raw loopback socket write
+  costs 2.3 µs instead of 4.4 µs (floor part). With the yield the runs of 2026-12-05 gave 4.0–4.7 ms
   (rounds 3.9–5.2 ms); the yield's own share is the alternating pairs above.` : ''}
 ${phaseRows.length ? `  Where the time goes, per phase, in a traced round before the counted ones (\`TRACE=1\`: the
   kernel stamps each change, see src/realtime/trace.ts, which costs CPU of its own; ms):
