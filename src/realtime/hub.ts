@@ -857,10 +857,10 @@ export class Hub {
     }
     if (buf === undefined) return
     if (parts) buf = Buffer.concat(parts)
-    // What Node holds unsent for the socket (ws's bufferedAmount adds its sender's queue, empty
-    // without per-message deflate: read only when this is near the cap).
+    // What Node holds unsent for the socket: ws's bufferedAmount, without its sender's queue,
+    // which is always empty here (per-message deflate is off).
     const unsent = c.sock.writableLength
-    if (fromFeeds > 0 && unsent + buf.length > this.d.maxBufferedBytes && c.ws.bufferedAmount + buf.length > this.d.maxBufferedBytes) {
+    if (fromFeeds > 0 && unsent + buf.length > this.d.maxBufferedBytes) {
       this.dropSlow(c, buf.length)
       return
     }
@@ -1249,11 +1249,24 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-/** Lists the member in its feed's waiting list, once. */
+/**
+ * Lists the member in its feed's waiting list, once. Entries of members that left (or left and
+ * came back) stay until the next append skips them; on a feed that gets no changes while its
+ * subscribers come and go, they are dropped once they outnumber the members.
+ */
 function markWaiting(f: Feed, m: Member): void {
   if (m.waiting) return
   m.waiting = true
   f.waiting.push(m)
+  if (f.waiting.length <= 2 * f.members.size + 16) return
+  const live: Member[] = []
+  for (const x of f.waiting) {
+    if (!x.waiting || x.feed !== f) continue
+    x.waiting = false // a member listed twice is kept once
+    live.push(x)
+  }
+  for (const x of live) x.waiting = true
+  f.waiting = live
 }
 
 /** Every member of the feed is at its log's end. */

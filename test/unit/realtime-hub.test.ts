@@ -241,6 +241,24 @@ describe('realtime hub: delivery of changes', () => {
     expect(events).toEqual([1, 'broadcast', 2, 'phx_reply'])
   })
 
+  it('does not keep the members that left a feed that gets no changes, and delivers once to each member after', async () => {
+    const { hub: h } = hub((_ch, keys) => new Set(keys), true)
+    const stays = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
+    const feeds = (h as unknown as { feeds: Map<string, { waiting: unknown[]; members: Set<unknown> }> }).feeds
+    let comes: FakeWs | undefined
+    for (let i = 0; i < 500; i++) {
+      comes = await join(h, 'app', 'bob', 'a', { event: 'INSERT' })
+      if (i < 499) comes.in(['1', '2', 'realtime:a', 'phx_leave', {}])
+    }
+    const [feed] = [...feeds.values()]
+    expect(feed!.members.size).toBe(2)
+    expect(feed!.waiting.length).toBeLessThanOrEqual(2 * 2 + 17)
+    h.deliver({ type: 'INSERT', relation: rel, record: { id: '1', owner: 'x' }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+    await flush()
+    expect(changes(stays).map((d) => (d.record as { id: number }).id)).toEqual([1])
+    expect(changes(comes!).map((d) => (d.record as { id: number }).id)).toEqual([1])
+  })
+
   it('gives an idle feed\'s buffer back at the sweep once every member has caught up', async () => {
     const { hub: h } = hub((_ch, keys) => new Set(keys), true)
     const ws = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
