@@ -195,6 +195,8 @@ if (part('throughput')) {
   // The walsender decoding for the kernel (the same work pg_recvlogical's walsender does).
   const wpid = (await db.query(`select pid from pg_stat_replication where application_name = 'magflock-realtime'`)).rows[0]?.pid
   const sec = (m) => Number(m[1]) * 60_000 + Number(m[2]) * 1000
+  /** pg_recvlogical from the bench's slot to `endpos`, with the kernel's plugin and publication. */
+  const recvArgs = (endpos) => ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '--slot', 'bench_raw', '--start', '--endpos', endpos, '-o', 'proto_version=1', '-o', 'publication_names=magflock_realtime', '-f', '/dev/null', '--no-loop']
   const tpRound = async () => {
     got = 0
     await db.query(`select pg_create_logical_replication_slot('bench_raw', 'pgoutput')`)
@@ -219,9 +221,8 @@ if (part('throughput')) {
     // pg_recvlogical: same plugin and publication, decoding the same transaction from its slot;
     // bash's \`times\` gives its CPU time.
     const r0 = performance.now()
-    const recvArgs = ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '--slot', 'bench_raw', '--start', '--endpos', endpos, '-o', 'proto_version=1', '-o', 'publication_names=magflock_realtime', '-f', '/dev/null', '--no-loop']
     const timesOut = await new Promise((resolve, reject) => {
-      const p = spawn('bash', ['-c', '"$0" "$@" && times', path.join(pgBin(), 'pg_recvlogical'), ...recvArgs], { env: { ...process.env, PGPASSWORD: password }, stdio: ['ignore', 'pipe', 'ignore'] })
+      const p = spawn('bash', ['-c', '"$0" "$@" && times', path.join(pgBin(), 'pg_recvlogical'), ...recvArgs(endpos)], { env: { ...process.env, PGPASSWORD: password }, stdio: ['ignore', 'pipe', 'ignore'] })
       let out = ''
       p.stdout.on('data', (d) => (out += d))
       p.on('exit', (c) => (c === 0 ? resolve(out) : reject(new Error(`pg_recvlogical exit ${c}`))))
@@ -242,7 +243,7 @@ if (part('throughput')) {
     const lsn = (await db.query('select pg_current_wal_lsn()::text as l')).rows[0].l
     const t0 = performance.now()
     await new Promise((resolve, reject) => {
-      const p = spawn(path.join(pgBin(), 'pg_recvlogical'), ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '--slot', 'bench_raw', '--start', '--endpos', lsn, '-o', 'proto_version=1', '-o', 'publication_names=magflock_realtime', '-f', '/dev/null', '--no-loop'], { env: { ...process.env, PGPASSWORD: password }, stdio: 'ignore' })
+      const p = spawn(path.join(pgBin(), 'pg_recvlogical'), recvArgs(lsn), { env: { ...process.env, PGPASSWORD: password }, stdio: 'ignore' })
       p.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`pg_recvlogical exit ${c}`))))
     })
     startMs.push(performance.now() - t0)
