@@ -383,7 +383,7 @@ if (part('latency')) {
       if (!VARIANTS[w].ok(x.writer)) throw new Error(`the kernel runs ${JSON.stringify(x.writer)}, not ${w}`)
       log(`  p50 ${x.s.p50.toFixed(2)} ms, p99 ${x.s.p99.toFixed(1)} ms, kernel ${x.usPerFrame.toFixed(2)} µs CPU per frame`)
       if (r < 0) {
-        fig.traced[w] = { trace: x.trace, p50: x.s.p50, p99: x.s.p99 }
+        fig.traced[w] = x.trace
         if (w === 'native') {
           fig.trace = x.trace
           fig.loopLag = x.loopLag
@@ -918,8 +918,8 @@ Reading it:
   of each, alternating (the kernel restarted with \`MAGFLOCK_REALTIME__YIELD_CPU=false\` or without
   it; \`realtime status\` checked): p50 ${fig.lat.p50.toFixed(1)} ms (rounds ${fig.lat.rounds}) against ${fig.lat.noyield.p50.toFixed(1)} ms without the yield
   (rounds ${fig.lat.noyield.rounds}); lower in ${fig.lat.winsNoyield} of ${fig.lat.n} pairs; p99 ${fig.lat.p99.toFixed(1)} against ${fig.lat.noyield.p99.toFixed(1)} ms.${fig.traced?.native && fig.traced?.noyield ? ` In the traced
-  rounds the time from commit to the walsender's send was p50 ${f2h(fig.traced.native.trace.phases.commit_to_walsend.p50)} ms with the yield and
-  ${f2h(fig.traced.noyield.trace.phases.commit_to_walsend.p50)} ms without (walsender → kernel ${f2h(fig.traced.native.trace.phases.walsend_to_recv.p50)} against ${f2h(fig.traced.noyield.trace.phases.walsend_to_recv.p50)} ms): that is where it acts.` : ''}` : ''}${fig.lat ? `
+  rounds the time from commit to the walsender's send was p50 ${f2h(fig.traced.native.phases.commit_to_walsend.p50)} ms with the yield and
+  ${f2h(fig.traced.noyield.phases.commit_to_walsend.p50)} ms without (walsender → kernel ${f2h(fig.traced.native.phases.walsend_to_recv.p50)} against ${f2h(fig.traced.noyield.phases.walsend_to_recv.p50)} ms): that is where it acts.` : ''}` : ''}${fig.lat ? `
   **How much of this is the machine**: without the yield, this part gave p50 5.8–6.1 ms on the
   machine of 2026-12-04 (medians of that day's runs) and 4.4–5.1 ms on the machine of 2026-12-05
   (medians of 7 runs; single rounds 4.2–6.1 ms), where Linux 6.18's raw loopback socket write
