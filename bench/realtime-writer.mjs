@@ -38,7 +38,7 @@ parentPort.on('message', (m) => {
   if (m.type === 'changes') {
     for (let k = 0; k < m.changes.length; k += 2) {
       const i = m.changes[k]
-      hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: m.changes[k + 1], decodedAt: 0 })
+      hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: m.changes[k + 1] })
     }
   } else if (m.type === 'status') {
     parentPort.postMessage({ type: 'status', clients: hub.status().clients, cpu: process.threadCpuUsage() })

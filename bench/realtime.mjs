@@ -494,7 +494,7 @@ if (part('fanout')) {
         const now = Date.now()
         const batch = []
         for (; i < total && start + (i * 1000) / RATE <= now; i++) {
-          if (hub) hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: start + (i * 1000) / RATE, decodedAt: 0 })
+          if (hub) hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i), v: String(i), pad: null }, oldRecord: null, commitTime: start + (i * 1000) / RATE })
           else batch.push(i, start + (i * 1000) / RATE)
         }
         if (batch.length > 0) for (const w of writers) w.postMessage({ type: 'changes', changes: batch })
@@ -583,7 +583,7 @@ if (part('hubcpu')) {
     writes = 0
     const t0 = process.threadCpuUsage()
     for (let i = 0; i < RATE * SECONDS; i += PER) {
-      for (let k = 0; k < PER; k++) hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i + k), v: String(i), pad: null }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+      for (let k = 0; k < PER; k++) hub.deliver({ type: 'INSERT', relation: rel, record: { id: String(i + k), v: String(i), pad: null }, oldRecord: null, commitTime: Date.now() })
       await new Promise((res) => setImmediate(res))
       await new Promise((res) => setImmediate(res))
     }

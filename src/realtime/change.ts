@@ -9,6 +9,4 @@ export interface Change {
   commitTime: number
   /** The transaction's id (32 bits, as pgoutput's BEGIN gives it); row checks wait for it to be visible. */
   xid?: number
-  /** When the kernel decoded it (performance.now() ms), for the commit→send histogram. */
-  decodedAt: number
 }

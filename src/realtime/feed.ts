@@ -44,18 +44,54 @@ export class FrameLog {
     return { chunk: this.tail, off: this.tail.used }
   }
 
+  /** Whether `bytes` more bytes would start a new chunk (readers of this one can be written first). */
+  spills(bytes: number): boolean {
+    return this.tail.used + bytes > this.tail.buf.length
+  }
+
   append(frame: Buffer): void {
-    let t = this.tail
-    if (t.used + frame.length > t.buf.length) {
-      // A chunk about twice what the last one took, so a busy feed writes from few chunks.
-      const size = Math.max(frame.length, this.nextSize)
-      this.nextSize = Math.min(MAX_CHUNK, size * 2)
-      const next: Chunk = { buf: Buffer.allocUnsafeSlow(size), used: 0, base: t.base + t.used, next: undefined }
-      t.next = next
-      this.tail = t = next
-    }
+    const t = this.room(frame.length)
     frame.copy(t.buf, t.used)
     t.used += frame.length
+  }
+
+  /**
+   * Appends one WebSocket text frame of `prefix` + `body` (UTF-8) + `suffix`, encoding the
+   * body straight into the log (no intermediate buffers); returns the frame's length.
+   */
+  appendText(prefix: Buffer, body: string, suffix: Buffer): number {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes).
+    const max = prefix.length + body.length * 3 + suffix.length
+    const head = frameHead(max)
+    const t = this.room(head + max)
+    const buf = t.buf
+    const at = t.used
+    let o = at + head
+    o += prefix.copy(buf, o)
+    o += buf.write(body, o)
+    o += suffix.copy(buf, o)
+    const len = o - at - head
+    const need = frameHead(len)
+    if (need < head) {
+      buf.copyWithin(at + need, at + head, o)
+      o -= head - need
+    }
+    writeFrameHead(buf, at, len)
+    t.used = o
+    return o - at
+  }
+
+  /** The last chunk, a new one if it has not `bytes` free. */
+  private room(bytes: number): Chunk {
+    const t = this.tail
+    if (t.used + bytes <= t.buf.length) return t
+    // A chunk about twice what the last one took, so a busy feed writes from few chunks.
+    const size = Math.max(bytes, this.nextSize)
+    this.nextSize = Math.min(MAX_CHUNK, size * 2)
+    const next: Chunk = { buf: Buffer.allocUnsafeSlow(size), used: 0, base: t.base + t.used, next: undefined }
+    t.next = next
+    this.tail = next
+    return next
   }
 
   pending(c: Cursor): number {
@@ -108,5 +144,24 @@ export class FrameLog {
   /** Bytes held in the last chunk's buffer (0 once released). */
   get capacity(): number {
     return this.tail.buf.length
+  }
+}
+
+/** Bytes of a server's WebSocket frame header (unmasked) for a payload of `len` bytes. */
+export function frameHead(len: number): number {
+  return len < 126 ? 2 : len < 65536 ? 4 : 10
+}
+
+/** Writes a final text frame's header (RFC 6455 §5.2) for a payload of `len` bytes at `at`. */
+export function writeFrameHead(buf: Buffer, at: number, len: number): void {
+  buf[at] = 0x81
+  if (len < 126) buf[at + 1] = len
+  else if (len < 65536) {
+    buf[at + 1] = 126
+    buf.writeUInt16BE(len, at + 2)
+  } else {
+    buf[at + 1] = 127
+    buf.writeUInt32BE(Math.floor(len / 2 ** 32), at + 2)
+    buf.writeUInt32BE(len >>> 0, at + 6)
   }
 }

@@ -6,7 +6,7 @@ import { matchFilter, parseFilter, FilterError, type Filter } from './filters.js
 import type { Claims, VerifyResult } from './jwt.js'
 import { rowJson, type Relation } from './pgoutput.js'
 import { defaultPresenceKey, TopicPresence, type PresenceMap } from './presence.js'
-import { FrameLog, type Cursor } from './feed.js'
+import { FrameLog, frameHead, writeFrameHead, type Cursor } from './feed.js'
 import { decodeFrame, encodeFrame, ProtocolError, type Frame, type Vsn } from './protocol.js'
 import type { NativeWrites } from './native.js'
 import { trace } from './trace.js'
@@ -127,8 +127,6 @@ interface Feed {
   prefixKeys: { ids: number[]; buf: Buffer } | undefined
   /** Appended to since the last sweep (an idle, caught-up feed gives its buffer back). */
   active: boolean
-  /** Bytes appended since members were last checked for 64 KiB pending (see appendFeed). */
-  sinceCheck: number
 }
 
 interface Client {
@@ -711,7 +709,7 @@ export class Hub {
     const key = `${m.client.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${m.bindings.map((b) => b.id).join(',')}`
     let f = this.feeds.get(key)
     if (!f) {
-      f = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(), waiting: [], prefix: undefined, prefixKeys: undefined, active: false, sinceCheck: 0 }
+      f = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(), waiting: [], prefix: undefined, prefixKeys: undefined, active: false }
       this.feeds.set(key, f)
     }
     f.members.add(m)
@@ -743,28 +741,45 @@ export class Hub {
    * unless the socket already holds more than the cap.
    */
   private appendFeed(f: Feed, frame: Buffer): void {
+    this.beforeAppend(f, frame.length)
+    f.log.append(frame)
+    this.afterAppend(f, frame.length)
+  }
+
+  /** appendFeed of the frame prefix + body + suffix, the body encoded straight into the log. */
+  private appendFeedText(f: Feed, prefix: Buffer, body: string, suffix: Buffer): void {
+    this.beforeAppend(f, 10 + prefix.length + body.length * 3 + suffix.length)
+    this.afterAppend(f, f.log.appendText(prefix, body, suffix))
+  }
+
+  /**
+   * When a frame of up to `bytes` starts a new chunk of the log (a long run of changes decoded
+   * in one turn: a big transaction), members with 16 KiB or more of the full chunk unsent are
+   * written now, from that chunk alone (a view of it, no copy), instead of at the next slice
+   * from several chunks joined.
+   */
+  private beforeAppend(f: Feed, bytes: number): void {
+    if (!f.log.spills(bytes)) return
+    for (const m of f.members) if (f.log.pending(m.cursor!) >= SPILL_FLUSH_BYTES) this.flushClient(m.client)
+  }
+
+  private afterAppend(f: Feed, frameBytes: number): void {
+    f.active = true
+    if (f.waiting.length === 0) return
     for (const m of f.waiting) {
       // Left the feed, or listed twice (left and joined again): once.
       if (!m.waiting || m.feed !== f) continue
       m.waiting = false
       const c = m.client
       if (c.dropped) continue
-      if (c.ws.bufferedAmount + c.seq.bytes + frame.length > this.d.maxBufferedBytes) {
-        this.dropSlow(c, frame.length)
+      // The frame is in the log, not yet in the client's queue: counted once.
+      if (c.ws.bufferedAmount + c.seq.bytes + frameBytes > this.d.maxBufferedBytes) {
+        this.dropSlow(c, frameBytes)
         continue
       }
       this.enqueue(c)
     }
     f.waiting.length = 0
-    f.log.append(frame)
-    f.active = true
-    // A long run of changes decoded in one turn (a big transaction): members holding 64 KiB
-    // are written now, as a client's own queue is, instead of at the next slice with all of it.
-    f.sinceCheck += frame.length
-    if (f.sinceCheck >= FLUSH_BYTES) {
-      f.sinceCheck = 0
-      for (const m of f.members) if (f.log.pending(m.cursor!) >= FLUSH_BYTES) this.flushClient(m.client)
-    }
   }
 
   private scheduleFlush(): void {
@@ -1009,27 +1024,12 @@ export class Hub {
     if (ch.record) dataJson += `,"record":${rowJson(rel, ch.record)}`
     if (ch.type !== 'INSERT') dataJson += `,"old_record":${rowJson(rel, ch.oldRecord ?? keyColumns(rel, ch.record))}`
     dataJson += '}'
-    let data: Buffer | undefined
-    let keysOnly: Buffer | undefined
-    const frames = new Map<Buffer, Buffer>()
-    const frameFor = (f: Feed, ids: number[], reduced: boolean): Buffer => {
-      const prefix = this.changePrefix(f, ids, reduced)
-      let frame = frames.get(prefix)
-      if (frame === undefined) {
-        let body: Buffer
-        if (reduced) {
-          keysOnly ??= Buffer.from(dataJson.slice(0, dataJson.lastIndexOf(',"old_record":')) + `,"old_record":${rowJson(rel, keyColumns(rel, ch.oldRecord))}}`)
-          body = keysOnly
-        } else body = data ??= Buffer.from(dataJson)
-        frame = joinFrame(prefix, body, f.vsn === '2.0.0' ? SUFFIX_V2 : SUFFIX_V1)
-        frames.set(prefix, frame)
-      }
-      return frame
-    }
     const isDelete = ch.type === 'DELETE'
+    let frames: ChangeFrames | undefined
     let sent = 0
     for (let h = 0; h < hits.length; h++) {
       const { feed, ids } = hits[h]!
+      const suffix = feed.vsn === '2.0.0' ? SUFFIX_V2 : SUFFIX_V1
       // How the feed's groups see this row: all alike (the usual case: one append for every
       // member), none, or differently (member by member).
       let seen = 0
@@ -1042,13 +1042,20 @@ export class Hub {
       }
       if (seen === 0) continue
       if (seen === feed.groups.size && (reducedN === 0 || reducedN === seen)) {
-        this.appendFeed(feed, frameFor(feed, ids, reducedN > 0))
+        const reduced = reducedN > 0
+        const prefix = this.changePrefix(feed, ids, reduced)
+        // One feed gets this change (one subscription: the common case): its frame is encoded
+        // straight into the feed's log. Several: the JSON is encoded once, each frame built once.
+        if (hits.length === 1 && !reduced) this.appendFeedText(feed, prefix, dataJson, suffix)
+        else this.appendFeed(feed, (frames ??= new ChangeFrames(ch, dataJson)).frame(prefix, reduced, suffix))
         sent += feed.members.size
         continue
       }
+      frames ??= new ChangeFrames(ch, dataJson)
       for (const m of feed.members) {
         if (!allowed.has(m.gkey)) continue
-        if (this.sendFrame(m.client, frameFor(feed, ids, isDelete && allowed.has(`${m.gkey}${KEYS_ONLY}`)))) sent++
+        const reduced = isDelete && allowed.has(`${m.gkey}${KEYS_ONLY}`)
+        if (this.sendFrame(m.client, frames.frame(this.changePrefix(feed, ids, reduced), reduced, suffix))) sent++
       }
     }
     if (sent > 0) {
@@ -1114,6 +1121,35 @@ function sameIds(a: number[], b: number[]): boolean {
   return true
 }
 
+/**
+ * One change's frames: its JSON encoded to bytes once (and its keys-only form for subscribers
+ * bound by RLS to a DELETE's key columns), each distinct frame (a prefix: topic, join ref,
+ * binding ids) built once and shared by every feed and client that gets it.
+ */
+class ChangeFrames {
+  private data: Buffer | undefined
+  private keysOnly: Buffer | undefined
+  private readonly frames = new Map<Buffer, Buffer>()
+
+  constructor(
+    private readonly ch: Change,
+    private readonly json: string,
+  ) {}
+
+  frame(prefix: Buffer, reduced: boolean, suffix: Buffer): Buffer {
+    let frame = this.frames.get(prefix)
+    if (frame === undefined) {
+      const rel = this.ch.relation
+      const body = reduced
+        ? (this.keysOnly ??= Buffer.from(`${this.json.slice(0, this.json.lastIndexOf(',"old_record":'))},"old_record":${rowJson(rel, keyColumns(rel, this.ch.oldRecord))}}`))
+        : (this.data ??= Buffer.from(this.json))
+      frame = joinFrame(prefix, body, suffix)
+      this.frames.set(prefix, frame)
+    }
+    return frame
+  }
+}
+
 const SUFFIX_V2 = Buffer.from('}]')
 const SUFFIX_V1 = Buffer.from('}}')
 
@@ -1122,34 +1158,19 @@ function joinFrame(prefix: Buffer, body: Buffer, suffix: Buffer): Buffer {
   const len = prefix.length + body.length + suffix.length
   const head = frameHead(len)
   const buf = Buffer.allocUnsafe(head + len)
-  writeFrameHead(buf, len)
+  writeFrameHead(buf, 0, len)
   prefix.copy(buf, head)
   body.copy(buf, head + prefix.length)
   suffix.copy(buf, head + prefix.length + body.length)
   return buf
 }
 
-function frameHead(len: number): number {
-  return len < 126 ? 2 : len < 65536 ? 4 : 10
-}
-
-function writeFrameHead(buf: Buffer, len: number): void {
-  buf[0] = 0x81
-  if (len < 126) buf[1] = len
-  else if (len < 65536) {
-    buf[1] = 126
-    buf.writeUInt16BE(len, 2)
-  } else {
-    buf[1] = 127
-    buf.writeUInt32BE(Math.floor(len / 2 ** 32), 2)
-    buf.writeUInt32BE(len >>> 0, 6)
-  }
-}
-
 /** Suffix of a group key in a visibility answer: the group gets a DELETE's key columns only. */
 export const KEYS_ONLY = '\u0000keys'
 
 const FLUSH_BYTES = 64 * 1024
+/** Unsent bytes of a feed's full chunk that are written when the next chunk starts (see beforeAppend). */
+const SPILL_FLUSH_BYTES = 16 * 1024
 /** Clients per native write batch (a power of 2: the slice checks its time every BATCH clients). */
 const BATCH = 16
 /** How long one flush slice writes before yielding to the event loop (see flushSlice). */
@@ -1162,7 +1183,7 @@ export function textFrame(text: string): Buffer {
   const len = Buffer.byteLength(text)
   const head = frameHead(len)
   const buf = Buffer.allocUnsafe(head + len)
-  writeFrameHead(buf, len)
+  writeFrameHead(buf, 0, len)
   buf.write(text, head, 'utf8')
   return buf
 }

@@ -263,6 +263,9 @@ function jsonText(type: string, v: string | null): string {
     case 'int4':
     case 'oid':
       return v
+    case 'int8':
+      // Up to 15 digits is always a safe integer, and Postgres prints it as JSON would.
+      return v.length <= 15 ? v : JSON.stringify(jsonValue(type, v))
     case 'bool':
       return v === 't' || v === 'true' ? 'true' : 'false'
     case 'json':

@@ -240,13 +240,13 @@ export class ChangeStream {
           this.resume = { lsn: msg.endLsn, on: target.name }
           return undefined
         case 'insert':
-          change({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, xid, decodedAt: performance.now() })
+          change({ type: 'INSERT', relation: msg.relation, record: msg.new, oldRecord: null, commitTime, xid })
           return backpressure()
         case 'update':
-          change({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
+          change({ type: 'UPDATE', relation: msg.relation, record: msg.new, oldRecord: msg.old, commitTime, xid })
           return backpressure()
         case 'delete':
-          change({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, xid, decodedAt: performance.now() })
+          change({ type: 'DELETE', relation: msg.relation, record: null, oldRecord: msg.old, commitTime, xid })
           return backpressure()
         default:
           return undefined

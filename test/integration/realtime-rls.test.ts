@@ -27,8 +27,8 @@ describe('RowVisibility (RLS as the subscriber role with its claims)', () => {
     await db?.stop()
   })
 
-  const change = (r: Relation, record: Record<string, string>): Change => ({ type: 'INSERT', relation: r, record, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
-  const deletion = (r: Relation, oldRecord: Record<string, string>): Change => ({ type: 'DELETE', relation: r, record: null, oldRecord, commitTime: Date.now(), decodedAt: 0 })
+  const change = (r: Relation, record: Record<string, string>): Change => ({ type: 'INSERT', relation: r, record, oldRecord: null, commitTime: Date.now() })
+  const deletion = (r: Relation, oldRecord: Record<string, string>): Change => ({ type: 'DELETE', relation: r, record: null, oldRecord, commitTime: Date.now() })
   const group = (key: string, role: string, sub: string) => ({ key, role, claims: { role, sub, exp: 2e9 } })
 
   it('lets each group see only the rows its policy allows, and nothing without SELECT', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { FrameLog } from '../../src/realtime/feed.js'
+import { textFrame } from '../../src/realtime/hub.js'
 
 const frame = (s: string) => Buffer.from(s)
 
@@ -60,5 +61,22 @@ describe('realtime feed log', () => {
     log.append(frame('b;'))
     expect(log.take(r)!.toString()).toBe('b;')
     expect(log.end).toBe(4)
+  })
+
+  it('encodes a text frame straight into the log with the bytes textFrame gives, whatever its length and characters', () => {
+    const log = new FrameLog()
+    const r = log.cursor()
+    const prefix = Buffer.from('["1",null,"realtime:t","postgres_changes",{"ids":[1],"data":')
+    const suffix = Buffer.from('}]')
+    const bodies = ['', 'x', 'é'.repeat(20), 'a'.repeat(60), 'a'.repeat(61), 'a'.repeat(62), '€'.repeat(30), '😀 and \ud800 alone', 'b'.repeat(65_535 - prefix.length - suffix.length), 'b'.repeat(65_536 - prefix.length - suffix.length), 'ü'.repeat(40_000), 'c'.repeat(200_000)]
+    // Around the header's sizes: payloads of 125/126 bytes, 65,535/65,536, and a body whose
+    // bound (3 bytes a character) asks for a bigger header than its bytes need.
+    let expected = Buffer.alloc(0)
+    for (const body of bodies) {
+      const want = textFrame(`${prefix.toString()}${body}${suffix.toString()}`)
+      expect(log.appendText(prefix, body, suffix)).toBe(want.length)
+      expected = Buffer.concat([expected, want])
+    }
+    expect(log.take(r)!.equals(expected)).toBe(true)
   })
 })

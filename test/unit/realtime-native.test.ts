@@ -152,7 +152,7 @@ function baseDeps(maxBufferedBytes: number): HubDeps {
   }
 }
 
-const insertOf = (id: number, pad: string): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), pad }, oldRecord: null, commitTime: Date.now(), decodedAt: 0 })
+const insertOf = (id: number, pad: string): Change => ({ type: 'INSERT', relation: rel, record: { id: String(id), pad }, oldRecord: null, commitTime: Date.now() })
 
 /** A client joined to realtime:notes (INSERTs of public.notes): the ids it receives, in order. */
 async function subscriber(url: string, opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; ids: number[]; closed: number | undefined }> {
