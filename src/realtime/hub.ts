@@ -931,21 +931,6 @@ export class Hub {
 
   private async deliverPending(): Promise<void> {
     while (this.pending.length > 0) {
-      // The queue's head answered from cache (a batch's queries fill it: the rest of a big
-      // transaction that began with a cold cache) goes now, in order, as deliver() sends it.
-      if (this.d.visibleGroupsCached) {
-        let k = 0
-        try {
-          while (k < this.pending.length && this.deliverSync(this.pending[k]!)) k++
-        } catch (err) {
-          k++ // that change is lost, as a batch that fails is (reported)
-          this.d.onDeliveryError?.(err as Error)
-        }
-        if (k > 0) {
-          this.pending.splice(0, k)
-          continue
-        }
-      }
       const batch = this.pending.splice(0, MAX_BATCH)
       this.inFlight = batch.length
       try {

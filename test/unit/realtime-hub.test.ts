@@ -59,8 +59,7 @@ class FakeWs extends EventEmitter {
 const rel: Relation = { oid: 7, schema: 'public', table: 'diary', replicaIdentity: 'f', primaryKey: ['id'], columns: [{ name: 'id', typeOid: 23, type: 'int4', key: true }, { name: 'owner', typeOid: 25, type: 'text', key: true }] }
 const flush = () => new Promise((r) => setImmediate(r))
 
-/** `cached`: the hub may ask for answers from cache (a function: answered only while it says so). */
-function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached: boolean | (() => boolean) = false, maxBufferedBytes = 1 << 20): { hub: Hub; batches: number[]; delivered: number[] } {
+function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached = false, maxBufferedBytes = 1 << 20): { hub: Hub; batches: number[]; delivered: number[] } {
   const batches: number[] = []
   const delivered: number[] = []
   const deps: HubDeps = {
@@ -75,7 +74,7 @@ function hub(visible: (ch: Change, keys: string[]) => Set<string>, cached: boole
     },
     roleExists: async () => true,
     published: async () => true,
-    ...(cached ? { visibleGroupsCached: (ch: Change, groups: Array<{ key: string }>) => (cached === true || cached() ? visible(ch, groups.map((g) => g.key)) : undefined) } : {}),
+    ...(cached ? { visibleGroupsCached: (ch: Change, groups: Array<{ key: string }>) => visible(ch, groups.map((g) => g.key)) } : {}),
   }
   return { hub: new Hub(deps), batches, delivered }
 }
@@ -115,21 +114,6 @@ describe('realtime hub: delivery of changes', () => {
     expect(changes(ws).map((d) => (d.record as { id: number }).id)).toEqual(Array.from({ length: 100 }, (_, i) => 2 * (i + 1)))
     // The first change starts a check; the 199 that queue behind it go in one more.
     expect(batches).toEqual([1, 199])
-  })
-
-  it('sends what queued behind a cold check from cache once the check has filled it, in order', async () => {
-    // The cache answers only after a first batch was checked (as rls.ts's, filled by queries).
-    const { hub: h, batches } = hub((_ch, keys) => new Set(keys), () => batches.length > 0)
-    const ws = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
-    for (let id = 1; id <= 200; id++) h.deliver({ type: 'INSERT', relation: rel, record: { id: String(id), owner: 'x' }, oldRecord: null, commitTime: Date.now() })
-    await h.drained()
-    for (let i = 0; i < 5; i++) await flush()
-    expect(changes(ws).map((d) => (d.record as { id: number }).id)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1))
-    // Only the first change was checked by query; the 199 behind it went from cache.
-    expect(batches).toEqual([1])
-    // And the next one goes at once, not queued.
-    h.deliver({ type: 'INSERT', relation: rel, record: { id: '201', owner: 'x' }, oldRecord: null, commitTime: Date.now() })
-    expect(h.backlog()).toBe(0)
   })
 
   it('writes a turn of changes once per client, the bytes built once for clients sent the same frames', async () => {
