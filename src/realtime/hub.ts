@@ -264,7 +264,8 @@ export class Hub {
   private flushScheduled = false
   /** Per relation: the JSON of its fixed part (schema, table, columns), built once. */
   private readonly relJson = new WeakMap<Relation, string>()
-  private lastCommit = { time: NaN, json: '' }
+  /** The JSON before the rows of the last change sent (see send_). */
+  private lastHead: { rel: Relation | undefined; time: number; type: string; json: string } = { rel: undefined, time: NaN, type: '', json: '' }
   /** Per relation and event type: who gets its changes (see match). */
   private readonly plans = new WeakMap<Relation, Map<string, MatchPlan>>()
   /** Bumped whenever a postgres_changes subscription or its claims change. */
@@ -1014,13 +1015,20 @@ export class Hub {
     // The change's JSON is built once, from cached pieces (relation, commit time), and encoded
     // to bytes once; each distinct frame (topic, join ref, binding ids) is that buffer between a
     // cached prefix and suffix, built once, and appended once to each feed that gets it.
-    let relJson = this.relJson.get(rel)
-    if (relJson === undefined) {
-      relJson = `"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"columns":${JSON.stringify(rel.columns.map((c) => ({ name: c.name, type: c.type })))}`
-      this.relJson.set(rel, relJson)
+    // What comes before the rows (relation, commit time, event type) is the same for every
+    // change of a kind in a transaction: built once for it.
+    const head = this.lastHead
+    let dataJson: string
+    if (head.rel === rel && head.time === ch.commitTime && head.type === ch.type) dataJson = head.json
+    else {
+      let relJson = this.relJson.get(rel)
+      if (relJson === undefined) {
+        relJson = `"schema":${JSON.stringify(rel.schema)},"table":${JSON.stringify(rel.table)},"columns":${JSON.stringify(rel.columns.map((c) => ({ name: c.name, type: c.type })))}`
+        this.relJson.set(rel, relJson)
+      }
+      dataJson = `{${relJson},"commit_timestamp":${JSON.stringify(new Date(ch.commitTime).toISOString())},"eventType":"${ch.type}","type":"${ch.type}","errors":null`
+      this.lastHead = { rel, time: ch.commitTime, type: ch.type, json: dataJson }
     }
-    if (this.lastCommit.time !== ch.commitTime) this.lastCommit = { time: ch.commitTime, json: JSON.stringify(new Date(ch.commitTime).toISOString()) }
-    let dataJson = `{${relJson},"commit_timestamp":${this.lastCommit.json},"eventType":"${ch.type}","type":"${ch.type}","errors":null`
     if (ch.record) dataJson += `,"record":${rowJson(rel, ch.record)}`
     if (ch.type !== 'INSERT') dataJson += `,"old_record":${rowJson(rel, ch.oldRecord ?? keyColumns(rel, ch.record))}`
     dataJson += '}'

@@ -48,7 +48,8 @@ export class RowVisibility {
    * and none is old enough to be re-read, for the same relation and kind of change. A busy
    * stream of one table then costs a lookup per change, not a Set and a key per group.
    */
-  private readonly answers = new WeakMap<VisibilityGroup[], { gen: number; oid: number; del: boolean; until: number; pkey: string[] | undefined; out: Set<string> }>()
+  private readonly answers = new WeakMap<VisibilityGroup[], Answer>()
+  private lastAnswer: Answer | undefined
 
   constructor(private readonly pool: () => pg.Pool | undefined) {}
 
@@ -214,7 +215,8 @@ export class RowVisibility {
     const now = Date.now()
     const oid = ch.relation.oid
     const del = ch.type === 'DELETE'
-    const a = this.answers.get(groups)
+    // The last answer is checked first: a stream of changes asks for the same groups in a row.
+    const a = groups === this.lastAnswer?.groups ? this.lastAnswer : this.answers.get(groups)
     if (a && a.gen === this.gen && a.oid === oid && a.del === del && now < a.until) {
       ch.relation.primaryKey = a.pkey
       return a.out
@@ -239,7 +241,9 @@ export class RowVisibility {
       out.add(g.key)
     }
     // Until an entry read here is old enough to be re-read, this is the answer (read-only).
-    this.answers.set(groups, { gen: this.gen, oid, del, until: oldest + REFRESH_MS, pkey: t.info.pkey, out })
+    const answer = { groups, gen: this.gen, oid, del, until: oldest + REFRESH_MS, pkey: t.info.pkey, out }
+    this.answers.set(groups, answer)
+    this.lastAnswer = answer
     return out
   }
 
@@ -285,6 +289,17 @@ export class RowVisibility {
     this.gen++
     return v
   }
+}
+
+/** A visibleGroupsCached answer kept for its groups array (see RowVisibility.answers). */
+interface Answer {
+  groups: VisibilityGroup[]
+  gen: number
+  oid: number
+  del: boolean
+  until: number
+  pkey: string[] | undefined
+  out: Set<string>
 }
 
 interface CheckTable {

@@ -116,6 +116,25 @@ describe('realtime hub: delivery of changes', () => {
     expect(batches).toEqual([1, 199])
   })
 
+  it('gives each change of one transaction its own event type and table (the JSON before the rows is reused only for the same ones)', async () => {
+    const { hub: h } = hub((_ch, keys) => new Set(keys), true)
+    const ws = await join(h, 'app', 'alice', 'a', { event: '*', table: '*' })
+    const other: Relation = { ...rel, oid: 8, table: 'notes' }
+    const t = Date.now()
+    const row = (id: number) => ({ id: String(id), owner: 'x' })
+    h.deliver({ type: 'INSERT', relation: rel, record: row(1), oldRecord: null, commitTime: t })
+    h.deliver({ type: 'INSERT', relation: rel, record: row(2), oldRecord: null, commitTime: t })
+    h.deliver({ type: 'INSERT', relation: other, record: row(3), oldRecord: null, commitTime: t })
+    h.deliver({ type: 'UPDATE', relation: rel, record: row(2), oldRecord: row(2), commitTime: t })
+    h.deliver({ type: 'DELETE', relation: rel, record: null, oldRecord: row(1), commitTime: t })
+    h.deliver({ type: 'INSERT', relation: rel, record: row(5), oldRecord: null, commitTime: t })
+    h.deliver({ type: 'INSERT', relation: rel, record: row(4), oldRecord: null, commitTime: t + 1 })
+    await flush()
+    const got = changes(ws) as unknown as Array<{ eventType: string; table: string; commit_timestamp: string }>
+    expect(got.map((d) => `${d.eventType} ${d.table}`)).toEqual(['INSERT diary', 'INSERT diary', 'INSERT notes', 'UPDATE diary', 'DELETE diary', 'INSERT diary', 'INSERT diary'])
+    expect(got.map((d) => Date.parse(d.commit_timestamp) - t)).toEqual([0, 0, 0, 0, 0, 0, 1])
+  })
+
   it('writes a turn of changes once per client, the bytes built once for clients sent the same frames', async () => {
     const { hub: h } = hub((_ch, keys) => new Set(keys), true)
     const a1 = await join(h, 'app', 'alice', 'a', { event: 'INSERT' })
