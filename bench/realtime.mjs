@@ -883,7 +883,18 @@ Reading it:
   kernel's first transaction stayed at 7.3–8.7 µs of CPU per change (0.88–0.92× then, 0.37–0.58×
   on 2026-12-05, first transaction only). Since then the RLS shortcut's answer is kept per set
   of groups (src/realtime/rls.ts) instead of worked out per change: in alternating builds the
-  kernel's median warm round went from 127 and 130 ms to 114 and 115 ms.
+  kernel's median warm round went from 127 and 130 ms to 114 and 115 ms. Later on 2026-12-05
+  (kernel CPU now read from each thread's schedstat, in ns, instead of 10 ms ticks), warm
+  kernel CPU per change went from 3.0–3.3 µs to 1.7–1.8 µs: a change that one feed gets is
+  encoded straight into that feed's log (no buffer of its own, no joined frame, no second copy);
+  a subscriber is written from a full chunk of the log as the next one starts (before, at 64
+  KiB pending, which spanned two chunks and was joined with \`Buffer.concat\`: 6–11 % of the
+  profiles); the JSON before a change's rows is kept per transaction and event type; int8
+  values of up to 15 characters are copied; an unused \`performance.now()\` per change is
+  gone. Tried and reverted: sending what queued behind the first (cold) visibility check from
+  cache as soon as the check filled it. It took 10–20 % off the first round but left the heap
+  sized so that the warm rounds cost 2.5–2.9 µs per change instead of 1.9–2.0 (scavenges of
+  5–8 ms over 60–90 MB instead of 0.5 ms over 25–40 MB, \`--trace-gc\`).
   Profiled with \`node --cpu-prof\` on the kernel under this bench
   (\`PROFILE_DIR=… NODE_OPTIONS=--import=…/bench/cpu-prof-hook.mjs\`, summarized by
   \`bench/cpu-prof-top.mjs\`) and cut: row messages are taken off pg-logical-replication's
@@ -892,9 +903,10 @@ Reading it:
   a suffix (it was re-encoded as a string per distinct frame, with a string key per
   subscriber); the delivery metrics are observed once per transaction instead of per change.
   In profiles of the throughput part (60,000 changes) the hub's frame building and queueing
-  (\`send_\`) fell from ≈ 709 ms to ≈ 196 ms. The kernel still
-  spends several times pg_recvlogical's CPU per change (${fig.cpuRatio === undefined ? '–' : fig.cpuRatio.toFixed(1)}× here; it decodes every row to text,
-  builds JSON and writes WebSocket frames, where pg_recvlogical copies bytes to a file), so
+  (\`send_\`) fell from ≈ 709 ms to ≈ 196 ms. The kernel spends
+  ${fig.cpuRatio === undefined ? '–' : fig.cpuRatio.toFixed(1)}× pg_recvlogical's CPU per change here (it decodes every row to text,
+  builds JSON and writes WebSocket frames of about 350 bytes, where pg_recvlogical copies the
+  binary messages to a file), so
   on a machine where other work takes most of the CPU the wall-time ratio falls with the
   kernel's share of a core (before these changes: 0.26× at a load of 16–18, 0.73× at a load
   of 2; after them, trial runs of this part gave 0.37× at a load of 16 and 0.89× at about 12). The "kernel ceiling" row is the rate with a core to
