@@ -147,7 +147,39 @@ export const NODE_INVITE_EXISTS = defineError<{ node: string }>({
   class: 'already_exists',
   area: 'cluster',
   message: (a) => `The flock already has a node named ${a.node}: a second host under that name would clash with it.`,
-  hint: () => 'Pick a name no node has (`magflock node list`). Nothing was issued.',
+  hint: (a) => `Pick a name no node has (\`magflock node list\`), or, to renew ${a.node}'s certificate, \`magflock node invite ${a.node} --renew …\`. Nothing was issued.`,
+})
+
+export const NODE_RENEW_UNKNOWN = defineError<{ node: string }>({
+  code: 'E_NODE_RENEW_UNKNOWN',
+  class: 'not_found',
+  area: 'cluster',
+  message: (a) => `The flock has no node named ${a.node}: there is no certificate to renew.`,
+  hint: (a) => `Check the name (\`magflock node list\`); to add a new host, invite it without --renew (\`magflock node invite ${a.node} --san ADDR --out FILE\`). Nothing was issued.`,
+})
+
+export const NODE_RENEW_SELF = defineError<{ node: string }>({
+  code: 'E_NODE_RENEW_SELF',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => `${a.node} is this node, which holds the flock CA key: it renews its own certificate without a bundle.`,
+  hint: () => 'Run `magflock tls rotate` here. Nothing was issued.',
+})
+
+export const NODE_RENEW_NOT_JOINED = defineError<{ reason: string }>({
+  code: 'E_NODE_RENEW_NOT_JOINED',
+  class: 'failed_precondition',
+  area: 'cluster',
+  message: (a) => `This state directory is not a node a renewal bundle can renew: ${a.reason}.`,
+  hint: () => 'Run `magflock tls renew --bundle FILE` in the project directory of the node the bundle was issued for (a new host joins with `magflock node join --bundle`). Nothing was changed.',
+})
+
+export const NODE_BUNDLE_KIND = defineError<{ node: string; renew: boolean }>({
+  code: 'E_NODE_BUNDLE_KIND',
+  class: 'invalid_argument',
+  area: 'cluster',
+  message: (a) => (a.renew ? `This is a renewal bundle (a new certificate for node ${a.node}), not a join bundle.` : `This is a join bundle for node ${a.node}, not a renewal bundle.`),
+  hint: (a) => (a.renew ? `On node ${a.node}, install it with \`magflock tls renew --bundle FILE\`. Nothing was imported.` : `A new host joins with \`magflock node join --bundle FILE --listen ADDR\`; a renewal comes from \`magflock node invite ${a.node} --renew\`. Nothing was changed.`),
 })
 
 export const NODE_INVITE_SAN_INVALID = defineError<{ san: string }>({
@@ -194,7 +226,7 @@ export const NODE_BUNDLE_CODE_MISSING = defineError<Record<string, never>>({
   code: 'E_NODE_BUNDLE_CODE_MISSING',
   class: 'invalid_argument',
   area: 'cluster',
-  message: () => 'The join bundle is encrypted and no code was given to open it.',
+  message: () => 'The bundle is encrypted and no code was given to open it.',
   hint: () => 'Pass the code `magflock node invite` printed: `--code XXXXX-XXXXX-XXXXX-XXXXX` (or run in a terminal to be asked for it).',
 })
 
@@ -210,23 +242,23 @@ export const NODE_BUNDLE_EXPIRED = defineError<{ expiresAt: string }>({
   code: 'E_NODE_BUNDLE_EXPIRED',
   class: 'failed_precondition',
   area: 'cluster',
-  message: (a) => `This join bundle expired at ${a.expiresAt}.`,
-  hint: () => 'Invite the host again on a node (`magflock node invite NAME --san ADDR --out FILE`). Nothing was imported.',
+  message: (a) => `This bundle expired at ${a.expiresAt}.`,
+  hint: () => 'Invite the host again on a node (`magflock node invite NAME --san ADDR --out FILE`, with `--renew` for a renewal). Nothing was imported.',
 })
 
 export const NODE_BUNDLE_WRONG_NODE = defineError<{ bundle: string; asked: string }>({
   code: 'E_NODE_BUNDLE_WRONG_NODE',
   class: 'invalid_argument',
   area: 'cluster',
-  message: (a) => `This join bundle is for node ${a.bundle}, not ${a.asked}: its certificate names ${a.bundle}.`,
-  hint: (a) => `Join as \`--node ${a.bundle}\`, or invite ${a.asked} on a node of the flock. Nothing was imported.`,
+  message: (a) => `This bundle is for node ${a.bundle}, not ${a.asked}: its certificate names ${a.bundle}.`,
+  hint: (a) => `Join as \`--node ${a.bundle}\`, or invite ${a.asked} on a node of the flock (\`--renew\` for a renewal of ${a.asked}). Nothing was imported.`,
 })
 
 export const NODE_BUNDLE_WRONG_FLOCK = defineError<{ bundle: string; config: string }>({
   code: 'E_NODE_BUNDLE_WRONG_FLOCK',
   class: 'invalid_argument',
   area: 'cluster',
-  message: (a) => `This join bundle is for flock "${a.bundle}", but this project's magflock.yaml says flock: ${a.config}.`,
+  message: (a) => `This bundle is for flock "${a.bundle}", but this project's magflock.yaml says flock: ${a.config}.`,
   hint: (a) => `Set \`flock: ${a.bundle}\` in magflock.yaml here (the flock name selects the keys in etcd), or use the bundle of the right flock. Nothing was imported.`,
 })
 
@@ -234,8 +266,8 @@ export const NODE_BUNDLE_LISTEN = defineError<{ listen: string; sans: string[] }
   code: 'E_NODE_BUNDLE_LISTEN',
   class: 'invalid_argument',
   area: 'cluster',
-  message: (a) => `--listen ${a.listen} is not in the bundle's certificate (${a.sans.join(', ')}): other nodes would refuse this node's TLS.`,
-  hint: () => 'Join with one of the certificate\'s addresses, or invite again with `--san` naming this host\'s address. Nothing was imported.',
+  message: (a) => `The node's listen address ${a.listen} is not in the bundle's certificate (${a.sans.join(', ')}): other nodes would refuse this node's TLS.`,
+  hint: () => 'Join with one of the certificate\'s addresses (`--listen`), or invite again (or renew) with `--san` naming this host\'s address. Nothing was imported.',
 })
 
 export const NODE_BUNDLE_CONFLICT = defineError<{ names: string[] }>({

@@ -17,6 +17,7 @@ import {
   NODE_BUNDLE_CONFLICT,
   NODE_BUNDLE_CORRUPT,
   NODE_BUNDLE_EXPIRED,
+  NODE_BUNDLE_KIND,
   NODE_BUNDLE_LISTEN,
   NODE_BUNDLE_UNREADABLE,
   NODE_BUNDLE_WRONG_FLOCK,
@@ -26,9 +27,12 @@ import {
   NODE_INVITE_OUT_EXISTS,
   NODE_INVITE_SAN_INVALID,
   NODE_NAME_INVALID,
+  NODE_RENEW_NOT_JOINED,
+  NODE_RENEW_SELF,
+  NODE_RENEW_UNKNOWN,
   NODE_SECRETS_MISSING,
 } from './errors.js'
-import { NODE_NAME } from './node-settings.js'
+import { NODE_NAME, readClusterSettings } from './node-settings.js'
 
 /**
  * The join bundle: everything a new host needs to join a multi-host flock, in one file
@@ -78,14 +82,19 @@ const BundleHeader = z.object({
 })
 export type BundleHeader = z.infer<typeof BundleHeader>
 
-const BundlePayload = z.object({
-  flock: z.string(),
-  node: z.string().regex(NODE_NAME),
-  etcd: z.array(z.string()).min(1),
-  ttlMs: z.number().int().positive(),
-  tls: z.object({ caCert: z.string().min(1), nodeCert: z.string().min(1), nodeKey: z.string().min(1) }),
-  secrets: z.object({ superuser: z.string().min(1), replicator: z.string().min(1) }),
-})
+const BundlePayload = z
+  .object({
+    flock: z.string(),
+    node: z.string().regex(NODE_NAME),
+    etcd: z.array(z.string()).min(1),
+    ttlMs: z.number().int().positive(),
+    tls: z.object({ caCert: z.string().min(1), nodeCert: z.string().min(1), nodeKey: z.string().min(1) }),
+    /** The flock's passwords: in a join bundle only (a renewal carries none). */
+    secrets: z.object({ superuser: z.string().min(1), replicator: z.string().min(1) }).optional(),
+    /** A renewal bundle (`node invite --renew`): a new certificate for a node the flock has. */
+    renew: z.literal(true).optional(),
+  })
+  .refine((p) => p.renew === true || p.secrets !== undefined, { message: 'a join bundle carries the passwords' })
 export type BundlePayload = z.infer<typeof BundlePayload>
 
 // ---------------------------------------------------------------------------------------------
@@ -181,7 +190,7 @@ export async function openBundle(h: BundleHeader, code: string): Promise<BundleP
   } catch {
     throw NODE_BUNDLE_CORRUPT({ reason: 'the decrypted content is not a join payload' })
   }
-  for (const v of [p.secrets.superuser, p.secrets.replicator, p.tls.nodeKey]) redactor.add(v)
+  for (const v of [p.secrets?.superuser, p.secrets?.replicator, p.tls.nodeKey]) if (v) redactor.add(v)
   if (p.node !== h.node || p.flock !== h.flock) throw NODE_BUNDLE_CORRUPT({ reason: 'the header and the content name different nodes' })
   return p
 }
@@ -226,12 +235,19 @@ export interface InviteRequest {
   /** The etcd endpoints the new node uses (default: the inviting node's). */
   etcd?: string[] | undefined
   validHours?: number | undefined
+  /**
+   * A renewal: a new certificate (and key) for a node the flock already has, sealed without
+   * the passwords; `tls renew --bundle` installs it there (docs/multi-host.md).
+   */
+  renew?: boolean | undefined
 }
 
 export interface InviteSummary {
   node: string
   flock: string
   invitedBy: string
+  /** A renewal bundle (for `tls renew`), not a join bundle. */
+  renew: boolean
   etcd: string[]
   /** Every name in the new node's certificate. */
   certNames: string[]
@@ -259,16 +275,25 @@ export async function createInvite(o: {
   if (!NODE_NAME.test(r.node)) throw NODE_NAME_INVALID({ name: r.node })
   for (const s of r.sans) assertSan(s)
   if (r.sans.length === 0) throw NODE_INVITE_SAN_INVALID({ san: '' })
-  if (r.node === o.inviter.node || (await o.existingNodes()).includes(r.node)) throw NODE_INVITE_EXISTS({ node: r.node })
+  const known = r.node === o.inviter.node || (await o.existingNodes()).includes(r.node)
+  if (r.renew) {
+    // This node holds the CA key: it renews its own certificate with `tls rotate`.
+    if (r.node === o.inviter.node) throw NODE_RENEW_SELF({ node: r.node })
+    if (!known) throw NODE_RENEW_UNKNOWN({ node: r.node })
+  } else if (known) throw NODE_INVITE_EXISTS({ node: r.node })
   if (cfg.tls.caFile !== undefined || cfg.tls.certFile !== undefined || cfg.tls.keyFile !== undefined) throw TLS_OPERATOR_MANAGED({})
   const caCert = await fsp.readFile(tlsLayout(o.stateRoot).caCert, 'utf8').catch(() => undefined)
   if (!caCert) throw NODE_INVITE_NO_CA({ reason: 'it has no flock CA certificate (<state>/tls/ca.crt)' })
   const caKey = await o.secrets.get(CA_KEY_SECRET)
   if (!caKey) throw NODE_INVITE_NO_CA({ reason: `its secret store has no ${CA_KEY_SECRET} (a node that joined with a bundle never gets it)` })
-  const superuser = await o.secrets.get(SUPERUSER_SECRET)
-  const replicator = await o.secrets.get(REPLICATOR_SECRET)
-  const missing = [...(superuser ? [] : [SUPERUSER_SECRET]), ...(replicator ? [] : [REPLICATOR_SECRET])]
-  if (missing.length > 0 || !superuser || !replicator) throw NODE_SECRETS_MISSING({ names: missing })
+  let secrets: BundlePayload['secrets']
+  if (!r.renew) {
+    const superuser = await o.secrets.get(SUPERUSER_SECRET)
+    const replicator = await o.secrets.get(REPLICATOR_SECRET)
+    const missing = [...(superuser ? [] : [SUPERUSER_SECRET]), ...(replicator ? [] : [REPLICATOR_SECRET])]
+    if (missing.length > 0 || !superuser || !replicator) throw NODE_SECRETS_MISSING({ names: missing })
+    secrets = { superuser, replicator }
+  }
 
   // The node name is a DNS SAN only when it is a valid host name (no "_").
   const names = [...new Set([...(DNS_NAME.test(r.node) ? [r.node] : []), 'localhost', '127.0.0.1', '::1', ...r.sans])]
@@ -280,7 +305,7 @@ export async function createInvite(o: {
     etcd: r.etcd ?? o.inviter.etcd,
     ttlMs: o.inviter.ttlMs,
     tls: { caCert, nodeCert: cert.certPem, nodeKey: cert.keyPem },
-    secrets: { superuser, replicator },
+    ...(r.renew ? { renew: true as const } : { secrets }),
   }
   const code = generateJoinCode()
   const { text: bundle, header } = await sealBundle(payload, code, { invitedBy: o.inviter.node, ...(o.now ? { now: o.now } : {}), validHours: r.validHours ?? DEFAULT_VALID_HOURS })
@@ -288,7 +313,7 @@ export async function createInvite(o: {
   return {
     bundle,
     code,
-    summary: { node: r.node, flock: cfg.flock, invitedBy: o.inviter.node, etcd: payload.etcd, certNames: info.sans, certNotAfter: info.notAfter, certFingerprint: info.fingerprint256, expiresAt: header.expiresAt },
+    summary: { node: r.node, flock: cfg.flock, invitedBy: o.inviter.node, renew: r.renew === true, etcd: payload.etcd, certNames: info.sans, certNotAfter: info.notAfter, certFingerprint: info.fingerprint256, expiresAt: header.expiresAt },
   }
 }
 
@@ -319,6 +344,7 @@ interface Item {
  */
 export async function importBundle(o: { stateRoot: string; config: MagflockConfig; secrets: SecretStore; payload: BundlePayload; listen: string }): Promise<BundleImport> {
   const p = o.payload
+  if (p.renew || !p.secrets) throw NODE_BUNDLE_KIND({ node: p.node, renew: true })
   if (o.config.flock !== p.flock) throw NODE_BUNDLE_WRONG_FLOCK({ bundle: p.flock, config: o.config.flock })
   let matches: boolean
   try {
@@ -376,6 +402,69 @@ export async function importBundle(o: { stateRoot: string; config: MagflockConfi
     throw err
   }
   return { imported: todo.map((i) => i.name), unchanged: items.filter((_, n) => current[n] !== undefined).map((i) => i.name) }
+}
+
+export interface RenewalImport {
+  node: string
+  /** Secret names and files (relative to the state directory) replaced. */
+  replaced: string[]
+  /** Already equal to the bundle's (the same renewal installed again). */
+  unchanged: string[]
+  /** The bundle brought another flock CA certificate (the CA was replaced with `tls rotate --ca`). */
+  caReplaced: boolean
+}
+
+/**
+ * Installs a renewal bundle (`node invite NAME --renew`) on the node it was issued for: its new
+ * key in the secret store, node.crt (and ca.crt when the flock CA was replaced) in <state>/tls.
+ * Every check first: a renewal (a join bundle is E_NODE_BUNDLE_KIND), this project's flock,
+ * this state directory is that node (cluster.json) and already holds a node key and
+ * certificate, the new certificate matches its key and CA and still names the node's
+ * `--listen` address. Then the writes (the certificates, then the key); a write that fails puts
+ * back what the ones before it replaced. The flock's passwords are not in a renewal and are not touched.
+ */
+export async function importRenewal(o: { stateRoot: string; config: MagflockConfig; secrets: SecretStore; payload: BundlePayload }): Promise<RenewalImport> {
+  const p = o.payload
+  if (!p.renew) throw NODE_BUNDLE_KIND({ node: p.node, renew: false })
+  if (o.config.flock !== p.flock) throw NODE_BUNDLE_WRONG_FLOCK({ bundle: p.flock, config: o.config.flock })
+  if (o.config.tls.caFile !== undefined || o.config.tls.certFile !== undefined || o.config.tls.keyFile !== undefined) throw TLS_OPERATOR_MANAGED({})
+  const settings = await readClusterSettings(o.stateRoot)
+  if (!settings) throw NODE_RENEW_NOT_JOINED({ reason: 'it has no node settings (<state>/cluster.json): it never joined a multi-host flock' })
+  if (settings.node !== p.node) throw NODE_BUNDLE_WRONG_NODE({ bundle: p.node, asked: settings.node })
+  const l = tlsLayout(o.stateRoot)
+  const [oldKey, oldCert, oldCa] = await Promise.all([o.secrets.get(NODE_KEY_SECRET), fsp.readFile(l.nodeCert, 'utf8').catch(() => undefined), fsp.readFile(l.caCert, 'utf8').catch(() => undefined)])
+  if (!oldKey || !oldCert || !oldCa) throw NODE_RENEW_NOT_JOINED({ reason: `it holds no node certificate to renew (${[...(oldKey ? [] : [NODE_KEY_SECRET]), ...(oldCert ? [] : ['tls/node.crt']), ...(oldCa ? [] : ['tls/ca.crt'])].join(', ')} missing)` })
+  let matches: boolean
+  try {
+    matches = certMatches(p.tls.nodeCert, p.tls.nodeKey, p.tls.caCert)
+  } catch {
+    matches = false
+  }
+  if (!matches) throw NODE_BUNDLE_CORRUPT({ reason: 'its certificate is not signed by its CA or does not match its key' })
+  const certNames = describeCert(p.tls.nodeCert).sans
+  if (!certNames.includes(settings.listen)) throw NODE_BUNDLE_LISTEN({ listen: settings.listen, sans: certNames })
+
+  const writeFile = async (abs: string, value: string) => {
+    await fsp.mkdir(l.dir, { recursive: true, mode: 0o755 })
+    await writeFileAtomic(abs, value, { mode: 0o644 })
+  }
+  const items = [
+    { name: 'tls/ca.crt', old: oldCa, value: p.tls.caCert, write: (v: string) => writeFile(l.caCert, v) },
+    { name: 'tls/node.crt', old: oldCert, value: p.tls.nodeCert, write: (v: string) => writeFile(l.nodeCert, v) },
+    { name: NODE_KEY_SECRET, old: oldKey, value: p.tls.nodeKey, write: (v: string) => o.secrets.set(NODE_KEY_SECRET, v) },
+  ]
+  const todo = items.filter((i) => i.old !== i.value)
+  const done: typeof items = []
+  try {
+    for (const i of todo) {
+      await i.write(i.value)
+      done.push(i)
+    }
+  } catch (err) {
+    for (const i of done.reverse()) await i.write(i.old).catch(() => undefined)
+    throw err
+  }
+  return { node: p.node, replaced: todo.map((i) => i.name), unchanged: items.filter((i) => i.old === i.value).map((i) => i.name), caReplaced: oldCa !== p.tls.caCert }
 }
 
 /**

@@ -12,6 +12,7 @@ import type { NodeListResult } from '../../src/cluster/node-list.js'
 import type { StatusOutput } from '../../src/api/core.js'
 import type { SwitchoverDetail } from '../../src/cluster/switchover.js'
 import type { NodeInviteResult } from '../../src/commands/node/invite.js'
+import type { TlsRenewResult } from '../../src/commands/tls/renew.js'
 import type { NodeJoinResult } from '../../src/commands/node/join.js'
 
 /**
@@ -411,6 +412,29 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h3_1', 'replica']])
     await waitFor('h3_1 streams asynchronously', async () => sqlOn(lh, `select 1 from pg_stat_replication where application_name = 'h3_1' and state = 'streaming' and sync_state = 'async'`).length === 1, 90_000, 250)
     expect(JSON.parse(etcdGet('topology')).instances.h3_1).toMatchObject({ node: 'h3', sync: false })
+    // Renewal: h3 holds no CA key, so `tls rotate` cannot renew its certificate. h1 issues a
+    // renewal bundle for it (`node invite --renew`: no passwords in it), h3 installs it with
+    // `tls renew`, and its Postgres serves the new certificate at once (SIGHUP), still streaming.
+    const served = () => nsExec(h1, 'sh', ['-c', `openssl s_client -starttls postgres -connect ${h3.addr}:5432 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`])
+    expect(served()).toContain(inv.certFingerprint)
+    const renewFile = path.join(h3.dir, 'h3.renew')
+    const notJoin = await cliOn(h3, ['tls', 'renew', '--bundle', bundleFile, '--code', inv.code, '--json'])
+    expect([notJoin.exitCode, notJoin.json?.ok === false && notJoin.json.error.code]).toEqual([2, 'E_NODE_BUNDLE_KIND'])
+    const unknown = await cliOn(h1, ['node', 'invite', 'h9', '--renew', '--san', '10.231.0.99', '--out', renewFile, '--json'])
+    expect([unknown.exitCode, unknown.json?.ok === false && unknown.json.error.code]).toEqual([3, 'E_NODE_RENEW_UNKNOWN'])
+    expect(existsSync(renewFile)).toBe(false)
+    const ren = ok(await cliOn<NodeInviteResult>(h1, ['node', 'invite', 'h3', '--renew', '--san', h3.addr, '--out', renewFile, '--json']), 'node invite h3 --renew on h1')
+    expect(ren).toMatchObject({ node: 'h3', renew: true, invitedBy: 'h1' })
+    expect(ren.certFingerprint).not.toBe(inv.certFingerprint)
+    const renewRecord = readFileSync(path.join(stateOf(h1), 'audit', 'audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { action: string; result: string; details: Record<string, unknown> }).filter((r) => r.action === 'node.invite' && r.result === 'ok').at(-1)
+    expect(renewRecord?.details).toMatchObject({ node: 'h3', renew: true, certFingerprint: ren.certFingerprint })
+    const renewed = ok(await cliOn<TlsRenewResult>(h3, ['tls', 'renew', '--bundle', renewFile, '--code', ren.code, '--json']), 'tls renew on h3')
+    expect(renewed.renewal).toEqual({ node: 'h3', replaced: ['tls/node.crt', 'tls.node.key'], unchanged: ['tls/ca.crt'], caReplaced: false })
+    expect(renewed.reloaded).toEqual(['h3_1'])
+    expect(renewed.cert?.fingerprint256).toBe(ren.certFingerprint)
+    expect(JSON.stringify(renewed)).not.toContain(password)
+    await waitFor('h3\'s Postgres serves the renewed certificate', async () => served().includes(ren.certFingerprint), 15_000, 250)
+    await waitFor('h3_1 still streams', async () => sqlOn(lh, `select 1 from pg_stat_replication where application_name = 'h3_1' and state = 'streaming'`).length === 1, 30_000, 250)
     const list = ok(await cliOn<NodeListResult>(h3, ['node', 'list', '--etcd', etcd.endpoints.join(','), '--flock', FLOCK, '--json']), 'node list')
     expect(list.nodes.map((n) => [n.name, n.standby])).toEqual([['h1', 'sync'], ['h2', 'sync'], ['h3', 'async']])
     // The same node with the other choice is refused (a node does not change in place).

@@ -27,6 +27,8 @@ const SU = 'e2e-superuser-password-0123456789'
 const REPL = 'e2e-replicator-password-0123456789'
 let bundleFile: string
 let code: string
+let renewFile: string
+let renewCode: string
 let project: string
 
 const env = () => ({ MAGFLOCK_MASTER_KEY: masterKey, MAGFLOCK_PREFS_DIR: path.join(tmp.dir, 'prefs') })
@@ -62,6 +64,17 @@ beforeAll(async () => {
   bundleFile = path.join(tmp.dir, 'b.join')
   writeFileSync(bundleFile, inv.bundle, { mode: 0o600 })
   code = inv.code
+  const ren = await createInvite({
+    stateRoot: a,
+    config: { ...defaultConfig(), flock: 'prod' },
+    secrets: store,
+    inviter: { node: 'a', etcd: ['https://10.0.0.1:2379'], ttlMs: 4000 },
+    existingNodes: async () => ['a', 'b'],
+    request: { node: 'b', sans: ['10.0.0.2'], renew: true },
+  })
+  renewFile = path.join(tmp.dir, 'b.renew')
+  writeFileSync(renewFile, ren.bundle, { mode: 0o600 })
+  renewCode = ren.code
   // "b": a new host's project.
   project = path.join(tmp.dir, 'b')
   mkdirSync(project)
@@ -88,6 +101,10 @@ describe('node join --bundle on a new host (built CLI)', () => {
     // --code and --import-only need --bundle; without it the node flags are required.
     expect(errorOf(await run(['node', 'join', '--listen', '10.0.0.2', '--code', code, '--json']))[0]).toBe(2)
     expect(errorOf(await run(['node', 'join', '--listen', '10.0.0.2', '--node', 'b', '--json']))).toEqual([2, 'E_NODE_FLAGS_INCOMPLETE'])
+    // A renewal bundle is not a join bundle; `tls renew` on a host that never joined is refused.
+    expect(errorOf(await run(['node', 'join', '--bundle', renewFile, '--listen', '10.0.0.2', '--import-only', '--code', renewCode, '--json']))).toEqual([2, 'E_NODE_BUNDLE_KIND'])
+    expect(errorOf(await run(['tls', 'renew', '--bundle', renewFile, '--code', renewCode, '--json']))).toEqual([5, 'E_NODE_RENEW_NOT_JOINED'])
+    expect(errorOf(await run(['tls', 'renew', '--json']))[0]).toBe(2)
     await nothingImported()
     // Another flock in magflock.yaml.
     writeFileSync(path.join(project, 'magflock.yaml'), 'flock: staging\n')

@@ -35,6 +35,10 @@ describe('cluster error catalog', () => {
     E_NODE_BUNDLE_WRONG_FLOCK: { bundle: 'prod', config: 'dev' },
     E_NODE_BUNDLE_LISTEN: { listen: '10.0.0.9', sans: ['b', '10.0.0.2'] },
     E_NODE_BUNDLE_CONFLICT: { names: ['postgres.superuser.password'] },
+    E_NODE_BUNDLE_KIND: { node: 'b', renew: true },
+    E_NODE_RENEW_UNKNOWN: { node: 'c' },
+    E_NODE_RENEW_SELF: { node: 'a' },
+    E_NODE_RENEW_NOT_JOINED: { reason: 'it has no node settings' },
   }
 
   it('registers every cluster error with a unique E_ code, a message and a hint', () => {

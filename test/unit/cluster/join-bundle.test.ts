@@ -6,6 +6,7 @@ import {
   createInvite,
   generateJoinCode,
   importBundle,
+  importRenewal,
   normalizeJoinCode,
   openBundle,
   parseBundle,
@@ -18,6 +19,7 @@ import { stateLayout } from '../../../src/platform/paths.js'
 import { openSecretStore } from '../../../src/secrets/store.js'
 import type { SecretStore } from '../../../src/secrets/secret-store.js'
 import { certMatches, createCa, describeCert } from '../../../src/tls/certs.js'
+import { saveClusterSettings } from '../../../src/cluster/node-settings.js'
 import { tempDir } from '../../helpers/tmp.js'
 
 /**
@@ -49,7 +51,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   return 'resolved'
 }
 
-function invite(request: { node: string; sans: string[]; etcd?: string[]; validHours?: number }, existing: string[] = ['a']) {
+function invite(request: { node: string; sans: string[]; etcd?: string[]; validHours?: number; renew?: boolean }, existing: string[] = ['a']) {
   return createInvite({
     stateRoot: aRoot,
     config,
@@ -266,6 +268,100 @@ describe('import on the joining host: all or nothing', () => {
     const store = await storeOf(root)
     await expect(importBundle({ stateRoot: root, config, secrets: store, payload, listen: '10.0.0.2' })).rejects.toThrow()
     for (const n of ['tls.node.key', 'postgres.superuser.password', 'replication.replicator.password']) expect(await store.get(n), n).toBeUndefined()
+  })
+})
+
+describe('renewal (node invite --renew, then tls renew on that node)', () => {
+  const fresh = (name: string) => {
+    const root = path.join(tmp.dir, name)
+    mkdirSync(root, { recursive: true })
+    return root
+  }
+  /** A node "b" that joined with a bundle: its settings, key, certificate and the passwords. */
+  async function joinedNode(name: string): Promise<{ root: string; store: SecretStore }> {
+    const root = fresh(name)
+    const store = await storeOf(root)
+    const j = await invite({ node: 'b', sans: ['10.0.0.2'] })
+    await importBundle({ stateRoot: root, config, secrets: store, payload: await openBundle(parseBundle(j.bundle), j.code), listen: '10.0.0.2' })
+    await saveClusterSettings(root, { etcd: ['https://10.0.0.1:2379'], node: 'b', listen: '10.0.0.2' }, 'replica')
+    return { root, store }
+  }
+  const renewal = async (o: { node?: string; sans?: string[] } = {}) => {
+    const r = await invite({ node: o.node ?? 'b', sans: o.sans ?? ['10.0.0.2'], renew: true }, ['a', 'b'])
+    return { r, payload: await openBundle(parseBundle(r.bundle), r.code) }
+  }
+
+  it('invite --renew: a new certificate for a node the flock has, without the passwords; not for an unknown node or the inviter', async () => {
+    const { r, payload } = await renewal()
+    expect(r.summary).toMatchObject({ node: 'b', renew: true })
+    expect(payload.renew).toBe(true)
+    expect(payload.secrets).toBeUndefined()
+    for (const s of [SU, REPL]) expect(JSON.stringify(payload)).not.toContain(s)
+    expect(certMatches(payload.tls.nodeCert, payload.tls.nodeKey, caPem)).toBe(true)
+    expect(await codeOf(invite({ node: 'c', sans: ['10.0.0.3'], renew: true }, ['a', 'b']))).toBe('E_NODE_RENEW_UNKNOWN')
+    expect(await codeOf(invite({ node: 'a', sans: ['10.0.0.1'], renew: true }, ['a', 'b']))).toBe('E_NODE_RENEW_SELF')
+    // A renewal is not a join: node join --bundle refuses it, and nothing is written.
+    const root = fresh('r0')
+    expect(await codeOf(importBundle({ stateRoot: root, config, secrets: await storeOf(root), payload, listen: '10.0.0.2' }))).toBe('E_NODE_BUNDLE_KIND')
+    expect(existsSync(path.join(root, 'tls'))).toBe(false)
+  })
+
+  it('replaces the node key and certificate (the passwords stay); the same renewal again changes nothing', async () => {
+    const { root, store } = await joinedNode('r1')
+    const oldCert = readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8')
+    const { payload } = await renewal()
+    const r = await importRenewal({ stateRoot: root, config, secrets: store, payload })
+    expect(r).toEqual({ node: 'b', replaced: ['tls/node.crt', 'tls.node.key'], unchanged: ['tls/ca.crt'], caReplaced: false })
+    expect(readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8')).toBe(payload.tls.nodeCert)
+    expect(readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8')).not.toBe(oldCert)
+    expect(await store.get('tls.node.key')).toBe(payload.tls.nodeKey)
+    expect(await store.get('postgres.superuser.password')).toBe(SU)
+    expect(await store.get('replication.replicator.password')).toBe(REPL)
+    expect(await importRenewal({ stateRoot: root, config, secrets: store, payload })).toMatchObject({ replaced: [], caReplaced: false })
+  })
+
+  it('refuses a join bundle, another node, another flock, a state directory that never joined, a certificate without its listen address or not matching; nothing changes', async () => {
+    const { root, store } = await joinedNode('r2')
+    const before = { cert: readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8'), key: await store.get('tls.node.key') }
+    const { payload } = await renewal()
+    const j = await invite({ node: 'b', sans: ['10.0.0.2'] })
+    const join = await openBundle(parseBundle(j.bundle), j.code)
+    expect(await codeOf(importRenewal({ stateRoot: root, config, secrets: store, payload: join }))).toBe('E_NODE_BUNDLE_KIND')
+    expect(await codeOf(importRenewal({ stateRoot: root, config: { ...config, flock: 'other' }, secrets: store, payload }))).toBe('E_NODE_BUNDLE_WRONG_FLOCK')
+    expect(await codeOf(importRenewal({ stateRoot: root, config: { ...config, tls: { ...config.tls, certFile: 'x.crt' } }, secrets: store, payload }))).toBe('E_TLS_OPERATOR_MANAGED')
+    expect(await codeOf(importRenewal({ stateRoot: root, config, secrets: store, payload: { ...payload, node: 'c' } }))).toBe('E_NODE_BUNDLE_WRONG_NODE')
+    expect(await codeOf(importRenewal({ stateRoot: root, config, secrets: store, payload: (await renewal({ sans: ['10.0.0.9'] })).payload }))).toBe('E_NODE_BUNDLE_LISTEN')
+    expect(await codeOf(importRenewal({ stateRoot: root, config, secrets: store, payload: { ...payload, tls: { ...payload.tls, nodeKey: join.tls.nodeKey } } }))).toBe('E_NODE_BUNDLE_CORRUPT')
+    expect(readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8')).toBe(before.cert)
+    expect(await store.get('tls.node.key')).toBe(before.key)
+    const never = fresh('r3')
+    expect(await codeOf(importRenewal({ stateRoot: never, config, secrets: await storeOf(never), payload }))).toBe('E_NODE_RENEW_NOT_JOINED')
+    await saveClusterSettings(never, { etcd: ['https://10.0.0.1:2379'], node: 'b', listen: '10.0.0.2' }, 'replica')
+    expect(await codeOf(importRenewal({ stateRoot: never, config, secrets: await storeOf(never), payload }))).toBe('E_NODE_RENEW_NOT_JOINED')
+    expect(existsSync(path.join(never, 'tls'))).toBe(false)
+  })
+
+  it('takes a new flock CA certificate with it; a write that fails puts back the ones before it', async () => {
+    const { root, store } = await joinedNode('r4')
+    const before = { cert: readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8'), ca: readFileSync(path.join(root, 'tls', 'ca.crt'), 'utf8'), key: await store.get('tls.node.key') }
+    // The flock CA was replaced on "a" (tls rotate --ca): the renewal comes from the new one.
+    const ca2 = await createCa('prod', 30)
+    const a2 = fresh('a2')
+    mkdirSync(path.join(a2, 'tls'))
+    writeFileSync(path.join(a2, 'tls', 'ca.crt'), ca2.certPem)
+    const a2Store = await storeOf(a2)
+    await a2Store.set('tls.ca.key', ca2.keyPem)
+    const r = await createInvite({ stateRoot: a2, config, secrets: a2Store, inviter: { node: 'a', etcd: ['https://10.0.0.1:2379'], ttlMs: 5000 }, existingNodes: async () => ['a', 'b'], request: { node: 'b', sans: ['10.0.0.2'], renew: true } })
+    const payload = await openBundle(parseBundle(r.bundle), r.code)
+    // The key's write fails: both certificates are put back.
+    const failing: SecretStore = Object.assign(Object.create(store) as SecretStore, { set: async () => Promise.reject(new Error('vault write failed')) })
+    await expect(importRenewal({ stateRoot: root, config, secrets: failing, payload })).rejects.toThrow('vault write failed')
+    expect(readFileSync(path.join(root, 'tls', 'node.crt'), 'utf8')).toBe(before.cert)
+    expect(readFileSync(path.join(root, 'tls', 'ca.crt'), 'utf8')).toBe(before.ca)
+    expect(await store.get('tls.node.key')).toBe(before.key)
+    const ok = await importRenewal({ stateRoot: root, config, secrets: store, payload })
+    expect(ok).toMatchObject({ replaced: ['tls/ca.crt', 'tls/node.crt', 'tls.node.key'], caReplaced: true })
+    expect(readFileSync(path.join(root, 'tls', 'ca.crt'), 'utf8')).toBe(ca2.certPem)
   })
 })
 
