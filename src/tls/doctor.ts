@@ -26,7 +26,9 @@ export async function tlsChecks(stateRoot: string, projectDir: string, config: M
     const own = s.source === 'operator'
     const out: TlsCheck[] = []
     if (s.ca) out.push(expiryCheck('tls ca', s.ca, own ? 'Replace tls.caFile with a renewed CA.' : 'Run `magflock tls rotate --ca` (then issue every node a new certificate).'))
-    if (s.cert) out.push(expiryCheck('tls node cert', s.cert, own ? 'Replace tls.certFile and tls.keyFile with a renewed pair.' : 'Run `magflock tls rotate`.'))
+    // A node that joined with a bundle holds no CA key: it is renewed from a node that does.
+    const renew = 'Run `magflock tls rotate` where the flock CA key is; on a node that joined with a bundle, `magflock node invite NAME --renew --san ADDR --out FILE` on a node holding it, then `magflock tls renew --bundle FILE` here.'
+    if (s.cert) out.push(expiryCheck('tls node cert', s.cert, own ? 'Replace tls.certFile and tls.keyFile with a renewed pair.' : renew))
     else out.push({ name: 'tls node cert', status: 'fail', detail: 'the flock CA exists but this node has no certificate', hint: 'Run `magflock tls rotate`.' })
     return out
   } catch (err) {
