@@ -14,7 +14,7 @@ import { isProcessAliveSync } from '../platform/pids.js'
 import { exists, fsyncDir, writeFileAtomic } from '../platform/fs.js'
 import { socketDirFor } from '../postgres/conf.js'
 import { processesWithArg } from '../postgres/pidfile.js'
-import { readControlFile } from '../replication/pg.js'
+import { readControlFile } from '../postgres/control-file.js'
 import type { BackupManifest } from './manifest.js'
 
 /**

@@ -7,14 +7,13 @@ import { exists, writeJsonAtomic } from '../platform/fs.js'
 import { CATCHUP_TIMEOUT, NOT_A_STANDBY, REPLICA_DIR_EXISTS, REWIND_FAILED, SWITCHOVER_TARGET } from './errors.js'
 import { faultPoint } from './fault.js'
 import { clearFence, fence, fencePath, type FenceMarker } from './fence.js'
-import { compareLsn } from './lsn.js'
+import { compareLsn } from '../postgres/lsn.js'
 import {
   chownTree,
   clientConfig,
   createSlot,
   dropSlot,
   quoteIdent,
-  readControlFile,
   replicationChild,
   replicationLogin,
   sleep,
@@ -27,6 +26,7 @@ import {
   type PgNode,
   type ReplicationEnv,
 } from './pg.js'
+import { readControlFile } from '../postgres/control-file.js'
 import { primaryStatus, standbyStatus } from './status.js'
 
 /**

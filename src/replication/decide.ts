@@ -1,4 +1,4 @@
-import { compareLsn } from './lsn.js'
+import { compareLsn } from '../postgres/lsn.js'
 
 /**
  * The failover monitor's brain (after Patroni's ha.py): a pure function from what the

@@ -7,7 +7,7 @@ import { assertLayout } from '../backup/verify.js'
 import { firstMissingSegment, listArchive, restoreCommand, segmentNo, WAL_SEGMENT_BYTES } from '../backup/wal.js'
 import { exists } from '../platform/fs.js'
 import { REPLICA_BACKUP_UNUSABLE, REPLICA_DIR_EXISTS } from './errors.js'
-import { formatLsn } from './lsn.js'
+import { formatLsn } from '../postgres/lsn.js'
 import {
   chownTree,
   clientConfig,

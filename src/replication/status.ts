@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { lsnDiff } from './lsn.js'
+import { lsnDiff } from '../postgres/lsn.js'
 import { sql } from './pg.js'
 
 /** What the primary reports about each connected standby (pg_stat_replication). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { decide, rankCandidates, type Desired, type Observed, type PrimaryObservation, type ReplicaObservation } from '../../../src/replication/decide.js'
-import { compareLsn, formatLsn, lsnDiff, parseLsn } from '../../../src/replication/lsn.js'
+import { compareLsn, formatLsn, lsnDiff, parseLsn } from '../../../src/postgres/lsn.js'
 
 const NOW = 1_000_000
 
