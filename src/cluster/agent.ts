@@ -107,6 +107,7 @@ export async function runAgent(cfg: AgentConfig, password: string): Promise<() =
     bootstrap: cfg.bootstrap,
     mode: cfg.mode,
     ttlMs: cfg.ttlMs,
+    marginMs: cfg.marginMs,
     local,
     env,
     store,

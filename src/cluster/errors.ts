@@ -90,6 +90,16 @@ export const NODE_FLOCK_LED_ELSEWHERE = defineError<{ leader: string }>({
   hint: () => 'Add this machine with `magflock node join --etcd … --node NAME --listen ADDR`: it clones the current primary.',
 })
 
+export const NODE_LEASE_MISMATCH = defineError<{ node: string; ttlMs: number; marginMs: number; other: string; otherTtlMs: number; otherMarginMs: number }>({
+  code: 'E_NODE_LEASE_MISMATCH',
+  class: 'conflict',
+  area: 'cluster',
+  message: (a) =>
+    `Node ${a.node}'s lease (${a.ttlMs} ms, margin ${a.marginMs} ms) is unsafe beside node ${a.other}'s (${a.otherTtlMs} ms, margin ${a.otherMarginMs} ms): ` +
+    'a node takes the leader key after its own lease, and the holder stops writing at its own lease minus its margin, so each lease must be at least every other one minus that one\'s margin.',
+  hint: (a) => `Give this node the flock's lease: \`--ttl ${Math.ceil(a.otherTtlMs / 1000)}\` on \`up --etcd\` / \`node join\` (docs/multi-host.md, "Keep the lease the same on every node"). Nothing was started.`,
+})
+
 export const NODE_NO_LEADER = defineError<{ waitedS: number }>({
   code: 'E_NODE_NO_LEADER',
   class: 'unavailable',

@@ -4,10 +4,10 @@ import { exists } from '../platform/fs.js'
 import { createReplica } from '../replication/actions.js'
 import { chownTree, sleep, type PgNode, type ReplicationEnv } from '../replication/pg.js'
 import type { EtcdFlockStore, EtcdLeadership } from './etcd-store.js'
-import { NODE_FLOCK_LED_ELSEWHERE, NODE_NO_LEADER } from './errors.js'
+import { NODE_FLOCK_LED_ELSEWHERE, NODE_LEASE_MISMATCH, NODE_NO_LEADER } from './errors.js'
 import { postmasterRunning } from '../postgres/pidfile.js'
 import { NodeHa, startDownInstance, type NodeHaOptions } from './node-ha.js'
-import type { ClusterSettings } from './node-settings.js'
+import { leaseConflict, type ClusterSettings } from './node-settings.js'
 
 /** A running node in a kernel (`live.clusterNode`): what routes read (status, switchover). */
 export interface ClusterNodeRuntime {
@@ -40,6 +40,8 @@ export interface NodeBootOptions {
   /** `async`: this node's instance is never made the sync standby (`node join --async`). */
   standby?: 'sync' | 'async'
   ttlMs: number
+  /** The safety margin of this node's lease (cluster.json marginMs). */
+  marginMs: number
   local: PgNode
   env: ReplicationEnv
   store: EtcdFlockStore
@@ -77,9 +79,24 @@ export async function registerNode(o: Pick<NodeBootOptions, 'store' | 'node' | '
   }
 }
 
+/**
+ * Refuses a node whose lease settings would break the leader key's safety beside a node that
+ * published its own (E_NODE_LEASE_MISMATCH): checked before anything starts. A store that
+ * cannot be read is left to the boot's own handling.
+ */
+export async function checkLeaseSettings(o: Pick<NodeBootOptions, 'store' | 'node' | 'ttlMs' | 'marginMs'>): Promise<void> {
+  const topo = await o.store.topology().catch(() => undefined)
+  if (!topo) return
+  const others = await Promise.all(Object.keys(topo.nodes).filter((n) => n !== o.node).map((n) => o.store.member(n).catch(() => null)))
+  const published = others.flatMap((m) => (m && m.ttlMs !== undefined && m.marginMs !== undefined ? [{ node: m.node, ttlMs: m.ttlMs, marginMs: m.marginMs }] : []))
+  const bad = leaseConflict({ node: o.node, ttlMs: o.ttlMs, marginMs: o.marginMs }, published)
+  if (bad) throw NODE_LEASE_MISMATCH({ node: o.node, ttlMs: o.ttlMs, marginMs: o.marginMs, other: bad.node, otherTtlMs: bad.ttlMs, otherMarginMs: bad.marginMs })
+}
+
 /** Brings the local instance to a state the HA loop can take over; returns what it did. */
 export async function bootstrapNode(o: NodeBootOptions): Promise<'initialised' | 'cloned' | 'restarted' | 'fenced' | 'running'> {
   const { env, local, store, leadership } = o
+  await checkLeaseSettings(o)
   // Parents with the default mode (the Postgres OS user must traverse them), the instance
   // directory its own.
   await fsp.mkdir(path.dirname(local.instanceDir), { recursive: true })

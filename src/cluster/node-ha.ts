@@ -290,7 +290,7 @@ export class NodeHa {
     if (storeOk) {
       const after = d.action === 'keep' || d.action === 'follow' || d.action === 'wait' ? look : await this.lookLocal()
       await this.o.store
-        .putMember({ node: this.o.node, instance: this.o.local.name, role: after.state, ...(after.lsn ? { lsn: after.lsn } : {}), sentence: d.sentence, at: this.clock() })
+        .putMember({ node: this.o.node, instance: this.o.local.name, role: after.state, ...(after.lsn ? { lsn: after.lsn } : {}), sentence: d.sentence, at: this.clock(), ttlMs: this.ttlMs, marginMs: this.marginMs })
         .catch(() => undefined)
     }
     return d

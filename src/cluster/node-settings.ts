@@ -94,3 +94,20 @@ export function withNodeListen(config: MagflockConfig, s: ClusterSettings | unde
   if (!s || config.postgres.listen.includes(s.listen)) return config
   return { ...config, postgres: { ...config.postgres, listen: [...config.postgres.listen, s.listen] } }
 }
+
+/** A node's lease settings, as cluster.json holds them and its member record publishes them. */
+export interface LeaseSettings {
+  node: string
+  ttlMs: number
+  marginMs: number
+}
+
+/**
+ * The first node whose lease settings are unsafe beside `self`'s, or undefined. A taker swaps
+ * the leader key no sooner than its own lease after the last heartbeat it saw, and the holder
+ * stops writing at its own lease minus its margin: safe iff, for every ordered pair, the
+ * taker's lease ≥ the holder's lease − the holder's margin (docs/multi-host.md).
+ */
+export function leaseConflict(self: LeaseSettings, others: LeaseSettings[]): LeaseSettings | undefined {
+  return others.find((o) => o.node !== self.node && (self.ttlMs < o.ttlMs - o.marginMs || o.ttlMs < self.ttlMs - self.marginMs))
+}

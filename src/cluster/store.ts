@@ -99,6 +99,13 @@ export const MemberDoc = z.object({
   lagBytes: z.number().optional(),
   sentence: z.string().optional(),
   at: z.number(),
+  /**
+   * The node's lease and safety margin (cluster.json), published so that a node starting with
+   * settings that would break the lease's safety against it is refused (leaseConflict).
+   * Absent from records of builds before them.
+   */
+  ttlMs: z.number().optional(),
+  marginMs: z.number().optional(),
 })
 export type MemberDoc = z.infer<typeof MemberDoc>
 

@@ -232,6 +232,12 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
   it('node join: h2 clones the leader over TLS with the replication role, streams, and becomes the sync standby', async () => {
     await copySecret('postgres.superuser.password')
     await copySecret('replication.replicator.password')
+    // A lease shorter than h1's (10 s, published in its member record) minus h1's margin
+    // would let h2 take the key while h1 still writes: refused before anything starts.
+    const shortLease = await cliOn(h2, ['node', 'join', ...nodeArgs(h2).slice(0, -2), '--ttl', '3', '--json'])
+    expect([shortLease.exitCode, shortLease.json?.ok === false && shortLease.json.error.code]).toEqual([6, 'E_NODE_LEASE_MISMATCH'])
+    expect(shortLease.json?.ok === false && shortLease.json.error.hint).toContain('--ttl 10')
+    expect(existsSync(path.join(stateOf(h2), 'cluster.json'))).toBe(false)
     const joined = ok(await cliOn<StatusOutput & { node: string }>(h2, ['node', 'join', ...nodeArgs(h2), '--json']), 'node join on h2')
     expect(joined.instances.map((i) => [i.name, i.role])).toEqual([['h2_1', 'replica']])
     await waitFor('h2_1 streams from h1 over TLS', async () =>

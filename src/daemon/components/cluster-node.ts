@@ -92,6 +92,7 @@ export const clusterNodeComponent = defineComponent({
         mode: settings.mode,
         standby: settings.standby,
         ttlMs: settings.ttlMs,
+        marginMs: settings.marginMs,
         local,
         env,
         store,

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdFlockStore, EtcdLeadership, parseEndpoints } from '../../../src/cluster/etcd-store.js'
 import { FileFlockStore } from '../../../src/cluster/store.js'
 import { nodeList } from '../../../src/cluster/node-list.js'
+import { checkLeaseSettings } from '../../../src/cluster/node-boot.js'
 import { startTestEtcd, type TestEtcd } from '../../helpers/etcd.js'
 import { tempDir } from '../../helpers/tmp.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -216,6 +217,24 @@ describe('EtcdLeadership', () => {
 })
 
 describe('nodeList', () => {
+  it('refuses a node whose lease is unsafe beside the leases other nodes published (before anything starts)', async () => {
+    const s = store('lease')
+    const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code)
+    // An empty flock: nothing to compare with.
+    expect(await code(checkLeaseSettings({ store: s, node: 'c', ttlMs: 2500, marginMs: 1000 }))).toBe('ok')
+    await s.updateTopology((t) => ({ ...t, nodes: { a: { name: 'a', address: '10.0.0.1', joinedAt: 'now' }, b: { name: 'b', address: '10.0.0.2', joinedAt: 'now' } } }))
+    // a published its lease (10 s, as NodeHa does every tick); b's record is from a build before it.
+    await s.putMember({ node: 'a', instance: 'a_1', role: 'primary', at: 1, ttlMs: 10_000, marginMs: 1000 })
+    await s.putMember({ node: 'b', instance: 'b_1', role: 'replica', at: 1 })
+    expect(await code(checkLeaseSettings({ store: s, node: 'c', ttlMs: 10_000, marginMs: 1000 }))).toBe('ok')
+    expect(await code(checkLeaseSettings({ store: s, node: 'c', ttlMs: 2500, marginMs: 1000 }))).toBe('E_NODE_LEASE_MISMATCH')
+    await expect(checkLeaseSettings({ store: s, node: 'c', ttlMs: 2500, marginMs: 1000 })).rejects.toMatchObject({ hint: expect.stringContaining('--ttl 10') as string })
+    // A node is not compared with its own (older) record; b's, once published, counts.
+    expect(await code(checkLeaseSettings({ store: s, node: 'a', ttlMs: 2500, marginMs: 1000 }))).toBe('ok')
+    await s.putMember({ node: 'b', instance: 'b_1', role: 'replica', at: 2, ttlMs: 2500, marginMs: 1000 })
+    expect(await code(checkLeaseSettings({ store: s, node: 'a', ttlMs: 10_000, marginMs: 1000 }))).toBe('E_NODE_LEASE_MISMATCH')
+  })
+
   it('shows nodes, instances, published roles, lag behind the leader, the lease holder and the last failover', async () => {
     const s = store('nl')
     const l = s.leadership('a')

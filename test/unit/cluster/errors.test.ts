@@ -17,6 +17,7 @@ describe('cluster error catalog', () => {
     E_NODE_SECRETS_MISSING: { names: ['postgres.superuser.password'] },
     E_NODE_FLOCK_LED_ELSEWHERE: { leader: 'a' },
     E_NODE_NO_LEADER: { waitedS: 120 },
+    E_NODE_LEASE_MISMATCH: { node: 'c', ttlMs: 2500, marginMs: 1000, other: 'a', otherTtlMs: 10000, otherMarginMs: 1000 },
     E_NODE_SWITCHOVER_TARGET: { to: 'b_1', reason: 'it is the primary already' },
     E_NODE_SWITCHOVER_FAILED: { to: 'b_1', reason: 'no result' },
     E_NODE_REPLICA_ADD: { node: 'b' },

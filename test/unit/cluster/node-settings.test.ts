@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { clusterSettingsFile, parseNodeFlags, readClusterSettings, saveClusterSettings, withNodeListen } from '../../../src/cluster/node-settings.js'
+import { clusterSettingsFile, leaseConflict, parseNodeFlags, readClusterSettings, saveClusterSettings, withNodeListen } from '../../../src/cluster/node-settings.js'
 import { loadConfig } from '../../../src/config/load.js'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mf-node-settings-'))
@@ -52,3 +52,22 @@ describe('node settings (cluster.json): the flags of `up --etcd` and `node join`
     expect(withNodeListen(config, s).postgres.listen).toEqual([...config.postgres.listen, '10.0.0.1'])
   })
 })
+
+describe('leaseConflict: lease settings that are safe side by side', () => {
+  const n = (node: string, ttlMs: number, marginMs = 1000) => ({ node, ttlMs, marginMs })
+  it('accepts equal leases, and the former default beside the new one (2.5 s ≥ 3 s − 1 s)', () => {
+    expect(leaseConflict(n('c', 2500), [n('a', 2500), n('b', 2500)])).toBeUndefined()
+    expect(leaseConflict(n('c', 2500), [n('a', 3000)])).toBeUndefined()
+    expect(leaseConflict(n('c', 3000), [n('a', 2500)])).toBeUndefined()
+    expect(leaseConflict(n('c', 10_000), [n('a', 11_000)])).toBeUndefined()
+  })
+  it('refuses a lease shorter than another lease minus its margin, either way round; itself is no other', () => {
+    // c would take the key 2.5 s after a's last heartbeat, while a writes until 9 s after it.
+    expect(leaseConflict(n('c', 2500), [n('a', 2500), n('b', 10_000)])).toEqual(n('b', 10_000))
+    // a (2.5 s) would take c's key while c (10 s) still writes.
+    expect(leaseConflict(n('c', 10_000), [n('a', 2500)])).toEqual(n('a', 2500))
+    expect(leaseConflict(n('c', 3000, 200), [n('a', 2500, 1000)])).toEqual(n('a', 2500, 1000))
+    expect(leaseConflict(n('c', 2500), [n('c', 10_000)])).toBeUndefined()
+  })
+})
+
