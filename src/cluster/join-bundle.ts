@@ -335,6 +335,19 @@ interface Item {
   undo(): Promise<void>
 }
 
+/** The bundle's certificate matches its key and CA (E_NODE_BUNDLE_CORRUPT) and names `listen` (E_NODE_BUNDLE_LISTEN). */
+function checkBundleCert(p: BundlePayload, listen: string): void {
+  let matches: boolean
+  try {
+    matches = certMatches(p.tls.nodeCert, p.tls.nodeKey, p.tls.caCert)
+  } catch {
+    matches = false
+  }
+  if (!matches) throw NODE_BUNDLE_CORRUPT({ reason: 'its certificate is not signed by its CA or does not match its key' })
+  const certNames = describeCert(p.tls.nodeCert).sans
+  if (!certNames.includes(listen)) throw NODE_BUNDLE_LISTEN({ listen, sans: certNames })
+}
+
 /**
  * Puts the bundle's material where a joining node's kernel reads it: the node key and the
  * passwords in the secret store, ca.crt and node.crt in <state>/tls. All or nothing: every
@@ -346,15 +359,7 @@ export async function importBundle(o: { stateRoot: string; config: MagflockConfi
   const p = o.payload
   if (p.renew || !p.secrets) throw NODE_BUNDLE_KIND({ node: p.node, renew: true })
   if (o.config.flock !== p.flock) throw NODE_BUNDLE_WRONG_FLOCK({ bundle: p.flock, config: o.config.flock })
-  let matches: boolean
-  try {
-    matches = certMatches(p.tls.nodeCert, p.tls.nodeKey, p.tls.caCert)
-  } catch {
-    matches = false
-  }
-  if (!matches) throw NODE_BUNDLE_CORRUPT({ reason: 'its certificate is not signed by its CA or does not match its key' })
-  const certNames = describeCert(p.tls.nodeCert).sans
-  if (!certNames.includes(o.listen)) throw NODE_BUNDLE_LISTEN({ listen: o.listen, sans: certNames })
+  checkBundleCert(p, o.listen)
   const own = ['caFile', 'certFile', 'keyFile'].filter((k) => o.config.tls[k as 'caFile'] !== undefined)
   if (own.length > 0) throw NODE_BUNDLE_CONFLICT({ names: own.map((k) => `tls.${k} (magflock.yaml: your own certificates)`) })
 
@@ -434,15 +439,7 @@ export async function importRenewal(o: { stateRoot: string; config: MagflockConf
   const l = tlsLayout(o.stateRoot)
   const [oldKey, oldCert, oldCa] = await Promise.all([o.secrets.get(NODE_KEY_SECRET), fsp.readFile(l.nodeCert, 'utf8').catch(() => undefined), fsp.readFile(l.caCert, 'utf8').catch(() => undefined)])
   if (!oldKey || !oldCert || !oldCa) throw NODE_RENEW_NOT_JOINED({ reason: `it holds no node certificate to renew (${[...(oldKey ? [] : [NODE_KEY_SECRET]), ...(oldCert ? [] : ['tls/node.crt']), ...(oldCa ? [] : ['tls/ca.crt'])].join(', ')} missing)` })
-  let matches: boolean
-  try {
-    matches = certMatches(p.tls.nodeCert, p.tls.nodeKey, p.tls.caCert)
-  } catch {
-    matches = false
-  }
-  if (!matches) throw NODE_BUNDLE_CORRUPT({ reason: 'its certificate is not signed by its CA or does not match its key' })
-  const certNames = describeCert(p.tls.nodeCert).sans
-  if (!certNames.includes(settings.listen)) throw NODE_BUNDLE_LISTEN({ listen: settings.listen, sans: certNames })
+  checkBundleCert(p, settings.listen)
 
   const writeFile = async (abs: string, value: string) => {
     await fsp.mkdir(l.dir, { recursive: true, mode: 0o755 })
