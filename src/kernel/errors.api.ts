@@ -13,7 +13,14 @@ export const FORBIDDEN = defineError<{ role: string; route: string; allowed: rea
   class: 'permission_denied',
   area: 'api',
   message: (a) => `A ${a.role} token may not call ${a.route} (allowed: ${a.allowed.join(', ')}).`,
-  hint: () => 'Ask an admin for a token with a suitable role: `magflock token create --role operator`.',
+  // The least role that may call it (roles are listed from the most to the least privileged);
+  // a route no token role may call is an extension's (through its grants).
+  hint: (a) => {
+    const least = a.allowed.filter((r) => r !== 'extension').at(-1)
+    return least
+      ? `Ask an admin for a token with a role that may: \`magflock token create --role ${least} --name NAME\`.`
+      : 'No token role may call it: only an extension, through its own token and grants (`magflock ext grant`).'
+  },
 })
 
 export const BAD_HOST = defineError<{ host: string; header?: string }>({

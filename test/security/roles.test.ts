@@ -93,6 +93,10 @@ describe('every route × every role through the socket', { timeout: 60_000 }, ()
         if (!allowed) {
           expect(r.status, r.text).toBe(403)
           expect(codeOf(r)).toBe('E_FORBIDDEN')
+          // The hint names a role that may call it (or says that none may: an extension's route).
+          const hint = (JSON.parse(r.text) as { error?: { hint?: string } }).error?.hint ?? ''
+          if (def.roles.length === 0) expect(hint).toContain('only an extension')
+          else expect(def.roles.some((ok) => hint.includes(`--role ${ok} `)), hint).toBe(true)
           denied.push({ id: def.id, role })
           return
         }
