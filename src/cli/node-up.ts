@@ -33,14 +33,20 @@ export async function prepareNode(layout: StateLayout, flags: NodeFlags, bootstr
 
 /**
  * Starts the kernel of a node; when the settings were recorded by this very command and the
- * kernel did not come up (no certificates, a flock led elsewhere, missing secrets), they are
- * removed again: bad input leaves the state directory as it was.
+ * kernel did not come up (no certificates, a flock led elsewhere, missing secrets, a lease
+ * unsafe beside the flock's), they are removed again, and `undo` takes back what else the
+ * command brought in (a join bundle's material) unless a kernel runs after all (a start that
+ * timed out): bad input leaves the state directory as it was.
  */
-export async function launchNode<T>(layout: StateLayout, prepared: { created: boolean } | undefined, launch: () => Promise<T>): Promise<T> {
+export async function launchNode<T>(layout: StateLayout, prepared: { created: boolean } | undefined, launch: () => Promise<T>, undo?: () => Promise<void>): Promise<T> {
   try {
     return await launch()
   } catch (err) {
-    if (prepared?.created) await fsp.rm(clusterSettingsFile(layout.root), { force: true })
+    if (prepared?.created) {
+      await fsp.rm(clusterSettingsFile(layout.root), { force: true })
+      const live = await kernelLiveness(layout).catch(() => ({ state: 'absent' as const }))
+      if (undo && live.state !== 'running') await undo().catch(() => undefined)
+    }
     throw err
   }
 }

@@ -409,6 +409,21 @@ export async function importBundle(o: { stateRoot: string; config: MagflockConfi
   return { imported: todo.map((i) => i.name), unchanged: items.filter((_, n) => current[n] !== undefined).map((i) => i.name) }
 }
 
+/**
+ * Takes back what `importBundle` wrote (its `imported` list; values that were already there
+ * stay): a join whose kernel did not come up leaves the state directory as it found it.
+ */
+export async function undoBundleImport(o: { stateRoot: string; secrets: Pick<SecretStore, 'delete'>; imported: BundleImport }): Promise<void> {
+  const l = tlsLayout(o.stateRoot)
+  const files: Record<string, string> = { 'tls/node.crt': l.nodeCert, 'tls/ca.crt': l.caCert }
+  // Certificates first (the reverse of the import), so no certificate is left without its key.
+  for (const name of [...o.imported.imported].reverse()) {
+    const file = files[name]
+    if (file) await fsp.rm(file, { force: true })
+    else await o.secrets.delete(name)
+  }
+}
+
 export interface RenewalImport {
   node: string
   /** Secret names and files (relative to the state directory) replaced. */

@@ -406,6 +406,13 @@ describe('the kernel as a node of a multi-host flock (etcd, TLS, network namespa
     expect(existsSync(path.join(stateOf(h3), 'cluster.json'))).toBe(false)
     expect(existsSync(path.join(stateOf(h3), 'tls', 'node.crt'))).toBe(false)
     await waitFor(`${other.name}_1 recorded as the sync standby`, async () => JSON.parse(etcdGet('status') || '{}').syncStandby === `${other.name}_1`, 60_000, 200)
+    // A lease unsafe beside the flock's (3 s against 10 s) is refused when the kernel starts,
+    // after the import: the import is taken back with the settings, nothing is left.
+    const shortLease = await cliOn(h3, [...joinArgs, '--code', inv.code, '--ttl', '3', '--async', '--json'])
+    expect([shortLease.exitCode, shortLease.json?.ok === false && shortLease.json.error.code]).toEqual([6, 'E_NODE_LEASE_MISMATCH'])
+    expect(existsSync(path.join(stateOf(h3), 'cluster.json'))).toBe(false)
+    expect(existsSync(path.join(stateOf(h3), 'tls', 'node.crt'))).toBe(false)
+    expect(ok(await cliOn<{ secrets: Array<{ name: string }> }>(h3, ['secrets', 'list', '--json']), 'secrets list on h3').secrets).toEqual([])
     // --etcd, --node and the lease TTL come from the bundle.
     const joined = ok(await cliOn<NodeJoinResult & { started: true }>(h3, [...joinArgs, '--code', inv.code, '--async', '--json']), 'node join --bundle --async on h3')
     expect(joined.bundle?.imported.sort()).toEqual(['postgres.superuser.password', 'replication.replicator.password', 'tls.node.key', 'tls/ca.crt', 'tls/node.crt'])

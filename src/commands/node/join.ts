@@ -4,7 +4,7 @@ import { MagflockCommand } from '../../cli/base-command.js'
 import { renderStatus } from '../../cli/render.js'
 import { status, type StatusOutput } from '../../api/core.js'
 import { NODE_BUNDLE_CODE_MISSING } from '../../cluster/errors.js'
-import { checkBundleFor, importBundle, openBundle, readBundleFile, type BundleImport, type BundlePayload } from '../../cluster/join-bundle.js'
+import { checkBundleFor, importBundle, openBundle, readBundleFile, undoBundleImport, type BundleImport, type BundlePayload } from '../../cluster/join-bundle.js'
 import { parseNodeFlags } from '../../cluster/node-settings.js'
 import { effectiveEnv, envFlag } from '../../config/flags.js'
 import { loadConfig } from '../../config/load.js'
@@ -92,10 +92,20 @@ export default class NodeJoin extends MagflockCommand<NodeJoinResult> {
     const prepared = await prepareNode(layout, node, 'replica', flags.async ? 'async' : flags.sync ? 'sync' : undefined)
     let imported: BundleImport | null = null
     this.progressLine(payload ? 'Importing the join bundle, starting the node kernel and cloning the leader…' : 'Starting the node kernel and cloning the leader…')
-    const ensured = await launchNode(layout, prepared, async () => {
-      if (payload) imported = await bundleInto(payload)
-      return ensureKernel(layout, { projectDir: process.cwd(), env: effectiveEnv(flags.env) })
-    })
+    const ensured = await launchNode(
+      layout,
+      prepared,
+      async () => {
+        if (payload) imported = await bundleInto(payload)
+        return ensureKernel(layout, { projectDir: process.cwd(), env: effectiveEnv(flags.env) })
+      },
+      // The node did not come up (a lease unsafe beside the flock's, no leader to clone…): what
+      // this command imported goes again, as its settings do.
+      async () => {
+        const done: BundleImport | null = imported
+        if (done) await undoBundleImport({ stateRoot: layout.root, secrets: await openSecretStore({ layout }), imported: done })
+      },
+    )
     const s = await this.kernel().call(status, {})
     const name = prepared?.settings.node ?? node.node ?? ''
     this.log(`Node ${name} ${ensured.launched ? 'joined the flock' : 'is up (kernel already running)'}.`)

@@ -8,6 +8,7 @@ import {
   importBundle,
   importRenewal,
   normalizeJoinCode,
+  undoBundleImport,
   openBundle,
   parseBundle,
   writeBundleFile,
@@ -260,6 +261,21 @@ describe('import on the joining host: all or nothing', () => {
     const otherKey = (await openBundle(parseBundle(other.bundle), other.code)).tls.nodeKey
     expect(await codeOf(importBundle({ stateRoot: root, config, secrets: store, payload: { ...payload, tls: { ...payload.tls, nodeKey: otherKey } }, listen: '10.0.0.2' }))).toBe('E_NODE_BUNDLE_CORRUPT')
     await nothingIn(root)
+  })
+
+  it('undoBundleImport takes back what the import wrote (a join whose kernel did not come up), not what was there', async () => {
+    const root = fresh('b6')
+    const store = await storeOf(root)
+    await store.set('postgres.superuser.password', SU) // already here, equal: "unchanged"
+    const r = await importBundle({ stateRoot: root, config, secrets: store, payload, listen: '10.0.0.2' })
+    expect(r.unchanged).toEqual(['postgres.superuser.password'])
+    await undoBundleImport({ stateRoot: root, secrets: store, imported: r })
+    expect(await store.get('postgres.superuser.password')).toBe(SU)
+    for (const n of ['tls.node.key', 'replication.replicator.password']) expect(await store.get(n), n).toBeUndefined()
+    expect(existsSync(path.join(root, 'tls', 'node.crt'))).toBe(false)
+    expect(existsSync(path.join(root, 'tls', 'ca.crt'))).toBe(false)
+    // The same bundle imports again afterwards.
+    expect((await importBundle({ stateRoot: root, config, secrets: store, payload, listen: '10.0.0.2' })).imported.length).toBe(4)
   })
 
   it('a write that fails undoes the writes before it', async () => {
