@@ -44,8 +44,7 @@ export async function launchNode<T>(layout: StateLayout, prepared: { created: bo
   } catch (err) {
     if (prepared?.created) {
       await fsp.rm(clusterSettingsFile(layout.root), { force: true })
-      const live = await kernelLiveness(layout).catch(() => ({ state: 'absent' as const }))
-      if (undo && live.state !== 'running') await undo().catch(() => undefined)
+      if (undo && (await kernelLiveness(layout).catch(() => ({ state: 'absent' as const }))).state !== 'running') await undo().catch(() => undefined)
     }
     throw err
   }

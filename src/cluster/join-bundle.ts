@@ -335,6 +335,31 @@ interface Item {
   undo(): Promise<void>
 }
 
+/** The certificate files a bundle brings: the name its import reports → their place in tlsLayout. */
+const TLS_FILES = { 'tls/node.crt': 'nodeCert', 'tls/ca.crt': 'caCert' } as const
+type TlsFileName = keyof typeof TLS_FILES
+
+/** Writes a certificate where the kernel reads it (<state>/tls, 0644). */
+async function writeTlsFile(stateRoot: string, name: TlsFileName, value: string): Promise<void> {
+  const l = tlsLayout(stateRoot)
+  await fsp.mkdir(l.dir, { recursive: true, mode: 0o755 })
+  await writeFileAtomic(l[TLS_FILES[name]], value, { mode: 0o644 })
+}
+
+/** Runs the steps in order; when one fails, undoes those done (the last first) and rethrows. */
+async function allOrNothing(steps: Array<{ write(): Promise<unknown>; undo(): Promise<unknown> }>): Promise<void> {
+  const done: typeof steps = []
+  try {
+    for (const step of steps) {
+      await step.write()
+      done.push(step)
+    }
+  } catch (err) {
+    for (const step of done.reverse()) await step.undo().catch(() => undefined)
+    throw err
+  }
+}
+
 /** The bundle's certificate matches its key and CA (E_NODE_BUNDLE_CORRUPT) and names `listen` (E_NODE_BUNDLE_LISTEN). */
 function checkBundleCert(p: BundlePayload, listen: string): void {
   let matches: boolean
@@ -373,15 +398,12 @@ export async function importBundle(o: { stateRoot: string; config: MagflockConfi
       await o.secrets.delete(name)
     },
   })
-  const file = (name: string, abs: string, value: string): Item => ({
+  const file = (name: TlsFileName, value: string): Item => ({
     name,
     value,
-    read: () => fsp.readFile(abs, 'utf8').catch(() => undefined),
-    write: async () => {
-      await fsp.mkdir(l.dir, { recursive: true, mode: 0o755 })
-      await writeFileAtomic(abs, value, { mode: 0o644 })
-    },
-    undo: () => fsp.rm(abs, { force: true }),
+    read: () => fsp.readFile(l[TLS_FILES[name]], 'utf8').catch(() => undefined),
+    write: () => writeTlsFile(o.stateRoot, name, value),
+    undo: () => fsp.rm(l[TLS_FILES[name]], { force: true }),
   })
   // Keys and passwords first, certificates last: a certificate on disk without its key would
   // make the kernel fail with E_TLS_KEY_MISSING instead of "no certificates".
@@ -389,23 +411,14 @@ export async function importBundle(o: { stateRoot: string; config: MagflockConfi
     secret(NODE_KEY_SECRET, p.tls.nodeKey),
     secret(SUPERUSER_SECRET, p.secrets.superuser),
     secret(REPLICATOR_SECRET, p.secrets.replicator),
-    file('tls/node.crt', l.nodeCert, p.tls.nodeCert),
-    file('tls/ca.crt', l.caCert, p.tls.caCert),
+    file('tls/node.crt', p.tls.nodeCert),
+    file('tls/ca.crt', p.tls.caCert),
   ]
   const current = await Promise.all(items.map((i) => i.read()))
   const conflicts = items.filter((i, n) => current[n] !== undefined && current[n] !== i.value).map((i) => i.name)
   if (conflicts.length > 0) throw NODE_BUNDLE_CONFLICT({ names: conflicts })
   const todo = items.filter((_, n) => current[n] === undefined)
-  const done: Item[] = []
-  try {
-    for (const i of todo) {
-      await i.write()
-      done.push(i)
-    }
-  } catch (err) {
-    for (const i of done.reverse()) await i.undo().catch(() => undefined)
-    throw err
-  }
+  await allOrNothing(todo)
   return { imported: todo.map((i) => i.name), unchanged: items.filter((_, n) => current[n] !== undefined).map((i) => i.name) }
 }
 
@@ -415,11 +428,9 @@ export async function importBundle(o: { stateRoot: string; config: MagflockConfi
  */
 export async function undoBundleImport(o: { stateRoot: string; secrets: Pick<SecretStore, 'delete'>; imported: BundleImport }): Promise<void> {
   const l = tlsLayout(o.stateRoot)
-  const files: Record<string, string> = { 'tls/node.crt': l.nodeCert, 'tls/ca.crt': l.caCert }
   // Certificates first (the reverse of the import), so no certificate is left without its key.
   for (const name of [...o.imported.imported].reverse()) {
-    const file = files[name]
-    if (file) await fsp.rm(file, { force: true })
+    if (name in TLS_FILES) await fsp.rm(l[TLS_FILES[name as TlsFileName]], { force: true })
     else await o.secrets.delete(name)
   }
 }
@@ -456,26 +467,13 @@ export async function importRenewal(o: { stateRoot: string; config: MagflockConf
   if (!oldKey || !oldCert || !oldCa) throw NODE_RENEW_NOT_JOINED({ reason: `it holds no node certificate to renew (${[...(oldKey ? [] : [NODE_KEY_SECRET]), ...(oldCert ? [] : ['tls/node.crt']), ...(oldCa ? [] : ['tls/ca.crt'])].join(', ')} missing)` })
   checkBundleCert(p, settings.listen)
 
-  const writeFile = async (abs: string, value: string) => {
-    await fsp.mkdir(l.dir, { recursive: true, mode: 0o755 })
-    await writeFileAtomic(abs, value, { mode: 0o644 })
-  }
   const items = [
-    { name: 'tls/ca.crt', old: oldCa, value: p.tls.caCert, write: (v: string) => writeFile(l.caCert, v) },
-    { name: 'tls/node.crt', old: oldCert, value: p.tls.nodeCert, write: (v: string) => writeFile(l.nodeCert, v) },
-    { name: NODE_KEY_SECRET, old: oldKey, value: p.tls.nodeKey, write: (v: string) => o.secrets.set(NODE_KEY_SECRET, v) },
+    { name: 'tls/ca.crt', old: oldCa, value: p.tls.caCert, put: (v: string) => writeTlsFile(o.stateRoot, 'tls/ca.crt', v) },
+    { name: 'tls/node.crt', old: oldCert, value: p.tls.nodeCert, put: (v: string) => writeTlsFile(o.stateRoot, 'tls/node.crt', v) },
+    { name: NODE_KEY_SECRET, old: oldKey, value: p.tls.nodeKey, put: (v: string) => o.secrets.set(NODE_KEY_SECRET, v) },
   ]
   const todo = items.filter((i) => i.old !== i.value)
-  const done: typeof items = []
-  try {
-    for (const i of todo) {
-      await i.write(i.value)
-      done.push(i)
-    }
-  } catch (err) {
-    for (const i of done.reverse()) await i.write(i.old).catch(() => undefined)
-    throw err
-  }
+  await allOrNothing(todo.map((i) => ({ write: () => i.put(i.value), undo: () => i.put(i.old) })))
   return { node: p.node, replaced: todo.map((i) => i.name), unchanged: items.filter((i) => i.old === i.value).map((i) => i.name), caReplaced: oldCa !== p.tls.caCert }
 }
 
