@@ -34,6 +34,13 @@ export class FrameLog {
   /** The last view handed out: readers at the same position get the same Buffer object. */
   private view: { chunk: Chunk; start: number; end: number; buf: Buffer } | undefined
 
+  /**
+   * @param beforeNewChunk called when the last chunk is full and a new one is about to start,
+   *   while every byte appended so far is still in the chunks readers hold: the hub writes
+   *   readers with much of the full chunk unsent now, from that chunk alone (a view, no copy).
+   */
+  constructor(private readonly beforeNewChunk?: () => void) {}
+
   /** Bytes ever appended. */
   get end(): number {
     return this.tail.base + this.tail.used
@@ -42,11 +49,6 @@ export class FrameLog {
   /** A cursor at the end of the log (a reader joining now gets what is appended from now on). */
   cursor(): Cursor {
     return { chunk: this.tail, off: this.tail.used }
-  }
-
-  /** Whether `bytes` more bytes would start a new chunk (readers of this one can be written first). */
-  spills(bytes: number): boolean {
-    return this.tail.used + bytes > this.tail.buf.length
   }
 
   append(frame: Buffer): void {
@@ -61,7 +63,10 @@ export class FrameLog {
    */
   appendText(prefix: Buffer, body: string, suffix: Buffer): number {
     // UTF-8 takes at most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes).
-    const max = prefix.length + body.length * 3 + suffix.length
+    // When that bound does not fit what is left of the chunk, the exact length (a scan of the
+    // body) is reserved instead, so a big body takes a chunk of its size, not three times it.
+    let max = prefix.length + body.length * 3 + suffix.length
+    if (this.tail.used + frameHead(max) + max > this.tail.buf.length) max = prefix.length + Buffer.byteLength(body) + suffix.length
     const head = frameHead(max)
     const t = this.room(head + max)
     const buf = t.buf
@@ -85,6 +90,7 @@ export class FrameLog {
   private room(bytes: number): Chunk {
     const t = this.tail
     if (t.used + bytes <= t.buf.length) return t
+    if (t.used > 0) this.beforeNewChunk?.()
     // A chunk about twice what the last one took, so a busy feed writes from few chunks.
     const size = Math.max(bytes, this.nextSize)
     this.nextSize = Math.min(MAX_CHUNK, size * 2)

@@ -710,8 +710,8 @@ export class Hub {
     const key = `${m.client.vsn}\u0000${m.joinRef}\u0000${m.topic}\u0000${m.bindings.map((b) => b.id).join(',')}`
     let f = this.feeds.get(key)
     if (!f) {
-      f = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(), waiting: [], prefix: undefined, prefixKeys: undefined, active: false }
-      this.feeds.set(key, f)
+      const nf: Feed = { key, vsn: m.client.vsn, joinRef: m.joinRef, topic: m.topic, bindings: m.bindings, members: new Set(), groups: new Map(), log: new FrameLog(() => this.writeFullChunk(nf)), waiting: [], prefix: undefined, prefixKeys: undefined, active: false }
+      this.feeds.set(key, (f = nf))
     }
     f.members.add(m)
     groupIn(f, m)
@@ -742,29 +742,26 @@ export class Hub {
    * unless the socket already holds more than the cap.
    */
   private appendFeed(f: Feed, frame: Buffer): void {
-    this.beforeAppend(f, frame.length)
     f.log.append(frame)
-    this.afterAppend(f, frame.length)
+    this.queueReaders(f, frame.length)
   }
 
   /** appendFeed of the frame prefix + body + suffix, the body encoded straight into the log. */
   private appendFeedText(f: Feed, prefix: Buffer, body: string, suffix: Buffer): void {
-    this.beforeAppend(f, 10 + prefix.length + body.length * 3 + suffix.length)
-    this.afterAppend(f, f.log.appendText(prefix, body, suffix))
+    this.queueReaders(f, f.log.appendText(prefix, body, suffix))
   }
 
   /**
-   * When a frame of up to `bytes` starts a new chunk of the log (a long run of changes decoded
-   * in one turn: a big transaction), members with 16 KiB or more of the full chunk unsent are
-   * written now, from that chunk alone (a view of it, no copy), instead of at the next slice
-   * from several chunks joined.
+   * The feed's log starts a new chunk (a long run of changes decoded in one turn: a big
+   * transaction): members with 16 KiB or more of the full chunk unsent are written now, from
+   * that chunk alone (a view of it, no copy), instead of at the next slice from several chunks
+   * joined.
    */
-  private beforeAppend(f: Feed, bytes: number): void {
-    if (!f.log.spills(bytes)) return
+  private writeFullChunk(f: Feed): void {
     for (const m of f.members) if (f.log.pending(m.cursor!) >= SPILL_FLUSH_BYTES) this.flushClient(m.client)
   }
 
-  private afterAppend(f: Feed, frameBytes: number): void {
+  private queueReaders(f: Feed, frameBytes: number): void {
     f.active = true
     if (f.waiting.length === 0) return
     for (const m of f.waiting) {
@@ -1177,7 +1174,7 @@ function joinFrame(prefix: Buffer, body: Buffer, suffix: Buffer): Buffer {
 export const KEYS_ONLY = '\u0000keys'
 
 const FLUSH_BYTES = 64 * 1024
-/** Unsent bytes of a feed's full chunk that are written when the next chunk starts (see beforeAppend). */
+/** Unsent bytes of a feed's full chunk that are written when the next chunk starts (see writeFullChunk). */
 const SPILL_FLUSH_BYTES = 16 * 1024
 /** Clients per native write batch (a power of 2: the slice checks its time every BATCH clients). */
 const BATCH = 16

@@ -79,4 +79,30 @@ describe('realtime feed log', () => {
     }
     expect(log.take(r)!.equals(expected)).toBe(true)
   })
+
+  it('reserves a big body by its length (a chunk its size, not three times it) and says when a full chunk is left behind', () => {
+    let full = 0
+    const log = new FrameLog(() => {
+      // Called before the new chunk starts: what was appended is still there for readers.
+      expect(log.pending(r)).toBe(log.end)
+      full++
+    })
+    const r = log.cursor()
+    const prefix = Buffer.from('[null,null,"realtime:t","postgres_changes",{"ids":[1],"data":')
+    const suffix = Buffer.from('}]')
+    const body = 'x'.repeat(30_000)
+    const want = textFrame(`${prefix.toString()}${body}${suffix.toString()}`)
+    log.appendText(prefix, body, suffix)
+    // The bound (3 bytes a character) would have taken a 90 KB chunk for this one frame.
+    expect(log.capacity).toBe(want.length)
+    expect(full).toBe(0)
+    log.appendText(prefix, body, suffix)
+    expect(full).toBe(1)
+    // The next chunk is twice the last one: the third frame fits beside the second.
+    log.appendText(prefix, body, suffix)
+    expect(full).toBe(1)
+    expect(log.capacity).toBe(2 * want.length)
+    expect(log.take(r)!.equals(Buffer.concat([want, want, want]))).toBe(true)
+  })
 })
+
