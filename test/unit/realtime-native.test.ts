@@ -209,9 +209,10 @@ describe('realtime hub with the native writer', () => {
     for (let i = 0; i < 100 && short.clients.some((c) => c.ids.length < 1); i++) await sleep(10)
     for (const c of short.clients) expect(c.ids).toEqual([1])
     expect(yields.length).toBe(2)
-    // A default slice writes them all at once: nothing is pending, nothing to yield to.
+    // A slice long enough for all 40 (the default 0.5 ms is, on a machine that is not loaded)
+    // writes them at once: nothing is pending, nothing to yield to.
     let yielded = 0
-    const whole = await hubWithClients(40, { writes: native.writes, yieldCpu: () => yielded++ })
+    const whole = await hubWithClients(40, { writes: native.writes, flushSliceMs: 10_000, yieldCpu: () => yielded++ })
     whole.hub.deliver(whole.insert(2, 'b'))
     for (let i = 0; i < 100 && whole.clients.some((c) => c.ids.length < 1); i++) await sleep(10)
     for (const c of whole.clients) expect(c.ids).toEqual([2])
@@ -260,10 +261,11 @@ describe('realtime hub with the native writer', () => {
       if (id % 10 === 0) await sleep(1)
     }
     ;(slow.ws as unknown as { _socket: net.Socket })._socket.resume()
-    for (let i = 0; i < 300 && slow.closed === undefined; i++) await sleep(10)
+    // Waits of up to 10 s: 18 MB to two readers on a loaded machine (the whole suite beside it).
+    for (let i = 0; i < 1000 && slow.closed === undefined; i++) await sleep(10)
     expect([1008, 1006]).toContain(slow.closed)
     expect(hub.status().clients).toBe(2)
-    for (let i = 0; i < 300 && clients[1]!.ids.length < 600; i++) await sleep(10)
+    for (let i = 0; i < 1000 && clients[1]!.ids.length < 600; i++) await sleep(10)
     expect(clients[1]!.ids.length).toBe(600)
     expect(clients[2]!.ids).toEqual(clients[1]!.ids)
   })
